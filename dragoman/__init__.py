@@ -1,0 +1,1 @@
+"""Dragoman: the Anthropic Messages API on OpenAI and OpenAI-compatible upstreams."""

@@ -1,0 +1,59 @@
+"""Errors as values: each carries the HTTP status and Anthropic error type the server answers with."""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """An error a client should see, in Anthropic's shape: status, error type and an actionable message."""
+
+    status: int = 500
+    error_type: str = "api_error"
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+
+class InvalidRequest(GatewayError):
+    status = 400
+    error_type = "invalid_request_error"
+
+
+class AuthenticationFailed(GatewayError):
+    status = 401
+    error_type = "authentication_error"
+
+
+class PermissionDenied(GatewayError):
+    status = 403
+    error_type = "permission_error"
+
+
+class NotFound(GatewayError):
+    status = 404
+    error_type = "not_found_error"
+
+
+class RequestTooLarge(GatewayError):
+    status = 413
+    error_type = "request_too_large"
+
+
+class RateLimited(GatewayError):
+    status = 429
+    error_type = "rate_limit_error"
+
+
+class ApiError(GatewayError):
+    status = 500
+    error_type = "api_error"
+
+
+class Overloaded(GatewayError):
+    status = 529
+    error_type = "overloaded_error"
+
+
+class ConfigError(Exception):
+    """A config file problem, located: the message names the file and line."""

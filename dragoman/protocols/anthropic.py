@@ -1,0 +1,266 @@
+"""Anthropic Messages API wire shapes: requests, responses, stream events and errors.
+
+Claude Code adds fields, block types and betas with each release, so every struct here ignores unknown
+fields, and content blocks are one struct with optional fields rather than a tagged union: a tagged union
+would reject a block type we have not met yet, and a request must never fail on what we do not know.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+import msgspec
+
+
+class CacheControl(msgspec.Struct, omit_defaults=True):
+    type: str = "ephemeral"
+    ttl: str | None = None
+
+
+class Source(msgspec.Struct, omit_defaults=True):
+    """The `source` of an image or document block: base64 data, a URL, plain text, or a file id."""
+
+    type: str
+    media_type: str | None = None
+    data: str | None = None
+    url: str | None = None
+    file_id: str | None = None
+    content: Union[str, list["ContentBlock"], None] = None  # document source of type "content"
+
+
+class ContentBlock(msgspec.Struct, omit_defaults=True):
+    """Any content block. `type` says which fields apply:
+
+    text(text) · image(source) · document(source, title, context) · tool_use(id, name, input) ·
+    tool_result(tool_use_id, content, is_error) · thinking(thinking, signature) · redacted_thinking(data) ·
+    tool_reference(tool_name) · server_tool_use / *_tool_result and anything newer (ignored upstream).
+    """
+
+    type: str
+    text: str | None = None
+    source: Source | None = None
+    title: str | None = None
+    context: str | None = None
+    id: str | None = None
+    name: str | None = None
+    input: Any = None
+    tool_use_id: str | None = None
+    content: Union[str, list["ContentBlock"], None] = None
+    is_error: bool | None = None
+    thinking: str | None = None
+    signature: str | None = None
+    data: str | None = None
+    tool_name: str | None = None
+    cache_control: CacheControl | None = None
+
+
+class Message(msgspec.Struct, omit_defaults=True):
+    role: str  # user | assistant | system (Claude Code >= 2.1 sends system messages mid-conversation)
+    content: Union[str, list[ContentBlock]]
+
+
+class Tool(msgspec.Struct, omit_defaults=True):
+    """A client tool ({name, description, input_schema}) or a server tool (a dated `type`, e.g. web_search_20250305)."""
+
+    name: str
+    type: str | None = None
+    description: str | None = None
+    input_schema: dict[str, Any] | None = None
+    defer_loading: bool | None = None
+    cache_control: CacheControl | None = None
+
+
+class ToolChoice(msgspec.Struct, omit_defaults=True):
+    type: str  # auto | any | tool | none
+    name: str | None = None
+    disable_parallel_tool_use: bool | None = None
+
+
+class Thinking(msgspec.Struct, omit_defaults=True):
+    type: str  # enabled | disabled | adaptive
+    budget_tokens: int | None = None
+    display: str | None = None
+
+
+class OutputConfig(msgspec.Struct, omit_defaults=True):
+    effort: str | None = None  # low | medium | high | max
+
+
+class Metadata(msgspec.Struct, omit_defaults=True):
+    user_id: str | None = None
+
+
+class MessagesRequest(msgspec.Struct, omit_defaults=True):
+    """POST /v1/messages. Unknown top-level fields (context_management, betas to come) are ignored."""
+
+    model: str
+    messages: list[Message]
+    max_tokens: int
+    system: Union[str, list[ContentBlock], None] = None
+    tools: list[Tool] | None = None
+    tool_choice: ToolChoice | None = None
+    stream: bool = False
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    stop_sequences: list[str] | None = None
+    thinking: Thinking | None = None
+    output_config: OutputConfig | None = None
+    metadata: Metadata | None = None
+
+
+class CountTokensRequest(msgspec.Struct, omit_defaults=True):
+    """POST /v1/messages/count_tokens: a Messages request without max_tokens."""
+
+    model: str
+    messages: list[Message]
+    system: Union[str, list[ContentBlock], None] = None
+    tools: list[Tool] | None = None
+    tool_choice: ToolChoice | None = None
+    thinking: Thinking | None = None
+
+
+# ---- responses -------------------------------------------------------------------------------------------
+
+
+class Usage(msgspec.Struct):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+
+
+class TextOut(msgspec.Struct, tag_field="type", tag="text"):
+    text: str
+
+
+class ThinkingOut(msgspec.Struct, tag_field="type", tag="thinking"):
+    thinking: str
+    signature: str = ""
+
+
+class ToolUseOut(msgspec.Struct, tag_field="type", tag="tool_use"):
+    id: str
+    name: str
+    input: Any
+
+
+OutBlock = Union[TextOut, ThinkingOut, ToolUseOut]
+
+
+class MessagesResponse(msgspec.Struct, tag_field="type", tag="message"):
+    id: str
+    model: str
+    content: list[OutBlock]
+    stop_reason: str | None
+    stop_sequence: str | None
+    usage: Usage
+    role: str = "assistant"
+
+
+# ---- stream events ---------------------------------------------------------------------------------------
+
+
+class MessageStartBody(msgspec.Struct, tag_field="type", tag="message"):
+    id: str
+    model: str
+    usage: Usage
+    role: str = "assistant"
+    content: list[OutBlock] = []
+    stop_reason: str | None = None
+    stop_sequence: str | None = None
+
+
+class MessageStart(msgspec.Struct, tag_field="type", tag="message_start"):
+    message: MessageStartBody
+
+
+class Ping(msgspec.Struct, tag_field="type", tag="ping"):
+    pass
+
+
+class ContentBlockStart(msgspec.Struct, tag_field="type", tag="content_block_start"):
+    index: int
+    content_block: OutBlock
+
+
+class TextDelta(msgspec.Struct, tag_field="type", tag="text_delta"):
+    text: str
+
+
+class ThinkingDelta(msgspec.Struct, tag_field="type", tag="thinking_delta"):
+    thinking: str
+
+
+class SignatureDelta(msgspec.Struct, tag_field="type", tag="signature_delta"):
+    signature: str
+
+
+class InputJsonDelta(msgspec.Struct, tag_field="type", tag="input_json_delta"):
+    partial_json: str
+
+
+Delta = Union[TextDelta, ThinkingDelta, SignatureDelta, InputJsonDelta]
+
+
+class ContentBlockDelta(msgspec.Struct, tag_field="type", tag="content_block_delta"):
+    index: int
+    delta: Delta
+
+
+class ContentBlockStop(msgspec.Struct, tag_field="type", tag="content_block_stop"):
+    index: int
+
+
+class MessageDeltaBody(msgspec.Struct):
+    stop_reason: str | None
+    stop_sequence: str | None = None
+
+
+class MessageDeltaUsage(msgspec.Struct):
+    output_tokens: int
+    input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+
+
+class MessageDelta(msgspec.Struct, tag_field="type", tag="message_delta"):
+    delta: MessageDeltaBody
+    usage: MessageDeltaUsage
+
+
+class MessageStop(msgspec.Struct, tag_field="type", tag="message_stop"):
+    pass
+
+
+class ErrorBody(msgspec.Struct):
+    type: str
+    message: str
+
+
+class Error(msgspec.Struct, tag_field="type", tag="error"):
+    """Both the HTTP error body and the stream `error` event."""
+
+    error: ErrorBody
+
+
+StreamEvent = Union[
+    MessageStart, Ping, ContentBlockStart, ContentBlockDelta, ContentBlockStop, MessageDelta, MessageStop, Error
+]
+
+
+class ModelInfo(msgspec.Struct, tag_field="type", tag="model"):
+    id: str
+    display_name: str
+    created_at: str = "2025-01-01T00:00:00Z"
+
+
+class ModelList(msgspec.Struct):
+    data: list[ModelInfo]
+    has_more: bool = False
+    first_id: str | None = None
+    last_id: str | None = None
+
+
+class TokenCount(msgspec.Struct):
+    input_tokens: int

@@ -1,0 +1,200 @@
+"""OpenAI Chat Completions wire shapes: requests, responses, stream chunks and errors.
+
+Request structs omit defaults so the upstream receives no null it never asked for; many OpenAI-compatible
+servers reject unknown or null fields. Response structs ignore unknown fields: every server adds its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+import msgspec
+
+# ---- request ---------------------------------------------------------------------------------------------
+
+
+class ImageUrl(msgspec.Struct, omit_defaults=True):
+    url: str
+
+
+class FileData(msgspec.Struct, omit_defaults=True):
+    filename: str | None = None
+    file_data: str | None = None
+    file_id: str | None = None
+
+
+class TextPart(msgspec.Struct, tag_field="type", tag="text"):
+    text: str
+
+
+class ImagePart(msgspec.Struct, tag_field="type", tag="image_url"):
+    image_url: ImageUrl
+
+
+class FilePart(msgspec.Struct, tag_field="type", tag="file"):
+    file: FileData
+
+
+ContentPart = Union[TextPart, ImagePart, FilePart]
+
+
+class FunctionCall(msgspec.Struct):
+    name: str
+    arguments: str
+
+
+class ToolCall(msgspec.Struct, tag_field="type", tag="function"):
+    id: str
+    function: FunctionCall
+
+
+class ChatMessage(msgspec.Struct, omit_defaults=True):
+    role: str  # system | developer | user | assistant | tool
+    # Assistant messages that only call tools carry content null; OpenAI accepts null there, not "".
+    content: Union[str, list[ContentPart], None] = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+
+
+class FunctionDef(msgspec.Struct, omit_defaults=True):
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class ToolDef(msgspec.Struct, tag_field="type", tag="function"):
+    function: FunctionDef
+
+
+class NamedFunction(msgspec.Struct):
+    name: str
+
+
+class NamedToolChoice(msgspec.Struct, tag_field="type", tag="function"):
+    function: NamedFunction
+
+
+class StreamOptions(msgspec.Struct):
+    include_usage: bool = True
+
+
+class ChatRequest(msgspec.Struct, omit_defaults=True):
+    model: str
+    messages: list[ChatMessage]
+    max_completion_tokens: int | None = None
+    max_tokens: int | None = None  # older OpenAI-compatible servers only know this one
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    tools: list[ToolDef] | None = None
+    tool_choice: Union[str, NamedToolChoice, None] = None
+    parallel_tool_calls: bool | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: list[str] | None = None
+    reasoning_effort: str | None = None
+    user: str | None = None
+    safety_identifier: str | None = None
+    prompt_cache_key: str | None = None
+
+
+# ---- response --------------------------------------------------------------------------------------------
+
+
+class PromptTokensDetails(msgspec.Struct):
+    cached_tokens: int | None = None
+
+
+class CompletionTokensDetails(msgspec.Struct):
+    reasoning_tokens: int | None = None
+
+
+class ChatUsage(msgspec.Struct):
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+    prompt_tokens_details: PromptTokensDetails | None = None
+    completion_tokens_details: CompletionTokensDetails | None = None
+
+
+class ResponseFunctionCall(msgspec.Struct):
+    name: str | None = None
+    arguments: Any = None  # a JSON string per spec; some servers send an object
+
+
+class ResponseToolCall(msgspec.Struct):
+    id: str | None = None
+    type: str | None = None
+    function: ResponseFunctionCall | None = None
+
+
+class ResponseMessage(msgspec.Struct):
+    role: str | None = None
+    content: Any = None  # a string per spec; some servers send a list of parts
+    refusal: str | None = None
+    tool_calls: list[ResponseToolCall] | None = None
+    reasoning_content: str | None = None  # DeepSeek, vLLM
+    reasoning: str | None = None  # OpenRouter, Ollama, newer vLLM
+
+
+class Choice(msgspec.Struct):
+    index: int = 0
+    message: ResponseMessage | None = None
+    finish_reason: str | None = None
+
+
+class ChatResponse(msgspec.Struct):
+    id: str | None = None
+    model: str | None = None
+    choices: list[Choice] = []
+    usage: ChatUsage | None = None
+
+
+# ---- stream chunks ---------------------------------------------------------------------------------------
+
+
+class FunctionDelta(msgspec.Struct):
+    name: str | None = None
+    arguments: Any = None
+
+
+class ToolCallDelta(msgspec.Struct):
+    index: int | None = None  # some servers omit it when they send one call per chunk
+    id: str | None = None
+    type: str | None = None
+    function: FunctionDelta | None = None
+
+
+class Delta(msgspec.Struct):
+    role: str | None = None
+    content: Any = None
+    refusal: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
+    reasoning_content: str | None = None
+    reasoning: str | None = None
+
+
+class ChunkChoice(msgspec.Struct):
+    index: int = 0
+    delta: Delta | None = None
+    finish_reason: str | None = None
+
+
+class ChatChunk(msgspec.Struct):
+    id: str | None = None
+    model: str | None = None
+    choices: list[ChunkChoice] | None = None
+    usage: ChatUsage | None = None
+    error: Any = None  # some servers report a failure mid-stream as a chunk holding `error`
+
+
+# ---- errors ----------------------------------------------------------------------------------------------
+
+
+class ChatErrorBody(msgspec.Struct):
+    message: str | None = None
+    type: str | None = None
+    code: Any = None
+
+
+class ChatError(msgspec.Struct):
+    error: Union[ChatErrorBody, str, None] = None

@@ -1,0 +1,60 @@
+"""Model name -> Route: exact route name, then model_routes patterns (first match wins), then default_route."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable
+
+from dragoman.errors import ConfigError, NotFound
+from dragoman.routing.config import Config, Route
+
+# Clients send a handful of model names; the bound only stops a client cycling names from growing memory.
+_CACHE_SIZE = 1024
+
+
+class Router:
+    """Resolves requested model names to Routes; built once per Config, with resolutions cached."""
+
+    def __init__(self, config: Config, *, cache_size: int = _CACHE_SIZE) -> None:
+        self._routes = config.routes
+        self._by_name = {route.name: route for route in config.routes}
+        self._patterns: tuple[tuple[Callable[[str], object], Route], ...] = tuple(
+            (re.compile(fnmatch.translate(rule.match)).match, self._named(rule.route)) for rule in config.model_routes
+        )
+        self._default = None if config.default_route is None else self._named(config.default_route)
+        self._cache: dict[str, Route] = {}
+        self._cache_size = cache_size
+
+    def resolve(self, model: str) -> Route:
+        """The Route for a requested model name; NotFound (naming the routes that exist) when nothing matches."""
+        route = self._cache.get(model)
+        if route is None:
+            route = self._match(model)
+            if len(self._cache) >= self._cache_size:
+                self._cache.clear()  # cheaper than LRU bookkeeping on every hit, and the working set refills at once
+            self._cache[model] = route
+        return route
+
+    def routes(self) -> tuple[Route, ...]:
+        """All routes in config order (what GET /v1/models lists)."""
+        return self._routes
+
+    def _match(self, model: str) -> Route:
+        route = self._by_name.get(model)
+        if route is not None:
+            return route
+        for matches, target in self._patterns:
+            if matches(model):
+                return target
+        if self._default is not None:
+            return self._default
+        names = ", ".join(self._by_name)
+        raise NotFound(f'model "{model}" matches no route; routes: {names}')
+
+    def _named(self, name: str) -> Route:
+        # load_config already checks references; this guards Configs built by hand.
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise ConfigError(f'no route named "{name}"; routes: {", ".join(self._by_name)}') from None

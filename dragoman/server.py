@@ -1,0 +1,344 @@
+"""The HTTP server: a plain ASGI app (no framework on the hot path) that ties routing, translation and the
+upstream clients together, and turns every GatewayError into an Anthropic error in one place."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+from typing import Any, Awaitable, Callable
+
+import aiohttp
+import msgspec
+
+from dragoman import errors as E
+from dragoman.protocols import anthropic as A
+from dragoman.protocols import openai_chat as C
+from dragoman.protocols.sse import SSEDecoder, encode_events
+from dragoman.routing.config import Config, Route
+from dragoman.routing.router import Router
+from dragoman.tokens import count_tokens, preload
+from dragoman.translate.anthropic_to_chat import translate_request
+from dragoman.translate.chat_stream import ChatStreamBridge
+from dragoman.translate.chat_to_anthropic import translate_response
+from dragoman.translate.request_context import RequestContext
+from dragoman.translate.tool_names import ToolNameMap
+from dragoman.upstreams.errors import error_from_exception, stream_failure
+from dragoman.upstreams.openai_chat import ChatUpstream, UpstreamTarget
+
+log = logging.getLogger("dragoman")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+_decode_messages = msgspec.json.Decoder(A.MessagesRequest).decode
+_decode_count = msgspec.json.Decoder(A.CountTokensRequest).decode
+_decode_response = msgspec.json.Decoder(C.ChatResponse).decode
+_decode_chunk = msgspec.json.Decoder(C.ChatChunk).decode
+_encode = msgspec.json.encode
+
+_JSON = [(b"content-type", b"application/json")]
+_SSE = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
+_DONE = b"[DONE]"
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request was read."""
+
+
+class Gateway:
+    """The ASGI application for one loaded Config."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.router = Router(config)
+        self.targets = {route.name: _target(route) for route in config.routes}
+        self.max_body = config.server.max_body_bytes
+        self.auth_keys = config.auth_keys
+        self._session: aiohttp.ClientSession | None = None
+        self._upstream: ChatUpstream | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    # ---- lifecycle ---------------------------------------------------------------------------------------
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.start()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
+        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=False)
+        self._upstream = ChatUpstream(self._session)
+        asyncio.get_running_loop().run_in_executor(None, preload)
+
+    async def stop(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    # ---- dispatch ----------------------------------------------------------------------------------------
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = "req_" + secrets.token_hex(12)
+        try:
+            await self._dispatch(scope, receive, send, request_id)
+        except E.GatewayError as err:
+            await _send_error(send, err, request_id)
+        except ClientGone:
+            return
+        except Exception:  # noqa: BLE001 - a bug must answer 500, not take the process down
+            log.exception("unhandled error in request %s", request_id)
+            await _send_error(send, E.ApiError(f"internal gateway error (request id {request_id})"), request_id)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        path: str = scope["path"]
+        method: str = scope["method"]
+        if path == "/v1/messages":
+            _require(method, "POST")
+            self._authenticate(scope)
+            await self._messages(scope, receive, send, request_id)
+        elif path == "/v1/messages/count_tokens":
+            _require(method, "POST")
+            self._authenticate(scope)
+            await self._count_tokens(scope, receive, send, request_id)
+        elif path == "/v1/models" or path.startswith("/v1/models/"):
+            _require(method, "GET")
+            self._authenticate(scope)
+            await self._models(path, send, request_id)
+        elif path in ("/", "/healthz"):
+            if method not in ("GET", "HEAD"):
+                raise _MethodNotAllowed(method)
+            await _send_json(send, 200, b'{"status":"ok"}', request_id)  # uvicorn drops the body for HEAD
+        else:
+            raise E.NotFound(f"no such endpoint: {method} {path}")
+
+    def _authenticate(self, scope: Scope) -> None:
+        if not self.auth_keys:
+            return
+        key = _client_key(scope["headers"])
+        if key is None:
+            raise E.AuthenticationFailed("missing API key: send it as x-api-key or Authorization: Bearer")
+        if key not in self.auth_keys:
+            raise E.AuthenticationFailed("invalid API key")
+
+    # ---- endpoints ---------------------------------------------------------------------------------------
+
+    async def _messages(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        body = await _read_body(scope, receive, self.max_body)
+        req = _decode(_decode_messages, body)
+        if not req.messages:
+            raise E.InvalidRequest("messages: at least one message is required")
+        route = self.router.resolve(req.model)
+        options = route.translation
+        ctx = RequestContext(
+            message_id="msg_" + request_id[4:],
+            requested_model=req.model,
+            tool_names=ToolNameMap(options.max_tool_name_length),
+            stop_sequences=tuple(req.stop_sequences) if req.stop_sequences else (),
+            input_estimate=len(body) // 4,
+            think_tags=options.think_tags,
+        )
+        chat = translate_request(
+            req, route.upstream_model(req.model), options, ctx, openai_extensions=route.provider == "openai"
+        )
+        target = self.targets[route.name]
+        assert self._upstream is not None
+        resp = await self._upstream.post(target, _encode(chat))
+        if req.stream:
+            await self._stream(receive, send, resp, target, ctx, request_id)
+        else:
+            raw = await self._upstream.read(target, resp)
+            try:
+                answer = _decode_response(raw)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                raise E.Overloaded(f"upstream for route {route.name!r} sent an answer that is not a Chat completion") from None
+            await _send_json(send, 200, _encode(translate_response(answer, ctx)), request_id)
+
+    async def _stream(
+        self,
+        receive: Receive,
+        send: Send,
+        resp: aiohttp.ClientResponse,
+        target: UpstreamTarget,
+        ctx: RequestContext,
+        request_id: str,
+    ) -> None:
+        """Relay the upstream stream: each read's chunks become Anthropic events, sent at once."""
+        bridge = ChatStreamBridge(ctx)
+        decoder = SSEDecoder()
+        started = False
+        # Watch for the client going away, so an abandoned answer stops costing upstream tokens.
+        gone = asyncio.ensure_future(_wait_disconnect(receive))
+        try:
+            try:
+                async for data in resp.content.iter_any():
+                    events = _bridge_frames(bridge, decoder.feed(data))
+                    if events:
+                        if not started:
+                            await send({"type": "http.response.start", "status": 200, "headers": _headers(_SSE, request_id)})
+                            started = True
+                        await send({"type": "http.response.body", "body": encode_events(events), "more_body": True})
+                    if bridge.ended or gone.done():
+                        break
+                else:
+                    events = _bridge_frames(bridge, decoder.close())
+                    if not bridge.started:
+                        raise E.Overloaded(f"upstream for route {target.route!r} closed the stream without answering")
+                    events += bridge.on_eof()
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                if not started:
+                    raise error_from_exception(exc, target.route) from None
+                events = bridge.on_error(*stream_failure(exc))
+            if not started:
+                await send({"type": "http.response.start", "status": 200, "headers": _headers(_SSE, request_id)})
+            await send({"type": "http.response.body", "body": encode_events(events), "more_body": False})
+        finally:
+            gone.cancel()
+            resp.release()
+
+    async def _count_tokens(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        body = await _read_body(scope, receive, self.max_body)
+        req = _decode(_decode_count, body)
+        self.router.resolve(req.model)
+        count = await asyncio.get_running_loop().run_in_executor(None, count_tokens, req)
+        await _send_json(send, 200, _encode(A.TokenCount(input_tokens=count)), request_id)
+
+    async def _models(self, path: str, send: Send, request_id: str) -> None:
+        infos = [A.ModelInfo(id=route.name, display_name=route.name) for route in self.router.routes()]
+        if path != "/v1/models":
+            name = path[len("/v1/models/"):]
+            match = [info for info in infos if info.id == name]
+            if not match:
+                raise E.NotFound(f"model {name!r} is not a route of this gateway")
+            await _send_json(send, 200, _encode(match[0]), request_id)
+            return
+        listing = A.ModelList(data=infos, first_id=infos[0].id if infos else None, last_id=infos[-1].id if infos else None)
+        await _send_json(send, 200, _encode(listing), request_id)
+
+
+# ---- helpers ---------------------------------------------------------------------------------------------
+
+
+class _MethodNotAllowed(E.GatewayError):
+    status = 405
+    error_type = "invalid_request_error"
+
+    def __init__(self, method: str) -> None:
+        super().__init__(f"method {method} is not allowed here")
+
+
+def _require(method: str, expected: str) -> None:
+    if method != expected:
+        raise _MethodNotAllowed(method)
+
+
+def _target(route: Route) -> UpstreamTarget:
+    t = route.timeouts
+    return UpstreamTarget(route.name, route.endpoint, route.api_key, t.connect, t.first_byte, t.idle)
+
+
+def _bridge_frames(bridge: ChatStreamBridge, frames: list[tuple[bytes | None, bytes]]) -> list[A.StreamEvent]:
+    events: list[A.StreamEvent] = []
+    for _, payload in frames:
+        if payload == _DONE:
+            events += bridge.on_done()
+            break
+        try:
+            chunk = _decode_chunk(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            events += bridge.on_error("api_error", "the upstream sent a stream chunk that is not valid JSON")
+            break
+        events += bridge.on_chunk(chunk)
+        if bridge.ended:
+            break
+    return events
+
+
+def _decode(decoder: Callable[[bytes], Any], body: bytes) -> Any:
+    try:
+        return decoder(body)
+    except msgspec.ValidationError as exc:
+        raise E.InvalidRequest(f"invalid request: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise E.InvalidRequest(f"request body is not valid JSON: {exc}") from None
+
+
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            raise E.RequestTooLarge(f"request body exceeds the gateway's limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise E.RequestTooLarge(f"request body exceeds the gateway's limit of {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _wait_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def _client_key(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
+        if name == b"x-api-key":
+            return value.decode("latin-1")
+        if name == b"authorization" and value[:7].lower() == b"bearer ":
+            return value[7:].decode("latin-1").strip()
+    return None
+
+
+def _headers(base: list[tuple[bytes, bytes]], request_id: str, extra: dict[str, str] | None = None) -> list[tuple[bytes, bytes]]:
+    headers = base + [(b"request-id", request_id.encode())]
+    if extra:
+        headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+    return headers
+
+
+async def _send_json(send: Send, status: int, body: bytes, request_id: str, *, extra: dict[str, str] | None = None) -> None:
+    headers = _headers(_JSON, request_id, extra)
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_error(send: Send, err: E.GatewayError, request_id: str) -> None:
+    body = _encode(A.Error(error=A.ErrorBody(type=err.error_type, message=err.message)))
+    extra = dict(err.headers)
+    if err.status in (429, 500, 529):
+        extra.setdefault("x-should-retry", "true")
+    try:
+        await _send_json(send, err.status, body, request_id, extra=extra)
+    except Exception:  # noqa: BLE001 - the response had already started, or the client is gone
+        log.debug("could not send error for %s", request_id)
+
+
+def create_app() -> Gateway:
+    """Factory for uvicorn workers: the config path arrives through DRAGOMAN_CONFIG."""
+    from dragoman.routing.config import load_config, zero_config
+
+    path = os.environ.get("DRAGOMAN_CONFIG")
+    config = load_config(path) if path else zero_config(os.environ)
+    return Gateway(config)

@@ -1,0 +1,331 @@
+"""OpenAI Chat stream → Anthropic stream events (design §3): a small state machine, one call per upstream chunk.
+
+Invariants, whatever order the upstream sends things in: message_start comes first; content block indices
+are dense and increasing; exactly one block is open at a time and every start has its stop; a failure never
+ends as a clean message_stop. Tool-call argument fragments stream live while their call is the open block;
+a call whose fragments arrive while another call is still incomplete (interleaving servers) is held and
+sent whole once the open call is complete, so no fragment ever lands in a block that is already closed.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from dragoman.protocols import anthropic as A
+from dragoman.protocols import openai_chat as C
+from dragoman.translate.chat_to_anthropic import anthropic_usage, content_text, stop_reason_for, tool_use_id
+from dragoman.translate.request_context import RequestContext
+from dragoman.translate.think_tags import ThinkTagSplitter
+from dragoman.translate.tool_arguments import _close_truncated, is_complete_object, parse_arguments
+
+_encode = msgspec.json.encode
+_TAIL = 64  # characters of text kept to tell which stop sequence ended the answer
+
+
+class _ToolCall:
+    __slots__ = ("id", "name", "parts", "block", "closed", "cumulative", "wrapped", "seen")
+
+    def __init__(self) -> None:
+        self.id: str | None = None
+        self.name: str | None = None
+        self.parts: list[str] = []
+        self.block: int | None = None  # Anthropic block index once opened
+        self.closed = False
+        self.cumulative = False  # the upstream sends the whole arguments so far, not a fragment
+        self.wrapped = False  # arguments wrapped in an extra JSON string: held, unwrapped at the end
+        self.seen = 0  # length of the arguments so far (what cumulative snapshots are measured against)
+
+    def add(self, fragment: str) -> str:
+        """Record a fragment; return the new text it adds."""
+        if not self.parts:
+            self.wrapped = fragment.lstrip().startswith('"')
+        elif len(self.parts) == 1 and self.seen >= 2 and len(fragment) > self.seen and fragment.startswith(self.parts[0]):
+            self.cumulative = True
+        if self.cumulative:
+            if len(fragment) <= self.seen:
+                return ""
+            piece = fragment[self.seen:]
+        else:
+            piece = fragment
+        self.parts.append(piece)
+        self.seen += len(piece)
+        return piece
+
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+class ChatStreamBridge:
+    """Feed it each upstream chunk (`on_chunk`), then `on_done` ([DONE]), `on_eof` or `on_error`."""
+
+    def __init__(self, ctx: RequestContext) -> None:
+        self.ctx = ctx
+        self.event_count = 0
+        self._started = False
+        self._ended = False
+        self._next_index = 0
+        self._open: str | None = None  # "text" | "thinking" | "tool" | None
+        self._active: _ToolCall | None = None
+        self._calls: dict[int, _ToolCall] = {}
+        self._order: list[_ToolCall] = []
+        self._last_call: int | None = None
+        self._finish: str | None = None
+        self._usage: C.ChatUsage | None = None
+        self._delta_sent = False
+        self._tail = ""
+        self._out_chars = 0
+        self._refusal = False
+        self._splitter = ThinkTagSplitter() if ctx.think_tags else None
+
+    # ---- upstream events ---------------------------------------------------------------------------------
+
+    def on_chunk(self, chunk: C.ChatChunk) -> list[A.StreamEvent]:
+        out: list[A.StreamEvent] = []
+        if self._ended:
+            return out
+        if not self._started:
+            self._start(out)
+        if chunk.error is not None:
+            return self._fail(out, "api_error", _error_message(chunk.error))
+        for choice in chunk.choices or ():
+            if choice.index:
+                continue  # n > 1 is never asked for; ignore extra choices
+            delta = choice.delta
+            if delta is not None:
+                self._on_delta(delta, out)
+            if choice.finish_reason:
+                self._finish = choice.finish_reason
+                self._close_all(out)
+        if chunk.usage is not None:
+            self._usage = chunk.usage
+            if self._finish is not None:
+                out.append(self._message_delta())
+        return out
+
+    def on_done(self) -> list[A.StreamEvent]:
+        """The upstream's `[DONE]`: the answer is complete."""
+        out: list[A.StreamEvent] = []
+        if self._ended:
+            return out
+        if not self._started:
+            self._start(out)
+        self._close_all(out)
+        if not self._delta_sent:
+            out.append(self._message_delta())
+        out.append(A.MessageStop())
+        self._ended = True
+        return out
+
+    def on_eof(self) -> list[A.StreamEvent]:
+        """The upstream closed the stream: complete if it said why it finished, else a failure."""
+        if self._ended:
+            return []
+        if self._finish is not None:
+            return self.on_done()
+        return self.on_error("api_error", "the upstream closed the stream before the answer was complete")
+
+    def on_error(self, error_type: str, message: str) -> list[A.StreamEvent]:
+        """A failure after the first byte: an Anthropic `error` event ends the stream, never a clean stop."""
+        out: list[A.StreamEvent] = []
+        if self._ended:
+            return out
+        if not self._started:
+            self._start(out)
+        return self._fail(out, error_type, message)
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    @property
+    def started(self) -> bool:
+        """True once the upstream sent anything: from then on a failure is an `error` event, not an HTTP error."""
+        return self._started
+
+    # ---- content -----------------------------------------------------------------------------------------
+
+    def _on_delta(self, delta: C.Delta, out: list[A.StreamEvent]) -> None:
+        reasoning = delta.reasoning_content or delta.reasoning
+        if reasoning:
+            self._thinking(reasoning, out)
+        if delta.content:
+            text = delta.content if isinstance(delta.content, str) else content_text(delta.content)
+            if self._splitter is None:
+                self._text(text, out)
+            else:
+                self._split(self._splitter.feed(text), out)
+        if delta.refusal:
+            self._refusal = True
+            self._text(delta.refusal, out)
+        if delta.tool_calls:
+            for call_delta in delta.tool_calls:
+                self._tool_delta(call_delta, out)
+
+    def _split(self, pieces: list[tuple[str, str]], out: list[A.StreamEvent]) -> None:
+        for kind, piece in pieces:
+            if kind == "thinking":
+                self._thinking(piece, out)
+            else:
+                self._text(piece, out)
+
+    def _text(self, text: str, out: list[A.StreamEvent]) -> None:
+        if not text:
+            return
+        if self._open != "text":
+            self._open_block("text", A.TextOut(text=""), out)
+        out.append(A.ContentBlockDelta(index=self._next_index - 1, delta=A.TextDelta(text=text)))
+        self._out_chars += len(text)
+        if self.ctx.stop_sequences:
+            self._tail = (self._tail + text)[-_TAIL:]
+
+    def _thinking(self, text: str, out: list[A.StreamEvent]) -> None:
+        if self._open != "thinking":
+            self._open_block("thinking", A.ThinkingOut(thinking=""), out)
+        out.append(A.ContentBlockDelta(index=self._next_index - 1, delta=A.ThinkingDelta(thinking=text)))
+        self._out_chars += len(text)
+
+    # ---- tool calls --------------------------------------------------------------------------------------
+
+    def _tool_delta(self, delta: C.ToolCallDelta, out: list[A.StreamEvent]) -> None:
+        call = self._call_for(delta)
+        fn = delta.function
+        fragment: str | None = None
+        if fn is not None:
+            if fn.name and not call.name:
+                call.name = fn.name
+            if fn.arguments is not None:
+                args = fn.arguments
+                fragment = args if isinstance(args, str) else _encode(args).decode()
+        if call.closed:
+            if fragment and fragment.strip():
+                self.ctx.note("late tool argument fragment dropped")
+            return
+        piece = call.add(fragment) if fragment else ""
+        if call is self._active:
+            if piece and not call.wrapped:
+                out.append(A.ContentBlockDelta(index=call.block, delta=A.InputJsonDelta(partial_json=piece)))  # type: ignore[arg-type]
+            return
+        if call.name is not None:
+            self._advance(out)
+
+    def _call_for(self, delta: C.ToolCallDelta) -> _ToolCall:
+        index = delta.index
+        if index is None:  # servers that send one whole call per chunk without an index
+            last = self._last_call
+            if last is None:
+                index = 0
+            elif delta.id and self._calls[last].id and delta.id != self._calls[last].id:
+                index = max(self._calls) + 1
+            else:
+                index = last
+        self._last_call = index
+        call = self._calls.get(index)
+        if call is None:
+            call = _ToolCall()
+            self._calls[index] = call
+            self._order.append(call)
+        if delta.id and not call.id:
+            call.id = delta.id
+        return call
+
+    def _advance(self, out: list[A.StreamEvent]) -> None:
+        """Open the next named call once the open one can take no more fragments."""
+        while True:
+            active = self._active
+            if active is not None and not is_complete_object(active.text()):
+                return
+            nxt = next((c for c in self._order if c.block is None and c.name is not None), None)
+            if nxt is None:
+                return
+            self._open_tool(nxt, out)
+
+    def _open_tool(self, call: _ToolCall, out: list[A.StreamEvent]) -> None:
+        if call.id is None:
+            call.id = tool_use_id(self.ctx.message_id, self._order.index(call))
+        block = A.ToolUseOut(id=call.id, name=self.ctx.tool_names.client(call.name or ""), input={})
+        self._open_block("tool", block, out)
+        call.block = self._next_index - 1
+        self._active = call
+        if call.parts and not call.wrapped:
+            out.append(A.ContentBlockDelta(index=call.block, delta=A.InputJsonDelta(partial_json=call.text())))
+
+    def _finish_tool(self, call: _ToolCall, out: list[A.StreamEvent]) -> None:
+        """Before a tool block stops: send held arguments, or close what a truncated stream left open."""
+        text = call.text()
+        if call.wrapped:
+            value, note = parse_arguments(text)
+            if note:
+                self.ctx.note(note)
+            if value:
+                out.append(A.ContentBlockDelta(index=call.block, delta=A.InputJsonDelta(partial_json=_encode(value).decode())))  # type: ignore[arg-type]
+        elif text.strip() and not is_complete_object(text):
+            tail = _close_truncated(text.strip())
+            if tail is not None and is_complete_object(tail):
+                out.append(A.ContentBlockDelta(index=call.block, delta=A.InputJsonDelta(partial_json=tail[len(text.strip()):])))  # type: ignore[arg-type]
+                self.ctx.note("tool arguments repaired")
+            else:
+                self.ctx.note("tool arguments invalid")
+        call.closed = True
+
+    # ---- blocks and the end ------------------------------------------------------------------------------
+
+    def _open_block(self, kind: str, block: A.OutBlock, out: list[A.StreamEvent]) -> None:
+        self._close(out)
+        out.append(A.ContentBlockStart(index=self._next_index, content_block=block))
+        self._next_index += 1
+        self._open = kind
+
+    def _close(self, out: list[A.StreamEvent]) -> None:
+        if self._open is None:
+            return
+        if self._open == "tool" and self._active is not None:
+            self._finish_tool(self._active, out)
+            self._active = None
+        out.append(A.ContentBlockStop(index=self._next_index - 1))
+        self._open = None
+
+    def _close_all(self, out: list[A.StreamEvent]) -> None:
+        if self._splitter is not None:
+            self._split(self._splitter.flush(), out)
+        self._close(out)
+        for call in self._order:  # calls held back while another was open, and calls named only now
+            if call.block is None:
+                if call.name is None:
+                    call.name = ""
+                    self.ctx.note("tool call without a name")
+                self._open_tool(call, out)
+                self._close(out)
+
+    def _start(self, out: list[A.StreamEvent]) -> None:
+        self._started = True
+        usage = A.Usage(input_tokens=self.ctx.input_estimate, output_tokens=0)
+        body = A.MessageStartBody(id=self.ctx.message_id, model=self.ctx.requested_model, usage=usage)
+        out.append(A.MessageStart(message=body))
+        out.append(A.Ping())
+
+    def _message_delta(self) -> A.MessageDelta:
+        self._delta_sent = True
+        has_tools = bool(self._order)
+        reason, sequence = stop_reason_for(self._finish, has_tools, self._tail, self.ctx)
+        if self._refusal and not has_tools:
+            reason = "refusal"
+        usage = anthropic_usage(self._usage, fallback_input=self.ctx.input_estimate, fallback_output=self._out_chars // 4)
+        return A.MessageDelta(
+            delta=A.MessageDeltaBody(stop_reason=reason, stop_sequence=sequence),
+            usage=A.MessageDeltaUsage(
+                output_tokens=usage.output_tokens,
+                input_tokens=usage.input_tokens,
+                cache_read_input_tokens=usage.cache_read_input_tokens,
+            ),
+        )
+
+    def _fail(self, out: list[A.StreamEvent], error_type: str, message: str) -> list[A.StreamEvent]:
+        out.append(A.Error(error=A.ErrorBody(type=error_type, message=message)))
+        self._ended = True
+        return out
+
+
+def _error_message(error: object) -> str:
+    if isinstance(error, dict):
+        return str(error.get("message") or "the upstream reported an error mid-stream")
+    return str(error) or "the upstream reported an error mid-stream"

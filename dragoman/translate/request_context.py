@@ -1,0 +1,24 @@
+"""What a translated request hands to the response direction: names to restore, what the client asked for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dragoman.translate.tool_names import ToolNameMap
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """Per-request facts the response translators and stream bridges need, plus translation notes."""
+
+    message_id: str  # the Anthropic message id the client will see
+    requested_model: str  # echoed back as `model`: the client cannot tell it was routed elsewhere
+    tool_names: ToolNameMap
+    stop_sequences: tuple[str, ...] = ()
+    input_estimate: int = 0  # message_start carries it; the final message_delta carries the real count
+    think_tags: bool = False
+    notes: list[str] = field(default_factory=list)  # what was dropped or changed, for the audit record
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)

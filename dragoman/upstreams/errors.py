@@ -1,0 +1,72 @@
+"""Upstream failures → the Anthropic errors a client sees (design §5). Never the upstream's raw text for
+credential failures, and never a secret: messages pass through `redact` first."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import msgspec
+
+from dragoman import errors as E
+from dragoman.protocols import openai_chat as C
+
+_decode_error = msgspec.json.Decoder(C.ChatError).decode
+_MAX_MESSAGE = 1000
+
+
+def error_from_status(status: int, body: bytes, headers: dict[str, str], route: str, secret: str | None) -> E.GatewayError:
+    """Map an upstream HTTP error answer to the error the client gets."""
+    detail = redact(_upstream_message(body), secret)
+    where = f"upstream for route {route!r}"
+    if status == 429:
+        keep = {k: v for k, v in headers.items() if k.lower() in ("retry-after", "retry-after-ms")}
+        return E.RateLimited(f"{where} is rate limited: {detail}", headers=keep)
+    if status in (401, 403):
+        # The client's key is fine (or we would have said so); the gateway's own credential was refused.
+        return E.ApiError(f"{where} rejected the gateway's credential (HTTP {status}); check the route's api_key_ref")
+    if status == 404:
+        return E.NotFound(f"{where} answered 404: {detail}")
+    if status == 413:
+        return E.RequestTooLarge(f"{where} says the request is too large: {detail}")
+    if 400 <= status < 500:
+        return E.InvalidRequest(f"{where} rejected the request (HTTP {status}): {detail}")
+    return E.Overloaded(f"{where} failed (HTTP {status}): {detail}")
+
+
+def error_from_exception(exc: BaseException, route: str) -> E.GatewayError:
+    """Map a transport failure (refused, reset, timed out) before any answer to the error the client gets."""
+    where = f"upstream for route {route!r}"
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        return E.Overloaded(f"{where} timed out")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return E.Overloaded(f"{where} is unreachable ({exc.os_error.strerror or type(exc.os_error).__name__})")
+    if isinstance(exc, aiohttp.ClientError):
+        return E.Overloaded(f"{where} failed: {type(exc).__name__}")
+    return E.ApiError(f"{where} failed: {type(exc).__name__}")
+
+
+def stream_failure(exc: BaseException) -> tuple[str, str]:
+    """(error type, message) for a failure after the first byte, sent as an Anthropic `error` event."""
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        return "overloaded_error", "the upstream stopped sending (idle timeout) before the answer was complete"
+    return "api_error", f"the upstream connection failed mid-stream ({type(exc).__name__})"
+
+
+def redact(text: str, secret: str | None) -> str:
+    if secret and secret in text:
+        text = text.replace(secret, "[redacted]")
+    return text
+
+
+def _upstream_message(body: bytes) -> str:
+    try:
+        err = _decode_error(body).error
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        text = body.decode("utf-8", "replace").strip()
+        return text[:_MAX_MESSAGE] if text else "no details"
+    if isinstance(err, C.ChatErrorBody) and err.message:
+        return err.message[:_MAX_MESSAGE]
+    if isinstance(err, str) and err:
+        return err[:_MAX_MESSAGE]
+    return "no details"
