@@ -181,6 +181,7 @@ class Gateway:
         bridge = ChatStreamBridge(ctx)
         decoder = SSEDecoder()
         started = False
+        tail: list[A.StreamEvent] = []  # what is left to send once the upstream stops
         # Watch for the client going away, so an abandoned answer stops costing upstream tokens.
         gone = asyncio.ensure_future(_wait_disconnect(receive))
         try:
@@ -195,17 +196,17 @@ class Gateway:
                     if bridge.ended or gone.done():
                         break
                 else:
-                    events = _bridge_frames(bridge, decoder.close())
+                    tail = _bridge_frames(bridge, decoder.close())
                     if not bridge.started:
                         raise E.Overloaded(f"upstream for route {target.route!r} closed the stream without answering")
-                    events += bridge.on_eof()
+                    tail += bridge.on_eof()
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 if not started:
                     raise error_from_exception(exc, target.route) from None
-                events = bridge.on_error(*stream_failure(exc))
+                tail = bridge.on_error(*stream_failure(exc))
             if not started:
                 await send({"type": "http.response.start", "status": 200, "headers": _headers(_SSE, request_id)})
-            await send({"type": "http.response.body", "body": encode_events(events), "more_body": False})
+            await send({"type": "http.response.body", "body": encode_events(tail), "more_body": False})
         finally:
             gone.cancel()
             resp.release()
