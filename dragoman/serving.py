@@ -26,10 +26,8 @@ def run(config: Config, host: str, port: int, workers: int, log_level: str) -> i
     )
     if workers > 1:
         # Each worker builds its own app from DRAGOMAN_CONFIG (or zero-config): sockets are shared, state is not.
-        uv = uvicorn.Config("dragoman.server:create_app", factory=True, workers=workers, **common)
-        sock = uv.bind_socket()
         print(f"dragoman listening on http://{host}:{port} ({workers} workers)", file=sys.stderr, flush=True)
-        uvicorn.supervisors.Multiprocess(uv, target=_Server(config=uv).run, sockets=[sock]).run()
+        uvicorn.run("dragoman.server:create_app", factory=True, workers=workers, **common)
         return 0
     server = _Server(uvicorn.Config(Gateway(config), **common))
     server.run()

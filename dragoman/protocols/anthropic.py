@@ -107,6 +107,7 @@ class MessagesRequest(msgspec.Struct, omit_defaults=True):
     thinking: Thinking | None = None
     output_config: OutputConfig | None = None
     metadata: Metadata | None = None
+    context_management: Any = None  # Anthropic-only context editing; dropped upstream, recorded
 
 
 class CountTokensRequest(msgspec.Struct, omit_defaults=True):
