@@ -274,7 +274,7 @@ def _decode(decoder: Callable[[bytes], Any], body: bytes) -> Any:
         return decoder(body)
     except msgspec.ValidationError as exc:
         raise E.InvalidRequest(f"invalid request: {exc}") from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise E.InvalidRequest(f"request body is not valid JSON: {exc}") from None
 
 

@@ -1,0 +1,67 @@
+"""Shared fixtures: a scripted OpenAI Chat upstream and gateway processes pointed at it.
+
+Starting a gateway costs about half a second, so gateways are module-scoped and cached by config; the
+upstream is shared across a module too, and `chat_upstream` resets it (requests and script) for each test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+# `tests.upstreams` and `tests.gateway` are imported by package path whichever import mode pytest uses.
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from tests.gateway import UPSTREAM_ENV, Gateway, gateway_config, run_gateway  # noqa: E402
+from tests.upstreams import ScriptedChatUpstream  # noqa: E402
+
+GatewayFactory = Callable[..., Gateway]
+
+
+@pytest.fixture(scope="module")
+def _module_chat_upstream() -> Iterator[ScriptedChatUpstream]:
+    with ScriptedChatUpstream() as upstream:
+        yield upstream
+
+
+@pytest.fixture
+def chat_upstream(_module_chat_upstream: ScriptedChatUpstream) -> Iterator[ScriptedChatUpstream]:
+    """A scripted OpenAI Chat upstream with no requests recorded and no script installed."""
+    _module_chat_upstream.reset()
+    yield _module_chat_upstream
+    _module_chat_upstream.reset()
+
+
+@pytest.fixture(scope="module")
+def gateway_for() -> Iterator[GatewayFactory]:
+    """`gateway_for(upstream_or_endpoint, **overrides)` -> a running gateway with one route, gpt-5-via-gateway.
+
+    Overrides are the keyword arguments of `tests.gateway.gateway_config` (e.g. `max_body_bytes=4096`,
+    `auth_keys=[...]`, `default_route=None`, `timeout={...}`) plus `env` for the process environment.
+    Gateways with the same config are reused for the whole module.
+    """
+    running: dict[str, Gateway] = {}
+    with contextlib.ExitStack() as stack:
+
+        def start(upstream: ScriptedChatUpstream | str, **overrides: Any) -> Gateway:
+            endpoint = upstream if isinstance(upstream, str) else upstream.chat_url
+            env = {**UPSTREAM_ENV, **overrides.pop("env", {})}
+            config = gateway_config(endpoint, **overrides)
+            key = config + repr(sorted(env.items()))
+            if key not in running or running[key].proc.poll() is not None:
+                running[key] = stack.enter_context(run_gateway(config, env=env))
+            return running[key]
+
+        yield start
+
+
+@pytest.fixture
+def gateway(gateway_for: GatewayFactory, chat_upstream: ScriptedChatUpstream) -> Gateway:
+    """The default gateway of this module, routed to `chat_upstream`."""
+    return gateway_for(chat_upstream)

@@ -1,0 +1,185 @@
+"""Run the gateway as a real subprocess (`python -m dragoman serve`) for end-to-end tests."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+START_TIMEOUT = 15.0
+STOP_TIMEOUT = 5.0
+ROUTE_NAME = "gpt-5-via-gateway"
+UPSTREAM_KEY = "sk-upstream-test"
+
+
+@dataclass
+class Gateway:
+    """A running gateway process."""
+
+    port: int
+    proc: subprocess.Popen
+    stderr_path: Path
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stderr_text(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def connection(self, timeout: float = 30.0) -> http.client.HTTPConnection:
+        """A fresh raw HTTP connection to the gateway."""
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | str | dict | list | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 30.0,
+    ) -> "RawResponse":
+        """One raw HTTP exchange on a fresh connection; dict/list bodies are sent as JSON."""
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+        if isinstance(body, str):
+            body = body.encode()
+        conn = self.connection(timeout)
+        try:
+            conn.request(method, path, body, {"content-type": "application/json", **(headers or {})})
+            response = conn.getresponse()
+            data = response.read()
+            return RawResponse(response.status, {k.lower(): v for k, v in response.getheaders()}, data)
+        finally:
+            conn.close()
+
+
+@dataclass
+class RawResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode(errors="replace")
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (bound then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _healthy(port: int) -> bool:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+    try:
+        conn.request("GET", "/healthz")
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(STOP_TIMEOUT)
+
+
+@contextlib.contextmanager
+def run_gateway(config_text: str, env: dict[str, str] | None = None) -> Iterator[Gateway]:
+    """Start `python -m dragoman serve` on a free port with `config_text` as its config; stop it on exit."""
+    with tempfile.TemporaryDirectory(prefix="dragoman-e2e-") as tmp:
+        config_path = Path(tmp) / "dragoman.yaml"
+        config_path.write_text(config_text)
+        stderr_path = Path(tmp) / "stderr.log"
+        port = free_port()
+        proc_env = {k: v for k, v in os.environ.items() if k not in ("DRAGOMAN_API_KEYS",)}
+        proc_env.update({"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"})
+        proc_env.update(env or {})
+        with open(stderr_path, "wb") as stderr:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "dragoman", "serve", "--config", str(config_path),
+                 "--host", "127.0.0.1", "--port", str(port)],
+                stdin=subprocess.DEVNULL,
+                stdout=stderr,
+                stderr=stderr,
+                env=proc_env,
+                cwd=tmp,
+            )
+        gateway = Gateway(port=port, proc=proc, stderr_path=stderr_path)
+        try:
+            deadline = time.monotonic() + START_TIMEOUT
+            while not _healthy(port):
+                if proc.poll() is not None:
+                    raise RuntimeError(f"gateway exited with {proc.returncode}:\n{gateway.stderr_text()}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"gateway not healthy after {START_TIMEOUT}s:\n{gateway.stderr_text()}")
+                time.sleep(0.05)
+            yield gateway
+        finally:
+            _stop(proc)
+
+
+def gateway_config(
+    endpoint: str,
+    *,
+    route_name: str = ROUTE_NAME,
+    default_route: str | None = ROUTE_NAME,
+    model: str = "gpt-5",
+    provider: str = "openai",
+    api_key_ref: str = "openai_prod",
+    max_output_tokens: int | None = None,
+    timeout: dict[str, float] | None = None,
+    translation: dict[str, Any] | None = None,
+    auth_keys: list[str] | None = None,
+    max_body_bytes: int | None = None,
+    model_routes: list[dict[str, str]] | None = None,
+    extra_routes: list[dict[str, Any]] | None = None,
+) -> str:
+    """The YAML text of a one-route config pointing at `endpoint` (the shape in docs/CONTRACT.md)."""
+    upstream: dict[str, Any] = {"provider": provider, "model": model, "endpoint": endpoint, "api_key_ref": api_key_ref}
+    if max_output_tokens is not None:
+        upstream["max_output_tokens"] = max_output_tokens
+    if timeout is not None:
+        upstream["timeout"] = timeout
+    route: dict[str, Any] = {"name": route_name, "inbound_protocol": "anthropic", "upstream": upstream}
+    if translation is not None:
+        route["translation"] = translation
+    config: dict[str, Any] = {}
+    if default_route is not None:
+        config["default_route"] = default_route
+    if model_routes is not None:
+        config["model_routes"] = model_routes
+    if auth_keys is not None:
+        config["auth"] = {"keys": auth_keys}
+    if max_body_bytes is not None:
+        config["server"] = {"max_body_bytes": max_body_bytes}
+    config["routes"] = [route, *(extra_routes or [])]
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+UPSTREAM_ENV = {"OPENAI_PROD": UPSTREAM_KEY}

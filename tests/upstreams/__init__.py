@@ -1,0 +1,21 @@
+"""Scripted upstreams served on 127.0.0.1 over real HTTP; every end-to-end test talks to these."""
+
+from .openai_chat import (
+    ChatReply,
+    Disconnect,
+    ErrorReply,
+    Hang,
+    RawStream,
+    RecordedRequest,
+    ScriptedChatUpstream,
+)
+
+__all__ = [
+    "ChatReply",
+    "Disconnect",
+    "ErrorReply",
+    "Hang",
+    "RawStream",
+    "RecordedRequest",
+    "ScriptedChatUpstream",
+]
