@@ -119,7 +119,7 @@ class Gateway:
             _require(method, "GET")
             self._authenticate(scope)
             await self._models(path, send, request_id)
-        elif path in ("/", "/healthz"):
+        elif path in ("/", "/healthz", "/api/hello"):  # Claude Code preflights HEAD / (2.1.197) or /api/hello
             if method not in ("GET", "HEAD"):
                 raise _MethodNotAllowed(method)
             await _send_json(send, 200, b'{"status":"ok"}', request_id)  # uvicorn drops the body for HEAD

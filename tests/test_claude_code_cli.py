@@ -1,0 +1,229 @@
+"""End to end: the real Claude Code CLI edits six files through the gateway against a scripted OpenAI Chat upstream.
+
+The upstream plays a three-turn task: six parallel `Read` calls in one assistant message, then (once all six
+results are back) six parallel `Edit` calls replacing OLD with NEW, then a final text. It decides by looking at
+each request, so side requests the CLI may send (titles, summaries) just get a short text.
+
+Needs the CLI installed by `bash tests/cli/install.sh` (CI runs it first); without it the test fails, never skips.
+`DRAGOMAN_CLAUDE_BIN` points the test at another `claude` executable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.gateway import UPSTREAM_KEY
+from tests.upstreams import ChatReply, ScriptedChatUpstream
+
+CLI_DIR = Path(__file__).resolve().parent / "cli"
+INSTALL_HINT = "run `bash tests/cli/install.sh` (installs the Claude Code CLI into tests/cli/node_modules)"
+CLI_TIMEOUT = 180  # seconds for the whole CLI run; a healthy run takes a few seconds
+INBOUND_KEY = "sk-dragoman-e2e-cli"
+ROUTE = "gpt-5-via-gateway"
+FILES = [f"{name}.txt" for name in "abcdef"]
+FINAL_TEXT = "Done: all six files now say NEW."
+SIDE_TEXT = "Edit six files"
+
+pytestmark = [pytest.mark.cli, pytest.mark.timeout(CLI_TIMEOUT + 120)]
+
+
+def claude_executable() -> Path:
+    """The installed `claude` executable, or a test failure telling how to install it."""
+    override = os.environ.get("DRAGOMAN_CLAUDE_BIN")
+    exe = Path(override) if override else CLI_DIR / "node_modules" / ".bin" / "claude"
+    if not exe.exists():
+        pytest.fail(f"Claude Code CLI not found at {exe}: {INSTALL_HINT}", pytrace=False)
+    try:
+        version = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        pytest.fail(f"{exe} --version failed ({exc!r}): {INSTALL_HINT}", pytrace=False)
+    if version.returncode != 0 or "Claude Code" not in version.stdout:
+        pytest.fail(f"{exe} --version exited {version.returncode}: {version.stdout}{version.stderr}\n{INSTALL_HINT}",
+                    pytrace=False)
+    return exe
+
+
+def cli_env(home: Path, base_url: str) -> dict[str, str]:
+    """A clean environment: throwaway HOME, gateway as the Anthropic API, everything non-essential off.
+
+    Built from scratch so that no ANTHROPIC_* / CLAUDE_* variable of the developer's shell leaks in.
+    """
+    return {
+        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "XDG_DATA_HOME": str(home / ".local" / "share"),
+        "TMPDIR": str(home / "tmp"),
+        "LANG": "C.UTF-8",
+        "TERM": "dumb",
+        "SHELL": "/bin/bash",
+        "ANTHROPIC_BASE_URL": base_url,
+        "ANTHROPIC_API_KEY": INBOUND_KEY,
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+        # --dangerously-skip-permissions refuses to run as root outside a sandbox.
+        "IS_SANDBOX": "1",
+        # Without it the CLI preflights `HEAD /api/hello` and tries telemetry/update hosts (DNS look-ups).
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_ERROR_REPORTING": "1",
+        # A gateway error is a test failure, not something to wait out: by default the CLI retries a 5xx ten
+        # times with backoff (about three minutes).
+        "CLAUDE_CODE_MAX_RETRIES": "1",
+        "API_TIMEOUT_MS": "60000",
+    }
+
+
+class ThreeTurnScript:
+    """Read x6 -> Edit x6 -> final text, chosen by which tool results a request carries."""
+
+    def __init__(self, project: Path) -> None:
+        self.project = project
+        self.read_ids = {name: f"call_{uuid.uuid4().hex[:24]}" for name in FILES}
+        self.edit_ids = {name: f"call_{uuid.uuid4().hex[:24]}" for name in FILES}
+        self.unexpected: list[str] = []
+
+    def __call__(self, body: dict) -> ChatReply:
+        offered = {t.get("function", {}).get("name") for t in body.get("tools") or []}
+        if not offered:
+            return ChatReply(text=SIDE_TEXT)  # a side request (title, summary, ...), not the agent loop
+        if not {"Read", "Edit"} <= offered:
+            self.unexpected.append(f"the CLI offered {sorted(offered)}: no Read/Edit (deferred in this release?)")
+            return ChatReply(text="Read and Edit are not offered; stopping.")
+        answered = {m.get("tool_call_id") for m in body.get("messages", []) if m.get("role") == "tool"}
+        reads, edits = set(self.read_ids.values()), set(self.edit_ids.values())
+        if not answered & (reads | edits):
+            return ChatReply(text="I'll read the six files in parallel.", tool_calls=[
+                (self.read_ids[name], "Read", json.dumps({"file_path": str(self.project / name)}))
+                for name in FILES
+            ])
+        if reads <= answered and not answered & edits:
+            return ChatReply(text="Now I'll edit them in parallel.", tool_calls=[
+                (self.edit_ids[name], "Edit", json.dumps(
+                    {"file_path": str(self.project / name), "old_string": "OLD", "new_string": "NEW"}))
+                for name in FILES
+            ])
+        if reads | edits <= answered:
+            return ChatReply(text=FINAL_TEXT)
+        self.unexpected.append(f"tool results for {sorted(answered)}")
+        return ChatReply(text="Unexpected conversation state; stopping.")
+
+
+def run_cli(exe: Path, project: Path, home: Path, base_url: str, task: str) -> tuple[int, str, str, float]:
+    """Run `claude -p` headless; kill its process group if it outlives CLI_TIMEOUT."""
+    (home / "tmp").mkdir(parents=True, exist_ok=True)
+    argv = [str(exe), "-p", task, "--output-format", "stream-json", "--verbose",
+            "--model", ROUTE, "--dangerously-skip-permissions"]
+    started = time.monotonic()
+    proc = subprocess.Popen(argv, cwd=project, env=cli_env(home, base_url), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=CLI_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"claude did not finish within {CLI_TIMEOUT}s\nstdout tail:\n{out[-4000:]}\nstderr:\n{err[-4000:]}")
+    return proc.returncode, out, err, time.monotonic() - started
+
+
+def stream_events(stdout: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stdout.splitlines() if line.strip().startswith("{")]
+
+
+def upstream_summary(upstream: ScriptedChatUpstream) -> str:
+    lines = []
+    for body in upstream.bodies:
+        roles = [m.get("role") + ("+calls" if m.get("tool_calls") else "") for m in body.get("messages", [])]
+        lines.append(f"  model={body.get('model')} stream={body.get('stream')} tools={len(body.get('tools') or [])} "
+                     f"messages={roles}")
+    return "\n".join(lines) or "  (none)"
+
+
+def assert_tool_messages_follow_calls(messages: list[dict]) -> None:
+    """OpenAI rejects a conversation unless each assistant `tool_calls` message is followed by one tool message per call."""
+    for i, message in enumerate(messages):
+        calls = message.get("tool_calls") or []
+        if message.get("role") != "assistant" or not calls:
+            continue
+        following = messages[i + 1 : i + 1 + len(calls)]
+        assert all(m.get("role") == "tool" for m in following), f"message {i}: tool calls not followed by tool messages"
+        assert {m.get("tool_call_id") for m in following} == {c["id"] for c in calls}, f"message {i}: ids differ"
+
+
+def test_claude_code_edits_six_files_through_gateway(tmp_path: Path, chat_upstream: ScriptedChatUpstream,
+                                                      gateway_for) -> None:
+    exe = claude_executable()
+    project, home = tmp_path / "project", tmp_path / "home"
+    project.mkdir()
+    home.mkdir()
+    for name in FILES:
+        (project / name).write_text("value = OLD\n")
+    script = ThreeTurnScript(project)
+    chat_upstream.reset(script)
+    gateway = gateway_for(chat_upstream, auth_keys=[INBOUND_KEY])
+
+    code, out, err, seconds = run_cli(exe, project, home, gateway.base_url,
+                                      "In each of a.txt, b.txt, c.txt, d.txt, e.txt and f.txt replace OLD with NEW.")
+
+    context = (f"claude exited {code} after {seconds:.1f}s\nstderr:\n{err[-4000:]}\nstdout tail:\n{out[-4000:]}\n"
+               f"upstream requests:\n{upstream_summary(chat_upstream)}\n"
+               f"gateway stderr tail:\n{gateway.stderr_text()[-4000:]}")
+    assert code == 0, context
+    assert not script.unexpected, f"{script.unexpected}\n{context}"
+
+    # The files were really edited by the CLI's own Edit tool.
+    for name in FILES:
+        assert (project / name).read_text() == "value = NEW\n", f"{name}: {(project / name).read_text()!r}\n{context}"
+
+    # The CLI saw a successful run, and the tool calls as the upstream issued them.
+    events = stream_events(out)
+    retries = [e for e in events if e.get("subtype") == "api_retry"]
+    assert not retries, f"the CLI had to retry requests the gateway failed: {retries}\n{context}"
+    results = [e for e in events if e.get("type") == "result"]
+    assert len(results) == 1, context
+    assert results[0].get("is_error") is False and results[0].get("subtype") == "success", results[0]
+    assert results[0].get("result") == FINAL_TEXT, results[0]
+    tool_uses = [block for e in events if e.get("type") == "assistant"
+                 for block in e["message"]["content"] if block.get("type") == "tool_use"]
+    assert [b["name"] for b in tool_uses] == ["Read"] * 6 + ["Edit"] * 6, context
+    assert [b["input"]["file_path"] for b in tool_uses] == [str(project / n) for n in FILES] * 2
+
+    # The upstream saw three agent-loop requests, with all six results each time, under the ids it issued.
+    agent_bodies = [b for b in chat_upstream.bodies
+                    if {"Read", "Edit"} <= {t.get("function", {}).get("name") for t in b.get("tools") or []}]
+    assert len(agent_bodies) == 3, context
+    for body in agent_bodies:
+        assert body["model"] == "gpt-5", body["model"]
+        assert_tool_messages_follow_calls(body["messages"])
+    read_ids, edit_ids = set(script.read_ids.values()), set(script.edit_ids.values())
+    for body, expected in zip(agent_bodies, [set(), read_ids, read_ids | edit_ids]):
+        tool_messages = [m for m in body["messages"] if m.get("role") == "tool"]
+        assert len(tool_messages) == len(expected), upstream_summary(chat_upstream)
+        assert {m["tool_call_id"] for m in tool_messages} == expected
+    final_messages = agent_bodies[-1]["messages"]
+    by_id = {m["tool_call_id"]: m for m in final_messages if m.get("role") == "tool"}
+
+    def text_of(message: dict) -> str:
+        content = message.get("content")
+        return content if isinstance(content, str) else "".join(p.get("text", "") for p in content or [])
+
+    for name in FILES:
+        assert "value = OLD" in text_of(by_id[script.read_ids[name]]), by_id[script.read_ids[name]]
+        assert name in text_of(by_id[script.edit_ids[name]]), by_id[script.edit_ids[name]]
+    issued = [c for m in final_messages if m.get("role") == "assistant" for c in m.get("tool_calls") or []]
+    assert [(c["id"], c["function"]["name"]) for c in issued] == (
+        [(script.read_ids[n], "Read") for n in FILES] + [(script.edit_ids[n], "Edit") for n in FILES])
+    assert [json.loads(c["function"]["arguments"])["file_path"] for c in issued] == [str(project / n) for n in FILES] * 2
+    for request in chat_upstream.requests:
+        assert request.headers.get("authorization") == f"Bearer {UPSTREAM_KEY}", request.headers
