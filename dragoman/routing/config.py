@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import difflib
 import os
-import re
 from collections.abc import Mapping
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
-import yaml
-from msgspec import inspect as msgspec_inspect
 
 from dragoman.errors import ConfigError
+from dragoman.routing.yaml_source import Path, Source, parse_yaml
 from dragoman.translate.options import TranslationOptions
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -22,7 +19,6 @@ _CHAT_PATH = "/chat/completions"
 
 _PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 _PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
-_Path = tuple[str | int, ...]
 
 
 # --- the file's schema -------------------------------------------------------------------------------------
@@ -130,163 +126,6 @@ class Config(msgspec.Struct, frozen=True):
         return f"Config(source={self.source!r}, routes={[r.name for r in self.routes]!r})"
 
 
-# --- YAML with line numbers --------------------------------------------------------------------------------
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 scalars: only true/false are booleans, and dates stay strings."""
-
-
-# YAML 1.1 reads `off`, `no`, `on`, `yes` as booleans, which would turn `reasoning_effort: off` into False.
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-
-
-def _parse_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any]:
-    """The node tree (for line numbers) and the plain data it constructs to."""
-    loader = _Loader(text)
-    try:
-        root = loader.get_single_node()
-        if root is None:
-            return None, None
-        _reject_duplicate_keys(root, source)
-        return root, loader.construct_document(root)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = ": ".join(p for p in (exc.context, exc.problem) if p)
-        raise ConfigError(f"{source}{line}: invalid YAML: {problem}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: invalid YAML: {exc}") from None
-    finally:
-        loader.dispose()
-
-
-def _reject_duplicate_keys(node: yaml.Node, source: str, visited: set[int] | None = None) -> None:
-    # PyYAML silently keeps the last of two equal keys; a repeated key in a config is always a mistake.
-    visited = set() if visited is None else visited
-    if id(node) in visited:  # aliases can share (or, recursively, contain) nodes
-        return
-    visited.add(id(node))
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode) and key.value != "<<":
-                line = key.start_mark.line + 1
-                if key.value in seen:
-                    raise ConfigError(f'{source}:{line}: duplicate key "{key.value}" (first on line {seen[key.value]})')
-                seen[key.value] = line
-            _reject_duplicate_keys(value, source, visited)
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            _reject_duplicate_keys(item, source, visited)
-
-
-def _child(node: yaml.Node, part: str | int, *, key: bool = False) -> yaml.Node | None:
-    if isinstance(part, int) and isinstance(node, yaml.SequenceNode) and 0 <= part < len(node.value):
-        return node.value[part]
-    if isinstance(part, str) and isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            if key_node.value == part:
-                return key_node if key else value_node
-    return None
-
-
-def _format_path(path: _Path) -> str:
-    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
-    return text.lstrip(".")
-
-
-# --- turning msgspec's errors into located messages ---------------------------------------------------------
-
-_AT = re.compile(r"^(?P<msg>.*?)(?: - at (?P<key>`key` in )?`\$(?P<path>[^`]*)`)?$", re.DOTALL)
-_PART = re.compile(r"\.(\w+)|\[(\d+)\]")
-_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<field>.*)`$")
-_MISSING = re.compile(r"^Object missing required field `(?P<field>.*)`$")
-
-
-class _Source:
-    """The file being loaded: its name, node tree and environment, and how to raise located errors."""
-
-    def __init__(self, name: str, root: yaml.Node | None, env: Mapping[str, str]) -> None:
-        self.name = name
-        self.root = root
-        self.env = env
-        self.base_dir = os.path.dirname(name)
-
-    def line(self, path: _Path, *, key: bool = False) -> int:
-        """The 1-based line of the deepest node along path (the key's own line when key is set)."""
-        node = self.root
-        if node is None:
-            return 1
-        for i, part in enumerate(path):
-            child = _child(node, part, key=key and i == len(path) - 1)
-            if child is None:
-                break
-            node = child
-        return node.start_mark.line + 1
-
-    def error(self, path: _Path, problem: str, *, key: bool = False) -> ConfigError:
-        where = f"{_format_path(path)}: " if path else ""
-        return ConfigError(f"{self.name}:{self.line(path, key=key)}: {where}{problem}")
-
-    def convert(self, data: Any, cls: type, path: _Path = ()) -> Any:
-        """msgspec.convert, with a failure reported at the YAML line it came from."""
-        try:
-            return msgspec.convert(data, cls)
-        except msgspec.ValidationError as exc:
-            raise self._located(exc, cls, path) from None
-
-    def _located(self, exc: msgspec.ValidationError, cls: type, prefix: _Path) -> ConfigError:
-        found = _AT.match(str(exc))
-        assert found is not None  # the pattern matches any string
-        message = found["msg"].replace("`", "") + (" (in a key)" if found["key"] else "")
-        rel = tuple(int(i) if i else name for name, i in _PART.findall(found["path"] or ""))
-        path = prefix + rel
-        if unknown := _UNKNOWN.match(found["msg"]):
-            field = unknown["field"]
-            where = f"in {_format_path(path)}" if path else "at the top level"
-            hint = _did_you_mean(field, _field_names(cls, rel))
-            line = self.line(path + (field,), key=True)
-            return ConfigError(f'{self.name}:{line}: unknown field "{field}" {where}{hint}')
-        if missing := _MISSING.match(found["msg"]):
-            return self.error(path, f'missing required field "{missing["field"]}"')
-        return self.error(path, message)
-
-
-def _field_names(cls: type, path: _Path) -> list[str]:
-    """The field names of the Struct found by following path from cls (for "did you mean")."""
-    info: Any = msgspec_inspect.type_info(cls)
-    for part in path:
-        if isinstance(part, int):
-            info = getattr(info, "item_type", None)
-        else:
-            struct = _struct_of(info)
-            info = next((f.type for f in struct.fields if f.name == part), None) if struct is not None else None
-        if info is None:
-            return []
-    struct = _struct_of(info)
-    return [f.name for f in struct.fields] if struct is not None else []
-
-
-def _struct_of(info: Any) -> Any:
-    if isinstance(info, msgspec_inspect.UnionType):
-        return next((s for t in info.types if (s := _struct_of(t)) is not None), None)
-    return info if isinstance(info, msgspec_inspect.StructType) else None
-
-
-def _did_you_mean(field: str, names: list[str]) -> str:
-    close = difflib.get_close_matches(field, names, n=1)
-    if close:
-        return f' (did you mean "{close[0]}"?)'
-    return f" (expected one of: {', '.join(names)})" if names else ""
-
-
 # --- from file to Config -----------------------------------------------------------------------------------
 
 _POLICIES = (
@@ -294,7 +133,7 @@ _POLICIES = (
 )
 
 # Values the translators implement; anything else would be silently ignored downstream, so it is an error here.
-_CHOICES: tuple[tuple[_Path, tuple[str, ...]], ...] = (
+_CHOICES: tuple[tuple[Path, tuple[str, ...]], ...] = (
     (("inbound_protocol",), ("anthropic",)),
     (("upstream", "provider"), ("openai", "openai_compatible")),
     (("translation", "system_placement"), ("first_message",)),
@@ -320,8 +159,8 @@ def load_config(path: str, env: Mapping[str, str] | None = None) -> Config:
 
 def parse_config(text: str, source: str, env: Mapping[str, str]) -> Config:
     """Validate config text. source names the file in errors and anchors relative secret file paths."""
-    root, data = _parse_yaml(text, source)
-    src = _Source(source, root, env)
+    root, data = parse_yaml(text, source)
+    src = Source(source, root, env)
     if data is None:
         raise src.error((), "the config is empty; it needs at least a routes: list")
     if not isinstance(data, dict):
@@ -371,7 +210,7 @@ def chat_completions_url(url: str) -> str:
     return urlunsplit(parts._replace(path=path))
 
 
-def _build(file: ConfigFile, src: _Source) -> Config:
+def _build(file: ConfigFile, src: Source) -> Config:
     if not file.routes:
         raise src.error(("routes",), "at least one route is required")
     names = _route_names(file.routes, src)
@@ -391,7 +230,7 @@ def _build(file: ConfigFile, src: _Source) -> Config:
     )
 
 
-def _route_names(entries: tuple[RouteEntry, ...], src: _Source) -> list[str]:
+def _route_names(entries: tuple[RouteEntry, ...], src: Source) -> list[str]:
     first: dict[str, int] = {}
     for i, entry in enumerate(entries):
         if not entry.name.strip():
@@ -404,12 +243,12 @@ def _route_names(entries: tuple[RouteEntry, ...], src: _Source) -> list[str]:
     return list(first)
 
 
-def _check_route_ref(name: str, path: _Path, names: list[str], src: _Source) -> None:
+def _check_route_ref(name: str, path: Path, names: list[str], src: Source) -> None:
     if name not in names:
         raise src.error(path, f'no route named "{name}"; routes: {", ".join(names)}')
 
 
-def _route(entry: RouteEntry, path: _Path, secrets: dict[str, Secret], src: _Source) -> Route:
+def _route(entry: RouteEntry, path: Path, secrets: dict[str, Secret], src: Source) -> Route:
     for rel, allowed in _CHOICES:
         value: Any = entry
         for name in rel:
@@ -429,7 +268,7 @@ def _route(entry: RouteEntry, path: _Path, secrets: dict[str, Secret], src: _Sou
     )
 
 
-def _endpoint(upstream: Upstream, path: _Path, src: _Source) -> str:
+def _endpoint(upstream: Upstream, path: Path, src: Source) -> str:
     if upstream.endpoint is None:
         if upstream.provider == "openai":
             return OPENAI_BASE_URL + _CHAT_PATH
@@ -440,7 +279,7 @@ def _endpoint(upstream: Upstream, path: _Path, src: _Source) -> str:
         raise src.error(path + ("endpoint",), str(exc)) from None
 
 
-def _translation(entry: RouteEntry, path: _Path, src: _Source) -> TranslationOptions:
+def _translation(entry: RouteEntry, path: Path, src: Source) -> TranslationOptions:
     # upstream.max_output_tokens is where users write the clamp; the translators read it from TranslationOptions.
     clamp, options = entry.upstream.max_output_tokens, entry.translation
     if clamp is None:
@@ -451,14 +290,14 @@ def _translation(entry: RouteEntry, path: _Path, src: _Source) -> TranslationOpt
     return msgspec.structs.replace(options, max_output_tokens=clamp)
 
 
-def _secret_spec(name: str, spec: Any, src: _Source) -> Secret:
+def _secret_spec(name: str, spec: Any, src: Source) -> Secret:
     secret: Secret = src.convert(spec, Secret, ("secrets", name))
     if (secret.env is None) == (secret.file is None):
         raise src.error(("secrets", name), "give exactly one of {env: VAR} or {file: PATH}")
     return secret
 
 
-def _secret(ref: str, path: _Path, secrets: dict[str, Secret], src: _Source) -> str:
+def _secret(ref: str, path: Path, secrets: dict[str, Secret], src: Source) -> str:
     """The value of api_key_ref `ref`: env var REF, or what secrets: maps it to. Errors never include the value."""
     secret = secrets.get(ref)
     if secret is None:
@@ -469,14 +308,14 @@ def _secret(ref: str, path: _Path, secrets: dict[str, Secret], src: _Source) -> 
     return _file_secret(secret.file, ref, path, src)
 
 
-def _env_secret(var: str, origin: str, path: _Path, src: _Source) -> str:
+def _env_secret(var: str, origin: str, path: Path, src: Source) -> str:
     value = src.env.get(var, "").strip()
     if not value:
         raise src.error(path, f"env var {var} is not set or empty ({origin})")
     return value
 
 
-def _file_secret(file: str, ref: str, path: _Path, src: _Source) -> str:
+def _file_secret(file: str, ref: str, path: Path, src: Source) -> str:
     full = os.path.join(src.base_dir, os.path.expanduser(file))
     try:
         with open(full, encoding="utf-8") as f:
@@ -491,7 +330,7 @@ def _file_secret(file: str, ref: str, path: _Path, src: _Source) -> str:
     return value
 
 
-def _auth_keys(auth: Auth, src: _Source) -> frozenset[str]:
+def _auth_keys(auth: Auth, src: Source) -> frozenset[str]:
     for i, key in enumerate(auth.keys):
         if not key.strip():
             raise src.error(("auth", "keys", i), "an inbound key must not be empty")
