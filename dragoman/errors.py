@@ -9,10 +9,12 @@ class GatewayError(Exception):
     status: int = 500
     error_type: str = "api_error"
 
-    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None, retryable: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.headers = headers or {}
+        # True for upstream failures another attempt or candidate may not have (429, 5xx, refused, timed out).
+        self.retryable = retryable
 
 
 class InvalidRequest(GatewayError):

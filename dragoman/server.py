@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import secrets
+import time
 from typing import Any, Awaitable, Callable
 
 import aiohttp
@@ -14,18 +15,11 @@ import msgspec
 
 from dragoman import errors as E
 from dragoman.protocols import anthropic as A
-from dragoman.protocols import openai_chat as C
-from dragoman.protocols.sse import SSEDecoder, encode_events
-from dragoman.routing.config import Config, Route
+from dragoman.proxy import Exchange, Selected, Upstreams, relay_rest, select
+from dragoman.routing.config import Config
 from dragoman.routing.router import Router
 from dragoman.tokens import count_tokens, preload
-from dragoman.translate.anthropic_to_chat import translate_request
-from dragoman.translate.chat_stream import ChatStreamBridge
-from dragoman.translate.chat_to_anthropic import translate_response
-from dragoman.translate.request_context import RequestContext
-from dragoman.translate.tool_names import ToolNameMap
-from dragoman.upstreams.errors import error_from_exception, stream_failure
-from dragoman.upstreams.openai_chat import ChatUpstream, UpstreamTarget
+from dragoman.upstreams.client import UpstreamClient
 
 log = logging.getLogger("dragoman")
 
@@ -35,13 +29,10 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _decode_messages = msgspec.json.Decoder(A.MessagesRequest).decode
 _decode_count = msgspec.json.Decoder(A.CountTokensRequest).decode
-_decode_response = msgspec.json.Decoder(C.ChatResponse).decode
-_decode_chunk = msgspec.json.Decoder(C.ChatChunk).decode
 _encode = msgspec.json.encode
 
 _JSON = [(b"content-type", b"application/json")]
 _SSE = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
-_DONE = b"[DONE]"
 
 
 class ClientGone(Exception):
@@ -54,11 +45,10 @@ class Gateway:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.router = Router(config)
-        self.targets = {route.name: _target(route) for route in config.routes}
         self.max_body = config.server.max_body_bytes
         self.auth_keys = config.auth_keys
         self._session: aiohttp.ClientSession | None = None
-        self._upstream: ChatUpstream | None = None
+        self._upstreams: Upstreams | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -83,7 +73,7 @@ class Gateway:
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=False)
-        self._upstream = ChatUpstream(self._session)
+        self._upstreams = Upstreams(self.config, UpstreamClient(self._session))
         asyncio.get_running_loop().run_in_executor(None, preload)
 
     async def stop(self) -> None:
@@ -143,73 +133,33 @@ class Gateway:
         if not req.messages:
             raise E.InvalidRequest("messages: at least one message is required")
         route = self.router.resolve(req.model)
-        options = route.translation
-        ctx = RequestContext(
-            message_id="msg_" + request_id[4:],
-            requested_model=req.model,
-            tool_names=ToolNameMap(options.max_tool_name_length),
-            stop_sequences=tuple(req.stop_sequences) if req.stop_sequences else (),
-            input_estimate=len(body) // 4,
-            think_tags=options.think_tags,
-        )
-        chat = translate_request(
-            req, route.upstream_model(req.model), options, ctx, openai_extensions=route.provider == "openai"
-        )
-        target = self.targets[route.name]
-        assert self._upstream is not None
-        resp = await self._upstream.post(target, _encode(chat))
-        if req.stream:
-            await self._stream(receive, send, resp, target, ctx, request_id)
-        else:
-            raw = await self._upstream.read(target, resp)
-            try:
-                answer = _decode_response(raw)
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                raise E.Overloaded(f"upstream for route {route.name!r} sent an answer that is not a Chat completion") from None
-            await _send_json(send, 200, _encode(translate_response(answer, ctx)), request_id)
+        exchange = Exchange(request_id, req.model, req.stream, len(body) // 4)
+        assert self._upstreams is not None
+        candidates = self._upstreams.candidates(route)
+        selected = await select(self._upstreams, candidates, req, body, scope["headers"], exchange)
+        if not req.stream:
+            answer = selected.answer
+            assert answer is not None
+            exchange.usage, exchange.stop_reason, exchange.upstream_model = answer.usage, answer.stop_reason, answer.upstream_model
+            await _send_json(send, 200, answer.body, request_id)
+            return
+        await self._stream(receive, send, selected, exchange, request_id)
 
-    async def _stream(
-        self,
-        receive: Receive,
-        send: Send,
-        resp: aiohttp.ClientResponse,
-        target: UpstreamTarget,
-        ctx: RequestContext,
-        request_id: str,
-    ) -> None:
-        """Relay the upstream stream: each read's chunks become Anthropic events, sent at once."""
-        bridge = ChatStreamBridge(ctx)
-        decoder = SSEDecoder()
-        started = False
-        tail: list[A.StreamEvent] = []  # what is left to send once the upstream stops
+    async def _stream(self, receive: Receive, send: Send, selected: Selected, exchange: Exchange, request_id: str) -> None:
+        """Send the first stream bytes, then relay the rest as it arrives."""
         # Watch for the client going away, so an abandoned answer stops costing upstream tokens.
         gone = asyncio.ensure_future(_wait_disconnect(receive))
+
+        async def send_body(data: bytes, more: bool) -> None:
+            await send({"type": "http.response.body", "body": data, "more_body": more})
+
         try:
-            try:
-                async for data in resp.content.iter_any():
-                    events = _bridge_frames(bridge, decoder.feed(data))
-                    if events:
-                        if not started:
-                            await send({"type": "http.response.start", "status": 200, "headers": _headers(_SSE, request_id)})
-                            started = True
-                        await send({"type": "http.response.body", "body": encode_events(events), "more_body": True})
-                    if bridge.ended or gone.done():
-                        break
-                else:
-                    tail = _bridge_frames(bridge, decoder.close())
-                    if not bridge.started:
-                        raise E.Overloaded(f"upstream for route {target.route!r} closed the stream without answering")
-                    tail += bridge.on_eof()
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                if not started:
-                    raise error_from_exception(exc, target.route) from None
-                tail = bridge.on_error(*stream_failure(exc))
-            if not started:
-                await send({"type": "http.response.start", "status": 200, "headers": _headers(_SSE, request_id)})
-            await send({"type": "http.response.body", "body": encode_events(tail), "more_body": False})
+            await send({"type": "http.response.start", "status": 200, "headers": _headers(_SSE, request_id)})
+            await send_body(selected.first, True)
+            exchange.ttfb = time.perf_counter() - exchange.started
+            await relay_rest(selected, send_body, gone, exchange)
         finally:
             gone.cancel()
-            resp.release()
 
     async def _count_tokens(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         body = await _read_body(scope, receive, self.max_body)
@@ -245,28 +195,6 @@ class _MethodNotAllowed(E.GatewayError):
 def _require(method: str, expected: str) -> None:
     if method != expected:
         raise _MethodNotAllowed(method)
-
-
-def _target(route: Route) -> UpstreamTarget:
-    t = route.timeouts
-    return UpstreamTarget(route.name, route.endpoint, route.api_key, t.connect, t.first_byte, t.idle)
-
-
-def _bridge_frames(bridge: ChatStreamBridge, frames: list[tuple[bytes | None, bytes]]) -> list[A.StreamEvent]:
-    events: list[A.StreamEvent] = []
-    for _, payload in frames:
-        if payload == _DONE:
-            events += bridge.on_done()
-            break
-        try:
-            chunk = _decode_chunk(payload)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            events += bridge.on_error("api_error", "the upstream sent a stream chunk that is not valid JSON")
-            break
-        events += bridge.on_chunk(chunk)
-        if bridge.ended:
-            break
-    return events
 
 
 def _decode(decoder: Callable[[bytes], Any], body: bytes) -> Any:

@@ -15,7 +15,7 @@ from dragoman.translate.options import TranslationOptions
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 OPENAI_BASE_URL = "https://api.openai.com/v1"
-_CHAT_PATH = "/chat/completions"
+ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 
 _PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 _PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
@@ -37,10 +37,28 @@ class Upstream(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     provider: str
     model: str
-    endpoint: str | None = None  # None: OpenAI's own endpoint (provider openai only)
+    endpoint: str | None = None  # None: the provider's own endpoint (openai, anthropic)
+    api: str | None = None  # chat | responses | messages; None: from the endpoint and provider
     api_key_ref: str | None = None  # None: send no key (local servers)
     max_output_tokens: _PositiveInt | None = None
     timeout: Timeouts = Timeouts()
+    deployment: str | None = None  # azure_openai: the deployment name in the URL
+    api_version: str = "2024-10-21"  # azure_openai: the api-version query parameter
+
+
+class Retry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """How a failed attempt is retried before the next candidate: bounded, with jittered exponential backoff."""
+
+    attempts: Annotated[int, msgspec.Meta(ge=1, le=10)] = 2  # tries of this route before moving on
+    backoff: Annotated[float, msgspec.Meta(ge=0)] = 0.25  # seconds before the 2nd try, doubled after
+    max_backoff: Annotated[float, msgspec.Meta(ge=0)] = 5.0  # and the longest retry-after honoured
+
+
+class Breaker(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Per-upstream circuit breaker: open after `failures` in a row, probe again after `cooldown` seconds."""
+
+    failures: _PositiveInt = 5
+    cooldown: _PositiveFloat = 30.0
 
 
 class RouteEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -50,6 +68,17 @@ class RouteEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     upstream: Upstream
     inbound_protocol: str = "anthropic"
     translation: TranslationOptions = TranslationOptions()
+    fallbacks: tuple[str, ...] = ()
+    retry: Retry = Retry()
+    breaker: Breaker = Breaker()
+
+
+class PolicyEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A routing policy: a rule, and the requested model names it applies to (fnmatch patterns)."""
+
+    name: str
+    rule: str
+    applies_to: tuple[str, ...] = ("*",)
 
 
 class ModelRoute(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -80,6 +109,7 @@ class ConfigFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     routes: tuple[RouteEntry, ...]
     default_route: str | None = None
     model_routes: tuple[ModelRoute, ...] = ()
+    policies: tuple[PolicyEntry, ...] = ()
     auth: Auth = Auth()
     server: ServerSettings = ServerSettings()
     # Entries are validated one by one: msgspec reports a bad dict value at `$.secrets[...]`, with no key to locate.
@@ -93,12 +123,16 @@ class Route(msgspec.Struct, frozen=True):
     """A resolved route, flat so the hot path reads plain attributes. model None = pass the requested name through."""
 
     name: str
-    provider: str
+    provider: str  # openai | openai_compatible | azure_openai | anthropic
     model: str | None
-    endpoint: str  # full URL, ending in /chat/completions
+    endpoint: str  # the full URL requests are POSTed to
     api_key: str | None
     timeouts: Timeouts
     translation: TranslationOptions
+    api: str = "chat"  # the upstream's wire protocol: chat | responses | messages
+    fallbacks: tuple[str, ...] = ()
+    retry: Retry = Retry()
+    breaker: Breaker = Breaker()
 
     def upstream_model(self, requested: str) -> str:
         """The model name to send upstream for a client's requested model."""
@@ -135,13 +169,14 @@ _POLICIES = (
 # Values the translators implement; anything else would be silently ignored downstream, so it is an error here.
 _CHOICES: tuple[tuple[Path, tuple[str, ...]], ...] = (
     (("inbound_protocol",), ("anthropic",)),
-    (("upstream", "provider"), ("openai", "openai_compatible")),
+    (("upstream", "provider"), ("openai", "openai_compatible", "azure_openai", "anthropic")),
     (("translation", "system_placement"), ("first_message",)),
     (("translation", "system_role"), ("system", "developer")),
     (("translation", "tool_use"), ("openai_tool_calls",)),
     (("translation", "streaming"), ("anthropic_events",)),
     (("translation", "reasoning_effort"), ("auto", "off", "minimal", "low", "medium", "high")),
     (("translation", "server_tools"), ("reject", "drop")),
+    (("translation", "max_tokens_field"), (None, "max_tokens", "max_completion_tokens")),
 )
 
 
@@ -196,18 +231,47 @@ def zero_config(env: Mapping[str, str]) -> Config:
     )
 
 
+_API_PATHS = {"chat": "/chat/completions", "responses": "/responses", "messages": "/v1/messages"}
+
+
+def api_url(url: str, api: str = "chat") -> str:
+    """The URL to POST to for an endpoint or a base URL (`http://host:8000/v1`); ValueError if not http(s)."""
+    parts = _http_url(url)
+    path = parts.path.rstrip("/")
+    suffix = _API_PATHS[api]
+    if api == "messages":
+        if not path.endswith("/messages"):
+            path = path.removesuffix("/v1") + suffix
+    elif not path.endswith(("/chat/completions", "/responses")):
+        path += suffix
+    return urlunsplit(parts._replace(path=path))
+
+
 def chat_completions_url(url: str) -> str:
-    """The Chat Completions URL for an endpoint or a base URL (`http://host:8000/v1`); ValueError if not http(s)."""
+    """The Chat Completions URL for an endpoint or a base URL; ValueError if not http(s)."""
+    return api_url(url, "chat")
+
+
+def azure_url(endpoint: str, deployment: str, api_version: str, api: str) -> str:
+    """Azure OpenAI's URL scheme: deployments in the path and an api-version query (Chat), or its v1 Responses."""
+    parts = _http_url(endpoint)
+    if "/openai/" in parts.path:
+        return urlunsplit(parts)  # a full Azure URL, written out by hand
+    base = parts.path.rstrip("/")
+    if api == "responses":
+        return urlunsplit(parts._replace(path=f"{base}/openai/v1/responses", query=""))
+    path = f"{base}/openai/deployments/{deployment}/chat/completions"
+    return urlunsplit(parts._replace(path=path, query=f"api-version={api_version}"))
+
+
+def _http_url(url: str):  # noqa: ANN202 - urllib's SplitResult
     try:
         parts = urlsplit(url.strip())
     except ValueError:
         parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f'"{url}" is not an http(s) URL')
-    path = parts.path.rstrip("/")
-    if not path.endswith(_CHAT_PATH):
-        path += _CHAT_PATH
-    return urlunsplit(parts._replace(path=path))
+    return parts
 
 
 def _build(file: ConfigFile, src: Source) -> Config:
@@ -218,6 +282,11 @@ def _build(file: ConfigFile, src: Source) -> Config:
         _check_route_ref(file.default_route, ("default_route",), names, src)
     for i, rule in enumerate(file.model_routes):
         _check_route_ref(rule.route, ("model_routes", i, "route"), names, src)
+    for i, entry in enumerate(file.routes):
+        for j, name in enumerate(entry.fallbacks):
+            _check_route_ref(name, ("routes", i, "fallbacks", j), names, src)
+            if name == entry.name:
+                raise src.error(("routes", i, "fallbacks", j), "a route cannot fall back to itself")
     secrets = {name: _secret_spec(name, spec, src) for name, spec in file.secrets.items()}
     routes = tuple(_route(entry, ("routes", i), secrets, src) for i, entry in enumerate(file.routes))
     return Config(
@@ -254,27 +323,57 @@ def _route(entry: RouteEntry, path: Path, secrets: dict[str, Secret], src: Sourc
         for name in rel:
             value = getattr(value, name)
         if value not in allowed:
-            raise src.error(path + rel, f'"{value}" is not one of: {", ".join(allowed)}')
+            raise src.error(path + rel, f'"{value}" is not one of: {", ".join(a for a in allowed if a)}')
     upstream = entry.upstream
     ref = upstream.api_key_ref
+    api = _api(upstream, path + ("upstream",), src)
+    translation = _translation(entry, path, src)
+    if translation.passthrough and api != "messages":
+        raise src.error(path + ("translation", "passthrough"), "passthrough needs provider anthropic")
     return Route(
         name=entry.name,
         provider=upstream.provider,
         model=upstream.model,
-        endpoint=_endpoint(upstream, path + ("upstream",), src),
+        endpoint=_endpoint(upstream, api, path + ("upstream",), src),
         api_key=None if ref is None else _secret(ref, path + ("upstream", "api_key_ref"), secrets, src),
         timeouts=upstream.timeout,
-        translation=_translation(entry, path, src),
+        translation=translation,
+        api=api,
+        fallbacks=entry.fallbacks,
+        retry=entry.retry,
+        breaker=entry.breaker,
     )
 
 
-def _endpoint(upstream: Upstream, path: Path, src: Source) -> str:
-    if upstream.endpoint is None:
-        if upstream.provider == "openai":
-            return OPENAI_BASE_URL + _CHAT_PATH
-        raise src.error(path, "endpoint is required for provider openai_compatible (e.g. http://localhost:8000/v1)")
+def _api(upstream: Upstream, path: Path, src: Source) -> str:
+    """The upstream's wire protocol: as written, else from the provider and the endpoint's path."""
+    api = upstream.api
+    if api is None:
+        if upstream.provider == "anthropic":
+            return "messages"
+        endpoint = (upstream.endpoint or "").split("?", 1)[0].rstrip("/")
+        return "responses" if endpoint.endswith("/responses") else "chat"
+    if api not in ("chat", "responses", "messages"):
+        raise src.error(path + ("api",), f'"{api}" is not one of: chat, responses, messages')
+    if (api == "messages") != (upstream.provider == "anthropic"):
+        raise src.error(path + ("api",), "api messages goes with provider anthropic, and only with it")
+    return api
+
+
+def _endpoint(upstream: Upstream, api: str, path: Path, src: Source) -> str:
+    provider = upstream.provider
+    endpoint = upstream.endpoint
+    if endpoint is None:
+        if provider == "openai":
+            endpoint = OPENAI_BASE_URL
+        elif provider == "anthropic":
+            endpoint = ANTHROPIC_BASE_URL
+        else:
+            raise src.error(path, f"endpoint is required for provider {provider} (e.g. http://localhost:8000/v1)")
     try:
-        return chat_completions_url(upstream.endpoint)
+        if provider == "azure_openai":
+            return azure_url(endpoint, upstream.deployment or upstream.model, upstream.api_version, api)
+        return api_url(endpoint, api)
     except ValueError as exc:
         raise src.error(path + ("endpoint",), str(exc)) from None
 

@@ -56,6 +56,8 @@ def translate_request(
         out.reasoning_effort = effort
     if openai_extensions:
         _identity(req.metadata, out)
+    if req.context_management is not None:
+        ctx.note("context_management dropped")  # Anthropic-only context editing; Chat has no equivalent
     return out
 
 

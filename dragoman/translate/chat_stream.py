@@ -39,7 +39,7 @@ class _ToolCall:
         """Record a fragment; return the new text it adds."""
         if not self.parts:
             self.wrapped = fragment.lstrip().startswith('"')
-        elif len(self.parts) == 1 and self.seen >= 2 and len(fragment) > self.seen and fragment.startswith(self.parts[0]):
+        elif len(self.parts) == 1 and len(fragment) > self.seen and fragment.startswith(self.parts[0]):
             self.cumulative = True
         if self.cumulative:
             if len(fragment) <= self.seen:
@@ -91,14 +91,21 @@ class ChatStreamBridge:
             if choice.index:
                 continue  # n > 1 is never asked for; ignore extra choices
             delta = choice.delta
-            if delta is not None:
+            if delta is not None and self._delta_sent:
+                # The answer was declared over (message_delta sent); a block now would follow it, which no
+                # client accepts (BerriAI/litellm#13373: "Content block not found").
+                if delta.content or delta.tool_calls or delta.reasoning_content or delta.reasoning or delta.refusal:
+                    self.ctx.note("content after the end of the answer dropped")
+            elif delta is not None:
                 self._on_delta(delta, out)
             if choice.finish_reason:
                 self._finish = choice.finish_reason
                 self._close_all(out)
         if chunk.usage is not None:
             self._usage = chunk.usage
-            if self._finish is not None:
+            # Servers with continuous usage stats (vLLM) repeat usage after the finish chunk: one message_delta.
+            if self._finish is not None and not self._delta_sent:
+                self._close_all(out)  # content may have come after finish_reason
                 out.append(self._message_delta())
         return out
 
@@ -234,8 +241,10 @@ class ChatStreamBridge:
             active = self._active
             if active is not None and not is_complete_object(active.text()):
                 return
-            nxt = next((c for c in self._order if c.block is None and c.name is not None), None)
-            if nxt is None:
+            # Calls open in the upstream's order (the order of the JSON answer's tool_calls), each once it has a
+            # name and its id or first fragment: some servers name the call a chunk before they send its id.
+            nxt = next((c for c in self._order if c.block is None), None)
+            if nxt is None or nxt.name is None or not (nxt.id or nxt.parts):
                 return
             self._open_tool(nxt, out)
 

@@ -21,3 +21,5 @@ class TranslationOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True
     max_output_tokens: int | None = None  # clamp for max_tokens; None = the model table, else no clamp
     min_output_tokens: int | None = None  # floor for max_tokens; None = 1024 for reasoning models, else 1
     reasoning_model: bool | None = None  # None = guessed from the model name (o1/o3/o4/gpt-5…)
+    passthrough: bool = False  # Anthropic upstreams: body and stream pass untouched but for key and model
+    max_tokens_field: str | None = None  # max_tokens | max_completion_tokens; None = by provider

@@ -13,12 +13,18 @@ class ThinkTagSplitter:
     __slots__ = ("_state", "_held")
 
     def __init__(self) -> None:
-        self._state = "start"  # start → (thinking →) text
+        self._state = "start"  # start → (thinking → after →) text
         self._held = ""
 
     def feed(self, piece: str) -> list[tuple[str, str]]:
         if self._state == "text":
             return [("text", piece)] if piece else []
+        if self._state == "after":  # the newlines after </think> may come in later pieces: drop them there too
+            piece = piece.lstrip("\n")
+            if not piece:
+                return []
+            self._state = "text"
+            return [("text", piece)]
         buf = self._held + piece
         self._held = ""
         if self._state == "start":
@@ -36,10 +42,9 @@ class ThinkTagSplitter:
     def _feed_thinking(self, buf: str) -> list[tuple[str, str]]:
         end = buf.find(_CLOSE)
         if end >= 0:
-            self._state = "after"
             out = [("thinking", buf[:end])] if end else []
             rest = buf[end + len(_CLOSE):].lstrip("\n")
-            self._state = "text"
+            self._state = "text" if rest else "after"
             if rest:
                 out.append(("text", rest))
             return out

@@ -21,7 +21,7 @@ def error_from_status(status: int, body: bytes, headers: dict[str, str], route: 
     where = f"upstream for route {route!r}"
     if status == 429:
         keep = {k: v for k, v in headers.items() if k.lower() in ("retry-after", "retry-after-ms")}
-        return E.RateLimited(f"{where} is rate limited: {detail}", headers=keep)
+        return E.RateLimited(f"{where} is rate limited: {detail}", headers=keep, retryable=True)
     if status in (401, 403):
         # The client's key is fine (or we would have said so); the gateway's own credential was refused.
         return E.ApiError(f"{where} rejected the gateway's credential (HTTP {status}); check the route's api_key_ref")
@@ -31,18 +31,19 @@ def error_from_status(status: int, body: bytes, headers: dict[str, str], route: 
         return E.RequestTooLarge(f"{where} says the request is too large: {detail}")
     if 400 <= status < 500:
         return E.InvalidRequest(f"{where} rejected the request (HTTP {status}): {detail}")
-    return E.Overloaded(f"{where} failed (HTTP {status}): {detail}")
+    return E.Overloaded(f"{where} failed (HTTP {status}): {detail}", retryable=True)
 
 
 def error_from_exception(exc: BaseException, route: str) -> E.GatewayError:
     """Map a transport failure (refused, reset, timed out) before any answer to the error the client gets."""
     where = f"upstream for route {route!r}"
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
-        return E.Overloaded(f"{where} timed out")
+        return E.Overloaded(f"{where} timed out", retryable=True)
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return E.Overloaded(f"{where} is unreachable ({exc.os_error.strerror or type(exc.os_error).__name__})")
+        reason = exc.os_error.strerror or type(exc.os_error).__name__
+        return E.Overloaded(f"{where} is unreachable ({reason})", retryable=True)
     if isinstance(exc, aiohttp.ClientError):
-        return E.Overloaded(f"{where} failed: {type(exc).__name__}")
+        return E.Overloaded(f"{where} failed: {type(exc).__name__}", retryable=True)
     return E.ApiError(f"{where} failed: {type(exc).__name__}")
 
 

@@ -1,0 +1,145 @@
+"""The audit schema as numbered migrations, applied by the gateway itself on both stores.
+
+A migration is never edited once released: change the schema by appending one. `schema_version` holds one row
+per applied migration. Concurrent starters (several workers, several gateways on one PostgreSQL) serialize on a
+write lock (SQLite `BEGIN IMMEDIATE`) or an advisory lock (PostgreSQL), and each re-reads the version under it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+SQLITE = "sqlite"
+POSTGRES = "postgres"
+
+_PG_LOCK_ID = 0x647261676F6D  # "dragom": the advisory lock held while migrating
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    sqlite: tuple[str, ...]
+    postgres: tuple[str, ...]
+
+    def statements(self, dialect: str) -> tuple[str, ...]:
+        return self.sqlite if dialect == SQLITE else self.postgres
+
+
+def _requests_table(dialect: str) -> str:
+    pg = dialect == POSTGRES
+    ident = "BIGSERIAL PRIMARY KEY" if pg else "INTEGER PRIMARY KEY AUTOINCREMENT"  # ids never reused: follow mode
+    real = "DOUBLE PRECISION" if pg else "REAL"
+    big = "BIGINT" if pg else "INTEGER"
+    json = "JSONB" if pg else "TEXT"
+    boolean = "BOOLEAN NOT NULL DEFAULT FALSE" if pg else "INTEGER NOT NULL DEFAULT 0"
+    return f"""
+CREATE TABLE requests (
+    id {ident},
+    time {real} NOT NULL,
+    time_iso TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    key_id TEXT,
+    developer TEXT,
+    team TEXT,
+    repo TEXT,
+    session TEXT,
+    requested_model TEXT,
+    policy TEXT,
+    branch TEXT,
+    input_estimate {big},
+    candidates {json} NOT NULL DEFAULT '[]',
+    route TEXT,
+    upstream_model TEXT,
+    provider TEXT,
+    status INTEGER NOT NULL,
+    error_type TEXT,
+    stream {boolean},
+    latency_total_ms {real},
+    ttfb_ms {real},
+    upstream_ms {real},
+    overhead_ms {real},
+    input_tokens {big} NOT NULL DEFAULT 0,
+    output_tokens {big} NOT NULL DEFAULT 0,
+    cache_read_tokens {big} NOT NULL DEFAULT 0,
+    reasoning_tokens {big} NOT NULL DEFAULT 0,
+    cost_usd {real},
+    notes {json} NOT NULL DEFAULT '[]',
+    stream_events INTEGER NOT NULL DEFAULT 0
+)"""
+
+
+def _same(*statements: str) -> tuple[str, ...]:
+    return statements
+
+
+_V1_INDEXES = _same(
+    "CREATE INDEX requests_time ON requests (time)",
+    "CREATE INDEX requests_developer_time ON requests (developer, time)",
+    "CREATE INDEX requests_repo_time ON requests (repo, time)",
+    "CREATE INDEX requests_route_time ON requests (route, time)",
+)
+_V2_INDEXES = _same(
+    "CREATE INDEX requests_request_id ON requests (request_id)",
+    "CREATE INDEX requests_team_time ON requests (team, time)",
+    "CREATE INDEX requests_model_time ON requests (upstream_model, time)",
+    "CREATE INDEX requests_key_time ON requests (key_id, time)",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "requests table", (_requests_table(SQLITE), *_V1_INDEXES), (_requests_table(POSTGRES), *_V1_INDEXES)),
+    Migration(2, "indexes for lookups by request id and cost reports by team, model and key", _V2_INDEXES, _V2_INDEXES),
+)
+
+LATEST = MIGRATIONS[-1].version
+
+_VERSION_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_version ("
+    " version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at {real} NOT NULL)"
+)
+
+
+def migrate_sqlite(conn: Any, target: int | None = None) -> int:
+    """Apply pending migrations on a sqlite3 connection in autocommit mode; returns the schema version."""
+    conn.execute(_VERSION_TABLE.format(real="REAL"))
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = _apply(conn, SQLITE, "?", target)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return version
+
+
+def migrate_postgres(conn: Any, target: int | None = None) -> int:
+    """Apply pending migrations on a psycopg connection; DDL is transactional there, so all or nothing."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_LOCK_ID,))
+        conn.execute(_VERSION_TABLE.format(real="DOUBLE PRECISION"))
+        return _apply(conn, POSTGRES, "%s", target)
+
+
+def current_version(conn: Any) -> int:
+    row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    return int(row[0] or 0)
+
+
+def _apply(conn: Any, dialect: str, ph: str, target: int | None) -> int:
+    version = current_version(conn)
+    goal = LATEST if target is None else target
+    if version > LATEST:
+        # A newer gateway migrated this store; an older one must not write a schema it does not know.
+        raise RuntimeError(f"audit store schema is version {version}, newer than this gateway's {LATEST}: upgrade Dragoman")
+    for migration in MIGRATIONS:
+        if version < migration.version <= goal:
+            for statement in migration.statements(dialect):
+                conn.execute(statement)
+            conn.execute(
+                f"INSERT INTO schema_version (version, description, applied_at) VALUES ({ph}, {ph}, {ph})",
+                (migration.version, migration.description, time.time()),
+            )
+            version = migration.version
+    return version

@@ -1,0 +1,99 @@
+"""The embedded audit store: one SQLite file in WAL mode, written in batches by the writer thread.
+
+WAL lets the CLI and the admin API read while the gateway writes, and lets several worker processes share the
+file (writes serialize on SQLite's lock; busy_timeout waits for it instead of failing). `synchronous=NORMAL`
+in WAL mode survives any process death, SIGKILL included; only a power cut can lose the last commits.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from dragoman.observe import migrations, stores
+from dragoman.observe.record import AuditRecord
+
+_INSERT = stores.insert_sql("?")
+
+
+class SQLiteStore:
+    """An AuditStore on one SQLite file, with a connection per thread."""
+
+    dialect = migrations.SQLITE
+
+    def __init__(self, path: str, *, busy_timeout_ms: int = 10_000) -> None:
+        self.path = path
+        self.busy_timeout_ms = busy_timeout_ms
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise stores.StoreError(f"audit store {path!r}: directory {directory!r} does not exist")
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves; check_same_thread off only so close() can
+            # close every thread's connection at shutdown.
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            self._local.conn = conn
+            with self._lock:
+                self._opened.append(conn)
+        return conn
+
+    def migrate(self, target: int | None = None) -> int:
+        return migrations.migrate_sqlite(self._conn(), target)
+
+    def schema_version(self) -> int:
+        return migrations.current_version(self._conn())
+
+    def write(self, records: Sequence[AuditRecord]) -> None:
+        """Insert a batch in one transaction: all of it or none of it."""
+        if not records:
+            return
+        rows = [stores.record_values(r) for r in records]
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(_INSERT, rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def query_requests(
+        self,
+        filters: Mapping[str, Any] | None = None,
+        limit: int = 100,
+        since: float | None = None,
+        until: float | None = None,
+        *,
+        after_id: int | None = None,
+    ) -> list[dict[str, Any]]:
+        sql, params = stores.requests_sql("?", filters, limit, since, until, after_id)
+        return [stores.row_dict(row) for row in self._conn().execute(sql, params)]
+
+    def query_costs(self, by: str, since: float | None = None, until: float | None = None) -> list[dict[str, Any]]:
+        sql, params = stores.costs_sql("?", by, since, until)
+        return [stores.cost_dict(by, row) for row in self._conn().execute(sql, params)]
+
+    def close(self) -> None:
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+        self._local = threading.local()

@@ -1,0 +1,228 @@
+"""Audit stores: what every store offers, `open_store(url)`, and the SQL both dialects share.
+
+`sqlite:///./dragoman.db` (the default), `sqlite:////abs/path.db`, a bare path, or `postgresql://user@host/db`.
+Both stores return the same plain rows for the same records: dicts keyed by AuditRecord's field names (plus
+`id` and `time_iso`), `candidates` and `notes` decoded, `stream` a bool.
+
+Threads: a store opens one connection per thread that uses it (the writer thread writes; queries come from the
+CLI or from the server's admin API, run in an executor), so nothing is shared across threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import msgspec
+
+from dragoman.observe.record import AuditRecord
+
+DEFAULT_STORE = "sqlite:///./dragoman.db"
+
+# Column order for inserts; `time_iso` is derived from `time`.
+COLUMNS: tuple[str, ...] = (
+    "time", "time_iso", "request_id", "key_id", "developer", "team", "repo", "session", "requested_model",
+    "policy", "branch", "input_estimate", "candidates", "route", "upstream_model", "provider", "status",
+    "error_type", "stream", "latency_total_ms", "ttfb_ms", "upstream_ms", "overhead_ms", "input_tokens",
+    "output_tokens", "cache_read_tokens", "reasoning_tokens", "cost_usd", "notes", "stream_events",
+)
+JSON_COLUMNS = frozenset({"candidates", "notes"})
+ROW_KEYS: tuple[str, ...] = ("id", *COLUMNS)
+
+# Filters a query accepts, each an exact match on its column; `status` also takes 2xx/4xx/5xx/ok/error.
+FILTERS = (
+    "developer", "team", "repo", "route", "key_id", "session", "requested_model", "upstream_model", "provider",
+    "error_type", "request_id", "status",
+)
+# `dragoman costs --by X`: the column (or expression) rows are grouped on.
+COST_GROUPS: dict[str, str] = {
+    "developer": "developer",
+    "repo": "repo",
+    "team": "team",
+    "route": "route",
+    "model": "COALESCE(upstream_model, requested_model)",
+    "key": "key_id",
+}
+COST_KEYS = ("requests", "errors", "input_tokens", "output_tokens", "cache_read_tokens", "reasoning_tokens",
+             "cost_usd", "unpriced")
+
+_encode = msgspec.json.encode
+_decode_list = msgspec.json.Decoder(list).decode
+
+
+class AuditStore(Protocol):
+    """What the writer, the CLI and the admin API need from a store."""
+
+    def migrate(self, target: int | None = None) -> int: ...
+
+    def write(self, records: Sequence[AuditRecord]) -> None: ...
+
+    def query_requests(
+        self,
+        filters: Mapping[str, Any] | None = None,
+        limit: int = 100,
+        since: float | None = None,
+        until: float | None = None,
+        *,
+        after_id: int | None = None,
+    ) -> list[dict[str, Any]]: ...
+
+    def query_costs(self, by: str, since: float | None = None, until: float | None = None) -> list[dict[str, Any]]: ...
+
+    def close(self) -> None: ...
+
+
+class StoreError(Exception):
+    """A store URL or query the user can fix: the message says how."""
+
+
+def open_store(url: str | None = None, *, migrate: bool = True) -> AuditStore:
+    """The store a URL names, its schema migrated to this gateway's version unless `migrate=False`."""
+    url = url or DEFAULT_STORE
+    if url.startswith(("postgresql://", "postgres://")):
+        from dragoman.observe.store_postgres import PostgresStore
+
+        store: AuditStore = PostgresStore(url)
+    elif url.startswith("sqlite://"):
+        from dragoman.observe.store_sqlite import SQLiteStore
+
+        store = SQLiteStore(sqlite_path(url))
+    elif "://" in url:
+        raise StoreError(f"audit store {url!r}: expected sqlite:///path.db, a file path, or postgresql://…")
+    else:
+        from dragoman.observe.store_sqlite import SQLiteStore
+
+        store = SQLiteStore(url)
+    if migrate:
+        store.migrate()
+    return store
+
+
+def sqlite_path(url: str) -> str:
+    """sqlite:///./x.db → ./x.db, sqlite:////var/x.db → /var/x.db (SQLAlchemy's convention)."""
+    rest = url[len("sqlite://"):]
+    if not rest.startswith("/") or rest == "/":
+        raise StoreError(f"audit store {url!r}: write sqlite:///relative.db or sqlite:////absolute/path.db")
+    return rest[1:]
+
+
+# ---- rows in and out ---------------------------------------------------------------------------------------
+
+
+def record_values(record: AuditRecord) -> tuple[Any, ...]:
+    """The insert parameters of one record, in COLUMNS order (JSON columns as text)."""
+    r = record
+    return (
+        r.time, r.time_iso, r.request_id, r.key_id, r.developer, r.team, r.repo, r.session, r.requested_model,
+        r.policy, r.branch, r.input_estimate, _encode(r.candidates).decode(), r.route, r.upstream_model,
+        r.provider, r.status, r.error_type, bool(r.stream), r.latency_total_ms, r.ttfb_ms, r.upstream_ms,
+        r.overhead_ms, r.input_tokens, r.output_tokens, r.cache_read_tokens, r.reasoning_tokens, r.cost_usd,
+        _encode(r.notes).decode(), r.stream_events,
+    )
+
+
+def row_dict(row: Sequence[Any]) -> dict[str, Any]:
+    """A selected row (ROW_KEYS order) as a plain dict, identical for both stores."""
+    out = dict(zip(ROW_KEYS, row))
+    for name in JSON_COLUMNS:
+        value = out[name]
+        if isinstance(value, (str, bytes)):
+            out[name] = _decode_list(value)
+    out["stream"] = bool(out["stream"])
+    return out
+
+
+def insert_sql(ph: str, json_cast: str = "") -> str:
+    values = ", ".join(ph + json_cast if c in JSON_COLUMNS else ph for c in COLUMNS)
+    return f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({values})"
+
+
+def requests_sql(
+    ph: str,
+    filters: Mapping[str, Any] | None,
+    limit: int,
+    since: float | None,
+    until: float | None,
+    after_id: int | None,
+) -> tuple[str, list[Any]]:
+    """SELECT for query_requests: newest first, or oldest first after `after_id` (follow mode)."""
+    where, params = _where(ph, filters, since, until)
+    if after_id is not None:
+        where.append(f"id > {ph}")
+        params.append(int(after_id))
+    sql = f"SELECT {', '.join(ROW_KEYS)} FROM requests"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY id" if after_id is not None else " ORDER BY time DESC, id DESC"
+    sql += f" LIMIT {ph}"
+    params.append(max(1, int(limit)))
+    return sql, params
+
+
+def costs_sql(ph: str, by: str, since: float | None, until: float | None) -> tuple[str, list[Any]]:
+    """SELECT for query_costs: one row per group, most expensive first."""
+    expr = COST_GROUPS.get(by)
+    if expr is None:
+        raise StoreError(f"costs by {by!r}: choose one of {', '.join(COST_GROUPS)}")
+    where, params = _where(ph, None, since, until)
+    # CASTs keep SUM(integer) an integer on PostgreSQL (it would be numeric → Decimal) and SQLite alike.
+    sql = (
+        f"SELECT {expr} AS grp, CAST(COUNT(*) AS BIGINT),"
+        " CAST(SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END) AS BIGINT),"
+        " CAST(SUM(input_tokens) AS BIGINT), CAST(SUM(output_tokens) AS BIGINT),"
+        " CAST(SUM(cache_read_tokens) AS BIGINT), CAST(SUM(reasoning_tokens) AS BIGINT), SUM(cost_usd),"
+        " CAST(SUM(CASE WHEN cost_usd IS NULL AND status < 400 THEN 1 ELSE 0 END) AS BIGINT)"
+        " FROM requests"
+    )
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" GROUP BY {expr} ORDER BY COALESCE(SUM(cost_usd), 0) DESC, COUNT(*) DESC, COALESCE({expr}, '')"
+    return sql, params
+
+
+def cost_dict(by: str, row: Sequence[Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {by: row[0]}
+    for key, value in zip(COST_KEYS, row[1:]):
+        out[key] = (None if value is None else round(float(value), 6)) if key == "cost_usd" else int(value or 0)
+    return out
+
+
+def _where(
+    ph: str, filters: Mapping[str, Any] | None, since: float | None, until: float | None
+) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    for name, value in (filters or {}).items():
+        if value is None:
+            continue
+        if name not in FILTERS:
+            raise StoreError(f"unknown filter {name!r}: use one of {', '.join(FILTERS)}")
+        if name == "status":
+            clause, args = _status_clause(ph, value)
+            where.append(clause)
+            params += args
+        else:
+            where.append(f"{name} = {ph}")
+            params.append(str(value))
+    if since is not None:
+        where.append(f"time >= {ph}")
+        params.append(float(since))
+    if until is not None:
+        where.append(f"time < {ph}")
+        params.append(float(until))
+    return where, params
+
+
+def _status_clause(ph: str, value: Any) -> tuple[str, list[Any]]:
+    text = str(value).strip().lower()
+    if text.isdigit():
+        return f"status = {ph}", [int(text)]
+    if text == "ok":
+        return "status < 400", []
+    if text == "error":
+        return "status >= 400", []
+    if len(text) == 3 and text[0] in "12345" and text[1:] == "xx":
+        low = int(text[0]) * 100
+        return f"status >= {ph} AND status < {ph}", [low, low + 100]
+    raise StoreError(f"status filter {value!r}: use a code (429), a class (4xx, 5xx), ok or error")
+

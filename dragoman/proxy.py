@@ -1,0 +1,245 @@
+"""One Messages exchange with the upstreams: candidates in order, bounded retries, circuit breakers, and the
+first-byte rule — an upstream failure before the client got a byte tries the next candidate; after it, the
+client gets an Anthropic `error` event."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+import aiohttp
+
+from dragoman import errors as E
+from dragoman.protocols import anthropic as A
+from dragoman.routing.breaker import CircuitBreaker
+from dragoman.routing.config import Config, Route
+from dragoman.routing.retry import retry_delay
+from dragoman.translate.request_context import RequestContext
+from dragoman.translate.tool_names import ToolNameMap
+from dragoman.upstreams.client import UpstreamClient, UpstreamTarget
+from dragoman.upstreams.dialect import Answer, Dialect, StreamRelay, dialect_for
+from dragoman.upstreams.errors import error_from_exception, stream_failure
+
+Send = Callable[[bytes, bool], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class Attempt:
+    route: str
+    outcome: str  # ok | error | skipped (breaker open)
+    status: int = 0
+    error_type: str | None = None
+    latency_ms: float = 0.0
+
+
+@dataclass(slots=True)
+class Exchange:
+    """What happened to one request upstream: what the audit record and metrics are made of."""
+
+    request_id: str
+    requested_model: str
+    stream: bool
+    input_estimate: int
+    started: float = field(default_factory=time.perf_counter)
+    attempts: list[Attempt] = field(default_factory=list)
+    route: Route | None = None
+    ctx: RequestContext | None = None
+    status: int = 0
+    error_type: str | None = None
+    upstream_model: str | None = None
+    usage: A.Usage | None = None
+    stop_reason: str | None = None
+    ttfb: float | None = None  # seconds from start to the first byte sent to the client
+    upstream_time: float = 0.0  # seconds spent waiting on the chosen upstream
+    event_count: int = 0
+
+
+class Upstreams:
+    """Per-config upstream state: one target, dialect and breaker per route."""
+
+    def __init__(self, config: Config, client: UpstreamClient) -> None:
+        self.client = client
+        self.by_name = {route.name: route for route in config.routes}
+        self.targets = {route.name: UpstreamTarget(route) for route in config.routes}
+        self.dialects: dict[str, Dialect] = {route.name: dialect_for(route) for route in config.routes}
+        self.breakers = {
+            route.name: CircuitBreaker(route.breaker.failures, route.breaker.cooldown) for route in config.routes
+        }
+
+    def candidates(self, route: Route) -> list[Route]:
+        """The route, then its fallbacks in order (each once)."""
+        out = [route]
+        for name in route.fallbacks:
+            fallback = self.by_name[name]
+            if fallback not in out:
+                out.append(fallback)
+        return out
+
+
+class Selected:
+    """The candidate that answered, and its first output (a JSON answer, or the first stream bytes)."""
+
+    __slots__ = ("route", "ctx", "answer", "resp", "relay", "first")
+
+    def __init__(self, route: Route, ctx: RequestContext) -> None:
+        self.route = route
+        self.ctx = ctx
+        self.answer: Answer | None = None
+        self.resp: aiohttp.ClientResponse | None = None
+        self.relay: StreamRelay | None = None
+        self.first = b""
+
+
+async def select(
+    upstreams: Upstreams,
+    candidates: list[Route],
+    req: A.MessagesRequest,
+    raw: bytes,
+    client_headers: list[tuple[bytes, bytes]],
+    exchange: Exchange,
+) -> Selected:
+    """Try candidates until one answers (or, streamed, sends its first event); raise the error to return."""
+    last: E.GatewayError | None = None
+    open_ = [route for route in candidates if not upstreams.breakers[route.name].allow()]
+    if len(open_) == len(candidates):
+        # Every breaker is open: a breaker steers traffic to healthier candidates; with none left, the
+        # primary is tried anyway rather than refusing service outright.
+        open_ = open_[1:]
+    for route in candidates:
+        breaker = upstreams.breakers[route.name]
+        if route in open_:
+            exchange.attempts.append(Attempt(route.name, "skipped", error_type="breaker_open"))
+            continue
+        ctx = _context(req, route, exchange)
+        dialect = upstreams.dialects[route.name]
+        target = upstreams.targets[route.name]
+        payload = dialect.request_body(req, raw, ctx)
+        headers = dialect.request_headers(target.headers, client_headers)
+        attempt = 0
+        while True:
+            attempt += 1
+            began = time.perf_counter()
+            try:
+                selected = await _try(upstreams.client, target, dialect, payload, headers, req.stream, route, ctx)
+            except E.GatewayError as err:
+                exchange.attempts.append(_failed(route.name, err, began))
+                if not err.retryable:
+                    raise
+                if err.status != 429:  # a rate limit says nothing about the upstream's health
+                    breaker.failure()
+                last = err
+                delay = retry_delay(attempt, route.retry, err.headers.get("retry-after"))
+                if delay is None or breaker.state == "open":
+                    break
+                await asyncio.sleep(delay)
+                continue
+            breaker.success()
+            exchange.attempts.append(Attempt(route.name, "ok", 200, None, (time.perf_counter() - began) * 1000))
+            exchange.route = route
+            exchange.ctx = ctx
+            return selected
+    raise _exhausted(last, exchange)
+
+
+def _context(req: A.MessagesRequest, route: Route, exchange: Exchange) -> RequestContext:
+    options = route.translation
+    return RequestContext(
+        message_id="msg_" + exchange.request_id[4:],
+        requested_model=req.model,
+        tool_names=ToolNameMap(options.max_tool_name_length),
+        stop_sequences=tuple(req.stop_sequences) if req.stop_sequences else (),
+        input_estimate=exchange.input_estimate,
+        think_tags=options.think_tags,
+    )
+
+
+async def _try(
+    client: UpstreamClient,
+    target: UpstreamTarget,
+    dialect: Dialect,
+    payload: bytes,
+    headers: dict[str, str],
+    stream: bool,
+    route: Route,
+    ctx: RequestContext,
+) -> Selected:
+    resp = await client.post(target, payload, headers)
+    selected = Selected(route, ctx)
+    if not stream:
+        selected.answer = dialect.answer(await client.read(target, resp), ctx)
+        return selected
+    relay = dialect.relay(ctx)
+    try:
+        selected.first = await _first_output(resp, relay, target)
+    except BaseException:
+        resp.release()
+        raise
+    selected.resp = resp
+    selected.relay = relay
+    return selected
+
+
+async def _first_output(resp: aiohttp.ClientResponse, relay: StreamRelay, target: UpstreamTarget) -> bytes:
+    """Read until the relay has something for the client; a failure before that is retryable."""
+    try:
+        async with asyncio.timeout(target.first_byte):
+            async for data in resp.content.iter_any():
+                out = relay.feed(data)
+                if out:
+                    if relay.failed:  # the upstream's first word was an error: still ours to retry elsewhere
+                        raise E.Overloaded(f"upstream for route {target.route!r} failed: {relay.failure}", retryable=True)
+                    return out
+    except E.GatewayError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise error_from_exception(exc, target.route) from None
+    raise E.Overloaded(f"upstream for route {target.route!r} closed the stream without answering", retryable=True)
+
+
+async def relay_rest(selected: Selected, send: Send, gone: asyncio.Future, exchange: Exchange) -> None:
+    """Relay the rest of the stream, each read sent at once; a failure now is an `error` event."""
+    resp, relay = selected.resp, selected.relay
+    assert resp is not None and relay is not None
+    target_idle = selected.route.timeouts.idle
+    loop = asyncio.get_running_loop()
+    tail = b""
+    try:
+        if not relay.ended:
+            try:
+                async with asyncio.timeout(target_idle) as deadline:
+                    async for data in resp.content.iter_any():
+                        out = relay.feed(data)
+                        if out:
+                            await send(out, True)
+                        if relay.ended or gone.done():
+                            break
+                        deadline.reschedule(loop.time() + target_idle)
+                    else:
+                        tail = relay.eof()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                tail = relay.fail(*stream_failure(exc))
+        await send(tail, False)
+    finally:
+        resp.release()
+        exchange.event_count = relay.event_count
+        exchange.usage, exchange.stop_reason = relay.usage()
+        if relay.failed:
+            exchange.error_type = "stream_error"
+
+
+def _failed(route: str, err: E.GatewayError, began: float) -> Attempt:
+    return Attempt(route, "error", err.status, err.error_type, (time.perf_counter() - began) * 1000)
+
+
+def _exhausted(last: E.GatewayError | None, exchange: Exchange) -> E.GatewayError:
+    if last is None:
+        return E.Overloaded("every upstream for this model is unavailable (circuit breakers open); retry shortly")
+    tried = [a for a in exchange.attempts if a.outcome == "error"]
+    if tried and all(a.status == 429 for a in tried):
+        return last  # rate limited everywhere: the client should wait as the upstream said
+    if len({a.route for a in exchange.attempts}) == 1:
+        return last
+    routes = ", ".join(dict.fromkeys(a.route for a in exchange.attempts))
+    return E.Overloaded(f"every upstream candidate failed ({routes}); last: {last.message}")

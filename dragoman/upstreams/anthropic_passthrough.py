@@ -1,0 +1,160 @@
+"""Anthropic as an upstream: the body and the stream pass through untouched but for the credential and the
+model name. The stream is not parsed on the hot path beyond the two events that carry usage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from dragoman.protocols import anthropic as A
+from dragoman.protocols.sse import SSEDecoder
+from dragoman.routing.config import Route
+from dragoman.translate.request_context import RequestContext
+from dragoman.upstreams.dialect import Answer
+
+_encode = msgspec.json.encode
+# Client headers an Anthropic upstream must see as sent: new betas must never be dropped on the way.
+_FORWARDED = (b"anthropic-version", b"anthropic-beta")
+_USAGE_EVENTS = (b"message_start", b"message_delta", b"message_stop", b"error")
+
+
+class _Usage(msgspec.Struct):
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_creation_input_tokens: int | None = None
+    cache_read_input_tokens: int | None = None
+
+
+class _Message(msgspec.Struct):
+    model: str | None = None
+    stop_reason: str | None = None
+    usage: _Usage | None = None
+
+
+class _Delta(msgspec.Struct):
+    stop_reason: str | None = None
+
+
+class _Event(msgspec.Struct):
+    type: str = ""
+    message: _Message | None = None
+    delta: _Delta | None = None
+    usage: _Usage | None = None
+
+
+_decode_message = msgspec.json.Decoder(_Message).decode
+_decode_event = msgspec.json.Decoder(_Event).decode
+
+
+class AnthropicPassthrough:
+    def __init__(self, route: Route) -> None:
+        self.route = route
+
+    def request_body(self, req: A.MessagesRequest, raw: bytes, ctx: RequestContext) -> bytes:
+        model = self.route.model
+        if model is None or model == req.model:
+            return raw
+        body: dict[str, Any] = msgspec.json.decode(raw)  # key order and content kept; only the model changes
+        body["model"] = model
+        return _encode(body)
+
+    def request_headers(self, base: dict[str, str], client_headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+        forwarded = {
+            name.decode("latin-1"): value.decode("latin-1") for name, value in client_headers if name in _FORWARDED
+        }
+        return {**base, **forwarded} if forwarded else base
+
+    def answer(self, raw: bytes, ctx: RequestContext) -> Answer:
+        try:
+            message = _decode_message(raw)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return Answer(raw, None, None, None)
+        return Answer(raw, _usage(message.usage), message.stop_reason, message.model)
+
+    def relay(self, ctx: RequestContext) -> PassthroughRelay:
+        return PassthroughRelay()
+
+
+class PassthroughRelay:
+    """Bytes out as they came in; usage read from message_start / message_delta on the side."""
+
+    __slots__ = ("_decoder", "_started", "_ended", "_usage", "_stop_reason", "event_count", "failed", "failure")
+
+    def __init__(self) -> None:
+        self.failed = False
+        self.failure = ""
+        self._decoder = SSEDecoder()
+        self._started = False
+        self._ended = False
+        self._usage = A.Usage()
+        self._stop_reason: str | None = None
+        self.event_count = 0
+
+    @property
+    def started(self) -> bool:
+        return self._started
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    def feed(self, data: bytes) -> bytes:
+        self._started = True
+        for event, payload in self._decoder.feed(data):
+            self.event_count += 1
+            if event in _USAGE_EVENTS:
+                self._account(payload)
+        return data
+
+    def eof(self) -> bytes:
+        if self._ended:
+            return b""
+        return self.fail("api_error", "the upstream closed the stream before the answer was complete")
+
+    def fail(self, error_type: str, message: str) -> bytes:
+        self._ended = True
+        self.failed = True
+        self.failure = message
+        self.event_count += 1
+        body = _encode(A.Error(error=A.ErrorBody(type=error_type, message=message)))
+        return b"event: error\ndata: " + body + b"\n\n"
+
+    def usage(self) -> tuple[A.Usage | None, str | None]:
+        return self._usage, self._stop_reason
+
+    def _account(self, payload: bytes) -> None:
+        try:
+            event = _decode_event(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return
+        if event.type in ("message_stop", "error"):
+            self._ended = True
+            if event.type == "error":
+                self.failed = True
+                self.failure = "the upstream sent an error event"
+        usage = event.message.usage if event.message is not None else event.usage
+        if usage is not None:
+            _merge(self._usage, usage)
+        if event.delta is not None and event.delta.stop_reason:
+            self._stop_reason = event.delta.stop_reason
+
+
+def _usage(usage: _Usage | None) -> A.Usage | None:
+    if usage is None:
+        return None
+    total = A.Usage()
+    _merge(total, usage)
+    return total
+
+
+def _merge(total: A.Usage, usage: _Usage) -> None:
+    # message_delta repeats or updates counts; the latest non-null value of each wins.
+    if usage.input_tokens is not None:
+        total.input_tokens = usage.input_tokens
+    if usage.output_tokens is not None:
+        total.output_tokens = usage.output_tokens
+    if usage.cache_creation_input_tokens is not None:
+        total.cache_creation_input_tokens = usage.cache_creation_input_tokens
+    if usage.cache_read_input_tokens is not None:
+        total.cache_read_input_tokens = usage.cache_read_input_tokens
