@@ -64,7 +64,8 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["DRAGOMAN_CONFIG"] = os.path.abspath(args.config)
     from dragoman.serving import run
 
-    return run(config, args.host, args.port, args.workers, args.log_level)
+    path = os.path.abspath(args.config) if args.config else None
+    return run(config, args.host, args.port, args.workers, args.log_level, path)
 
 
 if __name__ == "__main__":

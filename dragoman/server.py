@@ -15,9 +15,10 @@ import msgspec
 
 from dragoman import errors as E
 from dragoman.protocols import anthropic as A
-from dragoman.proxy import Exchange, Selected, Upstreams, relay_rest, select
+from dragoman.proxy import Exchange, Selected, relay_rest, select
+from dragoman.reload import ConfigWatcher
 from dragoman.routing.config import Config
-from dragoman.routing.router import Router
+from dragoman.runtime import Runtime
 from dragoman.tokens import count_tokens, preload
 from dragoman.upstreams.client import UpstreamClient
 
@@ -42,13 +43,13 @@ class ClientGone(Exception):
 class Gateway:
     """The ASGI application for one loaded Config."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, config_path: str | None = None) -> None:
         self.config = config
-        self.router = Router(config)
-        self.max_body = config.server.max_body_bytes
-        self.auth_keys = config.auth_keys
+        self.config_path = config_path
+        self.runtime: Runtime | None = None  # built at startup: it needs the event loop's HTTP session
         self._session: aiohttp.ClientSession | None = None
-        self._upstreams: Upstreams | None = None
+        self._client: UpstreamClient | None = None
+        self._watcher: ConfigWatcher | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -73,10 +74,22 @@ class Gateway:
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=False)
-        self._upstreams = Upstreams(self.config, UpstreamClient(self._session))
+        self._client = UpstreamClient(self._session)
+        self.runtime = Runtime(self.config, self._client)
+        if self.config_path is not None:
+            self._watcher = ConfigWatcher(self.config_path, self.apply_config)
+            self._watcher.start()
         asyncio.get_running_loop().run_in_executor(None, preload)
 
+    def apply_config(self, config: Config) -> None:
+        """Swap in a new, already validated config; requests in flight keep the runtime they started with."""
+        assert self._client is not None
+        self.runtime = Runtime(config, self._client, previous=self.runtime)
+        self.config = config
+
     async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
         if self._session is not None:
             await self._session.close()
 
@@ -97,18 +110,20 @@ class Gateway:
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         path: str = scope["path"]
         method: str = scope["method"]
+        rt = self.runtime
+        assert rt is not None
         if path == "/v1/messages":
             _require(method, "POST")
-            self._authenticate(scope)
-            await self._messages(scope, receive, send, request_id)
+            _authenticate(rt, scope)
+            await self._messages(rt, scope, receive, send, request_id)
         elif path == "/v1/messages/count_tokens":
             _require(method, "POST")
-            self._authenticate(scope)
-            await self._count_tokens(scope, receive, send, request_id)
+            _authenticate(rt, scope)
+            await self._count_tokens(rt, scope, receive, send, request_id)
         elif path == "/v1/models" or path.startswith("/v1/models/"):
             _require(method, "GET")
-            self._authenticate(scope)
-            await self._models(path, send, request_id)
+            _authenticate(rt, scope)
+            await self._models(rt, path, send, request_id)
         elif path in ("/", "/healthz", "/api/hello"):  # Claude Code preflights HEAD / (2.1.197) or /api/hello
             if method not in ("GET", "HEAD"):
                 raise _MethodNotAllowed(method)
@@ -116,27 +131,17 @@ class Gateway:
         else:
             raise E.NotFound(f"no such endpoint: {method} {path}")
 
-    def _authenticate(self, scope: Scope) -> None:
-        if not self.auth_keys:
-            return
-        key = _client_key(scope["headers"])
-        if key is None:
-            raise E.AuthenticationFailed("missing API key: send it as x-api-key or Authorization: Bearer")
-        if key not in self.auth_keys:
-            raise E.AuthenticationFailed("invalid API key")
-
     # ---- endpoints ---------------------------------------------------------------------------------------
 
-    async def _messages(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
-        body = await _read_body(scope, receive, self.max_body)
+    async def _messages(self, rt: Runtime, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        body = await _read_body(scope, receive, rt.max_body)
         req = _decode(_decode_messages, body)
         if not req.messages:
             raise E.InvalidRequest("messages: at least one message is required")
-        route = self.router.resolve(req.model)
+        route = rt.router.resolve(req.model)
         exchange = Exchange(request_id, req.model, req.stream, len(body) // 4)
-        assert self._upstreams is not None
-        candidates = self._upstreams.candidates(route)
-        selected = await select(self._upstreams, candidates, req, body, scope["headers"], exchange)
+        candidates = rt.upstreams.candidates(route)
+        selected = await select(rt.upstreams, candidates, req, body, scope["headers"], exchange)
         if not req.stream:
             answer = selected.answer
             assert answer is not None
@@ -161,15 +166,15 @@ class Gateway:
         finally:
             gone.cancel()
 
-    async def _count_tokens(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
-        body = await _read_body(scope, receive, self.max_body)
+    async def _count_tokens(self, rt: Runtime, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        body = await _read_body(scope, receive, rt.max_body)
         req = _decode(_decode_count, body)
-        self.router.resolve(req.model)
+        rt.router.resolve(req.model)
         count = await asyncio.get_running_loop().run_in_executor(None, count_tokens, req)
         await _send_json(send, 200, _encode(A.TokenCount(input_tokens=count)), request_id)
 
-    async def _models(self, path: str, send: Send, request_id: str) -> None:
-        infos = [A.ModelInfo(id=route.name, display_name=route.name) for route in self.router.routes()]
+    async def _models(self, rt: Runtime, path: str, send: Send, request_id: str) -> None:
+        infos = [A.ModelInfo(id=route.name, display_name=route.name) for route in rt.router.routes()]
         if path != "/v1/models":
             name = path[len("/v1/models/"):]
             match = [info for info in infos if info.id == name]
@@ -190,6 +195,16 @@ class _MethodNotAllowed(E.GatewayError):
 
     def __init__(self, method: str) -> None:
         super().__init__(f"method {method} is not allowed here")
+
+
+def _authenticate(rt: Runtime, scope: Scope) -> None:
+    if not rt.auth_keys:
+        return
+    key = _client_key(scope["headers"])
+    if key is None:
+        raise E.AuthenticationFailed("missing API key: send it as x-api-key or Authorization: Bearer")
+    if key not in rt.auth_keys:
+        raise E.AuthenticationFailed("invalid API key")
 
 
 def _require(method: str, expected: str) -> None:
@@ -272,4 +287,4 @@ def create_app() -> Gateway:
 
     path = os.environ.get("DRAGOMAN_CONFIG")
     config = load_config(path) if path else zero_config(os.environ)
-    return Gateway(config)
+    return Gateway(config, path)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 import uvicorn
+import uvicorn.supervisors
 
 from dragoman.routing.config import Config
 from dragoman.server import Gateway
@@ -17,7 +20,17 @@ class _Server(uvicorn.Server):
             print(f"dragoman listening on http://{self.config.host}:{self.config.port}", file=sys.stderr, flush=True)
 
 
-def run(config: Config, host: str, port: int, workers: int, log_level: str) -> int:
+class _Supervisor(uvicorn.supervisors.Multiprocess):
+    """uvicorn's supervisor restarts every worker on SIGHUP, and a worker that cannot load a broken file
+    would not come back; instead each worker is told to reload, and validates the file before it swaps."""
+
+    def handle_hup(self) -> None:
+        for process in self.processes:
+            if process.pid is not None:
+                os.kill(process.pid, signal.SIGHUP)
+
+
+def run(config: Config, host: str, port: int, workers: int, log_level: str, config_path: str | None = None) -> int:
     """Serve until stopped. uvloop + httptools: the fastest stack measured here (shared/performance.md)."""
     common = dict(
         host=host, port=port, loop="uvloop", http="httptools", lifespan="on", access_log=False,
@@ -26,9 +39,11 @@ def run(config: Config, host: str, port: int, workers: int, log_level: str) -> i
     )
     if workers > 1:
         # Each worker builds its own app from DRAGOMAN_CONFIG (or zero-config): sockets are shared, state is not.
+        uv = uvicorn.Config("dragoman.server:create_app", factory=True, workers=workers, **common)
+        sock = uv.bind_socket()
         print(f"dragoman listening on http://{host}:{port} ({workers} workers)", file=sys.stderr, flush=True)
-        uvicorn.run("dragoman.server:create_app", factory=True, workers=workers, **common)
+        _Supervisor(uv, sockets=[sock]).run()
         return 0
-    server = _Server(uvicorn.Config(Gateway(config), **common))
+    server = _Server(uvicorn.Config(Gateway(config, config_path), **common))
     server.run()
     return 0 if server.started else 1

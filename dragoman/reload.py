@@ -1,0 +1,73 @@
+"""Config hot reload: on SIGHUP and when the file changes, validate the whole new file first, then swap.
+
+An invalid file keeps the old config serving and logs why. The file is polled (stat once a second): no
+dependency, works on every filesystem, and costs nothing on the request path."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from typing import Callable
+
+from dragoman.errors import ConfigError
+from dragoman.routing.config import Config, load_config
+
+log = logging.getLogger("dragoman.reload")
+
+POLL_SECONDS = 1.0
+
+
+class ConfigWatcher:
+    """Calls `apply(config)` with each new valid config loaded from `path`."""
+
+    def __init__(self, path: str, apply: Callable[[Config], None], poll: float = POLL_SECONDS) -> None:
+        self.path = path
+        self.apply = apply
+        self.poll = poll
+        self._stamp = _stamp(path)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGHUP, self.reload)
+        except (NotImplementedError, RuntimeError, ValueError):  # no signals off the main thread / on Windows
+            log.debug("SIGHUP reload unavailable here; the file watch still works")
+        self._task = loop.create_task(self._watch())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        try:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+
+    def reload(self) -> bool:
+        """Load, validate and apply the file now; False (old config kept) when it is invalid."""
+        self._stamp = _stamp(self.path)
+        try:
+            config = load_config(self.path)
+        except ConfigError as err:
+            log.error("config reload failed; still serving the previous config: %s", err)
+            return False
+        self.apply(config)
+        log.warning("config reloaded from %s (%d routes)", self.path, len(config.routes))
+        return True
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll)
+            stamp = _stamp(self.path)
+            if stamp != self._stamp and stamp is not None:
+                self.reload()
+
+
+def _stamp(path: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None  # mid-replace (rename) or deleted: keep serving, look again next tick
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
