@@ -126,12 +126,17 @@ def _assistant(content: str | list[A.ContentBlock], ctx: RequestContext) -> C.Ch
         if block.cache_control is not None:
             ctx.note("cache_control dropped")
         if kind == "text":
+            if block.text is None:
+                raise InvalidRequest("assistant text block without text")
             if block.text:
                 texts.append(block.text)
         elif kind == "tool_use":
-            name = ctx.tool_names.upstream(block.name or "")
+            if not block.id or not block.name:
+                # The id pairs the call with its tool message; OpenAI rejects calls without one.
+                raise InvalidRequest("assistant tool_use block needs an id and a name")
+            name = ctx.tool_names.upstream(block.name)
             arguments = _encode(block.input if block.input is not None else {}).decode()
-            calls.append(C.ToolCall(id=block.id or "", function=C.FunctionCall(name=name, arguments=arguments)))
+            calls.append(C.ToolCall(id=block.id, function=C.FunctionCall(name=name, arguments=arguments)))
         elif kind in ("thinking", "redacted_thinking"):
             ctx.note("thinking dropped")  # Chat has no way to send reasoning back
         else:
@@ -195,7 +200,9 @@ def _user_content(parts: list[C.ContentPart]) -> str | list[C.ContentPart]:
 def _user_part(block: A.ContentBlock, ctx: RequestContext) -> C.ContentPart | None:
     kind = block.type
     if kind == "text":
-        return C.TextPart(text=block.text or "")
+        if block.text is None:
+            raise InvalidRequest("user text block without text")
+        return C.TextPart(text=block.text)
     if kind == "image":
         return _image_part(block.source)
     if kind == "document":

@@ -1,0 +1,137 @@
+"""Golden translations (design §2, §3): each tests/golden/<direction>/<case>.input.json is translated and
+compared with <case>.expected.json.
+
+    request/   Anthropic request + route options → Chat request (or the 400 it is refused with)
+    response/  Chat completion → Anthropic message
+    stream/    Chat chunk list + how the stream ended → Anthropic events (also checked against the grammar)
+
+`DRAGOMAN_UPDATE_GOLDEN=1 pytest tests/test_golden.py` rewrites the expected files from the current
+translators. Read every rewritten file against design.md before keeping it: a golden file that pins a bug
+is worse than none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from dragoman.errors import GatewayError
+from dragoman.protocols import anthropic as A
+from dragoman.protocols import openai_chat as C
+from dragoman.translate.anthropic_to_chat import translate_request
+from dragoman.translate.chat_stream import ChatStreamBridge
+from dragoman.translate.chat_to_anthropic import translate_response
+from dragoman.translate.options import TranslationOptions
+from dragoman.translate.request_context import RequestContext
+from dragoman.translate.tool_names import ToolNameMap
+from tests.anthropic_events import check_grammar, wire_events
+
+GOLDEN = Path(__file__).parent / "golden"
+UPDATE = os.environ.get("DRAGOMAN_UPDATE_GOLDEN") == "1"
+MESSAGE_ID = "msg_golden"
+
+
+def _cases(direction: str) -> list[Any]:
+    inputs = sorted((GOLDEN / direction).glob("*.input.json"))
+    return [pytest.param(path, id=path.name.removesuffix(".input.json")) for path in inputs]
+
+
+def _builtins(value: Any) -> Any:
+    return msgspec.json.decode(msgspec.json.encode(value))
+
+
+def _context(spec: dict[str, Any], requested_model: str = "claude-sonnet-4-5") -> RequestContext:
+    ctx = RequestContext(
+        message_id=MESSAGE_ID,
+        requested_model=spec.get("requested_model", requested_model),
+        tool_names=ToolNameMap(spec.get("max_tool_name_length", 64)),
+        stop_sequences=tuple(spec.get("stop_sequences", ())),
+        input_estimate=spec.get("input_estimate", 0),
+        think_tags=spec.get("think_tags", False),
+    )
+    for name in spec.get("tool_names", ()):  # the names the request registered (long ones get shortened)
+        ctx.tool_names.upstream(name)
+    return ctx
+
+
+def _translate_request(case: dict[str, Any]) -> dict[str, Any]:
+    options = msgspec.convert(case.get("options", {}), TranslationOptions)
+    req = msgspec.convert(case["request"], A.MessagesRequest)
+    ctx = RequestContext(
+        message_id=MESSAGE_ID,
+        requested_model=req.model,
+        tool_names=ToolNameMap(options.max_tool_name_length),
+        stop_sequences=tuple(req.stop_sequences or ()),
+        think_tags=options.think_tags,
+    )
+    try:
+        chat = translate_request(
+            req, case["upstream_model"], options, ctx, openai_extensions=case.get("openai_extensions", True)
+        )
+    except GatewayError as exc:
+        return {"error": {"status": exc.status, "type": exc.error_type, "message": exc.message}}
+    return {"chat": _builtins(chat), "restored_tool_names": ctx.tool_names.restored, "notes": ctx.notes}
+
+
+def _translate_response(case: dict[str, Any]) -> dict[str, Any]:
+    ctx = _context(case.get("context", {}))
+    resp = msgspec.convert(case["response"], C.ChatResponse)
+    return {"message": _builtins(translate_response(resp, ctx)), "notes": ctx.notes}
+
+
+def _translate_stream(case: dict[str, Any]) -> dict[str, Any]:
+    ctx = _context(case.get("context", {}))
+    bridge = ChatStreamBridge(ctx)
+    events: list[A.StreamEvent] = []
+    for raw in case["chunks"]:
+        events += bridge.on_chunk(msgspec.convert(raw, C.ChatChunk))
+    end = case["end"]
+    if end == "[DONE]":
+        events += bridge.on_done()
+    elif end == "EOF":
+        events += bridge.on_eof()
+    else:
+        events += bridge.on_error(end["error"]["type"], end["error"]["message"])
+    wire = wire_events(events)
+    check_grammar(wire)
+    return {"events": wire, "notes": ctx.notes}
+
+
+_TRANSLATE = {"request": _translate_request, "response": _translate_response, "stream": _translate_stream}
+
+
+def _check(direction: str, path: Path) -> None:
+    case = json.loads(path.read_text())
+    assert case.get("description"), f"{path.name}: say what the case pins in `description`"
+    actual = _TRANSLATE[direction](case)
+    expected_path = path.with_name(path.name.replace(".input.json", ".expected.json"))
+    if UPDATE:
+        expected_path.write_text(json.dumps(actual, indent=2, ensure_ascii=False) + "\n")
+        return
+    assert expected_path.exists(), f"{expected_path.name} missing: run with DRAGOMAN_UPDATE_GOLDEN=1, then review it"
+    assert actual == json.loads(expected_path.read_text())
+
+
+@pytest.mark.parametrize("path", _cases("request"))
+def test_request(path: Path) -> None:
+    _check("request", path)
+
+
+@pytest.mark.parametrize("path", _cases("response"))
+def test_response(path: Path) -> None:
+    _check("response", path)
+
+
+@pytest.mark.parametrize("path", _cases("stream"))
+def test_stream(path: Path) -> None:
+    _check("stream", path)
+
+
+def test_every_expected_file_has_an_input() -> None:
+    for expected in GOLDEN.glob("*/*.expected.json"):
+        assert expected.with_name(expected.name.replace(".expected.json", ".input.json")).exists(), expected

@@ -1,0 +1,45 @@
+"""Unknown fields and block types pass validation and are dropped (recorded), never a 400 (design §6):
+the next Claude Code release will add more."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from dragoman.protocols import anthropic as A
+from dragoman.translate.anthropic_to_chat import translate_request
+from dragoman.translate.options import TranslationOptions
+from dragoman.translate.request_context import RequestContext
+from dragoman.translate.tool_names import ToolNameMap
+
+
+def _translate(body: dict) -> tuple[dict, list[str]]:
+    req = msgspec.json.decode(msgspec.json.encode(body), type=A.MessagesRequest)
+    ctx = RequestContext(message_id="msg_u", requested_model=req.model, tool_names=ToolNameMap(64))
+    chat = translate_request(req, "gpt-4.1", TranslationOptions(), ctx)
+    return msgspec.to_builtins(chat), ctx.notes
+
+
+def test_unknown_block_with_unknown_fields() -> None:
+    chat, notes = _translate({
+        "model": "claude", "max_tokens": 10, "brand_new_field": {"x": 1},
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "hologram", "depth": 3}]}],
+    })
+    assert chat["messages"] == [{"role": "user", "content": "hi"}]
+    assert "user hologram block dropped" in notes
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="protocols.anthropic.ContentBlock.source is typed Source, but Anthropic's search_result block "
+    "carries `source` as a string: the request fails validation (a 400) instead of dropping the block",
+)
+def test_search_result_block_with_string_source() -> None:
+    chat, notes = _translate({
+        "model": "claude", "max_tokens": 10,
+        "messages": [{"role": "user", "content": [
+            {"type": "search_result", "source": "https://example.com/doc", "title": "Doc", "content": [{"type": "text", "text": "x"}]},
+            {"type": "text", "text": "use it"},
+        ]}],
+    })
+    assert chat["messages"][-1]["role"] == "user"
