@@ -29,11 +29,6 @@ def test_unknown_block_with_unknown_fields() -> None:
     assert "user hologram block dropped" in notes
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="protocols.anthropic.ContentBlock.source is typed Source, but Anthropic's search_result block "
-    "carries `source` as a string: the request fails validation (a 400) instead of dropping the block",
-)
 def test_search_result_block_with_string_source() -> None:
     chat, notes = _translate({
         "model": "claude", "max_tokens": 10,

@@ -38,7 +38,7 @@ class ContentBlock(msgspec.Struct, omit_defaults=True):
 
     type: str
     text: str | None = None
-    source: Source | None = None
+    source: Union[Source, str, None] = None  # a string in search_result blocks
     title: str | None = None
     context: str | None = None
     id: str | None = None

@@ -211,9 +211,9 @@ def _user_part(block: A.ContentBlock, ctx: RequestContext) -> C.ContentPart | No
     return None
 
 
-def _image_part(source: A.Source | None) -> C.ContentPart | None:
-    if source is None:
-        raise InvalidRequest("image block without source")
+def _image_part(source: A.Source | str | None) -> C.ContentPart | None:
+    if not isinstance(source, A.Source):
+        raise InvalidRequest("image block without a source object")
     if source.type == "base64":
         return C.ImagePart(image_url=C.ImageUrl(url=f"data:{source.media_type or 'image/png'};base64,{source.data}"))
     if source.type == "url" and source.url:
@@ -223,8 +223,8 @@ def _image_part(source: A.Source | None) -> C.ContentPart | None:
 
 def _document_part(block: A.ContentBlock, ctx: RequestContext) -> C.ContentPart | None:
     source = block.source
-    if source is None:
-        raise InvalidRequest("document block without source")
+    if not isinstance(source, A.Source):
+        raise InvalidRequest("document block without a source object")
     title = block.title or "document"
     if source.type == "text":
         return C.TextPart(text=f"[{title}]\n{source.data or ''}")

@@ -76,6 +76,8 @@ class ChatStreamBridge:
         self._out_chars = 0
         self._refusal = False
         self._splitter = ThinkTagSplitter() if ctx.think_tags else None
+        self.final_usage: A.Usage | None = None  # what the message_delta reported, for the audit record
+        self.stop_reason: str | None = None
 
     # ---- upstream events ---------------------------------------------------------------------------------
 
@@ -319,6 +321,7 @@ class ChatStreamBridge:
         if self._refusal and not has_tools:
             reason = "refusal"
         usage = anthropic_usage(self._usage, fallback_input=self.ctx.input_estimate, fallback_output=self._out_chars // 4)
+        self.final_usage, self.stop_reason = usage, reason
         return A.MessageDelta(
             delta=A.MessageDeltaBody(stop_reason=reason, stop_sequence=sequence),
             usage=A.MessageDeltaUsage(
