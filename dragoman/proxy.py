@@ -44,6 +44,8 @@ class Exchange:
     input_estimate: int
     started: float = field(default_factory=time.perf_counter)
     attempts: list[Attempt] = field(default_factory=list)
+    policy: str | None = None  # the policy and branch that chose the route, if one did
+    branch: str | None = None
     route: Route | None = None
     ctx: RequestContext | None = None
     status: int = 0

@@ -18,6 +18,7 @@ from dragoman.protocols import anthropic as A
 from dragoman.proxy import Exchange, Selected, relay_rest, select
 from dragoman.reload import ConfigWatcher
 from dragoman.routing.config import Config
+from dragoman.routing.features import extract_features
 from dragoman.runtime import Runtime
 from dragoman.tokens import count_tokens, preload
 from dragoman.upstreams.client import UpstreamClient
@@ -138,9 +139,11 @@ class Gateway:
         req = _decode(_decode_messages, body)
         if not req.messages:
             raise E.InvalidRequest("messages: at least one message is required")
-        route = rt.router.resolve(req.model)
+        headers = scope["headers"]
+        decision = rt.router.decide(req.model, lambda: extract_features(req, len(body), _header_map(headers)))
         exchange = Exchange(request_id, req.model, req.stream, len(body) // 4)
-        candidates = rt.upstreams.candidates(route)
+        exchange.policy, exchange.branch = decision.policy, decision.branch
+        candidates = rt.upstreams.candidates(decision.route)
         selected = await select(rt.upstreams, candidates, req, body, scope["headers"], exchange)
         if not req.stream:
             answer = selected.answer
@@ -243,6 +246,10 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
 async def _wait_disconnect(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
+
+
+def _header_map(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in headers}
 
 
 def _client_key(headers: list[tuple[bytes, bytes]]) -> str | None:

@@ -191,13 +191,32 @@ def test_errors_name_file_line_and_problem(text: str, line: int, message: str) -
     assert got_line == line, got_message
 
 
-def test_policies_are_rejected_at_their_line() -> None:
-    line, message = _error(ROUTE + "policies:\n  - {fallback: local}\n")
-    assert line == 7
-    assert message == (
-        "policies: policies are not supported yet (routing policies arrive with the routing release); "
-        "remove the policies block"
+def test_seed_policy_loads_and_compiles() -> None:
+    text = (
+        "routes:\n"
+        + "".join(
+            f"  - name: {name}\n    upstream: {{provider: openai_compatible, model: m, endpoint: http://127.0.0.1:9/v1}}\n"
+            for name in ("gpt-5-mini-via-gateway", "gpt-5-via-gateway", "claude-opus-fallback")
+        )
+        + "policies:\n"
+        "  - name: cost_aware_routing\n"
+        "    rule: |\n"
+        "      if input_tokens < 8000 and tool_call_count <= 2:\n"
+        "        route gpt-5-mini-via-gateway\n"
+        "      elif input_tokens < 60000:\n"
+        "        route gpt-5-via-gateway\n"
+        "      else:\n"
+        "        route claude-opus-fallback\n"
     )
+    config = parse_config(text, "config.yaml", {})
+    assert [p.policy.name for p in config.policies] == ["cost_aware_routing"]
+    assert config.policies[0].policy.routes() == ("gpt-5-mini-via-gateway", "gpt-5-via-gateway", "claude-opus-fallback")
+
+
+def test_policy_error_names_the_file_line() -> None:
+    line, message = _error(ROUTE + "policies:\n  - name: p\n    rule: |\n      if input_tokens < :\n        route r\n")
+    assert line == 10
+    assert "policy p, rule line 1" in message
 
 
 def test_yaml_11_booleans_stay_strings() -> None:

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 
 from dragoman.errors import ConfigError
+from dragoman.routing.policy import Policy, compile_policy
 from dragoman.routing.yaml_source import Path, Source, parse_yaml
 from dragoman.translate.options import TranslationOptions
 
@@ -74,11 +75,21 @@ class RouteEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class PolicyEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A routing policy: a rule, and the requested model names it applies to (fnmatch patterns)."""
+    """A routing policy: a rule, and the requested model names it applies to (fnmatch patterns).
+
+    The default "*" covers every name that is not a route's own: a request for a route by name goes straight
+    to it unless a policy lists that name in applies_to."""
 
     name: str
     rule: str
     applies_to: tuple[str, ...] = ("*",)
+
+
+class CompiledPolicy(msgspec.Struct, frozen=True):
+    """A policy ready for the hot path: the rule's closures and its applies_to patterns."""
+
+    policy: Policy
+    applies_to: tuple[str, ...]
 
 
 class ModelRoute(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -154,6 +165,7 @@ class Config(msgspec.Struct, frozen=True):
     auth_keys: frozenset[str]
     server: ServerSettings
     source: str  # the file it came from, or "<zero-config>"
+    policies: tuple[CompiledPolicy, ...] = ()
 
     def __repr__(self) -> str:
         # auth_keys are secrets; keep them out of logs.
@@ -162,9 +174,6 @@ class Config(msgspec.Struct, frozen=True):
 
 # --- from file to Config -----------------------------------------------------------------------------------
 
-_POLICIES = (
-    "policies are not supported yet (routing policies arrive with the routing release); remove the policies block"
-)
 
 # Values the translators implement; anything else would be silently ignored downstream, so it is an error here.
 _CHOICES: tuple[tuple[Path, tuple[str, ...]], ...] = (
@@ -200,8 +209,6 @@ def parse_config(text: str, source: str, env: Mapping[str, str]) -> Config:
         raise src.error((), "the config is empty; it needs at least a routes: list")
     if not isinstance(data, dict):
         raise src.error((), "the config must be a mapping (routes:, default_route:, ...)")
-    if "policies" in data:
-        raise src.error(("policies",), _POLICIES, key=True)
     file: ConfigFile = src.convert(data, ConfigFile)
     return _build(file, src)
 
@@ -289,7 +296,9 @@ def _build(file: ConfigFile, src: Source) -> Config:
                 raise src.error(("routes", i, "fallbacks", j), "a route cannot fall back to itself")
     secrets = {name: _secret_spec(name, spec, src) for name, spec in file.secrets.items()}
     routes = tuple(_route(entry, ("routes", i), secrets, src) for i, entry in enumerate(file.routes))
+    policies = _policies(file.policies, names, src)
     return Config(
+        policies=policies,
         routes=routes,
         default_route=file.default_route,
         model_routes=file.model_routes,
@@ -297,6 +306,25 @@ def _build(file: ConfigFile, src: Source) -> Config:
         server=file.server,
         source=src.name,
     )
+
+
+def _policies(entries: tuple[PolicyEntry, ...], names: list[str], src: Source) -> tuple[CompiledPolicy, ...]:
+    seen: set[str] = set()
+    out = []
+    for i, entry in enumerate(entries):
+        path = ("policies", i)
+        if entry.name in seen:
+            raise src.error(path + ("name",), f'duplicate policy name "{entry.name}"')
+        seen.add(entry.name)
+        node = src.node(path + ("rule",))
+        if getattr(node, "style", None) == ">":
+            raise src.error(path + ("rule",), "write the rule as a | block: > folds lines and loses the indentation")
+        first_line = src.text_start_line(path + ("rule",))
+        policy = compile_policy(entry.name, entry.rule, source=src.name, first_line=first_line, routes=names)
+        if not entry.applies_to:
+            raise src.error(path + ("applies_to",), "applies_to needs at least one model name or pattern")
+        out.append(CompiledPolicy(policy=policy, applies_to=entry.applies_to))
+    return tuple(out)
 
 
 def _route_names(entries: tuple[RouteEntry, ...], src: Source) -> list[str]:

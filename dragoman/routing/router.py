@@ -7,10 +7,23 @@ import re
 from collections.abc import Callable
 
 from dragoman.errors import ConfigError, NotFound
-from dragoman.routing.config import Config, Route
+from dragoman.routing.config import CompiledPolicy, Config, Route
+from dragoman.routing.features import RequestFeatures
+from dragoman.routing.policy import Policy
 
 # Clients send a handful of model names; the bound only stops a client cycling names from growing memory.
 _CACHE_SIZE = 1024
+
+
+class RouteDecision:
+    """The route a request goes to, and the policy and branch that chose it (None: plain name routing)."""
+
+    __slots__ = ("route", "policy", "branch")
+
+    def __init__(self, route: Route, policy: str | None = None, branch: str | None = None) -> None:
+        self.route = route
+        self.policy = policy
+        self.branch = branch
 
 
 class Router:
@@ -25,6 +38,33 @@ class Router:
         self._default = None if config.default_route is None else self._named(config.default_route)
         self._cache: dict[str, Route] = {}
         self._cache_size = cache_size
+        self._policies = config.policies
+        self._applicable: dict[str, tuple[Policy, ...]] = {}
+
+    def decide(self, model: str, features: Callable[[], RequestFeatures]) -> RouteDecision:
+        """Policies that apply to `model` first, in config order (the first that routes wins); then resolve().
+        `features` is called only when some policy applies, so plain routing never pays for it."""
+        policies = self._applicable.get(model)
+        if policies is None:
+            policies = self._policies_for(model)
+        if policies:
+            found = features()
+            for policy in policies:
+                decision = policy.decide(found)
+                if decision is not None:
+                    return RouteDecision(self._by_name[decision.route], decision.policy, decision.branch)
+        return RouteDecision(self.resolve(model))
+
+    def _policies_for(self, model: str) -> tuple[Policy, ...]:
+        if len(self._applicable) >= self._cache_size:
+            self._applicable.clear()
+        if model in self._by_name:
+            # A route asked for by name goes straight there, unless a policy names it in applies_to.
+            found = tuple(p.policy for p in self._policies if model in p.applies_to)
+        else:
+            found = tuple(p.policy for p in self._policies if _applies(p, model))
+        self._applicable[model] = found
+        return found
 
     def resolve(self, model: str) -> Route:
         """The Route for a requested model name; NotFound (naming the routes that exist) when nothing matches."""
@@ -58,3 +98,7 @@ class Router:
             return self._by_name[name]
         except KeyError:
             raise ConfigError(f'no route named "{name}"; routes: {", ".join(self._by_name)}') from None
+
+
+def _applies(policy: CompiledPolicy, model: str) -> bool:
+    return any(fnmatch.fnmatchcase(model, pattern) for pattern in policy.applies_to)

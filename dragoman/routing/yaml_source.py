@@ -108,15 +108,28 @@ class Source:
 
     def line(self, path: Path, *, key: bool = False) -> int:
         """The 1-based line of the deepest node along path (the key's own line when key is set)."""
+        node = self.node(path, key=key)
+        return 1 if node is None else node.start_mark.line + 1
+
+    def node(self, path: Path, *, key: bool = False) -> yaml.Node | None:
+        """The deepest node along path."""
         node = self.root
         if node is None:
-            return 1
+            return None
         for i, part in enumerate(path):
             child = _child(node, part, key=key and i == len(path) - 1)
             if child is None:
                 break
             node = child
-        return node.start_mark.line + 1
+        return node
+
+    def text_start_line(self, path: Path) -> int:
+        """The file line where the text of the scalar at path begins (a `|` block starts on the next line)."""
+        node = self.node(path)
+        if node is None:
+            return 1
+        style = getattr(node, "style", None)
+        return node.start_mark.line + (2 if style in ("|", ">") else 1)
 
     def error(self, path: Path, problem: str, *, key: bool = False) -> ConfigError:
         where = f"{format_path(path)}: " if path else ""
