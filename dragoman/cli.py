@@ -21,9 +21,15 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     check = sub.add_parser("check", help="validate a config file and explain it")
     check.add_argument("config")
+    route = sub.add_parser("route", help="dry run: which policy, branch and candidates a request would get")
+    route.add_argument("config")
+    route.add_argument("request", help="a JSON Messages request body (e.g. one Claude Code sent)")
+    route.add_argument("--header", action="append", default=[], metavar="NAME:VALUE", help="a request header")
     args = parser.parse_args(argv)
     if args.command == "check":
         return _check(args.config)
+    if args.command == "route":
+        return _route(args.config, args.request, args.header)
     return _serve(args)
 
 
@@ -47,8 +53,61 @@ def _check(path: str) -> int:
         print(f"  model {rule.match!r} -> {rule.route}")
     if config.default_route:
         print(f"  anything else -> {config.default_route}")
+    for compiled in config.policies:
+        print(f"  policy {compiled.policy.name} for {', '.join(compiled.applies_to)}: "
+              f"routes {', '.join(compiled.policy.routes())}; reads {', '.join(sorted(compiled.policy.variables))}")
+    for route in config.routes:
+        if route.fallbacks:
+            print(f"  {route.name} falls back to {', '.join(route.fallbacks)} "
+                  f"({route.retry.attempts} tries each, breaker after {route.breaker.failures} failures)")
     print(f"  inbound auth: {'on, ' + str(len(config.auth_keys)) + ' key(s)' if config.auth_keys else 'off'}")
     return 0
+
+
+def _route(path: str, request_path: str, header_args: list[str]) -> int:
+    import msgspec
+
+    from dragoman.protocols.anthropic import MessagesRequest
+    from dragoman.routing.features import extract_features
+    from dragoman.routing.router import Router
+
+    try:
+        config = _load(path)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        with open(request_path, "rb") as f:
+            body = f.read()
+        req = msgspec.json.decode(body, type=MessagesRequest)
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError) as err:
+        print(f"error: {request_path}: {err}", file=sys.stderr)
+        return 2
+    headers = dict(_split_header(h) for h in header_args)
+    features = extract_features(req, len(body), headers)
+    router = Router(config)
+    print(f"requested model: {req.model}")
+    print(f"features: input_tokens~{features.input_tokens} tool_call_count={features.tool_call_count} "
+          f"tools_count={features.tools_count} message_count={features.message_count} "
+          f"has_images={features.has_images} thinking={features.thinking} stream={features.stream}")
+    for compiled in config.policies:
+        for line in compiled.policy.explain(features):
+            print(f"  {compiled.policy.name}: {line}")
+    try:
+        decision = router.decide(req.model, lambda: features)
+    except Exception as err:  # noqa: BLE001 - a NotFound is the answer here, not a crash
+        print(f"no route: {err}")
+        return 1
+    why = f"policy {decision.policy}, branch {decision.branch!r}" if decision.policy else "name routing"
+    print(f"route: {decision.route.name} ({why})")
+    candidates = [decision.route.name, *decision.route.fallbacks]
+    print(f"candidates, in order: {' -> '.join(candidates)}")
+    return 0
+
+
+def _split_header(text: str) -> tuple[str, str]:
+    name, _, value = text.partition(":")
+    return name.strip().lower(), value.strip()
 
 
 def _serve(args: argparse.Namespace) -> int:

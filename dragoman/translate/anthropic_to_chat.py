@@ -42,7 +42,8 @@ def translate_request(
     if req.stream:
         out.stream_options = C.StreamOptions(include_usage=True)
     max_tokens = _max_tokens(req.max_tokens, upstream_model, reasoning, options, ctx)
-    if openai_extensions:
+    field = options.max_tokens_field or ("max_completion_tokens" if openai_extensions else "max_tokens")
+    if field == "max_completion_tokens":
         out.max_completion_tokens = max_tokens
     else:
         out.max_tokens = max_tokens
