@@ -80,10 +80,11 @@ class FunctionTool(msgspec.Struct, tag_field="type", tag="function", omit_defaul
 
     name: str
     parameters: dict[str, Any]
-    description: str | None = None
     # Responses treats function tools as strict unless told otherwise, and strict mode rejects schemas
     # without `additionalProperties: false` on every object; Claude Code's schemas are not written for it.
-    strict: bool = False
+    # No default, so it is always sent.
+    strict: bool
+    description: str | None = None
 
 
 class NamedToolChoice(msgspec.Struct, tag_field="type", tag="function"):
@@ -260,7 +261,7 @@ class ErrorEvent(msgspec.Struct):
     type: str
     code: Any = None
     message: str | None = None
-    param: str | None = None
+    param: Any = None
     error: Any = None
     sequence_number: int | None = None
 

@@ -94,7 +94,8 @@ def translate_request(
 
 
 def _flat_tool(fn: C.FunctionDef) -> R.FunctionTool:
-    return R.FunctionTool(name=fn.name, description=fn.description, parameters=fn.parameters or {"type": "object", "properties": {}})
+    parameters = fn.parameters if fn.parameters is not None else {"type": "object", "properties": {}}
+    return R.FunctionTool(name=fn.name, parameters=parameters, strict=False, description=fn.description)
 
 
 def _copy_shared(shared: C.ChatRequest, out: R.ResponsesRequest) -> None:

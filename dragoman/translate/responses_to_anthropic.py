@@ -122,9 +122,10 @@ def failure(error: R.ResponseError | None) -> tuple[str, str]:
 
 
 def _failure_error(error: R.ResponseError | None) -> E.GatewayError:
+    # A failed response is the upstream's failure, like a 429 or a 5xx: another attempt or candidate may succeed.
     error_type, message = failure(error)
     if error_type == "rate_limit_error":
-        return E.RateLimited(f"upstream is rate limited: {message}")
+        return E.RateLimited(f"upstream is rate limited: {message}", retryable=True)
     if error_type == "invalid_request_error":
         return E.InvalidRequest(f"upstream rejected the request: {message}")
-    return E.Overloaded(f"upstream failed: {message}")  # like a 5xx: a fallback candidate
+    return E.Overloaded(f"upstream failed: {message}", retryable=True)

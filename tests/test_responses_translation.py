@@ -1,0 +1,389 @@
+"""Golden-style cases for the Responses upstream (design §2 rules, §4 shapes): Anthropic request → Responses
+request, and Responses answer → Anthropic message. Each case is an input and the whole expected output, so a
+changed rule shows up as a readable diff."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import msgspec
+import pytest
+
+from dragoman.errors import GatewayError, InvalidRequest, Overloaded, RateLimited
+from dragoman.protocols import anthropic as A
+from dragoman.protocols import openai_responses as R
+from dragoman.translate.anthropic_to_responses import translate_request
+from dragoman.translate.options import TranslationOptions
+from dragoman.translate.reasoning_signature import open_reasoning
+from dragoman.translate.request_context import RequestContext
+from dragoman.translate.responses_to_anthropic import translate_response
+from dragoman.translate.tool_names import ToolNameMap, shorten
+
+KEY = b"translation-test-key"
+MODEL = "claude-sonnet-4-5"
+LONG_NAME = "mcp__some_server_with_a_long_name__and_a_tool_whose_name_is_also_rather_long"
+READ = {"name": "Read", "description": "Read a file", "input_schema": {"type": "object", "properties": {"file_path": {"type": "string"}}}}
+READ_OUT = {"type": "function", "name": "Read", "parameters": READ["input_schema"], "description": "Read a file", "strict": False}
+PNG = "iVBORw0KGgo="
+
+
+def _request(upstream_model: str, request: dict, options: dict | None = None, **kw: Any) -> tuple[dict, list[str]]:
+    opts = msgspec.convert(options or {}, TranslationOptions)
+    req = msgspec.convert({"model": MODEL, "max_tokens": 1024, **request}, A.MessagesRequest)
+    ctx = RequestContext(message_id="msg_golden", requested_model=MODEL, tool_names=ToolNameMap(opts.max_tool_name_length))
+    out = translate_request(req, upstream_model, opts, ctx, reasoning_key=KEY, **kw)
+    return msgspec.json.decode(msgspec.json.encode(out)), ctx.notes
+
+
+def _user(text: str) -> dict:
+    return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+
+
+def _said(text: str) -> dict:
+    return {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": text}]}
+
+
+def _base(*items: dict, **fields: Any) -> dict:
+    return {"model": "gpt-4.1", "input": list(items), "max_output_tokens": 1024, "store": False, **fields}
+
+
+# ---- requests ---------------------------------------------------------------------------------------------
+
+REQUEST_CASES: list[tuple[str, str, dict, dict, dict, list[str]]] = [
+    # (case, upstream model, Anthropic request, options, expected Responses request, expected notes)
+    (
+        "system_blocks_become_instructions",
+        "gpt-4.1",
+        {"system": [{"type": "text", "text": "x-billing"}, {"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}}],
+         "messages": [{"role": "user", "content": "hi"}]},
+        {},
+        _base(_user("hi"), instructions="x-billing\n\nYou are Claude Code."),
+        ["cache_control dropped"],
+    ),
+    (
+        "mid_conversation_system_keeps_its_place_with_the_route_role",
+        "gpt-4.1",
+        {"system": "top", "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "system", "content": [{"type": "text", "text": "# Environment", "cache_control": {"type": "ephemeral"}}]},
+            {"role": "assistant", "content": "hello"},
+            {"role": "system", "content": "later"},
+            {"role": "user", "content": "go on"},
+        ]},
+        {"system_role": "developer"},
+        _base(_user("hi"), {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "# Environment"}]},
+              _said("hello"), {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "later"}]},
+              _user("go on"), instructions="top"),
+        ["cache_control dropped"],
+    ),
+    (
+        "user_images_and_pdf_become_input_parts",
+        "gpt-4.1",
+        {"messages": [{"role": "user", "content": [
+            {"type": "text", "text": "look"},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}},
+            {"type": "image", "source": {"type": "url", "url": "https://example.com/a.jpg"}},
+            {"type": "document", "title": "spec", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="}},
+        ]}]},
+        {},
+        _base({"type": "message", "role": "user", "content": [
+            {"type": "input_text", "text": "look"},
+            {"type": "input_image", "image_url": f"data:image/png;base64,{PNG}", "detail": "auto"},
+            {"type": "input_image", "image_url": "https://example.com/a.jpg", "detail": "auto"},
+            {"type": "input_file", "filename": "spec.pdf", "file_data": "data:application/pdf;base64,JVBERi0="},
+        ]}),
+        [],
+    ),
+    (
+        "parallel_tool_use_and_results_out_of_order",
+        "gpt-4.1",
+        {"tools": [READ], "messages": [
+            {"role": "user", "content": "read both"},
+            {"role": "assistant", "content": [
+                {"type": "text", "text": "Reading."},
+                {"type": "tool_use", "id": "call_1", "name": "Read", "input": {"file_path": "a"}},
+                {"type": "tool_use", "id": "call_2", "name": "Read", "input": {"file_path": "b"}},
+            ]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "call_2", "content": "B"},
+                {"type": "tool_result", "tool_use_id": "call_1", "content": [{"type": "text", "text": "A"}]},
+                {"type": "text", "text": "thanks"},
+            ]},
+        ]},
+        {},
+        _base(_user("read both"), _said("Reading."),
+              {"type": "function_call", "call_id": "call_1", "name": "Read", "arguments": '{"file_path":"a"}'},
+              {"type": "function_call", "call_id": "call_2", "name": "Read", "arguments": '{"file_path":"b"}'},
+              {"type": "function_call_output", "call_id": "call_1", "output": "A"},
+              {"type": "function_call_output", "call_id": "call_2", "output": "B"},
+              _user("thanks"), tools=[READ_OUT]),
+        [],
+    ),
+    (
+        "tool_result_error_reference_and_images",
+        "gpt-4.1",
+        {"tools": [READ], "messages": [
+            {"role": "user", "content": "go"},
+            {"role": "assistant", "content": [
+                {"type": "tool_use", "id": "c1", "name": "Read", "input": {}},
+                {"type": "tool_use", "id": "c2", "name": "ToolSearch", "input": {"query": "select:CronList"}},
+                {"type": "tool_use", "id": "c3", "name": "Read", "input": {}},
+            ]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "c1", "is_error": True, "content": "no such file"},
+                {"type": "tool_result", "tool_use_id": "c2", "content": [{"type": "tool_reference", "tool_name": "CronList"}]},
+                {"type": "tool_result", "tool_use_id": "c3", "content": [
+                    {"type": "text", "text": "screenshot"},
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}},
+                ]},
+            ]},
+        ]},
+        {},
+        _base(_user("go"),
+              {"type": "function_call", "call_id": "c1", "name": "Read", "arguments": "{}"},
+              {"type": "function_call", "call_id": "c2", "name": "ToolSearch", "arguments": '{"query":"select:CronList"}'},
+              {"type": "function_call", "call_id": "c3", "name": "Read", "arguments": "{}"},
+              {"type": "function_call_output", "call_id": "c1", "output": "[tool error] no such file"},
+              {"type": "function_call_output", "call_id": "c2", "output": "Loaded tools: CronList"},
+              {"type": "function_call_output", "call_id": "c3", "output": "screenshot\n[1 attachment(s) follow in the next message]"},
+              {"type": "message", "role": "user", "content": [
+                  {"type": "input_image", "image_url": f"data:image/png;base64,{PNG}", "detail": "auto"}]},
+              tools=[READ_OUT]),
+        [],
+    ),
+    (
+        "orphan_and_missing_results",
+        "gpt-4.1",
+        {"tools": [READ], "messages": [
+            {"role": "user", "content": "go"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "c1", "name": "Read", "input": {}},
+                                              {"type": "tool_use", "id": "c2", "name": "Read", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "c2", "content": "B"},
+                                         {"type": "tool_result", "tool_use_id": "gone", "content": "old"}]},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "c3", "name": "Read", "input": {}}]},
+        ]},
+        {},
+        _base(_user("go"),
+              {"type": "function_call", "call_id": "c1", "name": "Read", "arguments": "{}"},
+              {"type": "function_call", "call_id": "c2", "name": "Read", "arguments": "{}"},
+              {"type": "function_call_output", "call_id": "c1", "output": "[no result was returned for this tool call]"},
+              {"type": "function_call_output", "call_id": "c2", "output": "B"},
+              _user("[result of tool call gone]\nold"),
+              {"type": "function_call", "call_id": "c3", "name": "Read", "arguments": "{}"},
+              {"type": "function_call_output", "call_id": "c3", "output": "[no result was returned for this tool call]"},
+              tools=[READ_OUT]),
+        ["orphan tool_result sent as text", "missing tool_result filled in"],
+    ),
+    (
+        "deferred_tools_offered_once_referenced_long_names_shortened",
+        "gpt-4.1",
+        {"tools": [
+            {"name": "ToolSearch", "input_schema": {"type": "object"}},
+            {"name": "CronList", "defer_loading": True, "input_schema": {"type": "object"}},
+            {"name": "DeferredToolPlaceholder", "defer_loading": True, "description": "never call this tool"},
+            {"name": LONG_NAME, "input_schema": {"type": "object"}},
+        ], "messages": [
+            {"role": "user", "content": "go"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "c1", "name": "ToolSearch", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "c1", "content": [{"type": "tool_reference", "tool_name": "CronList"}]}]},
+        ]},
+        {},
+        _base(_user("go"),
+              {"type": "function_call", "call_id": "c1", "name": "ToolSearch", "arguments": "{}"},
+              {"type": "function_call_output", "call_id": "c1", "output": "Loaded tools: CronList"},
+              tools=[{"type": "function", "name": "ToolSearch", "parameters": {"type": "object"}, "strict": False},
+                     {"type": "function", "name": "CronList", "parameters": {"type": "object"}, "strict": False},
+                     {"type": "function", "name": shorten(LONG_NAME, 64), "parameters": {"type": "object"}, "strict": False}]),
+        [],
+    ),
+    (
+        "server_tool_dropped_when_the_route_says_so",
+        "gpt-4.1",
+        {"tools": [READ, {"type": "web_search_20250305", "name": "web_search"}], "messages": [{"role": "user", "content": "hi"}]},
+        {"server_tools": "drop"},
+        _base(_user("hi"), tools=[READ_OUT]),
+        ["server tool web_search_20250305 dropped"],
+    ),
+    (
+        "tool_choice_tool_and_disable_parallel",
+        "gpt-4.1",
+        {"tools": [READ], "tool_choice": {"type": "tool", "name": "Read", "disable_parallel_tool_use": True},
+         "messages": [{"role": "user", "content": "hi"}]},
+        {},
+        _base(_user("hi"), tools=[READ_OUT], tool_choice={"type": "function", "name": "Read"}, parallel_tool_calls=False),
+        [],
+    ),
+    (
+        "tool_choice_any_is_required_and_parallel_left_alone",
+        "gpt-4.1",
+        {"tools": [READ], "tool_choice": {"type": "any"}, "messages": [{"role": "user", "content": "hi"}]},
+        {},
+        _base(_user("hi"), tools=[READ_OUT], tool_choice="required"),
+        [],
+    ),
+    (
+        "reasoning_model_gets_effort_summary_encrypted_content_and_a_clamp",
+        "gpt-5",
+        {"max_tokens": 200000, "thinking": {"type": "adaptive", "display": "updates"}, "output_config": {"effort": "high"},
+         "temperature": 0.5, "top_k": 5, "stop_sequences": ["END"], "context_management": {"edits": []},
+         "messages": [{"role": "user", "content": "hi"}]},
+        {},
+        {"model": "gpt-5", "input": [_user("hi")], "max_output_tokens": 128000, "store": False,
+         "reasoning": {"effort": "high", "summary": "auto"}, "include": ["reasoning.encrypted_content"]},
+        ["max_tokens clamped", "top_k dropped", "temperature/top_p dropped", "stop_sequences dropped",
+         "thinking.display dropped", "context_management dropped"],
+    ),
+    (
+        "probe_with_max_tokens_1_on_a_reasoning_model",
+        "gpt-5-mini",
+        {"max_tokens": 1, "stream": True, "messages": [{"role": "user", "content": "test"}]},
+        {},
+        {"model": "gpt-5-mini", "input": [_user("test")], "stream": True, "max_output_tokens": 1024, "store": False,
+         "reasoning": {"summary": "auto"}, "include": ["reasoning.encrypted_content"]},
+        ["max_tokens raised"],
+    ),
+    (
+        "probe_on_a_non_reasoning_model_meets_the_responses_minimum",
+        "gpt-4.1",
+        {"max_tokens": 1, "temperature": 0.2, "messages": [{"role": "user", "content": "test"}]},
+        {},
+        {**_base(_user("test")), "max_output_tokens": 16, "temperature": 0.2},
+        ["max_tokens raised"],
+    ),
+    (
+        "identity_from_claude_code_metadata",
+        "gpt-4.1",
+        {"metadata": {"user_id": '{"device_id":"dev-1","account_uuid":"acct-1","session_id":"sess-1"}'},
+         "messages": [{"role": "user", "content": "hi"}]},
+        {},
+        _base(_user("hi"), prompt_cache_key="sess-1", safety_identifier=hashlib.sha256(b"acct-1").hexdigest()),
+        [],
+    ),
+    (
+        "unknown_fields_and_blocks_tolerated",
+        "gpt-4.1",
+        {"betas_of_tomorrow": True, "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "hologram", "data": "?"}]}]},
+        {},
+        _base(_user("hi")),
+        ["user hologram block dropped"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("upstream_model", "request_", "options", "expected", "notes"),
+                         [pytest.param(*case[1:], id=case[0]) for case in REQUEST_CASES])
+def test_request(upstream_model: str, request_: dict, options: dict, expected: dict, notes: list[str]) -> None:
+    got, got_notes = _request(upstream_model, request_, options)
+    assert got == expected
+    assert sorted(got_notes) == sorted(notes)
+
+
+def test_openai_only_fields_left_out_for_other_servers() -> None:
+    body = {"metadata": {"user_id": "user_abc_session_s1"}, "messages": [{"role": "user", "content": "hi"}]}
+    got, _ = _request("qwen3", body, openai_extensions=False)
+    assert got == _base(_user("hi"), model="qwen3")
+
+
+def test_server_tool_rejected_by_default() -> None:
+    with pytest.raises(InvalidRequest, match="server tool"):
+        _request("gpt-4.1", {"tools": [{"type": "web_search_20250305", "name": "web_search"}], "messages": [{"role": "user", "content": "hi"}]})
+
+
+def test_unknown_role_rejected() -> None:
+    with pytest.raises(GatewayError):
+        _request("gpt-4.1", {"messages": [{"role": "robot", "content": "hi"}]})
+
+
+# ---- responses --------------------------------------------------------------------------------------------
+
+
+def _response(output: list[dict], **fields: Any) -> R.Response:
+    body = {"id": "resp_1", "object": "response", "status": "completed", "model": "gpt-5", "output": output,
+            "usage": {"input_tokens": 100, "input_tokens_details": {"cached_tokens": 40}, "output_tokens": 9,
+                      "output_tokens_details": {"reasoning_tokens": 4}}, **fields}
+    return msgspec.convert(body, R.Response)
+
+
+def _message(ctx_names: tuple[str, ...] = ()) -> RequestContext:
+    ctx = RequestContext(message_id="msg_golden", requested_model=MODEL, tool_names=ToolNameMap(64), input_estimate=77)
+    for name in ctx_names:
+        ctx.tool_names.upstream(name)
+    return ctx
+
+
+def _translate(resp: R.Response, ctx: RequestContext | None = None) -> dict:
+    return msgspec.to_builtins(translate_response(resp, ctx or _message(), KEY))
+
+
+def _expected(content: list[dict], stop_reason: str, usage: dict | None = None) -> dict:
+    return {"type": "message", "id": "msg_golden", "model": MODEL, "role": "assistant", "content": content,
+            "stop_reason": stop_reason, "stop_sequence": None,
+            "usage": usage or {"input_tokens": 60, "output_tokens": 9, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 40}}
+
+
+TEXT = {"id": "msg_a", "type": "message", "role": "assistant", "status": "completed",
+        "content": [{"type": "output_text", "text": "Hello.", "annotations": []}]}
+
+
+def test_text_answer_with_cached_usage() -> None:
+    assert _translate(_response([TEXT])) == _expected([{"type": "text", "text": "Hello."}], "end_turn")
+
+
+def test_parallel_function_calls_become_tool_use_with_call_ids_and_restored_names() -> None:
+    ctx = _message((LONG_NAME,))
+    calls = [
+        {"id": "fc_1", "type": "function_call", "call_id": "call_1", "name": "Read", "arguments": '{"file_path":"a"}'},
+        {"id": "fc_2", "type": "function_call", "call_id": "call_2", "name": shorten(LONG_NAME, 64), "arguments": '"{\\"x\\":1}"'},
+        {"id": "fc_3", "type": "function_call", "name": "Read", "arguments": ""},
+    ]
+    assert _translate(_response([TEXT, *calls]), ctx) == _expected([
+        {"type": "text", "text": "Hello."},
+        {"type": "tool_use", "id": "call_1", "name": "Read", "input": {"file_path": "a"}},
+        {"type": "tool_use", "id": "call_2", "name": LONG_NAME, "input": {"x": 1}},
+        {"type": "tool_use", "id": "fc_3", "name": "Read", "input": {}},
+    ], "tool_use")
+    assert ctx.notes == ["tool arguments unwrapped"]
+
+
+def test_reasoning_becomes_thinking_with_a_sealed_signature() -> None:
+    reasoning = {"id": "rs_1", "type": "reasoning", "encrypted_content": "ENC",
+                 "summary": [{"type": "summary_text", "text": "One."}, {"type": "summary_text", "text": "Two."}]}
+    got = _translate(_response([reasoning, TEXT]))
+    thinking = got["content"][0]
+    assert thinking["type"] == "thinking" and thinking["thinking"] == "One.\n\nTwo."
+    item = open_reasoning(thinking["signature"], KEY)
+    assert item is not None and (item.id, item.encrypted_content, [s.text for s in item.summary]) == ("rs_1", "ENC", ["One.", "Two."])
+    assert got["content"][1:] == [{"type": "text", "text": "Hello."}]
+
+
+def test_refusal_part_is_text_with_stop_reason_refusal() -> None:
+    refusal = {"id": "msg_r", "type": "message", "role": "assistant", "content": [{"type": "refusal", "refusal": "I can't help with that."}]}
+    assert _translate(_response([refusal])) == _expected([{"type": "text", "text": "I can't help with that."}], "refusal")
+
+
+@pytest.mark.parametrize(("reason", "stop_reason"), [("max_output_tokens", "max_tokens"), ("content_filter", "refusal")])
+def test_incomplete(reason: str, stop_reason: str) -> None:
+    resp = _response([TEXT], status="incomplete", incomplete_details={"reason": reason})
+    assert _translate(resp)["stop_reason"] == stop_reason
+
+
+def test_missing_usage_falls_back_to_the_estimate() -> None:
+    resp = _response([TEXT], usage=None)
+    usage = {"input_tokens": 77, "output_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+    assert _translate(resp) == _expected([{"type": "text", "text": "Hello."}], "end_turn", usage)
+
+
+def test_unknown_output_items_dropped_and_recorded() -> None:
+    ctx = _message()
+    got = _translate(_response([{"id": "ws_1", "type": "web_search_call", "status": "completed"}, TEXT]), ctx)
+    assert got["content"] == [{"type": "text", "text": "Hello."}]
+    assert ctx.notes == ["output web_search_call item dropped"]
+
+
+@pytest.mark.parametrize(("code", "error"), [("server_error", Overloaded), ("rate_limit_exceeded", RateLimited), ("invalid_prompt", InvalidRequest)])
+def test_failed_response_raises_the_matching_error(code: str, error: type) -> None:
+    resp = _response([], status="failed", error={"code": code, "message": "went wrong"}, usage=None)
+    with pytest.raises(error, match="went wrong"):
+        translate_response(resp, _message(), KEY)
