@@ -1,0 +1,82 @@
+"""A StreamRelay around a translating stream bridge: SSE frames in, Anthropic SSE bytes out.
+
+The Chat and Responses dialects differ only in how one upstream frame reaches their bridge (`on_frame`)."""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+import msgspec
+
+from dragoman.protocols import anthropic as A
+from dragoman.protocols.sse import SSEDecoder, encode_events
+
+
+class Bridge(Protocol):
+    started: bool
+    ended: bool
+    final_usage: A.Usage | None
+    stop_reason: str | None
+
+    def on_eof(self) -> list[A.StreamEvent]: ...
+
+    def on_error(self, error_type: str, message: str) -> list[A.StreamEvent]: ...
+
+
+FrameHandler = Callable[[bytes | None, bytes], list[A.StreamEvent]]
+
+
+class BridgeRelay:
+    __slots__ = ("_bridge", "_on_frame", "_decoder", "event_count", "failed", "failure")
+
+    def __init__(self, bridge: Bridge, on_frame: FrameHandler) -> None:
+        self._bridge = bridge
+        self._on_frame = on_frame
+        self._decoder = SSEDecoder()
+        self.event_count = 0
+        self.failed = False
+        self.failure = ""
+
+    @property
+    def started(self) -> bool:
+        return self._bridge.started
+
+    @property
+    def ended(self) -> bool:
+        return self._bridge.ended
+
+    def feed(self, data: bytes) -> bytes:
+        return self._emit(self._frames(self._decoder.feed(data)))
+
+    def eof(self) -> bytes:
+        events = self._frames(self._decoder.close())
+        return self._emit(events + self._bridge.on_eof())
+
+    def fail(self, error_type: str, message: str) -> bytes:
+        return self._emit(self._bridge.on_error(error_type, message))
+
+    def usage(self) -> tuple[A.Usage | None, str | None]:
+        return self._bridge.final_usage, self._bridge.stop_reason
+
+    def _frames(self, frames: list[tuple[bytes | None, bytes]]) -> list[A.StreamEvent]:
+        bridge = self._bridge
+        events: list[A.StreamEvent] = []
+        for event, payload in frames:
+            if bridge.ended:
+                break
+            try:
+                events += self._on_frame(event, payload)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                events += bridge.on_error("api_error", "the upstream sent a stream event that is not valid JSON")
+                break
+        return events
+
+    def _emit(self, events: list[A.StreamEvent]) -> bytes:
+        if not events:
+            return b""
+        last = events[-1]
+        if type(last) is A.Error:
+            self.failed = True
+            self.failure = last.error.message
+        self.event_count += len(events)
+        return encode_events(events)

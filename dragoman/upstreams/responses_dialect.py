@@ -1,0 +1,62 @@
+"""OpenAI Responses as an upstream dialect: the Responses translators, bound to a route and signing key."""
+
+from __future__ import annotations
+
+import msgspec
+
+from dragoman import errors as E
+from dragoman.protocols import anthropic as A
+from dragoman.protocols import openai_responses as R
+from dragoman.routing.config import Route
+from dragoman.signing_key import signing_key
+from dragoman.translate.anthropic_to_responses import translate_request
+from dragoman.translate.request_context import RequestContext
+from dragoman.translate.responses_stream import ResponsesStreamBridge
+from dragoman.translate.responses_to_anthropic import translate_response
+from dragoman.upstreams.bridge_relay import BridgeRelay
+from dragoman.upstreams.dialect import Answer
+
+_encode = msgspec.json.encode
+_decode_response = msgspec.json.Decoder(R.Response).decode
+
+
+class ResponsesDialect:
+    def __init__(self, route: Route, key: bytes | None = None) -> None:
+        self.route = route
+        self.key = key if key is not None else signing_key()
+        self.openai_extensions = route.provider in ("openai", "azure_openai")
+
+    def request_body(self, req: A.MessagesRequest, raw: bytes, ctx: RequestContext) -> bytes:
+        model = self.route.upstream_model(req.model)
+        body = translate_request(
+            req, model, self.route.translation, ctx, reasoning_key=self.key, openai_extensions=self.openai_extensions
+        )
+        return _encode(body)
+
+    def request_headers(self, base: dict[str, str], client_headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+        return base
+
+    def answer(self, raw: bytes, ctx: RequestContext) -> Answer:
+        try:
+            resp = _decode_response(raw)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            raise E.Overloaded(
+                f"upstream for route {self.route.name!r} sent an answer that is not a Responses response",
+                retryable=True,
+            ) from None
+        message = translate_response(resp, ctx, self.key)
+        return Answer(_encode(message), message.usage, message.stop_reason, resp.model)
+
+    def relay(self, ctx: RequestContext) -> BridgeRelay:
+        return responses_relay(ctx, self.key)
+
+
+def responses_relay(ctx: RequestContext, key: bytes) -> BridgeRelay:
+    """Responses SSE bytes → Anthropic SSE bytes through the ResponsesStreamBridge."""
+    bridge = ResponsesStreamBridge(ctx, key)
+
+    def on_frame(event: bytes | None, payload: bytes) -> list[A.StreamEvent]:
+        decoded = R.decode_event(payload)
+        return bridge.on_event(decoded) if decoded is not None else []
+
+    return BridgeRelay(bridge, on_frame)
