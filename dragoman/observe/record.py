@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import msgspec
 
@@ -37,7 +37,7 @@ _SECRET = re.compile(
     r"""(?ix)
     \bsk-[a-z0-9][a-z0-9_\-]{6,}
     | \bbearer\s+[a-z0-9._~+/=\-]{6,}
-    | \b(?:x-api-key|api[_-]?key|authorization|access[_-]?token|secret|password)\b["']?\s*[:=]\s*["']?[^\s"',;}]{4,}
+    | \b(?:x-api-key|api[_-]?key|authorization|access[_-]?token|secret|password)\b["']?\s*[:=]\s*["']?(?:bearer\s+)?[^\s"',;}]{4,}
     | \bAKIA[0-9A-Z]{16}\b
     | \bAIza[0-9A-Za-z_\-]{20,}
     """
@@ -103,9 +103,9 @@ class AuditRecord(msgspec.Struct, kw_only=True):
 
     @property
     def time_iso(self) -> str:
-        return datetime.fromtimestamp(self.time, timezone.utc).isoformat(timespec="milliseconds")
+        return datetime.fromtimestamp(self.time, UTC).isoformat(timespec="milliseconds")
 
-    def redacted(self) -> "AuditRecord":
+    def redacted(self) -> AuditRecord:
         """This record with secrets stripped from every free-text field (in place; returns self)."""
         for name in _FREE_TEXT:
             value = getattr(self, name)

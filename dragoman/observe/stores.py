@@ -72,7 +72,7 @@ class AuditStore(Protocol):
     def close(self) -> None: ...
 
 
-class StoreError(Exception):
+class StoreError(ValueError):
     """A store URL or query the user can fix: the message says how."""
 
 

@@ -1,0 +1,218 @@
+"""Prometheus metrics for GET /metrics, updated once per request from its AuditRecord (in the audit writer's
+thread, never per chunk).
+
+Several worker processes (`dragoman serve --workers N`): set PROMETHEUS_MULTIPROC_DIR to an empty directory
+before the gateway starts (`prepare_multiprocess_dir()` does it for the CLI); prometheus-client reads that
+variable when it is first imported. Each worker then writes its values to memory-mapped files there and any
+worker's /metrics sums them all. Without the variable: a plain in-process registry.
+
+Labels are bounded: route, upstream and error type take values from the config and a small fixed set; each
+label keeps at most `MAX_LABEL_VALUES` distinct values and folds the rest into "other". No ids, no model names
+a client chose freely.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import tempfile
+import threading
+from typing import Any, NamedTuple
+
+from dragoman.observe.record import AuditRecord
+
+MAX_LABEL_VALUES = 200
+_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+_TTFB_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+_OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+def prepare_multiprocess_dir(workers: int) -> str | None:
+    """For N > 1 workers: make PROMETHEUS_MULTIPROC_DIR point at a fresh empty directory unless the operator
+    set one (then empty it of stale files). Call before the workers start. Returns the directory or None."""
+    if workers <= 1 and not os.environ.get(_ENV):
+        return None
+    path = os.environ.get(_ENV)
+    if path:
+        os.makedirs(path, exist_ok=True)
+        for name in os.listdir(path):
+            if name.endswith(".db"):
+                os.unlink(os.path.join(path, name))
+    else:
+        path = tempfile.mkdtemp(prefix="dragoman-metrics-")
+        os.environ[_ENV] = path
+    return path
+
+
+class _RouteChildren(NamedTuple):
+    latency: Any
+    ttfb: Any
+    overhead: Any
+    input: Any
+    output: Any
+    cache_read: Any
+    reasoning: Any
+    cost: Any
+
+
+class _Bounded:
+    """Label values seen so far, at most `limit`; later newcomers read as "other"."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.seen: set[str] = set()
+        self.lock = threading.Lock()
+
+    def __call__(self, value: str | None) -> str:
+        if not value:
+            return "none"
+        if value in self.seen:
+            return value
+        with self.lock:
+            if len(self.seen) >= self.limit:
+                return "other"
+            self.seen.add(value)
+        return value
+
+
+class Metrics:
+    """The gateway's metrics registry. Also the audit writer's sink (observe_request, audit_dropped, …)."""
+
+    def __init__(self, *, max_label_values: int = MAX_LABEL_VALUES) -> None:
+        from prometheus_client import (
+            CollectorRegistry,
+            Counter,
+            Gauge,
+            Histogram,
+            values,
+        )
+
+        # prometheus-client picked its value storage when first imported: that, not the variable now, decides.
+        self.multiprocess = values.ValueClass is not values.MutexValue
+        # In multiprocess mode values live in files; this registry only keeps names unique within the process.
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self._route = _Bounded(max_label_values)
+        self._upstream = _Bounded(max_label_values)
+        self._error = _Bounded(max_label_values)
+        self._status = _Bounded(64)
+        route_labels = ["route"]
+        self.requests = Counter("dragoman_requests", "Requests answered, by route, upstream, HTTP status and error type",
+                                ["route", "upstream", "status", "error_type"], registry=r)
+        self.errors = Counter("dragoman_errors", "Requests that failed (status >= 400, or an error after the first byte)",
+                              ["route", "upstream", "error_type"], registry=r)
+        self.attempts = Counter("dragoman_upstream_attempts", "Upstream candidates tried, by outcome",
+                                ["route", "upstream", "outcome"], registry=r)
+        self.latency = Histogram("dragoman_request_duration_seconds", "Total request time, arrival to last byte",
+                                 route_labels, buckets=_LATENCY_BUCKETS, registry=r)
+        self.ttfb = Histogram("dragoman_time_to_first_byte_seconds", "Arrival to the first byte sent to the client",
+                              route_labels, buckets=_TTFB_BUCKETS, registry=r)
+        self.overhead = Histogram("dragoman_overhead_seconds", "Gateway time: total minus time waiting on upstreams",
+                                  route_labels, buckets=_OVERHEAD_BUCKETS, registry=r)
+        self.tokens = Counter("dragoman_tokens", "Tokens by route and kind (input, output, cache_read, reasoning)",
+                              ["route", "kind"], registry=r)
+        self.cost = Counter("dragoman_cost_usd", "Cost in USD at list (or configured) prices", route_labels, registry=r)
+        self.fallbacks = Counter("dragoman_fallbacks", "Fallbacks from a failed candidate to the next",
+                                 ["from_route", "to_route"], registry=r)
+        self.breaker = Gauge("dragoman_breaker_state", "Circuit breaker per upstream: 0 closed, 1 half-open, 2 open",
+                             ["upstream"], multiprocess_mode="livemax", registry=r)
+        self.dropped = Counter("dragoman_audit_dropped", "Audit records dropped (queue full, store down too long)",
+                               registry=r)
+        self.depth = Gauge("dragoman_audit_queue_depth", "Audit records waiting to be written",
+                           multiprocess_mode="livesum", registry=r)
+        self._outcomes: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
+        self._per_route: dict[str, _RouteChildren] = {}
+        if self.multiprocess:
+            atexit.register(_mark_dead, os.getpid())
+
+    # ---- updates -----------------------------------------------------------------------------------------
+
+    def observe_request(self, record: AuditRecord) -> None:
+        """Every metric a finished request moves, from its record."""
+        route = self._route(record.route)
+        last = record.candidates[-1] if record.candidates else None
+        upstream = self._upstream((last.upstream if last else None) or record.provider)
+        error_type = self._error(record.error_type)
+        key = (route, upstream, self._status(str(record.status)), error_type)
+        outcome = self._outcomes.get(key)
+        if outcome is None:
+            failed = record.status >= 400 or record.error_type
+            errors = self.errors.labels(route, upstream, error_type) if failed else None
+            outcome = self._outcomes[key] = (self.requests.labels(*key), errors)
+        outcome[0].inc()
+        if outcome[1] is not None:
+            outcome[1].inc()
+        per = self._per_route.get(route) or self._route_children(route)
+        if record.latency_total_ms is not None:
+            per.latency.observe(record.latency_total_ms / 1000)
+        if record.ttfb_ms is not None:
+            per.ttfb.observe(record.ttfb_ms / 1000)
+        if record.overhead_ms is not None:
+            per.overhead.observe(max(0.0, record.overhead_ms) / 1000)
+        if record.input_tokens:
+            per.input.inc(record.input_tokens)
+        if record.output_tokens:
+            per.output.inc(record.output_tokens)
+        if record.cache_read_tokens:
+            per.cache_read.inc(record.cache_read_tokens)
+        if record.reasoning_tokens:
+            per.reasoning.inc(record.reasoning_tokens)
+        if record.cost_usd:
+            per.cost.inc(record.cost_usd)
+        candidates = record.candidates
+        for i, cand in enumerate(candidates):
+            self.attempts.labels(self._route(cand.route), self._upstream(cand.upstream), self._error(cand.outcome)).inc()
+            if i + 1 < len(candidates) and cand.outcome != "ok":
+                self.fallbacks.labels(self._route(cand.route), self._route(candidates[i + 1].route)).inc()
+
+    def _route_children(self, route: str) -> _RouteChildren:
+        # labels() takes a lock and hashes every call (~1.5 µs); resolved children are reused per route.
+        children = _RouteChildren(
+            self.latency.labels(route), self.ttfb.labels(route), self.overhead.labels(route),
+            self.tokens.labels(route, "input"), self.tokens.labels(route, "output"),
+            self.tokens.labels(route, "cache_read"), self.tokens.labels(route, "reasoning"), self.cost.labels(route),
+        )
+        self._per_route[route] = children
+        return children
+
+    def set_breaker_state(self, upstream: str, state: str | int) -> None:
+        """The routing layer reports a breaker transition: closed / half_open / open (or 0 / 1 / 2)."""
+        value = BREAKER_STATES[state] if isinstance(state, str) else int(state)
+        self.breaker.labels(self._upstream(upstream)).set(value)
+
+    def audit_dropped(self, count: int) -> None:
+        self.dropped.inc(count)
+
+    def audit_queue_depth(self, depth: int) -> None:
+        self.depth.set(depth)
+
+    # ---- exposition --------------------------------------------------------------------------------------
+
+    def render(self) -> tuple[bytes, str]:
+        """The text exposition for GET /metrics and its content type; all workers' values in multiprocess mode."""
+        from prometheus_client import (
+            CONTENT_TYPE_LATEST,
+            CollectorRegistry,
+            generate_latest,
+        )
+
+        if not self.multiprocess:
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def _mark_dead(pid: int) -> None:
+    # Drops this worker's live gauges (queue depth, breaker) from the sums once it exits.
+    try:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)
+    except Exception:  # noqa: BLE001 - exiting anyway
+        pass

@@ -1,0 +1,302 @@
+"""`dragoman logs` and `dragoman costs`: the functions behind the CLI, usable as a library.
+
+    dragoman logs --developer alice --status 5xx --since 24h
+    dragoman logs --repo web --follow
+    dragoman costs --by developer --since 7d --format csv
+
+The store comes from --store, else $DRAGOMAN_AUDIT_STORE, else --config's `audit.store`, else ./dragoman.db.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import msgspec
+
+from dragoman.observe.stores import (
+    COST_GROUPS,
+    COST_KEYS,
+    DEFAULT_STORE,
+    AuditStore,
+    open_store,
+)
+
+FORMATS = ("table", "csv", "json")
+LOG_COLUMNS = ("time_iso", "developer", "repo", "route", "upstream_model", "status", "error_type",
+               "latency_total_ms", "ttfb_ms", "input_tokens", "output_tokens", "cost_usd", "request_id")
+LOG_FILTERS = ("developer", "team", "repo", "route", "status", "key_id", "session", "request_id")
+_FOLLOW_WIDTHS = {"time_iso": 19, "developer": 14, "repo": 14, "route": 18, "upstream_model": 14, "status": 6,
+                  "error_type": 16, "latency_total_ms": 9, "ttfb_ms": 8, "input_tokens": 8, "output_tokens": 8,
+                  "cost_usd": 10, "request_id": 28}
+_HEADERS = {"time_iso": "time (UTC)", "upstream_model": "model", "latency_total_ms": "total_ms",
+            "input_tokens": "in", "output_tokens": "out", "cache_read_tokens": "cache_read",
+            "reasoning_tokens": "reasoning", "error_type": "error"}
+_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_json = msgspec.json.Encoder()
+
+
+class ReportError(ValueError):
+    """Bad CLI input: the message says what to write instead."""
+
+
+def parse_time(text: str | None, now: float | None = None) -> float | None:
+    """`7d`, `24h`, `30m`, `2w` (that long ago), `2026-11-01` or `2026-11-01T10:00` (UTC unless an offset is
+    given), or epoch seconds → epoch seconds. None stays None."""
+    if text is None or text == "":
+        return None
+    now = time.time() if now is None else now
+    match = _RELATIVE.match(text)
+    if match:
+        return now - float(match.group(1)) * _UNIT[match.group(2)]
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ReportError(f"time {text!r}: write 7d, 24h, 30m, 2026-11-01 or 2026-11-01T10:00") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+# ---- formatting --------------------------------------------------------------------------------------------
+
+
+def format_rows(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: str) -> str:
+    """Rows as an aligned table, CSV (these columns) or JSON (whole rows)."""
+    if fmt == "json":
+        return _json.encode(list(rows)).decode() + "\n"
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_csv_cell(row.get(c)) for c in columns])
+        return buf.getvalue()
+    if fmt == "table":
+        return format_table(rows, columns)
+    raise ReportError(f"format {fmt!r}: choose one of {', '.join(FORMATS)}")
+
+
+def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """An aligned text table: numbers right-aligned, empty values as '-'."""
+    header = [_HEADERS.get(c, c) for c in columns]
+    cells = [[_cell(c, row.get(c)) for c in columns] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
+    numeric = [all(_is_number(row.get(c)) for row in rows if row.get(c) is not None) and bool(rows) for c in columns]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
+    for r in cells:
+        lines.append("  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(r, widths, numeric)).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def _cell(column: str, value: Any) -> str:
+    if value is None or value == "":
+        return "-"
+    if column == "time_iso" and isinstance(value, str):
+        return value[:19].replace("T", " ")
+    if column == "cost_usd":
+        return f"{value:.6f}"  # one request often costs a fraction of a cent
+    if isinstance(value, float):
+        return f"{value:.0f}" if column.endswith("_ms") else f"{value:g}"
+    if isinstance(value, (list, dict)):
+        return _json.encode(value).decode()
+    return str(value)
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        return _json.encode(value).decode()
+    return value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# ---- the two reports ---------------------------------------------------------------------------------------
+
+
+def logs(
+    store: AuditStore,
+    out: TextIO,
+    *,
+    filters: Mapping[str, Any] | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    limit: int = 50,
+    fmt: str = "table",
+    columns: Sequence[str] = LOG_COLUMNS,
+) -> int:
+    """Print matching requests, oldest first (the newest `limit`); returns how many."""
+    rows = store.query_requests(filters, limit, since, until)[::-1]
+    out.write(format_rows(rows, columns, fmt))
+    return len(rows)
+
+
+def follow(
+    store: AuditStore,
+    out: TextIO,
+    *,
+    filters: Mapping[str, Any] | None = None,
+    since: float | None = None,
+    fmt: str = "table",
+    columns: Sequence[str] = LOG_COLUMNS,
+    poll_interval: float = 1.0,
+    backlog: int = 20,
+    keep_going: Callable[[], bool] = lambda: True,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """`logs --follow`: the last `backlog` rows, then new rows as they are written, until keep_going() is false.
+
+    Polls by row id. On PostgreSQL a batch can commit after a later-numbered one, so each poll looks back
+    `_REWIND` ids and skips rows already shown."""
+    rows = store.query_requests(filters, backlog, since, None)[::-1]
+    seen = {row["id"] for row in rows}
+    last = max(seen, default=0)
+    printed = _emit(rows, out, fmt, columns, header=True)
+    while keep_going():
+        sleep(poll_interval)
+        fresh = [row for row in store.query_requests(filters, 1000, since, None, after_id=max(0, last - _REWIND))
+                 if row["id"] not in seen]
+        if fresh:
+            seen.update(row["id"] for row in fresh)
+            last = max(last, max(row["id"] for row in fresh))
+            if len(seen) > 10 * _REWIND:
+                seen = {i for i in seen if i > last - _REWIND}
+            printed += _emit(fresh, out, fmt, columns, header=False)
+    return printed
+
+
+_REWIND = 256
+
+
+def _emit(rows: Sequence[Mapping[str, Any]], out: TextIO, fmt: str, columns: Sequence[str], header: bool) -> int:
+    """Follow mode output: JSON lines, CSV rows, or fixed-width table lines (widths can't wait for all rows)."""
+    if fmt == "json":
+        out.writelines(_json.encode(row).decode() + "\n" for row in rows)
+    elif fmt == "csv":
+        text = format_rows(rows, columns, "csv")
+        out.write(text if header else text.split("\n", 1)[1])
+    else:
+        widths = [max(_FOLLOW_WIDTHS.get(c, 12), len(_HEADERS.get(c, c))) for c in columns]
+        if header:
+            out.write("  ".join(_HEADERS.get(c, c).ljust(w) for c, w in zip(columns, widths)).rstrip() + "\n")
+        for row in rows:
+            cells = [_cell(c, row.get(c))[:w] for c, w in zip(columns, widths)]
+            out.write("  ".join(v.ljust(w) for v, w in zip(cells, widths)).rstrip() + "\n")
+    out.flush()
+    return len(rows)
+
+
+def costs(
+    store: AuditStore,
+    out: TextIO,
+    *,
+    by: str = "developer",
+    since: float | None = None,
+    until: float | None = None,
+    fmt: str = "table",
+) -> list[dict[str, Any]]:
+    """Print cost per developer/repo/team/model/route (a TOTAL line in table form); returns the rows."""
+    if by not in COST_GROUPS:
+        raise ReportError(f"--by {by!r}: choose one of {', '.join(COST_GROUPS)}")
+    rows = store.query_costs(by, since, until)
+    columns = (by, *COST_KEYS)
+    shown: list[dict[str, Any]] = rows
+    if fmt == "table" and rows:
+        total: dict[str, Any] = {by: "TOTAL"}
+        for key in COST_KEYS:
+            values = [row[key] for row in rows if row[key] is not None]
+            total[key] = round(sum(values), 6) if values else None
+        shown = [*rows, total]
+    out.write(format_rows(shown, columns, fmt))
+    return rows
+
+
+# ---- CLI -----------------------------------------------------------------------------------------------------
+
+
+def add_commands(subparsers: Any) -> None:
+    """Add `logs` and `costs` to the CLI's subparsers; `run(args)` executes them."""
+    logs_cmd = subparsers.add_parser("logs", help="show audited requests (filter, follow)")
+    _common(logs_cmd)
+    for name in LOG_FILTERS:
+        help_text = "a code (429), a class (4xx, 5xx), ok or error" if name == "status" else None
+        logs_cmd.add_argument("--" + name.replace("_", "-"), dest=name, help=help_text)
+    logs_cmd.add_argument("--until", help="end time (same forms as --since)")
+    logs_cmd.add_argument("--limit", type=int, default=50)
+    logs_cmd.add_argument("-f", "--follow", action="store_true", help="keep printing new requests")
+    costs_cmd = subparsers.add_parser("costs", help="cost and tokens per developer, repo, team, model or route")
+    _common(costs_cmd)
+    costs_cmd.add_argument("--by", default="developer", choices=list(COST_GROUPS))
+    costs_cmd.add_argument("--until", help="end time (same forms as --since)")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", help=f"audit store URL (default: $DRAGOMAN_AUDIT_STORE, the config's, {DEFAULT_STORE})")
+    parser.add_argument("--config", help="gateway config file whose audit.store to read")
+    parser.add_argument("--since", default=None, help="7d, 24h, 30m, 2026-11-01, 2026-11-01T10:00")
+    parser.add_argument("--format", dest="fmt", default="table", choices=FORMATS)
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Execute `dragoman logs` or `dragoman costs`; exit status 2 on bad input."""
+    out = out or sys.stdout
+    try:
+        since = parse_time(args.since)
+        until = parse_time(getattr(args, "until", None))
+        store = open_store(store_url(args.store, args.config))
+    except (ReportError, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        if args.command == "costs":
+            costs(store, out, by=args.by, since=parse_time(args.since or "30d"), until=until, fmt=args.fmt)
+            return 0
+        filters = {name: getattr(args, name) for name in LOG_FILTERS if getattr(args, name, None) is not None}
+        if args.follow:
+            follow(store, out, filters=filters, since=since, fmt=args.fmt)
+        else:
+            logs(store, out, filters=filters, since=since, until=until, limit=args.limit, fmt=args.fmt)
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+
+
+def store_url(explicit: str | None, config_path: str | None, env: Mapping[str, str] | None = None) -> str:
+    """Which store a report reads: --store, $DRAGOMAN_AUDIT_STORE, the config file's audit.store, the default."""
+    env = os.environ if env is None else env
+    if explicit:
+        return explicit
+    if env.get("DRAGOMAN_AUDIT_STORE"):
+        return env["DRAGOMAN_AUDIT_STORE"]
+    if config_path:
+        import yaml
+
+        with open(config_path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+        audit = data.get("audit") if isinstance(data, dict) else None
+        if isinstance(audit, dict) and isinstance(audit.get("store"), str):
+            return audit["store"]
+    return DEFAULT_STORE
+

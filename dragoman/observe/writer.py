@@ -1,0 +1,220 @@
+"""The audit writer: `submit()` on the event loop is one length check and a deque append; a background thread
+prices, redacts, counts (metrics) and writes records to the store in batches.
+
+Bounds, so a slow or dead store never slows a request: at most `queue_size` records wait in the queue and at
+most `queue_size` more in the thread's retry buffer. Beyond either bound a record is dropped, counted
+(`dropped`, exported as dragoman_audit_dropped_total) and logged at most once per `_LOG_EVERY` seconds.
+A failed batch is retried with exponential backoff (0.1 s doubling to 5 s) until it is written or pushed out.
+
+`close(timeout)` stops accepting, then writes everything queued: the server calls it from its lifespan
+shutdown, which uvicorn runs on SIGTERM after in-flight requests finish, so SIGTERM loses no record.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from dragoman.observe.pricing import Pricer
+from dragoman.observe.record import AuditRecord, redact
+from dragoman.observe.stores import AuditStore
+
+log = logging.getLogger("dragoman.audit")
+
+_LOG_EVERY = 10.0  # seconds between two "records dropped" log lines
+_BACKOFF_START = 0.1
+_BACKOFF_MAX = 5.0
+
+
+class AuditSink(Protocol):
+    """What the writer reports to (metrics.Metrics satisfies it); all calls come from the writer thread,
+    except audit_dropped on a full queue, which comes from submit()."""
+
+    def observe_request(self, record: AuditRecord) -> None: ...
+
+    def audit_dropped(self, count: int) -> None: ...
+
+    def audit_queue_depth(self, depth: int) -> None: ...
+
+
+class _NoSink:
+    def observe_request(self, record: AuditRecord) -> None:
+        pass
+
+    def audit_dropped(self, count: int) -> None:
+        pass
+
+    def audit_queue_depth(self, depth: int) -> None:
+        pass
+
+
+class AuditWriter:
+    """Batches AuditRecords into a store from one background thread. Thread-safe submit(); idempotent close()."""
+
+    def __init__(
+        self,
+        store: AuditStore,
+        queue_size: int = 10_000,
+        batch: int = 256,
+        flush_interval: float = 0.5,
+        *,
+        pricer: Pricer | None = None,
+        sink: AuditSink | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.queue_size = queue_size
+        self.batch = batch
+        self.flush_interval = flush_interval
+        self.pricer = pricer or Pricer()
+        self.sink: AuditSink = sink or _NoSink()
+        self.dropped = 0  # records lost: queue full, retry buffer full, or unwritten at close
+        self.written = 0
+        self._clock = clock
+        # deque.append/popleft are atomic under the GIL: no lock on the hot path.
+        self._queue: collections.deque[AuditRecord] = collections.deque()
+        self._pending: collections.deque[AuditRecord] = collections.deque()  # drained, not yet written
+        self._wake = threading.Event()
+        self._closing = False
+        self._closed = False
+        self._close_deadline = float("inf")
+        self._last_drop_log = float("-inf")
+        self._unlogged_drops = 0
+        self._thread = threading.Thread(target=self._run, name="dragoman-audit-writer", daemon=True)
+        self._thread.start()
+
+    # ---- event loop side -------------------------------------------------------------------------------
+
+    def submit(self, record: AuditRecord) -> bool:
+        """Queue a record; never blocks. False when it was dropped (queue full or writer closed)."""
+        queue = self._queue
+        if self._closing or len(queue) >= self.queue_size:
+            self._drop(1, "the audit queue is full" if not self._closing else "the audit writer is closed")
+            return False
+        queue.append(record)
+        if len(queue) >= self.batch:
+            self._wake.set()
+        return True
+
+    @property
+    def depth(self) -> int:
+        """Records accepted and not yet written."""
+        return len(self._queue) + len(self._pending)
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Stop accepting, write everything queued (retrying a failing store until `timeout`), close the store.
+        True when nothing was lost. Safe to call twice and from any thread."""
+        if self._closed:
+            return True
+        self._closing = True
+        self._close_deadline = self._clock() + timeout
+        self._wake.set()
+        self._thread.join(timeout + 1.0)
+        left = self.depth
+        if left:
+            if not self._thread.is_alive():  # else it is stuck in a store call: leave its buffers alone
+                self._queue.clear()
+                self._pending.clear()
+            self._drop(left, "the store did not take them before shutdown", force_log=True)
+        self._closed = True
+        try:
+            self.store.close()
+        except Exception:
+            log.exception("closing the audit store failed")
+        return left == 0
+
+    async def aclose(self, timeout: float = 10.0) -> bool:
+        """close() from a thread, so the event loop keeps serving while the last batches are written."""
+        import asyncio
+
+        return await asyncio.get_running_loop().run_in_executor(None, self.close, timeout)
+
+    # ---- writer thread ---------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        backoff = 0.0
+        while True:
+            if not self._closing:
+                self._wake.wait(backoff or self.flush_interval)
+                self._wake.clear()
+            self._drain()
+            backoff = self._write_pending(backoff)
+            self.sink.audit_queue_depth(self.depth)
+            if self._closing and not self._queue and (not self._pending or self._clock() >= self._close_deadline):
+                return
+            if self._closing and backoff:
+                time.sleep(min(backoff, max(0.0, self._close_deadline - self._clock())))
+
+    def _drain(self) -> None:
+        """Move queued records to the retry buffer, preparing each once (cost, secrets, metrics)."""
+        queue, pending = self._queue, self._pending
+        while queue:
+            record = queue.popleft()
+            try:
+                self._prepare(record)
+            except Exception:
+                log.exception("audit record %s could not be prepared", getattr(record, "request_id", "?"))
+                continue
+            pending.append(record)
+        overflow = len(pending) - self.queue_size
+        if overflow > 0:
+            for _ in range(overflow):
+                pending.popleft()  # oldest first: the newest records are the ones an operator looks for
+            self._drop(overflow, "the audit store is not keeping up")
+
+    def _prepare(self, record: AuditRecord) -> None:
+        if record.cost_usd is None:
+            record.cost_usd = self.pricer.price(record)
+        record.redacted()
+        self.sink.observe_request(record)
+
+    def _write_pending(self, backoff: float) -> float:
+        """Write the retry buffer batch by batch; returns the next backoff (0 when all written)."""
+        pending = self._pending
+        while pending:
+            batch = [pending[i] for i in range(min(self.batch, len(pending)))]
+            try:
+                self.store.write(batch)
+            except Exception as exc:  # noqa: BLE001 - any store failure: keep the batch, back off, retry
+                backoff = min(_BACKOFF_MAX, backoff * 2 if backoff else _BACKOFF_START)
+                self._log_store_failure(exc, backoff)
+                return backoff
+            for _ in range(min(len(batch), len(pending))):
+                pending.popleft()
+            self.written += len(batch)
+            if self._queue and len(self._queue) >= self.batch:
+                self._drain()
+        return 0.0
+
+    # ---- accounting ------------------------------------------------------------------------------------
+
+    def _drop(self, count: int, why: str, *, force_log: bool = False) -> None:
+        self.dropped += count  # += on an int is not atomic across threads; the count may be off by a race, never lost
+        self._unlogged_drops += count
+        try:
+            self.sink.audit_dropped(count)
+        except Exception:  # noqa: BLE001 - metrics must not fail a request
+            pass
+        now = self._clock()
+        if force_log or now - self._last_drop_log >= _LOG_EVERY:
+            self._last_drop_log = now
+            n, self._unlogged_drops = self._unlogged_drops, 0
+            log.warning("audit: dropped %d record(s): %s (%d dropped since start)", n, why, self.dropped)
+
+    _last_failure_log = float("-inf")
+
+    def _log_store_failure(self, exc: Exception, backoff: float) -> None:
+        now = self._clock()
+        if now - self._last_failure_log >= _LOG_EVERY:
+            self._last_failure_log = now
+            log.warning("audit store write failed (%s: %s); retrying in %.1fs, %d record(s) waiting",
+                        type(exc).__name__, redact(str(exc)), backoff, self.depth)
+
+
+def stats(writer: AuditWriter) -> dict[str, Any]:
+    """The writer's counters, for /healthz-style reporting."""
+    return {"written": writer.written, "dropped": writer.dropped, "depth": writer.depth}

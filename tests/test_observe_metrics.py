@@ -1,0 +1,112 @@
+"""Prometheus metrics: one AuditRecord moves every metric; /metrics parses; labels stay bounded; several
+worker processes add up in multiprocess mode."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from dragoman.observe.metrics import Metrics, prepare_multiprocess_dir
+from dragoman.observe.record import AuditRecord, Candidate
+
+
+def _samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    body, content_type = metrics.render()
+    assert content_type.startswith("text/plain")
+    out = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def _fallback_record() -> AuditRecord:
+    return AuditRecord(
+        time=0.0, request_id="req_1", route="backup", provider="openai", status=200, stream=True,
+        candidates=[Candidate(route="primary", upstream="azure", outcome="error", status=503),
+                    Candidate(route="backup", upstream="openai", outcome="ok", status=200)],
+        latency_total_ms=1200.0, ttfb_ms=300.0, overhead_ms=1.5, input_tokens=1000, output_tokens=200,
+        cache_read_tokens=5000, reasoning_tokens=50, cost_usd=0.003875,
+    )
+
+
+def test_one_record_moves_every_metric() -> None:
+    metrics = Metrics()
+    metrics.observe_request(_fallback_record())
+    metrics.observe_request(AuditRecord(time=0.0, request_id="req_2", route="backup", provider="openai", status=529,
+                                        error_type="overloaded_error", latency_total_ms=50.0))
+    metrics.set_breaker_state("azure", "open")
+    metrics.audit_dropped(3)
+    metrics.audit_queue_depth(17)
+    s = _samples(metrics)
+    req = "dragoman_requests_total"
+    assert s[(req, (("error_type", "none"), ("route", "backup"), ("status", "200"), ("upstream", "openai")))] == 1
+    assert s[(req, (("error_type", "overloaded_error"), ("route", "backup"), ("status", "529"), ("upstream", "openai")))] == 1
+    assert s[("dragoman_errors_total", (("error_type", "overloaded_error"), ("route", "backup"), ("upstream", "openai")))] == 1
+    assert s[("dragoman_fallbacks_total", (("from_route", "primary"), ("to_route", "backup")))] == 1
+    assert s[("dragoman_upstream_attempts_total", (("outcome", "error"), ("route", "primary"), ("upstream", "azure")))] == 1
+    assert s[("dragoman_tokens_total", (("kind", "input"), ("route", "backup")))] == 1000
+    assert s[("dragoman_tokens_total", (("kind", "cache_read"), ("route", "backup")))] == 5000
+    assert s[("dragoman_tokens_total", (("kind", "reasoning"), ("route", "backup")))] == 50
+    assert abs(s[("dragoman_cost_usd_total", (("route", "backup"),))] - 0.003875) < 1e-12
+    assert s[("dragoman_request_duration_seconds_count", (("route", "backup"),))] == 2
+    assert s[("dragoman_request_duration_seconds_bucket", (("le", "1.0"), ("route", "backup")))] == 1
+    assert s[("dragoman_time_to_first_byte_seconds_sum", (("route", "backup"),))] == 0.3
+    assert s[("dragoman_overhead_seconds_bucket", (("le", "0.0025"), ("route", "backup")))] == 1
+    assert s[("dragoman_breaker_state", (("upstream", "azure"),))] == 2
+    assert s[("dragoman_audit_dropped_total", ())] == 3
+    assert s[("dragoman_audit_queue_depth", ())] == 17
+
+
+def test_labels_are_bounded_and_carry_no_ids() -> None:
+    metrics = Metrics(max_label_values=3)
+    for i in range(10):
+        metrics.observe_request(AuditRecord(time=0.0, request_id=f"req_{i}", route=f"route-{i}", status=200))
+    routes = {dict(labels)["route"] for (name, labels) in _samples(metrics) if name == "dragoman_requests_total"}
+    assert routes == {"route-0", "route-1", "route-2", "other"}
+    body = metrics.render()[0].decode()
+    assert "req_" not in body
+
+
+def test_two_registries_do_not_collide() -> None:
+    Metrics().observe_request(_fallback_record())
+    assert _samples(Metrics()).get(("dragoman_audit_dropped_total", ())) == 0
+
+
+_WORKER = textwrap.dedent("""
+    import sys
+    from dragoman.observe.metrics import Metrics
+    from dragoman.observe.record import AuditRecord
+    m = Metrics()
+    assert m.multiprocess
+    for i in range(int(sys.argv[1])):
+        m.observe_request(AuditRecord(time=0.0, request_id="r", route="r1", status=200, output_tokens=10))
+    m.audit_dropped(1)
+    if sys.argv[2] == "render":
+        sys.stdout.write(m.render()[0].decode())
+""")
+
+
+def test_multiprocess_mode_sums_worker_processes(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "prom"))
+    assert prepare_multiprocess_dir(3) == str(tmp_path / "prom")
+    env = dict(os.environ)
+    for n in (2, 3):
+        subprocess.run([sys.executable, "-c", _WORKER, str(n), "quiet"], env=env, check=True, timeout=60)
+    out = subprocess.run([sys.executable, "-c", _WORKER, "4", "render"], env=env, check=True, timeout=60,
+                         capture_output=True, text=True).stdout
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in text_string_to_metric_families(out) for s in f.samples}
+    key = ("dragoman_requests_total", (("error_type", "none"), ("route", "r1"), ("status", "200"), ("upstream", "none")))
+    assert samples[key] == 9
+    assert samples[("dragoman_tokens_total", (("kind", "output"), ("route", "r1")))] == 90
+    assert samples[("dragoman_audit_dropped_total", ())] == 3
+
+
+def test_single_worker_needs_no_multiprocess_dir(monkeypatch) -> None:
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    assert prepare_multiprocess_dir(1) is None

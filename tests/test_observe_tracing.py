@@ -1,0 +1,105 @@
+"""OpenTelemetry: off costs nothing; on, a request span with translate and upstream children carries the
+GenAI semantic-convention attributes; captured bodies are redacted."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from dragoman.observe.record import AuditRecord
+from dragoman.observe.settings import TracingSettings
+from dragoman.observe.tracing import NOOP_SPAN, NOOP_TRACER, Tracer
+
+
+def _record(**fields) -> AuditRecord:
+    base = {"time": 0.0, "request_id": "req_abc", "route": "gpt-5-via-gateway", "policy": "claude-to-gpt5", "branch": "default",
+                "provider": "openai", "upstream_model": "gpt-5-2025-08-07", "status": 200, "input_tokens": 900,
+                "cache_read_tokens": 100, "output_tokens": 50, "reasoning_tokens": 20, "cost_usd": 0.0016,
+                "notes": ["cache_control dropped"], "stream_events": 9}
+    base.update(fields)
+    return AuditRecord(**base)
+
+
+def test_off_is_a_shared_noop() -> None:
+    tracer = Tracer.from_settings(TracingSettings())
+    assert tracer is NOOP_TRACER and not tracer.enabled
+    span = tracer.start_request("req_1", "claude-sonnet-4-5", stream=True, max_tokens=32000)
+    assert span is NOOP_SPAN
+    assert span.translate() is span.upstream("r", "openai", "gpt-5")  # the same reusable object
+    with span.translate():
+        pass
+    span.capture("request", b"{}")
+    span.finish(_record())
+    assert Tracer.from_settings(None) is NOOP_TRACER
+
+
+def test_request_span_with_children_and_genai_attributes() -> None:
+    exporter = InMemorySpanExporter()
+    tracer = Tracer.from_settings(TracingSettings(enabled=True, service_name="dragoman-test"), exporter)
+    span = tracer.start_request("req_abc", "claude-sonnet-4-5", stream=True, max_tokens=32000, temperature=0.2)
+    with span.translate():
+        pass
+    upstream = span.upstream("gpt-5-via-gateway", "openai", "gpt-5")
+    upstream.set("gen_ai.response.model", "gpt-5-2025-08-07")
+    upstream.end()
+    span.finish(_record())
+    tracer.shutdown()
+
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    assert set(spans) == {"chat claude-sonnet-4-5", "translate", "upstream"}
+    root, translate, up = spans["chat claude-sonnet-4-5"], spans["translate"], spans["upstream"]
+    assert translate.parent.span_id == root.context.span_id and up.parent.span_id == root.context.span_id
+    assert up.context.trace_id == root.context.trace_id
+    assert root.kind == SpanKind.SERVER and up.kind == SpanKind.CLIENT
+    assert root.resource.attributes["service.name"] == "dragoman-test"
+    a = root.attributes
+    assert a["gen_ai.operation.name"] == "chat"
+    assert a["gen_ai.system"] == "openai"
+    assert a["gen_ai.request.model"] == "claude-sonnet-4-5"
+    assert a["gen_ai.request.max_tokens"] == 32000
+    assert a["gen_ai.request.temperature"] == 0.2
+    assert a["gen_ai.response.model"] == "gpt-5-2025-08-07"
+    assert a["gen_ai.usage.input_tokens"] == 1000  # uncached + cached, as the conventions count input
+    assert a["gen_ai.usage.output_tokens"] == 50
+    assert a["dragoman.route"] == "gpt-5-via-gateway"
+    assert a["dragoman.policy"] == "claude-to-gpt5"
+    assert a["http.response.status_code"] == 200
+    assert tuple(a["dragoman.notes"]) == ("cache_control dropped",)
+    assert up.attributes["gen_ai.request.model"] == "gpt-5"
+    assert up.attributes["gen_ai.system"] == "openai"
+    assert up.attributes["gen_ai.response.model"] == "gpt-5-2025-08-07"
+    assert "dragoman.request.body" not in a  # capture is off by default
+
+
+def test_errors_mark_spans() -> None:
+    exporter = InMemorySpanExporter()
+    tracer = Tracer.from_settings(TracingSettings(enabled=True), exporter)
+    span = tracer.start_request("req_x", "m")
+    with pytest.raises(TimeoutError), span.upstream("r", "openai", "gpt-5"):
+        raise TimeoutError("no first byte after 600s")
+    span.finish(_record(status=529, error_type="overloaded_error"))
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    assert spans["upstream"].status.status_code == StatusCode.ERROR
+    assert spans["upstream"].attributes["error.type"] == "TimeoutError"
+    assert spans["chat m"].status.status_code == StatusCode.ERROR
+    assert spans["chat m"].attributes["error.type"] == "overloaded_error"
+
+
+def test_captured_bodies_are_redacted() -> None:
+    exporter = InMemorySpanExporter()
+    tracer = Tracer.from_settings(TracingSettings(enabled=True, capture_bodies=True), exporter)
+    span = tracer.start_request("req_x", "m")
+    span.capture("request", b'{"model":"gpt-5","messages":[{"role":"user","content":"my key is sk-proj-abc123def456"}]}')
+    span.capture("response", '{"api_key": "hunter2hunter2"}')
+    span.finish(_record())
+    [root] = exporter.get_finished_spans()
+    assert "sk-proj" not in root.attributes["dragoman.request.body"]
+    assert '"model":"gpt-5"' in root.attributes["dragoman.request.body"]
+    assert "hunter2" not in root.attributes["dragoman.response.body"]
+
+
+def test_otlp_endpoint_builds_an_exporter() -> None:
+    tracer = Tracer.from_settings(TracingSettings(enabled=True, otlp_endpoint="http://127.0.0.1:9/"))
+    assert tracer.enabled
+    tracer.shutdown()
