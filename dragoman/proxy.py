@@ -128,15 +128,22 @@ async def select(
             except E.GatewayError as err:
                 exchange.attempts.append(_failed(route.name, err, began))
                 if not err.retryable:
+                    breaker.success()  # it answered: the request was at fault, not the upstream
                     raise
                 if err.status != 429:  # a rate limit says nothing about the upstream's health
                     breaker.failure()
+                else:
+                    breaker.release()
                 last = err
-                delay = retry_delay(attempt, route.retry, err.headers.get("retry-after"))
+                delay = retry_delay(attempt, route.retry, err.headers.get("retry-after"),
+                                    retry_after_ms=err.headers.get("retry-after-ms"))
                 if delay is None or breaker.state == "open":
                     break
                 await asyncio.sleep(delay)
                 continue
+            except BaseException:
+                breaker.release()
+                raise
             breaker.success()
             exchange.attempts.append(Attempt(route.name, "ok", 200, None, (time.perf_counter() - began) * 1000))
             exchange.route = route

@@ -6,15 +6,10 @@ import json
 
 import msgspec
 
-from dragoman.observe.record import (
-    AuditRecord,
-    Candidate,
-    Identity,
-    identity_from,
-    key_fingerprint,
-    parse_claude_user,
-    redact,
-)
+from dragoman.identity import Identity, identity_from
+from dragoman.observe.record import AuditRecord, Candidate, redact
+from dragoman.routing.config import key_fingerprint
+from dragoman.protocols.claude_code import parse_claude_user
 
 SESSION = "8b7d1f0e-3c2a-4e5f-9a1b-2c3d4e5f6a7b"
 ACCOUNT = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
@@ -80,7 +75,7 @@ def test_headers_fill_identity_and_session_header_beats_metadata() -> None:
 def test_key_identity_wins_over_headers() -> None:
     headers = {"X-Dragoman-Developer": "mallory", "X-Dragoman-Repo": "web-shop"}
     ident = identity_from(headers, None, "key_ci", {"developer": "ci-bot", "team": "infra"})
-    assert ident == Identity(developer="ci-bot", team="infra", repo="web-shop")
+    assert ident == Identity(key_id="key_ci", developer="ci-bot", team="infra", repo="web-shop")
 
 
 def test_long_header_values_are_clipped() -> None:

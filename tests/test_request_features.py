@@ -9,7 +9,8 @@ import pytest
 
 from dragoman import tokens
 from dragoman.protocols import anthropic as A
-from dragoman.routing.features import Identity, RequestFeatures, extract_features
+from dragoman.identity import Identity
+from dragoman.routing.features import RequestFeatures, extract_features
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "claude_code"
 _decode = msgspec.json.Decoder(A.MessagesRequest).decode

@@ -40,6 +40,10 @@ class CircuitBreaker:
         self._count = 0
         self._probing = False
 
+    def release(self) -> None:
+        """An attempt ended without a verdict on the upstream's health (cancelled): free the probe slot."""
+        self._probing = False
+
     def failure(self) -> None:
         self._count += 1
         if self.state == HALF_OPEN or self._count >= self.failures:

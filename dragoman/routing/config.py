@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 from typing import Annotated, Any
@@ -10,6 +11,8 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 
 from dragoman.errors import ConfigError
+from dragoman.observe.pricing import Pricing
+from dragoman.observe.settings import AdminSettings, AuditSettings, MetricsSettings, ObserveSettings, TracingSettings
 from dragoman.routing.policy import Policy, compile_policy
 from dragoman.routing.yaml_source import Path, Source, parse_yaml
 from dragoman.translate.options import TranslationOptions
@@ -72,6 +75,7 @@ class RouteEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     fallbacks: tuple[str, ...] = ()
     retry: Retry = Retry()
     breaker: Breaker = Breaker()
+    pricing: Pricing | None = None  # USD per million tokens, overriding the built-in table
 
 
 class PolicyEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -99,8 +103,31 @@ class ModelRoute(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     route: str
 
 
+class KeyEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A gateway key with who holds it: the identity is set by an admin, so no header can override it."""
+
+    id: str
+    key: str | None = None  # the key itself, or
+    key_ref: str | None = None  # where it lives (like api_key_ref)
+    developer: str | None = None
+    team: str | None = None
+    repo: str | None = None
+
+
 class Auth(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    keys: tuple[str, ...] = ()
+    keys: tuple[str | KeyEntry, ...] = ()
+
+
+class GatewayKey(msgspec.Struct, frozen=True):
+    """What a valid inbound key says about its holder."""
+
+    id: str
+    developer: str | None = None
+    team: str | None = None
+    repo: str | None = None
+
+    def identity(self) -> dict[str, str | None]:
+        return {"developer": self.developer, "team": self.team, "repo": self.repo}
 
 
 class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -123,6 +150,10 @@ class ConfigFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     policies: tuple[PolicyEntry, ...] = ()
     auth: Auth = Auth()
     server: ServerSettings = ServerSettings()
+    audit: AuditSettings = AuditSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    tracing: TracingSettings = TracingSettings()
+    admin: AdminSettings = AdminSettings()
     # Entries are validated one by one: msgspec reports a bad dict value at `$.secrets[...]`, with no key to locate.
     secrets: dict[str, Any] = {}
 
@@ -144,6 +175,7 @@ class Route(msgspec.Struct, frozen=True):
     fallbacks: tuple[str, ...] = ()
     retry: Retry = Retry()
     breaker: Breaker = Breaker()
+    pricing: Pricing | None = None
 
     def upstream_model(self, requested: str) -> str:
         """The model name to send upstream for a client's requested model."""
@@ -166,6 +198,8 @@ class Config(msgspec.Struct, frozen=True):
     server: ServerSettings
     source: str  # the file it came from, or "<zero-config>"
     policies: tuple[CompiledPolicy, ...] = ()
+    keys: Mapping[str, GatewayKey] = {}  # inbound key → its id and holder; empty: no inbound auth
+    observe: ObserveSettings = ObserveSettings()
 
     def __repr__(self) -> str:
         # auth_keys are secrets; keep them out of logs.
@@ -232,7 +266,8 @@ def zero_config(env: Mapping[str, str]) -> Config:
         routes=(route,),
         default_route="openai",
         model_routes=(),
-        auth_keys=_env_auth_keys(env),
+        auth_keys=frozenset(_env_keys(env)),
+        keys=_env_keys(env),
         server=ServerSettings(),
         source="<zero-config>",
     )
@@ -297,12 +332,15 @@ def _build(file: ConfigFile, src: Source) -> Config:
     secrets = {name: _secret_spec(name, spec, src) for name, spec in file.secrets.items()}
     routes = tuple(_route(entry, ("routes", i), secrets, src) for i, entry in enumerate(file.routes))
     policies = _policies(file.policies, names, src)
+    keys = _gateway_keys(file.auth, secrets, src)
     return Config(
         policies=policies,
         routes=routes,
         default_route=file.default_route,
         model_routes=file.model_routes,
-        auth_keys=_auth_keys(file.auth, src),
+        auth_keys=frozenset(keys),
+        keys=keys,
+        observe=ObserveSettings(audit=file.audit, metrics=file.metrics, tracing=file.tracing, admin=file.admin),
         server=file.server,
         source=src.name,
     )
@@ -370,6 +408,7 @@ def _route(entry: RouteEntry, path: Path, secrets: dict[str, Secret], src: Sourc
         fallbacks=entry.fallbacks,
         retry=entry.retry,
         breaker=entry.breaker,
+        pricing=entry.pricing,
     )
 
 
@@ -457,12 +496,30 @@ def _file_secret(file: str, ref: str, path: Path, src: Source) -> str:
     return value
 
 
-def _auth_keys(auth: Auth, src: Source) -> frozenset[str]:
-    for i, key in enumerate(auth.keys):
-        if not key.strip():
-            raise src.error(("auth", "keys", i), "an inbound key must not be empty")
-    return frozenset(key.strip() for key in auth.keys) | _env_auth_keys(src.env)
+def _gateway_keys(auth: Auth, secrets: dict[str, Secret], src: Source) -> dict[str, GatewayKey]:
+    keys: dict[str, GatewayKey] = {}
+    for i, entry in enumerate(auth.keys):
+        path = ("auth", "keys", i)
+        if isinstance(entry, str):
+            value = entry.strip()
+            if not value:
+                raise src.error(path, "an inbound key must not be empty")
+            keys[value] = GatewayKey(id=key_fingerprint(value))
+            continue
+        if (entry.key is None) == (entry.key_ref is None):
+            raise src.error(path, "give exactly one of key or key_ref")
+        value = entry.key.strip() if entry.key is not None else _secret(entry.key_ref or "", path + ("key_ref",), secrets, src)
+        if not value:
+            raise src.error(path + ("key",), "an inbound key must not be empty")
+        keys[value] = GatewayKey(id=entry.id, developer=entry.developer, team=entry.team, repo=entry.repo)
+    return {**_env_keys(src.env), **keys}
 
 
-def _env_auth_keys(env: Mapping[str, str]) -> frozenset[str]:
-    return frozenset(key.strip() for key in env.get("DRAGOMAN_API_KEYS", "").split(",") if key.strip())
+def _env_keys(env: Mapping[str, str]) -> dict[str, GatewayKey]:
+    values = (key.strip() for key in env.get("DRAGOMAN_API_KEYS", "").split(","))
+    return {value: GatewayKey(id=key_fingerprint(value)) for value in values if value}
+
+
+def key_fingerprint(key: str) -> str:
+    """A stable id for a gateway key that has no configured id: never the key, not reversible."""
+    return "key_" + hashlib.sha256(key.encode()).hexdigest()[:12]

@@ -20,6 +20,8 @@ from collections.abc import Mapping
 
 import msgspec
 
+from dragoman.identity import Identity
+
 from dragoman.protocols.anthropic import ContentBlock, Message, MessagesRequest
 
 # Measured on the six Claude Code fixtures: body bytes / o200k tokens of the model-visible text = 4.88-5.18.
@@ -30,16 +32,6 @@ _BINARY_KINDS = frozenset(("image", "document"))
 _THINKING_ON = frozenset(("enabled", "adaptive"))
 _UNSET: object = object()
 _EMPTY_HEADERS: Mapping[str, str] = {}
-
-
-class Identity(msgspec.Struct, frozen=True):
-    """Who is calling, as the auth layer resolved it; every field None when unknown."""
-
-    key_id: str | None = None
-    developer: str | None = None
-    team: str | None = None
-    repo: str | None = None
-    session: str | None = None
 
 
 class RequestFeatures:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 import msgspec
 
 from dragoman.errors import InvalidRequest
 from dragoman.protocols import anthropic as A
 from dragoman.protocols import openai_chat as C
+from dragoman.protocols.claude_code import parse_claude_user
 from dragoman.translate.models import is_reasoning_model, output_limit
 from dragoman.translate.options import TranslationOptions
 from dragoman.translate.request_context import RequestContext
@@ -440,18 +440,9 @@ def _identity(metadata: A.Metadata | None, out: C.ChatRequest) -> None:
 
 
 def parse_user_id(user_id: str) -> tuple[str | None, str | None]:
-    """(user, session) from Claude Code's metadata.user_id: a JSON string, or `user_…_session_…` in old releases."""
-    if user_id.startswith("{"):
-        try:
-            data: Any = msgspec.json.decode(user_id)
-        except msgspec.DecodeError:
-            return user_id, None
-        if isinstance(data, dict):
-            user = data.get("account_uuid") or data.get("device_id") or data.get("user_id")
-            session = data.get("session_id")
-            return (str(user) if user else None), (str(session) if session else None)
+    """(user, session) from Claude Code's metadata.user_id; any other string is the user itself."""
+    found = parse_claude_user(user_id)
+    user = found.account_uuid or found.device_id
+    if user is None and found.session_id is None:
         return user_id, None
-    if "_session_" in user_id:
-        user, _, session = user_id.partition("_session_")
-        return user, session
-    return user_id, None
+    return user, found.session_id

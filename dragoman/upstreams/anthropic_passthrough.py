@@ -60,9 +60,12 @@ class AnthropicPassthrough:
         return _encode(body)
 
     def request_headers(self, base: dict[str, str], client_headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
-        forwarded = {
-            name.decode("latin-1"): value.decode("latin-1") for name, value in client_headers if name in _FORWARDED
-        }
+        forwarded: dict[str, str] = {}
+        for name, value in client_headers:
+            if name in _FORWARDED:
+                key, text = name.decode("latin-1"), value.decode("latin-1")
+                # Repeated header lines mean one comma-separated list (RFC 9110 §5.3): keep every beta.
+                forwarded[key] = f"{forwarded[key]},{text}" if key in forwarded else text
         return {**base, **forwarded} if forwarded else base
 
     def answer(self, raw: bytes, ctx: RequestContext) -> Answer:
@@ -79,9 +82,10 @@ class AnthropicPassthrough:
 class PassthroughRelay:
     """Bytes out as they came in; usage read from message_start / message_delta on the side."""
 
-    __slots__ = ("_decoder", "_started", "_ended", "_usage", "_stop_reason", "event_count", "failed", "failure")
+    __slots__ = ("_decoder", "_started", "_ended", "_usage", "_stop_reason", "event_count", "failed", "failure", "_tail")
 
     def __init__(self) -> None:
+        self._tail = b""  # bytes after the last complete event, held so a failure never splices into an event
         self.failed = False
         self.failure = ""
         self._decoder = SSEDecoder()
@@ -105,14 +109,19 @@ class PassthroughRelay:
             self.event_count += 1
             if event in _USAGE_EVENTS:
                 self._account(payload)
-        return data
+        data = self._tail + data if self._tail else data
+        cut = _event_boundary(data)
+        self._tail = data[cut:]
+        return data[:cut]
 
     def eof(self) -> bytes:
         if self._ended:
-            return b""
+            tail, self._tail = self._tail, b""
+            return tail
         return self.fail("api_error", "the upstream closed the stream before the answer was complete")
 
     def fail(self, error_type: str, message: str) -> bytes:
+        self._tail = b""  # an event cut short is dropped, not completed by the error event
         self._ended = True
         self.failed = True
         self.failure = message
@@ -138,6 +147,13 @@ class PassthroughRelay:
             _merge(self._usage, usage)
         if event.delta is not None and event.delta.stop_reason:
             self._stop_reason = event.delta.stop_reason
+
+
+def _event_boundary(data: bytes) -> int:
+    """Where the last complete SSE event in `data` ends (0: none is complete yet)."""
+    lf = data.rfind(b"\n\n")
+    crlf = data.rfind(b"\r\n\r\n")
+    return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
 
 
 def _usage(usage: _Usage | None) -> A.Usage | None:

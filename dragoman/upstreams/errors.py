@@ -20,7 +20,7 @@ def error_from_status(status: int, body: bytes, headers: dict[str, str], route: 
     detail = redact(_upstream_message(body), secret)
     where = f"upstream for route {route!r}"
     if status == 429:
-        keep = {k: v for k, v in headers.items() if k.lower() in ("retry-after", "retry-after-ms")}
+        keep = {k.lower(): v for k, v in headers.items() if k.lower() in ("retry-after", "retry-after-ms")}
         return E.RateLimited(f"{where} is rate limited: {detail}", headers=keep, retryable=True)
     if status in (401, 403):
         # The client's key is fine (or we would have said so); the gateway's own credential was refused.

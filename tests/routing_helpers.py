@@ -1,0 +1,150 @@
+"""Helpers for the routing tests (fallback, breaker, passthrough, hot reload): multi-route configs, SSE
+parsing and grammar checks, scripts that note when each request arrived."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any, Callable
+
+import anthropic
+import yaml
+
+from tests.gateway import Gateway
+
+USER_HI = [{"role": "user", "content": "hi"}]
+KEYS_ENV = {"OPENAI_PROD": "sk-upstream-openai", "ANTHROPIC_PROD": "sk-ant-upstream-key"}
+FAST_TIMEOUT = {"connect": 1, "first_byte": 1, "idle": 1}
+
+
+def route(
+    name: str,
+    endpoint: str,
+    *,
+    provider: str = "openai",
+    model: str = "gpt-5",
+    api_key_ref: str | None = "openai_prod",
+    fallbacks: list[str] | None = None,
+    retry: dict[str, float] | None = None,
+    breaker: dict[str, float] | None = None,
+    timeout: dict[str, float] | None = None,
+    translation: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One `routes:` entry."""
+    upstream: dict[str, Any] = {"provider": provider, "model": model, "endpoint": endpoint,
+                                "timeout": dict(timeout or FAST_TIMEOUT)}
+    if api_key_ref is not None:
+        upstream["api_key_ref"] = api_key_ref
+    entry: dict[str, Any] = {"name": name, "upstream": upstream}
+    if translation is not None:
+        entry["translation"] = translation
+    if fallbacks:
+        entry["fallbacks"] = list(fallbacks)
+    if retry is not None:
+        entry["retry"] = dict(retry)
+    if breaker is not None:
+        entry["breaker"] = dict(breaker)
+    return entry
+
+
+def config_yaml(routes: list[dict[str, Any]], *, default_route: str | None = None, pad_to: int | None = None) -> str:
+    """A whole config file; `pad_to` pads it with a trailing comment to exactly that many bytes."""
+    config: dict[str, Any] = {}
+    if default_route is not None:
+        config["default_route"] = default_route
+    config["routes"] = routes
+    text = yaml.safe_dump(config, sort_keys=False)
+    if pad_to is not None:
+        pad = pad_to - len(text.encode()) - 3
+        assert pad >= 0, f"config is {len(text)} bytes, more than pad_to={pad_to}"
+        text += "#" + " " * pad + "\n\n"
+        assert len(text.encode()) == pad_to
+    return text
+
+
+def sdk(gateway: Gateway, *, api_key: str = "sk-client-key", timeout: float = 15.0) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=gateway.base_url, api_key=api_key, max_retries=0, timeout=timeout)
+
+
+def sse_events(raw: bytes) -> list[tuple[str | None, dict]]:
+    """(event name, decoded data) for each SSE event in `raw`; a data payload that is not JSON fails loudly."""
+    events = []
+    for block in raw.decode().replace("\r\n", "\n").split("\n\n"):
+        name, data = None, []
+        for line in block.split("\n"):
+            if line.startswith("event:"):
+                name = line[len("event:"):].strip()
+            elif line.startswith("data:"):
+                data.append(line[len("data:"):].lstrip())
+        if data:
+            payload = "\n".join(data)
+            try:
+                events.append((name, json.loads(payload)))
+            except ValueError:
+                raise AssertionError(f"SSE event {name!r} carries data that is not JSON: {payload!r}") from None
+    return events
+
+
+def check_stream(events: list[tuple[str | None, dict]]) -> str:
+    """Anthropic's event grammar as a client needs it; returns how the stream ended (message_stop | error)."""
+    assert events, "no SSE events"
+    kinds = [name for name, _ in events]
+    assert kinds[0] == "message_start", kinds
+    open_index: int | None = None
+    next_index = 0
+    for position, (name, data) in enumerate(events):
+        assert data.get("type") == name, f"event {name!r} carries data of type {data.get('type')!r}"
+        if name == "content_block_start":
+            assert open_index is None and data["index"] == next_index, (kinds, position)
+            open_index, next_index = data["index"], next_index + 1
+        elif name == "content_block_delta":
+            assert data["index"] == open_index, f"delta for a block never started: {kinds}"
+        elif name == "content_block_stop":
+            assert data["index"] == open_index, kinds
+            open_index = None
+        elif name in ("message_stop", "error"):
+            assert position == len(events) - 1, f"{name} is not the last event: {kinds}"
+            if name == "error":
+                assert set(data["error"]) >= {"type", "message"}, data
+    end = kinds[-1]
+    assert end in ("message_stop", "error"), f"stream ended with {end!r}: {kinds}"
+    return end
+
+
+def stream_text(events: list[tuple[str | None, dict]]) -> str:
+    return "".join(d["delta"].get("text", "") for n, d in events if n == "content_block_delta")
+
+
+def post_messages(gateway: Gateway, body: dict, headers: dict[str, str] | None = None, timeout: float = 15.0):
+    """Raw POST /v1/messages: (status, headers, body bytes)."""
+    return gateway.request("POST", "/v1/messages", body,
+                           {"x-api-key": "sk-client-key", "anthropic-version": "2023-06-01", **(headers or {})},
+                           timeout=timeout)
+
+
+class Timed:
+    """A callable script that notes the monotonic time of each request, and serves `replies` in order
+    (the last one again once the list is used up)."""
+
+    def __init__(self, *replies: Any) -> None:
+        self.replies = list(replies)
+        self.times: list[float] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, body: dict) -> Any:
+        with self._lock:
+            self.times.append(time.monotonic())
+            index = min(len(self.times) - 1, len(self.replies) - 1)
+            return self.replies[index]
+
+    def gaps(self) -> list[float]:
+        return [b - a for a, b in zip(self.times, self.times[1:])]
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str, step: float = 0.02) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(step)

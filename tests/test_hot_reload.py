@@ -1,0 +1,301 @@
+"""Hot reload under load, over real sockets: while 4 client threads keep asking, the config file is replaced
+(atomically by rename, and in place) with a valid new one — later requests reach the new upstream — and with
+an invalid one — the server keeps serving the previous config and its stderr says why, with file:line.
+SIGHUP reloads too. Not one request of the load loop may fail. Once with one process, once with --workers 2."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import anthropic
+import pytest
+
+from tests.gateway import Gateway, _healthy, free_port, run_gateway
+from tests.routing_helpers import KEYS_ENV, USER_HI, config_yaml, route, wait_until
+from tests.upstreams import ChatReply, ScriptedChatUpstream
+
+pytestmark = pytest.mark.timeout(20)
+
+ROUTE = "gpt-5-via-gateway"
+SIZE = 1024  # every config written here is padded to this size (see _write_keeping_stamp)
+LOAD_SECONDS = 8.0
+
+
+@pytest.fixture(scope="module")
+def upstreams() -> Iterator[tuple[ScriptedChatUpstream, ScriptedChatUpstream]]:
+    with ScriptedChatUpstream() as one, ScriptedChatUpstream() as two:
+        yield one, two
+
+
+@pytest.fixture
+def u1(upstreams) -> ScriptedChatUpstream:
+    upstreams[0].reset(ChatReply(text="from-u1", chunk_delay=0.02))
+    return upstreams[0]
+
+
+@pytest.fixture
+def u2(upstreams) -> ScriptedChatUpstream:
+    upstreams[1].reset(ChatReply(text="from-u2", chunk_delay=0.02))
+    return upstreams[1]
+
+
+def _pad(text: str) -> str:
+    assert len(text.encode()) < SIZE - 3
+    return text + "#" + " " * (SIZE - len(text.encode()) - 3) + "\n\n"
+
+
+def _plain(upstream: ScriptedChatUpstream) -> str:
+    return config_yaml([route(ROUTE, upstream.base_url)], default_route=ROUTE)
+
+
+def valid(upstream: ScriptedChatUpstream) -> str:
+    return _pad(_plain(upstream))
+
+
+def _line_of(text: str, needle: str) -> int:
+    return next(i for i, row in enumerate(text.splitlines(), 1) if needle in row)
+
+
+def invalid(upstream: ScriptedChatUpstream) -> tuple[str, int]:
+    """A config with a bad provider, and the line the error must name."""
+    text = _pad(_plain(upstream).replace("provider: openai", "provider: openai_compatibel"))
+    return text, _line_of(text, "openai_compatibel")
+
+
+def broken_yaml(upstream: ScriptedChatUpstream) -> tuple[str, int]:
+    """A config with a duplicate key, and the line of the duplicate."""
+    text = _pad(_plain(upstream).replace("  model: gpt-5\n", "  model: gpt-5\n    model: gpt-4o\n", 1))
+    return text, _line_of(text, "model: gpt-4o")
+
+
+def replace_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".new")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_in_place(path: Path, text: str) -> None:
+    with open(path, "r+", encoding="utf-8") as f:
+        f.truncate(0)
+        f.write(text)
+
+
+def write_keeping_stamp(path: Path, text: str) -> None:
+    """Rewrite in place with the same size, inode and mtime: the file watch cannot see it, only SIGHUP can."""
+    before = path.stat()
+    assert len(text.encode()) == before.st_size
+    with open(path, "r+", encoding="utf-8") as f:
+        f.write(text)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_mtime_ns, after.st_size, after.st_ino) == (before.st_mtime_ns, before.st_size, before.st_ino)
+
+
+class LoadLoop:
+    """`threads` clients asking in a loop (JSON and streamed, alternately) until stopped or `seconds` pass."""
+
+    def __init__(self, base_url: str, threads: int = 4, seconds: float = LOAD_SECONDS) -> None:
+        self.base_url = base_url
+        self.deadline = time.monotonic() + seconds
+        self.answers: list[tuple[float, str]] = []  # (finish time, text)
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
+
+    def __enter__(self) -> "LoadLoop":
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+
+    def _run(self, index: int) -> None:
+        with anthropic.Anthropic(base_url=self.base_url, api_key="sk-client", max_retries=0, timeout=10) as client:
+            n = 0
+            while not self._stop.is_set() and time.monotonic() < self.deadline:
+                n += 1
+                try:
+                    if (index + n) % 2:
+                        with client.messages.stream(model=ROUTE, max_tokens=50, messages=USER_HI) as s:
+                            message = s.get_final_message()
+                    else:
+                        message = client.messages.create(model=ROUTE, max_tokens=50, messages=USER_HI)
+                    text = "".join(b.text for b in message.content if b.type == "text")
+                    with self._lock:
+                        self.answers.append((time.monotonic(), text))
+                except Exception as exc:  # noqa: BLE001 - every failure is reported by the test
+                    with self._lock:
+                        self.failures.append(f"{type(exc).__name__}: {exc}")
+
+    def since(self, moment: float) -> list[str]:
+        with self._lock:
+            return [text for at, text in self.answers if at > moment]
+
+    def settled_on(self, text: str, moment: float, n: int = 12) -> bool:
+        """The last `n` answers finished after `moment` are all `text`."""
+        recent = self.since(moment)
+        return len(recent) >= n and set(recent[-n:]) == {text}
+
+
+def _reload_errors(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "reload failed" in line]
+
+
+# ---- one process ------------------------------------------------------------------------------------
+
+
+def test_file_replaced_under_load_reloads_and_an_invalid_file_keeps_the_old_config(u1, u2):
+    with run_gateway(valid(u1), env=KEYS_ENV) as gw:
+        path = gw.stderr_path.parent / "dragoman.yaml"
+        with LoadLoop(gw.base_url) as load:
+            wait_until(lambda: load.settled_on("from-u1", 0, 4), 3, "answers from the first upstream")
+
+            replaced = time.monotonic()
+            replace_atomically(path, valid(u2))
+            wait_until(lambda: load.settled_on("from-u2", replaced), 4, "answers from the new upstream (rename)")
+
+            text, line = invalid(u1)
+            broken = time.monotonic()
+            write_in_place(path, text)
+            wait_until(lambda: _reload_errors(gw.stderr_text()), 4, "the reload error on stderr")
+            error = _reload_errors(gw.stderr_text())[-1]
+            assert f"{path}:{line}:" in error and "openai_compatibel" in error, error
+            time.sleep(0.3)
+            assert load.settled_on("from-u2", broken, 4), "an invalid file must keep the previous config serving"
+
+            fixed = time.monotonic()
+            write_in_place(path, valid(u1))
+            wait_until(lambda: load.settled_on("from-u1", fixed), 4, "answers from the first upstream again (in place)")
+        assert load.failures == [], load.failures[:5]
+        assert len(load.answers) > 20
+        assert gw.proc.poll() is None
+
+
+def test_sighup_reloads_and_a_broken_file_on_sighup_is_refused(u1, u2):
+    with run_gateway(valid(u1), env=KEYS_ENV) as gw:
+        path = gw.stderr_path.parent / "dragoman.yaml"
+        with LoadLoop(gw.base_url, seconds=6) as load:
+            wait_until(lambda: load.settled_on("from-u1", 0, 4), 3, "answers from the first upstream")
+
+            write_keeping_stamp(path, valid(u2))
+            time.sleep(1.3)  # longer than the file poll: it must not have noticed
+            assert load.settled_on("from-u1", 0, 4), "the file watch saw a change it cannot see"
+            hup = time.monotonic()
+            os.kill(gw.proc.pid, signal.SIGHUP)
+            wait_until(lambda: load.settled_on("from-u2", hup), 2, "answers from the new upstream after SIGHUP")
+
+            text, line = broken_yaml(u1)
+            write_keeping_stamp(path, text)
+            hup = time.monotonic()
+            os.kill(gw.proc.pid, signal.SIGHUP)
+            wait_until(lambda: _reload_errors(gw.stderr_text()), 2, "the reload error on stderr")
+            error = _reload_errors(gw.stderr_text())[-1]
+            assert f"{path}:{line}" in error, error
+            time.sleep(0.3)
+            assert load.settled_on("from-u2", hup, 4)
+        assert load.failures == [], load.failures[:5]
+        assert gw.proc.poll() is None, "SIGHUP must not stop the server"
+
+
+def test_requests_in_flight_finish_on_the_config_they_started_with(u1, u2):
+    u1.reset(ChatReply(text="slow answer from u1", chunk_delay=0.4, pieces=5))  # ~2 s of streaming
+    with run_gateway(valid(u1), env=KEYS_ENV) as gw:
+        path = gw.stderr_path.parent / "dragoman.yaml"
+        result: dict[str, object] = {}
+
+        def slow() -> None:
+            with anthropic.Anthropic(base_url=gw.base_url, api_key="k", max_retries=0, timeout=10) as client:
+                try:
+                    with client.messages.stream(model=ROUTE, max_tokens=50, messages=USER_HI) as s:
+                        result["text"] = s.get_final_message().content[0].text
+                except Exception as exc:  # noqa: BLE001
+                    result["error"] = exc
+
+        thread = threading.Thread(target=slow)
+        thread.start()
+        u1.wait_for_requests(1, timeout=5)
+        write_keeping_stamp(path, valid(u2))
+        os.kill(gw.proc.pid, signal.SIGHUP)
+        with anthropic.Anthropic(base_url=gw.base_url, api_key="k", max_retries=0, timeout=10) as client:
+            wait_until(lambda: client.messages.create(model=ROUTE, max_tokens=50, messages=USER_HI)
+                       .content[0].text == "from-u2", 3, "the new config", step=0.1)
+        thread.join(timeout=10)
+        assert result == {"text": "slow answer from u1"}
+
+
+# ---- two worker processes ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def run_workers(config_text: str, workers: int = 2) -> Iterator[Gateway]:
+    """`dragoman serve --workers N` (tests.gateway.run_gateway has no --workers), stopped on exit."""
+    with tempfile.TemporaryDirectory(prefix="dragoman-reload-") as tmp:
+        config_path = Path(tmp) / "dragoman.yaml"
+        config_path.write_text(config_text)
+        stderr_path = Path(tmp) / "stderr.log"
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if k not in ("DRAGOMAN_API_KEYS", "DRAGOMAN_CONFIG")}
+        env.update(KEYS_ENV, NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+        with open(stderr_path, "wb") as stderr:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "dragoman", "serve", "--config", str(config_path), "--host", "127.0.0.1",
+                 "--port", str(port), "--workers", str(workers)],
+                stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, env=env, cwd=tmp, start_new_session=True)
+        gateway = Gateway(port=port, proc=proc, stderr_path=stderr_path)
+        try:
+            deadline = time.monotonic() + 15
+            while not _healthy(port):
+                if proc.poll() is not None:
+                    raise RuntimeError(f"gateway exited with {proc.returncode}:\n{gateway.stderr_text()}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"gateway not healthy after 15s:\n{gateway.stderr_text()}")
+                time.sleep(0.05)
+            yield gateway
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)  # the session started above: supervisor and its workers
+                    proc.wait(5)
+
+
+def test_two_workers_reload_on_file_change_and_on_sighup(u1, u2):
+    with run_workers(valid(u1)) as gw:
+        path = gw.stderr_path.parent / "dragoman.yaml"
+        with LoadLoop(gw.base_url) as load:
+            wait_until(lambda: load.settled_on("from-u1", 0, 8), 4, "answers from the first upstream")
+
+            replaced = time.monotonic()
+            replace_atomically(path, valid(u2))
+            wait_until(lambda: load.settled_on("from-u2", replaced, 20), 4, "every worker on the new upstream")
+
+            text, line = invalid(u1)
+            write_keeping_stamp(path, text)
+            hup = time.monotonic()
+            os.kill(gw.proc.pid, signal.SIGHUP)  # the supervisor passes it on to each worker
+            wait_until(lambda: len(_reload_errors(gw.stderr_text())) >= 2, 3, "both workers refusing the file")
+            assert all(f"{path}:{line}:" in error for error in _reload_errors(gw.stderr_text()))
+            time.sleep(0.3)
+            assert load.settled_on("from-u2", hup, 8), "an invalid file must keep the previous config serving"
+
+            write_keeping_stamp(path, valid(u1))
+            hup = time.monotonic()
+            os.kill(gw.proc.pid, signal.SIGHUP)
+            wait_until(lambda: load.settled_on("from-u1", hup, 20), 3, "every worker back on the first upstream")
+        assert load.failures == [], load.failures[:5]
+        assert gw.proc.poll() is None, "SIGHUP must not stop the supervisor"
