@@ -7,11 +7,12 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 import aiohttp
 
 from dragoman import errors as E
+from dragoman.observe.tracing import NOOP_TRACER
 from dragoman.protocols import anthropic as A
 from dragoman.routing.breaker import CircuitBreaker
 from dragoman.routing.config import Config, Route
@@ -23,15 +24,18 @@ from dragoman.upstreams.dialect import Answer, Dialect, StreamRelay, dialect_for
 from dragoman.upstreams.errors import error_from_exception, stream_failure
 
 Send = Callable[[bytes, bool], Awaitable[None]]
+NOOP_SPAN = NOOP_TRACER.start_request("", None)
 
 
 @dataclass(slots=True)
 class Attempt:
     route: str
-    outcome: str  # ok | error | skipped (breaker open)
+    outcome: str  # ok | error | timeout | rate_limited | skipped (breaker open)
     status: int = 0
     error_type: str | None = None
     latency_ms: float = 0.0
+    upstream: str | None = None  # the upstream's host, never its URL's credentials
+    model: str | None = None
 
 
 @dataclass(slots=True)
@@ -43,6 +47,8 @@ class Exchange:
     stream: bool
     input_estimate: int
     started: float = field(default_factory=time.perf_counter)
+    wall_start: float = field(default_factory=time.time)
+    span: Any = NOOP_SPAN  # the request's trace span (a shared no-op object when tracing is off)
     attempts: list[Attempt] = field(default_factory=list)
     policy: str | None = None  # the policy and branch that chose the route, if one did
     branch: str | None = None
@@ -112,21 +118,26 @@ async def select(
     for route in candidates:
         breaker = upstreams.breakers[route.name]
         if route in open_:
-            exchange.attempts.append(Attempt(route.name, "skipped", error_type="breaker_open"))
+            exchange.attempts.append(Attempt(route.name, "skipped", error_type="breaker_open", model=route.upstream_model(req.model)))
             continue
         ctx = _context(req, route, exchange)
         dialect = upstreams.dialects[route.name]
         target = upstreams.targets[route.name]
-        payload = dialect.request_body(req, raw, ctx)
+        with exchange.span.translate():
+            payload = dialect.request_body(req, raw, ctx)
         headers = dialect.request_headers(target.headers, client_headers)
+        model = route.upstream_model(req.model)
         attempt = 0
         while True:
             attempt += 1
             began = time.perf_counter()
+            span = exchange.span.upstream(route.name, route.provider, model)
             try:
                 selected = await _try(upstreams.client, target, dialect, payload, headers, req.stream, route, ctx)
             except E.GatewayError as err:
-                exchange.attempts.append(_failed(route.name, err, began))
+                span.end(err.error_type, err.message)
+                exchange.upstream_time += time.perf_counter() - began
+                exchange.attempts.append(_failed(route.name, err, began, target.host, model))
                 if not err.retryable:
                     breaker.success()  # it answered: the request was at fault, not the upstream
                     raise
@@ -142,10 +153,14 @@ async def select(
                 await asyncio.sleep(delay)
                 continue
             except BaseException:
+                span.end("cancelled")
                 breaker.release()
                 raise
+            span.end()
             breaker.success()
-            exchange.attempts.append(Attempt(route.name, "ok", 200, None, (time.perf_counter() - began) * 1000))
+            elapsed = time.perf_counter() - began
+            exchange.upstream_time += elapsed
+            exchange.attempts.append(Attempt(route.name, "ok", 200, None, elapsed * 1000, target.host, model))
             exchange.route = route
             exchange.ctx = ctx
             return selected
@@ -214,6 +229,7 @@ async def relay_rest(selected: Selected, send: Send, gone: asyncio.Future, excha
     target_idle = selected.route.timeouts.idle
     loop = asyncio.get_running_loop()
     tail = b""
+    began = time.perf_counter()
     try:
         if not relay.ended:
             try:
@@ -232,20 +248,22 @@ async def relay_rest(selected: Selected, send: Send, gone: asyncio.Future, excha
         await send(tail, False)
     finally:
         resp.release()
+        exchange.upstream_time += time.perf_counter() - began
         exchange.event_count = relay.event_count
         exchange.usage, exchange.stop_reason = relay.usage()
         if relay.failed:
             exchange.error_type = "stream_error"
 
 
-def _failed(route: str, err: E.GatewayError, began: float) -> Attempt:
-    return Attempt(route, "error", err.status, err.error_type, (time.perf_counter() - began) * 1000)
+def _failed(route: str, err: E.GatewayError, began: float, host: str, model: str) -> Attempt:
+    outcome = "rate_limited" if err.status == 429 else "timeout" if "timed out" in err.message else "error"
+    return Attempt(route, outcome, err.status, err.error_type, (time.perf_counter() - began) * 1000, host, model)
 
 
 def _exhausted(last: E.GatewayError | None, exchange: Exchange) -> E.GatewayError:
     if last is None:
         return E.Overloaded("every upstream for this model is unavailable (circuit breakers open); retry shortly")
-    tried = [a for a in exchange.attempts if a.outcome == "error"]
+    tried = [a for a in exchange.attempts if a.outcome != "ok" and a.outcome != "skipped"]
     if tried and all(a.status == 429 for a in tried):
         return last  # rate limited everywhere: the client should wait as the upstream said
     if len({a.route for a in exchange.attempts}) == 1:

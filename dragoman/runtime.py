@@ -12,13 +12,13 @@ from dragoman.upstreams.client import UpstreamClient
 
 
 class Runtime:
-    __slots__ = ("config", "router", "upstreams", "auth_keys", "max_body")
+    __slots__ = ("config", "router", "upstreams", "keys", "max_body")
 
     def __init__(self, config: Config, client: UpstreamClient, previous: Runtime | None = None) -> None:
         self.config = config
         self.router = Router(config)
         self.upstreams = Upstreams(config, client)
-        self.auth_keys = config.auth_keys
+        self.keys = config.keys
         self.max_body = config.server.max_body_bytes
         if previous is not None:
             self._keep_breakers(previous)

@@ -15,9 +15,14 @@ import msgspec
 
 from dragoman import errors as E
 from dragoman.protocols import anthropic as A
+from dragoman.audit import record_for
+from dragoman.identity import Identity, identity_from
+from dragoman.observe.api import admin_api
+from dragoman.observe.pricing import Pricer, Pricing
+from dragoman.observe.runtime import Observability
 from dragoman.proxy import Exchange, Selected, relay_rest, select
 from dragoman.reload import ConfigWatcher
-from dragoman.routing.config import Config
+from dragoman.routing.config import Config, GatewayKey
 from dragoman.routing.features import extract_features
 from dragoman.runtime import Runtime
 from dragoman.tokens import count_tokens, preload
@@ -51,6 +56,7 @@ class Gateway:
         self._session: aiohttp.ClientSession | None = None
         self._client: UpstreamClient | None = None
         self._watcher: ConfigWatcher | None = None
+        self.observe = Observability(config.observe, _pricing(config))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -76,6 +82,7 @@ class Gateway:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=False)
         self._client = UpstreamClient(self._session)
+        await asyncio.get_running_loop().run_in_executor(None, self.observe.start)
         self.runtime = Runtime(self.config, self._client)
         if self.config_path is not None:
             self._watcher = ConfigWatcher(self.config_path, self.apply_config)
@@ -87,12 +94,15 @@ class Gateway:
         assert self._client is not None
         self.runtime = Runtime(config, self._client, previous=self.runtime)
         self.config = config
+        self.observe.pricer = Pricer(_pricing(config))  # audit, metrics and tracing settings need a restart
 
     async def stop(self) -> None:
         if self._watcher is not None:
             self._watcher.stop()
         if self._session is not None:
             await self._session.close()
+        # uvicorn runs this on SIGTERM once requests in flight are done: every queued record is written.
+        await self.observe.aclose(10.0)
 
     # ---- dispatch ----------------------------------------------------------------------------------------
 
@@ -115,7 +125,6 @@ class Gateway:
         assert rt is not None
         if path == "/v1/messages":
             _require(method, "POST")
-            _authenticate(rt, scope)
             await self._messages(rt, scope, receive, send, request_id)
         elif path == "/v1/messages/count_tokens":
             _require(method, "POST")
@@ -125,6 +134,15 @@ class Gateway:
             _require(method, "GET")
             _authenticate(rt, scope)
             await self._models(rt, path, send, request_id)
+        elif path == "/metrics":
+            _require(method, "GET")
+            await self._metrics(rt, send, request_id)
+        elif path in ("/api/requests", "/api/costs"):
+            _require(method, "GET")
+            status, body = await admin_api(
+                self.observe.store, path, scope.get("query_string", b""), scope["headers"], self.observe.settings.admin.keys
+            )
+            await _send_json(send, status, body, request_id)
         elif path in ("/", "/healthz", "/api/hello"):  # Claude Code preflights HEAD / (2.1.197) or /api/hello
             if method not in ("GET", "HEAD"):
                 raise _MethodNotAllowed(method)
@@ -135,23 +153,54 @@ class Gateway:
     # ---- endpoints ---------------------------------------------------------------------------------------
 
     async def _messages(self, rt: Runtime, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
-        body = await _read_body(scope, receive, rt.max_body)
-        req = _decode(_decode_messages, body)
-        if not req.messages:
-            raise E.InvalidRequest("messages: at least one message is required")
-        headers = scope["headers"]
-        decision = rt.router.decide(req.model, lambda: extract_features(req, len(body), _header_map(headers)))
-        exchange = Exchange(request_id, req.model, req.stream, len(body) // 4)
-        exchange.policy, exchange.branch = decision.policy, decision.branch
-        candidates = rt.upstreams.candidates(decision.route)
-        selected = await select(rt.upstreams, candidates, req, body, scope["headers"], exchange)
-        if not req.stream:
-            answer = selected.answer
-            assert answer is not None
-            exchange.usage, exchange.stop_reason, exchange.upstream_model = answer.usage, answer.stop_reason, answer.upstream_model
-            await _send_json(send, 200, answer.body, request_id)
-            return
-        await self._stream(receive, send, selected, exchange, request_id)
+        exchange = Exchange(request_id, "", False, 0)
+        identity: Identity | None = None
+        status, error_type = 200, None
+        try:
+            key = _authenticate(rt, scope)
+            body = await _read_body(scope, receive, rt.max_body)
+            exchange.input_estimate = len(body) // 4
+            req = _decode(_decode_messages, body)
+            if not req.messages:
+                raise E.InvalidRequest("messages: at least one message is required")
+            exchange.requested_model, exchange.stream = req.model, req.stream
+            headers = scope["headers"]
+            identity = identity_from(
+                headers, req.metadata.user_id if req.metadata else None, key.id if key else None,
+                key.identity() if key else None,
+            )
+            exchange.span = self.observe.tracer.start_request(
+                request_id, req.model, stream=req.stream, max_tokens=req.max_tokens,
+                temperature=req.temperature, top_p=req.top_p,
+            )
+            decision = rt.router.decide(
+                req.model, lambda: extract_features(req, len(body), _header_map(headers), identity)
+            )
+            exchange.policy, exchange.branch = decision.policy, decision.branch
+            candidates = rt.upstreams.candidates(decision.route)
+            selected = await select(rt.upstreams, candidates, req, body, headers, exchange)
+            if not req.stream:
+                answer = selected.answer
+                assert answer is not None
+                exchange.usage, exchange.stop_reason = answer.usage, answer.stop_reason
+                exchange.upstream_model = answer.upstream_model
+                await _send_json(send, 200, answer.body, request_id)
+                exchange.ttfb = time.perf_counter() - exchange.started
+                return
+            await self._stream(receive, send, selected, exchange, request_id)
+        except E.GatewayError as err:
+            status, error_type = err.status, err.error_type
+            raise
+        except ClientGone:
+            status, error_type = 499, "client_disconnected"
+            raise
+        except BaseException:
+            status, error_type = 500, "api_error"
+            raise
+        finally:
+            record = record_for(exchange, identity, status, error_type)
+            exchange.span.finish(record)
+            self.observe.record(record)
 
     async def _stream(self, receive: Receive, send: Send, selected: Selected, exchange: Exchange, request_id: str) -> None:
         """Send the first stream bytes, then relay the rest as it arrives."""
@@ -168,6 +217,20 @@ class Gateway:
             await relay_rest(selected, send_body, gone, exchange)
         finally:
             gone.cancel()
+
+    async def _metrics(self, rt: Runtime, send: Send, request_id: str) -> None:
+        metrics = self.observe.metrics
+        if metrics is None:
+            raise E.NotFound("metrics are off (metrics: {enabled: false})")
+        for name, breaker in rt.upstreams.breakers.items():  # read at scrape time: nothing on the request path
+            metrics.set_breaker_state(name, breaker.state)
+        writer = self.observe.writer
+        if writer is not None:
+            metrics.audit_queue_depth(writer.depth)
+        body, content_type = metrics.render()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
 
     async def _count_tokens(self, rt: Runtime, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         body = await _read_body(scope, receive, rt.max_body)
@@ -200,14 +263,17 @@ class _MethodNotAllowed(E.GatewayError):
         super().__init__(f"method {method} is not allowed here")
 
 
-def _authenticate(rt: Runtime, scope: Scope) -> None:
-    if not rt.auth_keys:
-        return
-    key = _client_key(scope["headers"])
-    if key is None:
+def _authenticate(rt: Runtime, scope: Scope) -> GatewayKey | None:
+    """The caller's gateway key, or None when inbound auth is off; a missing or unknown key is a 401."""
+    if not rt.keys:
+        return None
+    presented = _client_key(scope["headers"])
+    if presented is None:
         raise E.AuthenticationFailed("missing API key: send it as x-api-key or Authorization: Bearer")
-    if key not in rt.auth_keys:
+    key = rt.keys.get(presented)
+    if key is None:
         raise E.AuthenticationFailed("invalid API key")
+    return key
 
 
 def _require(method: str, expected: str) -> None:
@@ -286,6 +352,10 @@ async def _send_error(send: Send, err: E.GatewayError, request_id: str) -> None:
         await _send_json(send, err.status, body, request_id, extra=extra)
     except Exception:  # noqa: BLE001 - the response had already started, or the client is gone
         log.debug("could not send error for %s", request_id)
+
+
+def _pricing(config: Config) -> dict[str, Pricing]:
+    return {route.name: route.pricing for route in config.routes if route.pricing is not None}
 
 
 def create_app() -> Gateway:

@@ -6,6 +6,7 @@ aiohttp rather than httpx: on this path httpx costs 3–4× the CPU and collapse
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -18,11 +19,12 @@ ANTHROPIC_VERSION = "2023-06-01"
 class UpstreamTarget:
     """Where one route's requests go: URL, headers and timeouts, built once per route, not per request."""
 
-    __slots__ = ("route", "url", "headers", "timeout", "secret", "first_byte", "idle")
+    __slots__ = ("route", "url", "host", "headers", "timeout", "secret", "first_byte", "idle")
 
     def __init__(self, route: Route) -> None:
         self.route = route.name
         self.url = route.endpoint
+        self.host = urlsplit(route.endpoint).hostname or ""  # for records: never the URL's credentials
         self.secret = route.api_key
         self.headers = _headers(route)
         t = route.timeouts

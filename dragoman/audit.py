@@ -1,0 +1,61 @@
+"""One audit record per Messages request, made from what the exchange with the upstreams recorded."""
+
+from __future__ import annotations
+
+import time
+
+from dragoman.identity import Identity
+from dragoman.observe.record import AuditRecord, Candidate
+from dragoman.proxy import Exchange
+
+
+def record_for(exchange: Exchange, identity: Identity | None, status: int, error_type: str | None) -> AuditRecord:
+    """The audit record of a finished request (any outcome). Cheap: built on the loop, written elsewhere."""
+    total = time.perf_counter() - exchange.started
+    route = exchange.route
+    ctx = exchange.ctx
+    usage = exchange.usage
+    who = identity or Identity()
+    upstream = exchange.upstream_time
+    record = AuditRecord(
+        time=exchange.wall_start,
+        request_id=exchange.request_id,
+        key_id=who.key_id,
+        developer=who.developer,
+        team=who.team,
+        repo=who.repo,
+        session=who.session,
+        requested_model=exchange.requested_model,
+        policy=exchange.policy,
+        branch=exchange.branch,
+        input_estimate=exchange.input_estimate,
+        candidates=[
+            Candidate(
+                route=a.route,
+                upstream=a.upstream,
+                model=a.model,
+                outcome=a.outcome,
+                status=a.status or None,
+                error_type=a.error_type,
+                latency_ms=round(a.latency_ms, 3),
+            )
+            for a in exchange.attempts
+        ],
+        route=route.name if route is not None else (exchange.attempts[-1].route if exchange.attempts else None),
+        upstream_model=exchange.upstream_model or (exchange.attempts[-1].model if exchange.attempts else None),
+        provider=route.provider if route is not None else None,
+        status=status,
+        error_type=error_type or exchange.error_type,
+        stream=exchange.stream,
+        latency_total_ms=round(total * 1000, 3),
+        ttfb_ms=round(exchange.ttfb * 1000, 3) if exchange.ttfb is not None else None,
+        upstream_ms=round(upstream * 1000, 3),
+        overhead_ms=round(max(total - upstream, 0.0) * 1000, 3),
+        notes=list(ctx.notes) if ctx is not None else [],
+        stream_events=exchange.event_count,
+    )
+    if usage is not None:
+        record.input_tokens = usage.input_tokens
+        record.output_tokens = usage.output_tokens
+        record.cache_read_tokens = usage.cache_read_input_tokens
+    return record
