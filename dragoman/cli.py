@@ -25,7 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     route.add_argument("config")
     route.add_argument("request", help="a JSON Messages request body (e.g. one Claude Code sent)")
     route.add_argument("--header", action="append", default=[], metavar="NAME:VALUE", help="a request header")
+    from dragoman.observe import report
+
+    report.add_commands(sub)
     args = parser.parse_args(argv)
+    if args.command in ("logs", "costs"):
+        return report.run(args)
     if args.command == "check":
         return _check(args.config)
     if args.command == "route":
@@ -123,6 +128,10 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["DRAGOMAN_CONFIG"] = os.path.abspath(args.config)
     from dragoman.serving import run
 
+    if args.workers > 1 and config.observe.metrics.enabled:
+        from dragoman.observe.metrics import prepare_multiprocess_dir
+
+        prepare_multiprocess_dir(args.workers)  # /metrics then sums every worker's counters
     path = os.path.abspath(args.config) if args.config else None
     return run(config, args.host, args.port, args.workers, args.log_level, path)
 
