@@ -213,7 +213,10 @@ async def _first_output(resp: aiohttp.ClientResponse, relay: StreamRelay, target
                 out = relay.feed(data)
                 if out:
                     if relay.failed:  # the upstream's first word was an error: still ours to retry elsewhere
-                        raise E.Overloaded(f"upstream for route {target.route!r} failed: {relay.failure}", retryable=True)
+                        message = f"upstream for route {target.route!r} failed: {relay.failure}"
+                        if relay.failure_type == "rate_limit_error":
+                            raise E.RateLimited(message, retryable=True)
+                        raise E.Overloaded(message, retryable=True)
                     return out
     except E.GatewayError:
         raise

@@ -23,19 +23,34 @@ def signing_key(env: Mapping[str, str] | None = None) -> bytes:
     return bytes.fromhex(_read_or_create(path))
 
 
+class SigningKeyError(RuntimeError):
+    """The key file exists but holds no valid key: refuse to start rather than sign with a guessable key."""
+
+
 def _read_or_create(path: str) -> str:
+    if not os.path.exists(path):
+        _create(path)
+    with open(path, encoding="ascii") as f:
+        key = f.read().strip()
     try:
-        with open(path, encoding="ascii") as f:
-            return f.read().strip()
-    except FileNotFoundError:
+        if len(bytes.fromhex(key)) >= 16:
+            return key
+    except ValueError:
         pass
+    raise SigningKeyError(f"{path} does not hold a signing key (64 hex digits); delete it to make a new one")
+
+
+def _create(path: str) -> None:
+    """Write a new key where no worker can read it half-written: a private temp file, then a hard link into
+    place, which fails if another worker's key got there first (theirs is then the key)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    key = secrets.token_hex(32)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another worker won the race: use its key
-        with open(path, encoding="ascii") as f:
-            return f.read().strip()
+    tmp = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(key + "\n")
-    return key
+        f.write(secrets.token_hex(32) + "\n")
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)

@@ -11,78 +11,22 @@ Needs the CLI installed by `bash tests/cli/install.sh` (CI runs it first); witho
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import time
 import uuid
 from pathlib import Path
-from typing import Any
 
-import pytest
 
 from tests.gateway import UPSTREAM_KEY
 from tests.upstreams import ChatReply, ScriptedChatUpstream
 
-CLI_DIR = Path(__file__).resolve().parent / "cli"
-INSTALL_HINT = "run `bash tests/cli/install.sh` (installs the Claude Code CLI into tests/cli/node_modules)"
-CLI_TIMEOUT = 180  # seconds for the whole CLI run; a healthy run takes a few seconds
-INBOUND_KEY = "sk-dragoman-e2e-cli"
-ROUTE = "gpt-5-via-gateway"
-FILES = [f"{name}.txt" for name in "abcdef"]
-FINAL_TEXT = "Done: all six files now say NEW."
-SIDE_TEXT = "Edit six files"
-
-pytestmark = [pytest.mark.cli, pytest.mark.timeout(CLI_TIMEOUT + 120)]
-
-
-def claude_executable() -> Path:
-    """The installed `claude` executable, or a test failure telling how to install it."""
-    override = os.environ.get("DRAGOMAN_CLAUDE_BIN")
-    exe = Path(override) if override else CLI_DIR / "node_modules" / ".bin" / "claude"
-    if not exe.exists():
-        pytest.fail(f"Claude Code CLI not found at {exe}: {INSTALL_HINT}", pytrace=False)
-    try:
-        version = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        pytest.fail(f"{exe} --version failed ({exc!r}): {INSTALL_HINT}", pytrace=False)
-    if version.returncode != 0 or "Claude Code" not in version.stdout:
-        pytest.fail(f"{exe} --version exited {version.returncode}: {version.stdout}{version.stderr}\n{INSTALL_HINT}",
-                    pytrace=False)
-    return exe
-
-
-def cli_env(home: Path, base_url: str) -> dict[str, str]:
-    """A clean environment: throwaway HOME, gateway as the Anthropic API, everything non-essential off.
-
-    Built from scratch so that no ANTHROPIC_* / CLAUDE_* variable of the developer's shell leaks in.
-    """
-    return {
-        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-        "HOME": str(home),
-        "XDG_CONFIG_HOME": str(home / ".config"),
-        "XDG_CACHE_HOME": str(home / ".cache"),
-        "XDG_DATA_HOME": str(home / ".local" / "share"),
-        "TMPDIR": str(home / "tmp"),
-        "LANG": "C.UTF-8",
-        "TERM": "dumb",
-        "SHELL": "/bin/bash",
-        "ANTHROPIC_BASE_URL": base_url,
-        "ANTHROPIC_API_KEY": INBOUND_KEY,
-        "NO_PROXY": "127.0.0.1,localhost",
-        "no_proxy": "127.0.0.1,localhost",
-        # --dangerously-skip-permissions refuses to run as root outside a sandbox.
-        "IS_SANDBOX": "1",
-        # Without it the CLI preflights `HEAD /api/hello` and tries telemetry/update hosts (DNS look-ups).
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "DISABLE_AUTOUPDATER": "1",
-        "DISABLE_TELEMETRY": "1",
-        "DISABLE_ERROR_REPORTING": "1",
-        # A gateway error is a test failure, not something to wait out: by default the CLI retries a 5xx ten
-        # times with backoff (about three minutes).
-        "CLAUDE_CODE_MAX_RETRIES": "1",
-        "API_TIMEOUT_MS": "60000",
-    }
+from tests.cli_scenario import (  # shared with the Responses CLI test
+    FILES,
+    FINAL_TEXT,
+    INBOUND_KEY,
+    SIDE_TEXT,
+    claude_executable,
+    run_cli,
+    stream_events,
+)
 
 
 class ThreeTurnScript:
@@ -118,27 +62,6 @@ class ThreeTurnScript:
             return ChatReply(text=FINAL_TEXT)
         self.unexpected.append(f"tool results for {sorted(answered)}")
         return ChatReply(text="Unexpected conversation state; stopping.")
-
-
-def run_cli(exe: Path, project: Path, home: Path, base_url: str, task: str) -> tuple[int, str, str, float]:
-    """Run `claude -p` headless; kill its process group if it outlives CLI_TIMEOUT."""
-    (home / "tmp").mkdir(parents=True, exist_ok=True)
-    argv = [str(exe), "-p", task, "--output-format", "stream-json", "--verbose",
-            "--model", ROUTE, "--dangerously-skip-permissions"]
-    started = time.monotonic()
-    proc = subprocess.Popen(argv, cwd=project, env=cli_env(home, base_url), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=CLI_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail(f"claude did not finish within {CLI_TIMEOUT}s\nstdout tail:\n{out[-4000:]}\nstderr:\n{err[-4000:]}")
-    return proc.returncode, out, err, time.monotonic() - started
-
-
-def stream_events(stdout: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stdout.splitlines() if line.strip().startswith("{")]
 
 
 def upstream_summary(upstream: ScriptedChatUpstream) -> str:

@@ -82,10 +82,11 @@ class AnthropicPassthrough:
 class PassthroughRelay:
     """Bytes out as they came in; usage read from message_start / message_delta on the side."""
 
-    __slots__ = ("_decoder", "_started", "_ended", "_usage", "_stop_reason", "event_count", "failed", "failure", "_tail")
+    __slots__ = ("_decoder", "_started", "_ended", "_usage", "_stop_reason", "event_count", "failed", "failure", "failure_type", "_tail")
 
     def __init__(self) -> None:
         self._tail = b""  # bytes after the last complete event, held so a failure never splices into an event
+        self.failure_type = ""
         self.failed = False
         self.failure = ""
         self._decoder = SSEDecoder()
@@ -125,6 +126,7 @@ class PassthroughRelay:
         self._ended = True
         self.failed = True
         self.failure = message
+        self.failure_type = error_type
         self.event_count += 1
         body = _encode(A.Error(error=A.ErrorBody(type=error_type, message=message)))
         return b"event: error\ndata: " + body + b"\n\n"

@@ -27,7 +27,7 @@ FrameHandler = Callable[[bytes | None, bytes], list[A.StreamEvent]]
 
 
 class BridgeRelay:
-    __slots__ = ("_bridge", "_on_frame", "_decoder", "event_count", "failed", "failure")
+    __slots__ = ("_bridge", "_on_frame", "_decoder", "event_count", "failed", "failure", "failure_type")
 
     def __init__(self, bridge: Bridge, on_frame: FrameHandler) -> None:
         self._bridge = bridge
@@ -36,6 +36,7 @@ class BridgeRelay:
         self.event_count = 0
         self.failed = False
         self.failure = ""
+        self.failure_type = ""
 
     @property
     def started(self) -> bool:
@@ -78,5 +79,6 @@ class BridgeRelay:
         if type(last) is A.Error:
             self.failed = True
             self.failure = last.error.message
+            self.failure_type = last.error.type
         self.event_count += len(events)
         return encode_events(events)

@@ -30,6 +30,7 @@ class StreamRelay(Protocol):
     event_count: int
     failed: bool  # the output ended with an Anthropic `error` event
     failure: str  # its message
+    failure_type: str  # and its Anthropic error type
 
     @property
     def started(self) -> bool: ...  # the upstream sent something: failures are now `error` events
