@@ -25,7 +25,7 @@ from dragoman.reload import ConfigWatcher
 from dragoman.routing.config import Config, GatewayKey
 from dragoman.routing.features import extract_features
 from dragoman.runtime import Runtime
-from dragoman.tokens import count_tokens, preload
+from dragoman.tokens import count_tokens
 from dragoman.upstreams.client import UpstreamClient
 
 log = logging.getLogger("dragoman")
@@ -87,7 +87,6 @@ class Gateway:
         if self.config_path is not None:
             self._watcher = ConfigWatcher(self.config_path, self.apply_config)
             self._watcher.start()
-        asyncio.get_running_loop().run_in_executor(None, preload)
 
     def apply_config(self, config: Config) -> None:
         """Swap in a new, already validated config; requests in flight keep the runtime they started with."""
