@@ -172,9 +172,9 @@ class Gateway:
                 request_id, req.model, stream=req.stream, max_tokens=req.max_tokens,
                 temperature=req.temperature, top_p=req.top_p,
             )
-            decision = rt.router.decide(
-                req.model, lambda: extract_features(req, len(body), _header_map(headers), identity)
-            )
+            features = extract_features(req, len(body), _header_map(headers), identity)
+            exchange.input_estimate = features.input_tokens  # message_start's usage, before the real count
+            decision = rt.router.decide(req.model, lambda: features)
             exchange.policy, exchange.branch = decision.policy, decision.branch
             candidates = rt.upstreams.candidates(decision.route)
             selected = await select(rt.upstreams, candidates, req, body, headers, exchange)

@@ -42,6 +42,7 @@ def translate_request(
     if req.stream:
         out.stream_options = C.StreamOptions(include_usage=True)
     max_tokens = _max_tokens(req.max_tokens, upstream_model, reasoning, options, ctx)
+    ctx.max_tokens = max_tokens
     field = options.max_tokens_field or ("max_completion_tokens" if openai_extensions else "max_tokens")
     if field == "max_completion_tokens":
         out.max_completion_tokens = max_tokens
@@ -57,9 +58,19 @@ def translate_request(
         out.reasoning_effort = effort
     if openai_extensions:
         _identity(req.metadata, out)
+    else:
+        _content_never_null(messages)
     if req.context_management is not None:
         ctx.note("context_management dropped")  # Anthropic-only context editing; Chat has no equivalent
     return out
+
+
+def _content_never_null(messages: list[C.ChatMessage]) -> None:
+    # OpenAI takes content null beside tool_calls; llama.cpp's server and other chat-template servers fail on a
+    # missing or null content ("'dict object' has no attribute 'content'") and accept "".
+    for message in messages:
+        if message.content is None:
+            message.content = ""
 
 
 # ---- messages --------------------------------------------------------------------------------------------

@@ -69,6 +69,7 @@ def translate_request(
         max_tokens = _MIN_OUTPUT
         ctx.note("max_tokens raised")
     out.max_output_tokens = max_tokens
+    ctx.max_tokens = max_tokens
     tools = _tools(req.tools, _referenced_tools(req.messages), options, ctx)
     if tools:
         out.tools = [_flat_tool(tool.function) for tool in tools]

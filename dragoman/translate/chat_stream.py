@@ -210,6 +210,7 @@ class ChatStreamBridge:
                 self.ctx.note("late tool argument fragment dropped")
             return
         piece = call.add(fragment) if fragment else ""
+        self._out_chars += len(piece)
         if call is self._active:
             if piece and not call.wrapped:
                 out.append(A.ContentBlockDelta(index=call.block, delta=A.InputJsonDelta(partial_json=piece)))  # type: ignore[arg-type]
@@ -320,7 +321,7 @@ class ChatStreamBridge:
         reason, sequence = stop_reason_for(self._finish, has_tools, self._tail, self.ctx)
         if self._refusal and not has_tools:
             reason = "refusal"
-        usage = anthropic_usage(self._usage, fallback_input=self.ctx.input_estimate, fallback_output=self._out_chars // 4)
+        usage = anthropic_usage(self._usage, fallback_input=self.ctx.input_estimate, fallback_output=self._output_estimate())
         self.final_usage, self.stop_reason = usage, reason
         return A.MessageDelta(
             delta=A.MessageDeltaBody(stop_reason=reason, stop_sequence=sequence),
@@ -330,6 +331,11 @@ class ChatStreamBridge:
                 cache_read_input_tokens=usage.cache_read_input_tokens,
             ),
         )
+
+    def _output_estimate(self) -> int:
+        """Output tokens when the upstream reports no usage: ~4 characters a token, never past the budget."""
+        estimate = max(self._out_chars // 4, 1 if self._out_chars else 0)
+        return min(estimate, self.ctx.max_tokens) if self.ctx.max_tokens else estimate
 
     def _fail(self, out: list[A.StreamEvent], error_type: str, message: str) -> list[A.StreamEvent]:
         out.append(A.Error(error=A.ErrorBody(type=error_type, message=message)))

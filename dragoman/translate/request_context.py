@@ -17,6 +17,7 @@ class RequestContext:
     stop_sequences: tuple[str, ...] = ()
     input_estimate: int = 0  # message_start carries it; the final message_delta carries the real count
     think_tags: bool = False
+    max_tokens: int = 0  # the output budget sent upstream (translators set it): caps output estimates
     notes: list[str] = field(default_factory=list)  # what was dropped or changed, for the audit record
 
     def note(self, text: str) -> None:
