@@ -9,10 +9,18 @@ class GatewayError(Exception):
     status: int = 500
     error_type: str = "api_error"
 
-    def __init__(self, message: str, *, headers: dict[str, str] | None = None, retryable: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        retryable: bool = False,
+        upstream_status: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.headers = headers or {}
+        self.upstream_status = upstream_status  # what the upstream answered, when this error is its answer
         # True for upstream failures another attempt or candidate may not have (429, 5xx, refused, timed out).
         self.retryable = retryable
 

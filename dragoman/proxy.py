@@ -43,7 +43,7 @@ class Exchange:
     """What happened to one request upstream: what the audit record and metrics are made of."""
 
     request_id: str
-    requested_model: str
+    requested_model: str | None
     stream: bool
     input_estimate: int
     started: float = field(default_factory=time.perf_counter)
@@ -125,6 +125,7 @@ async def select(
         target = upstreams.targets[route.name]
         with exchange.span.translate():
             payload = dialect.request_body(req, raw, ctx)
+        exchange.span.capture("request", payload)  # a no-op unless tracing.capture_bodies (redacted there)
         headers = dialect.request_headers(target.headers, client_headers)
         model = route.upstream_model(req.model)
         attempt = 0
@@ -253,6 +254,7 @@ async def relay_rest(selected: Selected, send: Send, gone: asyncio.Future, excha
         resp.release()
         exchange.upstream_time += time.perf_counter() - began
         exchange.event_count = relay.event_count
+        exchange.upstream_model = relay.upstream_model or exchange.upstream_model
         exchange.usage, exchange.stop_reason = relay.usage()
         if relay.failed:
             exchange.error_type = "stream_error"
@@ -260,14 +262,15 @@ async def relay_rest(selected: Selected, send: Send, gone: asyncio.Future, excha
 
 def _failed(route: str, err: E.GatewayError, began: float, host: str, model: str) -> Attempt:
     outcome = "rate_limited" if err.status == 429 else "timeout" if "timed out" in err.message else "error"
-    return Attempt(route, outcome, err.status, err.error_type, (time.perf_counter() - began) * 1000, host, model)
+    status = err.upstream_status or 0  # 0: no HTTP answer (refused, timed out)
+    return Attempt(route, outcome, status, err.error_type, (time.perf_counter() - began) * 1000, host, model)
 
 
 def _exhausted(last: E.GatewayError | None, exchange: Exchange) -> E.GatewayError:
     if last is None:
         return E.Overloaded("every upstream for this model is unavailable (circuit breakers open); retry shortly")
     tried = [a for a in exchange.attempts if a.outcome != "ok" and a.outcome != "skipped"]
-    if tried and all(a.status == 429 for a in tried):
+    if tried and all(a.outcome == "rate_limited" for a in tried):
         return last  # rate limited everywhere: the client should wait as the upstream said
     if len({a.route for a in exchange.attempts}) == 1:
         return last

@@ -20,7 +20,7 @@ from dragoman.identity import Identity, identity_from
 from dragoman.observe.api import admin_api
 from dragoman.observe.pricing import Pricer, Pricing
 from dragoman.observe.runtime import Observability
-from dragoman.proxy import Exchange, Selected, relay_rest, select
+from dragoman.proxy import NOOP_SPAN, Exchange, Selected, relay_rest, select
 from dragoman.reload import ConfigWatcher
 from dragoman.routing.config import Config, GatewayKey
 from dragoman.routing.features import extract_features
@@ -152,22 +152,22 @@ class Gateway:
     # ---- endpoints ---------------------------------------------------------------------------------------
 
     async def _messages(self, rt: Runtime, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
-        exchange = Exchange(request_id, "", False, 0)
+        exchange = Exchange(request_id, None, False, 0)
         identity: Identity | None = None
         status, error_type = 200, None
+        headers = scope["headers"]
         try:
             key = _authenticate(rt, scope)
+            key_id, key_identity = (key.id, key.identity()) if key is not None else (None, None)
+            identity = identity_from(headers, None, key_id, key_identity)  # refined below once the body is read
             body = await _read_body(scope, receive, rt.max_body)
             exchange.input_estimate = len(body) // 4
             req = _decode(_decode_messages, body)
             if not req.messages:
                 raise E.InvalidRequest("messages: at least one message is required")
             exchange.requested_model, exchange.stream = req.model, req.stream
-            headers = scope["headers"]
-            identity = identity_from(
-                headers, req.metadata.user_id if req.metadata else None, key.id if key else None,
-                key.identity() if key else None,
-            )
+            if req.metadata is not None and req.metadata.user_id:
+                identity = identity_from(headers, req.metadata.user_id, key_id, key_identity)
             exchange.span = self.observe.tracer.start_request(
                 request_id, req.model, stream=req.stream, max_tokens=req.max_tokens,
                 temperature=req.temperature, top_p=req.top_p,
@@ -184,6 +184,7 @@ class Gateway:
                 exchange.usage, exchange.stop_reason = answer.usage, answer.stop_reason
                 exchange.upstream_model = answer.upstream_model
                 await _send_json(send, 200, answer.body, request_id)
+                exchange.span.capture("response", answer.body)
                 exchange.ttfb = time.perf_counter() - exchange.started
                 return
             await self._stream(receive, send, selected, exchange, request_id)
@@ -198,6 +199,8 @@ class Gateway:
             raise
         finally:
             record = record_for(exchange, identity, status, error_type)
+            if exchange.span is not NOOP_SPAN:  # the span carries the cost, which the writer would price later
+                record.cost_usd = self.observe.pricer.price(record)
             exchange.span.finish(record)
             self.observe.record(record)
 

@@ -78,6 +78,7 @@ class ChatStreamBridge:
         self._splitter = ThinkTagSplitter() if ctx.think_tags else None
         self.final_usage: A.Usage | None = None  # what the message_delta reported, for the audit record
         self.stop_reason: str | None = None
+        self.upstream_model: str | None = None  # the model that answered, as the upstream names it
 
     # ---- upstream events ---------------------------------------------------------------------------------
 
@@ -87,6 +88,7 @@ class ChatStreamBridge:
             return out
         if not self._started:
             self._start(out)
+            self.upstream_model = chunk.model
         if chunk.error is not None:
             return self._fail(out, "api_error", _error_message(chunk.error))
         for choice in chunk.choices or ():

@@ -77,6 +77,7 @@ class ResponsesStreamBridge:
         self._out_chars = 0
         self.final_usage: A.Usage | None = None  # what the message_delta reported, for the audit record
         self.stop_reason: str | None = None
+        self.upstream_model: str | None = None  # the model that answered, as the upstream names it
 
     # ---- public surface ----------------------------------------------------------------------------------
 
@@ -166,6 +167,7 @@ class ResponsesStreamBridge:
     def _on_finished(self, ev: R.ResponseEvent, out: list[A.StreamEvent]) -> None:
         """response.completed / response.incomplete: close every block, then message_delta and message_stop."""
         resp = ev.response
+        self.upstream_model = resp.model or self.upstream_model
         for index, source in enumerate(resp.output):
             item = self._items.get(index)
             if item is None and source.type in _KINDS:
@@ -180,7 +182,10 @@ class ResponsesStreamBridge:
             self._activate_next(out)
         status = "incomplete" if ev.type == "response.incomplete" else (resp.status or "completed")
         reason = stop_reason_for(status, incomplete_reason(resp), self._has_tools, self._refusal)
-        usage = anthropic_usage(resp.usage, fallback_input=self.ctx.input_estimate, fallback_output=self._out_chars // 4)
+        estimate = self._out_chars // 4
+        if self.ctx.max_tokens:
+            estimate = min(estimate, self.ctx.max_tokens)
+        usage = anthropic_usage(resp.usage, fallback_input=self.ctx.input_estimate, fallback_output=estimate)
         self.final_usage, self.stop_reason = usage, reason
         out.append(
             A.MessageDelta(

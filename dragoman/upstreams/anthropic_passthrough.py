@@ -82,10 +82,11 @@ class AnthropicPassthrough:
 class PassthroughRelay:
     """Bytes out as they came in; usage read from message_start / message_delta on the side."""
 
-    __slots__ = ("_decoder", "_started", "_ended", "_usage", "_stop_reason", "event_count", "failed", "failure", "failure_type", "_tail")
+    __slots__ = ("_decoder", "_started", "_ended", "_usage", "_stop_reason", "event_count", "failed", "failure", "failure_type", "_tail", "upstream_model")
 
     def __init__(self) -> None:
         self._tail = b""  # bytes after the last complete event, held so a failure never splices into an event
+        self.upstream_model: str | None = None
         self.failure_type = ""
         self.failed = False
         self.failure = ""
@@ -144,6 +145,8 @@ class PassthroughRelay:
             if event.type == "error":
                 self.failed = True
                 self.failure = "the upstream sent an error event"
+        if event.message is not None and event.message.model:
+            self.upstream_model = event.message.model
         usage = event.message.usage if event.message is not None else event.usage
         if usage is not None:
             _merge(self._usage, usage)

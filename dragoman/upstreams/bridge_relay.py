@@ -17,6 +17,7 @@ class Bridge(Protocol):
     ended: bool
     final_usage: A.Usage | None
     stop_reason: str | None
+    upstream_model: str | None
 
     def on_eof(self) -> list[A.StreamEvent]: ...
 
@@ -58,6 +59,10 @@ class BridgeRelay:
 
     def usage(self) -> tuple[A.Usage | None, str | None]:
         return self._bridge.final_usage, self._bridge.stop_reason
+
+    @property
+    def upstream_model(self) -> str | None:
+        return self._bridge.upstream_model
 
     def _frames(self, frames: list[tuple[bytes | None, bytes]]) -> list[A.StreamEvent]:
         bridge = self._bridge

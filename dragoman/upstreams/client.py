@@ -73,7 +73,9 @@ class UpstreamClient:
                 raw = b""
             finally:
                 resp.release()
-            raise error_from_status(resp.status, raw, dict(resp.headers), target.route, target.secret)
+            err = error_from_status(resp.status, raw, dict(resp.headers), target.route, target.secret)
+            err.upstream_status = resp.status
+            raise err
         return resp
 
     async def read(self, target: UpstreamTarget, resp: aiohttp.ClientResponse) -> bytes:

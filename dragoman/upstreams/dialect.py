@@ -31,6 +31,7 @@ class StreamRelay(Protocol):
     failed: bool  # the output ended with an Anthropic `error` event
     failure: str  # its message
     failure_type: str  # and its Anthropic error type
+    upstream_model: str | None  # the model that answered, once the stream said
 
     @property
     def started(self) -> bool: ...  # the upstream sent something: failures are now `error` events
