@@ -19,7 +19,7 @@ from dragoman.routing.config import Config, Route
 from dragoman.routing.retry import retry_delay
 from dragoman.translate.request_context import RequestContext
 from dragoman.translate.tool_names import ToolNameMap
-from dragoman.upstreams.client import UpstreamClient, UpstreamTarget
+from dragoman.upstreams.client import UpstreamClient, UpstreamTarget, stream_idle
 from dragoman.upstreams.dialect import Answer, Dialect, StreamRelay, dialect_for
 from dragoman.upstreams.errors import error_from_exception, stream_failure
 
@@ -196,6 +196,7 @@ async def _try(
         selected.answer = dialect.answer(await client.read(target, resp), ctx)
         return selected
     relay = dialect.relay(ctx)
+    stream_idle(resp, target.idle)
     try:
         selected.first = await _first_output(resp, relay, target)
     except BaseException:
@@ -209,16 +210,15 @@ async def _try(
 async def _first_output(resp: aiohttp.ClientResponse, relay: StreamRelay, target: UpstreamTarget) -> bytes:
     """Read until the relay has something for the client; a failure before that is retryable."""
     try:
-        async with asyncio.timeout(target.first_byte):
-            async for data in resp.content.iter_any():
-                out = relay.feed(data)
-                if out:
-                    if relay.failed:  # the upstream's first word was an error: still ours to retry elsewhere
-                        message = f"upstream for route {target.route!r} failed: {relay.failure}"
-                        if relay.failure_type == "rate_limit_error":
-                            raise E.RateLimited(message, retryable=True)
-                        raise E.Overloaded(message, retryable=True)
-                    return out
+        async for data in resp.content.iter_any():
+            out = relay.feed(data)
+            if out:
+                if relay.failed:  # the upstream's first word was an error: still ours to retry elsewhere
+                    message = f"upstream for route {target.route!r} failed: {relay.failure}"
+                    if relay.failure_type == "rate_limit_error":
+                        raise E.RateLimited(message, retryable=True)
+                    raise E.Overloaded(message, retryable=True)
+                return out
     except E.GatewayError:
         raise
     except Exception as exc:  # noqa: BLE001
@@ -230,23 +230,20 @@ async def relay_rest(selected: Selected, send: Send, gone: asyncio.Future, excha
     """Relay the rest of the stream, each read sent at once; a failure now is an `error` event."""
     resp, relay = selected.resp, selected.relay
     assert resp is not None and relay is not None
-    target_idle = selected.route.timeouts.idle
-    loop = asyncio.get_running_loop()
     tail = b""
     began = time.perf_counter()
     try:
         if not relay.ended:
             try:
-                async with asyncio.timeout(target_idle) as deadline:
-                    async for data in resp.content.iter_any():
-                        out = relay.feed(data)
-                        if out:
-                            await send(out, True)
-                        if relay.ended or gone.done():
-                            break
-                        deadline.reschedule(loop.time() + target_idle)
-                    else:
-                        tail = relay.eof()
+                # aiohttp's read timer (idle, see stream_idle) bounds each wait for the next chunk.
+                async for data in resp.content.iter_any():
+                    out = relay.feed(data)
+                    if out:
+                        await send(out, True)
+                    if relay.ended or gone.done():
+                        break
+                else:
+                    tail = relay.eof()
             except (aiohttp.ClientError, TimeoutError) as exc:
                 tail = relay.fail(*stream_failure(exc))
         await send(tail, False)

@@ -4,6 +4,7 @@ upstream clients together, and turns every GatewayError into an Anthropic error 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import secrets
@@ -87,6 +88,7 @@ class Gateway:
         if self.config_path is not None:
             self._watcher = ConfigWatcher(self.config_path, self.apply_config)
             self._watcher.start()
+        _tune_gc()
 
     def apply_config(self, config: Config) -> None:
         """Swap in a new, already validated config; requests in flight keep the runtime they started with."""
@@ -354,6 +356,15 @@ async def _send_error(send: Send, err: E.GatewayError, request_id: str) -> None:
         await _send_json(send, err.status, body, request_id, extra=extra)
     except Exception:  # noqa: BLE001 - the response had already started, or the client is gone
         log.debug("could not send error for %s", request_id)
+
+
+def _tune_gc() -> None:
+    # What exists after startup (modules, config, compiled policies) lives as long as the process: freeze it
+    # out of every collection. Requests allocate many short-lived containers; a larger first generation
+    # collects them less often (+10-25% requests/s in bench/gc_variants.py), at a few MB of memory.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
 
 
 def _pricing(config: Config) -> dict[str, Pricing]:

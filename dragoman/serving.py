@@ -35,6 +35,7 @@ def run(config: Config, host: str, port: int, workers: int, log_level: str, conf
     common = dict(
         host=host, port=port, loop="uvloop", http="httptools", lifespan="on", access_log=False,
         log_level="warning" if log_level == "info" else log_level, server_header=False, date_header=False,
+        proxy_headers=False,  # the gateway never reads the client's address; the middleware cost ~1% per request
         timeout_graceful_shutdown=30,
     )
     if workers > 1:

@@ -5,6 +5,9 @@ fields, and content blocks are one struct with optional fields rather than a tag
 would reject a block type we have not met yet, and a request must never fail on what we do not know.
 """
 
+# gc=False on every struct: wire shapes are trees, never cycles, so the garbage collector need not track
+# them; a 78 KB request allocates thousands, and tracking them cost measurable CPU (bench/RESULTS.md).
+
 from __future__ import annotations
 
 from typing import Any, Union
@@ -12,12 +15,12 @@ from typing import Any, Union
 import msgspec
 
 
-class CacheControl(msgspec.Struct, omit_defaults=True):
+class CacheControl(msgspec.Struct, omit_defaults=True, gc=False):
     type: str = "ephemeral"
     ttl: str | None = None
 
 
-class Source(msgspec.Struct, omit_defaults=True):
+class Source(msgspec.Struct, omit_defaults=True, gc=False):
     """The `source` of an image or document block: base64 data, a URL, plain text, or a file id."""
 
     type: str
@@ -28,7 +31,7 @@ class Source(msgspec.Struct, omit_defaults=True):
     content: Union[str, list["ContentBlock"], None] = None  # document source of type "content"
 
 
-class ContentBlock(msgspec.Struct, omit_defaults=True):
+class ContentBlock(msgspec.Struct, omit_defaults=True, gc=False):
     """Any content block. `type` says which fields apply:
 
     text(text) · image(source) · document(source, title, context) · tool_use(id, name, input) ·
@@ -54,12 +57,12 @@ class ContentBlock(msgspec.Struct, omit_defaults=True):
     cache_control: CacheControl | None = None
 
 
-class Message(msgspec.Struct, omit_defaults=True):
+class Message(msgspec.Struct, omit_defaults=True, gc=False):
     role: str  # user | assistant | system (Claude Code >= 2.1 sends system messages mid-conversation)
     content: Union[str, list[ContentBlock]]
 
 
-class Tool(msgspec.Struct, omit_defaults=True):
+class Tool(msgspec.Struct, omit_defaults=True, gc=False):
     """A client tool ({name, description, input_schema}) or a server tool (a dated `type`, e.g. web_search_20250305)."""
 
     name: str
@@ -70,27 +73,27 @@ class Tool(msgspec.Struct, omit_defaults=True):
     cache_control: CacheControl | None = None
 
 
-class ToolChoice(msgspec.Struct, omit_defaults=True):
+class ToolChoice(msgspec.Struct, omit_defaults=True, gc=False):
     type: str  # auto | any | tool | none
     name: str | None = None
     disable_parallel_tool_use: bool | None = None
 
 
-class Thinking(msgspec.Struct, omit_defaults=True):
+class Thinking(msgspec.Struct, omit_defaults=True, gc=False):
     type: str  # enabled | disabled | adaptive
     budget_tokens: int | None = None
     display: str | None = None
 
 
-class OutputConfig(msgspec.Struct, omit_defaults=True):
+class OutputConfig(msgspec.Struct, omit_defaults=True, gc=False):
     effort: str | None = None  # low | medium | high | max
 
 
-class Metadata(msgspec.Struct, omit_defaults=True):
+class Metadata(msgspec.Struct, omit_defaults=True, gc=False):
     user_id: str | None = None
 
 
-class MessagesRequest(msgspec.Struct, omit_defaults=True):
+class MessagesRequest(msgspec.Struct, omit_defaults=True, gc=False):
     """POST /v1/messages. Unknown top-level fields (context_management, betas to come) are ignored."""
 
     model: str
@@ -110,7 +113,7 @@ class MessagesRequest(msgspec.Struct, omit_defaults=True):
     context_management: Any = None  # Anthropic-only context editing; dropped upstream, recorded
 
 
-class CountTokensRequest(msgspec.Struct, omit_defaults=True):
+class CountTokensRequest(msgspec.Struct, omit_defaults=True, gc=False):
     """POST /v1/messages/count_tokens: a Messages request without max_tokens."""
 
     model: str
@@ -124,23 +127,23 @@ class CountTokensRequest(msgspec.Struct, omit_defaults=True):
 # ---- responses -------------------------------------------------------------------------------------------
 
 
-class Usage(msgspec.Struct):
+class Usage(msgspec.Struct, gc=False):
     input_tokens: int = 0
     output_tokens: int = 0
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
 
 
-class TextOut(msgspec.Struct, tag_field="type", tag="text"):
+class TextOut(msgspec.Struct, tag_field="type", tag="text", gc=False):
     text: str
 
 
-class ThinkingOut(msgspec.Struct, tag_field="type", tag="thinking"):
+class ThinkingOut(msgspec.Struct, tag_field="type", tag="thinking", gc=False):
     thinking: str
     signature: str = ""
 
 
-class ToolUseOut(msgspec.Struct, tag_field="type", tag="tool_use"):
+class ToolUseOut(msgspec.Struct, tag_field="type", tag="tool_use", gc=False):
     id: str
     name: str
     input: Any
@@ -149,7 +152,7 @@ class ToolUseOut(msgspec.Struct, tag_field="type", tag="tool_use"):
 OutBlock = Union[TextOut, ThinkingOut, ToolUseOut]
 
 
-class MessagesResponse(msgspec.Struct, tag_field="type", tag="message"):
+class MessagesResponse(msgspec.Struct, tag_field="type", tag="message", gc=False):
     id: str
     model: str
     content: list[OutBlock]
@@ -162,7 +165,7 @@ class MessagesResponse(msgspec.Struct, tag_field="type", tag="message"):
 # ---- stream events ---------------------------------------------------------------------------------------
 
 
-class MessageStartBody(msgspec.Struct, tag_field="type", tag="message"):
+class MessageStartBody(msgspec.Struct, tag_field="type", tag="message", gc=False):
     id: str
     model: str
     usage: Usage
@@ -172,74 +175,74 @@ class MessageStartBody(msgspec.Struct, tag_field="type", tag="message"):
     stop_sequence: str | None = None
 
 
-class MessageStart(msgspec.Struct, tag_field="type", tag="message_start"):
+class MessageStart(msgspec.Struct, tag_field="type", tag="message_start", gc=False):
     message: MessageStartBody
 
 
-class Ping(msgspec.Struct, tag_field="type", tag="ping"):
+class Ping(msgspec.Struct, tag_field="type", tag="ping", gc=False):
     pass
 
 
-class ContentBlockStart(msgspec.Struct, tag_field="type", tag="content_block_start"):
+class ContentBlockStart(msgspec.Struct, tag_field="type", tag="content_block_start", gc=False):
     index: int
     content_block: OutBlock
 
 
-class TextDelta(msgspec.Struct, tag_field="type", tag="text_delta"):
+class TextDelta(msgspec.Struct, tag_field="type", tag="text_delta", gc=False):
     text: str
 
 
-class ThinkingDelta(msgspec.Struct, tag_field="type", tag="thinking_delta"):
+class ThinkingDelta(msgspec.Struct, tag_field="type", tag="thinking_delta", gc=False):
     thinking: str
 
 
-class SignatureDelta(msgspec.Struct, tag_field="type", tag="signature_delta"):
+class SignatureDelta(msgspec.Struct, tag_field="type", tag="signature_delta", gc=False):
     signature: str
 
 
-class InputJsonDelta(msgspec.Struct, tag_field="type", tag="input_json_delta"):
+class InputJsonDelta(msgspec.Struct, tag_field="type", tag="input_json_delta", gc=False):
     partial_json: str
 
 
 Delta = Union[TextDelta, ThinkingDelta, SignatureDelta, InputJsonDelta]
 
 
-class ContentBlockDelta(msgspec.Struct, tag_field="type", tag="content_block_delta"):
+class ContentBlockDelta(msgspec.Struct, tag_field="type", tag="content_block_delta", gc=False):
     index: int
     delta: Delta
 
 
-class ContentBlockStop(msgspec.Struct, tag_field="type", tag="content_block_stop"):
+class ContentBlockStop(msgspec.Struct, tag_field="type", tag="content_block_stop", gc=False):
     index: int
 
 
-class MessageDeltaBody(msgspec.Struct):
+class MessageDeltaBody(msgspec.Struct, gc=False):
     stop_reason: str | None
     stop_sequence: str | None = None
 
 
-class MessageDeltaUsage(msgspec.Struct):
+class MessageDeltaUsage(msgspec.Struct, gc=False):
     output_tokens: int
     input_tokens: int = 0
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
 
 
-class MessageDelta(msgspec.Struct, tag_field="type", tag="message_delta"):
+class MessageDelta(msgspec.Struct, tag_field="type", tag="message_delta", gc=False):
     delta: MessageDeltaBody
     usage: MessageDeltaUsage
 
 
-class MessageStop(msgspec.Struct, tag_field="type", tag="message_stop"):
+class MessageStop(msgspec.Struct, tag_field="type", tag="message_stop", gc=False):
     pass
 
 
-class ErrorBody(msgspec.Struct):
+class ErrorBody(msgspec.Struct, gc=False):
     type: str
     message: str
 
 
-class Error(msgspec.Struct, tag_field="type", tag="error"):
+class Error(msgspec.Struct, tag_field="type", tag="error", gc=False):
     """Both the HTTP error body and the stream `error` event."""
 
     error: ErrorBody
@@ -250,18 +253,18 @@ StreamEvent = Union[
 ]
 
 
-class ModelInfo(msgspec.Struct, tag_field="type", tag="model"):
+class ModelInfo(msgspec.Struct, tag_field="type", tag="model", gc=False):
     id: str
     display_name: str
     created_at: str = "2025-01-01T00:00:00Z"
 
 
-class ModelList(msgspec.Struct):
+class ModelList(msgspec.Struct, gc=False):
     data: list[ModelInfo]
     has_more: bool = False
     first_id: str | None = None
     last_id: str | None = None
 
 
-class TokenCount(msgspec.Struct):
+class TokenCount(msgspec.Struct, gc=False):
     input_tokens: int

@@ -4,6 +4,9 @@ Request structs omit defaults so the upstream receives no null it never asked fo
 servers reject unknown or null fields. Response structs ignore unknown fields: every server adds its own.
 """
 
+# gc=False on every struct: wire shapes are trees, never cycles, so the garbage collector need not track
+# them; a 78 KB request allocates thousands, and tracking them cost measurable CPU (bench/RESULTS.md).
+
 from __future__ import annotations
 
 from typing import Any, Union
@@ -13,42 +16,42 @@ import msgspec
 # ---- request ---------------------------------------------------------------------------------------------
 
 
-class ImageUrl(msgspec.Struct, omit_defaults=True):
+class ImageUrl(msgspec.Struct, omit_defaults=True, gc=False):
     url: str
 
 
-class FileData(msgspec.Struct, omit_defaults=True):
+class FileData(msgspec.Struct, omit_defaults=True, gc=False):
     filename: str | None = None
     file_data: str | None = None
     file_id: str | None = None
 
 
-class TextPart(msgspec.Struct, tag_field="type", tag="text"):
+class TextPart(msgspec.Struct, tag_field="type", tag="text", gc=False):
     text: str
 
 
-class ImagePart(msgspec.Struct, tag_field="type", tag="image_url"):
+class ImagePart(msgspec.Struct, tag_field="type", tag="image_url", gc=False):
     image_url: ImageUrl
 
 
-class FilePart(msgspec.Struct, tag_field="type", tag="file"):
+class FilePart(msgspec.Struct, tag_field="type", tag="file", gc=False):
     file: FileData
 
 
 ContentPart = Union[TextPart, ImagePart, FilePart]
 
 
-class FunctionCall(msgspec.Struct):
+class FunctionCall(msgspec.Struct, gc=False):
     name: str
     arguments: str
 
 
-class ToolCall(msgspec.Struct, tag_field="type", tag="function"):
+class ToolCall(msgspec.Struct, tag_field="type", tag="function", gc=False):
     id: str
     function: FunctionCall
 
 
-class ChatMessage(msgspec.Struct, omit_defaults=True):
+class ChatMessage(msgspec.Struct, omit_defaults=True, gc=False):
     role: str  # system | developer | user | assistant | tool
     # Assistant messages that only call tools carry content null; OpenAI accepts null there, not "".
     content: Union[str, list[ContentPart], None] = None
@@ -56,29 +59,29 @@ class ChatMessage(msgspec.Struct, omit_defaults=True):
     tool_call_id: str | None = None
 
 
-class FunctionDef(msgspec.Struct, omit_defaults=True):
+class FunctionDef(msgspec.Struct, omit_defaults=True, gc=False):
     name: str
     description: str | None = None
     parameters: dict[str, Any] | None = None
 
 
-class ToolDef(msgspec.Struct, tag_field="type", tag="function"):
+class ToolDef(msgspec.Struct, tag_field="type", tag="function", gc=False):
     function: FunctionDef
 
 
-class NamedFunction(msgspec.Struct):
+class NamedFunction(msgspec.Struct, gc=False):
     name: str
 
 
-class NamedToolChoice(msgspec.Struct, tag_field="type", tag="function"):
+class NamedToolChoice(msgspec.Struct, tag_field="type", tag="function", gc=False):
     function: NamedFunction
 
 
-class StreamOptions(msgspec.Struct):
+class StreamOptions(msgspec.Struct, gc=False):
     include_usage: bool = True
 
 
-class ChatRequest(msgspec.Struct, omit_defaults=True):
+class ChatRequest(msgspec.Struct, omit_defaults=True, gc=False):
     model: str
     messages: list[ChatMessage]
     max_completion_tokens: int | None = None
@@ -100,15 +103,15 @@ class ChatRequest(msgspec.Struct, omit_defaults=True):
 # ---- response --------------------------------------------------------------------------------------------
 
 
-class PromptTokensDetails(msgspec.Struct):
+class PromptTokensDetails(msgspec.Struct, gc=False):
     cached_tokens: int | None = None
 
 
-class CompletionTokensDetails(msgspec.Struct):
+class CompletionTokensDetails(msgspec.Struct, gc=False):
     reasoning_tokens: int | None = None
 
 
-class ChatUsage(msgspec.Struct):
+class ChatUsage(msgspec.Struct, gc=False):
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     total_tokens: int | None = None
@@ -116,18 +119,18 @@ class ChatUsage(msgspec.Struct):
     completion_tokens_details: CompletionTokensDetails | None = None
 
 
-class ResponseFunctionCall(msgspec.Struct):
+class ResponseFunctionCall(msgspec.Struct, gc=False):
     name: str | None = None
     arguments: Any = None  # a JSON string per spec; some servers send an object
 
 
-class ResponseToolCall(msgspec.Struct):
+class ResponseToolCall(msgspec.Struct, gc=False):
     id: str | None = None
     type: str | None = None
     function: ResponseFunctionCall | None = None
 
 
-class ResponseMessage(msgspec.Struct):
+class ResponseMessage(msgspec.Struct, gc=False):
     role: str | None = None
     content: Any = None  # a string per spec; some servers send a list of parts
     refusal: str | None = None
@@ -136,13 +139,13 @@ class ResponseMessage(msgspec.Struct):
     reasoning: str | None = None  # OpenRouter, Ollama, newer vLLM
 
 
-class Choice(msgspec.Struct):
+class Choice(msgspec.Struct, gc=False):
     index: int = 0
     message: ResponseMessage | None = None
     finish_reason: str | None = None
 
 
-class ChatResponse(msgspec.Struct):
+class ChatResponse(msgspec.Struct, gc=False):
     id: str | None = None
     model: str | None = None
     choices: list[Choice] = []
@@ -152,19 +155,19 @@ class ChatResponse(msgspec.Struct):
 # ---- stream chunks ---------------------------------------------------------------------------------------
 
 
-class FunctionDelta(msgspec.Struct):
+class FunctionDelta(msgspec.Struct, gc=False):
     name: str | None = None
     arguments: Any = None
 
 
-class ToolCallDelta(msgspec.Struct):
+class ToolCallDelta(msgspec.Struct, gc=False):
     index: int | None = None  # some servers omit it when they send one call per chunk
     id: str | None = None
     type: str | None = None
     function: FunctionDelta | None = None
 
 
-class Delta(msgspec.Struct):
+class Delta(msgspec.Struct, gc=False):
     role: str | None = None
     content: Any = None
     refusal: str | None = None
@@ -173,13 +176,13 @@ class Delta(msgspec.Struct):
     reasoning: str | None = None
 
 
-class ChunkChoice(msgspec.Struct):
+class ChunkChoice(msgspec.Struct, gc=False):
     index: int = 0
     delta: Delta | None = None
     finish_reason: str | None = None
 
 
-class ChatChunk(msgspec.Struct):
+class ChatChunk(msgspec.Struct, gc=False):
     id: str | None = None
     model: str | None = None
     choices: list[ChunkChoice] | None = None
@@ -190,11 +193,11 @@ class ChatChunk(msgspec.Struct):
 # ---- errors ----------------------------------------------------------------------------------------------
 
 
-class ChatErrorBody(msgspec.Struct):
+class ChatErrorBody(msgspec.Struct, gc=False):
     message: str | None = None
     type: str | None = None
     code: Any = None
 
 
-class ChatError(msgspec.Struct):
+class ChatError(msgspec.Struct, gc=False):
     error: Union[ChatErrorBody, str, None] = None

@@ -7,6 +7,9 @@ Stream events are decoded in two steps (`decode_event`): the envelope's `type` f
 that type; event types we do not know decode to None and are ignored.
 """
 
+# gc=False on every struct: wire shapes are trees, never cycles, so the garbage collector need not track
+# them; a 78 KB request allocates thousands, and tracking them cost measurable CPU (bench/RESULTS.md).
+
 from __future__ import annotations
 
 from typing import Any, Union
@@ -16,23 +19,23 @@ import msgspec
 # ---- request: input items --------------------------------------------------------------------------------
 
 
-class InputText(msgspec.Struct, tag_field="type", tag="input_text"):
+class InputText(msgspec.Struct, tag_field="type", tag="input_text", gc=False):
     text: str
 
 
-class InputImage(msgspec.Struct, tag_field="type", tag="input_image"):
+class InputImage(msgspec.Struct, tag_field="type", tag="input_image", gc=False):
     image_url: str  # an https URL or a data: URL
     detail: str = "auto"  # OpenAI's schema requires it; sent even when it is the default (no omit_defaults)
 
 
-class InputFile(msgspec.Struct, tag_field="type", tag="input_file", omit_defaults=True):
+class InputFile(msgspec.Struct, tag_field="type", tag="input_file", omit_defaults=True, gc=False):
     filename: str | None = None
     file_data: str | None = None  # a data: URL
     file_id: str | None = None
     file_url: str | None = None
 
 
-class OutputText(msgspec.Struct, tag_field="type", tag="output_text"):
+class OutputText(msgspec.Struct, tag_field="type", tag="output_text", gc=False):
     """Assistant text replayed as input (what an earlier answer said)."""
 
     text: str
@@ -41,27 +44,27 @@ class OutputText(msgspec.Struct, tag_field="type", tag="output_text"):
 InputPart = Union[InputText, InputImage, InputFile, OutputText]
 
 
-class MessageItem(msgspec.Struct, tag_field="type", tag="message"):
+class MessageItem(msgspec.Struct, tag_field="type", tag="message", gc=False):
     role: str  # user | assistant | system | developer
     content: Union[str, list[InputPart]]
 
 
-class FunctionCallItem(msgspec.Struct, tag_field="type", tag="function_call"):
+class FunctionCallItem(msgspec.Struct, tag_field="type", tag="function_call", gc=False):
     call_id: str
     name: str
     arguments: str  # a JSON text
 
 
-class FunctionCallOutputItem(msgspec.Struct, tag_field="type", tag="function_call_output"):
+class FunctionCallOutputItem(msgspec.Struct, tag_field="type", tag="function_call_output", gc=False):
     call_id: str
     output: str
 
 
-class SummaryText(msgspec.Struct, tag_field="type", tag="summary_text"):
+class SummaryText(msgspec.Struct, tag_field="type", tag="summary_text", gc=False):
     text: str
 
 
-class ReasoningItem(msgspec.Struct, tag_field="type", tag="reasoning", omit_defaults=True):
+class ReasoningItem(msgspec.Struct, tag_field="type", tag="reasoning", omit_defaults=True, gc=False):
     """A reasoning item: in output with its `encrypted_content` (store: false), replayed as input next turn."""
 
     summary: list[SummaryText]  # required by OpenAI even when empty: no default, always encoded
@@ -75,7 +78,7 @@ InputItem = Union[MessageItem, FunctionCallItem, FunctionCallOutputItem, Reasoni
 # ---- request: tools and options --------------------------------------------------------------------------
 
 
-class FunctionTool(msgspec.Struct, tag_field="type", tag="function", omit_defaults=True):
+class FunctionTool(msgspec.Struct, tag_field="type", tag="function", omit_defaults=True, gc=False):
     """A function tool, flat (Chat nests name/parameters under `function`)."""
 
     name: str
@@ -87,16 +90,16 @@ class FunctionTool(msgspec.Struct, tag_field="type", tag="function", omit_defaul
     description: str | None = None
 
 
-class NamedToolChoice(msgspec.Struct, tag_field="type", tag="function"):
+class NamedToolChoice(msgspec.Struct, tag_field="type", tag="function", gc=False):
     name: str
 
 
-class ReasoningConfig(msgspec.Struct, omit_defaults=True):
+class ReasoningConfig(msgspec.Struct, omit_defaults=True, gc=False):
     effort: str | None = None  # minimal | low | medium | high
     summary: str | None = None  # auto | concise | detailed
 
 
-class ResponsesRequest(msgspec.Struct, omit_defaults=True):
+class ResponsesRequest(msgspec.Struct, omit_defaults=True, gc=False):
     model: str
     input: list[InputItem]
     instructions: str | None = None
@@ -118,7 +121,7 @@ class ResponsesRequest(msgspec.Struct, omit_defaults=True):
 # ---- response --------------------------------------------------------------------------------------------
 
 
-class OutputContent(msgspec.Struct):
+class OutputContent(msgspec.Struct, gc=False):
     """A content part of an output message: output_text(text) or refusal(refusal)."""
 
     type: str
@@ -126,12 +129,12 @@ class OutputContent(msgspec.Struct):
     refusal: str | None = None
 
 
-class Summary(msgspec.Struct):
+class Summary(msgspec.Struct, gc=False):
     type: str = "summary_text"
     text: str = ""
 
 
-class OutputItem(msgspec.Struct):
+class OutputItem(msgspec.Struct, gc=False):
     """Any output item. `type` says which fields apply:
 
     message(id, role, content, status) · function_call(id, call_id, name, arguments, status) ·
@@ -150,15 +153,15 @@ class OutputItem(msgspec.Struct):
     encrypted_content: str | None = None
 
 
-class InputTokensDetails(msgspec.Struct):
+class InputTokensDetails(msgspec.Struct, gc=False):
     cached_tokens: int | None = None
 
 
-class OutputTokensDetails(msgspec.Struct):
+class OutputTokensDetails(msgspec.Struct, gc=False):
     reasoning_tokens: int | None = None
 
 
-class ResponsesUsage(msgspec.Struct):
+class ResponsesUsage(msgspec.Struct, gc=False):
     input_tokens: int | None = None
     output_tokens: int | None = None
     total_tokens: int | None = None
@@ -166,16 +169,16 @@ class ResponsesUsage(msgspec.Struct):
     output_tokens_details: OutputTokensDetails | None = None
 
 
-class IncompleteDetails(msgspec.Struct):
+class IncompleteDetails(msgspec.Struct, gc=False):
     reason: str | None = None  # max_output_tokens | content_filter
 
 
-class ResponseError(msgspec.Struct):
+class ResponseError(msgspec.Struct, gc=False):
     code: Any = None
     message: str | None = None
 
 
-class Response(msgspec.Struct):
+class Response(msgspec.Struct, gc=False):
     id: str | None = None
     model: str | None = None
     status: str | None = None  # completed | incomplete | failed | in_progress | cancelled | queued
@@ -188,7 +191,7 @@ class Response(msgspec.Struct):
 # ---- stream events ---------------------------------------------------------------------------------------
 
 
-class ResponseEvent(msgspec.Struct):
+class ResponseEvent(msgspec.Struct, gc=False):
     """response.created / in_progress / completed / incomplete / failed: the response object so far."""
 
     type: str
@@ -196,7 +199,7 @@ class ResponseEvent(msgspec.Struct):
     sequence_number: int | None = None
 
 
-class OutputItemEvent(msgspec.Struct):
+class OutputItemEvent(msgspec.Struct, gc=False):
     """response.output_item.added / done."""
 
     type: str
@@ -205,7 +208,7 @@ class OutputItemEvent(msgspec.Struct):
     sequence_number: int | None = None
 
 
-class ContentPartEvent(msgspec.Struct):
+class ContentPartEvent(msgspec.Struct, gc=False):
     """response.content_part.added / done."""
 
     type: str
@@ -216,7 +219,7 @@ class ContentPartEvent(msgspec.Struct):
     sequence_number: int | None = None
 
 
-class DeltaEvent(msgspec.Struct):
+class DeltaEvent(msgspec.Struct, gc=False):
     """response.output_text.delta, response.refusal.delta, response.function_call_arguments.delta,
     response.reasoning_summary_text.delta: a fragment of one output item."""
 
@@ -229,7 +232,7 @@ class DeltaEvent(msgspec.Struct):
     sequence_number: int | None = None
 
 
-class DoneEvent(msgspec.Struct):
+class DoneEvent(msgspec.Struct, gc=False):
     """response.output_text.done (text), response.refusal.done (refusal),
     response.function_call_arguments.done (arguments), response.reasoning_summary_text.done (text)."""
 
@@ -244,7 +247,7 @@ class DoneEvent(msgspec.Struct):
     sequence_number: int | None = None
 
 
-class SummaryPartEvent(msgspec.Struct):
+class SummaryPartEvent(msgspec.Struct, gc=False):
     """response.reasoning_summary_part.added / done."""
 
     type: str
@@ -255,7 +258,7 @@ class SummaryPartEvent(msgspec.Struct):
     sequence_number: int | None = None
 
 
-class ErrorEvent(msgspec.Struct):
+class ErrorEvent(msgspec.Struct, gc=False):
     """`error`: a failure mid-stream. OpenAI puts code/message at the top; some servers nest them in `error`."""
 
     type: str
@@ -293,7 +296,7 @@ EVENT_TYPES: dict[str, type] = {
 }
 
 
-class _Envelope(msgspec.Struct):
+class _Envelope(msgspec.Struct, gc=False):
     type: str = ""
 
 
@@ -313,14 +316,14 @@ def decode_event(data: bytes) -> StreamEvent | None:
 # ---- errors ----------------------------------------------------------------------------------------------
 
 
-class ErrorBody(msgspec.Struct):
+class ErrorBody(msgspec.Struct, gc=False):
     message: str | None = None
     type: str | None = None
     param: Any = None
     code: Any = None
 
 
-class ErrorResponse(msgspec.Struct):
+class ErrorResponse(msgspec.Struct, gc=False):
     """An HTTP error answer: `{"error": {"message", "type", "param", "code"}}` (the same shape as Chat's)."""
 
     error: Union[ErrorBody, str, None] = None

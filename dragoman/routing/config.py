@@ -2,24 +2,50 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping
 from typing import Annotated, Any
-from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
 from dragoman.errors import ConfigError
 from dragoman.observe.pricing import Pricing
-from dragoman.observe.settings import AdminSettings, AuditSettings, MetricsSettings, ObserveSettings, TracingSettings
+from dragoman.observe.settings import (
+    AdminSettings,
+    AuditSettings,
+    MetricsSettings,
+    ObserveSettings,
+    TracingSettings,
+)
+from dragoman.routing.endpoints import (
+    ANTHROPIC_BASE_URL,
+    OPENAI_BASE_URL,
+    api_url,
+    azure_url,
+    chat_completions_url,
+)
 from dragoman.routing.policy import Policy, compile_policy
+from dragoman.routing.secrets import (
+    Auth,
+    GatewayKey,
+    KeyEntry,
+    Secret,
+    env_keys,
+    gateway_keys,
+    key_fingerprint,
+    resolve_secret,
+    secret_spec,
+)
 from dragoman.routing.yaml_source import Path, Source, parse_yaml
 from dragoman.translate.options import TranslationOptions
 
+__all__ = [  # what other modules and tests import from here, wherever it is defined
+    "ANTHROPIC_BASE_URL", "MAX_BODY_BYTES", "OPENAI_BASE_URL", "Auth", "Breaker", "CompiledPolicy", "Config",
+    "GatewayKey", "KeyEntry", "Retry", "Route", "Secret", "ServerSettings", "Timeouts", "Upstream", "api_url",
+    "azure_url", "chat_completions_url", "key_fingerprint", "load_config", "parse_config", "zero_config",
+]
+
 MAX_BODY_BYTES = 32 * 1024 * 1024
-OPENAI_BASE_URL = "https://api.openai.com/v1"
-ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 
 _PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 _PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
@@ -103,42 +129,8 @@ class ModelRoute(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     route: str
 
 
-class KeyEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A gateway key with who holds it: the identity is set by an admin, so no header can override it."""
-
-    id: str
-    key: str | None = None  # the key itself, or
-    key_ref: str | None = None  # where it lives (like api_key_ref)
-    developer: str | None = None
-    team: str | None = None
-    repo: str | None = None
-
-
-class Auth(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    keys: tuple[str | KeyEntry, ...] = ()
-
-
-class GatewayKey(msgspec.Struct, frozen=True):
-    """What a valid inbound key says about its holder."""
-
-    id: str
-    developer: str | None = None
-    team: str | None = None
-    repo: str | None = None
-
-    def identity(self) -> dict[str, str | None]:
-        return {"developer": self.developer, "team": self.team, "repo": self.repo}
-
-
 class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_body_bytes: _PositiveInt = MAX_BODY_BYTES
-
-
-class Secret(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Where an api_key_ref's value lives: exactly one of an env var or a file."""
-
-    env: str | None = None
-    file: str | None = None
 
 
 class ConfigFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -266,54 +258,11 @@ def zero_config(env: Mapping[str, str]) -> Config:
         routes=(route,),
         default_route="openai",
         model_routes=(),
-        auth_keys=frozenset(_env_keys(env)),
-        keys=_env_keys(env),
+        auth_keys=frozenset(env_keys(env)),
+        keys=env_keys(env),
         server=ServerSettings(),
         source="<zero-config>",
     )
-
-
-_API_PATHS = {"chat": "/chat/completions", "responses": "/responses", "messages": "/v1/messages"}
-
-
-def api_url(url: str, api: str = "chat") -> str:
-    """The URL to POST to for an endpoint or a base URL (`http://host:8000/v1`); ValueError if not http(s)."""
-    parts = _http_url(url)
-    path = parts.path.rstrip("/")
-    suffix = _API_PATHS[api]
-    if api == "messages":
-        if not path.endswith("/messages"):
-            path = path.removesuffix("/v1") + suffix
-    elif not path.endswith(("/chat/completions", "/responses")):
-        path += suffix
-    return urlunsplit(parts._replace(path=path))
-
-
-def chat_completions_url(url: str) -> str:
-    """The Chat Completions URL for an endpoint or a base URL; ValueError if not http(s)."""
-    return api_url(url, "chat")
-
-
-def azure_url(endpoint: str, deployment: str, api_version: str, api: str) -> str:
-    """Azure OpenAI's URL scheme: deployments in the path and an api-version query (Chat), or its v1 Responses."""
-    parts = _http_url(endpoint)
-    if "/openai/" in parts.path:
-        return urlunsplit(parts)  # a full Azure URL, written out by hand
-    base = parts.path.rstrip("/")
-    if api == "responses":
-        return urlunsplit(parts._replace(path=f"{base}/openai/v1/responses", query=""))
-    path = f"{base}/openai/deployments/{deployment}/chat/completions"
-    return urlunsplit(parts._replace(path=path, query=f"api-version={api_version}"))
-
-
-def _http_url(url: str):  # noqa: ANN202 - urllib's SplitResult
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:
-        parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f'"{url}" is not an http(s) URL')
-    return parts
 
 
 def _build(file: ConfigFile, src: Source) -> Config:
@@ -329,10 +278,10 @@ def _build(file: ConfigFile, src: Source) -> Config:
             _check_route_ref(name, ("routes", i, "fallbacks", j), names, src)
             if name == entry.name:
                 raise src.error(("routes", i, "fallbacks", j), "a route cannot fall back to itself")
-    secrets = {name: _secret_spec(name, spec, src) for name, spec in file.secrets.items()}
+    secrets = {name: secret_spec(name, spec, src) for name, spec in file.secrets.items()}
     routes = tuple(_route(entry, ("routes", i), secrets, src) for i, entry in enumerate(file.routes))
     policies = _policies(file.policies, names, src)
-    keys = _gateway_keys(file.auth, secrets, src)
+    keys = gateway_keys(file.auth, secrets, src)
     return Config(
         policies=policies,
         routes=routes,
@@ -401,7 +350,7 @@ def _route(entry: RouteEntry, path: Path, secrets: dict[str, Secret], src: Sourc
         provider=upstream.provider,
         model=upstream.model,
         endpoint=_endpoint(upstream, api, path + ("upstream",), src),
-        api_key=None if ref is None else _secret(ref, path + ("upstream", "api_key_ref"), secrets, src),
+        api_key=None if ref is None else resolve_secret(ref, path + ("upstream", "api_key_ref"), secrets, src),
         timeouts=upstream.timeout,
         translation=translation,
         api=api,
@@ -454,72 +403,3 @@ def _translation(entry: RouteEntry, path: Path, src: Source) -> TranslationOptio
         problem = "conflicts with upstream.max_output_tokens; keep one"
         raise src.error(path + ("translation", "max_output_tokens"), problem)
     return msgspec.structs.replace(options, max_output_tokens=clamp)
-
-
-def _secret_spec(name: str, spec: Any, src: Source) -> Secret:
-    secret: Secret = src.convert(spec, Secret, ("secrets", name))
-    if (secret.env is None) == (secret.file is None):
-        raise src.error(("secrets", name), "give exactly one of {env: VAR} or {file: PATH}")
-    return secret
-
-
-def _secret(ref: str, path: Path, secrets: dict[str, Secret], src: Source) -> str:
-    """The value of api_key_ref `ref`: env var REF, or what secrets: maps it to. Errors never include the value."""
-    secret = secrets.get(ref)
-    if secret is None:
-        return _env_secret(ref.upper(), f'api_key_ref "{ref}"; map it under secrets: to read another source', path, src)
-    if secret.env is not None:
-        return _env_secret(secret.env, f"secrets.{ref}", path, src)
-    assert secret.file is not None
-    return _file_secret(secret.file, ref, path, src)
-
-
-def _env_secret(var: str, origin: str, path: Path, src: Source) -> str:
-    value = src.env.get(var, "").strip()
-    if not value:
-        raise src.error(path, f"env var {var} is not set or empty ({origin})")
-    return value
-
-
-def _file_secret(file: str, ref: str, path: Path, src: Source) -> str:
-    full = os.path.join(src.base_dir, os.path.expanduser(file))
-    try:
-        with open(full, encoding="utf-8") as f:
-            value = f.read().strip()
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise src.error(path, f"cannot read secret file {full} (secrets.{ref}): {reason}") from None
-    except UnicodeDecodeError:
-        raise src.error(path, f"secret file {full} (secrets.{ref}) is not UTF-8 text") from None
-    if not value:
-        raise src.error(path, f"secret file {full} (secrets.{ref}) is empty")
-    return value
-
-
-def _gateway_keys(auth: Auth, secrets: dict[str, Secret], src: Source) -> dict[str, GatewayKey]:
-    keys: dict[str, GatewayKey] = {}
-    for i, entry in enumerate(auth.keys):
-        path = ("auth", "keys", i)
-        if isinstance(entry, str):
-            value = entry.strip()
-            if not value:
-                raise src.error(path, "an inbound key must not be empty")
-            keys[value] = GatewayKey(id=key_fingerprint(value))
-            continue
-        if (entry.key is None) == (entry.key_ref is None):
-            raise src.error(path, "give exactly one of key or key_ref")
-        value = entry.key.strip() if entry.key is not None else _secret(entry.key_ref or "", path + ("key_ref",), secrets, src)
-        if not value:
-            raise src.error(path + ("key",), "an inbound key must not be empty")
-        keys[value] = GatewayKey(id=entry.id, developer=entry.developer, team=entry.team, repo=entry.repo)
-    return {**_env_keys(src.env), **keys}
-
-
-def _env_keys(env: Mapping[str, str]) -> dict[str, GatewayKey]:
-    values = (key.strip() for key in env.get("DRAGOMAN_API_KEYS", "").split(","))
-    return {value: GatewayKey(id=key_fingerprint(value)) for value in values if value}
-
-
-def key_fingerprint(key: str) -> str:
-    """A stable id for a gateway key that has no configured id: never the key, not reversible."""
-    return "key_" + hashlib.sha256(key.encode()).hexdigest()[:12]

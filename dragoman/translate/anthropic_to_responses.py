@@ -1,39 +1,40 @@
 """Anthropic Messages request → OpenAI Responses request (design §4). Pure: no I/O, no config, no clock.
 
 The rules Chat and Responses share (system text, tool results, images and documents, deferred and server
-tools, tool choice, max_tokens clamp, sampling, reasoning effort, identity) live in `anthropic_to_chat`; this
-module calls them and reshapes their Chat output into Responses items, so each rule stays in one place.
+tools, tool choice, max_tokens clamp, sampling, reasoning effort, identity) live in `anthropic_request`; this
+module maps their protocol-neutral values to Responses shapes, so each rule stays in one place.
 What is Responses-only lives here: input items instead of messages, flat function tools, `instructions`,
 and the reasoning round trip (thinking blocks whose signature we sealed become reasoning items again).
 """
 
 from __future__ import annotations
 
-import msgspec
-
 from dragoman.errors import InvalidRequest
 from dragoman.protocols import anthropic as A
-from dragoman.protocols import openai_chat as C
 from dragoman.protocols import openai_responses as R
-from dragoman.translate.anthropic_to_chat import (
-    _NO_RESULT,
-    _identity,
-    _max_tokens,
-    _reasoning_effort,
-    _referenced_tools,
-    _sampling,
-    _system_text,
-    _tool_choice,
-    _tool_result_content,
-    _tools,
-    _user_part,
+from dragoman.translate.anthropic_request import (
+    NO_RESULT,
+    Image,
+    Part,
+    Text,
+    ToolChoice,
+    identity,
+    is_reasoning,
+    max_output_tokens,
+    reasoning_effort,
+    referenced_tools,
+    sampling,
+    system_text,
+    tool_choice,
+    tool_result,
+    tool_specs,
+    tool_use_arguments,
+    user_part,
 )
-from dragoman.translate.models import is_reasoning_model
 from dragoman.translate.options import TranslationOptions
 from dragoman.translate.reasoning_signature import open_reasoning
 from dragoman.translate.request_context import RequestContext
 
-_encode = msgspec.json.encode
 # OpenAI rejects max_output_tokens below 16 ("integer below minimum value") on every Responses model.
 _MIN_OUTPUT = 16
 # With store: false nothing persists at OpenAI, so the reasoning a later turn needs must come back encrypted.
@@ -51,10 +52,8 @@ def translate_request(
 ) -> R.ResponsesRequest:
     """Build the Responses request for `req`. `reasoning_key` opens the thinking signatures we sealed earlier;
     `openai_extensions` adds OpenAI-only fields (prompt_cache_key, safety_identifier)."""
-    reasoning = options.reasoning_model
-    if reasoning is None:
-        reasoning = is_reasoning_model(upstream_model)
-    instructions = _system_text(req.system, ctx) if req.system else ""
+    reasoning = is_reasoning(options, upstream_model)
+    instructions = system_text(req.system, ctx) if req.system else ""
     out = R.ResponsesRequest(
         model=upstream_model,
         input=_input(req, options, ctx, reasoning_key),
@@ -64,26 +63,22 @@ def translate_request(
     )
     if instructions:
         out.instructions = instructions
-    max_tokens = _max_tokens(req.max_tokens, upstream_model, reasoning, options, ctx)
+    max_tokens = max_output_tokens(req.max_tokens, upstream_model, reasoning, options, ctx)
     if max_tokens < _MIN_OUTPUT:
         max_tokens = _MIN_OUTPUT
         ctx.note("max_tokens raised")
     out.max_output_tokens = max_tokens
     ctx.max_tokens = max_tokens
-    tools = _tools(req.tools, _referenced_tools(req.messages), options, ctx)
+    tools = tool_specs(req.tools, referenced_tools(req.messages), options, ctx)
     if tools:
-        out.tools = [_flat_tool(tool.function) for tool in tools]
-    # Tool choice, sampling and identity are Chat's rules, applied to a scratch Chat request and copied over.
-    shared = C.ChatRequest(model=upstream_model, messages=[])
-    if tools:
-        _tool_choice(req.tool_choice, shared, ctx)
-    _sampling(req, shared, reasoning, ctx)
+        out.tools = [R.FunctionTool(name=t.name, parameters=t.parameters, strict=False, description=t.description) for t in tools]
+        _tool_choice(tool_choice(req.tool_choice, ctx), out)
+    out.temperature, out.top_p = sampling(req, reasoning, ctx)
     if openai_extensions:
-        _identity(req.metadata, shared)
-    _copy_shared(shared, out)
+        out.safety_identifier, out.prompt_cache_key = identity(req.metadata)
     if req.stop_sequences:
         ctx.note("stop_sequences dropped")  # the Responses API has no stop parameter
-    effort = _reasoning_effort(req, reasoning, options, ctx)
+    effort = reasoning_effort(req, reasoning, options, ctx)
     if reasoning or effort:
         # summary "auto": the summaries become the thinking text Claude Code shows.
         out.reasoning = R.ReasoningConfig(effort=effort, summary="auto")
@@ -94,19 +89,11 @@ def translate_request(
     return out
 
 
-def _flat_tool(fn: C.FunctionDef) -> R.FunctionTool:
-    parameters = fn.parameters if fn.parameters is not None else {"type": "object", "properties": {}}
-    return R.FunctionTool(name=fn.name, parameters=parameters, strict=False, description=fn.description)
-
-
-def _copy_shared(shared: C.ChatRequest, out: R.ResponsesRequest) -> None:
-    choice = shared.tool_choice
-    out.tool_choice = R.NamedToolChoice(name=choice.function.name) if isinstance(choice, C.NamedToolChoice) else choice
-    out.parallel_tool_calls = shared.parallel_tool_calls
-    out.temperature = shared.temperature
-    out.top_p = shared.top_p
-    out.safety_identifier = shared.safety_identifier
-    out.prompt_cache_key = shared.prompt_cache_key
+def _tool_choice(choice: ToolChoice | None, out: R.ResponsesRequest) -> None:
+    if choice is None:
+        return
+    out.tool_choice = R.NamedToolChoice(name=choice.name or "") if choice.kind == "function" else choice.kind
+    out.parallel_tool_calls = choice.parallel
 
 
 # ---- input items -----------------------------------------------------------------------------------------
@@ -125,7 +112,7 @@ def _input(req: A.MessagesRequest, options: TranslationOptions, ctx: RequestCont
         elif role == "system":
             # Claude Code >= 2.1 sends system messages mid-conversation: they keep their place.
             _close_calls(open_calls, items, ctx)
-            text = _system_text(msg.content, ctx)
+            text = system_text(msg.content, ctx)
             if text:
                 items.append(R.MessageItem(role=options.system_role, content=[R.InputText(text=text)]))
         else:
@@ -137,7 +124,7 @@ def _input(req: A.MessagesRequest, options: TranslationOptions, ctx: RequestCont
 def _close_calls(open_calls: list[str], items: list[R.InputItem], ctx: RequestContext) -> None:
     # OpenAI rejects a function_call without its output ("No tool output found for function call …").
     if open_calls:
-        items.extend(R.FunctionCallOutputItem(call_id=call_id, output=_NO_RESULT) for call_id in open_calls)
+        items.extend(R.FunctionCallOutputItem(call_id=call_id, output=NO_RESULT) for call_id in open_calls)
         ctx.note("missing tool_result filled in")
         open_calls.clear()
 
@@ -162,7 +149,7 @@ def _assistant(content: str | list[A.ContentBlock], items: list[R.InputItem], ct
             turn.append(_assistant_text(texts))
             texts = []
         if kind == "tool_use":
-            arguments = _encode(block.input if block.input is not None else {}).decode()
+            arguments = tool_use_arguments(block)
             turn.append(R.FunctionCallItem(call_id=block.id or "", name=ctx.tool_names.upstream(block.name or ""), arguments=arguments))
         elif kind == "thinking":
             item = _replayable_reasoning(block, ctx, key)
@@ -215,7 +202,7 @@ def _user(
             ctx.note("cache_control dropped")
         if block.type == "tool_result":
             call_id = block.tool_use_id or ""
-            text, attachments = _tool_result_content(block, ctx)
+            text, attachments = tool_result(block, ctx)
             if call_id in open_calls and call_id not in outputs:
                 outputs[call_id] = R.FunctionCallOutputItem(call_id=call_id, output=text)
                 result_parts.extend(_part(p) for p in attachments)
@@ -225,12 +212,12 @@ def _user(
                 parts.append(R.InputText(text=f"[result of tool call {call_id}]\n{text}"))
                 parts.extend(_part(p) for p in attachments)
         else:
-            part = _user_part(block, ctx)
+            part = user_part(block, ctx)
             if part is not None:
                 parts.append(_part(part))
     # Outputs in the calls' order, right after them: Claude Code answers parallel calls in completion order.
     for call_id in open_calls:
-        items.append(outputs.get(call_id) or R.FunctionCallOutputItem(call_id=call_id, output=_NO_RESULT))
+        items.append(outputs.get(call_id) or R.FunctionCallOutputItem(call_id=call_id, output=NO_RESULT))
     if len(outputs) < len(open_calls):
         ctx.note("missing tool_result filled in")
     follow = result_parts + parts
@@ -239,10 +226,9 @@ def _user(
     return []
 
 
-def _part(part: C.ContentPart) -> R.InputPart:
-    """A content part built by the shared Chat rules, as a Responses input part."""
-    if isinstance(part, C.TextPart):
+def _part(part: Part) -> R.InputPart:
+    if isinstance(part, Text):
         return R.InputText(text=part.text)
-    if isinstance(part, C.ImagePart):
-        return R.InputImage(image_url=part.image_url.url)
-    return R.InputFile(filename=part.file.filename, file_data=part.file.file_data, file_id=part.file.file_id)
+    if isinstance(part, Image):
+        return R.InputImage(image_url=part.url)
+    return R.InputFile(filename=part.filename, file_data=part.file_data, file_id=part.file_id)

@@ -15,8 +15,9 @@ from dragoman.protocols import anthropic as A
 from dragoman.protocols import openai_chat as C
 from dragoman.translate.chat_to_anthropic import anthropic_usage, content_text, stop_reason_for, tool_use_id
 from dragoman.translate.request_context import RequestContext
+from dragoman.translate.stream_bridge import StreamBridge
 from dragoman.translate.think_tags import ThinkTagSplitter
-from dragoman.translate.tool_arguments import _close_truncated, is_complete_object, parse_arguments
+from dragoman.translate.tool_arguments import closing_fragment, is_complete_object, is_wrapped
 
 _encode = msgspec.json.encode
 _TAIL = 64  # characters of text kept to tell which stop sequence ended the answer
@@ -38,7 +39,7 @@ class _ToolCall:
     def add(self, fragment: str) -> str:
         """Record a fragment; return the new text it adds."""
         if not self.parts:
-            self.wrapped = fragment.lstrip().startswith('"')
+            self.wrapped = is_wrapped(fragment)
         elif len(self.parts) == 1 and len(fragment) > self.seen and fragment.startswith(self.parts[0]):
             self.cumulative = True
         if self.cumulative:
@@ -55,14 +56,11 @@ class _ToolCall:
         return "".join(self.parts)
 
 
-class ChatStreamBridge:
+class ChatStreamBridge(StreamBridge):
     """Feed it each upstream chunk (`on_chunk`), then `on_done` ([DONE]), `on_eof` or `on_error`."""
 
     def __init__(self, ctx: RequestContext) -> None:
-        self.ctx = ctx
-        self.event_count = 0
-        self._started = False
-        self._ended = False
+        super().__init__(ctx)
         self._next_index = 0
         self._open: str | None = None  # "text" | "thinking" | "tool" | None
         self._active: _ToolCall | None = None
@@ -76,9 +74,6 @@ class ChatStreamBridge:
         self._out_chars = 0
         self._refusal = False
         self._splitter = ThinkTagSplitter() if ctx.think_tags else None
-        self.final_usage: A.Usage | None = None  # what the message_delta reported, for the audit record
-        self.stop_reason: str | None = None
-        self.upstream_model: str | None = None  # the model that answered, as the upstream names it
 
     # ---- upstream events ---------------------------------------------------------------------------------
 
@@ -134,24 +129,6 @@ class ChatStreamBridge:
         if self._finish is not None:
             return self.on_done()
         return self.on_error("api_error", "the upstream closed the stream before the answer was complete")
-
-    def on_error(self, error_type: str, message: str) -> list[A.StreamEvent]:
-        """A failure after the first byte: an Anthropic `error` event ends the stream, never a clean stop."""
-        out: list[A.StreamEvent] = []
-        if self._ended:
-            return out
-        if not self._started:
-            self._start(out)
-        return self._fail(out, error_type, message)
-
-    @property
-    def ended(self) -> bool:
-        return self._ended
-
-    @property
-    def started(self) -> bool:
-        """True once the upstream sent anything: from then on a failure is an `error` event, not an HTTP error."""
-        return self._started
 
     # ---- content -----------------------------------------------------------------------------------------
 
@@ -265,20 +242,11 @@ class ChatStreamBridge:
 
     def _finish_tool(self, call: _ToolCall, out: list[A.StreamEvent]) -> None:
         """Before a tool block stops: send held arguments, or close what a truncated stream left open."""
-        text = call.text()
-        if call.wrapped:
-            value, note = parse_arguments(text)
-            if note:
-                self.ctx.note(note)
-            if value:
-                out.append(A.ContentBlockDelta(index=call.block, delta=A.InputJsonDelta(partial_json=_encode(value).decode())))  # type: ignore[arg-type]
-        elif text.strip() and not is_complete_object(text):
-            tail = _close_truncated(text.strip())
-            if tail is not None and is_complete_object(tail):
-                out.append(A.ContentBlockDelta(index=call.block, delta=A.InputJsonDelta(partial_json=tail[len(text.strip()):])))  # type: ignore[arg-type]
-                self.ctx.note("tool arguments repaired")
-            else:
-                self.ctx.note("tool arguments invalid")
+        fragment, note = closing_fragment(call.text(), call.wrapped)
+        if fragment:
+            out.append(A.ContentBlockDelta(index=call.block, delta=A.InputJsonDelta(partial_json=fragment)))  # type: ignore[arg-type]
+        if note:
+            self.ctx.note(note)
         call.closed = True
 
     # ---- blocks and the end ------------------------------------------------------------------------------
@@ -310,13 +278,6 @@ class ChatStreamBridge:
                 self._open_tool(call, out)
                 self._close(out)
 
-    def _start(self, out: list[A.StreamEvent]) -> None:
-        self._started = True
-        usage = A.Usage(input_tokens=self.ctx.input_estimate, output_tokens=0)
-        body = A.MessageStartBody(id=self.ctx.message_id, model=self.ctx.requested_model, usage=usage)
-        out.append(A.MessageStart(message=body))
-        out.append(A.Ping())
-
     def _message_delta(self) -> A.MessageDelta:
         self._delta_sent = True
         has_tools = bool(self._order)
@@ -324,25 +285,12 @@ class ChatStreamBridge:
         if self._refusal and not has_tools:
             reason = "refusal"
         usage = anthropic_usage(self._usage, fallback_input=self.ctx.input_estimate, fallback_output=self._output_estimate())
-        self.final_usage, self.stop_reason = usage, reason
-        return A.MessageDelta(
-            delta=A.MessageDeltaBody(stop_reason=reason, stop_sequence=sequence),
-            usage=A.MessageDeltaUsage(
-                output_tokens=usage.output_tokens,
-                input_tokens=usage.input_tokens,
-                cache_read_input_tokens=usage.cache_read_input_tokens,
-            ),
-        )
+        return self._final_delta(usage, reason, sequence)
 
     def _output_estimate(self) -> int:
         """Output tokens when the upstream reports no usage: ~4 characters a token, never past the budget."""
         estimate = max(self._out_chars // 4, 1 if self._out_chars else 0)
         return min(estimate, self.ctx.max_tokens) if self.ctx.max_tokens else estimate
-
-    def _fail(self, out: list[A.StreamEvent], error_type: str, message: str) -> list[A.StreamEvent]:
-        out.append(A.Error(error=A.ErrorBody(type=error_type, message=message)))
-        self._ended = True
-        return out
 
 
 def _error_message(error: object) -> str:

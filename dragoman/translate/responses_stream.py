@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from typing import Callable
 
-import msgspec
-
 from dragoman.protocols import anthropic as A
 from dragoman.protocols import openai_responses as R
 from dragoman.translate.reasoning_signature import seal_reasoning
@@ -29,13 +27,9 @@ from dragoman.translate.responses_to_anthropic import (
     stop_reason_for,
     summary_text,
 )
-from dragoman.translate.tool_arguments import (
-    _close_truncated,
-    is_complete_object,
-    parse_arguments,
-)
+from dragoman.translate.stream_bridge import StreamBridge
+from dragoman.translate.tool_arguments import closing_fragment, is_wrapped
 
-_encode = msgspec.json.encode
 _KINDS = {"message": "text", "reasoning": "thinking", "function_call": "tool"}
 
 
@@ -59,15 +53,12 @@ class _Item:
         return "".join(self.parts)
 
 
-class ResponsesStreamBridge:
+class ResponsesStreamBridge(StreamBridge):
     """Feed it each decoded upstream event (`on_event`), then `on_eof` or `on_error`."""
 
     def __init__(self, ctx: RequestContext, reasoning_key: bytes) -> None:
-        self.ctx = ctx
-        self.event_count = 0  # upstream events received
+        super().__init__(ctx)
         self._key = reasoning_key
-        self._started = False
-        self._ended = False
         self._next_index = 0
         self._items: dict[int, _Item] = {}
         self._active: _Item | None = None  # the item whose block is (or will be) the open one
@@ -75,9 +66,6 @@ class ResponsesStreamBridge:
         self._has_tools = False
         self._refusal = False
         self._out_chars = 0
-        self.final_usage: A.Usage | None = None  # what the message_delta reported, for the audit record
-        self.stop_reason: str | None = None
-        self.upstream_model: str | None = None  # the model that answered, as the upstream names it
 
     # ---- public surface ----------------------------------------------------------------------------------
 
@@ -98,26 +86,6 @@ class ResponsesStreamBridge:
         if self._ended:
             return []
         return self.on_error("api_error", "the upstream closed the stream before the answer was complete")
-
-    def on_error(self, error_type: str, message: str) -> list[A.StreamEvent]:
-        """A failure after the first byte: an Anthropic `error` event ends the stream, never a clean stop."""
-        out: list[A.StreamEvent] = []
-        if self._ended:
-            return out
-        if not self._started:
-            self._start(out)
-        out.append(A.Error(error=A.ErrorBody(type=error_type, message=message)))
-        self._ended = True
-        return out
-
-    @property
-    def ended(self) -> bool:
-        return self._ended
-
-    @property
-    def started(self) -> bool:
-        """True once the upstream sent anything: from then on a failure is an `error` event, not an HTTP error."""
-        return self._started
 
     # ---- upstream events, one method each ----------------------------------------------------------------
 
@@ -186,17 +154,7 @@ class ResponsesStreamBridge:
         if self.ctx.max_tokens:
             estimate = min(estimate, self.ctx.max_tokens)
         usage = anthropic_usage(resp.usage, fallback_input=self.ctx.input_estimate, fallback_output=estimate)
-        self.final_usage, self.stop_reason = usage, reason
-        out.append(
-            A.MessageDelta(
-                delta=A.MessageDeltaBody(stop_reason=reason),
-                usage=A.MessageDeltaUsage(
-                    output_tokens=usage.output_tokens,
-                    input_tokens=usage.input_tokens,
-                    cache_read_input_tokens=usage.cache_read_input_tokens,
-                ),
-            )
-        )
+        out.append(self._final_delta(usage, reason))
         out.append(A.MessageStop())
         self._ended = True
 
@@ -248,7 +206,7 @@ class ResponsesStreamBridge:
         if item is None or not piece:
             return
         if item.kind == "tool" and not item.parts:
-            item.wrapped = piece.lstrip().startswith('"')
+            item.wrapped = is_wrapped(piece)
         item.parts.append(piece)
         if item is self._active:
             self._flush(item, out)
@@ -329,28 +287,11 @@ class ResponsesStreamBridge:
             self.ctx.note("streamed content differs from the final item")
 
     def _finish_arguments(self, item: _Item, out: list[A.StreamEvent]) -> None:
-        text = item.text()
-        if item.wrapped:
-            value, note = parse_arguments(text)
-            if note:
-                self.ctx.note(note)
-            if value:
-                out.append(A.ContentBlockDelta(index=item.block, delta=A.InputJsonDelta(partial_json=_encode(value).decode())))  # type: ignore[arg-type]
-        elif text.strip() and not is_complete_object(text):
-            closed = _close_truncated(text.strip())
-            if closed is not None and is_complete_object(closed):
-                tail = closed[len(text.strip()):]
-                out.append(A.ContentBlockDelta(index=item.block, delta=A.InputJsonDelta(partial_json=tail)))  # type: ignore[arg-type]
-                self.ctx.note("tool arguments repaired")
-            else:
-                self.ctx.note("tool arguments invalid")
-
-    def _start(self, out: list[A.StreamEvent]) -> None:
-        self._started = True
-        usage = A.Usage(input_tokens=self.ctx.input_estimate, output_tokens=0)
-        body = A.MessageStartBody(id=self.ctx.message_id, model=self.ctx.requested_model, usage=usage)
-        out.append(A.MessageStart(message=body))
-        out.append(A.Ping())
+        fragment, note = closing_fragment(item.text(), item.wrapped)
+        if fragment:
+            out.append(A.ContentBlockDelta(index=item.block, delta=A.InputJsonDelta(partial_json=fragment)))  # type: ignore[arg-type]
+        if note:
+            self.ctx.note(note)
 
 
 def _delta(kind: str, piece: str) -> A.Delta:

@@ -1,7 +1,9 @@
 """Tool-call arguments from OpenAI-compatible upstreams → an Anthropic `input` object.
 
 The spec says a JSON string holding an object; servers also send objects, JSON wrapped in a second JSON
-string, truncated JSON, or trailing junk. One function decides for the JSON and the streamed paths.
+string, truncated JSON, or trailing junk. One function decides for the JSON and the streamed paths; the
+stream bridges share the streaming rules: arguments that start as a JSON string are held and sent unwrapped
+at the end (`is_wrapped`, `closing_fragment`), and arguments a truncated stream left open are closed then.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 import msgspec
 
 _decode = msgspec.json.decode
+_encode = msgspec.json.encode
 
 
 def parse_arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
@@ -42,6 +45,26 @@ def is_complete_object(text: str) -> bool:
         return False
 
 
+def is_wrapped(first_fragment: str) -> bool:
+    """True when streamed arguments open as a JSON string (wrapped twice): they are held until the call ends."""
+    return first_fragment.lstrip().startswith('"')
+
+
+def closing_fragment(text: str, wrapped: bool) -> tuple[str | None, str | None]:
+    """(fragment, note) to send before a streamed call's block stops: the whole input when it was held wrapped,
+    or the brackets a truncated stream left open; the note says what was repaired, or that it could not be."""
+    if wrapped:
+        value, note = parse_arguments(text)
+        return (_encode(value).decode() if value else None), note
+    stripped = text.strip()
+    if not stripped or is_complete_object(text):
+        return None, None
+    closed = close_truncated(stripped)
+    if closed is not None and is_complete_object(closed):
+        return closed[len(stripped) :], "tool arguments repaired"
+    return None, "tool arguments invalid"
+
+
 def _repair(raw: str) -> tuple[dict[str, Any], str | None]:
     text = raw.strip()
     try:  # one object followed by junk (some servers append a second copy or a stray token)
@@ -50,7 +73,7 @@ def _repair(raw: str) -> tuple[dict[str, Any], str | None]:
             return value, "tool arguments repaired"
     except ValueError:
         pass
-    closed = _close_truncated(text)
+    closed = close_truncated(text)
     if closed is not None:
         try:
             value = _decode(closed)
@@ -61,7 +84,7 @@ def _repair(raw: str) -> tuple[dict[str, Any], str | None]:
     return {}, "tool arguments invalid"
 
 
-def _close_truncated(text: str) -> str | None:
+def close_truncated(text: str) -> str | None:
     """Close the strings, arrays and objects a truncated JSON text left open, or None if it is not JSON-like."""
     if not text.startswith("{"):
         return None

@@ -5,7 +5,6 @@ aiohttp rather than httpx: on this path httpx costs 3–4× the CPU and collapse
 
 from __future__ import annotations
 
-import asyncio
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -30,8 +29,10 @@ class UpstreamTarget:
         t = route.timeouts
         self.first_byte = t.first_byte
         self.idle = t.idle
-        # Reads are bounded by first_byte / idle deadlines the caller keeps; aiohttp bounds the connect.
-        self.timeout = aiohttp.ClientTimeout(total=None, sock_connect=t.connect, connect=t.connect)
+        # aiohttp re-arms its socket read timer on every read anyway, so it keeps our deadlines at no extra
+        # cost: first_byte until the answer's head (and a JSON answer's body); a stream then switches to idle
+        # (`stream_idle`). An asyncio.timeout() per request cost ~10% of the gateway's CPU (bench/RESULTS.md).
+        self.timeout = aiohttp.ClientTimeout(total=None, sock_connect=t.connect, connect=t.connect, sock_read=t.first_byte)
 
 
 def _headers(route: Route) -> dict[str, str]:
@@ -60,10 +61,7 @@ class UpstreamClient:
     ) -> aiohttp.ClientResponse:
         """POST the body; return the response once its status is 2xx (the caller reads or streams it)."""
         try:
-            async with asyncio.timeout(target.first_byte):
-                resp = await self._session.post(
-                    target.url, data=body, headers=headers or target.headers, timeout=target.timeout
-                )
+            resp = await self._session.post(target.url, data=body, headers=headers or target.headers, timeout=target.timeout)
         except Exception as exc:  # noqa: BLE001 - every transport failure maps to an Anthropic error
             raise error_from_exception(exc, target.route) from None
         if resp.status >= 300:
@@ -79,11 +77,17 @@ class UpstreamClient:
         return resp
 
     async def read(self, target: UpstreamTarget, resp: aiohttp.ClientResponse) -> bytes:
-        """The whole body of a non-streamed answer, within the first-byte deadline."""
+        """The whole body of a non-streamed answer (no read may wait longer than first_byte)."""
         try:
-            async with asyncio.timeout(target.first_byte):
-                return await resp.read()
+            return await resp.read()
         except Exception as exc:  # noqa: BLE001
             raise error_from_exception(exc, target.route) from None
         finally:
             resp.release()
+
+
+def stream_idle(resp: aiohttp.ClientResponse, idle: float) -> None:
+    """From now on, silence between a stream's reads may last `idle` seconds (instead of first_byte)."""
+    connection = resp.connection
+    if connection is not None and connection.protocol is not None:
+        connection.protocol.read_timeout = idle

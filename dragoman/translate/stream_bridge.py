@@ -1,0 +1,66 @@
+"""What every upstream stream → Anthropic stream bridge shares: the message's start, its one end, and failures.
+
+`ChatStreamBridge` and `ResponsesStreamBridge` subclass `StreamBridge` and add one method per upstream event
+kind. The rules here hold for both: message_start (and a ping) comes before anything else; nothing follows the
+end; a failure after the first byte ends the stream with an Anthropic `error` event, never a clean stop.
+"""
+
+from __future__ import annotations
+
+from dragoman.protocols import anthropic as A
+from dragoman.translate.request_context import RequestContext
+
+
+class StreamBridge:
+    """The lifecycle of one translated stream; subclasses feed it upstream events."""
+
+    def __init__(self, ctx: RequestContext) -> None:
+        self.ctx = ctx
+        self.event_count = 0  # upstream events received
+        self._started = False
+        self._ended = False
+        self.final_usage: A.Usage | None = None  # what the message_delta reported, for the audit record
+        self.stop_reason: str | None = None
+        self.upstream_model: str | None = None  # the model that answered, as the upstream names it
+
+    def on_error(self, error_type: str, message: str) -> list[A.StreamEvent]:
+        """A failure after the first byte: an Anthropic `error` event ends the stream, never a clean stop."""
+        out: list[A.StreamEvent] = []
+        if self._ended:
+            return out
+        if not self._started:
+            self._start(out)
+        return self._fail(out, error_type, message)
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    @property
+    def started(self) -> bool:
+        """True once the upstream sent anything: from then on a failure is an `error` event, not an HTTP error."""
+        return self._started
+
+    def _start(self, out: list[A.StreamEvent]) -> None:
+        self._started = True
+        usage = A.Usage(input_tokens=self.ctx.input_estimate, output_tokens=0)
+        body = A.MessageStartBody(id=self.ctx.message_id, model=self.ctx.requested_model, usage=usage)
+        out.append(A.MessageStart(message=body))
+        out.append(A.Ping())
+
+    def _fail(self, out: list[A.StreamEvent], error_type: str, message: str) -> list[A.StreamEvent]:
+        out.append(A.Error(error=A.ErrorBody(type=error_type, message=message)))
+        self._ended = True
+        return out
+
+    def _final_delta(self, usage: A.Usage, reason: str | None, sequence: str | None = None) -> A.MessageDelta:
+        """The message_delta that declares the answer over; what it reports is kept for the audit record."""
+        self.final_usage, self.stop_reason = usage, reason
+        return A.MessageDelta(
+            delta=A.MessageDeltaBody(stop_reason=reason, stop_sequence=sequence),
+            usage=A.MessageDeltaUsage(
+                output_tokens=usage.output_tokens,
+                input_tokens=usage.input_tokens,
+                cache_read_input_tokens=usage.cache_read_input_tokens,
+            ),
+        )
