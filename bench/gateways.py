@@ -1,0 +1,291 @@
+"""The servers the benchmark starts: the fake upstream and each gateway under test, pinned to their cores.
+
+Every process is started in its own session (process group) and recorded in a `Processes` registry, so the
+runner can end exactly the processes it started — the group of each, by id — even on error.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+LITELLM_VENV = BENCH / ".litellm-venv"
+UPSTREAM_KEY = "sk-bench-upstream"
+LITELLM_MASTER_KEY = "sk-bench-master"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pinned(cmd: list[str], cpus: str | None) -> list[str]:
+    return ["taskset", "-c", cpus, *cmd] if cpus else cmd
+
+
+def http_status(port: int, path: str, timeout: float = 0.5) -> int | None:
+    """Status of GET path on 127.0.0.1:port, or None if nothing answers."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n".encode())
+            head = s.recv(64)
+        return int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else None
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+@dataclass
+class Started:
+    name: str
+    proc: subprocess.Popen
+    port: int
+    cold_start_s: float
+    log: Path
+
+
+@dataclass
+class Processes:
+    """Everything the runner started; `stop_all` ends each one's process group."""
+
+    live: list[subprocess.Popen] = field(default_factory=list)
+
+    def start(self, cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+        # cwd: the run's own folder, so files a server writes to ./ (Dragoman's default audit store
+        # ./dragoman.db) land there, never in the repository
+        with open(log, "wb") as out:  # a file, never a pipe: a full pipe would stall the server
+            proc = subprocess.Popen(
+                cmd,
+                env={**env, "PYTHONPATH": str(REPO)},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=log.parent,
+            )
+        self.live.append(proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen, grace: float = 5.0) -> None:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(grace)
+            except ProcessLookupError:
+                pass
+        # the group may outlive its leader (a worker process); end whatever is left of it
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if proc in self.live:
+            self.live.remove(proc)
+
+    def stop_all(self) -> None:
+        for proc in list(reversed(self.live)):
+            self.stop(proc)
+
+
+def wait_ready(proc: subprocess.Popen, port: int, path: str, started: float, limit: float, log: Path) -> float:
+    """Poll GET path every 10 ms until 200; returns seconds since `started`."""
+    while True:
+        if http_status(port, path) == 200:
+            return time.perf_counter() - started
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode}; log {log}:\n{log.read_text()[-3000:]}")
+        if time.perf_counter() - started > limit:
+            raise RuntimeError(f"{proc.args} not ready after {limit:.0f} s; log {log}:\n{log.read_text()[-3000:]}")
+        time.sleep(0.01)
+
+
+def _base_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.upper().endswith("_PROXY")}
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    env.pop("DRAGOMAN_API_KEYS", None)
+    return env
+
+
+# ---------------------------------------------------------------------------------------------- the servers
+def start_upstream(procs: Processes, workdir: Path, cpus: str | None) -> Started:
+    port = free_port()
+    log = workdir / "upstream.log"
+    t0 = time.perf_counter()
+    proc = procs.start(
+        pinned([sys.executable, str(BENCH / "upstream.py"), "--port", str(port)], cpus), _base_env(), log
+    )
+    return Started("upstream", proc, port, wait_ready(proc, port, "/healthz", t0, 30, log), log)
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """How to start one gateway and talk to it."""
+
+    name: str
+    health_path: str
+    headers: tuple[tuple[str, str], ...]
+    ready_limit_s: float
+    speaks_chat: bool = False  # takes the Chat body (like direct), not the Anthropic one
+
+    def command(self, config: Path, port: int) -> list[str]:
+        raise NotImplementedError
+
+    def write_config(self, workdir: Path, upstream_port: int) -> Path:
+        raise NotImplementedError
+
+    def env(self) -> dict[str, str]:
+        return _base_env()
+
+    def available(self) -> str | None:
+        """None when it can run here, else why not."""
+        return None
+
+    def start(self, procs: Processes, workdir: Path, upstream_port: int, cpus: str | None, tag: str) -> Started:
+        config = self.write_config(workdir, upstream_port)
+        port = free_port()
+        log = workdir / f"{self.name}-{tag}.log"
+        t0 = time.perf_counter()
+        proc = procs.start(pinned(self.command(config, port), cpus), self.env(), log)
+        cold = wait_ready(proc, port, self.health_path, t0, self.ready_limit_s, log)
+        return Started(self.name, proc, port, cold, log)
+
+
+class Dragoman(Gateway):
+    def __init__(self) -> None:
+        super().__init__(
+            "dragoman", "/healthz", (("x-api-key", "sk-bench-client"), ("anthropic-version", "2023-06-01")), 60
+        )
+
+    def command(self, config: Path, port: int) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "dragoman",
+            "serve",
+            "--config",
+            str(config),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ]
+
+    def write_config(self, workdir: Path, upstream_port: int) -> Path:
+        path = workdir / "dragoman.yaml"
+        path.write_text(
+            "secrets:\n"
+            "  k: {env: BENCH_KEY}\n"
+            "routes:\n"
+            "  - name: bench-model\n"
+            "    inbound_protocol: anthropic\n"
+            "    upstream:\n"
+            "      provider: openai_compatible\n"
+            "      model: gpt-4.1\n"
+            f"      endpoint: http://127.0.0.1:{upstream_port}/v1/chat/completions\n"
+            "      api_key_ref: k\n"
+        )
+        return path
+
+    def env(self) -> dict[str, str]:
+        return {**_base_env(), "BENCH_KEY": UPSTREAM_KEY}
+
+    def available(self) -> str | None:
+        probe = subprocess.run([sys.executable, "-m", "dragoman", "serve", "--help"], capture_output=True, cwd=REPO)
+        return (
+            None
+            if probe.returncode == 0
+            else "`python -m dragoman serve --help` fails: "
+            + (probe.stderr.decode(errors="replace").strip().splitlines() or ["?"])[-1]
+        )
+
+
+class LiteLLM(Gateway):
+    def __init__(self) -> None:
+        super().__init__(
+            "litellm",
+            "/health/liveliness",
+            (("x-api-key", LITELLM_MASTER_KEY), ("anthropic-version", "2023-06-01")),
+            180,
+        )
+
+    def command(self, config: Path, port: int) -> list[str]:
+        return [
+            str(LITELLM_VENV / "bin" / "litellm"),
+            "--config",
+            str(config),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--num_workers",
+            "1",
+        ]
+
+    def write_config(self, workdir: Path, upstream_port: int) -> Path:
+        path = workdir / "litellm.yaml"
+        path.write_text(
+            "model_list:\n"
+            "  - model_name: bench-model\n"
+            "    litellm_params:\n"
+            "      model: openai/gpt-4.1\n"
+            f"      api_base: http://127.0.0.1:{upstream_port}/v1\n"
+            f"      api_key: {UPSTREAM_KEY}\n"
+            "litellm_settings:\n"
+            "  use_chat_completions_url_for_anthropic_messages: true  # /v1/messages -> Chat, not Responses\n"
+            "  telemetry: false\n"
+            "  drop_params: true  # else it rejects the fixture: gpt-4.1 takes no reasoning_effort (from thinking)\n"
+            "general_settings:\n"
+            f"  master_key: {LITELLM_MASTER_KEY}\n"
+        )
+        return path
+
+    def env(self) -> dict[str, str]:
+        env = _base_env()
+        env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # else it fetches a price map from the internet at start
+        for name in ("DATABASE_URL", "LITELLM_MASTER_KEY", "REDIS_HOST", "REDIS_URL"):
+            env.pop(name, None)
+        return env
+
+    def available(self) -> str | None:
+        if (LITELLM_VENV / "bin" / "litellm").exists():
+            return None
+        return f"{LITELLM_VENV} is missing: run bash bench/setup_litellm.sh (or pass --only dragoman,direct)"
+
+
+class Forwarder(Gateway):
+    """bench/forwarder.py: uvicorn + aiohttp passing Chat through untouched, the floor of shared/performance.md."""
+
+    def __init__(self) -> None:
+        super().__init__("forwarder", "/healthz", (("authorization", f"Bearer {UPSTREAM_KEY}"),), 30, speaks_chat=True)
+
+    def command(self, config: Path, port: int) -> list[str]:
+        return [
+            sys.executable,
+            str(BENCH / "forwarder.py"),
+            "--upstream",
+            config.read_text().strip(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
+
+    def write_config(self, workdir: Path, upstream_port: int) -> Path:
+        path = workdir / "forwarder.url"
+        path.write_text(f"http://127.0.0.1:{upstream_port}/v1/chat/completions\n")
+        return path
+
+
+GATEWAYS: dict[str, Gateway] = {"forwarder": Forwarder(), "dragoman": Dragoman(), "litellm": LiteLLM()}
