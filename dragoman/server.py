@@ -15,12 +15,12 @@ import aiohttp
 import msgspec
 
 from dragoman import errors as E
-from dragoman.protocols import anthropic as A
 from dragoman.audit import record_for
 from dragoman.identity import Identity, identity_from
 from dragoman.observe.api import admin_api
 from dragoman.observe.pricing import Pricer, Pricing
 from dragoman.observe.runtime import Observability
+from dragoman.protocols import anthropic as A
 from dragoman.proxy import NOOP_SPAN, Exchange, Selected, relay_rest, select
 from dragoman.reload import ConfigWatcher
 from dragoman.routing.config import Config, GatewayKey

@@ -5,7 +5,6 @@ which every tool message answers the assistant message right before it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any

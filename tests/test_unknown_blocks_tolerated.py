@@ -4,7 +4,6 @@ the next Claude Code release will add more."""
 from __future__ import annotations
 
 import msgspec
-import pytest
 
 from dragoman.protocols import anthropic as A
 from dragoman.translate.anthropic_to_chat import translate_request

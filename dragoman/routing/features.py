@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import msgspec
 
 from dragoman.identity import Identity
 
