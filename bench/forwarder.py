@@ -2,13 +2,15 @@
 plain ASGI + an aiohttp client. It translates nothing: the Chat body goes to the upstream unchanged and the
 answer comes back unchanged (chunk by chunk when streamed). What Dragoman costs beyond it is translation,
 routing and whatever else Dragoman adds; what it costs itself is the price of this HTTP stack.
+The request goes to the upstream's origin + the request's own path (/v1/chat/completions, /v1/responses).
 
-Run: python bench/forwarder.py --upstream http://127.0.0.1:18001/v1/chat/completions --port 18002
+Run: python bench/forwarder.py --upstream http://127.0.0.1:18001 --port 18002
 """
 
 from __future__ import annotations
 
 import argparse
+from urllib.parse import urlsplit
 
 import aiohttp
 import uvicorn
@@ -18,7 +20,8 @@ _JSON = [(b"content-type", b"application/json")]
 
 class Forwarder:
     def __init__(self, upstream: str) -> None:
-        self.upstream = upstream
+        parts = urlsplit(upstream)
+        self.upstream = f"{parts.scheme}://{parts.netloc}"  # an older --upstream with a path: keep the origin
         self.session: aiohttp.ClientSession | None = None
 
     async def __call__(self, scope: dict, receive, send) -> None:  # noqa: ANN001
@@ -44,7 +47,7 @@ class Forwarder:
             if not message.get("more_body"):
                 break
         headers = {"content-type": "application/json", "authorization": "Bearer sk-bench-upstream"}
-        async with self.session.post(self.upstream, data=b"".join(chunks), headers=headers) as resp:
+        async with self.session.post(self.upstream + scope["path"], data=b"".join(chunks), headers=headers) as resp:
             ctype = resp.headers.get("content-type", "application/json").encode()
             if ctype.startswith(b"text/event-stream"):
                 await send(

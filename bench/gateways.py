@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scenarios import ROUTE, ROUTE_RESPONSES
+
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 LITELLM_VENV = BENCH / ".litellm-venv"
@@ -135,7 +137,11 @@ class Gateway:
     health_path: str
     headers: tuple[tuple[str, str], ...]
     ready_limit_s: float
-    speaks_chat: bool = False  # takes the Chat body (like direct), not the Anthropic one
+    speaks_chat: bool = False  # takes the upstream body (like direct), not the Anthropic one
+    skips: tuple[str, ...] = ()  # scenarios it has no equivalent for (not run, shown as such)
+
+    def supports(self, scenario: str) -> bool:
+        return scenario not in self.skips
 
     def command(self, config: Path, port: int) -> list[str]:
         raise NotImplementedError
@@ -160,11 +166,54 @@ class Gateway:
         return Started(self.name, proc, port, cold, log)
 
 
+# The seed's cost-aware policy (issue 4), as dragoman-policy applies it to every request.
+SEED_POLICY = """\
+if input_tokens < 8000 and tool_call_count <= 2:
+  route gpt-5-mini-via-gateway
+elif input_tokens < 60000:
+  route gpt-5-via-gateway
+else:
+  route claude-opus-fallback
+"""
+POLICY_ROUTES = ("gpt-5-mini-via-gateway", "gpt-5-via-gateway", "claude-opus-fallback")
+
+
+def _dragoman_route(name: str, upstream_port: int, api: str = "chat") -> str:
+    path = "/v1/responses" if api == "responses" else "/v1/chat/completions"
+    return (
+        f"  - name: {name}\n"
+        "    inbound_protocol: anthropic\n"
+        "    upstream:\n"
+        "      provider: openai_compatible\n"
+        + (f"      api: {api}\n" if api != "chat" else "")
+        + "      model: gpt-4.1\n"
+        f"      endpoint: http://127.0.0.1:{upstream_port}{path}\n"
+        "      api_key_ref: k\n"
+    )
+
+
 class Dragoman(Gateway):
-    def __init__(self) -> None:
+    """`python -m dragoman serve`, one worker. Variants (each its own target in run.py):
+
+    - dragoman: defaults (audit to ./dragoman.db, SQLite); routes bench-model (Chat) and bench-responses
+      (`api: responses`); requests name a route, so no policy runs;
+    - dragoman-noaudit: the same with `audit: {enabled: false}`;
+    - dragoman-policy: the seed's cost_aware_routing policy (`applies_to: ["*"]`) over three Chat routes at the
+      same fake upstream; bench-model is no route's name, so the policy picks the route of every request
+      (small: gpt-5-mini-via-gateway, cc78k: gpt-5-via-gateway). Audit on, as in `dragoman`, so
+      dragoman-policy − dragoman is what the policy adds. No Responses route: skips `responses`.
+    """
+
+    def __init__(self, name: str = "dragoman", audit: bool = True, policy: bool = False) -> None:
         super().__init__(
-            "dragoman", "/healthz", (("x-api-key", "sk-bench-client"), ("anthropic-version", "2023-06-01")), 60
+            name,
+            "/healthz",
+            (("x-api-key", "sk-bench-client"), ("anthropic-version", "2023-06-01")),
+            60,
+            skips=("responses",) if policy else (),
         )
+        object.__setattr__(self, "audit", audit)
+        object.__setattr__(self, "policy", policy)
 
     def command(self, config: Path, port: int) -> list[str]:
         return [
@@ -183,23 +232,23 @@ class Dragoman(Gateway):
         ]
 
     def write_config(self, workdir: Path, upstream_port: int) -> Path:
-        path = workdir / "dragoman.yaml"
-        path.write_text(
-            "secrets:\n"
-            "  k: {env: BENCH_KEY}\n"
-            "routes:\n"
-            "  - name: bench-model\n"
-            "    inbound_protocol: anthropic\n"
-            "    upstream:\n"
-            "      provider: openai_compatible\n"
-            "      model: gpt-4.1\n"
-            f"      endpoint: http://127.0.0.1:{upstream_port}/v1/chat/completions\n"
-            "      api_key_ref: k\n"
-        )
+        path = workdir / f"{self.name}.yaml"
+        text = "secrets:\n  k: {env: BENCH_KEY}\n"
+        if not self.audit:
+            text += "audit: {enabled: false}\n"
+        text += "routes:\n"
+        if self.policy:
+            text += "".join(_dragoman_route(name, upstream_port) for name in POLICY_ROUTES)
+            text += "policies:\n  - name: cost_aware_routing\n    applies_to: [\"*\"]\n    rule: |\n"
+            text += "".join(f"      {line}\n" for line in SEED_POLICY.splitlines())
+        else:
+            text += _dragoman_route(ROUTE, upstream_port) + _dragoman_route(ROUTE_RESPONSES, upstream_port, "responses")
+        path.write_text(text)
         return path
 
     def env(self) -> dict[str, str]:
-        return {**_base_env(), "BENCH_KEY": UPSTREAM_KEY}
+        # a fixed signing key: without one Dragoman creates ~/.config/dragoman/signing.key
+        return {**_base_env(), "BENCH_KEY": UPSTREAM_KEY, "DRAGOMAN_SIGNING_KEY": "bench-signing-key"}
 
     def available(self) -> str | None:
         probe = subprocess.run([sys.executable, "-m", "dragoman", "serve", "--help"], capture_output=True, cwd=REPO)
@@ -218,6 +267,7 @@ class LiteLLM(Gateway):
             "/health/liveliness",
             (("x-api-key", LITELLM_MASTER_KEY), ("anthropic-version", "2023-06-01")),
             180,
+            skips=("responses",),  # /v1/messages -> Chat only, as configured below; no Responses equivalent
         )
 
     def command(self, config: Path, port: int) -> list[str]:
@@ -265,7 +315,8 @@ class LiteLLM(Gateway):
 
 
 class Forwarder(Gateway):
-    """bench/forwarder.py: uvicorn + aiohttp passing Chat through untouched, the floor of shared/performance.md."""
+    """bench/forwarder.py: uvicorn + aiohttp passing the upstream body through untouched (to the upstream's same
+    path: Chat, or Responses for the `responses` scenario), the floor of shared/performance.md."""
 
     def __init__(self) -> None:
         super().__init__("forwarder", "/healthz", (("authorization", f"Bearer {UPSTREAM_KEY}"),), 30, speaks_chat=True)
@@ -284,8 +335,14 @@ class Forwarder(Gateway):
 
     def write_config(self, workdir: Path, upstream_port: int) -> Path:
         path = workdir / "forwarder.url"
-        path.write_text(f"http://127.0.0.1:{upstream_port}/v1/chat/completions\n")
+        path.write_text(f"http://127.0.0.1:{upstream_port}\n")  # + the request's own path
         return path
 
 
-GATEWAYS: dict[str, Gateway] = {"forwarder": Forwarder(), "dragoman": Dragoman(), "litellm": LiteLLM()}
+GATEWAYS: dict[str, Gateway] = {
+    "forwarder": Forwarder(),
+    "dragoman": Dragoman(),
+    "dragoman-noaudit": Dragoman("dragoman-noaudit", audit=False),
+    "dragoman-policy": Dragoman("dragoman-policy", policy=True),
+    "litellm": LiteLLM(),
+}

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gateways import BENCH, GATEWAYS, Processes, start_upstream  # noqa: E402
 from run import GATEWAY_CPUS, LOAD_CPUS  # noqa: E402
-from scenarios import build_scenarios  # noqa: E402
+from scenarios import SCENARIO_NAMES, build_scenarios  # noqa: E402
 from validate import validate  # noqa: E402
 
 
@@ -58,7 +58,7 @@ def top_functions(collapsed: Path, top: int) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description="py-spy profile of a gateway under load")
     ap.add_argument("--gateway", default="dragoman", choices=sorted(GATEWAYS))
-    ap.add_argument("--scenario", default="small", choices=["small", "cc78k", "stream"])
+    ap.add_argument("--scenario", default="small", choices=list(SCENARIO_NAMES))
     ap.add_argument("-c", "--concurrency", type=int, default=32)
     ap.add_argument("-d", "--duration", type=float, default=10.0)
     ap.add_argument("--rate", type=int, default=250, help="py-spy samples per second")

@@ -14,7 +14,12 @@ SCENARIO_TITLES = {
     "small": "~2 KB Anthropic request, JSON answer",
     "cc78k": "78 KB Claude Code first turn (claude_code_2.1.197_first_turn.json, stream false), JSON answer",
     "stream": "~2 KB Anthropic request, streamed answer (upstream: 60 content chunks + finish + usage + [DONE])",
+    "responses": "the stream request to a route with `upstream: {api: responses}`; upstream: OpenAI Responses SSE "
+    "(created, in_progress, output_item.added, content_part.added, 60 output_text.delta, output_text.done, "
+    "content_part.done, output_item.done, completed with usage)",
 }
+STREAMED = ("stream", "responses")
+ALL_TARGETS = ("direct", "forwarder", "dragoman", "dragoman-noaudit", "dragoman-policy", "litellm")
 
 # Dragoman's targets (one worker): (label, scenario, concurrency, summary field, comparison, limit)
 TARGETS = (
@@ -25,7 +30,12 @@ TARGETS = (
     ("gateway CPU per streamed 60-chunk answer (c=1)", "stream", 1, "cpu_ms_per_req", "<=", 1.5),
     ("gateway CPU per streamed 60-chunk answer (c=32)", "stream", 32, "cpu_ms_per_req", "<=", 1.5),
     ("first byte after the upstream's (TTFB overhead), c=1", "stream", 1, "ttfb_overhead_ms", "<=", 1.0),
+    ("Responses upstream: gateway CPU per streamed 60-delta answer (c=1)", "responses", 1, "cpu_ms_per_req", "<=", 1.5),
+    ("Responses upstream: gateway CPU per streamed 60-delta answer (c=32)", "responses", 32, "cpu_ms_per_req", "<=", 1.5),
+    ("Responses upstream: TTFB overhead, c=1", "responses", 1, "ttfb_overhead_ms", "<=", 1.0),
 )
+AUDIT_MIN_RATIO = 0.90  # issue 5: with auditing on (SQLite), throughput within 10 % of auditing off
+POLICY_MAX_US = 50.0  # issue 4: policy evaluation and route choice add <= 50 us p50 (Claude Code fixture)
 
 GATEWAY_CORES = 1  # each gateway is pinned to one core
 
@@ -88,7 +98,7 @@ def summarize(results: dict) -> dict:
         }
         for name, e in starts.items()
     }
-    return {"cells": cells, "gateways": gateways}
+    return {"cells": cells, "gateways": gateways, "_raw": results["cells"]}
 
 
 def _f(value: float | None, digits: int = 2, unit: str = "") -> str:
@@ -99,9 +109,11 @@ def _f(value: float | None, digits: int = 2, unit: str = "") -> str:
     return f"{value:.{digits}f}{unit}"
 
 
-def _scenario_table(summary: dict, scenario: str, concurrencies: list[int], targets: list[str]) -> list[str]:
+def _scenario_table(
+    summary: dict, scenario: str, concurrencies: list[int], targets: list[str], not_run: dict | None = None
+) -> list[str]:
     rows = {(c["target"], c["concurrency"]): c for c in summary["cells"] if c["scenario"] == scenario}
-    stream = scenario == "stream"
+    stream = scenario in STREAMED
     top = max(concurrencies)
     head = ["gateway"]
     for c in concurrencies:
@@ -114,6 +126,8 @@ def _scenario_table(summary: dict, scenario: str, concurrencies: list[int], targ
     for target in targets:
         cells = [rows.get((target, c)) for c in concurrencies]
         if not any(cells):
+            if scenario in (not_run or {}).get(target, ()):
+                lines.append(f"| {target} | not run: no equivalent |" + " |" * (len(head) - 2))
             continue
         failed = next((c["failed"][0] for c in cells if c and c["failed"] and not c["repeats"]), None)
         if failed:
@@ -157,6 +171,145 @@ def _targets_table(summary: dict) -> list[str]:
             else ("yes" if (value <= limit if op == "<=" else value >= limit) else "**no**")
         )
         lines.append(f"| {label} | {goal} | {_f(value, 3)} | {met} |")
+    audit = _audit_rows(results_cells(summary))
+    for scenario, conc, on, off, ratio in audit:
+        if conc != 32:
+            continue
+        met = "—" if ratio is None else ("yes" if ratio >= AUDIT_MIN_RATIO else "**no**")
+        lines.append(
+            f"| audit on ÷ off, req/s, {scenario} c={conc} (issue 5) | >= {AUDIT_MIN_RATIO:g} | {_f(ratio, 3)} | {met} |"
+        )
+    for scenario, conc, delta_p50, delta_cpu in _policy_rows(results_cells(summary)):
+        if scenario != "cc78k" or conc != 1:
+            continue
+        us = None if delta_p50 is None else delta_p50 * 1000
+        met = "—" if us is None else ("yes" if us <= POLICY_MAX_US else "**no** (see noise note)")
+        lines.append(
+            f"| policy adds to p50, 78 KB, c=1, end to end (issue 4; µs) | <= {POLICY_MAX_US:g} | {_f(us, 1)} | {met} |"
+        )
+    return lines
+
+
+def results_cells(summary: dict) -> list[dict]:
+    """The raw per-repeat cells summarize() was given (kept on the summary for paired comparisons)."""
+    return summary.get("_raw", [])
+
+
+def _paired(raw: list[dict], a: str, b: str, scenario: str, conc: int, fn) -> float | None:  # noqa: ANN001
+    """median over repeats of fn(cell of a, cell of b), both from the same repeat."""
+    ok = {(c["target"], c["repeat"]): c for c in raw if "failed" not in c and c["scenario"] == scenario
+          and c["concurrency"] == conc and c.get("requests")}  # fmt: skip
+    values = []
+    for (target, repeat), cell in ok.items():
+        other = ok.get((b, repeat))
+        if target == a and other is not None:
+            v = fn(cell, other)
+            if v is not None:
+                values.append(v)
+    return _median(values)
+
+
+def _audit_rows(raw: list[dict]) -> list[tuple]:
+    """(scenario, c, req/s audit on, req/s audit off, median per-repeat ratio on/off)."""
+    out = []
+    keys = sorted({(c["scenario"], c["concurrency"]) for c in raw if c["target"] == "dragoman-noaudit"})
+    for scenario, conc in keys:
+        on = _median([c["rps"] for c in raw if c["target"] == "dragoman" and c["scenario"] == scenario
+                      and c["concurrency"] == conc and "failed" not in c])  # fmt: skip
+        off = _median([c["rps"] for c in raw if c["target"] == "dragoman-noaudit" and c["scenario"] == scenario
+                       and c["concurrency"] == conc and "failed" not in c])  # fmt: skip
+        ratio = _paired(raw, "dragoman", "dragoman-noaudit", scenario, conc, lambda x, y: x["rps"] / y["rps"])
+        out.append((scenario, conc, on, off, ratio))
+    return out
+
+
+def _cpu_delta(x: dict, y: dict) -> float | None:
+    a, b = x.get("server_cpu_ms_per_req"), y.get("server_cpu_ms_per_req")
+    return None if a is None or b is None else a - b
+
+
+def _policy_rows(raw: list[dict]) -> list[tuple]:
+    """(scenario, c, p50 policy − plain (ms), CPU/req policy − plain (ms)), paired per repeat, medians."""
+    out = []
+    keys = sorted({(c["scenario"], c["concurrency"]) for c in raw if c["target"] == "dragoman-policy"})
+    for scenario, conc in keys:
+        p50 = _paired(raw, "dragoman-policy", "dragoman", scenario, conc, lambda x, y: x["p50_ms"] - y["p50_ms"])
+        cpu = _paired(raw, "dragoman-policy", "dragoman", scenario, conc, _cpu_delta)
+        out.append((scenario, conc, p50, cpu))
+    return out
+
+
+def _audit_table(summary: dict) -> list[str]:
+    rows = _audit_rows(results_cells(summary))
+    if not rows:
+        return []
+    cells = {(c["target"], c["scenario"], c["concurrency"]): c for c in summary["cells"]}
+    lines = [
+        "| scenario | c | req/s audit on (dragoman) | req/s audit off (dragoman-noaudit) | on ÷ off (median of "
+        "per-repeat ratios) | CPU/req on − off (ms) | p50 on − off (ms) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    raw = results_cells(summary)
+    for scenario, conc, on, off, ratio in rows:
+        cpu = _paired(raw, "dragoman", "dragoman-noaudit", scenario, conc, _cpu_delta)
+        p50 = _paired(raw, "dragoman", "dragoman-noaudit", scenario, conc, lambda x, y: x["p50_ms"] - y["p50_ms"])
+        if (("dragoman", scenario, conc)) not in cells:
+            continue
+        lines.append(
+            f"| {scenario} | {conc} | {_f(on, 0)} | {_f(off, 0)} | {_f(ratio, 3)} | {_f(cpu, 3)} | {_f(p50, 3)} |"
+        )
+    return lines
+
+
+def _policy_table(summary: dict) -> list[str]:
+    rows = _policy_rows(results_cells(summary))
+    if not rows:
+        return []
+    cells = {(c["target"], c["scenario"], c["concurrency"]): c for c in summary["cells"]}
+    lines = [
+        "| scenario | c | p50 dragoman-policy (ms) | p50 dragoman (ms) | p50 policy − plain (µs, median of per-repeat "
+        "differences) | CPU/req policy − plain (µs) | req/s policy ÷ plain |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for scenario, conc, p50, cpu in rows:
+        pol, plain = cells.get(("dragoman-policy", scenario, conc)), cells.get(("dragoman", scenario, conc))
+        if not pol or not plain:
+            continue
+        ratio = pol["rps"] / plain["rps"] if pol["rps"] and plain["rps"] else None
+        lines.append(
+            f"| {scenario} | {conc} | {_f(pol['p50_ms'], 3)} | {_f(plain['p50_ms'], 3)} | "
+            f"{_f(None if p50 is None else p50 * 1000, 1)} | {_f(None if cpu is None else cpu * 1000, 1)} | "
+            f"{_f(ratio, 3)} |"
+        )
+    return lines
+
+
+def _x(value: float | None) -> str:
+    return "—" if value is None else (f"{value:,.0f}×" if value >= 100 else f"{value:.1f}×" if value >= 10 else f"{value:.2f}×")
+
+
+def _headline(summary: dict, scenarios: list[str], concurrencies: list[int]) -> list[str]:
+    """Dragoman (defaults) against direct and LiteLLM of the same run: ratios of the medians."""
+    cells = {(c["target"], c["scenario"], c["concurrency"]): c for c in summary["cells"] if c["repeats"]}
+    lines = [
+        "| scenario | c | Dragoman p50 (ms) | p50 ÷ direct's | LiteLLM's p50 ÷ Dragoman's | Dragoman req/s | "
+        "req/s ÷ direct's | req/s ÷ LiteLLM's | Dragoman CPU/req (ms) | LiteLLM's CPU/req ÷ Dragoman's |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    div = lambda a, b: a / b if a is not None and b else None  # noqa: E731
+    for scenario in scenarios:
+        for conc in concurrencies:
+            d = cells.get(("dragoman", scenario, conc))
+            if not d:
+                continue
+            base = cells.get(("direct", scenario, conc)) or {}
+            lite = cells.get(("litellm", scenario, conc)) or {}
+            lines.append(
+                f"| {scenario} | {conc} | {_f(d['p50_ms'], 3)} | {_x(div(d['p50_ms'], base.get('p50_ms')))} | "
+                f"{_x(div(lite.get('p50_ms'), d['p50_ms']))} | {_f(d['rps'], 0)} | "
+                f"{_x(div(d['rps'], base.get('rps')))} | {_x(div(d['rps'], lite.get('rps')))} | "
+                f"{_f(d['cpu_ms_per_req'], 3)} | {_x(div(lite.get('cpu_ms_per_req'), d['cpu_ms_per_req']))} |"
+            )
     return lines
 
 
@@ -178,12 +331,20 @@ def _versus_forwarder(summary: dict) -> list[str]:
     return lines if len(lines) > 2 else []
 
 
+def _policy_routes(results: dict) -> str:
+    total: dict[str, int] = {}
+    for s in results["starts"]:
+        if s["target"] == "dragoman-policy":
+            for key, n in (s.get("audit_routes") or {}).items():
+                total[key] = total.get(key, 0) + n
+    return "; ".join(f"`{k}`: {n:,}" for k, n in sorted(total.items(), key=lambda kv: -kv[1]))
+
+
 def render(results: dict) -> str:
     summary = summarize(results)  # recomputed, so an older saved run renders with the current columns
     meta = results["meta"]
-    targets = [
-        t for t in ("direct", "forwarder", "dragoman", "litellm") if any(c["target"] == t for c in summary["cells"])
-    ]
+    targets = [t for t in ALL_TARGETS if any(c["target"] == t for c in summary["cells"])]
+    not_run = meta.get("not_run") or {}
     made_by = sorted(set((meta.get("direct_body_made_by") or {}).values())) or ["?"]
     out = [
         f"`{meta['command']}` — {meta['started']}, Python {meta['python']}, {meta['cpus']} CPUs, "
@@ -192,9 +353,15 @@ def render(results: dict) -> str:
         f"git HEAD {meta.get('git_head')}, dragoman source {meta.get('dragoman_source_at_start')}.",
         "",
     ]
+    if any(c["target"] == "dragoman" for c in summary["cells"]):
+        out += [
+            "### Headline: Dragoman (defaults, audit on) against direct and LiteLLM, same run (ratios of the medians)",
+            "",
+        ]
+        out += _headline(summary, meta["scenarios"], meta["concurrency"]) + [""]
     for scenario in meta["scenarios"]:
         out += [f"### {scenario}: {SCENARIO_TITLES.get(scenario, '')}", ""]
-        out += _scenario_table(summary, scenario, meta["concurrency"], targets) + [""]
+        out += _scenario_table(summary, scenario, meta["concurrency"], targets, not_run) + [""]
     if summary["gateways"]:
         out += [
             "### Start-up and memory",
@@ -212,6 +379,20 @@ def render(results: dict) -> str:
         out.append("")
     if any(c["target"] == "dragoman" for c in summary["cells"]):
         out += ["### Dragoman against its targets", ""] + _targets_table(summary) + [""]
+        audit = _audit_table(summary)
+        if audit:
+            out += ["### Audit on (SQLite, the default) vs off (`audit: {enabled: false}`), same run", ""]
+            out += audit + [""]
+        policy = _policy_table(summary)
+        if policy:
+            out += [
+                "### The seed's cost-aware policy, end to end (dragoman-policy − dragoman, same repeat; both audit on)",
+                "",
+            ]
+            out += policy + [""]
+            routed = _policy_routes(results)
+            if routed:
+                out += ["Routes the policy chose (from dragoman-policy's audit store, all repeats): " + routed, ""]
         versus = _versus_forwarder(summary)
         if versus:
             out += (
@@ -219,7 +400,7 @@ def render(results: dict) -> str:
                 + versus
                 + [""]
             )
-    sources = {s.get("source") for s in results["starts"] if s["target"] == "dragoman" and s.get("source")}
+    sources = {s.get("source") for s in results["starts"] if s["target"].startswith("dragoman") and s.get("source")}
     sources |= {meta.get("dragoman_source_at_start"), meta.get("dragoman_source_at_end")} - {None}
     if len(sources) > 1:
         out += [

@@ -1,6 +1,7 @@
 """Run the benchmark matrix in one go: direct-to-upstream (the floor), a bare uvicorn + aiohttp forwarder,
-Dragoman and LiteLLM's proxy, each scenario at each concurrency, several repeats; print a markdown table,
-write JSON to bench/results/.
+Dragoman (defaults: SQLite audit on), Dragoman with audit off, Dragoman with the seed's cost-aware policy, and
+LiteLLM's proxy, each scenario at each concurrency, several repeats; print a markdown table, write JSON to
+bench/results/.
 
 Pinning (2 cores): this runner, the fake upstream and the load generator on core 0; the gateway alone on
 core 1. Each repeat starts each gateway afresh (that start is its cold start) and runs all its cells against
@@ -30,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gateways import BENCH, GATEWAYS, Processes, Started, start_upstream  # noqa: E402
 from loadgen import core_busy_seconds, process_tree, tree_rss_bytes  # noqa: E402
 from report import render, summarize  # noqa: E402
-from scenarios import Scenario, build_scenarios  # noqa: E402
+from scenarios import SCENARIO_NAMES, Scenario, build_scenarios  # noqa: E402
 from validate import validate  # noqa: E402
 
-TARGETS = ("direct", "forwarder", "dragoman", "litellm")
+TARGETS = ("direct", "forwarder", "dragoman", "dragoman-noaudit", "dragoman-policy", "litellm")
 GATEWAY_CPUS, LOAD_CPUS = "1", "0"
 SETTLE_S = 3.0  # idle time after a gateway is ready, before its idle RSS is read and the load starts
 
@@ -41,7 +42,9 @@ SETTLE_S = 3.0  # idle time after a gateway is ready, before its idle RSS is rea
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description="Dragoman benchmark: direct vs Dragoman vs LiteLLM")
     ap.add_argument("--only", default=",".join(TARGETS), help=f"comma list of {', '.join(TARGETS)}")
-    ap.add_argument("--scenarios", default="small,cc78k,stream", help="comma list of small, cc78k, stream")
+    ap.add_argument(
+        "--scenarios", default=",".join(SCENARIO_NAMES), help=f"comma list of {', '.join(SCENARIO_NAMES)}"
+    )
     ap.add_argument("--concurrency", default="1,32", help="comma list of connection counts")
     ap.add_argument("--duration", type=float, default=3.0, help="seconds of measured load per cell")
     ap.add_argument("--warmup", type=float, default=0.5, help="seconds of unrecorded load before each cell")
@@ -65,6 +68,9 @@ def parse_args() -> argparse.Namespace:
     if unknown:
         ap.error(f"unknown targets {sorted(unknown)}")
     args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = set(args.scenarios) - set(SCENARIO_NAMES)
+    if unknown:
+        ap.error(f"unknown scenarios {sorted(unknown)}")
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     return args
 
@@ -149,16 +155,20 @@ def run_target(
     server_core = None if args.no_pin or target == "direct" else int(GATEWAY_CPUS)
     chat = target == "direct" or GATEWAYS[target].speaks_chat
     for sc in scenarios:
-        body_file = workdir / f"{sc.name}.{'chat' if chat else 'anthropic'}.json"
-        path = "/v1/chat/completions" if chat else "/v1/messages"
+        if target != "direct" and not GATEWAYS[target].supports(sc.name):
+            continue  # no equivalent there (LiteLLM: no Responses route); the report shows "not run"
+        body_file = workdir / f"{sc.name}.{sc.api if chat else 'anthropic'}.json"
+        path = sc.direct_path if chat else "/v1/messages"
         headers = (("authorization", "Bearer sk-bench-upstream"),) if target == "direct" else GATEWAYS[target].headers
-        problem = validate(port, path, body_file.read_bytes(), headers, sc.stream, anthropic=not chat)
+        problem = validate(port, path, body_file.read_bytes(), headers, sc.stream, anthropic=not chat, api=sc.api)
         for c in args.concurrency:
             cell = {"repeat": repeat, "target": target, "scenario": sc.name, "concurrency": c}
             if problem:
                 cell["failed"] = f"validation: {problem}"
             else:
-                tail = ("[DONE]" if chat else "message_stop") if sc.stream else ""
+                # the last 256 bytes of every stream: Chat's [DONE], Responses' final usage, Anthropic's stop
+                direct_tail = '"total_tokens"' if sc.api == "responses" else "[DONE]"
+                tail = (direct_tail if chat else "message_stop") if sc.stream else ""
                 if server_core is not None and args.wait_quiet > 0:
                     cell.update(wait_quiet(server_core, args.wait_quiet))
                 before = upstream_count(upstream_port)
@@ -188,8 +198,27 @@ def git_head() -> str | None:
     return done.stdout.strip() or None
 
 
+def audit_routes(workdir: Path) -> dict:
+    """What the audit store says the requests were routed by: {"route policy/branch": count} (dragoman-policy:
+    proof that the policy chose the routes). Read after the gateway stopped (it flushes on SIGTERM)."""
+    db = workdir / "dragoman.db"
+    if not db.exists():
+        return {}
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            rows = conn.execute(
+                "SELECT route, policy, branch, status, count(*) FROM requests GROUP BY 1, 2, 3, 4 ORDER BY 5 DESC"
+            ).fetchall()
+    except sqlite3.Error as exc:
+        return {"audit_routes_error": str(exc)}
+    return {"audit_routes": {f"{r} {p or '-'}/{b or '-'} {st}": n for r, p, b, st, n in rows}}
+
+
 def drop_audit_store(workdir: Path) -> dict:
-    """Delete the audit DB Dragoman writes by default (./dragoman.db, ~600 bytes a request); report its size."""
+    """Delete the audit DB Dragoman writes by default (./dragoman.db, ~600 bytes a request); report its size
+    (none for dragoman-noaudit)."""
     size = 0
     for path in workdir.glob("dragoman.db*"):
         size += path.stat().st_size
@@ -230,9 +259,14 @@ def run_matrix(args: argparse.Namespace, workdir: Path, procs: Processes, meta: 
     pin = not args.no_pin
     scenarios = [s for s in build_scenarios() if s.name in args.scenarios]
     meta["direct_body_made_by"] = {s.name: s.chat_by for s in scenarios}
+    meta["not_run"] = {
+        t: [s.name for s in scenarios if not GATEWAYS[t].supports(s.name)]
+        for t in args.only
+        if t != "direct" and any(not GATEWAYS[t].supports(s.name) for s in scenarios)
+    }
     for sc in scenarios:
         (workdir / f"{sc.name}.anthropic.json").write_bytes(sc.anthropic)
-        (workdir / f"{sc.name}.chat.json").write_bytes(sc.chat)
+        (workdir / f"{sc.name}.{sc.api}.json").write_bytes(sc.chat)
     upstream = start_upstream(procs, workdir, LOAD_CPUS if pin else None)
     cells, starts, skipped = [], [], {}
     for target in args.only:
@@ -263,7 +297,7 @@ def run_matrix(args: argparse.Namespace, workdir: Path, procs: Processes, meta: 
                     "target": target,
                     "cold_start_s": round(gw.cold_start_s, 3),
                     "ready_rss_mb": round(ready_rss, 1),
-                    "source": source_digest() if target == "dragoman" else None,
+                    "source": source_digest() if target.startswith("dragoman") else None,
                     "idle_rss_mb": round(idle_rss, 1),
                 }
             )
@@ -278,6 +312,7 @@ def run_matrix(args: argparse.Namespace, workdir: Path, procs: Processes, meta: 
             finally:
                 procs.stop(gw.proc)
                 starts[-1].update(log_errors(gw.log))
+                starts[-1].update(audit_routes(workdir))
                 starts[-1].update(drop_audit_store(workdir))
     return {"meta": meta, "skipped": skipped, "starts": starts, "cells": cells}
 
@@ -332,7 +367,7 @@ def main() -> None:
         procs.stop_all()
     results["meta"]["wall_s"] = round(time.perf_counter() - started, 1)
     results["meta"]["dragoman_source_at_end"] = source_digest()
-    results["summary"] = summarize(results)
+    results["summary"] = {k: v for k, v in summarize(results).items() if k != "_raw"}
     out = args.out / f"run-{stamp}.json"
     out.write_text(json.dumps(results, indent=1))
     (args.out / "latest.json").write_text(json.dumps(results, indent=1))

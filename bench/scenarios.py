@@ -1,10 +1,12 @@
 """The benchmark's request bodies: each scenario as an Anthropic Messages body (sent to a gateway) and as the
-equivalent OpenAI Chat body (sent straight to the upstream, the "direct" floor).
+equivalent upstream body (sent straight to the upstream, the "direct" floor): OpenAI Chat for small, cc78k and
+stream; OpenAI Responses for `responses` (the stream request again, for a route with `api: responses`).
 
-The Chat equivalent is made once, up front: with Dragoman's own translator when it imports (so "direct" sends
-exactly what Dragoman sends upstream), else with a small hand mapping (system blocks -> a system message, text
-blocks -> text, tool_use/tool_result -> tool_calls/tool messages, tools -> functions), close enough that the
-upstream does the same work for both. `Scenario.chat_by` says which one made it.
+The upstream equivalent is made once, up front: with Dragoman's own translator when it imports (so "direct"
+sends exactly what Dragoman sends upstream), else with a small hand mapping (system blocks -> a system message,
+text blocks -> text, tool_use/tool_result -> tool_calls/tool messages, tools -> functions), close enough that the
+upstream does the same work for both. `Scenario.chat_by` says which one made it. (`Scenario.chat` holds the
+direct body whichever API it is for; `Scenario.api` says which, `Scenario.direct_path` where it goes.)
 """
 
 from __future__ import annotations
@@ -15,7 +17,12 @@ from pathlib import Path
 
 FIXTURE = Path("/work/shared/fixtures/claude_code/claude_code_2.1.197_first_turn.json")
 ROUTE = "bench-model"  # the route/model name every gateway is configured with
+ROUTE_RESPONSES = "bench-responses"  # Dragoman's route with `upstream: {api: responses}`
 UPSTREAM_MODEL = "gpt-4.1"
+# The key the bench Dragoman seals reasoning with (gateways.py sets DRAGOMAN_SIGNING_KEY); no thinking blocks
+# come back in these requests, so direct's body does not depend on it.
+REASONING_KEY = b"x" * 32
+API_PATHS = {"chat": "/v1/chat/completions", "responses": "/v1/responses"}
 
 
 @dataclass(frozen=True)
@@ -23,12 +30,17 @@ class Scenario:
     name: str
     title: str
     anthropic: bytes  # body for POST /v1/messages
-    chat: bytes  # body for POST /v1/chat/completions
+    chat: bytes  # direct's body: for POST /v1/chat/completions, or /v1/responses when api == "responses"
     stream: bool
     chat_by: str  # "dragoman.translate" or "hand mapping"
+    api: str = "chat"  # the upstream API the gateway's route speaks: chat | responses
+
+    @property
+    def direct_path(self) -> str:
+        return API_PATHS[self.api]
 
 
-def _small_request(stream: bool) -> dict:
+def _small_request(stream: bool, model: str = ROUTE) -> dict:
     """A ~2 KB Anthropic request: a system prompt, a short exchange with one tool call, one tool."""
     system = (
         "You are a careful coding assistant working in the repository at /home/dev/project. Answer briefly, "
@@ -38,7 +50,7 @@ def _small_request(stream: bool) -> dict:
         "answers under two hundred words unless asked for more."
     )
     return {
-        "model": ROUTE,
+        "model": model,
         "max_tokens": 1024,
         "stream": stream,
         "system": [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}],
@@ -181,11 +193,65 @@ def dragoman_chat_body(body: bytes) -> bytes:
     return msgspec.json.encode(chat)
 
 
-def _chat_body(anthropic: bytes, body: dict) -> tuple[bytes, str]:
+def dragoman_responses_body(body: bytes) -> bytes:
+    """The Responses body Dragoman sends for `body` on an openai_compatible route with `api: responses`."""
+    import msgspec
+
+    from dragoman.protocols import anthropic as A
+    from dragoman.translate.anthropic_to_responses import translate_request
+    from dragoman.translate.options import TranslationOptions
+    from dragoman.translate.request_context import RequestContext
+    from dragoman.translate.tool_names import ToolNameMap
+
+    req = msgspec.json.decode(body, type=A.MessagesRequest)
+    options = TranslationOptions()
+    ctx = RequestContext(
+        message_id="msg_bench", requested_model=req.model, tool_names=ToolNameMap(options.max_tool_name_length)
+    )
+    out = translate_request(req, UPSTREAM_MODEL, options, ctx, reasoning_key=REASONING_KEY, openai_extensions=False)
+    return msgspec.json.encode(out)
+
+
+def anthropic_to_responses(body: dict) -> dict:
+    """Hand mapping to a Responses body: the Chat mapping's messages as input items, flat function tools."""
+    chat = anthropic_to_chat(body)
+    items: list[dict] = []
+    instructions = None
+    for msg in chat["messages"]:
+        if msg["role"] == "system" and instructions is None and not items:
+            instructions = msg["content"]
+        elif msg["role"] == "tool":
+            items.append({"type": "function_call_output", "call_id": msg["tool_call_id"], "output": msg["content"]})
+        elif msg["role"] == "assistant":
+            if msg.get("content"):
+                items.append(
+                    {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": msg["content"]}]}
+                )
+            for call in msg.get("tool_calls", []):
+                fn = call["function"]
+                items.append(
+                    {"type": "function_call", "call_id": call["id"], "name": fn["name"], "arguments": fn["arguments"]}
+                )
+        else:
+            items.append({"type": "message", "role": msg["role"], "content": [{"type": "input_text", "text": msg["content"]}]})
+    out: dict = {"model": UPSTREAM_MODEL, "input": items, "stream": bool(body.get("stream")), "store": False}
+    if instructions:
+        out["instructions"] = instructions
+    out["max_output_tokens"] = body["max_tokens"]
+    out["tools"] = [dict(t["function"], type="function", strict=False) for t in chat.get("tools", [])]
+    if "temperature" in body:
+        out["temperature"] = body["temperature"]
+    return out
+
+
+def _chat_body(anthropic: bytes, body: dict, api: str = "chat") -> tuple[bytes, str]:
+    made, hand = (
+        (dragoman_responses_body, anthropic_to_responses) if api == "responses" else (dragoman_chat_body, anthropic_to_chat)
+    )
     try:
-        return dragoman_chat_body(anthropic), "dragoman.translate"
+        return made(anthropic), "dragoman.translate"
     except Exception:  # not written yet, or its API moved on: the hand mapping is close enough
-        return _dump(anthropic_to_chat(body)), "hand mapping"
+        return _dump(hand(body)), "hand mapping"
 
 
 def _dump(obj: dict) -> bytes:
@@ -194,17 +260,28 @@ def _dump(obj: dict) -> bytes:
 
 def build_scenarios() -> list[Scenario]:
     made = []
-    for name, title, body in (
-        ("small", "~2 KB request, JSON answer", _small_request(stream=False)),
-        ("cc78k", "78 KB Claude Code first turn, JSON answer", _fixture_request()),
-        ("stream", "~2 KB request, 60-chunk streamed answer", _small_request(stream=True)),
+    for name, title, body, api in (
+        ("small", "~2 KB request, JSON answer", _small_request(stream=False), "chat"),
+        ("cc78k", "78 KB Claude Code first turn, JSON answer", _fixture_request(), "chat"),
+        ("stream", "~2 KB request, 60-chunk streamed answer", _small_request(stream=True), "chat"),
+        (
+            "responses",
+            "~2 KB request, 60-delta streamed answer from an OpenAI Responses upstream",
+            _small_request(stream=True, model=ROUTE_RESPONSES),
+            "responses",
+        ),
     ):
         anthropic = _dump(body)
-        chat, chat_by = _chat_body(anthropic, body)
-        made.append(Scenario(name, title, anthropic, chat, bool(body.get("stream")), chat_by))
+        chat, chat_by = _chat_body(anthropic, body, api)
+        made.append(Scenario(name, title, anthropic, chat, bool(body.get("stream")), chat_by, api))
     return made
+
+
+SCENARIO_NAMES = ("small", "cc78k", "stream", "responses")
 
 
 if __name__ == "__main__":
     for s in build_scenarios():
-        print(f"{s.name:8} anthropic {len(s.anthropic):7,d} B   chat {len(s.chat):7,d} B ({s.chat_by})   {s.title}")
+        print(
+            f"{s.name:9} anthropic {len(s.anthropic):7,d} B   {s.api:9} {len(s.chat):7,d} B ({s.chat_by})   {s.title}"
+        )

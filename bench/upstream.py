@@ -1,4 +1,4 @@
-"""A fast fake OpenAI Chat Completions upstream for the benchmark.
+"""A fast fake OpenAI upstream (Chat Completions and Responses) for the benchmark.
 
 Raw asyncio Protocol + httptools + uvloop; every answer is precomputed bytes written in one call, so the
 upstream costs a few tens of microseconds a request and never becomes what the benchmark measures.
@@ -7,8 +7,14 @@ upstream costs a few tens of microseconds a request and never becomes what the b
 - POST .../chat/completions with `"stream": true`: SSE over chunked transfer encoding, written back to back:
   STREAM_CHUNKS content chunks (the first also carries the role), one finish chunk, one usage chunk
   (`choices: []`), then `data: [DONE]`.
-- GET /healthz: 200. GET /stats: {"requests": N, "streamed": M} answered so far (so the runner can check that a
-  gateway really forwarded every request). Anything else: 404.
+- POST .../responses, non-streamed: one `response` JSON (a message with the same text, usage).
+- POST .../responses with `"stream": true`: OpenAI's Responses SSE (`event: <type>` + `data: {...}` with
+  `sequence_number`, no `[DONE]`), chunked, back to back: response.created, response.in_progress,
+  output_item.added (message), content_part.added, STREAM_CHUNKS response.output_text.delta (the same pieces
+  as the Chat stream: "Hi", " tok1", ...), output_text.done, content_part.done, output_item.done,
+  response.completed (with the full output and usage).
+- GET /healthz: 200. GET /stats: {"requests": N, "streamed": M, "responses": R} answered so far (so the
+  runner can check that a gateway really forwarded every request). Anything else: 404.
 Keep-alive, bodies of any size (the request body is scanned only for the stream flag).
 
 Run: python bench/upstream.py --port 18001   (prints "upstream listening on http://HOST:PORT" when ready)
@@ -92,18 +98,130 @@ def build_stream_events(chunks: int = STREAM_CHUNKS) -> list[bytes]:
     return events
 
 
-def build_stream_answer(chunks: int = STREAM_CHUNKS) -> bytes:
-    """The full HTTP response to a streamed Chat request: one HTTP chunk per SSE event, then the last chunk."""
+def stream_pieces(chunks: int = STREAM_CHUNKS) -> list[str]:
+    """The text pieces of a streamed answer (Chat and Responses alike): "Hi", " tok1", ... " tok{chunks-1}"."""
+    return ["Hi"] + [f" tok{i}" for i in range(1, chunks)]
+
+
+def _chunked(events: list[bytes]) -> bytes:
+    """SSE events as a chunked HTTP response: one HTTP chunk per event, then the last chunk."""
     head = _response_head("200 OK", "text/event-stream", "cache-control: no-cache\r\ntransfer-encoding: chunked\r\n")
-    body = b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in build_stream_events(chunks))
+    body = b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in events)
     return head + body + b"0\r\n\r\n"
+
+
+def build_stream_answer(chunks: int = STREAM_CHUNKS) -> bytes:
+    """The full HTTP response to a streamed Chat request."""
+    return _chunked(build_stream_events(chunks))
+
+
+# ---- OpenAI Responses ---------------------------------------------------------------------------------------
+RESPONSE_ID = "resp_bench0001"
+MESSAGE_ID = "msg_bench0001"
+
+
+def _responses_usage(output_tokens: int) -> dict:
+    return {
+        "input_tokens": 1234,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": output_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": 1234 + output_tokens,
+    }
+
+
+def _response_object(status: str, text: str | None, output_tokens: int) -> dict:
+    """The `response` object as OpenAI sends it (in_progress and empty, or completed with output and usage)."""
+    done = status == "completed"
+    output = []
+    if done:
+        output = [
+            {
+                "id": MESSAGE_ID,
+                "type": "message",
+                "status": "completed",
+                "content": [{"type": "output_text", "annotations": [], "logprobs": [], "text": text}],
+                "role": "assistant",
+            }
+        ]
+    return {
+        "id": RESPONSE_ID,
+        "object": "response",
+        "created_at": 1764000000,
+        "status": status,
+        "background": False,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": None,
+        "max_output_tokens": 1024,
+        "model": MODEL,
+        "output": output,
+        "parallel_tool_calls": True,
+        "previous_response_id": None,
+        "reasoning": {"effort": None, "summary": None},
+        "store": False,
+        "temperature": 0.2,
+        "text": {"format": {"type": "text"}, "verbosity": "medium"},
+        "tool_choice": "auto",
+        "tools": [],
+        "top_p": 1.0,
+        "truncation": "disabled",
+        "usage": _responses_usage(output_tokens) if done else None,
+        "user": None,
+        "metadata": {},
+    }
+
+
+def build_responses_json_answer() -> bytes:
+    """The full HTTP response to a non-streamed Responses request."""
+    body = _json(_response_object("completed", ANSWER_TEXT, 25))
+    return _response_head("200 OK", "application/json", f"content-length: {len(body)}\r\n") + body
+
+
+def build_responses_events(chunks: int = STREAM_CHUNKS) -> list[bytes]:
+    """The SSE events of a streamed Responses answer with one text message of `chunks` deltas."""
+    pieces = stream_pieces(chunks)
+    text = "".join(pieces)
+    where = {"item_id": MESSAGE_ID, "output_index": 0, "content_index": 0}
+    empty_part = {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}
+    full_part = {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
+    item = {"id": MESSAGE_ID, "type": "message", "status": "in_progress", "content": [], "role": "assistant"}
+    events: list[dict] = [
+        {"type": "response.created", "response": _response_object("in_progress", None, 0)},
+        {"type": "response.in_progress", "response": _response_object("in_progress", None, 0)},
+        {"type": "response.output_item.added", "output_index": 0, "item": item},
+        {"type": "response.content_part.added", **where, "part": empty_part},
+    ]
+    events += [
+        {"type": "response.output_text.delta", **where, "delta": piece, "logprobs": [], "obfuscation": "x" * 8}
+        for piece in pieces
+    ]
+    events += [
+        {"type": "response.output_text.done", **where, "text": text, "logprobs": []},
+        {"type": "response.content_part.done", **where, "part": full_part},
+        {
+            "type": "response.output_item.done",
+            "output_index": 0,
+            "item": {**item, "status": "completed", "content": [full_part]},
+        },
+        {"type": "response.completed", "response": _response_object("completed", text, chunks)},
+    ]
+    return [
+        b"event: %s\ndata: %s\n\n" % (ev["type"].encode(), _json({**ev, "sequence_number": n}))
+        for n, ev in enumerate(events)
+    ]
+
+
+def build_responses_stream_answer(chunks: int = STREAM_CHUNKS) -> bytes:
+    """The full HTTP response to a streamed Responses request."""
+    return _chunked(build_responses_events(chunks))
 
 
 HEALTH = _response_head("200 OK", "text/plain", "content-length: 2\r\n") + b"ok"
 NOT_FOUND = _response_head("404 Not Found", "application/json", "content-length: 21\r\n") + b'{"error":"not found"}'
 
 
-COUNTS = {"requests": 0, "streamed": 0}
+COUNTS = {"requests": 0, "streamed": 0, "responses": 0}
 
 
 def _stats_answer() -> bytes:
@@ -114,11 +232,10 @@ def _stats_answer() -> bytes:
 class UpstreamProtocol(asyncio.Protocol):
     """One keep-alive connection: parse requests with httptools, answer each with precomputed bytes."""
 
-    __slots__ = ("_transport", "_parser", "_url", "_body", "_json_answer", "_stream_answer")
+    __slots__ = ("_transport", "_parser", "_url", "_body", "_answers")
 
-    def __init__(self, json_answer: bytes, stream_answer: bytes) -> None:
-        self._json_answer = json_answer
-        self._stream_answer = stream_answer
+    def __init__(self, answers: dict[tuple[bytes, bool], bytes]) -> None:
+        self._answers = answers  # (API path suffix, streamed) -> the whole HTTP response
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpRequestParser(self)
         self._url = b""
@@ -144,13 +261,16 @@ class UpstreamProtocol(asyncio.Protocol):
         url, self._url = self._url, b""
         body = b"".join(self._body)
         self._body.clear()
-        if method == b"POST" and url.split(b"?", 1)[0].endswith(b"/chat/completions"):
+        path = url.split(b"?", 1)[0]
+        api = b"/chat/completions" if path.endswith(b"/chat/completions") else path[-10:]
+        if method == b"POST" and api in (b"/chat/completions", b"/responses"):
             COUNTS["requests"] += 1
-            if wants_stream(body):
+            stream = wants_stream(body)
+            if stream:
                 COUNTS["streamed"] += 1
-                answer = self._stream_answer
-            else:
-                answer = self._json_answer
+            if api == b"/responses":
+                COUNTS["responses"] += 1
+            answer = self._answers[api, stream]
         elif url.startswith(b"/stats"):
             answer = _stats_answer()
         elif url.startswith(b"/healthz"):
@@ -166,9 +286,14 @@ class UpstreamProtocol(asyncio.Protocol):
 
 
 async def serve(host: str, port: int, chunks: int) -> None:
-    json_answer, stream_answer = build_json_answer(), build_stream_answer(chunks)
+    answers = {
+        (b"/chat/completions", False): build_json_answer(),
+        (b"/chat/completions", True): build_stream_answer(chunks),
+        (b"/responses", False): build_responses_json_answer(),
+        (b"/responses", True): build_responses_stream_answer(chunks),
+    }
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: UpstreamProtocol(json_answer, stream_answer), host, port, backlog=1024)
+    server = await loop.create_server(lambda: UpstreamProtocol(answers), host, port, backlog=1024)
     print(f"upstream listening on http://{host}:{port}", file=sys.stderr, flush=True)
     async with server:
         await server.serve_forever()

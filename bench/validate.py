@@ -9,7 +9,9 @@ from __future__ import annotations
 import http.client
 import json
 
-from upstream import ANSWER_TEXT, STREAM_CHUNKS
+from upstream import ANSWER_TEXT, STREAM_CHUNKS, stream_pieces
+
+STREAM_TEXT = "".join(stream_pieces(STREAM_CHUNKS))  # what every streamed answer must reassemble to
 
 
 def post(
@@ -32,6 +34,10 @@ def _sse_data(raw: bytes) -> list[dict]:
     return events
 
 
+def _sse_names(raw: bytes) -> list[str]:
+    return [line[6:].strip() for line in raw.decode().splitlines() if line.startswith("event:")]
+
+
 def check_anthropic(body: bytes, stream: bool) -> str | None:
     """None when `body` is the Anthropic form of the upstream's answer, else what is wrong."""
     if not stream:
@@ -50,8 +56,13 @@ def check_anthropic(body: bytes, stream: bool) -> str | None:
     text = "".join(e["delta"].get("text", "") for e in deltas)
     if not kinds or kinds[0] != "message_start" or kinds[-1] != "message_stop":
         return f"event order {kinds[:3]}..{kinds[-3:]}"
-    if not text.startswith("Hi tok1") or f"tok{STREAM_CHUNKS - 1}" not in text:
-        return f"streamed text {text[:60]!r}"
+    if "error" in kinds:
+        return f"error event: {events[kinds.index('error')]}"
+    if text != STREAM_TEXT:  # all 60 pieces, in order, nothing added or lost
+        return f"streamed text {text[:60]!r}..{text[-30:]!r} != the upstream's {STREAM_CHUNKS} pieces"
+    stops = [e["delta"].get("stop_reason") for e in events if e.get("type") == "message_delta"]
+    if stops != ["end_turn"]:
+        return f"message_delta stop_reason {stops}"
     return None
 
 
@@ -63,10 +74,33 @@ def check_chat(body: bytes, stream: bool) -> str | None:
     return None if len(events) == STREAM_CHUNKS + 2 else f"{len(events)} events"
 
 
+def check_responses(body: bytes, stream: bool) -> str | None:
+    """The fake upstream's Responses answer, as direct (and the forwarder) receive it."""
+    if not stream:
+        out = json.loads(body)["output"]
+        text = "".join(c["text"] for item in out if item["type"] == "message" for c in item["content"])
+        return None if text == ANSWER_TEXT else f"unexpected {body[:200]!r}"
+    events = _sse_data(body)
+    kinds = [e.get("type") for e in events]
+    if _sse_names(body) != kinds:
+        return "event: lines do not match the data types"
+    if not kinds or kinds[0] != "response.created" or kinds[-1] != "response.completed":
+        return f"event order {kinds[:3]}..{kinds[-3:]}"
+    text = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+    return None if text == STREAM_TEXT else f"streamed text {text[:60]!r}"
+
+
 def validate(
-    port: int, path: str, body: bytes, headers: tuple[tuple[str, str], ...], stream: bool, anthropic: bool
+    port: int,
+    path: str,
+    body: bytes,
+    headers: tuple[tuple[str, str], ...],
+    stream: bool,
+    anthropic: bool,
+    api: str = "chat",
 ) -> str | None:
-    """Send one request; None when the answer is right, else a one-line reason."""
+    """Send one request; None when the answer is right, else a one-line reason. `api`: what a non-Anthropic
+    answer is (chat | responses)."""
     try:
         status, answer = post(port, path, body, headers)
     except OSError as exc:
@@ -74,6 +108,7 @@ def validate(
     if status != 200:
         return f"HTTP {status}: {answer[:300]!r}"
     try:
-        return (check_anthropic if anthropic else check_chat)(answer, stream)
+        check = check_anthropic if anthropic else check_responses if api == "responses" else check_chat
+        return check(answer, stream)
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         return f"unparseable answer ({exc!r}): {answer[:200]!r}"
