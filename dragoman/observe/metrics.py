@@ -124,6 +124,7 @@ class Metrics:
         self.depth = Gauge("dragoman_audit_queue_depth", "Audit records waiting to be written",
                            multiprocess_mode="livesum", registry=r)
         self._outcomes: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
+        self._attempts: dict[tuple[str, str | None, str], Any] = {}  # resolved children: labels() costs ~1.5 µs
         self._per_route: dict[str, _RouteChildren] = {}
         if self.multiprocess:
             atexit.register(_mark_dead, os.getpid())
@@ -164,7 +165,12 @@ class Metrics:
             per.cost.inc(record.cost_usd)
         candidates = record.candidates
         for i, cand in enumerate(candidates):
-            self.attempts.labels(self._route(cand.route), self._upstream(cand.upstream), self._error(cand.outcome)).inc()
+            attempt_key = (cand.route, cand.upstream, cand.outcome)
+            attempt = self._attempts.get(attempt_key)
+            if attempt is None:
+                labels = (self._route(cand.route), self._upstream(cand.upstream), self._error(cand.outcome))
+                attempt = self._attempts[attempt_key] = self.attempts.labels(*labels)
+            attempt.inc()
             if i + 1 < len(candidates) and cand.outcome != "ok":
                 self.fallbacks.labels(self._route(cand.route), self._route(candidates[i + 1].route)).inc()
 

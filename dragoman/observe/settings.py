@@ -6,7 +6,7 @@ Defaults give the embedded setup: audit to ./dragoman.db (SQLite), /metrics on, 
 audit:
   store: sqlite:///./dragoman.db     # or sqlite:////var/lib/dragoman/audit.db, or postgresql://user@host/db
   queue_size: 10000                  # records waiting for the store before new ones are dropped (and counted)
-  batch: 256                         # records per insert transaction
+  batch: 64                          # records per insert transaction
   flush_interval: 0.5                # seconds: the longest a record waits before it is written
 metrics:
   enabled: true                      # GET /metrics (Prometheus text format)
@@ -44,7 +44,7 @@ __all__ = ["AdminSettings", "AuditSettings", "MetricsSettings", "ObserveSettings
 class AuditSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     store: str = DEFAULT_STORE
     queue_size: _PositiveInt = 10_000
-    batch: _PositiveInt = 256
+    batch: _PositiveInt = 64  # rows per transaction: the writer holds the GIL for a batch, so keep batches short
     flush_interval: _PositiveFloat = 0.5
     enabled: bool = True
 
