@@ -12,7 +12,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import anthropic
 import pytest
@@ -50,11 +49,12 @@ from tests.audit_helpers import (
 from tests.gateway import Gateway, run_gateway
 from tests.observe_pg import cluster
 from tests.routing_helpers import sse_events
+from tests.shared_fixtures import CLAUDE_CODE_FIXTURES
 from tests.upstreams import ChatReply, ErrorReply, ScriptedChatUpstream
 
 pytestmark = pytest.mark.timeout(30)
 
-FIXTURES = Path("/work/shared/fixtures/claude_code")
+FIXTURES = CLAUDE_CODE_FIXTURES
 USAGE = (1200, 300, 200)  # upstream prompt_tokens, completion_tokens, cached_tokens → input 1000, cache read 200
 LEDGER = {"input": 3.0, "cached_input": 0.3, "output": 12.0}
 CHUNK_DELAY = 0.04

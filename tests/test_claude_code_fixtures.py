@@ -8,8 +8,6 @@ order, no cache_control anywhere, tool names exactly as sent, and 2.1.328's defe
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -20,10 +18,14 @@ from dragoman.translate.anthropic_to_chat import translate_request
 from dragoman.translate.options import TranslationOptions
 from dragoman.translate.request_context import RequestContext
 from dragoman.translate.tool_names import ToolNameMap
+from tests.shared_fixtures import CLAUDE_CODE_FIXTURES
 
-FIXTURES = Path(os.environ.get("DRAGOMAN_FIXTURES", "/work/shared/fixtures")) / "claude_code"
+FIXTURES = CLAUDE_CODE_FIXTURES
 FILES = sorted(FIXTURES.glob("*.json"))
-pytestmark = pytest.mark.skipif(not FILES, reason=f"no Claude Code fixtures in {FIXTURES}")
+
+
+def test_the_fixtures_are_there() -> None:
+    assert len(FILES) == 6, f"expected the six Claude Code fixtures in {FIXTURES}"
 
 
 def _load(name: str) -> tuple[dict[str, Any], A.MessagesRequest]:

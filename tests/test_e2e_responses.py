@@ -34,6 +34,7 @@ from tests.gateway import (
     gateway_config,
     run_gateway,
 )
+from tests.shared_fixtures import CLAUDE_CODE_FIXTURES
 from tests.test_e2e_sdk import assert_well_formed, blocks, reassemble, sse_events
 from tests.upstreams.openai_responses import (
     ErrorReply,
@@ -48,9 +49,7 @@ from tests.upstreams.openai_responses import sse_events as responses_sse
 
 pytestmark = pytest.mark.timeout(30)
 
-FIXTURES = Path("/work/shared/fixtures/claude_code")
-if not FIXTURES.is_dir():
-    FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "claude_code"
+FIXTURES = CLAUDE_CODE_FIXTURES
 FIXTURE_FILES = sorted(p.name for p in FIXTURES.glob("claude_code_*.json"))
 
 USER_HI = [{"role": "user", "content": "hi"}]

@@ -7,20 +7,18 @@ import json
 import random
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import anthropic
 import pytest
 
 from tests.gateway import ROUTE_NAME, UPSTREAM_KEY, Gateway, free_port
+from tests.shared_fixtures import CLAUDE_CODE_FIXTURES
 from tests.upstreams import ChatReply, Disconnect, ErrorReply, Hang, RawStream
 
 pytestmark = pytest.mark.timeout(60)
 
-FIXTURES = Path("/work/shared/fixtures/claude_code")
-if not FIXTURES.is_dir():
-    FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "claude_code"
+FIXTURES = CLAUDE_CODE_FIXTURES
 
 USER_HI = [{"role": "user", "content": "hi"}]
 

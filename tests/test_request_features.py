@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import msgspec
 import pytest
 
 from dragoman import tokens
-from dragoman.protocols import anthropic as A
 from dragoman.identity import Identity
+from dragoman.protocols import anthropic as A
 from dragoman.routing.features import RequestFeatures, extract_features
+from tests.shared_fixtures import CLAUDE_CODE_FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "claude_code"
+FIXTURES = CLAUDE_CODE_FIXTURES
 _decode = msgspec.json.Decoder(A.MessagesRequest).decode
 
 
