@@ -126,6 +126,7 @@ def _serve(args: argparse.Namespace) -> int:
         logging.getLogger("dragoman").warning("zero-config start without OPENAI_API_KEY: upstream calls will be refused")
     if args.config:
         os.environ["DRAGOMAN_CONFIG"] = os.path.abspath(args.config)
+    os.environ["DRAGOMAN_LOG_LEVEL"] = args.log_level  # for worker processes
     from dragoman.serving import run
 
     if args.workers > 1 and config.observe.metrics.enabled:

@@ -375,6 +375,9 @@ def create_app() -> Gateway:
     """Factory for uvicorn workers: the config path arrives through DRAGOMAN_CONFIG."""
     from dragoman.routing.config import load_config, zero_config
 
+    if not logging.getLogger().handlers:  # a spawned worker: the parent's logging setup did not come along
+        level = os.environ.get("DRAGOMAN_LOG_LEVEL", "INFO").upper()
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
     path = os.environ.get("DRAGOMAN_CONFIG")
     config = load_config(path) if path else zero_config(os.environ)
     return Gateway(config, path)

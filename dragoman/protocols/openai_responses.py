@@ -302,13 +302,22 @@ class _Envelope(msgspec.Struct, gc=False):
 
 _decode_envelope = msgspec.json.Decoder(_Envelope).decode
 _DECODERS = {name: msgspec.json.Decoder(kind).decode for name, kind in EVENT_TYPES.items()}
+_DECODERS_BY_NAME = {name.encode(): decoder for name, decoder in _DECODERS.items()}
 
 
-def decode_event(data: bytes) -> StreamEvent | None:
+def decode_event(data: bytes, event: bytes | None = None) -> StreamEvent | None:
     """One SSE `data:` payload → its event struct, or None for an event type we do not bridge.
 
-    Raises msgspec.DecodeError / ValidationError when the payload is not JSON or a known event is malformed.
+    `event` is the frame's `event:` name, which OpenAI sets to the payload's type: when given, the payload is
+    decoded once instead of twice. Raises msgspec.DecodeError / ValidationError when the payload is not JSON
+    or a known event is malformed.
     """
+    if event is not None:
+        decoder = _DECODERS_BY_NAME.get(event)
+        if decoder is not None:
+            decoded = decoder(data)
+            if decoded.type == event.decode():  # a server whose event names lie gets the slow path
+                return decoded
     decoder = _DECODERS.get(_decode_envelope(data).type)
     return decoder(data) if decoder is not None else None
 

@@ -56,7 +56,7 @@ def responses_relay(ctx: RequestContext, key: bytes) -> BridgeRelay:
     bridge = ResponsesStreamBridge(ctx, key)
 
     def on_frame(event: bytes | None, payload: bytes) -> list[A.StreamEvent]:
-        decoded = R.decode_event(payload)
+        decoded = R.decode_event(payload, event)
         return bridge.on_event(decoded) if decoded is not None else []
 
     return BridgeRelay(bridge, on_frame)
