@@ -23,9 +23,9 @@ from tests.cli_scenario import (  # shared with the Responses CLI test
     FINAL_TEXT,
     INBOUND_KEY,
     SIDE_TEXT,
+    assert_cli_succeeded,
     claude_executable,
     run_cli,
-    stream_events,
 )
 
 
@@ -102,25 +102,9 @@ def test_claude_code_edits_six_files_through_gateway(tmp_path: Path, chat_upstre
     context = (f"claude exited {code} after {seconds:.1f}s\nstderr:\n{err[-4000:]}\nstdout tail:\n{out[-4000:]}\n"
                f"upstream requests:\n{upstream_summary(chat_upstream)}\n"
                f"gateway stderr tail:\n{gateway.stderr_text()[-4000:]}")
-    assert code == 0, context
     assert not script.unexpected, f"{script.unexpected}\n{context}"
-
-    # The files were really edited by the CLI's own Edit tool.
-    for name in FILES:
-        assert (project / name).read_text() == "value = NEW\n", f"{name}: {(project / name).read_text()!r}\n{context}"
-
-    # The CLI saw a successful run, and the tool calls as the upstream issued them.
-    events = stream_events(out)
-    retries = [e for e in events if e.get("subtype") == "api_retry"]
-    assert not retries, f"the CLI had to retry requests the gateway failed: {retries}\n{context}"
-    results = [e for e in events if e.get("type") == "result"]
-    assert len(results) == 1, context
-    assert results[0].get("is_error") is False and results[0].get("subtype") == "success", results[0]
-    assert results[0].get("result") == FINAL_TEXT, results[0]
-    tool_uses = [block for e in events if e.get("type") == "assistant"
-                 for block in e["message"]["content"] if block.get("type") == "tool_use"]
-    assert [b["name"] for b in tool_uses] == ["Read"] * 6 + ["Edit"] * 6, context
-    assert [b["input"]["file_path"] for b in tool_uses] == [str(project / n) for n in FILES] * 2
+    # Exit 0, the files really edited by the CLI's own Edit tool, a successful result, the calls as issued.
+    assert_cli_succeeded(code, out, project, context)
 
     # The upstream saw three agent-loop requests, with all six results each time, under the ids it issued.
     agent_bodies = [b for b in chat_upstream.bodies
