@@ -97,6 +97,44 @@ def user_part(block: A.ContentBlock, ctx: RequestContext) -> Part | None:
     return None
 
 
+class UserTurn(NamedTuple):
+    """A user turn placed after the assistant turn it answers: one result per open call, in the calls' order
+    (Claude Code answers parallel calls in completion order, and strict servers expect the calls' order), then
+    what follows in a user message: the results' attachments, then the turn's other blocks."""
+
+    results: list[tuple[str, str]]  # (call id, text); a call left without a result gets NO_RESULT
+    follow: list[Part]
+
+
+def user_turn(content: list[A.ContentBlock], open_calls: list[str], ctx: RequestContext) -> UserTurn:
+    """Pair a user turn's tool_result blocks with the calls still open; the rest are parts that follow."""
+    texts: dict[str, str] = {}
+    attachments: list[Part] = []
+    parts: list[Part] = []
+    for block in content:
+        if block.cache_control is not None:
+            ctx.note("cache_control dropped")
+        if block.type == "tool_result":
+            call_id = block.tool_use_id or ""
+            text, extra = tool_result(block, ctx)
+            if call_id in open_calls and call_id not in texts:
+                texts[call_id] = text
+                attachments.extend(extra)
+            else:
+                # A result whose call is gone (compaction, a retried turn) would be rejected as a result.
+                ctx.note("orphan tool_result sent as text")
+                parts.append(Text(f"[result of tool call {call_id}]\n{text}"))
+                parts.extend(extra)
+        else:
+            part = user_part(block, ctx)
+            if part is not None:
+                parts.append(part)
+    if len(texts) < len(open_calls):
+        ctx.note("missing tool_result filled in")
+    results = [(call_id, texts.get(call_id, NO_RESULT)) for call_id in open_calls]
+    return UserTurn(results, attachments + parts)
+
+
 def tool_result(block: A.ContentBlock, ctx: RequestContext) -> tuple[str, list[Image | File]]:
     """The text of a tool result (never empty) and the images and files it holds, which follow in a user turn."""
     content = block.content

@@ -19,10 +19,9 @@ from dragoman.translate.anthropic_request import (
     sampling,
     system_text,
     tool_choice,
-    tool_result,
     tool_specs,
     tool_use_arguments,
-    user_part,
+    user_turn,
 )
 from dragoman.translate.options import TranslationOptions
 from dragoman.translate.request_context import RequestContext
@@ -160,36 +159,11 @@ def _user(
         _close_calls(open_calls, out, ctx)
         out.append(C.ChatMessage(role="user", content=content))
         return []
-    results: dict[str, C.ChatMessage] = {}
-    parts: list[C.ContentPart] = []
-    result_images: list[C.ContentPart] = []
-    for block in content:
-        if block.cache_control is not None:
-            ctx.note("cache_control dropped")
-        if block.type == "tool_result":
-            call_id = block.tool_use_id or ""
-            text, attachments = tool_result(block, ctx)
-            if call_id in open_calls and call_id not in results:
-                results[call_id] = C.ChatMessage(role="tool", tool_call_id=call_id, content=text)
-                result_images.extend(map(_part, attachments))
-            else:
-                # A result whose call is gone (compaction, a retried turn) would be rejected as a tool message.
-                ctx.note("orphan tool_result sent as text")
-                parts.append(C.TextPart(text=f"[result of tool call {call_id}]\n{text}"))
-                parts.extend(map(_part, attachments))
-        else:
-            part = user_part(block, ctx)
-            if part is not None:
-                parts.append(_part(part))
-    # Tool messages go right after the assistant that called, in the order of its calls: Claude Code
-    # answers parallel calls in completion order, and strict servers expect the calls' order.
-    for call_id in open_calls:
-        out.append(results.get(call_id) or C.ChatMessage(role="tool", tool_call_id=call_id, content=NO_RESULT))
-    if len(results) < len(open_calls):
-        ctx.note("missing tool_result filled in")
-    follow = result_images + parts
-    if follow:
-        out.append(C.ChatMessage(role="user", content=_user_content(follow)))
+    turn = user_turn(content, open_calls, ctx)
+    for call_id, text in turn.results:
+        out.append(C.ChatMessage(role="tool", tool_call_id=call_id, content=text))
+    if turn.follow:
+        out.append(C.ChatMessage(role="user", content=_user_content([_part(part) for part in turn.follow])))
     return []
 
 

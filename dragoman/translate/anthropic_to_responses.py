@@ -26,10 +26,9 @@ from dragoman.translate.anthropic_request import (
     sampling,
     system_text,
     tool_choice,
-    tool_result,
     tool_specs,
     tool_use_arguments,
-    user_part,
+    user_turn,
 )
 from dragoman.translate.options import TranslationOptions
 from dragoman.translate.reasoning_signature import open_reasoning
@@ -194,35 +193,11 @@ def _user(
         _close_calls(open_calls, items, ctx)
         items.append(R.MessageItem(role="user", content=[R.InputText(text=content)]))
         return []
-    outputs: dict[str, R.FunctionCallOutputItem] = {}
-    parts: list[R.InputPart] = []
-    result_parts: list[R.InputPart] = []
-    for block in content:
-        if block.cache_control is not None:
-            ctx.note("cache_control dropped")
-        if block.type == "tool_result":
-            call_id = block.tool_use_id or ""
-            text, attachments = tool_result(block, ctx)
-            if call_id in open_calls and call_id not in outputs:
-                outputs[call_id] = R.FunctionCallOutputItem(call_id=call_id, output=text)
-                result_parts.extend(_part(p) for p in attachments)
-            else:
-                # An output whose call is gone (compaction, a retried turn) would be rejected by OpenAI.
-                ctx.note("orphan tool_result sent as text")
-                parts.append(R.InputText(text=f"[result of tool call {call_id}]\n{text}"))
-                parts.extend(_part(p) for p in attachments)
-        else:
-            part = user_part(block, ctx)
-            if part is not None:
-                parts.append(_part(part))
-    # Outputs in the calls' order, right after them: Claude Code answers parallel calls in completion order.
-    for call_id in open_calls:
-        items.append(outputs.get(call_id) or R.FunctionCallOutputItem(call_id=call_id, output=NO_RESULT))
-    if len(outputs) < len(open_calls):
-        ctx.note("missing tool_result filled in")
-    follow = result_parts + parts
-    if follow:
-        items.append(R.MessageItem(role="user", content=follow))
+    turn = user_turn(content, open_calls, ctx)
+    for call_id, text in turn.results:
+        items.append(R.FunctionCallOutputItem(call_id=call_id, output=text))
+    if turn.follow:
+        items.append(R.MessageItem(role="user", content=[_part(part) for part in turn.follow]))
     return []
 
 

@@ -13,11 +13,20 @@ import msgspec
 
 from dragoman.protocols import anthropic as A
 from dragoman.protocols import openai_chat as C
-from dragoman.translate.chat_to_anthropic import anthropic_usage, content_text, stop_reason_for, tool_use_id
+from dragoman.translate.chat_to_anthropic import (
+    anthropic_usage,
+    content_text,
+    stop_reason_for,
+    tool_use_id,
+)
 from dragoman.translate.request_context import RequestContext
 from dragoman.translate.stream_bridge import StreamBridge
 from dragoman.translate.think_tags import ThinkTagSplitter
-from dragoman.translate.tool_arguments import closing_fragment, is_complete_object, is_wrapped
+from dragoman.translate.tool_arguments import (
+    closing_fragment,
+    is_complete_object,
+    is_wrapped,
+)
 
 _encode = msgspec.json.encode
 _TAIL = 64  # characters of text kept to tell which stop sequence ended the answer
