@@ -85,6 +85,7 @@ _WORKER = textwrap.dedent("""
     assert m.multiprocess
     for i in range(int(sys.argv[1])):
         m.observe_request(AuditRecord(time=0.0, request_id="r", route="r1", status=200, output_tokens=10))
+    m.flush()  # what the audit writer does after each batch
     m.audit_dropped(1)
     if sys.argv[2] == "render":
         sys.stdout.write(m.render()[0].decode())

@@ -61,6 +61,9 @@ class Sink:
     def audit_queue_depth(self, depth: int) -> None:
         self.depths.append(depth)
 
+    def flush(self) -> None:
+        pass
+
 
 def test_close_flushes_everything_to_sqlite(tmp_path) -> None:
     store = open_store(f"sqlite:///{tmp_path}/a.db")

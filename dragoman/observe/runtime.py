@@ -60,6 +60,7 @@ class Observability:
             if record.cost_usd is None:
                 record.cost_usd = self.pricer.price(record)
             self.metrics.observe_request(record)
+            self.metrics.flush()
 
     def close(self, timeout: float = 10.0) -> bool:
         """Flush every queued record, close the store, flush spans. True when no record was lost."""

@@ -40,6 +40,8 @@ class AuditSink(Protocol):
 
     def audit_queue_depth(self, depth: int) -> None: ...
 
+    def flush(self) -> None: ...
+
 
 class _NoSink:
     def observe_request(self, record: AuditRecord) -> None:
@@ -49,6 +51,9 @@ class _NoSink:
         pass
 
     def audit_queue_depth(self, depth: int) -> None:
+        pass
+
+    def flush(self) -> None:
         pass
 
 
@@ -142,6 +147,7 @@ class AuditWriter:
                 self._wake.wait(backoff or self.flush_interval)
                 self._wake.clear()
             self._drain()
+            self.sink.flush()  # the drained records' counter increments, in one go
             backoff = self._write_pending(backoff)
             self.sink.audit_queue_depth(self.depth)
             if self._closing and not self._queue and (not self._pending or self._clock() >= self._close_deadline):
