@@ -182,16 +182,6 @@ class ScriptedAnthropicUpstream(ScriptedChatUpstream):
         return f"{self.base_url}/v1/messages"
 
     @property
-    def bodies(self) -> list[Any]:
-        return [r.body for r in self.requests if r.path.endswith("/v1/messages")]
-
-    @property
-    def last_body(self) -> Any:
-        bodies = self.bodies
-        assert bodies, "the scripted Anthropic upstream received no Messages request"
-        return bodies[-1]
-
-    @property
     def last_request(self) -> RecordedRequest:
         assert self.requests, "the scripted Anthropic upstream received no request"
         return self.requests[-1]
@@ -209,29 +199,13 @@ class ScriptedAnthropicUpstream(ScriptedChatUpstream):
             return script(body if isinstance(body, dict) else {})
         return script
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        self.requests.append(RecordedRequest(
-            method=request.method,
-            path=request.path,
-            query=request.query_string,
-            headers={k.lower(): v for k, v in request.headers.items()},
-            raw=raw,
-            body=body,
-        ))
-        if request.method != "POST" or not request.path.endswith("/v1/messages"):
-            return web.json_response(anthropic_error_body("not_found_error", f"no route {request.method} "
-                                                          f"{request.path}"), status=404)
-        try:
-            reply = self._next_reply(body)
-        except Exception as exc:  # a broken callable script must show up in the test, not hang it
-            return web.json_response(anthropic_error_body("api_error", f"script raised {exc!r}"), status=500)
-        stream = isinstance(body, dict) and bool(body.get("stream"))
-        return await self._serve_reply(request, reply, stream, False)
+    PATH_SUFFIX = "/v1/messages"
+
+    def _error_body(self, kind: str, message: str) -> dict:
+        return anthropic_error_body("not_found_error" if kind == "not_found" else "api_error", message)
+
+    def _include_usage(self, body: dict) -> bool:
+        return False
 
     async def _serve_reply(self, request: web.Request, reply: Any, stream: bool, include_usage: bool
                            ) -> web.StreamResponse:

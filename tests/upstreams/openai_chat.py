@@ -135,13 +135,13 @@ class ScriptedChatUpstream:
 
     @property
     def bodies(self) -> list[Any]:
-        """Parsed JSON bodies of the chat completion requests received so far."""
-        return [r.body for r in self.requests if r.path.endswith("/chat/completions")]
+        """Parsed JSON bodies of the requests to this upstream's API path received so far."""
+        return [r.body for r in self.requests if r.path.endswith(self.PATH_SUFFIX)]
 
     @property
     def last_body(self) -> Any:
         bodies = self.bodies
-        assert bodies, "the scripted upstream received no chat completion request"
+        assert bodies, f"the scripted upstream received no {self.PATH_SUFFIX} request"
         return bodies[-1]
 
     def script(self, script: Script | None) -> None:
@@ -286,15 +286,23 @@ class ScriptedChatUpstream:
                 body=body,
             )
         )
-        if request.method != "POST" or not request.path.endswith("/chat/completions"):
-            return web.json_response(openai_error(f"no route {request.method} {request.path}"), status=404)
+        if request.method != "POST" or not request.path.endswith(self.PATH_SUFFIX):
+            return web.json_response(self._error_body("not_found", f"no route {request.method} {request.path}"), status=404)
         try:
             reply = self._next_reply(body)
         except Exception as exc:  # a broken callable script must show up in the test, not hang it
-            return web.json_response(openai_error(f"scripted upstream: script raised {exc!r}", "server_error"), status=500)
+            return web.json_response(self._error_body("server", f"scripted upstream: script raised {exc!r}"), status=500)
         stream = isinstance(body, dict) and bool(body.get("stream"))
-        include_usage = stream and bool((body.get("stream_options") or {}).get("include_usage"))
-        return await self._serve_reply(request, reply, stream, include_usage)
+        return await self._serve_reply(request, reply, stream, stream and self._include_usage(body))
+
+    # What differs between the scripted APIs: their path, their error body, whether a stream can carry usage.
+    PATH_SUFFIX = "/chat/completions"
+
+    def _error_body(self, kind: str, message: str) -> dict:
+        return openai_error(message, "invalid_request_error" if kind == "not_found" else "server_error")
+
+    def _include_usage(self, body: dict) -> bool:
+        return bool((body.get("stream_options") or {}).get("include_usage"))
 
     async def _serve_reply(
         self, request: web.Request, reply: Reply, stream: bool, include_usage: bool

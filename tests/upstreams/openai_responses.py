@@ -80,41 +80,10 @@ class ScriptedResponsesUpstream(ScriptedChatUpstream):
     def responses_url(self) -> str:
         return f"{self.base_url}/responses"
 
-    @property
-    def bodies(self) -> list[Any]:
-        """Parsed JSON bodies of the /v1/responses requests received so far."""
-        return [r.body for r in self.requests if r.path.endswith("/responses")]
+    PATH_SUFFIX = "/responses"
 
-    @property
-    def last_body(self) -> Any:
-        bodies = self.bodies
-        assert bodies, "the scripted upstream received no /v1/responses request"
-        return bodies[-1]
-
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        self.requests.append(
-            RecordedRequest(
-                method=request.method,
-                path=request.path,
-                query=request.query_string,
-                headers={k.lower(): v for k, v in request.headers.items()},
-                raw=raw,
-                body=body,
-            )
-        )
-        if request.method != "POST" or not request.path.endswith("/responses"):
-            return web.json_response(openai_error(f"no route {request.method} {request.path}"), status=404)
-        try:
-            reply = self._next_reply(body)
-        except Exception as exc:  # a broken callable script must show up in the test, not hang it
-            return web.json_response(openai_error(f"scripted upstream: script raised {exc!r}", "server_error"), status=500)
-        stream = isinstance(body, dict) and bool(body.get("stream"))
-        return await self._serve_reply(request, reply, stream, False)
+    def _include_usage(self, body: dict) -> bool:
+        return False  # Responses streams always end with response.completed, usage inside
 
     async def _serve_reply(self, request: web.Request, reply: Any, stream: bool, include_usage: bool) -> web.StreamResponse:
         if isinstance(reply, Hang):
