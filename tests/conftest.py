@@ -19,7 +19,8 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from tests.gateway import UPSTREAM_ENV, Gateway, gateway_config, run_gateway  # noqa: E402
-from tests.upstreams import ScriptedChatUpstream  # noqa: E402
+from tests.routing_helpers import BACKUP_TEXT  # noqa: E402
+from tests.upstreams import ChatReply, ScriptedChatUpstream  # noqa: E402
 
 GatewayFactory = Callable[..., Gateway]
 
@@ -65,3 +66,26 @@ def gateway_for() -> Iterator[GatewayFactory]:
 def gateway(gateway_for: GatewayFactory, chat_upstream: ScriptedChatUpstream) -> Gateway:
     """The default gateway of this module, routed to `chat_upstream`."""
     return gateway_for(chat_upstream)
+
+
+# ---- a primary and a backup upstream (fallback and circuit-breaker tests) ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def upstreams() -> Iterator[tuple[ScriptedChatUpstream, ScriptedChatUpstream]]:
+    with ScriptedChatUpstream() as primary, ScriptedChatUpstream() as backup:
+        yield primary, backup
+
+
+@pytest.fixture
+def primary(upstreams) -> Iterator[ScriptedChatUpstream]:  # noqa: ANN001 - a fixture
+    upstreams[0].reset()
+    yield upstreams[0]
+    upstreams[0].reset()
+
+
+@pytest.fixture
+def backup(upstreams) -> Iterator[ScriptedChatUpstream]:  # noqa: ANN001 - a fixture
+    upstreams[1].reset(ChatReply(text=BACKUP_TEXT, model="gpt-5-mini"))
+    yield upstreams[1]
+    upstreams[1].reset()

@@ -148,3 +148,9 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str, step: f
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(step)
+
+
+# What the fallback and circuit-breaker tests' two upstreams answer (their fixtures are in conftest.py).
+
+PRIMARY_TEXT = "answered by the primary"
+BACKUP_TEXT = "answered by the backup"

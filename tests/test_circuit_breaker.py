@@ -12,36 +12,24 @@ import anthropic
 import pytest
 
 from tests.gateway import Gateway, run_gateway
-from tests.routing_helpers import KEYS_ENV, USER_HI, config_yaml, route, sdk
+from tests.routing_helpers import (
+    BACKUP_TEXT,
+    KEYS_ENV,
+    PRIMARY_TEXT,
+    USER_HI,
+    config_yaml,
+    route,
+    sdk,
+)
 from tests.upstreams import ChatReply, ErrorReply, Hang, ScriptedChatUpstream
 
 pytestmark = pytest.mark.timeout(20)
 
 BREAKER = {"failures": 2, "cooldown": 1}
 ONE_TRY = {"attempts": 1, "backoff": 0.05, "max_backoff": 1}
-PRIMARY_TEXT = "answered by the primary"
-BACKUP_TEXT = "answered by the backup"
 CB_ROUTES = ("cb_closes", "cb_reopens", "cb_one_probe", "cb_rate_limits", "cb_streamed", "cb_probe_400")
 
 
-@pytest.fixture(scope="module")
-def upstreams() -> Iterator[tuple[ScriptedChatUpstream, ScriptedChatUpstream]]:
-    with ScriptedChatUpstream() as primary, ScriptedChatUpstream() as backup:
-        yield primary, backup
-
-
-@pytest.fixture
-def primary(upstreams) -> Iterator[ScriptedChatUpstream]:
-    upstreams[0].reset()
-    yield upstreams[0]
-    upstreams[0].reset()
-
-
-@pytest.fixture
-def backup(upstreams) -> Iterator[ScriptedChatUpstream]:
-    upstreams[1].reset(ChatReply(text=BACKUP_TEXT))
-    yield upstreams[1]
-    upstreams[1].reset()
 
 
 @pytest.fixture(scope="module")

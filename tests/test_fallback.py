@@ -13,16 +13,31 @@ import pytest
 
 from tests.gateway import Gateway, free_port, run_gateway
 from tests.routing_helpers import (
-    KEYS_ENV, USER_HI, Timed, check_stream, config_yaml, post_messages, route, sdk, sse_events, stream_text,
+    BACKUP_TEXT,
+    KEYS_ENV,
+    PRIMARY_TEXT,
+    USER_HI,
+    Timed,
+    check_stream,
+    config_yaml,
+    post_messages,
+    route,
+    sdk,
+    sse_events,
+    stream_text,
 )
-from tests.upstreams import ChatReply, Disconnect, ErrorReply, Hang, RawStream, ScriptedChatUpstream
+from tests.upstreams import (
+    ChatReply,
+    Disconnect,
+    ErrorReply,
+    Hang,
+    RawStream,
+)
 
 pytestmark = pytest.mark.timeout(20)
 
 RETRY = {"attempts": 2, "backoff": 0.05, "max_backoff": 1}
 NO_BREAKER = {"failures": 1000, "cooldown": 1}  # breakers are tested in test_circuit_breaker.py
-PRIMARY_TEXT = "answered by the primary"
-BACKUP_TEXT = "answered by the backup"
 
 
 def _server_error() -> ErrorReply:
@@ -44,24 +59,6 @@ def _content(text: str) -> dict:
             "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
 
 
-@pytest.fixture(scope="module")
-def upstreams() -> Iterator[tuple[ScriptedChatUpstream, ScriptedChatUpstream]]:
-    with ScriptedChatUpstream() as primary, ScriptedChatUpstream() as backup:
-        yield primary, backup
-
-
-@pytest.fixture
-def primary(upstreams) -> Iterator[ScriptedChatUpstream]:
-    upstreams[0].reset()
-    yield upstreams[0]
-    upstreams[0].reset()
-
-
-@pytest.fixture
-def backup(upstreams) -> Iterator[ScriptedChatUpstream]:
-    upstreams[1].reset(ChatReply(text=BACKUP_TEXT, model="gpt-5-mini"))
-    yield upstreams[1]
-    upstreams[1].reset()
 
 
 @pytest.fixture(scope="module")
