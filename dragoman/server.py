@@ -17,6 +17,7 @@ import msgspec
 from dragoman import errors as E
 from dragoman.audit import record_for
 from dragoman.identity import Identity, identity_from
+from dragoman.not_found_log import NotFoundLog
 from dragoman.observe.api import admin_api
 from dragoman.observe.pricing import Pricer, Pricing
 from dragoman.observe.runtime import Observability
@@ -58,6 +59,8 @@ class Gateway:
         self._client: UpstreamClient | None = None
         self._watcher: ConfigWatcher | None = None
         self.observe = Observability(config.observe, _pricing(config))
+        self._not_found = NotFoundLog(log)
+        self._warned_doubled_v1 = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -121,6 +124,8 @@ class Gateway:
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         path: str = scope["path"]
+        if path.startswith("/v1/v1/"):  # the one check the hot path pays for it: see _undouble_v1
+            path = self._undouble_v1(path)
         method: str = scope["method"]
         rt = self.runtime
         assert rt is not None
@@ -149,7 +154,17 @@ class Gateway:
                 raise _MethodNotAllowed(method)
             await _send_json(send, 200, b'{"status":"ok"}', request_id)  # uvicorn drops the body for HEAD
         else:
-            raise E.NotFound(f"no such endpoint: {method} {path}")
+            self._not_found(method, scope["path"])
+            raise E.NotFound(f"no such endpoint: {method} {scope['path']}")
+
+    def _undouble_v1(self, path: str) -> str:
+        # The widely copied setup says ANTHROPIC_BASE_URL=https://gateway.example.com/v1, and Claude Code and the
+        # SDKs append /v1/messages to it: serve /v1/v1/... as /v1/..., and say once how to fix the client.
+        if not self._warned_doubled_v1:
+            self._warned_doubled_v1 = True
+            log.warning("a client called %r: its ANTHROPIC_BASE_URL ends in /v1, and clients add /v1 themselves; "
+                        "drop the /v1 suffix from ANTHROPIC_BASE_URL (served as under one /v1 meanwhile)", path[:200])
+        return path[3:]
 
     # ---- endpoints ---------------------------------------------------------------------------------------
 
