@@ -95,7 +95,9 @@ def test_contract_example_loads_with_its_missing_route(tmp_path: Path) -> None:
     assert route.endpoint == "https://api.openai.com/v1/chat/completions"
     assert route.api_key == mini.api_key == "sk-contract"
     assert route.timeouts == Timeouts(connect=10, first_byte=300, idle=300)
-    assert route.translation == TranslationOptions(max_output_tokens=128000)
+    assert route.translation == TranslationOptions(
+        system_placement="first_message", drop_headers=("cache_control",), max_output_tokens=128000
+    )
     assert config.default_route == "gpt-5-via-gateway"
     assert [(r.match, r.route) for r in config.model_routes] == [
         ("claude-*haiku*", "gpt-5-mini-via-gateway"),
@@ -111,7 +113,7 @@ def test_issue_example_loads_as_written() -> None:
     assert (route.name, route.provider, route.model) == ("gpt-5-via-gateway", "openai", "gpt-5")
     assert route.api_key == "sk-prod"
     assert route.endpoint == "https://api.openai.com/v1/chat/completions"
-    assert route.translation == TranslationOptions(drop_headers=("cache_control",))
+    assert route.translation == TranslationOptions(system_placement="first_message", drop_headers=("cache_control",))
     assert route.timeouts == Timeouts()
     assert config.server.max_body_bytes == MAX_BODY_BYTES == 32 * 1024 * 1024
     assert config.auth_keys == frozenset()

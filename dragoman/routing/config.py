@@ -36,6 +36,7 @@ from dragoman.routing.secrets import (
     resolve_secret,
     secret_spec,
 )
+from dragoman.routing.translation_keys import route_translation
 from dragoman.routing.yaml_source import Path, Source, parse_yaml
 from dragoman.translate.options import TranslationOptions
 
@@ -201,17 +202,11 @@ class Config(msgspec.Struct, frozen=True):
 # --- from file to Config -----------------------------------------------------------------------------------
 
 
-# Values the translators implement; anything else would be silently ignored downstream, so it is an error here.
+# Values the gateway implements; anything else would be silently ignored downstream, so it is an error here.
+# The translation: block's keys are checked by routing.translation_keys, against the route's upstream.
 _CHOICES: tuple[tuple[Path, tuple[str, ...]], ...] = (
-    (("inbound_protocol",), ("anthropic",)),
+    (("inbound_protocol",), ("anthropic",)),  # the one protocol the server speaks to clients
     (("upstream", "provider"), ("openai", "openai_compatible", "azure_openai", "anthropic")),
-    (("translation", "system_placement"), ("first_message",)),
-    (("translation", "system_role"), ("system", "developer")),
-    (("translation", "tool_use"), ("openai_tool_calls",)),
-    (("translation", "streaming"), ("anthropic_events",)),
-    (("translation", "reasoning_effort"), ("auto", "off", "minimal", "low", "medium", "high")),
-    (("translation", "server_tools"), ("reject", "drop")),
-    (("translation", "max_tokens_field"), (None, "max_tokens", "max_completion_tokens")),
 )
 
 
@@ -337,14 +332,11 @@ def _route(entry: RouteEntry, path: Path, secrets: dict[str, Secret], src: Sourc
         value: Any = entry
         for name in rel:
             value = getattr(value, name)
-        if value not in allowed:
-            raise src.error(path + rel, f'"{value}" is not one of: {", ".join(a for a in allowed if a)}')
+        src.choice(path + rel, value, allowed)
     upstream = entry.upstream
     ref = upstream.api_key_ref
     api = _api(upstream, path + ("upstream",), src)
-    translation = _translation(entry, path, src)
-    if translation.passthrough and api != "messages":
-        raise src.error(path + ("translation", "passthrough"), "passthrough needs provider anthropic")
+    translation = route_translation(entry.translation, upstream.max_output_tokens, api, path, src)
     return Route(
         name=entry.name,
         provider=upstream.provider,
@@ -392,14 +384,3 @@ def _endpoint(upstream: Upstream, api: str, path: Path, src: Source) -> str:
         return api_url(endpoint, api)
     except ValueError as exc:
         raise src.error(path + ("endpoint",), str(exc)) from None
-
-
-def _translation(entry: RouteEntry, path: Path, src: Source) -> TranslationOptions:
-    # upstream.max_output_tokens is where users write the clamp; the translators read it from TranslationOptions.
-    clamp, options = entry.upstream.max_output_tokens, entry.translation
-    if clamp is None:
-        return options
-    if options.max_output_tokens is not None and options.max_output_tokens != clamp:
-        problem = "conflicts with upstream.max_output_tokens; keep one"
-        raise src.error(path + ("translation", "max_output_tokens"), problem)
-    return msgspec.structs.replace(options, max_output_tokens=clamp)

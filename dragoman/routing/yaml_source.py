@@ -100,11 +100,33 @@ _MISSING = re.compile(r"^Object missing required field `(?P<field>.*)`$")
 class Source:
     """The file being loaded: its name, node tree and environment, and how to raise located errors."""
 
-    def __init__(self, name: str, root: yaml.Node | None, env: Mapping[str, str]) -> None:
+    def __init__(
+        self, name: str, root: yaml.Node | None, env: Mapping[str, str], missing: list[str] | None = None
+    ) -> None:
         self.name = name
         self.root = root
         self.env = env
         self.base_dir = os.path.dirname(name)
+        self.missing = missing  # None: a secret that cannot be read is an error; else it is noted here
+
+    def missing_secret(self, path: Path, problem: str) -> None:
+        """A secret that cannot be read: a ConfigError, or, when loading for `dragoman check`, a noted warning."""
+        error = self.error(path, problem)
+        if self.missing is None:
+            raise error
+        self.missing.append(str(error))
+
+    def choice(self, path: Path, value: Any, allowed: tuple[Any, ...]) -> None:
+        """Refuse a value the gateway does not implement: it would be silently ignored downstream."""
+        if value not in allowed:
+            raise self.error(path, f'"{value}" is not one of: {", ".join(a for a in allowed if a)}')
+
+    def has(self, path: Path) -> bool:
+        """Whether the file itself writes a value at path (a default does not count)."""
+        node = self.root
+        for part in path:
+            node = None if node is None else _child(node, part)
+        return node is not None
 
     def line(self, path: Path, *, key: bool = False) -> int:
         """The 1-based line of the deepest node along path (the key's own line when key is set)."""

@@ -52,16 +52,20 @@ def translate_request(
     """Build the Responses request for `req`. `reasoning_key` opens the thinking signatures we sealed earlier;
     `openai_extensions` adds OpenAI-only fields (prompt_cache_key, safety_identifier)."""
     reasoning = is_reasoning(options, upstream_model)
-    instructions = system_text(req.system, ctx) if req.system else ""
+    system = system_text(req.system, ctx) if req.system else ""
+    items = _input(req, options, ctx, reasoning_key)
     out = R.ResponsesRequest(
         model=upstream_model,
-        input=_input(req, options, ctx, reasoning_key),
+        input=items,
         stream=req.stream,
         # The gateway keeps no upstream state and replays the conversation each turn; nothing need persist.
         store=False,
     )
-    if instructions:
-        out.instructions = instructions
+    if system and options.system_placement == "first_message":
+        # For Responses servers that ignore `instructions`: the system text leads the input, as on Chat.
+        items.insert(0, R.MessageItem(role=options.system_role, content=[R.InputText(text=system)]))
+    elif system:
+        out.instructions = system
     max_tokens = max_output_tokens(req.max_tokens, upstream_model, reasoning, options, ctx)
     if max_tokens < _MIN_OUTPUT:
         max_tokens = _MIN_OUTPUT

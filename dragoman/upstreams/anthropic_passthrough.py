@@ -10,6 +10,7 @@ import msgspec
 from dragoman.protocols import anthropic as A
 from dragoman.protocols.sse import SSEDecoder
 from dragoman.routing.config import Route
+from dragoman.translate.drop_fields import drop_cache_control
 from dragoman.translate.request_context import RequestContext
 from dragoman.upstreams.dialect import Answer
 
@@ -50,19 +51,26 @@ _decode_event = msgspec.json.Decoder(_Event).decode
 class AnthropicPassthrough:
     def __init__(self, route: Route) -> None:
         self.route = route
+        drop = route.translation.drop_headers  # what the route's drop_headers strips, decided once
+        self._drop_cache_control = "cache_control" in drop
+        self._forwarded = tuple(name for name in _FORWARDED if name.decode() not in drop)
 
     def request_body(self, req: A.MessagesRequest, raw: bytes, ctx: RequestContext) -> bytes:
         model = self.route.model
-        if model is None or model == req.model:
+        rename = model is not None and model != req.model
+        if not rename and not self._drop_cache_control:
             return raw
-        body: dict[str, Any] = msgspec.json.decode(raw)  # key order and content kept; only the model changes
-        body["model"] = model
+        body: dict[str, Any] = msgspec.json.decode(raw)  # key order and content kept; only what is named changes
+        if rename:
+            body["model"] = model
+        if self._drop_cache_control and drop_cache_control(body):
+            ctx.note("cache_control dropped")
         return _encode(body)
 
     def request_headers(self, base: dict[str, str], client_headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
         forwarded: dict[str, str] = {}
         for name, value in client_headers:
-            if name in _FORWARDED:
+            if name in self._forwarded:
                 key, text = name.decode("latin-1"), value.decode("latin-1")
                 # Repeated header lines mean one comma-separated list (RFC 9110 §5.3): keep every beta.
                 forwarded[key] = f"{forwarded[key]},{text}" if key in forwarded else text
