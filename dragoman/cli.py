@@ -19,8 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=int(os.environ.get("DRAGOMAN_PORT", "8080")))
     serve.add_argument("--workers", type=int, default=1, help="worker processes sharing the port")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    check = sub.add_parser("check", help="validate a config file and explain it")
+    check = sub.add_parser("check", help="validate a config file and explain it (its secrets need not be set)")
     check.add_argument("config")
+    check.add_argument("--strict", action="store_true", help="fail (exit 1) on warnings too, missing secrets included")
     route = sub.add_parser("route", help="dry run: which policy, branch and candidates a request would get")
     route.add_argument("config")
     route.add_argument("request", help="a JSON Messages request body (e.g. one Claude Code sent)")
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("logs", "costs"):
         return report.run(args)
     if args.command == "check":
-        return _check(args.config)
+        return _check(args.config, args.strict)
     if args.command == "route":
         return _route(args.config, args.request, args.header)
     return _serve(args)
@@ -44,11 +45,12 @@ def _load(path: str | None):  # noqa: ANN202
     return load_config(path) if path else zero_config(os.environ)
 
 
-def _check(path: str) -> int:
-    try:
-        config = _load(path)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+def _check(path: str, strict: bool = False) -> int:
+    from dragoman.routing.reachability import config_warnings
+
+    missing: list[str] = []
+    config = _load_noting_secrets(path, missing)
+    if config is None:
         return 2
     print(f"{path}: ok, {len(config.routes)} route(s)")
     for route in config.routes:
@@ -59,27 +61,44 @@ def _check(path: str) -> int:
     if config.default_route:
         print(f"  anything else -> {config.default_route}")
     for compiled in config.policies:
-        print(f"  policy {compiled.policy.name} for {', '.join(compiled.applies_to)}: "
+        names = "every request" if compiled.applies_to is None else ", ".join(compiled.applies_to)
+        print(f"  policy {compiled.policy.name} for {names}: "
               f"routes {', '.join(compiled.policy.routes())}; reads {', '.join(sorted(compiled.policy.variables))}")
     for route in config.routes:
         if route.fallbacks:
             print(f"  {route.name} falls back to {', '.join(route.fallbacks)} "
                   f"({route.retry.attempts} tries each, breaker after {route.breaker.failures} failures)")
     print(f"  inbound auth: {'on, ' + str(len(config.auth_keys)) + ' key(s)' if config.auth_keys else 'off'}")
+    warnings = [f"{text}; serve refuses to start without it" for text in missing] + config_warnings(config)
+    for text in warnings:
+        print(f"warning: {text}", file=sys.stderr)
+    if strict and warnings:
+        print(f"error: {len(warnings)} warning(s), and --strict makes them errors", file=sys.stderr)
+        return 1
     return 0
+
+
+def _load_noting_secrets(path: str, missing: list[str]):  # noqa: ANN202
+    """The config at path, with secrets that cannot be read noted in `missing`; None (error printed) if invalid."""
+    from dragoman.routing.config import load_config
+
+    try:
+        return load_config(path, missing_secrets=missing)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return None
 
 
 def _route(path: str, request_path: str, header_args: list[str]) -> int:
     import msgspec
 
+    from dragoman.identity import identity_from
     from dragoman.protocols.anthropic import MessagesRequest
     from dragoman.routing.features import extract_features
-    from dragoman.routing.router import Router
+    from dragoman.routing.router import Router, applies
 
-    try:
-        config = _load(path)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+    config = _load_noting_secrets(path, [])  # secrets play no part in routing
+    if config is None:
         return 2
     try:
         with open(request_path, "rb") as f:
@@ -89,13 +108,18 @@ def _route(path: str, request_path: str, header_args: list[str]) -> int:
         print(f"error: {request_path}: {err}", file=sys.stderr)
         return 2
     headers = dict(_split_header(h) for h in header_args)
-    features = extract_features(req, len(body), headers)
+    # As the server does (server.py, _messages): identity from headers and metadata.user_id, then features.
+    identity = identity_from(headers, req.metadata.user_id if req.metadata is not None else None)
+    features = extract_features(req, len(body), headers, identity)
     router = Router(config)
     print(f"requested model: {req.model}")
     print(f"features: input_tokens~{features.input_tokens} tool_call_count={features.tool_call_count} "
           f"tools_count={features.tools_count} message_count={features.message_count} "
           f"has_images={features.has_images} thinking={features.thinking} stream={features.stream}")
     for compiled in config.policies:
+        if not applies(compiled, req.model):
+            print(f"  {compiled.policy.name}: does not apply to {req.model} (applies_to {', '.join(compiled.applies_to or ())})")
+            continue
         for line in compiled.policy.explain(features):
             print(f"  {compiled.policy.name}: {line}")
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import anthropic
@@ -154,3 +155,17 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str, step: f
 
 PRIMARY_TEXT = "answered by the primary"
 BACKUP_TEXT = "answered by the backup"
+
+
+def seed_config(mini_url: str, chat_url: str, anthropic_url: str, *, keep_applies_to: bool = True) -> str:
+    """examples/seed.yaml as written, its three upstreams pointed at scripted ones (Responses, Chat, Anthropic).
+    keep_applies_to=False drops the policy's applies_to: the policy then applies to every request."""
+    seed = Path(__file__).resolve().parent.parent / "examples" / "seed.yaml"
+    config = yaml.safe_load(seed.read_text())
+    endpoints = {"gpt-5-mini-via-gateway": mini_url, "gpt-5-via-gateway": chat_url,
+                 "claude-opus-fallback": anthropic_url}
+    for entry in config["routes"]:
+        entry["upstream"]["endpoint"] = endpoints[entry["name"]]
+    if not keep_applies_to:
+        del config["policies"][0]["applies_to"]
+    return yaml.safe_dump(config, sort_keys=False)

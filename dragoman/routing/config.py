@@ -108,19 +108,21 @@ class RouteEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class PolicyEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A routing policy: a rule, and the requested model names it applies to (fnmatch patterns).
 
-    The default "*" covers every name that is not a route's own: a request for a route by name goes straight
-    to it unless a policy lists that name in applies_to."""
+    Without applies_to it applies to every request, route names included: the guide's `cost_aware_routing`
+    is meant for requests that name `gpt-5-via-gateway` itself."""
 
     name: str
     rule: str
-    applies_to: tuple[str, ...] = ("*",)
+    applies_to: tuple[str, ...] | None = None
 
 
 class CompiledPolicy(msgspec.Struct, frozen=True):
-    """A policy ready for the hot path: the rule's closures and its applies_to patterns."""
+    """A policy ready for the hot path: the rule's closures, its applies_to patterns (None: every request), and
+    the file line of its name (for `dragoman check`'s warnings)."""
 
     policy: Policy
-    applies_to: tuple[str, ...]
+    applies_to: tuple[str, ...] | None
+    line: int = 0
 
 
 class ModelRoute(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -210,8 +212,10 @@ _CHOICES: tuple[tuple[Path, tuple[str, ...]], ...] = (
 )
 
 
-def load_config(path: str, env: Mapping[str, str] | None = None) -> Config:
-    """Read and validate a YAML config file; secrets and DRAGOMAN_API_KEYS come from env (default os.environ)."""
+def load_config(path: str, env: Mapping[str, str] | None = None, *, missing_secrets: list[str] | None = None) -> Config:
+    """Read and validate a YAML config file; secrets and DRAGOMAN_API_KEYS come from env (default os.environ).
+    With a `missing_secrets` list, a secret that cannot be read is noted there (file:line: problem) and left
+    unset instead of failing the load: `dragoman check` validates a file on a machine without its secrets."""
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
@@ -219,13 +223,15 @@ def load_config(path: str, env: Mapping[str, str] | None = None) -> Config:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: config file is not UTF-8 text") from None
-    return parse_config(text, path, os.environ if env is None else env)
+    return parse_config(text, path, os.environ if env is None else env, missing_secrets=missing_secrets)
 
 
-def parse_config(text: str, source: str, env: Mapping[str, str]) -> Config:
+def parse_config(
+    text: str, source: str, env: Mapping[str, str], *, missing_secrets: list[str] | None = None
+) -> Config:
     """Validate config text. source names the file in errors and anchors relative secret file paths."""
     root, data = parse_yaml(text, source)
-    src = Source(source, root, env)
+    src = Source(source, root, env, missing_secrets)
     if data is None:
         raise src.error((), "the config is empty; it needs at least a routes: list")
     if not isinstance(data, dict):
@@ -303,9 +309,10 @@ def _policies(entries: tuple[PolicyEntry, ...], names: list[str], src: Source) -
             raise src.error(path + ("rule",), "write the rule as a | block: > folds lines and loses the indentation")
         first_line = src.text_start_line(path + ("rule",))
         policy = compile_policy(entry.name, entry.rule, source=src.name, first_line=first_line, routes=names)
-        if not entry.applies_to:
-            raise src.error(path + ("applies_to",), "applies_to needs at least one model name or pattern")
-        out.append(CompiledPolicy(policy=policy, applies_to=entry.applies_to))
+        if entry.applies_to is not None and not entry.applies_to:
+            problem = "applies_to needs at least one model name or pattern (leave it out to apply to every request)"
+            raise src.error(path + ("applies_to",), problem)
+        out.append(CompiledPolicy(policy=policy, applies_to=entry.applies_to, line=src.line(path + ("name",))))
     return tuple(out)
 
 

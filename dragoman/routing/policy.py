@@ -70,7 +70,7 @@ class Policy:
     def __init__(self, name: str, body: tuple[Statement, ...], variables: frozenset[str]) -> None:
         self.name = name
         self.variables = variables  # what decide() reads: feature names and header("…") calls
-        self._body = body
+        self.body = body  # the checked tree, for dry runs and `dragoman check`
         self._run = _compile_block(body, name)
 
     def decide(self, features: RequestFeatures) -> Decision | None:
@@ -80,13 +80,13 @@ class Policy:
     def routes(self) -> tuple[str, ...]:
         """Every route the policy can name, in the order written."""
         names: dict[str, None] = {}
-        _collect_routes(self._body, names)
+        _collect_routes(self.body, names)
         return tuple(names)
 
     def explain(self, features: RequestFeatures) -> list[str]:
         """A dry run: each condition evaluated, with its parts and the variables they read, then the outcome."""
         out: list[str] = []
-        decision = _explain_block(self._body, features, out, "")
+        decision = _explain_block(self.body, features, out, "")
         out.append(f"=> route {decision.route} ({decision.branch})" if decision else "=> no decision (falls through)")
         return out
 

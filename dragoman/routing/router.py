@@ -1,4 +1,6 @@
-"""Model name -> Route: exact route name, then model_routes patterns (first match wins), then default_route."""
+"""Model name -> Route: the policies that apply to the name, in config order (the first that routes wins, and
+the route it picks is final: never re-evaluated); else the exact route name, then model_routes patterns (first
+match wins), then default_route."""
 
 from __future__ import annotations
 
@@ -58,11 +60,9 @@ class Router:
     def _policies_for(self, model: str) -> tuple[Policy, ...]:
         if len(self._applicable) >= self._cache_size:
             self._applicable.clear()
-        if model in self._by_name:
-            # A route asked for by name goes straight there, unless a policy names it in applies_to.
-            found = tuple(p.policy for p in self._policies if model in p.applies_to)
-        else:
-            found = tuple(p.policy for p in self._policies if _applies(p, model))
+        # Route names are no exception: a policy without applies_to applies to every request (the guide's
+        # cost_aware_routing routes requests that name gpt-5-via-gateway), one with applies_to to what it matches.
+        found = tuple(p.policy for p in self._policies if applies(p, model))
         self._applicable[model] = found
         return found
 
@@ -100,5 +100,7 @@ class Router:
             raise ConfigError(f'no route named "{name}"; routes: {", ".join(self._by_name)}') from None
 
 
-def _applies(policy: CompiledPolicy, model: str) -> bool:
-    return any(fnmatch.fnmatchcase(model, pattern) for pattern in policy.applies_to)
+def applies(policy: CompiledPolicy, model: str) -> bool:
+    """Whether `policy` is evaluated for a request naming `model`."""
+    patterns = policy.applies_to
+    return patterns is None or any(fnmatch.fnmatchcase(model, pattern) for pattern in patterns)

@@ -55,8 +55,9 @@ def secret_spec(name: str, spec: Any, src: Source) -> Secret:
     return secret
 
 
-def resolve_secret(ref: str, path: Path, secrets: dict[str, Secret], src: Source) -> str:
-    """The value of api_key_ref `ref`: env var REF, or what secrets: maps it to. Errors never include the value."""
+def resolve_secret(ref: str, path: Path, secrets: dict[str, Secret], src: Source) -> str | None:
+    """The value of api_key_ref `ref`: env var REF, or what secrets: maps it to. Errors never include the value.
+    None only when `src` notes missing secrets instead of raising (`dragoman check` without the secrets)."""
     secret = secrets.get(ref)
     if secret is None:
         return _env_secret(ref.upper(), f'api_key_ref "{ref}"; map it under secrets: to read another source', path, src)
@@ -66,25 +67,25 @@ def resolve_secret(ref: str, path: Path, secrets: dict[str, Secret], src: Source
     return _file_secret(secret.file, ref, path, src)
 
 
-def _env_secret(var: str, origin: str, path: Path, src: Source) -> str:
+def _env_secret(var: str, origin: str, path: Path, src: Source) -> str | None:
     value = src.env.get(var, "").strip()
     if not value:
-        raise src.error(path, f"env var {var} is not set or empty ({origin})")
+        return src.missing_secret(path, f"env var {var} is not set or empty ({origin})")
     return value
 
 
-def _file_secret(file: str, ref: str, path: Path, src: Source) -> str:
+def _file_secret(file: str, ref: str, path: Path, src: Source) -> str | None:
     full = os.path.join(src.base_dir, os.path.expanduser(file))
     try:
         with open(full, encoding="utf-8") as f:
             value = f.read().strip()
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise src.error(path, f"cannot read secret file {full} (secrets.{ref}): {reason}") from None
+        return src.missing_secret(path, f"cannot read secret file {full} (secrets.{ref}): {reason}")
     except UnicodeDecodeError:
-        raise src.error(path, f"secret file {full} (secrets.{ref}) is not UTF-8 text") from None
+        return src.missing_secret(path, f"secret file {full} (secrets.{ref}) is not UTF-8 text")
     if not value:
-        raise src.error(path, f"secret file {full} (secrets.{ref}) is empty")
+        return src.missing_secret(path, f"secret file {full} (secrets.{ref}) is empty")
     return value
 
 
@@ -101,7 +102,12 @@ def gateway_keys(auth: Auth, secrets: dict[str, Secret], src: Source) -> dict[st
             continue
         if (entry.key is None) == (entry.key_ref is None):
             raise src.error(path, "give exactly one of key or key_ref")
-        value = entry.key.strip() if entry.key is not None else resolve_secret(entry.key_ref or "", path + ("key_ref",), secrets, src)
+        if entry.key is not None:
+            value = entry.key.strip()
+        else:
+            value = resolve_secret(entry.key_ref or "", path + ("key_ref",), secrets, src)
+            if value is None:
+                continue  # missing, and noted: only `dragoman check` loads this way
         if not value:
             raise src.error(path + ("key",), "an inbound key must not be empty")
         keys[value] = GatewayKey(id=entry.id, developer=entry.developer, team=entry.team, repo=entry.repo)

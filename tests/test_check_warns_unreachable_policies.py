@@ -1,0 +1,114 @@
+"""`dragoman check` warns (never errors) about policies that can never fire, branches that never run, and routes
+that a request naming them never reaches because a policy always sends it elsewhere."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dragoman.routing.config import load_config, parse_config
+from dragoman.routing.reachability import config_warnings
+from tests.test_readme_config import ENV, ROOT, _yaml_blocks
+
+ROUTES = """\
+routes:
+  - {name: small, upstream: {provider: openai_compatible, model: s, endpoint: "http://127.0.0.1:9/v1"}}
+  - {name: medium, upstream: {provider: openai_compatible, model: m, endpoint: "http://127.0.0.1:9/v1"}}
+  - {name: large, upstream: {provider: openai_compatible, model: l, endpoint: "http://127.0.0.1:9/v1"}}
+policies:
+"""
+BY_SIZE = "      if input_tokens < 8000:\n        route small\n      else:\n        route medium\n"
+MAYBE = "      if input_tokens < 8000:\n        route small\n"
+
+
+def _policy(name: str, rule: str, applies_to: str | None = None) -> str:
+    line = f"    applies_to: {applies_to}\n" if applies_to is not None else ""
+    return f"  - name: {name}\n{line}    rule: |\n{rule}"
+
+
+def _warnings(*policies: str) -> list[str]:
+    return config_warnings(parse_config(ROUTES + "".join(policies), "config.yaml", {}))
+
+
+def test_policy_after_a_catch_all_never_fires() -> None:
+    warnings = _warnings(_policy("all", BY_SIZE), _policy("later", MAYBE, "['claude-*']"))
+    assert "config.yaml:12: policy later can never fire: policy all (line 6) comes first, applies to every " \
+           "request and always routes" in warnings
+
+
+@pytest.mark.parametrize(("first", "second"), [
+    ("['claude-*']", "['claude-*haiku*']"),
+    ("['claude-*', 'gpt-*']", "[gpt-5, claude-opus-4]"),
+    ("['*']", None),
+])
+def test_policy_covered_by_an_earlier_one_that_always_routes_never_fires(first: str, second: str | None) -> None:
+    warnings = _warnings(_policy("first", BY_SIZE, first), _policy("second", MAYBE, second))
+    assert any("policy second can never fire: policy first" in w for w in warnings), warnings
+
+
+@pytest.mark.parametrize(("first", "rule", "second"), [
+    ("['claude-*haiku*']", BY_SIZE, "['claude-*']"),  # the later policy sees more names
+    ("['claude-*']", MAYBE, "['claude-*']"),  # the earlier one can fall through
+    ("['claude-*']", BY_SIZE, None),  # every request vs claude-* only
+    ("['claude?x']", BY_SIZE, "['claude-*']"),
+])
+def test_policy_that_can_still_fire_is_not_flagged(first: str, rule: str, second: str | None) -> None:
+    warnings = _warnings(_policy("first", rule, first), _policy("second", MAYBE, second))
+    assert not [w for w in warnings if "second can never fire" in w], warnings
+
+
+@pytest.mark.parametrize("rule", [
+    "      pass\n",
+    "      if false:\n        route small\n",
+    "      if 1 > 2 and input_tokens < 5:\n        route small\n",
+])
+def test_policy_without_a_reachable_route_never_fires(rule: str) -> None:
+    warnings = _warnings(_policy("dead", rule, "['claude-*']"))
+    assert "config.yaml:6: policy dead can never fire: no `route` in it is reachable" in warnings
+
+
+def test_branches_that_never_run_are_named_by_rule_line() -> None:
+    rule = "      if not false:\n        route small\n      elif input_tokens < 5:\n        route large\n"
+    warnings = _warnings(_policy("p", rule, "['claude-*']"))
+    assert "config.yaml:6: policy p: rule line 3: `elif input_tokens < 5` never runs: an earlier condition is " \
+           "always true" in warnings
+
+
+def test_route_a_policy_always_sends_elsewhere_is_shadowed() -> None:
+    warnings = _warnings(_policy("by_size", BY_SIZE))
+    shadowed = sorted(w for w in warnings if "is shadowed" in w)
+    assert len(shadowed) == 1
+    assert shadowed[0].startswith("config.yaml:6: route large is shadowed: a request naming it never reaches it, "
+                                  "policy by_size always routes it to small, medium")
+
+
+def test_route_a_policy_can_pick_or_that_it_may_pass_is_not_shadowed() -> None:
+    assert not _warnings(_policy("maybe", MAYBE))  # small: picked; medium, large: fall through to their names
+    assert not _warnings(_policy("by_size", BY_SIZE, "[small, medium, 'claude-*']"))  # large not covered
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda p: p.name)
+def test_examples_have_nothing_to_warn_about(path: Path) -> None:
+    assert config_warnings(load_config(str(path), ENV)) == []
+
+
+def test_readme_reference_has_nothing_to_warn_about() -> None:
+    for block in [b for b in _yaml_blocks((ROOT / "README.md").read_text()) if "routes:" in b]:
+        assert config_warnings(parse_config(block, "README.md", ENV)) == []
+
+
+def test_check_prints_the_warnings_and_exits_0_unless_strict(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.yaml"
+    config.write_text(ROUTES + _policy("by_size", BY_SIZE) + _policy("later", MAYBE, "['claude-*']"))
+    command = [sys.executable, "-m", "dragoman", "check", str(config)]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "policy by_size for every request" in out.stdout
+    assert f"warning: {config}:12: policy later can never fire" in out.stderr
+    assert f"warning: {config}:6: route large is shadowed" in out.stderr
+    strict = subprocess.run(command + ["--strict"], capture_output=True, text=True, timeout=30)
+    assert strict.returncode == 1
+    assert "error: 2 warning(s)" in strict.stderr
