@@ -14,7 +14,7 @@ import aiohttp
 from dragoman import errors as E
 from dragoman.observe.tracing import NOOP_TRACER
 from dragoman.protocols import anthropic as A
-from dragoman.routing.breaker import CircuitBreaker
+from dragoman.routing.breaker import HALF_OPEN, OPEN, CircuitBreaker
 from dragoman.routing.config import Config, Route
 from dragoman.routing.retry import retry_delay
 from dragoman.translate.request_context import RequestContext
@@ -108,18 +108,19 @@ async def select(
     client_headers: list[tuple[bytes, bytes]],
     exchange: Exchange,
 ) -> Selected:
-    """Try candidates until one answers (or, streamed, sends its first event); raise the error to return."""
+    """Try candidates until one answers (or, streamed, sends its first event); raise the error to return.
+
+    A candidate's breaker is asked only when that candidate is about to be tried: asking claims a half-open
+    breaker's one probe slot, and a claim is settled (success, failure or release) on every way out."""
     last: E.GatewayError | None = None
-    open_ = [route for route in candidates if not upstreams.breakers[route.name].allow()]
-    if len(open_) == len(candidates):
-        # Every breaker is open: a breaker steers traffic to healthier candidates; with none left, the
-        # primary is tried anyway rather than refusing service outright.
-        open_ = open_[1:]
     for route in candidates:
         breaker = upstreams.breakers[route.name]
-        if route in open_:
-            exchange.attempts.append(Attempt(route.name, "skipped", error_type="breaker_open", model=route.upstream_model(req.model)))
+        model = route.upstream_model(req.model)
+        allowed = breaker.allow()
+        if not allowed and not _last_resort(upstreams, candidates, route):
+            exchange.attempts.append(Attempt(route.name, "skipped", error_type="breaker_open", model=model))
             continue
+        probe = allowed and breaker.state == HALF_OPEN  # let through a half-open breaker: we hold its probe
         ctx = _context(req, route, exchange)
         dialect = upstreams.dialects[route.name]
         target = upstreams.targets[route.name]
@@ -127,7 +128,6 @@ async def select(
             payload = dialect.request_body(req, raw, ctx)
         exchange.span.capture("request", payload)  # a no-op unless tracing.capture_bodies (redacted there)
         headers = dialect.request_headers(target.headers, client_headers)
-        model = route.upstream_model(req.model)
         attempt = 0
         while True:
             attempt += 1
@@ -142,20 +142,24 @@ async def select(
                 if not err.retryable:
                     breaker.success()  # it answered: the request was at fault, not the upstream
                     raise
-                if err.status != 429:  # a rate limit says nothing about the upstream's health
+                if err.status != 429:
                     breaker.failure()
-                else:
-                    breaker.release()
+                elif probe:
+                    breaker.release()  # a rate limit says nothing about the upstream's health
                 last = err
                 delay = retry_delay(attempt, route.retry, err.headers.get("retry-after"),
                                     retry_after_ms=err.headers.get("retry-after-ms"))
-                if delay is None or breaker.state == "open":
+                if delay is None or breaker.state == OPEN:
                     break
                 await asyncio.sleep(delay)
+                if not breaker.allow():  # asked again for the retry: another request may hold the probe now
+                    break
+                probe = breaker.state == HALF_OPEN
                 continue
             except BaseException:
                 span.end("cancelled")
-                breaker.release()
+                if probe:
+                    breaker.release()
                 raise
             span.end()
             breaker.success()
@@ -166,6 +170,14 @@ async def select(
             exchange.ctx = ctx
             return selected
     raise _exhausted(last, exchange)
+
+
+def _last_resort(upstreams: Upstreams, candidates: list[Route], route: Route) -> bool:
+    """A breaker steers traffic to healthier candidates; with none left (every breaker open), the primary is
+    tried anyway rather than refusing service outright. Peeks at the fallbacks' breakers, claiming nothing."""
+    if route is not candidates[0]:
+        return False
+    return not any(upstreams.breakers[other.name].ready() for other in candidates[1:])
 
 
 def _context(req: A.MessagesRequest, route: Route, exchange: Exchange) -> RequestContext:

@@ -1,17 +1,24 @@
 """Helpers for the routing tests (fallback, breaker, passthrough, hot reload): multi-route configs, SSE
-parsing and grammar checks, scripts that note when each request arrived."""
+parsing and grammar checks, and `proxy.select` run in-process against scripted upstreams with breakers on an
+injected clock."""
 
 from __future__ import annotations
 
 import json
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
 
+import aiohttp
 import anthropic
+import msgspec
 import yaml
 
+from dragoman.protocols import anthropic as A
+from dragoman.proxy import Exchange, Upstreams, select
+from dragoman.routing.breaker import CircuitBreaker
+from dragoman.routing.config import parse_config
+from dragoman.upstreams.client import UpstreamClient
 from tests.gateway import Gateway
 
 USER_HI = [{"role": "user", "content": "hi"}]
@@ -124,31 +131,63 @@ def post_messages(gateway: Gateway, body: dict, headers: dict[str, str] | None =
                            timeout=timeout)
 
 
-class Timed:
-    """A callable script that notes the monotonic time of each request, and serves `replies` in order
-    (the last one again once the list is used up)."""
-
-    def __init__(self, *replies: Any) -> None:
-        self.replies = list(replies)
-        self.times: list[float] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, body: dict) -> Any:
-        with self._lock:
-            self.times.append(time.monotonic())
-            index = min(len(self.times) - 1, len(self.replies) - 1)
-            return self.replies[index]
-
-    def gaps(self) -> list[float]:
-        return [b - a for a, b in zip(self.times, self.times[1:])]
-
-
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str, step: float = 0.02) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(step)
+
+
+class Clock:
+    """Monotonic seconds that pass only when the test says so (for breakers' cooldowns)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Candidates:
+    """`proxy.select` in-process over real sockets: the routes of `config_text`, a shared aiohttp session, and
+    each route's breaker on `clock`. Use inside one event loop: `async with Candidates(...) as c: await c.ask()`."""
+
+    def __init__(self, config_text: str, clock: Clock) -> None:
+        self.config = parse_config(config_text, "test.yaml", KEYS_ENV)
+        self.clock = clock
+        self.upstreams: Upstreams | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> "Candidates":
+        self._session = aiohttp.ClientSession()
+        self.upstreams = Upstreams(self.config, UpstreamClient(self._session))
+        for route_ in self.config.routes:
+            self.upstreams.breakers[route_.name] = CircuitBreaker(route_.breaker.failures, route_.breaker.cooldown,
+                                                                  self.clock)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._session is not None
+        await self._session.close()
+
+    def breaker(self, name: str) -> CircuitBreaker:
+        assert self.upstreams is not None
+        return self.upstreams.breakers[name]
+
+    async def ask(self, model: str) -> tuple[str, Exchange]:
+        """One non-streamed request for route `model`: (the name of the route that answered, the exchange);
+        the GatewayError select raised, if any, propagates."""
+        assert self.upstreams is not None
+        raw = json.dumps({"model": model, "max_tokens": 50, "messages": USER_HI}).encode()
+        req = msgspec.json.decode(raw, type=A.MessagesRequest)
+        exchange = Exchange("req_" + "0" * 24, req.model, False, 0)
+        candidates = self.upstreams.candidates(self.upstreams.by_name[model])
+        selected = await select(self.upstreams, candidates, req, raw, [], exchange)
+        return selected.route.name, exchange
 
 
 # What the fallback and circuit-breaker tests' two upstreams answer (their fixtures are in conftest.py).

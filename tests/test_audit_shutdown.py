@@ -2,7 +2,7 @@
 
 - SIGTERM during a burst of concurrent requests: every request that got a complete response has its record
   once the process has exited (SQLite, records still queued when the signal arrives);
-- a store that goes down mid-run (PostgreSQL stopped) does not slow or fail requests: the backlog stays
+- a store that goes down mid-run (PostgreSQL stopped) fails no request: the backlog stays
   bounded, and what is dropped is counted in dragoman_audit_dropped_total and logged, without secrets.
 """
 
@@ -11,9 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 import signal
-import statistics
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -37,8 +35,7 @@ from tests.upstreams import ChatReply, Hang, ScriptedChatUpstream
 pytestmark = pytest.mark.timeout(30)
 
 THREADS = 8
-BURST_SECONDS = 2.0
-SIGTERM_AFTER = 1.0
+SIGTERM_AFTER = 40  # answers: the signal arrives mid-burst, with THREADS requests in flight
 
 
 def _one_request(port: int, i: int) -> str | None:
@@ -75,24 +72,28 @@ def test_sigterm_during_a_burst_loses_no_record(tmp_path: Path) -> None:
             answered: list[str] = []
             attempted = [0]
             lock = threading.Lock()
-            stop_at = time.monotonic() + BURST_SECONDS
+            enough = threading.Event()  # SIGTERM_AFTER answers are in: time for the signal
+            signalled = threading.Event()
 
             def worker(n: int) -> None:
                 i = n
-                while time.monotonic() < stop_at:
+                while True:
                     rid = _one_request(gw.port, i)
                     with lock:
                         attempted[0] += 1
                         if rid:
                             answered.append(rid)
+                            if len(answered) >= SIGTERM_AFTER:
+                                enough.set()
                     i += THREADS
-                    if rid is None:
-                        time.sleep(0.01)  # refused while the process shuts down: don't spin
+                    if rid is None and signalled.is_set():
+                        return  # refused or cut: the server is going away, and owes this thread nothing more
 
             threads = [threading.Thread(target=worker, args=(n,), daemon=True) for n in range(THREADS)]
             for t in threads:
                 t.start()
-            time.sleep(SIGTERM_AFTER)
+            assert enough.wait(15), f"only {len(answered)} answers before the signal"
+            signalled.set()
             gw.proc.send_signal(signal.SIGTERM)
             for t in threads:
                 t.join(15)
@@ -103,7 +104,7 @@ def test_sigterm_during_a_burst_loses_no_record(tmp_path: Path) -> None:
             stderr = gw.stderr_text()
 
     print(f"{len(answered)} of {attempted[0]} requests answered")
-    assert len(answered) >= 10, f"only {len(answered)} of {attempted[0]} requests answered before the shutdown"
+    assert len(answered) >= SIGTERM_AFTER
     assert len(set(answered)) == len(answered)
     opened = open_store(store, migrate=False)
     try:
@@ -117,20 +118,20 @@ def test_sigterm_during_a_burst_loses_no_record(tmp_path: Path) -> None:
     assert "dropped" not in stderr, stderr
 
 
-def _timed_post(port: int, i: int) -> tuple[int, float]:
-    began = time.perf_counter()
+def _post(port: int, i: int) -> int:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         conn.request("POST", "/v1/messages", json.dumps(messages_body("r", f"q{i}")).encode(),
                      {"content-type": "application/json", "anthropic-version": "2023-06-01"})
         resp = conn.getresponse()
         resp.read()
-        return resp.status, time.perf_counter() - began
+        return resp.status
     finally:
         conn.close()
 
 
-def test_store_down_does_not_slow_or_fail_requests_and_drops_are_counted() -> None:
+def test_store_down_fails_no_request_and_drops_are_counted() -> None:
+    # That a request never waits on the store is pinned in test_observe_writer.py against a store stuck in a write.
     cluster()  # fails (never skips) with the install hint when PostgreSQL is missing
     pg = PostgresCluster()  # a private cluster: this test stops it mid-run
     try:
@@ -142,24 +143,15 @@ def test_store_down_does_not_slow_or_fail_requests_and_drops_are_counted() -> No
             text = config([route("r", up.base_url)], store=url,
                           audit={"queue_size": queue_size, "batch": 5, "flush_interval": 0.05})
             with run_gateway(text, env={**ENV, "DRAGOMAN_AUDIT_STORE": ""}) as gw:
-                healthy = []
                 for i in range(15):
-                    status, elapsed = _timed_post(gw.port, i)
-                    assert status == 200
-                    healthy.append(elapsed)
+                    assert _post(gw.port, i) == 200
                 wait_for(lambda: len(all_records(url)) >= 15, 10, "the first 15 records in PostgreSQL")
 
                 pg.stop()  # the store goes down (immediate shutdown)
-                down = []
                 total = 120
                 for i in range(total):
-                    status, elapsed = _timed_post(gw.port, 100 + i)
+                    status = _post(gw.port, 100 + i)
                     assert status == 200, f"request {i} with the store down answered {status}"
-                    down.append(elapsed)
-                # requests never wait on the store: no slower than with the store up (generous margins)
-                assert max(down) < 1.0, max(down)
-                assert statistics.median(down) < max(5 * statistics.median(healthy), statistics.median(healthy) + 0.05), (
-                    statistics.median(healthy), statistics.median(down))
 
                 def dropped() -> float:
                     families = parse_metrics(gw.request("GET", "/metrics").text)

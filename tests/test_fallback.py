@@ -5,7 +5,6 @@ Anthropic `error` event. Errors a retry cannot fix (400) go straight to the clie
 
 from __future__ import annotations
 
-import time
 from typing import Iterator
 
 import anthropic
@@ -17,7 +16,6 @@ from tests.routing_helpers import (
     KEYS_ENV,
     PRIMARY_TEXT,
     USER_HI,
-    Timed,
     check_stream,
     config_yaml,
     post_messages,
@@ -30,7 +28,9 @@ from tests.upstreams import (
     ChatReply,
     Disconnect,
     ErrorReply,
+    Gate,
     Hang,
+    Held,
     RawStream,
 )
 
@@ -123,43 +123,41 @@ def test_500_then_success_is_answered_by_the_primary_on_retry(gateway, primary, 
     assert len(primary.requests) == 2 and not backup.requests
 
 
-def test_429_retry_after_within_max_backoff_is_honoured(gateway, primary, backup):
-    timed = Timed(_rate_limited("0.6"), ChatReply(text=PRIMARY_TEXT))
-    primary.script(timed)
+# How long the gateway waits before a retry is pinned in test_retry_after_honoured.py (the wait select takes,
+# recorded); here, over real sockets, which upstream gets asked how often.
+
+
+def test_429_retry_after_within_max_backoff_retries_the_primary(gateway, primary, backup):
+    primary.script([_rate_limited("0.2"), ChatReply(text=PRIMARY_TEXT)])
     assert ask(gateway, False) == PRIMARY_TEXT
-    assert len(timed.times) == 2 and not backup.requests
-    (gap,) = timed.gaps()
-    assert 0.5 <= gap < 1.5, f"retried {gap:.2f}s after a 429 with retry-after: 0.6"
+    assert len(primary.requests) == 2 and not backup.requests
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
-def test_429_every_time_falls_back_after_honouring_retry_after(stream, gateway, primary, backup):
-    timed = Timed(_rate_limited("0.4"))
-    primary.script(timed)
+def test_429_every_time_falls_back_after_the_retries(stream, gateway, primary, backup):
+    primary.script(_rate_limited("0.2"))
     assert ask(gateway, stream) == BACKUP_TEXT
-    assert len(timed.times) == RETRY["attempts"]
-    assert timed.gaps()[0] >= 0.35, timed.gaps()
+    assert len(primary.requests) == RETRY["attempts"]
     assert len(backup.requests) == 1
 
 
-def test_429_retry_after_beyond_max_backoff_goes_to_the_next_candidate_at_once(gateway, primary, backup):
+def test_429_retry_after_beyond_max_backoff_goes_to_the_next_candidate_without_a_retry(gateway, primary, backup):
     primary.script(_rate_limited("30"))
-    began = time.monotonic()
     assert ask(gateway, False) == BACKUP_TEXT
-    elapsed = time.monotonic() - began
     assert len(primary.requests) == 1, "a retry-after over max_backoff must not be waited for on this route"
     assert len(backup.requests) == 1
-    assert elapsed < 1.0, f"took {elapsed:.2f}s"
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
-def test_hang_past_first_byte_falls_back(stream, gateway, primary, backup):
-    primary.script(Hang(15))
-    began = time.monotonic()
-    assert ask(gateway, stream) == BACKUP_TEXT
-    elapsed = time.monotonic() - began
+def test_silence_past_first_byte_falls_back(stream, gateway, primary, backup):
+    # The primary holds every request until the test ends: only the first_byte timeout can move on.
+    gate = Gate()
+    primary.script(Held(gate, then=ChatReply(text=PRIMARY_TEXT)))
+    try:
+        assert ask(gateway, stream) == BACKUP_TEXT
+    finally:
+        gate.open()
     assert len(primary.requests) == RETRY["attempts"] and len(backup.requests) == 1
-    assert 1.8 <= elapsed < 5, f"two first_byte timeouts of 1 s took {elapsed:.2f}s"
 
 
 def test_stream_that_dies_before_its_first_chunk_falls_back(gateway, primary, backup):
@@ -253,13 +251,16 @@ def test_disconnect_after_the_first_byte_is_an_error_event_not_a_fallback(gatewa
 
 
 def test_idle_after_the_first_byte_is_an_error_event_not_a_fallback(gateway, primary, backup):
-    primary.script(RawStream([_role(), _content("Hel"), _content("lo")], delay=4))
-    began = time.monotonic()
-    response = post_messages(gateway, {"model": "primary", "max_tokens": 100, "messages": USER_HI, "stream": True})
-    elapsed = time.monotonic() - began
+    # "Hel" goes out, then the primary holds its next chunk until the test ends: only the idle timeout can end it.
+    gate = Gate()
+    primary.script(RawStream([_role(), _content("Hel"), _content("lo")], gate=gate, gate_before=2))
+    try:
+        response = post_messages(gateway, {"model": "primary", "max_tokens": 100, "messages": USER_HI, "stream": True})
+    finally:
+        gate.open()
     assert response.status == 200
     events = sse_events(response.body)
     assert check_stream(events) == "error", [n for n, _ in events]
     assert events[-1][1]["error"]["type"] in ("overloaded_error", "api_error")
-    assert elapsed < 3.5, f"idle timeout of 1 s took {elapsed:.2f}s to end the stream"
+    assert stream_text(events) == "Hel"
     assert len(primary.requests) == 1 and not backup.requests

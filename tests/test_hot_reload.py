@@ -19,9 +19,10 @@ from typing import Iterator
 import anthropic
 import pytest
 
+from dragoman.reload import _stamp
 from tests.gateway import Gateway, _healthy, free_port, run_gateway
 from tests.routing_helpers import KEYS_ENV, USER_HI, config_yaml, route, wait_until
-from tests.upstreams import ChatReply, ScriptedChatUpstream
+from tests.upstreams import ChatReply, Gate, ScriptedChatUpstream
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -93,11 +94,11 @@ def write_keeping_stamp(path: Path, text: str) -> None:
     """Rewrite in place with the same size, inode and mtime: the file watch cannot see it, only SIGHUP can."""
     before = path.stat()
     assert len(text.encode()) == before.st_size
+    stamp = _stamp(str(path))
     with open(path, "r+", encoding="utf-8") as f:
         f.write(text)
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
-    after = path.stat()
-    assert (after.st_mtime_ns, after.st_size, after.st_ino) == (before.st_mtime_ns, before.st_size, before.st_ino)
+    assert _stamp(str(path)) == stamp, "the file watch compares this stamp: it must not change"
 
 
 class LoadLoop:
@@ -144,6 +145,10 @@ class LoadLoop:
         with self._lock:
             return [text for at, text in self.answers if at > moment]
 
+    def wait_for_answers_after(self, moment: float, n: int) -> None:
+        """Block until `n` answers finished after `moment` (the load loop is the event: no fixed sleep)."""
+        wait_until(lambda: len(self.since(moment)) >= n, 5, f"{n} answers")
+
     def settled_on(self, text: str, moment: float, n: int = 12) -> bool:
         """The last `n` answers finished after `moment` are all `text`."""
         recent = self.since(moment)
@@ -173,8 +178,8 @@ def test_file_replaced_under_load_reloads_and_an_invalid_file_keeps_the_old_conf
             wait_until(lambda: _reload_errors(gw.stderr_text()), 4, "the reload error on stderr")
             error = _reload_errors(gw.stderr_text())[-1]
             assert f"{path}:{line}:" in error and "openai_compatibel" in error, error
-            time.sleep(0.3)
-            assert load.settled_on("from-u2", broken, 4), "an invalid file must keep the previous config serving"
+            load.wait_for_answers_after(time.monotonic(), 4)
+            assert set(load.since(broken)) == {"from-u2"}, "an invalid file must keep the previous config serving"
 
             fixed = time.monotonic()
             write_in_place(path, valid(u1))
@@ -190,9 +195,7 @@ def test_sighup_reloads_and_a_broken_file_on_sighup_is_refused(u1, u2):
         with LoadLoop(gw.base_url, seconds=6) as load:
             wait_until(lambda: load.settled_on("from-u1", 0, 4), 3, "answers from the first upstream")
 
-            write_keeping_stamp(path, valid(u2))
-            time.sleep(1.3)  # longer than the file poll: it must not have noticed
-            assert load.settled_on("from-u1", 0, 4), "the file watch saw a change it cannot see"
+            write_keeping_stamp(path, valid(u2))  # invisible to the file watch: only SIGHUP can load it
             hup = time.monotonic()
             os.kill(gw.proc.pid, signal.SIGHUP)
             wait_until(lambda: load.settled_on("from-u2", hup), 2, "answers from the new upstream after SIGHUP")
@@ -204,14 +207,18 @@ def test_sighup_reloads_and_a_broken_file_on_sighup_is_refused(u1, u2):
             wait_until(lambda: _reload_errors(gw.stderr_text()), 2, "the reload error on stderr")
             error = _reload_errors(gw.stderr_text())[-1]
             assert f"{path}:{line}" in error, error
-            time.sleep(0.3)
-            assert load.settled_on("from-u2", hup, 4)
+            load.wait_for_answers_after(time.monotonic(), 4)
+            assert set(load.since(hup)) == {"from-u2"}, "a broken file on SIGHUP must keep the previous config serving"
         assert load.failures == [], load.failures[:5]
         assert gw.proc.poll() is None, "SIGHUP must not stop the server"
 
 
 def test_requests_in_flight_finish_on_the_config_they_started_with(u1, u2):
-    u1.reset(ChatReply(text="slow answer from u1", chunk_delay=0.4, pieces=5))  # ~2 s of streaming
+    # The first request to u1 streams its first words, then waits at the gate until the reload is done.
+    gate = Gate()
+    held = ChatReply(text="slow answer from u1", pieces=5, gate=gate, gate_before=2)
+    first = threading.Lock()
+    u1.script(lambda body: held if first.acquire(blocking=False) else ChatReply(text="from-u1"))
     with run_gateway(valid(u1), env=KEYS_ENV) as gw:
         path = gw.stderr_path.parent / "dragoman.yaml"
         result: dict[str, object] = {}
@@ -226,12 +233,16 @@ def test_requests_in_flight_finish_on_the_config_they_started_with(u1, u2):
 
         thread = threading.Thread(target=slow)
         thread.start()
-        u1.wait_for_requests(1, timeout=5)
-        write_keeping_stamp(path, valid(u2))
-        os.kill(gw.proc.pid, signal.SIGHUP)
-        with anthropic.Anthropic(base_url=gw.base_url, api_key="k", max_retries=0, timeout=10) as client:
-            wait_until(lambda: client.messages.create(model=ROUTE, max_tokens=50, messages=USER_HI)
-                       .content[0].text == "from-u2", 3, "the new config", step=0.1)
+        try:
+            assert gate.reached.wait(5), "the slow request never reached u1"
+            write_keeping_stamp(path, valid(u2))
+            os.kill(gw.proc.pid, signal.SIGHUP)
+            with anthropic.Anthropic(base_url=gw.base_url, api_key="k", max_retries=0, timeout=10) as client:
+                wait_until(lambda: client.messages.create(model=ROUTE, max_tokens=50, messages=USER_HI)
+                           .content[0].text == "from-u2", 3, "the new config", step=0.1)
+            assert "text" not in result, "the slow request finished before the reload"
+        finally:
+            gate.open()
         thread.join(timeout=10)
         assert result == {"text": "slow answer from u1"}
 
@@ -290,8 +301,8 @@ def test_two_workers_reload_on_file_change_and_on_sighup(u1, u2):
             os.kill(gw.proc.pid, signal.SIGHUP)  # the supervisor passes it on to each worker
             wait_until(lambda: len(_reload_errors(gw.stderr_text())) >= 2, 3, "both workers refusing the file")
             assert all(f"{path}:{line}:" in error for error in _reload_errors(gw.stderr_text()))
-            time.sleep(0.3)
-            assert load.settled_on("from-u2", hup, 8), "an invalid file must keep the previous config serving"
+            load.wait_for_answers_after(time.monotonic(), 8)
+            assert set(load.since(hup)) == {"from-u2"}, "an invalid file must keep the previous config serving"
 
             write_keeping_stamp(path, valid(u1))
             hup = time.monotonic()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Sequence
 
 import pytest
@@ -13,6 +12,7 @@ from dragoman.observe.pricing import Pricer, Pricing
 from dragoman.observe.record import AuditRecord
 from dragoman.observe.stores import open_store
 from dragoman.observe.writer import AuditWriter
+from tests.audit_helpers import wait_for
 
 
 def _record(i: int, **fields) -> AuditRecord:
@@ -21,10 +21,9 @@ def _record(i: int, **fields) -> AuditRecord:
 
 
 class MemoryStore:
-    """A store that keeps batches in memory; `delay` slows every write, `failing` makes writes raise."""
+    """A store that keeps batches in memory; `failing` makes writes raise."""
 
-    def __init__(self, delay: float = 0.0) -> None:
-        self.delay = delay
+    def __init__(self) -> None:
         self.failing = False
         self.batches: list[list[AuditRecord]] = []
         self.attempts = 0
@@ -32,8 +31,6 @@ class MemoryStore:
 
     def write(self, records: Sequence[AuditRecord]) -> None:
         self.attempts += 1
-        if self.delay:
-            time.sleep(self.delay)
         if self.failing:
             raise ConnectionError("store down: password=hunter2hunter2")
         self.batches.append(list(records))
@@ -44,6 +41,20 @@ class MemoryStore:
     @property
     def records(self) -> list[AuditRecord]:
         return [r for batch in self.batches for r in batch]
+
+
+class StuckStore(MemoryStore):
+    """A store whose write blocks until the test sets `release`; `entered` is set once the writer is inside it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def write(self, records: Sequence[AuditRecord]) -> None:
+        self.entered.set()
+        assert self.release.wait(20), "the test never released the store"
+        super().write(records)
 
 
 class Sink:
@@ -77,13 +88,11 @@ def test_close_flushes_everything_to_sqlite(tmp_path) -> None:
     reader.close()
 
 
-def test_records_are_written_within_the_flush_interval() -> None:
+def test_a_partial_batch_is_written_by_the_flush_timer_without_close() -> None:
     store = MemoryStore()
     writer = AuditWriter(store, batch=256, flush_interval=0.05)
     writer.submit(_record(1))
-    deadline = time.monotonic() + 2
-    while not store.records and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: store.records, 5, "the flush timer to write the record")
     assert [r.request_id for r in store.records] == ["req_00001"]
     writer.close()
 
@@ -101,31 +110,31 @@ def test_writer_prices_redacts_and_reports_each_record_once() -> None:
     assert [r.request_id for r in sink.observed] == ["req_00001", "req_00002", "req_00003"]
 
 
-def test_submit_is_fast_and_never_blocks_on_a_slow_store() -> None:
-    store = MemoryStore(delay=0.5)  # every batch takes half a second
+def test_submit_never_waits_for_a_stuck_store() -> None:
+    store = StuckStore()
     writer = AuditWriter(store, queue_size=1000, batch=10, flush_interval=0.01)
-    started = time.perf_counter()
-    accepted = sum(writer.submit(_record(i)) for i in range(5000))
-    elapsed = time.perf_counter() - started
-    assert elapsed < 0.5, f"5000 submits took {elapsed:.3f}s against a slow store"
-    assert accepted >= 1000  # queue bound; the thread may have drained some meanwhile
-    writer.close(timeout=0.1)
+    writer.submit(_record(0))
+    assert store.entered.wait(5), "the writer thread never reached the store"
+    # The writer thread is stuck inside the store: every submit still returns, the queue takes queue_size.
+    accepted = sum(writer.submit(_record(i)) for i in range(1, 5001))
+    assert accepted == 1000 and writer.dropped == 4000
+    store.release.set()
+    assert writer.close(timeout=5)
+    assert len(store.records) == 1001
 
 
 def test_full_queue_drops_and_counts_and_logs(caplog: pytest.LogCaptureFixture) -> None:
-    store, sink = MemoryStore(), Sink()
-    gate = threading.Event()
-    store.write = lambda records: gate.wait()  # type: ignore[method-assign]  # the writer hangs in the store
+    store, sink = StuckStore(), Sink()
     writer = AuditWriter(store, queue_size=100, batch=10, flush_interval=0.01, sink=sink)
     writer.submit(_record(0))
-    time.sleep(0.1)  # the thread takes record 0 and blocks writing it
+    assert store.entered.wait(5), "the writer thread never took record 0"
     with caplog.at_level(logging.WARNING, logger="dragoman.audit"):
         results = [writer.submit(_record(i)) for i in range(1, 301)]
     assert results.count(True) == 100 and results.count(False) == 200
     assert writer.dropped == 200 and sink.dropped == 200
     drop_logs = [r for r in caplog.records if "dropped" in r.getMessage()]
     assert len(drop_logs) == 1, "drops are logged, rate-limited"
-    gate.set()
+    store.release.set()
     writer.close(timeout=2)
 
 
@@ -135,8 +144,8 @@ def test_store_down_then_back_loses_nothing_within_the_bound() -> None:
     writer = AuditWriter(store, queue_size=1000, batch=50, flush_interval=0.01, sink=sink)
     for i in range(300):
         writer.submit(_record(i))
-    time.sleep(0.4)
-    assert store.attempts >= 2 and not store.records  # retried with backoff, nothing written yet
+    wait_for(lambda: store.attempts >= 2, 5, "a retry of the failed batch")
+    assert not store.records  # retried, nothing written yet
     store.failing = False
     assert writer.close(timeout=10)
     assert sorted(r.request_id for r in store.records) == [f"req_{i:05d}" for i in range(300)]
@@ -146,15 +155,14 @@ def test_store_down_then_back_loses_nothing_within_the_bound() -> None:
 def test_store_down_for_good_bounds_the_backlog_and_counts_every_loss() -> None:
     store, sink = MemoryStore(), Sink()
     store.failing = True
-    writer = AuditWriter(store, queue_size=100, batch=10, flush_interval=0.01, sink=sink)
-    for i in range(1000):
-        writer.submit(_record(i))
-        if i % 100 == 0:
-            time.sleep(0.02)  # let the thread drain the queue into its (bounded) retry buffer
-    assert writer.depth <= 200  # queue_size in the queue + queue_size in the retry buffer
-    started = time.monotonic()
-    assert writer.close(timeout=0.5) is False
-    assert time.monotonic() - started < 3
+    # batch=1: every submit wakes the thread, so each round below is drained without waiting on its backoff.
+    writer = AuditWriter(store, queue_size=100, batch=1, flush_interval=0.01, sink=sink)
+    for start in range(0, 1000, 100):
+        assert all(writer.submit(_record(i)) for i in range(start, start + 100))
+        # The thread drains the queue into its retry buffer (it reports each record as it does).
+        wait_for(lambda: len(sink.observed) == start + 100, 5, "the thread to drain the queue")
+        assert writer.depth <= 200  # queue_size in the queue + queue_size in the retry buffer
+    assert writer.close(timeout=0.5) is False  # the store never came back: close gives up at its timeout
     assert writer.written == 0
     assert writer.dropped == 1000 and sink.dropped == 1000  # every record is accounted for
     assert store.closed

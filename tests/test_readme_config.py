@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from dragoman.routing.config import load_config, parse_config
 
@@ -29,6 +30,22 @@ def test_readme_configuration_reference_loads() -> None:
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda p: p.name)
-def test_example_config_loads(path: Path) -> None:
+def test_example_config_loads_as_written(path: Path) -> None:
+    written = yaml.safe_load(path.read_text())
     config = load_config(str(path), ENV)
-    assert config.routes
+    assert config.default_route == written.get("default_route")
+    assert [(r.match, r.route) for r in config.model_routes] == [
+        (r["match"], r["route"]) for r in written.get("model_routes", [])]
+    assert [p.policy.name for p in config.policies] == [p["name"] for p in written.get("policies", [])]
+    assert [r.name for r in config.routes] == [r["name"] for r in written["routes"]]
+    for route, entry in zip(config.routes, written["routes"]):
+        upstream = entry["upstream"]
+        assert (route.provider, route.model) == (upstream["provider"], upstream["model"]), route.name
+        assert route.fallbacks == tuple(entry.get("fallbacks", ())), route.name
+        if "endpoint" in upstream:  # a base URL gets its API path appended; a full URL stays as it is
+            assert route.endpoint.startswith(upstream["endpoint"].rstrip("/")), (route.name, route.endpoint)
+        ref = upstream.get("api_key_ref")
+        assert route.api_key == (None if ref is None else ENV[ref.upper()]), route.name
+        for option, value in entry.get("translation", {}).items():
+            loaded = getattr(route.translation, option)
+            assert loaded == (tuple(value) if isinstance(value, list) else value), (route.name, option)

@@ -36,4 +36,15 @@ def test_search_result_block_with_string_source() -> None:
             {"type": "text", "text": "use it"},
         ]}],
     })
-    assert chat["messages"][-1]["role"] == "user"
+    [message] = chat["messages"]
+    assert message["role"] == "user"
+    assert "use it" in _text(message["content"]), "the text beside the search_result block was lost"
+    # The search result itself is either carried over or dropped with a note, never silently lost.
+    assert "x" in _text(message["content"]) or "user search_result block dropped" in notes, (chat, notes)
+
+
+def _text(content: str | list[dict]) -> str:
+    """A Chat message's text, whether its content is a string or a list of parts."""
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content)

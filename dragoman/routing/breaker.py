@@ -10,7 +10,9 @@ CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
 class CircuitBreaker:
     """Closed → open after `failures` failures in a row; open → half-open after `cooldown` seconds, when one
-    probe request is let through; its success closes the breaker, its failure opens it again."""
+    probe request is let through; its success closes the breaker, its failure opens it again.
+
+    `clock` (seconds, monotonic) is injectable so tests drive the cooldown instead of waiting it out."""
 
     __slots__ = ("failures", "cooldown", "_clock", "state", "_count", "_opened_at", "_probing")
 
@@ -24,10 +26,11 @@ class CircuitBreaker:
         self._probing = False
 
     def allow(self) -> bool:
-        """May a request go to this upstream now? (In half-open, only the one probe may.)"""
+        """May a request go to this upstream now? In half-open only one may, the probe: it holds the slot until
+        the caller reports success(), failure() or release(). Ask only for a request about to be sent."""
         if self.state == CLOSED:
             return True
-        if self.state == OPEN and self._clock() - self._opened_at >= self.cooldown:
+        if self.state == OPEN and self._cooled():
             self.state = HALF_OPEN
             self._probing = False
         if self.state == HALF_OPEN and not self._probing:
@@ -35,13 +38,19 @@ class CircuitBreaker:
             return True
         return False
 
+    def ready(self) -> bool:
+        """Would allow() let a request through now? Claims nothing and changes nothing."""
+        if self.state == OPEN:
+            return self._cooled()
+        return self.state == CLOSED or not self._probing
+
     def success(self) -> None:
         self.state = CLOSED
         self._count = 0
         self._probing = False
 
     def release(self) -> None:
-        """An attempt ended without a verdict on the upstream's health (cancelled): free the probe slot."""
+        """The probe ended without a verdict on the upstream's health (rate limited, cancelled): free its slot."""
         self._probing = False
 
     def failure(self) -> None:
@@ -50,3 +59,6 @@ class CircuitBreaker:
             self.state = OPEN
             self._opened_at = self._clock()
             self._probing = False
+
+    def _cooled(self) -> bool:
+        return self._clock() - self._opened_at >= self.cooldown

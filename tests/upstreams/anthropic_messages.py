@@ -9,7 +9,7 @@ Replies:
   streams (`render_message_sse(reply)` gives those exact bytes, for byte-identical checks);
 - `RawSSE`: a byte sequence served exactly as given, piece by piece (optionally cut mid-stream);
 - `AnthropicError`: an HTTP error with Anthropic's error body;
-- `Hang` and `Disconnect` (shared with the Chat upstream).
+- `Hang`, `Held` and `Disconnect` (shared with the Chat upstream).
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from typing import Any, Callable, Union
 
 from aiohttp import web
 
-from .openai_chat import Disconnect, Hang, RecordedRequest, ScriptedChatUpstream
+from .openai_chat import Disconnect, Hang, Held, RecordedRequest, ScriptedChatUpstream
 
 __all__ = [
     "AnthropicError",
     "Disconnect",
     "Hang",
+    "Held",
     "MessageReply",
     "RawSSE",
     "RecordedRequest",
@@ -82,7 +83,7 @@ class AnthropicError:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-Reply = Union[MessageReply, RawSSE, AnthropicError, Hang, Disconnect]
+Reply = Union[MessageReply, RawSSE, AnthropicError, Hang, Held, Disconnect]
 Script = Union[Reply, list, Callable[[dict], Reply]]
 
 
@@ -209,13 +210,8 @@ class ScriptedAnthropicUpstream(ScriptedChatUpstream):
 
     async def _serve_reply(self, request: web.Request, reply: Any, stream: bool, include_usage: bool
                            ) -> web.StreamResponse:
-        if isinstance(reply, Hang):
-            woke_normally = await self._sleep(reply.seconds)
-            if reply.then is not None and woke_normally:
-                return await self._serve_reply(request, reply.then, stream, include_usage)
-            return self._drop_connection(request)
-        if isinstance(reply, Disconnect):
-            return self._drop_connection(request)
+        if isinstance(reply, (Hang, Held, Disconnect)):  # the shared replies; `then` comes back here
+            return await super()._serve_reply(request, reply, stream, include_usage)
         if isinstance(reply, AnthropicError):
             return web.json_response(anthropic_error_body(reply.error_type, reply.message), status=reply.status,
                                      headers=reply.headers)

@@ -4,7 +4,8 @@
 (sync) pytest tests and subprocess gateways can talk to it over real sockets. It records every request
 and answers from a script: a list of replies served in order, one reply served to every request, or a
 callable `(body) -> reply`. Every sleep it performs is capped and wakes up early on `reset()`/`stop()`,
-so no scenario can hold a test (or the suite) hostage.
+so no scenario can hold a test (or the suite) hostage. A `Gate` lets a test hold a reply (`Held`) or a
+stream's next chunk until it says so: tests wait on events, never on the clock.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class ChatReply:
     chunk_delay: float = 0.0
     pieces: int = 4  # how many deltas each text, reasoning and argument string is split into
     headers: dict[str, str] = field(default_factory=dict)
+    gate: "Gate | None" = None  # when set, the stream's chunk number `gate_before` waits until the test opens it
+    gate_before: int = 1
 
 
 @dataclass
@@ -47,7 +50,8 @@ class RawStream:
     """A hand-written SSE stream: each dict is sent as `data: <json>`, each bytes object verbatim.
 
     `data: [DONE]` is appended when `done` is true (and the stream was not cut). With `disconnect_after=N`
-    the connection is closed abruptly after N chunks: no terminating chunk of the chunked encoding.
+    the connection is closed abruptly after N chunks: no terminating chunk of the chunked encoding. With `gate`,
+    chunk number `gate_before` (counting from 0) is sent only once the test opens the gate.
     """
 
     chunks: list[Union[dict, bytes]]
@@ -56,6 +60,8 @@ class RawStream:
     done: bool = True
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    gate: "Gate | None" = None
+    gate_before: int = 1
 
 
 @dataclass
@@ -75,12 +81,53 @@ class Hang:
     then: "Reply | None" = None
 
 
+class Gate:
+    """A point a scripted reply waits at until the test calls `open()`. Thread-safe: the test runs in its own
+    thread, the upstream in its event loop. `reached` is set once a reply is waiting at the gate."""
+
+    def __init__(self) -> None:
+        self.reached = threading.Event()
+        self._lock = threading.Lock()
+        self._opened = False
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
+
+    def open(self) -> None:
+        with self._lock:
+            self._opened = True
+            waiters, self._waiters = self._waiters, []
+        for loop, future in waiters:
+            loop.call_soon_threadsafe(_resolve, future)
+
+    async def wait(self) -> None:
+        future = asyncio.get_running_loop().create_future()
+        with self._lock:
+            if not self._opened:
+                self._waiters.append((asyncio.get_running_loop(), future))
+        self.reached.set()
+        if not self._opened:
+            await future
+
+
+def _resolve(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+@dataclass
+class Held:
+    """Accept the request and send nothing until the test opens `gate` (at most MAX_SLEEP); then serve `then`,
+    or close the socket. reset()/stop() close it too."""
+
+    gate: Gate
+    then: "Reply | None" = None
+
+
 @dataclass
 class Disconnect:
     """Close the socket without answering."""
 
 
-Reply = Union[ChatReply, RawStream, ErrorReply, Hang, Disconnect]
+Reply = Union[ChatReply, RawStream, ErrorReply, Hang, Held, Disconnect]
 Script = Union[Reply, list, Callable[[dict], Reply]]
 
 
@@ -255,6 +302,18 @@ class ScriptedChatUpstream:
         except asyncio.TimeoutError:
             return True
 
+    async def _wait_gate(self, gate: Gate) -> bool:
+        """Wait until the test opens `gate`; False when reset()/stop() or MAX_SLEEP came first."""
+        assert self._wake is not None
+        opened = asyncio.ensure_future(gate.wait())
+        woken = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait((opened, woken), timeout=MAX_SLEEP, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            opened.cancel()
+            woken.cancel()
+        return opened.done() and not opened.cancelled()
+
     # ---- request handling -----------------------------------------------------------------------
 
     def _next_reply(self, body: Any) -> Reply:
@@ -312,19 +371,24 @@ class ScriptedChatUpstream:
             if reply.then is not None and woke_normally:
                 return await self._serve_reply(request, reply.then, stream, include_usage)
             return self._drop_connection(request)
+        if isinstance(reply, Held):
+            if await self._wait_gate(reply.gate) and reply.then is not None:
+                return await self._serve_reply(request, reply.then, stream, include_usage)
+            return self._drop_connection(request)
         if isinstance(reply, Disconnect):
             return self._drop_connection(request)
         if isinstance(reply, ErrorReply):
             return web.json_response(reply.body, status=reply.status, headers=reply.headers)
         if isinstance(reply, RawStream):
             return await self._send_stream(request, reply.chunks, reply.delay, reply.disconnect_after,
-                                           reply.done, reply.status, reply.headers)
+                                           reply.done, reply.status, reply.headers, reply.gate, reply.gate_before)
         if isinstance(reply, ChatReply):
             completion_id = f"chatcmpl-scripted-{next(self._ids)}"
             if not stream:
                 return web.json_response(render_completion(reply, completion_id), headers=reply.headers)
             chunks = render_chunks(reply, completion_id, include_usage)
-            return await self._send_stream(request, chunks, reply.chunk_delay, None, True, 200, reply.headers)
+            return await self._send_stream(request, chunks, reply.chunk_delay, None, True, 200, reply.headers,
+                                           reply.gate, reply.gate_before)
         raise TypeError(f"not a scripted reply: {reply!r}")
 
     async def _send_stream(
@@ -336,6 +400,8 @@ class ScriptedChatUpstream:
         done: bool,
         status: int,
         headers: dict[str, str],
+        gate: Gate | None = None,
+        gate_before: int = 1,
     ) -> web.StreamResponse:
         response = web.StreamResponse(
             status=status,
@@ -346,6 +412,8 @@ class ScriptedChatUpstream:
             if disconnect_after is not None and sent >= disconnect_after:
                 return self._drop_connection(request)
             if sent and delay and not await self._sleep(delay):
+                return self._drop_connection(request)
+            if gate is not None and sent == gate_before and not await self._wait_gate(gate):
                 return self._drop_connection(request)
             try:
                 await response.write(_sse(chunk))

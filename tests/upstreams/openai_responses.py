@@ -86,11 +86,6 @@ class ScriptedResponsesUpstream(ScriptedChatUpstream):
         return False  # Responses streams always end with response.completed, usage inside
 
     async def _serve_reply(self, request: web.Request, reply: Any, stream: bool, include_usage: bool) -> web.StreamResponse:
-        if isinstance(reply, Hang):
-            woke_normally = await self._sleep(reply.seconds)
-            if reply.then is not None and woke_normally:
-                return await self._serve_reply(request, reply.then, stream, include_usage)
-            return self._drop_connection(request)
         if not isinstance(reply, ResponsesReply):
             return await super()._serve_reply(request, reply, stream, include_usage)
         response_id = f"resp_scripted{next(self._ids)}"
