@@ -110,20 +110,27 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def run_gateway(config_text: str, env: dict[str, str] | None = None) -> Iterator[Gateway]:
-    """Start `python -m dragoman serve` on a free port with `config_text` as its config; stop it on exit."""
+def run_gateway(config_text: str | None, env: dict[str, str] | None = None, *,
+                args: tuple[str, ...] = ()) -> Iterator[Gateway]:
+    """Start `python -m dragoman serve` on a free port with `config_text` as its config (None: zero-config, no
+    --config) and any extra `args`; stop it on exit. Its audit store defaults to a temporary data directory
+    (XDG_DATA_HOME), never the developer's home."""
     with tempfile.TemporaryDirectory(prefix="dragoman-e2e-") as tmp:
-        config_path = Path(tmp) / "dragoman.yaml"
-        config_path.write_text(config_text)
+        config_args: list[str] = []
+        if config_text is not None:
+            config_path = Path(tmp) / "dragoman.yaml"
+            config_path.write_text(config_text)
+            config_args = ["--config", str(config_path)]
         stderr_path = Path(tmp) / "stderr.log"
         port = free_port()
         proc_env = {k: v for k, v in os.environ.items() if k not in ("DRAGOMAN_API_KEYS",)}
-        proc_env.update({"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"})
+        proc_env.update({"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
+                         "XDG_DATA_HOME": str(Path(tmp) / "data")})
         proc_env.update(env or {})
         with open(stderr_path, "wb") as stderr:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "dragoman", "serve", "--config", str(config_path),
-                 "--host", "127.0.0.1", "--port", str(port)],
+                [sys.executable, "-m", "dragoman", "serve", *config_args,
+                 "--host", "127.0.0.1", "--port", str(port), *args],
                 stdin=subprocess.DEVNULL,
                 stdout=stderr,
                 stderr=stderr,

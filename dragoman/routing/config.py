@@ -239,25 +239,35 @@ def parse_config(text: str, source: str, env: Mapping[str, str]) -> Config:
     return _build(file, src)
 
 
+# Zero-config serves Claude Code as README says: `--model gpt-5-via-gateway` and Claude Code's own background
+# names (claude-haiku-4-5-…, claude-sonnet-4-5-…, claude-opus-…) would 404 at OpenAI if sent verbatim.
+ZERO_CONFIG_MODELS = {"DRAGOMAN_DEFAULT_MODEL": "gpt-5", "DRAGOMAN_SMALL_MODEL": "gpt-5-mini"}
+_ZERO_CONFIG_RULES = (
+    ModelRoute(match="*haiku*", route="gpt-5-mini-via-gateway"),  # Claude Code's small, fast model
+    ModelRoute(match="claude-*", route="gpt-5-via-gateway"),
+)
+
+
 def zero_config(env: Mapping[str, str]) -> Config:
-    """The config without a file: every model name goes verbatim to OpenAI Chat at OPENAI_BASE_URL."""
+    """The config without a file, on OpenAI Chat at OPENAI_BASE_URL: `gpt-5-via-gateway` and Claude Code's
+    claude-* names go to $DRAGOMAN_DEFAULT_MODEL (gpt-5), `gpt-5-mini-via-gateway` and *haiku* names to
+    $DRAGOMAN_SMALL_MODEL (gpt-5-mini); any other name (gpt-4.1, o3, …) is sent verbatim."""
     try:
         endpoint = chat_completions_url(env.get("OPENAI_BASE_URL") or OPENAI_BASE_URL)
     except ValueError as exc:
         raise ConfigError(f"OPENAI_BASE_URL: {exc}") from None
-    route = Route(
-        name="openai",
-        provider="openai",
-        model=None,
-        endpoint=endpoint,
-        api_key=env.get("OPENAI_API_KEY", "").strip() or None,
-        timeouts=Timeouts(),
-        translation=TranslationOptions(),
-    )
+    api_key = env.get("OPENAI_API_KEY", "").strip() or None
+    default, small = ((env.get(name) or "").strip() or model for name, model in ZERO_CONFIG_MODELS.items())
+
+    def openai(name: str, model: str | None) -> Route:
+        return Route(name=name, provider="openai", model=model, endpoint=endpoint, api_key=api_key,
+                     timeouts=Timeouts(), translation=TranslationOptions())
+
+    routes = (openai("gpt-5-via-gateway", default), openai("gpt-5-mini-via-gateway", small), openai("openai", None))
     return Config(
-        routes=(route,),
+        routes=routes,
         default_route="openai",
-        model_routes=(),
+        model_routes=_ZERO_CONFIG_RULES,
         auth_keys=frozenset(env_keys(env)),
         keys=env_keys(env),
         server=ServerSettings(),
