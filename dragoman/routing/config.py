@@ -79,7 +79,7 @@ class Upstream(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class Retry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """How a failed attempt is retried before the next candidate: bounded, with jittered exponential backoff."""
 
-    attempts: Annotated[int, msgspec.Meta(ge=1, le=10)] = 2  # tries of this route before moving on
+    attempts: Annotated[int, msgspec.Meta(ge=1, le=10)] = 2  # tries of this route in all (the first included)
     backoff: Annotated[float, msgspec.Meta(ge=0)] = 0.25  # seconds before the 2nd try, doubled after
     max_backoff: Annotated[float, msgspec.Meta(ge=0)] = 5.0  # and the longest retry-after honoured
 
