@@ -30,9 +30,7 @@ def startup_lines(config: Config, observe: ObserveSettings, workers: int = 1) ->
     keys = len(config.keys)
     lines.append(f"  inbound keys: required ({keys} key{'s' if keys != 1 else ''})" if keys
                  else "  inbound keys: not required (any client that reaches the port may call)")
-    tracing = observe.tracing
-    traced = f"on, OTLP to {_host(tracing.otlp_endpoint)}" if tracing.enabled and tracing.otlp_endpoint else "off"
-    lines.append(f"  metrics: {'on at /metrics' if observe.metrics.enabled else 'off'}; tracing: {traced}")
+    lines.append(f"  metrics: {'on at /metrics' if observe.metrics.enabled else 'off'}; tracing: {_tracing(observe)}")
     return lines
 
 
@@ -46,6 +44,15 @@ def _upstream(route: Route) -> str:
     model = route.model or "(the requested name, verbatim)"
     key = "" if route.api_key else ", no key"
     return f"{route.provider} {model} at {_host(route.endpoint)} ({route.api}{key})"
+
+
+def _tracing(observe: ObserveSettings) -> str:
+    tracing = observe.tracing
+    if not tracing.enabled:
+        return "off"
+    if not tracing.otlp_endpoint:
+        return "on, but no otlp_endpoint: spans are not exported"
+    return f"on, OTLP to {_host(tracing.otlp_endpoint)}"
 
 
 def _mapping(config: Config) -> list[str]:

@@ -152,4 +152,7 @@ def test_audit_off_and_an_endpoint_with_credentials_show_no_secret() -> None:
     lines = startup_lines(config, observe)
     assert "  route local -> openai_compatible m at 10.0.0.5:8000 (chat, no key)" in lines
     assert "  audit: off" in lines and "  any other model -> 404 not_found_error" in lines
+    traced = msgspec.structs.replace(observe, tracing=TracingSettings(enabled=True))
+    assert "  metrics: on at /metrics; tracing: on, but no otlp_endpoint: spans are not exported" in startup_lines(
+        config, traced)
     assert "hunter2" not in "\n".join(lines)

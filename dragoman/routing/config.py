@@ -43,6 +43,7 @@ __all__ = [  # what other modules and tests import from here, wherever it is def
     "ANTHROPIC_BASE_URL", "MAX_BODY_BYTES", "OPENAI_BASE_URL", "Auth", "Breaker", "CompiledPolicy", "Config",
     "GatewayKey", "KeyEntry", "Retry", "Route", "Secret", "ServerSettings", "Timeouts", "Upstream", "api_url",
     "azure_url", "chat_completions_url", "key_fingerprint", "load_config", "parse_config", "zero_config",
+    "ZERO_CONFIG_MODELS",
 ]
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
