@@ -16,8 +16,8 @@ from tests.shared_fixtures import CLAUDE_CODE_FIXTURES
 from tests.upstreams import ChatReply, ScriptedChatUpstream
 
 OPENAI_KEY = "sk-zero-config-test"
-# Claude Code's first request, as the 2.1.332 CLI sent it: only its model name changes below.
-FIRST_TURN = json.loads((CLAUDE_CODE_FIXTURES / "claude_code_2.1.332_first_turn.json").read_text())
+# Claude Code's first request, as the 2.1.328 CLI sent it: only its model name changes below.
+FIRST_TURN = json.loads((CLAUDE_CODE_FIXTURES / "claude_code_2.1.328_first_turn.json").read_text())
 MAPPED = [
     ("gpt-5-via-gateway", "gpt-5"),
     ("gpt-5-mini-via-gateway", "gpt-5-mini"),
