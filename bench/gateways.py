@@ -61,7 +61,7 @@ class Processes:
     live: list[subprocess.Popen] = field(default_factory=list)
 
     def start(self, cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-        # cwd: the run's own folder, so files a server writes to ./ (Dragoman's default audit store
+        # cwd: the run's own folder, so files a server writes to ./ (Dragoman's audit store, configured as
         # ./dragoman.db) land there, never in the repository
         with open(log, "wb") as out:  # a file, never a pipe: a full pipe would stall the server
             proc = subprocess.Popen(
@@ -195,7 +195,7 @@ def _dragoman_route(name: str, upstream_port: int, api: str = "chat") -> str:
 class Dragoman(Gateway):
     """`python -m dragoman serve`, one worker. Variants (each its own target in run.py):
 
-    - dragoman: defaults (audit to ./dragoman.db, SQLite); routes bench-model (Chat) and bench-responses
+    - dragoman: defaults but for the audit store, SQLite at ./dragoman.db (the run's folder); routes bench-model (Chat) and bench-responses
       (`api: responses`); requests name a route, so no policy runs;
     - dragoman-noaudit: the same with `audit: {enabled: false}`;
     - dragoman-policy: the seed's cost_aware_routing policy (`applies_to: ["*"]`) over three Chat routes at the
@@ -234,8 +234,9 @@ class Dragoman(Gateway):
     def write_config(self, workdir: Path, upstream_port: int) -> Path:
         path = workdir / f"{self.name}.yaml"
         text = "secrets:\n  k: {env: BENCH_KEY}\n"
-        if not self.audit:
-            text += "audit: {enabled: false}\n"
+        # The audit store in the run's folder (the server's cwd), where the runner measures and deletes it; by
+        # default Dragoman would write it to the user's data directory.
+        text += "audit: {store: sqlite:///./dragoman.db}\n" if self.audit else "audit: {enabled: false}\n"
         text += "routes:\n"
         if self.policy:
             text += "".join(_dragoman_route(name, upstream_port) for name in POLICY_ROUTES)

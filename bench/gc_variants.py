@@ -64,7 +64,7 @@ def main() -> None:
                     print(f"| {repeat} | {variant} | {name} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | "
                           f"{r['server_cpu_ms_per_req']:.3f} |", flush=True)  # fmt: skip
                 procs.stop(proc)
-                for path in workdir.glob("dragoman.db*"):  # the default audit store, written to the cwd
+                for path in workdir.glob("dragoman.db*"):  # the audit store, configured as ./dragoman.db in the cwd
                     path.unlink()
     finally:
         procs.stop_all()

@@ -142,7 +142,7 @@ def main() -> None:
         )
     finally:
         procs.stop_all()
-        for path in workdir.glob("dragoman.db*"):  # the default audit store, written to the cwd
+        for path in workdir.glob("dragoman.db*"):  # the audit store, configured as ./dragoman.db in the cwd
             path.unlink()
 
 

@@ -217,7 +217,7 @@ def audit_routes(workdir: Path) -> dict:
 
 
 def drop_audit_store(workdir: Path) -> dict:
-    """Delete the audit DB Dragoman writes by default (./dragoman.db, ~600 bytes a request); report its size
+    """Delete the audit DB Dragoman writes (./dragoman.db as the bench configures it, ~600 bytes a request); report its size
     (none for dragoman-noaudit)."""
     size = 0
     for path in workdir.glob("dragoman.db*"):

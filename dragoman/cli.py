@@ -150,8 +150,13 @@ def _serve(args: argparse.Namespace) -> int:
         logging.getLogger("dragoman").warning("zero-config start without OPENAI_API_KEY: upstream calls will be refused")
     if args.config:
         os.environ["DRAGOMAN_CONFIG"] = os.path.abspath(args.config)
+    else:
+        os.environ.pop("DRAGOMAN_CONFIG", None)  # workers read it: a stale one must not replace zero-config
     os.environ["DRAGOMAN_LOG_LEVEL"] = args.log_level  # for worker processes
     from dragoman.serving import run
+    from dragoman.startup_report import log_startup
+
+    log_startup(config, args.workers)  # here, in the process the user started: once, whatever --workers says
 
     if args.workers > 1 and config.observe.metrics.enabled:
         from dragoman.observe.metrics import prepare_multiprocess_dir

@@ -25,6 +25,16 @@ from tests.upstreams import ChatReply, ScriptedChatUpstream  # noqa: E402
 GatewayFactory = Callable[..., Gateway]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _data_home_outside_the_real_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A gateway's default audit store lives in $XDG_DATA_HOME/dragoman/: point that at a temporary directory for
+    the whole run, so no test, and no gateway subprocess (they inherit the environment), writes into the home."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="module")
 def _module_chat_upstream() -> Iterator[ScriptedChatUpstream]:
     with ScriptedChatUpstream() as upstream:

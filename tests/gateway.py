@@ -111,10 +111,12 @@ def _stop(proc: subprocess.Popen) -> None:
 
 @contextlib.contextmanager
 def run_gateway(
-    config_text: str | None, env: dict[str, str] | None = None, command: list[str] | None = None
+    config_text: str | None, env: dict[str, str] | None = None, command: list[str] | None = None, *,
+    args: tuple[str, ...] = (),
 ) -> Iterator[Gateway]:
     """Start `python -m dragoman serve` (or `command`, e.g. the `dragoman` console script) on a free port with
-    `config_text` as its config (None: no --config, the zero-config start); stop it on exit."""
+    `config_text` as its config (None: no --config, the zero-config start) and any extra `args`; stop it on
+    exit. Its audit store defaults to a temporary data directory (XDG_DATA_HOME), never the developer's home."""
     with tempfile.TemporaryDirectory(prefix="dragoman-e2e-") as tmp:
         config_args: list[str] = []
         if config_text is not None:
@@ -124,12 +126,13 @@ def run_gateway(
         stderr_path = Path(tmp) / "stderr.log"
         port = free_port()
         proc_env = {k: v for k, v in os.environ.items() if k not in ("DRAGOMAN_API_KEYS", "DRAGOMAN_CONFIG")}
-        proc_env.update({"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"})
+        proc_env.update({"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
+                         "XDG_DATA_HOME": str(Path(tmp) / "data")})
         proc_env.update(env or {})
         with open(stderr_path, "wb") as stderr:
             proc = subprocess.Popen(
                 [*(command or [sys.executable, "-m", "dragoman"]), "serve", *config_args,
-                 "--host", "127.0.0.1", "--port", str(port)],
+                 "--host", "127.0.0.1", "--port", str(port), *args],
                 stdin=subprocess.DEVNULL,
                 stdout=stderr,
                 stderr=stderr,

@@ -317,22 +317,25 @@ def test_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
         load_config(str(tmp_path / "absent.yaml"), {})
 
 
-def test_zero_config_passes_every_model_to_openai() -> None:
+def test_zero_config_routes_are_openai_chat_with_the_key() -> None:
     config = zero_config({"OPENAI_API_KEY": "sk-z"})
-    (route,) = config.routes
-    assert (route.name, route.provider, route.model, route.api_key) == ("openai", "openai", None, "sk-z")
-    assert route.endpoint == "https://api.openai.com/v1/chat/completions"
-    assert route.upstream_model("claude-sonnet-4-5-20250929") == "claude-sonnet-4-5-20250929"
+    assert [(r.name, r.provider, r.model) for r in config.routes] == [
+        ("gpt-5-via-gateway", "openai", "gpt-5"), ("gpt-5-mini-via-gateway", "openai", "gpt-5-mini"),
+        ("openai", "openai", None),
+    ]
+    for route in config.routes:
+        assert route.api_key == "sk-z"
+        assert route.endpoint == "https://api.openai.com/v1/chat/completions"
+        assert route.timeouts == Timeouts(connect=10, first_byte=600, idle=600)
     assert config.default_route == "openai"
     assert config.auth_keys == frozenset()
     assert config.server.max_body_bytes == MAX_BODY_BYTES
-    assert route.timeouts == Timeouts(connect=10, first_byte=600, idle=600)
 
 
 def test_zero_config_reads_base_url_and_inbound_keys() -> None:
     config = zero_config({"OPENAI_BASE_URL": "http://127.0.0.1:9999/v1/", "DRAGOMAN_API_KEYS": "k1,k2"})
-    assert config.routes[0].endpoint == "http://127.0.0.1:9999/v1/chat/completions"
-    assert config.routes[0].api_key is None
+    assert {route.endpoint for route in config.routes} == {"http://127.0.0.1:9999/v1/chat/completions"}
+    assert {route.api_key for route in config.routes} == {None}
     assert config.auth_keys == frozenset({"k1", "k2"})
 
 

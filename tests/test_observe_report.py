@@ -125,7 +125,9 @@ def test_store_url_precedence(tmp_path) -> None:
     assert report.store_url("sqlite:///x.db", str(config), {}) == "sqlite:///x.db"
     assert report.store_url(None, str(config), {"DRAGOMAN_AUDIT_STORE": "sqlite:///env.db"}) == "sqlite:///env.db"
     assert report.store_url(None, str(config), {}) == "postgresql://audit@db/dragoman"
-    assert report.store_url(None, None, {}) == "sqlite:///./dragoman.db"
+    assert report.store_url(None, None, {"XDG_DATA_HOME": "/data"}) == "sqlite:////data/dragoman/dragoman.db"
+    home = {"HOME": "/home/ana", "XDG_DATA_HOME": "relative/is/ignored"}  # as the XDG Base Directory spec says
+    assert report.store_url(None, None, home) == "sqlite:////home/ana/.local/share/dragoman/dragoman.db"
 
 
 def test_admin_api_needs_an_admin_key(store) -> None:
@@ -148,7 +150,7 @@ def test_admin_api_costs_and_bad_input(store) -> None:
 
 def test_settings_defaults_and_strictness() -> None:
     settings = msgspec.convert({}, ObserveSettings)
-    assert settings.audit.store == "sqlite:///./dragoman.db" and settings.metrics.enabled
+    assert settings.audit.store is None and settings.metrics.enabled  # None: the user's data directory
     assert not settings.tracing.enabled and settings.admin.keys == ()
     with pytest.raises(msgspec.ValidationError, match="flush"):
         msgspec.convert({"audit": {"flush": 1}}, ObserveSettings)

@@ -91,12 +91,13 @@ def test_routes_lists_in_config_order() -> None:
     assert [route.name for route in Router(_config()).routes()] == ["big", "mini", "local"]
 
 
-def test_zero_config_routes_every_model_verbatim() -> None:
+def test_zero_config_maps_claude_names_and_passes_others_verbatim() -> None:
     router = Router(zero_config({}))
-    for model in ("claude-sonnet-4-5-20250929", "gpt-5", "anything"):
-        route = router.resolve(model)
-        assert route.name == "openai"
-        assert route.upstream_model(model) == model
+    expected = {"claude-sonnet-4-5-20250929": "gpt-5", "claude-opus-4-8": "gpt-5", "gpt-5-via-gateway": "gpt-5",
+                "claude-haiku-4-5-20251001": "gpt-5-mini", "gpt-5-mini-via-gateway": "gpt-5-mini",
+                "gpt-5": "gpt-5", "gpt-4.1": "gpt-4.1", "anything": "anything"}
+    for model, sent in expected.items():
+        assert router.resolve(model).upstream_model(model) == sent, model
 
 
 def test_route_model_replaces_the_requested_name() -> None:

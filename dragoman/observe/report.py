@@ -4,7 +4,8 @@
     dragoman logs --repo web --follow
     dragoman costs --by developer --since 7d --format csv
 
-The store comes from --store, else $DRAGOMAN_AUDIT_STORE, else --config's `audit.store`, else ./dragoman.db.
+The store comes from --store, else $DRAGOMAN_AUDIT_STORE, else --config's `audit.store`, else the gateway's default
+($XDG_DATA_HOME/dragoman/dragoman.db): the same file from any directory. A report never creates a store.
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ import msgspec
 from dragoman.observe.stores import (
     COST_GROUPS,
     COST_KEYS,
-    DEFAULT_STORE,
     AuditStore,
+    StoreError,
+    default_store,
+    describe_store,
     open_store,
+    sqlite_file,
 )
 
 FORMATS = ("table", "csv", "json")
@@ -47,6 +51,10 @@ _json = msgspec.json.Encoder()
 
 class ReportError(ValueError):
     """Bad CLI input: the message says what to write instead."""
+
+
+class NoStore(Exception):
+    """The store a report would read does not exist: the message says where it looked and how to point elsewhere."""
 
 
 def parse_time(text: str | None, now: float | None = None) -> float | None:
@@ -248,19 +256,23 @@ def add_commands(subparsers: Any) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", help=f"audit store URL (default: $DRAGOMAN_AUDIT_STORE, the config's, {DEFAULT_STORE})")
+    parser.add_argument("--store", help="audit store URL (default: $DRAGOMAN_AUDIT_STORE, the config's, "
+                        "else the gateway's default, $XDG_DATA_HOME/dragoman/dragoman.db)")
     parser.add_argument("--config", help="gateway config file whose audit.store to read")
     parser.add_argument("--since", default=None, help="7d, 24h, 30m, 2026-11-01, 2026-11-01T10:00")
     parser.add_argument("--format", dest="fmt", default="table", choices=FORMATS)
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Execute `dragoman logs` or `dragoman costs`; exit status 2 on bad input."""
+    """Execute `dragoman logs` or `dragoman costs`; exit status 1 when there is no store, 2 on bad input."""
     out = out or sys.stdout
     try:
         since = parse_time(args.since)
         until = parse_time(getattr(args, "until", None))
-        store = open_store(store_url(args.store, args.config))
+        store = open_existing_store(*store_source(args.store, args.config))
+    except NoStore as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except (ReportError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -285,11 +297,17 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 def store_url(explicit: str | None, config_path: str | None, env: Mapping[str, str] | None = None) -> str:
     """Which store a report reads: --store, $DRAGOMAN_AUDIT_STORE, the config file's audit.store, the default."""
+    return store_source(explicit, config_path, env)[0]
+
+
+def store_source(explicit: str | None, config_path: str | None,
+                 env: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """(store URL, where that choice came from) for a report."""
     env = os.environ if env is None else env
     if explicit:
-        return explicit
+        return explicit, "--store"
     if env.get("DRAGOMAN_AUDIT_STORE"):
-        return env["DRAGOMAN_AUDIT_STORE"]
+        return env["DRAGOMAN_AUDIT_STORE"], "$DRAGOMAN_AUDIT_STORE"
     if config_path:
         import yaml
 
@@ -297,6 +315,22 @@ def store_url(explicit: str | None, config_path: str | None, env: Mapping[str, s
             data = yaml.safe_load(fh) or {}
         audit = data.get("audit") if isinstance(data, dict) else None
         if isinstance(audit, dict) and isinstance(audit.get("store"), str):
-            return audit["store"]
-    return DEFAULT_STORE
+            return audit["store"], f"audit.store in {config_path}"
+    return default_store(env), "the default: $XDG_DATA_HOME/dragoman, else ~/.local/share/dragoman"
 
+
+def open_existing_store(url: str, source: str) -> AuditStore:
+    """Open a store a gateway has written; NoStore when a SQLite file is missing, and none is created (SQLite
+    would create an empty file on connect, and the report would then show nothing without saying why)."""
+    if not url.startswith(("postgresql://", "postgres://")):
+        path = os.path.abspath(sqlite_file(url))
+        if not os.path.isfile(path):
+            raise NoStore(
+                f"no audit store at {path} ({source}); a gateway creates it on its first start.\n"
+                "To read another store, pass --store URL or --config FILE, or set DRAGOMAN_AUDIT_STORE."
+            )
+        return open_store(url)
+    try:
+        return open_store(url)
+    except Exception as exc:  # noqa: BLE001 - psycopg's errors: the user needs the reason, not a traceback
+        raise StoreError(f"cannot open the audit store {describe_store(url)} ({source}): {exc}") from None

@@ -1,10 +1,11 @@
 """The config blocks `observe/` reads, as msgspec Structs (unknown keys are errors, like the rest of the file).
 
-Defaults give the embedded setup: audit to ./dragoman.db (SQLite), /metrics on, tracing off, no admin API.
+Defaults give the embedded setup: audit to SQLite in the user's data directory ($XDG_DATA_HOME/dragoman/dragoman.db,
+else ~/.local/share/dragoman/dragoman.db), /metrics on, tracing off, no admin API.
 
 ```yaml
 audit:
-  store: sqlite:///./dragoman.db     # or sqlite:////var/lib/dragoman/audit.db, or postgresql://user@host/db
+  store: sqlite:////var/lib/dragoman/audit.db   # or postgresql://user@host/db; unset: the user's data directory
   queue_size: 10000                  # records waiting for the store before new ones are dropped (and counted)
   batch: 64                          # records per insert transaction
   flush_interval: 0.5                # seconds: the longest a record waits before it is written
@@ -33,7 +34,6 @@ from typing import Annotated
 import msgspec
 
 from dragoman.observe.pricing import Pricing
-from dragoman.observe.stores import DEFAULT_STORE
 
 _PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 _PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
@@ -42,7 +42,7 @@ __all__ = ["AdminSettings", "AuditSettings", "MetricsSettings", "ObserveSettings
 
 
 class AuditSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    store: str = DEFAULT_STORE
+    store: str | None = None  # None: the default store in the user's data directory (observe.stores)
     queue_size: _PositiveInt = 10_000
     batch: _PositiveInt = 64  # rows per transaction: the writer holds the GIL for a batch, so keep batches short
     flush_interval: _PositiveFloat = 0.5

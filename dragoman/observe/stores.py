@@ -1,6 +1,7 @@
-"""Audit stores: what every store offers, `open_store(url)`, and the SQL both dialects share.
+"""Audit stores: what every store offers, `open_store(url)`, where the default one lives, and the SQL both share.
 
-`sqlite:///./dragoman.db` (the default), `sqlite:////abs/path.db`, a bare path, or `postgresql://user@host/db`.
+`sqlite:////abs/path.db`, `sqlite:///relative.db`, a bare path, or `postgresql://user@host/db`; no URL is the
+default store, `$XDG_DATA_HOME/dragoman/dragoman.db` (`~/.local/share/dragoman/dragoman.db` without it).
 Both stores return the same plain rows for the same records: dicts keyed by AuditRecord's field names (plus
 `id` and `time_iso`), `candidates` and `notes` decoded, `stream` a bool.
 
@@ -10,14 +11,14 @@ CLI or from the server's admin API, run in an executor), so nothing is shared ac
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import msgspec
 
 from dragoman.observe.record import AuditRecord
-
-DEFAULT_STORE = "sqlite:///./dragoman.db"
 
 # Column order for inserts; `time_iso` is derived from `time`.
 COLUMNS: tuple[str, ...] = (
@@ -77,25 +78,67 @@ class StoreError(ValueError):
 
 
 def open_store(url: str | None = None, *, migrate: bool = True) -> AuditStore:
-    """The store a URL names, its schema migrated to this gateway's version unless `migrate=False`."""
-    url = url or DEFAULT_STORE
+    """The store a URL names, its schema migrated to this gateway's version unless `migrate=False`.
+    No URL: the default store, its directory created (mode 0700) when missing."""
+    if url is None:
+        url = default_store(create_directory=True)
     if url.startswith(("postgresql://", "postgres://")):
         from dragoman.observe.store_postgres import PostgresStore
 
         store: AuditStore = PostgresStore(url)
-    elif url.startswith("sqlite://"):
-        from dragoman.observe.store_sqlite import SQLiteStore
-
-        store = SQLiteStore(sqlite_path(url))
-    elif "://" in url:
-        raise StoreError(f"audit store {url!r}: expected sqlite:///path.db, a file path, or postgresql://…")
     else:
         from dragoman.observe.store_sqlite import SQLiteStore
 
-        store = SQLiteStore(url)
+        store = SQLiteStore(sqlite_file(url))
     if migrate:
         store.migrate()
     return store
+
+
+def default_store_path(env: Mapping[str, str] | None = None) -> str:
+    """The embedded store's file: in the user's data directory, never the working directory, so the gateway
+    and `dragoman logs` find the same file from anywhere (XDG Base Directory spec: $XDG_DATA_HOME, if absolute,
+    else ~/.local/share)."""
+    env = os.environ if env is None else env
+    base = env.get("XDG_DATA_HOME", "")
+    if not os.path.isabs(base):  # the spec: a relative path there is invalid and ignored
+        base = os.path.join(env.get("HOME") or os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "dragoman", "dragoman.db")
+
+
+def default_store(env: Mapping[str, str] | None = None, *, create_directory: bool = False) -> str:
+    """The default store's URL; with create_directory, its directory is made (0700, as the spec asks) if missing."""
+    path = default_store_path(env)
+    if create_directory:
+        directory = os.path.dirname(path)
+        try:
+            os.makedirs(os.path.dirname(directory), exist_ok=True)
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the audit store's directory {directory}: {exc.strerror or exc}; "
+                             "set XDG_DATA_HOME, DRAGOMAN_AUDIT_STORE or audit.store") from None
+    return "sqlite:///" + path
+
+
+def sqlite_file(url: str) -> str:
+    """The file of a SQLite store URL or bare path; StoreError for a scheme that is neither SQLite nor PostgreSQL."""
+    if url.startswith("sqlite://"):
+        return sqlite_path(url)
+    if "://" in url:
+        raise StoreError(f"audit store {url!r}: expected sqlite:///path.db, a file path, or postgresql://…")
+    return url
+
+
+def describe_store(url: str | None) -> str:
+    """Where a store is, for people: `SQLite /path/x.db` or `PostgreSQL user@host:5432/db` (never a password)."""
+    if url is None:
+        url = default_store()
+    if not url.startswith(("postgresql://", "postgres://")):
+        return f"SQLite {os.path.abspath(sqlite_file(url))}"
+    parts = urlsplit(url)
+    user, _, host = parts.netloc.rpartition("@")
+    user = user.partition(":")[0]  # user:password → user
+    return f"PostgreSQL {user + '@' if user else ''}{host or 'localhost'}{parts.path or '/'}"
 
 
 def sqlite_path(url: str) -> str:

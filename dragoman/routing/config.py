@@ -44,6 +44,7 @@ __all__ = [  # what other modules and tests import from here, wherever it is def
     "ANTHROPIC_BASE_URL", "MAX_BODY_BYTES", "OPENAI_BASE_URL", "Auth", "Breaker", "CompiledPolicy", "Config",
     "GatewayKey", "KeyEntry", "Retry", "Route", "Secret", "ServerSettings", "Timeouts", "Upstream", "api_url",
     "azure_url", "chat_completions_url", "key_fingerprint", "load_config", "parse_config", "zero_config",
+    "ZERO_CONFIG_MODELS",
 ]
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -80,7 +81,7 @@ class Upstream(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class Retry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """How a failed attempt is retried before the next candidate: bounded, with jittered exponential backoff."""
 
-    attempts: Annotated[int, msgspec.Meta(ge=1, le=10)] = 2  # tries of this route before moving on
+    attempts: Annotated[int, msgspec.Meta(ge=1, le=10)] = 2  # tries of this route in all (the first included)
     backoff: Annotated[float, msgspec.Meta(ge=0)] = 0.25  # seconds before the 2nd try, doubled after
     max_backoff: Annotated[float, msgspec.Meta(ge=0)] = 5.0  # and the longest retry-after honoured
 
@@ -240,25 +241,35 @@ def parse_config(
     return _build(file, src)
 
 
+# Zero-config serves Claude Code as README says: `--model gpt-5-via-gateway` and Claude Code's own background
+# names (claude-haiku-4-5-…, claude-sonnet-4-5-…, claude-opus-…) would 404 at OpenAI if sent verbatim.
+ZERO_CONFIG_MODELS = {"DRAGOMAN_DEFAULT_MODEL": "gpt-5", "DRAGOMAN_SMALL_MODEL": "gpt-5-mini"}
+_ZERO_CONFIG_RULES = (
+    ModelRoute(match="*haiku*", route="gpt-5-mini-via-gateway"),  # Claude Code's small, fast model
+    ModelRoute(match="claude-*", route="gpt-5-via-gateway"),
+)
+
+
 def zero_config(env: Mapping[str, str]) -> Config:
-    """The config without a file: every model name goes verbatim to OpenAI Chat at OPENAI_BASE_URL."""
+    """The config without a file, on OpenAI Chat at OPENAI_BASE_URL: `gpt-5-via-gateway` and Claude Code's
+    claude-* names go to $DRAGOMAN_DEFAULT_MODEL (gpt-5), `gpt-5-mini-via-gateway` and *haiku* names to
+    $DRAGOMAN_SMALL_MODEL (gpt-5-mini); any other name (gpt-4.1, o3, …) is sent verbatim."""
     try:
         endpoint = chat_completions_url(env.get("OPENAI_BASE_URL") or OPENAI_BASE_URL)
     except ValueError as exc:
         raise ConfigError(f"OPENAI_BASE_URL: {exc}") from None
-    route = Route(
-        name="openai",
-        provider="openai",
-        model=None,
-        endpoint=endpoint,
-        api_key=env.get("OPENAI_API_KEY", "").strip() or None,
-        timeouts=Timeouts(),
-        translation=TranslationOptions(),
-    )
+    api_key = env.get("OPENAI_API_KEY", "").strip() or None
+    default, small = ((env.get(name) or "").strip() or model for name, model in ZERO_CONFIG_MODELS.items())
+
+    def openai(name: str, model: str | None) -> Route:
+        return Route(name=name, provider="openai", model=model, endpoint=endpoint, api_key=api_key,
+                     timeouts=Timeouts(), translation=TranslationOptions())
+
+    routes = (openai("gpt-5-via-gateway", default), openai("gpt-5-mini-via-gateway", small), openai("openai", None))
     return Config(
-        routes=(route,),
+        routes=routes,
         default_route="openai",
-        model_routes=(),
+        model_routes=_ZERO_CONFIG_RULES,
         auth_keys=frozenset(env_keys(env)),
         keys=env_keys(env),
         server=ServerSettings(),

@@ -1,0 +1,72 @@
+"""The block `dragoman serve` logs once at start: where each model name goes, where records are kept, who may call.
+
+Printed by the process the user started (with --workers N, the supervisor, not each worker). It names hosts and
+counts keys; it never shows a key, a URL path's credentials or a database password."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from dragoman.observe.settings import ObserveSettings
+from dragoman.observe.stores import describe_store
+from dragoman.routing.config import Config, Route, ZERO_CONFIG_MODELS
+
+
+def startup_lines(config: Config, observe: ObserveSettings, workers: int = 1) -> list[str]:
+    """The block's lines: source, routes, model mapping, audit store, inbound keys, metrics and tracing."""
+    if config.source == "<zero-config>":
+        overrides = ", ".join(("OPENAI_BASE_URL", "OPENAI_API_KEY", *ZERO_CONFIG_MODELS))
+        lines = [f"starting with zero-config (no --config; {overrides} change it)"]
+    else:
+        lines = [f"starting with config {config.source}"]
+    if workers > 1:
+        lines[0] += f", {workers} workers"
+    lines += [f"  route {route.name} -> {_upstream(route)}" for route in config.routes]
+    lines += _mapping(config)
+    audit = observe.audit
+    lines.append(f"  audit: {describe_store(audit.store) if audit.enabled else 'off'}")
+    keys = len(config.keys)
+    lines.append(f"  inbound keys: required ({keys} key{'s' if keys != 1 else ''})" if keys
+                 else "  inbound keys: not required (any client that reaches the port may call)")
+    lines.append(f"  metrics: {'on at /metrics' if observe.metrics.enabled else 'off'}; tracing: {_tracing(observe)}")
+    return lines
+
+
+def log_startup(config: Config, workers: int = 1, env: Mapping[str, str] | None = None) -> None:
+    """Log the block once, as one record, with the observe settings the environment gives the workers."""
+    text = "\n".join(startup_lines(config, config.observe.with_env(env), workers))
+    logging.getLogger("dragoman").info("%s", text)
+
+
+def _upstream(route: Route) -> str:
+    model = route.model or "(the requested name, verbatim)"
+    key = "" if route.api_key else ", no key"
+    return f"{route.provider} {model} at {_host(route.endpoint)} ({route.api}{key})"
+
+
+def _tracing(observe: ObserveSettings) -> str:
+    tracing = observe.tracing
+    if not tracing.enabled:
+        return "off"
+    if not tracing.otlp_endpoint:
+        return "on, but no otlp_endpoint: spans are not exported"
+    return f"on, OTLP to {_host(tracing.otlp_endpoint)}"
+
+
+def _mapping(config: Config) -> list[str]:
+    lines = []
+    for compiled in config.policies:
+        lines.append(f"  policy {compiled.policy.name} for {', '.join(compiled.applies_to)}: "
+                     f"routes {', '.join(compiled.policy.routes())}")
+    lines.append("  a route's own name -> that route")
+    lines += [f"  model {rule.match} -> {rule.route}" for rule in config.model_routes]
+    lines.append(f"  any other model -> {config.default_route}" if config.default_route
+                 else "  any other model -> 404 not_found_error")
+    return lines
+
+
+def _host(url: str) -> str:
+    # Only host[:port]: an endpoint may carry credentials in its userinfo or query.
+    return urlsplit(url).netloc.rpartition("@")[2] or "(no host)"
