@@ -61,7 +61,7 @@ def _check(path: str, strict: bool = False) -> int:
     if config.default_route:
         print(f"  anything else -> {config.default_route}")
     for compiled in config.policies:
-        names = "every request" if compiled.applies_to is None else ", ".join(compiled.applies_to)
+        names = compiled.scope()
         print(f"  policy {compiled.policy.name} for {names}: "
               f"routes {', '.join(compiled.policy.routes())}; reads {', '.join(sorted(compiled.policy.variables))}")
     for route in config.routes:

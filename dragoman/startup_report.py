@@ -58,9 +58,9 @@ def _tracing(observe: ObserveSettings) -> str:
 def _mapping(config: Config) -> list[str]:
     lines = []
     for compiled in config.policies:
-        lines.append(f"  policy {compiled.policy.name} for {', '.join(compiled.applies_to)}: "
+        lines.append(f"  policy {compiled.policy.name} for {compiled.scope()}: "
                      f"routes {', '.join(compiled.policy.routes())}")
-    lines.append("  a route's own name -> that route")
+    lines.append("  a route's own name -> that route" + (" (unless a policy above applies)" if config.policies else ""))
     lines += [f"  model {rule.match} -> {rule.route}" for rule in config.model_routes]
     lines.append(f"  any other model -> {config.default_route}" if config.default_route
                  else "  any other model -> 404 not_found_error")

@@ -125,6 +125,10 @@ class CompiledPolicy(msgspec.Struct, frozen=True):
     applies_to: tuple[str, ...] | None
     line: int = 0
 
+    def scope(self) -> str:
+        """The requested names it applies to, as people read them."""
+        return "every request" if self.applies_to is None else ", ".join(self.applies_to)
+
 
 class ModelRoute(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """An fnmatch pattern on the requested model name and the route it selects."""
