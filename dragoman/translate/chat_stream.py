@@ -22,11 +22,7 @@ from dragoman.translate.chat_to_anthropic import (
 from dragoman.translate.request_context import RequestContext
 from dragoman.translate.stream_bridge import StreamBridge
 from dragoman.translate.think_tags import ThinkTagSplitter
-from dragoman.translate.tool_arguments import (
-    closing_fragment,
-    is_complete_object,
-    is_wrapped,
-)
+from dragoman.translate.tool_arguments import is_complete_object, is_wrapped
 
 _encode = msgspec.json.encode
 _TAIL = 64  # characters of text kept to tell which stop sequence ended the answer
@@ -249,15 +245,6 @@ class ChatStreamBridge(StreamBridge):
         if call.parts and not call.wrapped:
             out.append(A.ContentBlockDelta(index=call.block, delta=A.InputJsonDelta(partial_json=call.text())))
 
-    def _finish_tool(self, call: _ToolCall, out: list[A.StreamEvent]) -> None:
-        """Before a tool block stops: send held arguments, or close what a truncated stream left open."""
-        fragment, note = closing_fragment(call.text(), call.wrapped)
-        if fragment:
-            out.append(A.ContentBlockDelta(index=call.block, delta=A.InputJsonDelta(partial_json=fragment)))  # type: ignore[arg-type]
-        if note:
-            self.ctx.note(note)
-        call.closed = True
-
     # ---- blocks and the end ------------------------------------------------------------------------------
 
     def _open_block(self, kind: str, block: A.OutBlock, out: list[A.StreamEvent]) -> None:
@@ -270,7 +257,7 @@ class ChatStreamBridge(StreamBridge):
         if self._open is None:
             return
         if self._open == "tool" and self._active is not None:
-            self._finish_tool(self._active, out)
+            self._close_arguments(self._active, out)
             self._active = None
         out.append(A.ContentBlockStop(index=self._next_index - 1))
         self._open = None

@@ -28,7 +28,7 @@ from dragoman.translate.responses_to_anthropic import (
     summary_text,
 )
 from dragoman.translate.stream_bridge import StreamBridge
-from dragoman.translate.tool_arguments import closing_fragment, is_wrapped
+from dragoman.translate.tool_arguments import is_wrapped
 
 _KINDS = {"message": "text", "reasoning": "thinking", "function_call": "tool"}
 
@@ -36,7 +36,7 @@ _KINDS = {"message": "text", "reasoning": "thinking", "function_call": "tool"}
 class _Item:
     """One upstream output item on its way to becoming one Anthropic block."""
 
-    __slots__ = ("index", "kind", "source", "parts", "sent", "block", "finished", "summary_index", "wrapped")
+    __slots__ = ("index", "kind", "source", "parts", "sent", "block", "finished", "summary_index", "wrapped", "closed")
 
     def __init__(self, index: int, kind: str, source: R.OutputItem) -> None:
         self.index = index  # output_index
@@ -48,6 +48,7 @@ class _Item:
         self.finished = False
         self.summary_index = 0
         self.wrapped = False  # arguments wrapped in an extra JSON string: held, unwrapped at the end
+        self.closed = False  # a tool call's closing fragment went out
 
     def text(self) -> str:
         return "".join(self.parts)
@@ -261,7 +262,7 @@ class ResponsesStreamBridge(StreamBridge):
             self._flush(item, out)
         self._catch_up(item, out)
         if item.kind == "tool":
-            self._finish_arguments(item, out)
+            self._close_arguments(item, out)
         elif item.kind == "thinking":
             signature = seal_reasoning(item.source, self._key)
             out.append(A.ContentBlockDelta(index=item.block, delta=A.SignatureDelta(signature=signature)))  # type: ignore[arg-type]
@@ -285,13 +286,6 @@ class ResponsesStreamBridge(StreamBridge):
             self._add(item, final[len(streamed):], out)
         elif final != streamed:
             self.ctx.note("streamed content differs from the final item")
-
-    def _finish_arguments(self, item: _Item, out: list[A.StreamEvent]) -> None:
-        fragment, note = closing_fragment(item.text(), item.wrapped)
-        if fragment:
-            out.append(A.ContentBlockDelta(index=item.block, delta=A.InputJsonDelta(partial_json=fragment)))  # type: ignore[arg-type]
-        if note:
-            self.ctx.note(note)
 
 
 def _delta(kind: str, piece: str) -> A.Delta:

@@ -7,8 +7,21 @@ end; a failure after the first byte ends the stream with an Anthropic `error` ev
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from dragoman.protocols import anthropic as A
 from dragoman.translate.request_context import RequestContext
+from dragoman.translate.tool_arguments import closing_fragment
+
+
+class StreamedCall(Protocol):
+    """A tool call whose arguments stream into a tool_use block (each bridge has its own record of one)."""
+
+    block: int | None  # its Anthropic block index
+    wrapped: bool  # arguments held because they came wrapped in a JSON string
+    closed: bool  # its closing fragment went out: nothing more belongs to its block
+
+    def text(self) -> str: ...
 
 
 class StreamBridge:
@@ -52,6 +65,18 @@ class StreamBridge:
         out.append(A.Error(error=A.ErrorBody(type=error_type, message=message)))
         self._ended = True
         return out
+
+    def _close_arguments(self, call: StreamedCall, out: list[A.StreamEvent]) -> None:
+        """Before a tool block stops, once: send held (wrapped) arguments, or close what a truncated stream left
+        open; the note says what was repaired, or that it could not be."""
+        if call.closed:
+            return
+        call.closed = True
+        fragment, note = closing_fragment(call.text(), call.wrapped)
+        if fragment:
+            out.append(A.ContentBlockDelta(index=call.block, delta=A.InputJsonDelta(partial_json=fragment)))  # type: ignore[arg-type]
+        if note:
+            self.ctx.note(note)
 
     def _final_delta(self, usage: A.Usage, reason: str | None, sequence: str | None = None) -> A.MessageDelta:
         """The message_delta that declares the answer over; what it reports is kept for the audit record."""
