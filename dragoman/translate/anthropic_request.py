@@ -249,9 +249,20 @@ def tool_specs(
             continue
         if tool.cache_control is not None:
             ctx.note("cache_control dropped")
-        parameters = tool.input_schema if tool.input_schema is not None else {"type": "object", "properties": {}}
-        out.append(ToolSpec(ctx.tool_names.upstream(tool.name), tool.description, parameters))
+        out.append(ToolSpec(ctx.tool_names.upstream(tool.name), tool.description, _object_schema(tool.input_schema, ctx)))
     return out
+
+
+def _object_schema(schema: dict[str, Any] | None, ctx: RequestContext) -> dict[str, Any]:
+    """A tool's input_schema as OpenAI takes it: an object schema with properties. Anthropic accepts `{}`, and
+    MCP servers send parameterless tools without properties; OpenAI rejects both with invalid_function_parameters
+    ("schema must be a JSON Schema of 'type: object'", "object schema missing properties": spring-ai#4776)."""
+    if schema is None:
+        return {"type": "object", "properties": {}}
+    if "type" in schema and (schema["type"] != "object" or "properties" in schema):
+        return schema
+    ctx.note("tool input_schema completed")
+    return {"type": "object", "properties": {}, **schema}
 
 
 def tool_choice(choice: A.ToolChoice | None, ctx: RequestContext) -> ToolChoice | None:
