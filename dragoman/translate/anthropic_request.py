@@ -289,8 +289,11 @@ def tool_choice(choice: A.ToolChoice | None, ctx: RequestContext) -> ToolChoice 
 # ---- sampling, limits, reasoning, identity ---------------------------------------------------------------
 
 
-def max_output_tokens(asked: int, model: str, reasoning: bool, options: TranslationOptions, ctx: RequestContext) -> int:
-    """max_tokens clamped to the model's output limit and raised to the floor a reasoning model needs."""
+def max_output_tokens(
+    asked: int, model: str, reasoning: bool, options: TranslationOptions, ctx: RequestContext, *, floor: int = 1
+) -> int:
+    """max_tokens clamped to the model's output limit and raised to the floor a reasoning model (or the upstream
+    protocol: `floor`) needs. The context keeps both budgets: a raised one has its visible output cut back."""
     if asked < 1:
         raise InvalidRequest("max_tokens: must be at least 1")
     ceiling = options.max_output_tokens or output_limit(model)
@@ -298,10 +301,12 @@ def max_output_tokens(asked: int, model: str, reasoning: bool, options: Translat
     if ceiling and value > ceiling:
         value = ceiling  # Claude Code asks for 128000; a clamp, never a 400
         ctx.note("max_tokens clamped")
-    floor = options.min_output_tokens or (_REASONING_MIN_OUTPUT if reasoning else 1)
+    floor = max(options.min_output_tokens or (_REASONING_MIN_OUTPUT if reasoning else 1), floor)
     if value < floor:
         value = floor
         ctx.note("max_tokens raised")
+    ctx.max_tokens = value
+    ctx.visible_max_tokens = asked if value > asked else 0
     return value
 
 

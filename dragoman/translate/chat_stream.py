@@ -19,6 +19,7 @@ from dragoman.translate.chat_to_anthropic import (
     stop_reason_for,
     tool_use_id,
 )
+from dragoman.translate.output_budget import output_estimate
 from dragoman.translate.request_context import RequestContext
 from dragoman.translate.stream_bridge import StreamBridge
 from dragoman.translate.think_tags import ThinkTagSplitter
@@ -90,7 +91,7 @@ class ChatStreamBridge(StreamBridge):
             self._start(out)
             self.upstream_model = chunk.model
         if chunk.error is not None:
-            return self._fail(out, "api_error", _error_message(chunk.error))
+            return self._emit(self._fail(out, "api_error", _error_message(chunk.error)))
         for choice in chunk.choices or ():
             if choice.index:
                 continue  # n > 1 is never asked for; ignore extra choices
@@ -111,7 +112,7 @@ class ChatStreamBridge(StreamBridge):
             if self._finish is not None and not self._delta_sent:
                 self._close_all(out)  # content may have come after finish_reason
                 out.append(self._message_delta())
-        return out
+        return out if self._cut is None else self._emit(out)  # no call per chunk unless cut
 
     def on_done(self) -> list[A.StreamEvent]:
         """The upstream's `[DONE]`: the answer is complete."""
@@ -125,7 +126,7 @@ class ChatStreamBridge(StreamBridge):
             out.append(self._message_delta())
         out.append(A.MessageStop())
         self._ended = True
-        return out
+        return self._emit(out)
 
     def on_eof(self) -> list[A.StreamEvent]:
         """The upstream closed the stream: complete if it said why it finished, else a failure."""
@@ -280,13 +281,9 @@ class ChatStreamBridge(StreamBridge):
         reason, sequence = stop_reason_for(self._finish, has_tools, self._tail, self.ctx)
         if self._refusal and not has_tools:
             reason = "refusal"
-        usage = anthropic_usage(self._usage, fallback_input=self.ctx.input_estimate, fallback_output=self._output_estimate())
+        estimate = output_estimate(self._out_chars, self.ctx)
+        usage = anthropic_usage(self._usage, fallback_input=self.ctx.input_estimate, fallback_output=estimate)
         return self._final_delta(usage, reason, sequence)
-
-    def _output_estimate(self) -> int:
-        """Output tokens when the upstream reports no usage: ~4 characters a token, never past the budget."""
-        estimate = max(self._out_chars // 4, 1 if self._out_chars else 0)
-        return min(estimate, self.ctx.max_tokens) if self.ctx.max_tokens else estimate
 
 
 def _error_message(error: object) -> str:

@@ -15,6 +15,7 @@ from typing import Callable
 
 from dragoman.protocols import anthropic as A
 from dragoman.protocols import openai_responses as R
+from dragoman.translate.output_budget import output_estimate
 from dragoman.translate.reasoning_signature import seal_reasoning
 from dragoman.translate.request_context import RequestContext
 from dragoman.translate.responses_to_anthropic import (
@@ -80,7 +81,7 @@ class ResponsesStreamBridge(StreamBridge):
         handler = _HANDLERS.get(event.type)
         if handler is not None:
             handler(self, event, out)
-        return out
+        return out if self._cut is None else self._emit(out)  # no call per chunk unless cut
 
     def on_eof(self) -> list[A.StreamEvent]:
         """The upstream closed the stream. Responses streams end with response.completed, never bare EOF."""
@@ -151,22 +152,20 @@ class ResponsesStreamBridge(StreamBridge):
             self._activate_next(out)
         status = "incomplete" if ev.type == "response.incomplete" else (resp.status or "completed")
         reason = stop_reason_for(status, incomplete_reason(resp), self._has_tools, self._refusal)
-        estimate = self._out_chars // 4
-        if self.ctx.max_tokens:
-            estimate = min(estimate, self.ctx.max_tokens)
+        estimate = output_estimate(self._out_chars, self.ctx)
         usage = anthropic_usage(resp.usage, fallback_input=self.ctx.input_estimate, fallback_output=estimate)
         out.append(self._final_delta(usage, reason))
         out.append(A.MessageStop())
         self._ended = True
 
     def _on_failed(self, ev: R.ResponseEvent, out: list[A.StreamEvent]) -> None:
-        out.extend(self.on_error(*failure(ev.response.error)))
+        self._fail(out, *failure(ev.response.error))
 
     def _on_error_event(self, ev: R.ErrorEvent, out: list[A.StreamEvent]) -> None:
         error = R.ResponseError(code=ev.code, message=ev.message)
         if isinstance(ev.error, dict):  # servers that nest the details: {"type": "error", "error": {...}}
             error = R.ResponseError(code=ev.error.get("code") or ev.error.get("type"), message=ev.error.get("message"))
-        out.extend(self.on_error(*failure(error)))
+        self._fail(out, *failure(error))
 
     # ---- items and blocks --------------------------------------------------------------------------------
 
