@@ -1,7 +1,8 @@
 """Config hot reload: on SIGHUP and when the file changes, validate the whole new file first, then swap.
 
-An invalid file keeps the old config serving and logs why. The file is polled (stat once a second): no
-dependency, works on every filesystem, and costs nothing on the request path."""
+An invalid file keeps the old config serving and logs why, and so does a config that cannot be applied (a
+Responses route needs the signing key, whose file may have become unreadable). The file is polled (stat once
+a second): no dependency, works on every filesystem, and costs nothing on the request path."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Callable
 
 from dragoman.errors import ConfigError
 from dragoman.routing.config import Config, load_config
+from dragoman.signing_key import SigningKeyError
 
 log = logging.getLogger("dragoman.reload")
 
@@ -46,14 +48,14 @@ class ConfigWatcher:
             pass
 
     def reload(self) -> bool:
-        """Load, validate and apply the file now; False (old config kept) when it is invalid."""
+        """Load, validate and apply the file now; False (old config kept) when it is invalid or cannot apply."""
         self._stamp = _stamp(self.path)
         try:
             config = load_config(self.path)
-        except ConfigError as err:
+            self.apply(config)  # builds the whole new runtime before swapping it in: a failure changes nothing
+        except (ConfigError, SigningKeyError) as err:
             log.error("config reload failed; still serving the previous config: %s", err)
             return False
-        self.apply(config)
         log.warning("config reloaded from %s (%d routes)", self.path, len(config.routes))
         return True
 
@@ -62,7 +64,10 @@ class ConfigWatcher:
             await asyncio.sleep(self.poll)
             stamp = _stamp(self.path)
             if stamp != self._stamp and stamp is not None:
-                self.reload()
+                try:
+                    self.reload()
+                except Exception:  # noqa: BLE001 - a bug in one reload must not end the watch for good
+                    log.exception("config reload failed; still serving the previous config")
 
 
 def _stamp(path: str) -> tuple[int, int, int] | None:

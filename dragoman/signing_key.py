@@ -15,16 +15,21 @@ _DEFAULT_FILE = os.path.join("~", ".config", "dragoman", "signing.key")
 
 
 def signing_key(env: Mapping[str, str] | None = None) -> bytes:
+    """The deployment's key; SigningKeyError when its file cannot be read, created or holds no key."""
     env = os.environ if env is None else env
     configured = env.get("DRAGOMAN_SIGNING_KEY", "").strip()
     if configured:
         return hashlib.sha256(configured.encode()).digest()
     path = os.path.expanduser(env.get("DRAGOMAN_SIGNING_KEY_FILE") or _DEFAULT_FILE)
-    return bytes.fromhex(_read_or_create(path))
+    try:
+        return bytes.fromhex(_read_or_create(path))
+    except (OSError, UnicodeDecodeError) as err:  # unreadable, not text, or a directory we cannot write
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else type(err).__name__
+        raise SigningKeyError(f"cannot read or create the signing key file {path}: {reason}") from None
 
 
 class SigningKeyError(RuntimeError):
-    """The key file exists but holds no valid key: refuse to start rather than sign with a guessable key."""
+    """No usable key (a file that holds none, or cannot be read): refuse it rather than sign with a guessable key."""
 
 
 def _read_or_create(path: str) -> str:

@@ -4,6 +4,8 @@ compared with <case>.expected.json.
     request/   Anthropic request + route options → Chat request (or the 400 it is refused with)
     response/  Chat completion → Anthropic message
     stream/    Chat chunk list + how the stream ended → Anthropic events (also checked against the grammar)
+    responses_response/  Responses response → Anthropic message
+    responses_stream/    Responses event list (then the upstream's EOF) → Anthropic events (grammar checked)
 
 `DRAGOMAN_UPDATE_GOLDEN=1 pytest tests/test_golden.py` rewrites the expected files from the current
 translators. Read every rewritten file against design.md before keeping it: a golden file that pins a bug
@@ -23,17 +25,21 @@ import pytest
 from dragoman.errors import GatewayError
 from dragoman.protocols import anthropic as A
 from dragoman.protocols import openai_chat as C
+from dragoman.protocols import openai_responses as R
+from dragoman.translate import responses_to_anthropic
 from dragoman.translate.anthropic_to_chat import translate_request
 from dragoman.translate.chat_stream import ChatStreamBridge
 from dragoman.translate.chat_to_anthropic import translate_response
 from dragoman.translate.options import TranslationOptions
 from dragoman.translate.request_context import RequestContext
+from dragoman.translate.responses_stream import ResponsesStreamBridge
 from dragoman.translate.tool_names import ToolNameMap
 from tests.anthropic_events import check_grammar, wire_events
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("DRAGOMAN_UPDATE_GOLDEN") == "1"
 MESSAGE_ID = "msg_golden"
+SIGNING_KEY = b"golden-signing-key"  # thinking signatures in responses_* files are sealed with it
 
 
 def _cases(direction: str) -> list[Any]:
@@ -53,6 +59,8 @@ def _context(spec: dict[str, Any], requested_model: str = "claude-sonnet-4-5") -
         stop_sequences=tuple(spec.get("stop_sequences", ())),
         input_estimate=spec.get("input_estimate", 0),
         think_tags=spec.get("think_tags", False),
+        max_tokens=spec.get("max_tokens", 0),  # the budget sent upstream
+        visible_max_tokens=spec.get("visible_max_tokens", 0),  # the client's, when the upstream got more
     )
     for name in spec.get("tool_names", ()):  # the names the request registered (long ones get shortened)
         ctx.tool_names.upstream(name)
@@ -75,7 +83,10 @@ def _translate_request(case: dict[str, Any]) -> dict[str, Any]:
         )
     except GatewayError as exc:
         return {"error": {"status": exc.status, "type": exc.error_type, "message": exc.message}}
-    return {"chat": _builtins(chat), "restored_tool_names": ctx.tool_names.restored, "notes": ctx.notes}
+    out = {"chat": _builtins(chat), "restored_tool_names": ctx.tool_names.restored, "notes": ctx.notes}
+    if ctx.visible_max_tokens:  # the upstream got more than the client asked: the answer is cut back to this
+        out["visible_max_tokens"] = ctx.visible_max_tokens
+    return out
 
 
 def _translate_response(case: dict[str, Any]) -> dict[str, Any]:
@@ -102,7 +113,34 @@ def _translate_stream(case: dict[str, Any]) -> dict[str, Any]:
     return {"events": wire, "notes": ctx.notes}
 
 
-_TRANSLATE = {"request": _translate_request, "response": _translate_response, "stream": _translate_stream}
+def _translate_responses_response(case: dict[str, Any]) -> dict[str, Any]:
+    ctx = _context(case.get("context", {}))
+    resp = msgspec.convert(case["response"], R.Response)
+    message = responses_to_anthropic.translate_response(resp, ctx, SIGNING_KEY)
+    return {"message": _builtins(message), "notes": ctx.notes}
+
+
+def _translate_responses_stream(case: dict[str, Any]) -> dict[str, Any]:
+    ctx = _context(case.get("context", {}))
+    bridge = ResponsesStreamBridge(ctx, SIGNING_KEY)
+    events: list[A.StreamEvent] = []
+    for raw in case["events"]:
+        decoded = R.decode_event(msgspec.json.encode(raw))
+        if decoded is not None:
+            events += bridge.on_event(decoded)
+    events += bridge.on_eof()
+    wire = wire_events(events)
+    check_grammar(wire)
+    return {"events": wire, "notes": ctx.notes}
+
+
+_TRANSLATE = {
+    "request": _translate_request,
+    "response": _translate_response,
+    "stream": _translate_stream,
+    "responses_response": _translate_responses_response,
+    "responses_stream": _translate_responses_stream,
+}
 
 
 def _check(direction: str, path: Path) -> None:
@@ -130,6 +168,16 @@ def test_response(path: Path) -> None:
 @pytest.mark.parametrize("path", _cases("stream"))
 def test_stream(path: Path) -> None:
     _check("stream", path)
+
+
+@pytest.mark.parametrize("path", _cases("responses_response"))
+def test_responses_response(path: Path) -> None:
+    _check("responses_response", path)
+
+
+@pytest.mark.parametrize("path", _cases("responses_stream"))
+def test_responses_stream(path: Path) -> None:
+    _check("responses_stream", path)
 
 
 def test_every_expected_file_has_an_input() -> None:

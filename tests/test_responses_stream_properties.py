@@ -41,9 +41,11 @@ _UNKNOWN = [
 ]
 
 
-def _ctx() -> RequestContext:
+def _ctx(visible_max_tokens: int = 0) -> RequestContext:
     ctx = RequestContext(message_id="msg_prop", requested_model="claude-x", tool_names=ToolNameMap(64), input_estimate=50)
     ctx.tool_names.upstream(LONG_NAME)
+    if visible_max_tokens:  # the client's max_tokens, the upstream given 1024 (a reasoning floor)
+        ctx.max_tokens, ctx.visible_max_tokens = 1024, visible_max_tokens
     return ctx
 
 
@@ -166,8 +168,8 @@ def _scenario(draw: st.DrawFn) -> tuple[list[dict], dict, str]:
     return [{**ev, "sequence_number": n} for n, ev in enumerate(events)], final, ending
 
 
-def _bridge(events: list[dict], ending: str) -> tuple[list[dict], ResponsesStreamBridge]:
-    ctx = _ctx()
+def _bridge(events: list[dict], ending: str, visible_max_tokens: int = 0) -> tuple[list[dict], ResponsesStreamBridge]:
+    ctx = _ctx(visible_max_tokens)
     bridge = ResponsesStreamBridge(ctx, KEY)
     out = []
     for event in events:
@@ -195,6 +197,31 @@ def test_any_event_sequence_bridges_to_a_valid_stream(scenario: tuple[list[dict]
     expected = msgspec.to_builtins(translate_response(msgspec.convert(final, R.Response), _ctx(), KEY))
     assert reassemble(anthropic) == expected
     assert (msgspec.to_builtins(bridge.final_usage), bridge.stop_reason) == (expected["usage"], expected["stop_reason"])
+
+
+@SETTINGS
+@given(_scenario(), st.integers(1, 12))
+def test_stream_cut_at_the_client_max_tokens_reassembles_to_the_json_translation(scenario: tuple[list[dict], dict, str], budget: int) -> None:
+    """A raised budget: the visible answer (text and whole tool calls) stays within the client's max_tokens,
+    streamed exactly as the JSON answer is cut; usage stays the upstream's."""
+    events, final, ending = scenario
+    anthropic, bridge = _bridge(events, ending, budget)
+    if check_grammar(anthropic) == "error":
+        return
+    response = msgspec.convert(final, R.Response)
+    expected = msgspec.to_builtins(translate_response(response, _ctx(budget), KEY))
+    streamed = reassemble(anthropic)
+    assert streamed == expected
+    assert (msgspec.to_builtins(bridge.final_usage), bridge.stop_reason) == (expected["usage"], expected["stop_reason"])
+    visible = sum(len(b["text"]) for b in streamed["content"] if b["type"] == "text")
+    visible += sum(len(json.dumps(b["input"], ensure_ascii=False, separators=(",", ":"))) for b in streamed["content"] if b["type"] == "tool_use")
+    assert visible <= budget * 4
+    uncut = msgspec.to_builtins(translate_response(response, _ctx(), KEY))
+    assert streamed["usage"] == uncut["usage"]
+    if streamed["content"] != uncut["content"]:
+        assert streamed["stop_reason"] == "max_tokens"
+    else:
+        assert streamed["stop_reason"] == uncut["stop_reason"]
 
 
 @SETTINGS

@@ -26,6 +26,7 @@ LONG_NAME = "mcp__some_server_with_a_long_name__and_a_tool_whose_name_is_also_ra
 READ = {"name": "Read", "description": "Read a file", "input_schema": {"type": "object", "properties": {"file_path": {"type": "string"}}}}
 READ_OUT = {"type": "function", "name": "Read", "parameters": READ["input_schema"], "description": "Read a file", "strict": False}
 PNG = "iVBORw0KGgo="
+NO_PARAMETERS = {"type": "object", "properties": {}}
 
 
 def _request(upstream_model: str, request: dict, options: dict | None = None, **kw: Any) -> tuple[dict, list[str]]:
@@ -179,10 +180,10 @@ REQUEST_CASES: list[tuple[str, str, dict, dict, dict, list[str]]] = [
         "deferred_tools_offered_once_referenced_long_names_shortened",
         "gpt-4.1",
         {"tools": [
-            {"name": "ToolSearch", "input_schema": {"type": "object"}},
-            {"name": "CronList", "defer_loading": True, "input_schema": {"type": "object"}},
+            {"name": "ToolSearch", "input_schema": NO_PARAMETERS},
+            {"name": "CronList", "defer_loading": True, "input_schema": NO_PARAMETERS},
             {"name": "DeferredToolPlaceholder", "defer_loading": True, "description": "never call this tool"},
-            {"name": LONG_NAME, "input_schema": {"type": "object"}},
+            {"name": LONG_NAME, "input_schema": NO_PARAMETERS},
         ], "messages": [
             {"role": "user", "content": "go"},
             {"role": "assistant", "content": [{"type": "tool_use", "id": "c1", "name": "ToolSearch", "input": {}}]},
@@ -192,10 +193,26 @@ REQUEST_CASES: list[tuple[str, str, dict, dict, dict, list[str]]] = [
         _base(_user("go"),
               {"type": "function_call", "call_id": "c1", "name": "ToolSearch", "arguments": "{}"},
               {"type": "function_call_output", "call_id": "c1", "output": "Loaded tools: CronList"},
-              tools=[{"type": "function", "name": "ToolSearch", "parameters": {"type": "object"}, "strict": False},
-                     {"type": "function", "name": "CronList", "parameters": {"type": "object"}, "strict": False},
-                     {"type": "function", "name": shorten(LONG_NAME, 64), "parameters": {"type": "object"}, "strict": False}]),
+              tools=[{"type": "function", "name": "ToolSearch", "parameters": NO_PARAMETERS, "strict": False},
+                     {"type": "function", "name": "CronList", "parameters": NO_PARAMETERS, "strict": False},
+                     {"type": "function", "name": shorten(LONG_NAME, 64), "parameters": NO_PARAMETERS, "strict": False}]),
         [],
+    ),
+    (
+        "tool_input_schemas_without_type_or_properties_become_object_schemas",
+        "gpt-4.1",
+        {"tools": [{"name": "ListServers", "input_schema": {}},
+                   {"name": "Search", "input_schema": {"properties": {"q": {"type": "string"}}}},
+                   {"name": "ListTables", "input_schema": {"type": "object", "additionalProperties": False}},
+                   READ],
+         "messages": [{"role": "user", "content": "hi"}]},
+        {},
+        _base(_user("hi"), tools=[
+            {"type": "function", "name": "ListServers", "parameters": NO_PARAMETERS, "strict": False},
+            {"type": "function", "name": "Search", "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}, "strict": False},
+            {"type": "function", "name": "ListTables", "parameters": {**NO_PARAMETERS, "additionalProperties": False}, "strict": False},
+            READ_OUT]),
+        ["tool input_schema completed"],
     ),
     (
         "server_tool_dropped_when_the_route_says_so",

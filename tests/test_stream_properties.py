@@ -121,6 +121,7 @@ class Answer:
     end: str  # [DONE] | EOF | error | error_chunk
     think_tags: bool = False
     stop_sequences: tuple[str, ...] = ()
+    visible_max_tokens: int = 0  # the client's max_tokens when the upstream was given 1024 (a reasoning floor)
 
     def response(self) -> C.ChatResponse:
         """The non-streamed completion with the same content."""
@@ -208,11 +209,21 @@ def _context(answer: Answer) -> RequestContext:
     )
     for name in CLIENT_NAMES:
         ctx.tool_names.upstream(name)
+    if answer.visible_max_tokens:
+        ctx.max_tokens, ctx.visible_max_tokens = 1024, answer.visible_max_tokens
     return ctx
 
 
 def _stream(answer: Answer) -> list[dict[str, Any]]:
     bridge = ChatStreamBridge(_context(answer))
+    events = _bridged(answer, bridge)
+    told = [ev for ev in events if ev["type"] == "message_delta"]
+    if told:  # the audit record keeps what the client was told
+        assert (bridge.stop_reason, msgspec.to_builtins(bridge.final_usage)) == (told[0]["delta"]["stop_reason"], told[0]["usage"])
+    return events
+
+
+def _bridged(answer: Answer, bridge: ChatStreamBridge) -> list[dict[str, Any]]:
     events: list[A.StreamEvent] = []
     for chunk in answer.chunks:
         events += bridge.on_chunk(msgspec.convert(chunk, C.ChatChunk))
@@ -229,13 +240,13 @@ def _stream(answer: Answer) -> list[dict[str, Any]]:
     return wire_events(events)
 
 
-def _check_equivalent(answer: Answer) -> None:
+def _check_equivalent(answer: Answer) -> dict[str, Any] | None:
     events = _stream(answer)
     end = check_grammar(events)
     clean = answer.end == "[DONE]" or (answer.end == "EOF" and answer.finish is not None)
     assert end == ("message_stop" if clean else "error"), (answer.end, answer.finish, end)
     if not clean:
-        return
+        return None
     streamed = reassemble(events)
     expected = msgspec.to_builtins(translate_response(answer.response(), _context(answer)))
     assert streamed["content"] == expected["content"]
@@ -246,6 +257,7 @@ def _check_equivalent(answer: Answer) -> None:
         assert streamed["usage"] == expected["usage"]
     else:  # no usage from the upstream: the request's estimate, and an output estimate rather than 0
         assert streamed["usage"]["input_tokens"] == expected["usage"]["input_tokens"] == 1234
+    return streamed
 
 
 @SETTINGS
@@ -258,6 +270,26 @@ def test_stream_is_well_formed_and_reassembles_to_the_json_translation(answer: A
 @given(answers(think_tags=True))
 def test_think_tags_stream_reassembles_to_the_json_translation(answer: Answer) -> None:
     _check_equivalent(answer)
+
+
+@SETTINGS
+@given(answers(), st.integers(1, 12))
+def test_stream_cut_at_the_client_max_tokens_reassembles_to_the_json_translation(answer: Answer, budget: int) -> None:
+    """A raised budget: the visible answer (text and whole tool calls) stays within the client's max_tokens,
+    streamed exactly as the JSON answer is cut; usage stays the upstream's."""
+    answer.visible_max_tokens = budget
+    streamed = _check_equivalent(answer)
+    if streamed is None:
+        return
+    visible = sum(len(b["text"]) for b in streamed["content"] if b["type"] == "text")
+    visible += sum(len(json.dumps(b["input"], ensure_ascii=False, separators=(",", ":"))) for b in streamed["content"] if b["type"] == "tool_use")
+    assert visible <= budget * 4
+    uncut = msgspec.to_builtins(translate_response(answer.response(), _context(Answer(**{**answer.__dict__, "visible_max_tokens": 0}))))
+    if streamed["content"] != uncut["content"]:
+        assert streamed["stop_reason"] == "max_tokens" and streamed["stop_sequence"] is None
+    else:
+        assert streamed["stop_reason"] == uncut["stop_reason"]
+    assert streamed["usage"] == uncut["usage"] or answer.usage is None
 
 
 # ---- arbitrary chunk soup: only the grammar holds ----------------------------------------------------------

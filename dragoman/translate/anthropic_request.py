@@ -249,9 +249,20 @@ def tool_specs(
             continue
         if tool.cache_control is not None:
             ctx.note("cache_control dropped")
-        parameters = tool.input_schema if tool.input_schema is not None else {"type": "object", "properties": {}}
-        out.append(ToolSpec(ctx.tool_names.upstream(tool.name), tool.description, parameters))
+        out.append(ToolSpec(ctx.tool_names.upstream(tool.name), tool.description, _object_schema(tool.input_schema, ctx)))
     return out
+
+
+def _object_schema(schema: dict[str, Any] | None, ctx: RequestContext) -> dict[str, Any]:
+    """A tool's input_schema as OpenAI takes it: an object schema with properties. Anthropic accepts `{}`, and
+    MCP servers send parameterless tools without properties; OpenAI rejects both with invalid_function_parameters
+    ("schema must be a JSON Schema of 'type: object'", "object schema missing properties": spring-ai#4776)."""
+    if schema is None:
+        return {"type": "object", "properties": {}}
+    if "type" in schema and (schema["type"] != "object" or "properties" in schema):
+        return schema
+    ctx.note("tool input_schema completed")
+    return {"type": "object", "properties": {}, **schema}
 
 
 def tool_choice(choice: A.ToolChoice | None, ctx: RequestContext) -> ToolChoice | None:
@@ -278,8 +289,11 @@ def tool_choice(choice: A.ToolChoice | None, ctx: RequestContext) -> ToolChoice 
 # ---- sampling, limits, reasoning, identity ---------------------------------------------------------------
 
 
-def max_output_tokens(asked: int, model: str, reasoning: bool, options: TranslationOptions, ctx: RequestContext) -> int:
-    """max_tokens clamped to the model's output limit and raised to the floor a reasoning model needs."""
+def max_output_tokens(
+    asked: int, model: str, reasoning: bool, options: TranslationOptions, ctx: RequestContext, *, floor: int = 1
+) -> int:
+    """max_tokens clamped to the model's output limit and raised to the floor a reasoning model (or the upstream
+    protocol: `floor`) needs. The context keeps both budgets: a raised one has its visible output cut back."""
     if asked < 1:
         raise InvalidRequest("max_tokens: must be at least 1")
     ceiling = options.max_output_tokens or output_limit(model)
@@ -287,10 +301,12 @@ def max_output_tokens(asked: int, model: str, reasoning: bool, options: Translat
     if ceiling and value > ceiling:
         value = ceiling  # Claude Code asks for 128000; a clamp, never a 400
         ctx.note("max_tokens clamped")
-    floor = options.min_output_tokens or (_REASONING_MIN_OUTPUT if reasoning else 1)
+    floor = max(options.min_output_tokens or (_REASONING_MIN_OUTPUT if reasoning else 1), floor)
     if value < floor:
         value = floor
         ctx.note("max_tokens raised")
+    ctx.max_tokens = value
+    ctx.visible_max_tokens = asked if value > asked else 0
     return value
 
 

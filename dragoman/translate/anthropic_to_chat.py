@@ -43,7 +43,6 @@ def translate_request(
     if req.stream:
         out.stream_options = C.StreamOptions(include_usage=True)
     max_tokens = max_output_tokens(req.max_tokens, upstream_model, reasoning, options, ctx)
-    ctx.max_tokens = max_tokens
     field = options.max_tokens_field or ("max_completion_tokens" if openai_extensions else "max_tokens")
     if field == "max_completion_tokens":
         out.max_completion_tokens = max_tokens

@@ -66,12 +66,7 @@ def translate_request(
         items.insert(0, R.MessageItem(role=options.system_role, content=[R.InputText(text=system)]))
     elif system:
         out.instructions = system
-    max_tokens = max_output_tokens(req.max_tokens, upstream_model, reasoning, options, ctx)
-    if max_tokens < _MIN_OUTPUT:
-        max_tokens = _MIN_OUTPUT
-        ctx.note("max_tokens raised")
-    out.max_output_tokens = max_tokens
-    ctx.max_tokens = max_tokens
+    out.max_output_tokens = max_output_tokens(req.max_tokens, upstream_model, reasoning, options, ctx, floor=_MIN_OUTPUT)
     tools = tool_specs(req.tools, referenced_tools(req.messages), options, ctx)
     if tools:
         out.tools = [R.FunctionTool(name=t.name, parameters=t.parameters, strict=False, description=t.description) for t in tools]

@@ -19,14 +19,11 @@ from dragoman.translate.chat_to_anthropic import (
     stop_reason_for,
     tool_use_id,
 )
+from dragoman.translate.output_budget import output_estimate
 from dragoman.translate.request_context import RequestContext
 from dragoman.translate.stream_bridge import StreamBridge
 from dragoman.translate.think_tags import ThinkTagSplitter
-from dragoman.translate.tool_arguments import (
-    closing_fragment,
-    is_complete_object,
-    is_wrapped,
-)
+from dragoman.translate.tool_arguments import is_complete_object, is_wrapped
 
 _encode = msgspec.json.encode
 _TAIL = 64  # characters of text kept to tell which stop sequence ended the answer
@@ -94,7 +91,7 @@ class ChatStreamBridge(StreamBridge):
             self._start(out)
             self.upstream_model = chunk.model
         if chunk.error is not None:
-            return self._fail(out, "api_error", _error_message(chunk.error))
+            return self._emit(self._fail(out, "api_error", _error_message(chunk.error)))
         for choice in chunk.choices or ():
             if choice.index:
                 continue  # n > 1 is never asked for; ignore extra choices
@@ -115,7 +112,7 @@ class ChatStreamBridge(StreamBridge):
             if self._finish is not None and not self._delta_sent:
                 self._close_all(out)  # content may have come after finish_reason
                 out.append(self._message_delta())
-        return out
+        return out if self._cut is None else self._emit(out)  # no call per chunk unless cut
 
     def on_done(self) -> list[A.StreamEvent]:
         """The upstream's `[DONE]`: the answer is complete."""
@@ -129,7 +126,7 @@ class ChatStreamBridge(StreamBridge):
             out.append(self._message_delta())
         out.append(A.MessageStop())
         self._ended = True
-        return out
+        return self._emit(out)
 
     def on_eof(self) -> list[A.StreamEvent]:
         """The upstream closed the stream: complete if it said why it finished, else a failure."""
@@ -249,15 +246,6 @@ class ChatStreamBridge(StreamBridge):
         if call.parts and not call.wrapped:
             out.append(A.ContentBlockDelta(index=call.block, delta=A.InputJsonDelta(partial_json=call.text())))
 
-    def _finish_tool(self, call: _ToolCall, out: list[A.StreamEvent]) -> None:
-        """Before a tool block stops: send held arguments, or close what a truncated stream left open."""
-        fragment, note = closing_fragment(call.text(), call.wrapped)
-        if fragment:
-            out.append(A.ContentBlockDelta(index=call.block, delta=A.InputJsonDelta(partial_json=fragment)))  # type: ignore[arg-type]
-        if note:
-            self.ctx.note(note)
-        call.closed = True
-
     # ---- blocks and the end ------------------------------------------------------------------------------
 
     def _open_block(self, kind: str, block: A.OutBlock, out: list[A.StreamEvent]) -> None:
@@ -270,7 +258,7 @@ class ChatStreamBridge(StreamBridge):
         if self._open is None:
             return
         if self._open == "tool" and self._active is not None:
-            self._finish_tool(self._active, out)
+            self._close_arguments(self._active, out)
             self._active = None
         out.append(A.ContentBlockStop(index=self._next_index - 1))
         self._open = None
@@ -293,13 +281,9 @@ class ChatStreamBridge(StreamBridge):
         reason, sequence = stop_reason_for(self._finish, has_tools, self._tail, self.ctx)
         if self._refusal and not has_tools:
             reason = "refusal"
-        usage = anthropic_usage(self._usage, fallback_input=self.ctx.input_estimate, fallback_output=self._output_estimate())
+        estimate = output_estimate(self._out_chars, self.ctx)
+        usage = anthropic_usage(self._usage, fallback_input=self.ctx.input_estimate, fallback_output=estimate)
         return self._final_delta(usage, reason, sequence)
-
-    def _output_estimate(self) -> int:
-        """Output tokens when the upstream reports no usage: ~4 characters a token, never past the budget."""
-        estimate = max(self._out_chars // 4, 1 if self._out_chars else 0)
-        return min(estimate, self.ctx.max_tokens) if self.ctx.max_tokens else estimate
 
 
 def _error_message(error: object) -> str:

@@ -6,6 +6,7 @@ from typing import Any
 
 from dragoman.protocols import anthropic as A
 from dragoman.protocols import openai_chat as C
+from dragoman.translate.output_budget import cut_message
 from dragoman.translate.request_context import RequestContext
 from dragoman.translate.think_tags import ThinkTagSplitter
 from dragoman.translate.tool_arguments import parse_arguments
@@ -40,7 +41,7 @@ def translate_response(resp: C.ChatResponse, ctx: RequestContext) -> A.MessagesR
     stop_reason, stop_sequence = stop_reason_for(choice.finish_reason, has_tools, text, ctx)
     if message.refusal and not text and not has_tools:
         stop_reason = "refusal"
-    return A.MessagesResponse(
+    message = A.MessagesResponse(
         id=ctx.message_id,
         model=ctx.requested_model,
         content=blocks,
@@ -48,6 +49,7 @@ def translate_response(resp: C.ChatResponse, ctx: RequestContext) -> A.MessagesR
         stop_sequence=stop_sequence,
         usage=anthropic_usage(resp.usage, fallback_input=ctx.input_estimate, fallback_output=0),
     )
+    return cut_message(message, ctx)
 
 
 def content_text(content: Any) -> str:

@@ -18,6 +18,9 @@ class RequestContext:
     input_estimate: int = 0  # message_start carries it; the final message_delta carries the real count
     think_tags: bool = False
     max_tokens: int = 0  # the output budget sent upstream (translators set it): caps output estimates
+    # The client's max_tokens when the upstream was given more (a reasoning model's floor): the visible output
+    # is cut there (translate/output_budget.py). 0: the upstream's budget is the client's, it cuts itself.
+    visible_max_tokens: int = 0
     notes: list[str] = field(default_factory=list)  # what was dropped or changed, for the audit record
 
     def note(self, text: str) -> None:

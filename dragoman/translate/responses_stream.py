@@ -15,6 +15,7 @@ from typing import Callable
 
 from dragoman.protocols import anthropic as A
 from dragoman.protocols import openai_responses as R
+from dragoman.translate.output_budget import output_estimate
 from dragoman.translate.reasoning_signature import seal_reasoning
 from dragoman.translate.request_context import RequestContext
 from dragoman.translate.responses_to_anthropic import (
@@ -28,7 +29,7 @@ from dragoman.translate.responses_to_anthropic import (
     summary_text,
 )
 from dragoman.translate.stream_bridge import StreamBridge
-from dragoman.translate.tool_arguments import closing_fragment, is_wrapped
+from dragoman.translate.tool_arguments import is_wrapped
 
 _KINDS = {"message": "text", "reasoning": "thinking", "function_call": "tool"}
 
@@ -36,7 +37,7 @@ _KINDS = {"message": "text", "reasoning": "thinking", "function_call": "tool"}
 class _Item:
     """One upstream output item on its way to becoming one Anthropic block."""
 
-    __slots__ = ("index", "kind", "source", "parts", "sent", "block", "finished", "summary_index", "wrapped")
+    __slots__ = ("index", "kind", "source", "parts", "sent", "block", "finished", "summary_index", "wrapped", "closed")
 
     def __init__(self, index: int, kind: str, source: R.OutputItem) -> None:
         self.index = index  # output_index
@@ -48,6 +49,7 @@ class _Item:
         self.finished = False
         self.summary_index = 0
         self.wrapped = False  # arguments wrapped in an extra JSON string: held, unwrapped at the end
+        self.closed = False  # a tool call's closing fragment went out
 
     def text(self) -> str:
         return "".join(self.parts)
@@ -79,7 +81,7 @@ class ResponsesStreamBridge(StreamBridge):
         handler = _HANDLERS.get(event.type)
         if handler is not None:
             handler(self, event, out)
-        return out
+        return out if self._cut is None else self._emit(out)  # no call per chunk unless cut
 
     def on_eof(self) -> list[A.StreamEvent]:
         """The upstream closed the stream. Responses streams end with response.completed, never bare EOF."""
@@ -150,22 +152,20 @@ class ResponsesStreamBridge(StreamBridge):
             self._activate_next(out)
         status = "incomplete" if ev.type == "response.incomplete" else (resp.status or "completed")
         reason = stop_reason_for(status, incomplete_reason(resp), self._has_tools, self._refusal)
-        estimate = self._out_chars // 4
-        if self.ctx.max_tokens:
-            estimate = min(estimate, self.ctx.max_tokens)
+        estimate = output_estimate(self._out_chars, self.ctx)
         usage = anthropic_usage(resp.usage, fallback_input=self.ctx.input_estimate, fallback_output=estimate)
         out.append(self._final_delta(usage, reason))
         out.append(A.MessageStop())
         self._ended = True
 
     def _on_failed(self, ev: R.ResponseEvent, out: list[A.StreamEvent]) -> None:
-        out.extend(self.on_error(*failure(ev.response.error)))
+        self._fail(out, *failure(ev.response.error))
 
     def _on_error_event(self, ev: R.ErrorEvent, out: list[A.StreamEvent]) -> None:
         error = R.ResponseError(code=ev.code, message=ev.message)
         if isinstance(ev.error, dict):  # servers that nest the details: {"type": "error", "error": {...}}
             error = R.ResponseError(code=ev.error.get("code") or ev.error.get("type"), message=ev.error.get("message"))
-        out.extend(self.on_error(*failure(error)))
+        self._fail(out, *failure(error))
 
     # ---- items and blocks --------------------------------------------------------------------------------
 
@@ -261,7 +261,7 @@ class ResponsesStreamBridge(StreamBridge):
             self._flush(item, out)
         self._catch_up(item, out)
         if item.kind == "tool":
-            self._finish_arguments(item, out)
+            self._close_arguments(item, out)
         elif item.kind == "thinking":
             signature = seal_reasoning(item.source, self._key)
             out.append(A.ContentBlockDelta(index=item.block, delta=A.SignatureDelta(signature=signature)))  # type: ignore[arg-type]
@@ -285,13 +285,6 @@ class ResponsesStreamBridge(StreamBridge):
             self._add(item, final[len(streamed):], out)
         elif final != streamed:
             self.ctx.note("streamed content differs from the final item")
-
-    def _finish_arguments(self, item: _Item, out: list[A.StreamEvent]) -> None:
-        fragment, note = closing_fragment(item.text(), item.wrapped)
-        if fragment:
-            out.append(A.ContentBlockDelta(index=item.block, delta=A.InputJsonDelta(partial_json=fragment)))  # type: ignore[arg-type]
-        if note:
-            self.ctx.note(note)
 
 
 def _delta(kind: str, piece: str) -> A.Delta:

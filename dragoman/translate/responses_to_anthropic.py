@@ -10,6 +10,7 @@ from dragoman import errors as E
 from dragoman.protocols import anthropic as A
 from dragoman.protocols import openai_responses as R
 from dragoman.translate.chat_to_anthropic import tool_use_id
+from dragoman.translate.output_budget import cut_message
 from dragoman.translate.reasoning_signature import seal_reasoning
 from dragoman.translate.request_context import RequestContext
 from dragoman.translate.tool_arguments import parse_arguments
@@ -46,7 +47,7 @@ def translate_response(resp: R.Response, ctx: RequestContext, reasoning_key: byt
         else:
             ctx.note(f"output {kind} item dropped")
     reason = incomplete_reason(resp)
-    return A.MessagesResponse(
+    message = A.MessagesResponse(
         id=ctx.message_id,
         model=ctx.requested_model,
         content=blocks,
@@ -54,6 +55,7 @@ def translate_response(resp: R.Response, ctx: RequestContext, reasoning_key: byt
         stop_sequence=None,
         usage=anthropic_usage(resp.usage, fallback_input=ctx.input_estimate, fallback_output=0),
     )
+    return cut_message(message, ctx)
 
 
 def summary_text(item: R.OutputItem) -> str:

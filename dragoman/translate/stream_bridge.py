@@ -2,13 +2,29 @@
 
 `ChatStreamBridge` and `ResponsesStreamBridge` subclass `StreamBridge` and add one method per upstream event
 kind. The rules here hold for both: message_start (and a ping) comes before anything else; nothing follows the
-end; a failure after the first byte ends the stream with an Anthropic `error` event, never a clean stop.
+end; a failure after the first byte ends the stream with an Anthropic `error` event, never a clean stop; a
+tool call's arguments are closed once; and when the client's max_tokens was raised for the upstream, what
+the client gets is cut back to it (`output_budget.StreamCut`).
 """
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from dragoman.protocols import anthropic as A
+from dragoman.translate.output_budget import StreamCut
 from dragoman.translate.request_context import RequestContext
+from dragoman.translate.tool_arguments import closing_fragment
+
+
+class StreamedCall(Protocol):
+    """A tool call whose arguments stream into a tool_use block (each bridge has its own record of one)."""
+
+    block: int | None  # its Anthropic block index
+    wrapped: bool  # arguments held because they came wrapped in a JSON string
+    closed: bool  # its closing fragment went out: nothing more belongs to its block
+
+    def text(self) -> str: ...
 
 
 class StreamBridge:
@@ -22,6 +38,8 @@ class StreamBridge:
         self.final_usage: A.Usage | None = None  # what the message_delta reported, for the audit record
         self.stop_reason: str | None = None
         self.upstream_model: str | None = None  # the model that answered, as the upstream names it
+        # Only a request whose max_tokens was raised for the upstream has its output cut back (and paid for).
+        self._cut = StreamCut(ctx) if ctx.visible_max_tokens else None
 
     def on_error(self, error_type: str, message: str) -> list[A.StreamEvent]:
         """A failure after the first byte: an Anthropic `error` event ends the stream, never a clean stop."""
@@ -30,7 +48,7 @@ class StreamBridge:
             return out
         if not self._started:
             self._start(out)
-        return self._fail(out, error_type, message)
+        return self._emit(self._fail(out, error_type, message))
 
     @property
     def ended(self) -> bool:
@@ -52,6 +70,28 @@ class StreamBridge:
         out.append(A.Error(error=A.ErrorBody(type=error_type, message=message)))
         self._ended = True
         return out
+
+    def _emit(self, out: list[A.StreamEvent]) -> list[A.StreamEvent]:
+        """A batch of events as the client gets it: cut at the client's max_tokens when its budget was raised."""
+        cut = self._cut
+        if cut is None:
+            return out
+        out = cut.events(out)
+        if cut.cut and self.stop_reason is not None:
+            self.stop_reason = "max_tokens"
+        return out
+
+    def _close_arguments(self, call: StreamedCall, out: list[A.StreamEvent]) -> None:
+        """Before a tool block stops, once: send held (wrapped) arguments, or close what a truncated stream left
+        open; the note says what was repaired, or that it could not be."""
+        if call.closed:
+            return
+        call.closed = True
+        fragment, note = closing_fragment(call.text(), call.wrapped)
+        if fragment:
+            out.append(A.ContentBlockDelta(index=call.block, delta=A.InputJsonDelta(partial_json=fragment)))  # type: ignore[arg-type]
+        if note:
+            self.ctx.note(note)
 
     def _final_delta(self, usage: A.Usage, reason: str | None, sequence: str | None = None) -> A.MessageDelta:
         """The message_delta that declares the answer over; what it reports is kept for the audit record."""
