@@ -155,7 +155,8 @@ def cluster() -> PostgresCluster:
         try:
             import psycopg  # noqa: F401
         except ImportError:
-            pytest.fail("psycopg 3 is not installed, and the audit store tests need it: run scripts/test, or pip install -e .")
+            pytest.fail("psycopg 3 is not installed, and the audit store tests need it: run scripts/test "
+                        "(or pip install -e .)")
         started = PostgresCluster()
         try:
             started.start()
