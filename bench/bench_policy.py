@@ -26,7 +26,7 @@ from dragoman.protocols.anthropic import MessagesRequest
 from dragoman.routing.features import RequestFeatures, extract_features
 from dragoman.routing.policy import compile_policy
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared/fixtures/claude_code/claude_code_2.1.197_first_turn.json"
+FIXTURE = Path(__file__).resolve().parents[1] / "tests/fixtures/claude_code/claude_code_2.1.197_first_turn.json"
 SEED = """\
 if input_tokens < 8000 and tool_call_count <= 2:
   route gpt-5-mini-via-gateway

@@ -1,4 +1,4 @@
-"""A bare forwarder, the floor of shared/performance.md measured in the same run: uvicorn (uvloop, httptools) +
+"""A bare forwarder, the floor of docs/performance.md measured in the same run: uvicorn (uvloop, httptools) +
 plain ASGI + an aiohttp client. It translates nothing: the Chat body goes to the upstream unchanged and the
 answer comes back unchanged (chunk by chunk when streamed). What Dragoman costs beyond it is translation,
 routing and whatever else Dragoman adds; what it costs itself is the price of this HTTP stack.

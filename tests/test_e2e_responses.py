@@ -645,7 +645,7 @@ def _text(content: Any) -> str:
 
 
 def test_claude_code_fixtures_are_present():
-    assert len(FIXTURE_FILES) == 6, FIXTURE_FILES
+    assert len(FIXTURE_FILES) == 10, FIXTURE_FILES
 
 
 @both

@@ -631,7 +631,7 @@ def _expected_tool_names(body: dict) -> set[str]:
 
 
 def test_claude_code_fixtures_are_present():
-    assert len(FIXTURE_FILES) == 6, FIXTURE_FILES
+    assert len(FIXTURE_FILES) == 10, FIXTURE_FILES
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])

