@@ -5,8 +5,11 @@ from .openai_chat import (
     Disconnect,
     ErrorReply,
     Hang,
+    Hold,
+    RawBody,
     RawStream,
     RecordedRequest,
+    Redirect,
     ScriptedChatUpstream,
 )
 
@@ -15,7 +18,10 @@ __all__ = [
     "Disconnect",
     "ErrorReply",
     "Hang",
+    "Hold",
+    "RawBody",
     "RawStream",
     "RecordedRequest",
+    "Redirect",
     "ScriptedChatUpstream",
 ]

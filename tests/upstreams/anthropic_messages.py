@@ -9,7 +9,7 @@ Replies:
   streams (`render_message_sse(reply)` gives those exact bytes, for byte-identical checks);
 - `RawSSE`: a byte sequence served exactly as given, piece by piece (optionally cut mid-stream);
 - `AnthropicError`: an HTTP error with Anthropic's error body;
-- `Hang` and `Disconnect` (shared with the Chat upstream).
+- `Hang`, `Hold`, `Disconnect`, `Redirect` and `RawBody` (shared with the Chat upstream).
 """
 
 from __future__ import annotations
@@ -20,15 +20,18 @@ from typing import Any, Callable, Union
 
 from aiohttp import web
 
-from .openai_chat import Disconnect, Hang, RecordedRequest, ScriptedChatUpstream
+from .openai_chat import Disconnect, Hang, Hold, RawBody, RecordedRequest, Redirect, ScriptedChatUpstream
 
 __all__ = [
     "AnthropicError",
     "Disconnect",
     "Hang",
+    "Hold",
     "MessageReply",
+    "RawBody",
     "RawSSE",
     "RecordedRequest",
+    "Redirect",
     "ScriptedAnthropicUpstream",
     "anthropic_error_body",
     "render_message",
@@ -62,6 +65,7 @@ class RawSSE:
     pieces: list[bytes]
     delay: float = 0.0
     disconnect_after: int | None = None
+    hold_after: int | None = None  # wait after N pieces until release(), as RawStream does
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
 
@@ -82,7 +86,7 @@ class AnthropicError:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-Reply = Union[MessageReply, RawSSE, AnthropicError, Hang, Disconnect]
+Reply = Union[MessageReply, RawSSE, AnthropicError, Hang, Hold, Disconnect, Redirect, RawBody]
 Script = Union[Reply, list, Callable[[dict], Reply]]
 
 
@@ -209,13 +213,6 @@ class ScriptedAnthropicUpstream(ScriptedChatUpstream):
 
     async def _serve_reply(self, request: web.Request, reply: Any, stream: bool, include_usage: bool
                            ) -> web.StreamResponse:
-        if isinstance(reply, Hang):
-            woke_normally = await self._sleep(reply.seconds)
-            if reply.then is not None and woke_normally:
-                return await self._serve_reply(request, reply.then, stream, include_usage)
-            return self._drop_connection(request)
-        if isinstance(reply, Disconnect):
-            return self._drop_connection(request)
         if isinstance(reply, AnthropicError):
             return web.json_response(anthropic_error_body(reply.error_type, reply.message), status=reply.status,
                                      headers=reply.headers)
@@ -225,7 +222,7 @@ class ScriptedAnthropicUpstream(ScriptedChatUpstream):
             return await self._send_raw(request, RawSSE(render_message_events(reply), headers=reply.headers))
         if isinstance(reply, RawSSE):
             return await self._send_raw(request, reply)
-        raise TypeError(f"not a scripted Anthropic reply: {reply!r}")
+        return await super()._serve_reply(request, reply, stream, include_usage)  # Hang, Hold, Redirect, RawBody…
 
     async def _send_raw(self, request: web.Request, reply: RawSSE) -> web.StreamResponse:
         response = web.StreamResponse(status=reply.status, headers={
@@ -235,6 +232,8 @@ class ScriptedAnthropicUpstream(ScriptedChatUpstream):
             if reply.disconnect_after is not None and sent >= reply.disconnect_after:
                 return self._drop_connection(request)
             if sent and reply.delay and not await self._sleep(reply.delay):
+                return self._drop_connection(request)
+            if sent == reply.hold_after and not await self._hold():
                 return self._drop_connection(request)
             try:
                 await response.write(piece)
