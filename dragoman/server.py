@@ -274,7 +274,7 @@ def _authenticate(rt: Runtime, scope: Scope) -> GatewayKey | None:
     presented = _client_key(scope["headers"])
     if presented is None:
         raise E.AuthenticationFailed("missing API key: send it as x-api-key or Authorization: Bearer")
-    key = rt.keys.get(presented)
+    key = rt.keys.lookup(presented)
     if key is None:
         raise E.AuthenticationFailed("invalid API key")
     return key
