@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import hmac
 import json
 import os
@@ -27,27 +26,11 @@ from typing import Any
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from bench_policy import percentiles  # bench/ is on the path: these scripts run as `python bench/…`
 from dragoman.key_table import KeyTable
 from dragoman.protocols.sse import SSEDecoder
 from dragoman.server import _unless_gone
 from dragoman.upstreams.client import _content_type_ok
-
-
-def _percentiles(fn: Callable[[], Any], samples: int) -> tuple[float, float]:
-    for _ in range(min(samples, 2000)):
-        fn()
-    clock = time.perf_counter_ns
-    times = []
-    gc.disable()
-    try:
-        for _ in range(samples):
-            start = clock()
-            fn()
-            times.append(clock() - start)
-    finally:
-        gc.enable()
-    times.sort()
-    return times[len(times) // 2] / 1000, times[int(len(times) * 0.95)] / 1000
 
 
 def _async_percentiles(make: Callable[[], Any], samples: int) -> tuple[float, float]:
@@ -88,7 +71,7 @@ async def _watched() -> int:
 
 
 class _OldDecoder(SSEDecoder):
-    """SSEDecoder.feed as it was before the bound: the baseline of the per-chunk row."""
+    """SSEDecoder.feed as it was before the bound (a frozen copy, on purpose): the baseline of the per-chunk row."""
 
     def feed(self, chunk: bytes) -> list[tuple[bytes | None, bytes]]:
         buf = self._buf + chunk if self._buf else chunk
@@ -143,14 +126,14 @@ def main() -> None:
     chunks = _stream_chunks()
     resp = _Resp("text/event-stream; charset=utf-8")
     rows = [
-        ("key lookup, keyed BLAKE2s (KeyTable.lookup)", _percentiles(lambda: table.lookup(presented), n)),
-        ("key lookup, were it HMAC-SHA256", _percentiles(lambda: plain.get(hmac.digest(mac_key, presented.encode(), "sha256")), n)),
-        ("key lookup, dict.get (before)", _percentiles(lambda: plain.get(presented), n)),
-        ("content-type check of an answer", _percentiles(lambda: _content_type_ok(resp, True), n)),  # type: ignore[arg-type]
+        ("key lookup, keyed BLAKE2s (KeyTable.lookup)", percentiles(lambda: table.lookup(presented), n)),
+        ("key lookup, were it HMAC-SHA256", percentiles(lambda: plain.get(hmac.digest(mac_key, presented.encode(), "sha256")), n)),
+        ("key lookup, dict.get (before)", percentiles(lambda: plain.get(presented), n)),
+        ("content-type check of an answer", percentiles(lambda: _content_type_ok(resp, True), n)),  # type: ignore[arg-type]
         ("await work, watched for a disconnect", _async_percentiles(_watched, n)),
         ("await work, plainly (before)", _async_percentiles(_work, n)),
-        (f"SSE decode, {len(chunks)} chunks, bounded", _percentiles(_decode_all(SSEDecoder, chunks), n // 10)),
-        (f"SSE decode, {len(chunks)} chunks, unbounded (before)", _percentiles(_decode_all(_OldDecoder, chunks), n // 10)),
+        (f"SSE decode, {len(chunks)} chunks, bounded", percentiles(_decode_all(SSEDecoder, chunks), n // 10)),
+        (f"SSE decode, {len(chunks)} chunks, unbounded (before)", percentiles(_decode_all(_OldDecoder, chunks), n // 10)),
     ]
     width = max(len(name) for name, _ in rows)
     print(f"{'':{width}}  p50 µs   p95 µs")
