@@ -14,6 +14,7 @@ import aiohttp
 from dragoman import errors as E
 from dragoman.observe.tracing import NOOP_TRACER
 from dragoman.protocols import anthropic as A
+from dragoman.protocols.sse import EventTooLarge
 from dragoman.routing.breaker import HALF_OPEN, OPEN, CircuitBreaker
 from dragoman.routing.config import Config, Route
 from dragoman.routing.retry import retry_delay
@@ -21,7 +22,7 @@ from dragoman.translate.request_context import RequestContext
 from dragoman.translate.tool_names import ToolNameMap
 from dragoman.upstreams.client import UpstreamClient, UpstreamTarget, stream_idle
 from dragoman.upstreams.dialect import Answer, Dialect, StreamRelay, dialect_for
-from dragoman.upstreams.errors import error_from_exception, stream_failure
+from dragoman.upstreams.errors import error_from_exception, redacted, stream_failure
 
 Send = Callable[[bytes, bool], Awaitable[None]]
 NOOP_SPAN = NOOP_TRACER.start_request("", None)
@@ -202,18 +203,23 @@ async def _try(
     route: Route,
     ctx: RequestContext,
 ) -> Selected:
-    resp = await client.post(target, payload, headers)
-    selected = Selected(route, ctx)
-    if not stream:
-        selected.answer = dialect.answer(await client.read(target, resp), ctx)
-        return selected
-    relay = dialect.relay(ctx)
-    stream_idle(resp, target.idle)
+    """One attempt; whatever error it raises, from an HTTP body, a stream's first event or a translated answer,
+    leaves here redacted, so no upstream text reaches a client, log, record or span unredacted."""
     try:
-        selected.first = await _first_output(resp, relay, target)
-    except BaseException:
-        resp.release()
-        raise
+        resp = await client.post(target, payload, headers, stream=stream)
+        selected = Selected(route, ctx)
+        if not stream:
+            selected.answer = dialect.answer(await client.read(target, resp), ctx)
+            return selected
+        relay = dialect.relay(ctx)
+        stream_idle(resp, target.idle)
+        try:
+            selected.first = await _first_output(resp, relay, target)
+        except BaseException:
+            resp.release()
+            raise
+    except E.GatewayError as err:
+        raise redacted(err, target.secret) from None
     selected.resp = resp
     selected.relay = relay
     return selected
@@ -256,7 +262,7 @@ async def relay_rest(selected: Selected, send: Send, gone: asyncio.Future, excha
                         break
                 else:
                     tail = relay.eof()
-            except (aiohttp.ClientError, TimeoutError) as exc:
+            except (aiohttp.ClientError, TimeoutError, EventTooLarge) as exc:
                 tail = relay.fail(*stream_failure(exc))
         await send(tail, False)
     finally:

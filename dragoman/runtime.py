@@ -5,6 +5,7 @@ config under a request in flight, and nothing is recompiled per request."""
 
 from __future__ import annotations
 
+from dragoman.key_table import KeyTable
 from dragoman.proxy import Upstreams
 from dragoman.routing.config import Config
 from dragoman.routing.router import Router
@@ -18,7 +19,7 @@ class Runtime:
         self.config = config
         self.router = Router(config)
         self.upstreams = Upstreams(config, client)
-        self.keys = config.keys
+        self.keys = KeyTable(config.keys)  # looked up by digest: see key_table
         self.max_body = config.server.max_body_bytes
         if previous is not None:
             self._keep_breakers(previous)

@@ -9,7 +9,7 @@ import logging
 import os
 import secrets
 import time
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, TypeVar
 
 import aiohttp
 import msgspec
@@ -35,6 +35,7 @@ log = logging.getLogger("dragoman")
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+T = TypeVar("T")
 
 _decode_messages = msgspec.json.Decoder(A.MessagesRequest).decode
 _decode_count = msgspec.json.Decoder(A.CountTokensRequest).decode
@@ -45,7 +46,7 @@ _SSE = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control
 
 
 class ClientGone(Exception):
-    """The client disconnected before its request was read."""
+    """The client disconnected before it got an answer's first byte."""
 
 
 class Gateway:
@@ -173,6 +174,7 @@ class Gateway:
         identity: Identity | None = None
         status, error_type = 200, None
         headers = scope["headers"]
+        gone: asyncio.Future | None = None  # done when the client disconnects, once its body is read
         try:
             key = _authenticate(rt, scope)
             key_id, key_identity = (key.id, key.identity()) if key is not None else (None, None)
@@ -194,7 +196,8 @@ class Gateway:
             decision = rt.router.decide(req.model, lambda: features)
             exchange.policy, exchange.branch = decision.policy, decision.branch
             candidates = rt.upstreams.candidates(decision.route)
-            selected = await select(rt.upstreams, candidates, req, body, headers, exchange)
+            gone = asyncio.ensure_future(_wait_disconnect(receive))
+            selected = await _unless_gone(select(rt.upstreams, candidates, req, body, headers, exchange), gone)
             if not req.stream:
                 answer = selected.answer
                 assert answer is not None
@@ -204,7 +207,7 @@ class Gateway:
                 exchange.span.capture("response", answer.body)
                 exchange.ttfb = time.perf_counter() - exchange.started
                 return
-            await self._stream(receive, send, selected, exchange, request_id)
+            await self._stream(send, selected, exchange, request_id, gone)
         except E.GatewayError as err:
             status, error_type = err.status, err.error_type
             raise
@@ -215,27 +218,24 @@ class Gateway:
             status, error_type = 500, "api_error"
             raise
         finally:
+            if gone is not None:
+                gone.cancel()
             record = record_for(exchange, identity, status, error_type)
             if exchange.span is not NOOP_SPAN:  # the span carries the cost, which the writer would price later
                 record.cost_usd = self.observe.pricer.price(record)
             exchange.span.finish(record)
             self.observe.record(record)
 
-    async def _stream(self, receive: Receive, send: Send, selected: Selected, exchange: Exchange, request_id: str) -> None:
-        """Send the first stream bytes, then relay the rest as it arrives."""
-        # Watch for the client going away, so an abandoned answer stops costing upstream tokens.
-        gone = asyncio.ensure_future(_wait_disconnect(receive))
+    async def _stream(self, send: Send, selected: Selected, exchange: Exchange, request_id: str, gone: asyncio.Future) -> None:
+        """Send the first stream bytes, then relay the rest as it arrives (until the client is `gone`)."""
 
         async def send_body(data: bytes, more: bool) -> None:
             await send({"type": "http.response.body", "body": data, "more_body": more})
 
-        try:
-            await send({"type": "http.response.start", "status": 200, "headers": _headers(_SSE, request_id)})
-            await send_body(selected.first, True)
-            exchange.ttfb = time.perf_counter() - exchange.started
-            await relay_rest(selected, send_body, gone, exchange)
-        finally:
-            gone.cancel()
+        await send({"type": "http.response.start", "status": 200, "headers": _headers(_SSE, request_id)})
+        await send_body(selected.first, True)
+        exchange.ttfb = time.perf_counter() - exchange.started
+        await relay_rest(selected, send_body, gone, exchange)
 
     async def _metrics(self, rt: Runtime, send: Send, request_id: str) -> None:
         metrics = self.observe.metrics
@@ -289,7 +289,7 @@ def _authenticate(rt: Runtime, scope: Scope) -> GatewayKey | None:
     presented = _client_key(scope["headers"])
     if presented is None:
         raise E.AuthenticationFailed("missing API key: send it as x-api-key or Authorization: Bearer")
-    key = rt.keys.get(presented)
+    key = rt.keys.lookup(presented)
     if key is None:
         raise E.AuthenticationFailed("invalid API key")
     return key
@@ -331,6 +331,29 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
 async def _wait_disconnect(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
+
+
+async def _unless_gone(work: Awaitable[T], gone: asyncio.Future) -> T:
+    """`await work`, cancelled the moment the client disconnects (then ClientGone): a client that leaves before
+    the first byte must not keep an upstream call and its connection open until the upstream answers."""
+    task = asyncio.current_task()
+    assert task is not None
+    waiting = True
+
+    def cancel(_: asyncio.Future) -> None:
+        if waiting:  # a disconnect noticed after `work` returned is relay_rest's (or nobody's) business
+            task.cancel()
+
+    gone.add_done_callback(cancel)
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if gone.done() and not gone.cancelled() and task.uncancel() == 0:
+            raise ClientGone() from None
+        raise  # cancelled for another reason too (shutdown): that one wins
+    finally:
+        waiting = False
+        gone.remove_done_callback(cancel)
 
 
 def _header_map(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:

@@ -19,7 +19,7 @@ from dragoman.proxy import Exchange, Upstreams, select
 from dragoman.routing.breaker import CircuitBreaker
 from dragoman.routing.config import parse_config
 from dragoman.upstreams.client import UpstreamClient
-from tests.gateway import Gateway
+from tests.gateway import Gateway, RawResponse
 
 USER_HI = [{"role": "user", "content": "hi"}]
 KEYS_ENV = {"OPENAI_PROD": "sk-upstream-openai", "ANTHROPIC_PROD": "sk-ant-upstream-key"}
@@ -129,6 +129,27 @@ def post_messages(gateway: Gateway, body: dict, headers: dict[str, str] | None =
     return gateway.request("POST", "/v1/messages", body,
                            {"x-api-key": "sk-client-key", "anthropic-version": "2023-06-01", **(headers or {})},
                            timeout=timeout)
+
+
+def post_stream_then(gateway: Gateway, body: dict, after_first_event: Callable[[], None], timeout: float = 15.0):
+    """POST a streamed request; once the client has its first event, call `after_first_event` (say, to let a
+    held upstream go on), then read the rest: what the upstream sends next comes after the first byte, whatever
+    the reads' timing. A RawResponse."""
+    conn = gateway.connection(timeout)
+    try:
+        conn.request("POST", "/v1/messages", json.dumps(body),
+                     {"x-api-key": "sk-client-key", "anthropic-version": "2023-06-01", "content-type": "application/json"})
+        response = conn.getresponse()
+        data = b""
+        while response.status == 200 and b"\n\n" not in data:
+            chunk = response.read1(65536)
+            assert chunk, f"the stream ended before its first event: {data!r}"
+            data += chunk
+        after_first_event()
+        data += response.read()
+        return RawResponse(response.status, {k.lower(): v for k, v in response.getheaders()}, data)
+    finally:
+        conn.close()
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str, step: float = 0.02) -> None:

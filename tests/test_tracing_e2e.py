@@ -6,11 +6,9 @@ present and redacted, and no secret anywhere."""
 
 from __future__ import annotations
 
-import gzip
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -34,6 +32,7 @@ from tests.audit_helpers import (
     wait_for,
 )
 from tests.gateway import Gateway, run_gateway
+from tests.otlp_receiver import otlp_receiver
 from tests.upstreams import ChatReply, ErrorReply, ScriptedChatUpstream
 
 pytestmark = pytest.mark.timeout(30)
@@ -90,43 +89,22 @@ def _attrs(kvs: Any) -> dict[str, Any]:
 def collector() -> Iterator[tuple[Collector, int]]:
     sink = Collector()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            data = self.rfile.read(int(self.headers.get("content-length", "0")))
-            if self.headers.get("content-encoding") == "gzip":
-                data = gzip.decompress(data)
-            if self.path != "/v1/traces":
-                self.send_response(404)
-                self.end_headers()
-                return
-            request = ExportTraceServiceRequest()
-            request.ParseFromString(data)
-            found = []
-            for rs in request.resource_spans:
-                resource = _attrs(rs.resource.attributes)
-                for ss in rs.scope_spans:
-                    for s in ss.spans:
-                        found.append(Span(s.name, s.kind, s.trace_id, s.span_id, s.parent_span_id,
-                                          _attrs(s.attributes), s.status.code, resource))
-            with sink.lock:
-                sink.spans.extend(found)
-                sink.posts.append({k.lower(): v for k, v in self.headers.items()})
-            self.send_response(200)
-            self.send_header("content-type", "application/x-protobuf")
-            self.send_header("content-length", "0")
-            self.end_headers()
+    def on_export(data: bytes, headers: dict[str, str]) -> None:
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(data)
+        found = []
+        for rs in request.resource_spans:
+            resource = _attrs(rs.resource.attributes)
+            for ss in rs.scope_spans:
+                for s in ss.spans:
+                    found.append(Span(s.name, s.kind, s.trace_id, s.span_id, s.parent_span_id,
+                                      _attrs(s.attributes), s.status.code, resource))
+        with sink.lock:
+            sink.spans.extend(found)
+            sink.posts.append(headers)
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield sink, server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
+    with otlp_receiver(on_export) as port:
+        yield sink, port
 
 
 def _reply(body: dict) -> ChatReply:

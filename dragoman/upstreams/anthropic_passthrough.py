@@ -1,5 +1,6 @@
 """Anthropic as an upstream: the body and the stream pass through untouched but for the credential and the
-model name. The stream is not parsed on the hot path beyond the two events that carry usage."""
+model name. The stream is not parsed on the hot path beyond the events that carry usage, and `error`: its
+upstream text passes the same redaction as every upstream error before it is relayed."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from typing import Any
 
 import msgspec
 
+from dragoman import errors as E
 from dragoman.protocols import anthropic as A
-from dragoman.protocols.sse import SSEDecoder
+from dragoman.protocols.sse import SSEDecoder, encode_events
+from dragoman.redaction import redact
 from dragoman.routing.config import Route
 from dragoman.translate.drop_fields import drop_cache_control
 from dragoman.translate.request_context import RequestContext
@@ -18,6 +21,11 @@ _encode = msgspec.json.encode
 # Client headers an Anthropic upstream must see as sent: new betas must never be dropped on the way.
 _FORWARDED = (b"anthropic-version", b"anthropic-beta")
 _USAGE_EVENTS = (b"message_start", b"message_delta", b"message_stop", b"error")
+# Anthropic's error types (docs.anthropic.com/en/api/errors); an upstream's other text is not a type we repeat.
+_ERROR_TYPES = frozenset((
+    "invalid_request_error", "authentication_error", "billing_error", "permission_error", "not_found_error",
+    "request_too_large", "rate_limit_error", "api_error", "timeout_error", "overloaded_error",
+))
 
 
 class _Usage(msgspec.Struct):
@@ -37,11 +45,17 @@ class _Delta(msgspec.Struct):
     stop_reason: str | None = None
 
 
+class _ErrorBody(msgspec.Struct):
+    type: str = "api_error"
+    message: str = ""
+
+
 class _Event(msgspec.Struct):
     type: str = ""
     message: _Message | None = None
     delta: _Delta | None = None
     usage: _Usage | None = None
+    error: _ErrorBody | None = None
 
 
 _decode_message = msgspec.json.Decoder(_Message).decode
@@ -79,20 +93,27 @@ class AnthropicPassthrough:
     def answer(self, raw: bytes, ctx: RequestContext) -> Answer:
         try:
             message = _decode_message(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except msgspec.DecodeError:
+            raise E.Overloaded(
+                f"upstream for route {self.route.name!r} sent an answer that is not JSON", retryable=True
+            ) from None
+        except msgspec.ValidationError:  # JSON of a shape we do not know: relayed as is, without usage
             return Answer(raw, None, None, None)
         return Answer(raw, _usage(message.usage), message.stop_reason, message.model)
 
     def relay(self, ctx: RequestContext) -> PassthroughRelay:
-        return PassthroughRelay()
+        return PassthroughRelay(self.route.api_key)
 
 
 class PassthroughRelay:
     """Bytes out as they came in; usage read from message_start / message_delta on the side."""
 
-    __slots__ = ("_decoder", "_started", "_ended", "_usage", "_stop_reason", "event_count", "failed", "failure", "failure_type", "_tail", "upstream_model")
+    __slots__ = ("_decoder", "_started", "_ended", "_usage", "_stop_reason", "event_count", "failed", "failure",
+                 "failure_type", "_tail", "upstream_model", "_secret", "_error_payload")
 
-    def __init__(self) -> None:
+    def __init__(self, secret: str | None = None) -> None:
+        self._secret = secret  # the route's credential, redacted from a relayed error event
+        self._error_payload = b""
         self._tail = b""  # bytes after the last complete event, held so a failure never splices into an event
         self.upstream_model: str | None = None
         self.failure_type = ""
@@ -115,6 +136,7 @@ class PassthroughRelay:
 
     def feed(self, data: bytes) -> bytes:
         self._started = True
+        failed = self.failed
         for event, payload in self._decoder.feed(data):
             self.event_count += 1
             if event in _USAGE_EVENTS:
@@ -122,6 +144,8 @@ class PassthroughRelay:
         data = self._tail + data if self._tail else data
         cut = _event_boundary(data)
         self._tail = data[cut:]
+        if self.failed and not failed:
+            return self._clean_error(data[:cut])
         return data[:cut]
 
     def eof(self) -> bytes:
@@ -151,8 +175,11 @@ class PassthroughRelay:
         if event.type in ("message_stop", "error"):
             self._ended = True
             if event.type == "error":
+                error = event.error or _ErrorBody()
                 self.failed = True
-                self.failure = "the upstream sent an error event"
+                self.failure_type = error.type if error.type in _ERROR_TYPES else "api_error"
+                self.failure = redact(error.message, self._secret) or "the upstream sent an error event"
+                self._error_payload = payload
         if event.message is not None and event.message.model:
             self.upstream_model = event.message.model
         usage = event.message.usage if event.message is not None else event.usage
@@ -160,6 +187,16 @@ class PassthroughRelay:
             _merge(self._usage, usage)
         if event.delta is not None and event.delta.stop_reason:
             self._stop_reason = event.delta.stop_reason
+
+    def _clean_error(self, out: bytes) -> bytes:
+        """`out` with the error event that ends it as sent, or rebuilt from the redacted message if it held a secret."""
+        text = self._error_payload.decode("utf-8", "replace")
+        if redact(text, self._secret) == text:
+            return out
+        self._tail = b""  # the stream ends with this event: nothing after it is relayed
+        found = out.find(self._error_payload.split(b"\n", 1)[0])
+        kept = out[: _event_boundary(out[:found])] if found >= 0 else out
+        return kept + encode_events([A.Error(error=A.ErrorBody(type=self.failure_type, message=self.failure))])
 
 
 def _event_boundary(data: bytes) -> int:

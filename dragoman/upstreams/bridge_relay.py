@@ -10,6 +10,7 @@ import msgspec
 
 from dragoman.protocols import anthropic as A
 from dragoman.protocols.sse import SSEDecoder, encode_events
+from dragoman.redaction import redact
 
 
 class Bridge(Protocol):
@@ -28,11 +29,12 @@ FrameHandler = Callable[[bytes | None, bytes], list[A.StreamEvent]]
 
 
 class BridgeRelay:
-    __slots__ = ("_bridge", "_on_frame", "_decoder", "event_count", "failed", "failure", "failure_type")
+    __slots__ = ("_bridge", "_on_frame", "_secret", "_decoder", "event_count", "failed", "failure", "failure_type")
 
-    def __init__(self, bridge: Bridge, on_frame: FrameHandler) -> None:
+    def __init__(self, bridge: Bridge, on_frame: FrameHandler, secret: str | None) -> None:
         self._bridge = bridge
         self._on_frame = on_frame
+        self._secret = secret  # the route's credential, redacted from an error event's upstream text
         self._decoder = SSEDecoder()
         self.event_count = 0
         self.failed = False
@@ -82,6 +84,8 @@ class BridgeRelay:
             return b""
         last = events[-1]
         if type(last) is A.Error:
+            # The message may quote the upstream (OpenAI echoes a wrong key in a mid-stream error chunk).
+            last.error.message = redact(last.error.message, self._secret)
             self.failed = True
             self.failure = last.error.message
             self.failure_type = last.error.type

@@ -47,10 +47,10 @@ class ChatDialect:
         return Answer(_encode(message), message.usage, message.stop_reason, chat.model)
 
     def relay(self, ctx: RequestContext) -> BridgeRelay:
-        return chat_relay(ctx)
+        return chat_relay(ctx, self.route.api_key)
 
 
-def chat_relay(ctx: RequestContext) -> BridgeRelay:
+def chat_relay(ctx: RequestContext, secret: str | None = None) -> BridgeRelay:
     """Chat SSE bytes → Anthropic SSE bytes through the ChatStreamBridge."""
     bridge = ChatStreamBridge(ctx)
 
@@ -59,4 +59,4 @@ def chat_relay(ctx: RequestContext) -> BridgeRelay:
             return bridge.on_done()
         return bridge.on_chunk(_decode_chunk(payload))
 
-    return BridgeRelay(bridge, on_frame)
+    return BridgeRelay(bridge, on_frame, secret)

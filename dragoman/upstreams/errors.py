@@ -1,23 +1,27 @@
 """Upstream failures → the Anthropic errors a client sees (design §5). Never the upstream's raw text for
-credential failures, and never a secret: messages pass through `redact` first."""
+credential failures, and never a secret: every error an upstream call raises passes `redacted` (proxy._try),
+every stream `error` event `redact` (the relays), before a client, a log, a record or a span sees it."""
 
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 import msgspec
 
 from dragoman import errors as E
 from dragoman.protocols import openai_chat as C
+from dragoman.protocols.sse import EventTooLarge
+from dragoman.redaction import redact
 
 _decode_error = msgspec.json.Decoder(C.ChatError).decode
 _MAX_MESSAGE = 1000
 
 
-def error_from_status(status: int, body: bytes, headers: dict[str, str], route: str, secret: str | None) -> E.GatewayError:
-    """Map an upstream HTTP error answer to the error the client gets."""
-    detail = redact(_upstream_message(body), secret)
+def error_from_status(status: int, body: bytes, headers: dict[str, str], route: str) -> E.GatewayError:
+    """Map an upstream HTTP error answer to the error the client gets (its text not yet redacted)."""
+    detail = _upstream_message(body)
     where = f"upstream for route {route!r}"
     if status == 429:
         keep = {k.lower(): v for k, v in headers.items() if k.lower() in ("retry-after", "retry-after-ms")}
@@ -34,6 +38,22 @@ def error_from_status(status: int, body: bytes, headers: dict[str, str], route: 
     return E.Overloaded(f"{where} failed (HTTP {status}): {detail}", retryable=True)
 
 
+def error_from_redirect(status: int, location: str | None, url: str, route: str) -> E.GatewayError:
+    """A 3xx: never followed, so the route's credential goes nowhere but its endpoint; retryable like a 5xx.
+
+    The message names the target's host only: a redirect URL's path and query may carry a signed token."""
+    try:
+        parts = urlsplit(urljoin(url, location or ""))
+        where = f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname or "an unknown host"
+    except ValueError:
+        where = "an invalid URL"
+    return E.Overloaded(
+        f"upstream for route {route!r} redirected the request to {where} (HTTP {status}); the gateway does not "
+        "follow redirects: set the route's endpoint to the URL that answers",
+        retryable=True,
+    )
+
+
 def error_from_exception(exc: BaseException, route: str) -> E.GatewayError:
     """Map a transport failure (refused, reset, timed out) before any answer to the error the client gets."""
     where = f"upstream for route {route!r}"
@@ -44,6 +64,8 @@ def error_from_exception(exc: BaseException, route: str) -> E.GatewayError:
         return E.Overloaded(f"{where} is unreachable ({reason})", retryable=True)
     if isinstance(exc, aiohttp.ClientError):
         return E.Overloaded(f"{where} failed: {type(exc).__name__}", retryable=True)
+    if isinstance(exc, EventTooLarge):
+        return E.Overloaded(f"{where} sent {exc}", retryable=True)
     return E.ApiError(f"{where} failed: {type(exc).__name__}")
 
 
@@ -51,13 +73,16 @@ def stream_failure(exc: BaseException) -> tuple[str, str]:
     """(error type, message) for a failure after the first byte, sent as an Anthropic `error` event."""
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         return "overloaded_error", "the upstream stopped sending (idle timeout) before the answer was complete"
+    if isinstance(exc, EventTooLarge):
+        return "api_error", f"the upstream sent {exc}"
     return "api_error", f"the upstream connection failed mid-stream ({type(exc).__name__})"
 
 
-def redact(text: str, secret: str | None) -> str:
-    if secret and secret in text:
-        text = text.replace(secret, "[redacted]")
-    return text
+def redacted(err: E.GatewayError, secret: str | None) -> E.GatewayError:
+    """`err` with its message redacted (in place: the exception's args too, which a traceback would print)."""
+    err.message = redact(err.message, secret)
+    err.args = (err.message,)
+    return err
 
 
 def _upstream_message(body: bytes) -> str:

@@ -48,10 +48,10 @@ class ResponsesDialect:
         return Answer(_encode(message), message.usage, message.stop_reason, resp.model)
 
     def relay(self, ctx: RequestContext) -> BridgeRelay:
-        return responses_relay(ctx, self.key)
+        return responses_relay(ctx, self.key, self.route.api_key)
 
 
-def responses_relay(ctx: RequestContext, key: bytes) -> BridgeRelay:
+def responses_relay(ctx: RequestContext, key: bytes, secret: str | None = None) -> BridgeRelay:
     """Responses SSE bytes → Anthropic SSE bytes through the ResponsesStreamBridge."""
     bridge = ResponsesStreamBridge(ctx, key)
 
@@ -59,4 +59,4 @@ def responses_relay(ctx: RequestContext, key: bytes) -> BridgeRelay:
         decoded = R.decode_event(payload, event)
         return bridge.on_event(decoded) if decoded is not None else []
 
-    return BridgeRelay(bridge, on_frame)
+    return BridgeRelay(bridge, on_frame, secret)

@@ -7,8 +7,11 @@ from .openai_chat import (
     Gate,
     Hang,
     Held,
+    Hold,
+    RawBody,
     RawStream,
     RecordedRequest,
+    Redirect,
     ScriptedChatUpstream,
 )
 
@@ -19,7 +22,10 @@ __all__ = [
     "Gate",
     "Hang",
     "Held",
+    "Hold",
+    "RawBody",
     "RawStream",
     "RecordedRequest",
+    "Redirect",
     "ScriptedChatUpstream",
 ]

@@ -9,7 +9,7 @@ Replies:
   streams (`render_message_sse(reply)` gives those exact bytes, for byte-identical checks);
 - `RawSSE`: a byte sequence served exactly as given, piece by piece (optionally cut mid-stream);
 - `AnthropicError`: an HTTP error with Anthropic's error body;
-- `Hang`, `Held` and `Disconnect` (shared with the Chat upstream).
+- `Hang`, `Held`, `Hold`, `Disconnect`, `Redirect` and `RawBody` (shared with the Chat upstream).
 """
 
 from __future__ import annotations
@@ -20,16 +20,19 @@ from typing import Any, Callable, Union
 
 from aiohttp import web
 
-from .openai_chat import Disconnect, Hang, Held, RecordedRequest, ScriptedChatUpstream
+from .openai_chat import Disconnect, Hang, Held, Hold, RawBody, RecordedRequest, Redirect, ScriptedChatUpstream
 
 __all__ = [
     "AnthropicError",
     "Disconnect",
     "Hang",
     "Held",
+    "Hold",
     "MessageReply",
+    "RawBody",
     "RawSSE",
     "RecordedRequest",
+    "Redirect",
     "ScriptedAnthropicUpstream",
     "anthropic_error_body",
     "render_message",
@@ -63,6 +66,7 @@ class RawSSE:
     pieces: list[bytes]
     delay: float = 0.0
     disconnect_after: int | None = None
+    hold_after: int | None = None  # wait after N pieces until release(), as RawStream does
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
 
@@ -83,7 +87,7 @@ class AnthropicError:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-Reply = Union[MessageReply, RawSSE, AnthropicError, Hang, Held, Disconnect]
+Reply = Union[MessageReply, RawSSE, AnthropicError, Hang, Held, Hold, Disconnect, Redirect, RawBody]
 Script = Union[Reply, list, Callable[[dict], Reply]]
 
 
@@ -210,8 +214,6 @@ class ScriptedAnthropicUpstream(ScriptedChatUpstream):
 
     async def _serve_reply(self, request: web.Request, reply: Any, stream: bool, include_usage: bool
                            ) -> web.StreamResponse:
-        if isinstance(reply, (Hang, Held, Disconnect)):  # the shared replies; `then` comes back here
-            return await super()._serve_reply(request, reply, stream, include_usage)
         if isinstance(reply, AnthropicError):
             return web.json_response(anthropic_error_body(reply.error_type, reply.message), status=reply.status,
                                      headers=reply.headers)
@@ -221,7 +223,7 @@ class ScriptedAnthropicUpstream(ScriptedChatUpstream):
             return await self._send_raw(request, RawSSE(render_message_events(reply), headers=reply.headers))
         if isinstance(reply, RawSSE):
             return await self._send_raw(request, reply)
-        raise TypeError(f"not a scripted Anthropic reply: {reply!r}")
+        return await super()._serve_reply(request, reply, stream, include_usage)  # Hang, Hold, Redirect, RawBody…
 
     async def _send_raw(self, request: web.Request, reply: RawSSE) -> web.StreamResponse:
         response = web.StreamResponse(status=reply.status, headers={
@@ -231,6 +233,8 @@ class ScriptedAnthropicUpstream(ScriptedChatUpstream):
             if reply.disconnect_after is not None and sent >= reply.disconnect_after:
                 return self._drop_connection(request)
             if sent and reply.delay and not await self._sleep(reply.delay):
+                return self._drop_connection(request)
+            if sent == reply.hold_after and not await self._hold():
                 return self._drop_connection(request)
             try:
                 await response.write(piece)

@@ -51,12 +51,15 @@ class RawStream:
 
     `data: [DONE]` is appended when `done` is true (and the stream was not cut). With `disconnect_after=N`
     the connection is closed abruptly after N chunks: no terminating chunk of the chunked encoding. With `gate`,
-    chunk number `gate_before` (counting from 0) is sent only once the test opens the gate.
+    chunk number `gate_before` (counting from 0) is sent only once the test opens the gate. With `hold_after=N`
+    the stream waits after N chunks until `release()`, as a Hold does: the test decides when the rest comes
+    (say, once its client has the first event).
     """
 
     chunks: list[Union[dict, bytes]]
     delay: float = 0.0
     disconnect_after: int | None = None
+    hold_after: int | None = None
     done: bool = True
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
@@ -127,7 +130,33 @@ class Disconnect:
     """Close the socket without answering."""
 
 
-Reply = Union[ChatReply, RawStream, ErrorReply, Hang, Held, Disconnect]
+@dataclass
+class Hold:
+    """Accept the request and answer nothing until `release()` (capped at MAX_SLEEP), then serve `then`, or close
+    the socket. A client that hangs up meanwhile is counted in `hangups` (`wait_for_hangups(n)`): how a test sees
+    that the gateway gave up its upstream call."""
+
+    then: "Reply | None" = None
+
+
+@dataclass
+class Redirect:
+    """A redirect to `location` (no body)."""
+
+    location: str
+    status: int = 307
+
+
+@dataclass
+class RawBody:
+    """Any body with any content type and status, e.g. an HTML login page answering 200."""
+
+    body: bytes
+    content_type: str = "text/html; charset=utf-8"
+    status: int = 200
+
+
+Reply = Union[ChatReply, RawStream, ErrorReply, Hang, Held, Disconnect, Hold, Redirect, RawBody]
 Script = Union[Reply, list, Callable[[dict], Reply]]
 
 
@@ -153,6 +182,9 @@ class ScriptedChatUpstream:
 
     def __init__(self, script: Script | None = None) -> None:
         self.requests: list[RecordedRequest] = []
+        self.hangups = 0  # clients that closed their connection while a Hold held their request
+        self._hangup = threading.Condition()
+        self._release: asyncio.Event | None = None
         self._script_lock = threading.Lock()
         self._script: Script | None = None
         self._queue: list[Reply] = []
@@ -198,9 +230,12 @@ class ScriptedChatUpstream:
             self._queue = list(script) if isinstance(script, (list, tuple)) else []
 
     def reset(self, script: Script | None = None) -> None:
-        """Forget recorded requests, wake any hanging handler and install a new script."""
+        """Forget recorded requests and hang-ups, wake any hanging handler and install a new script."""
         self._wake_sleepers()
+        self._on_loop(lambda: setattr(self, "_release", asyncio.Event()))
         self.requests.clear()
+        with self._hangup:
+            self.hangups = 0
         self.script(script)
 
     def wait_for_requests(self, n: int, timeout: float = 10.0) -> list[RecordedRequest]:
@@ -211,6 +246,18 @@ class ScriptedChatUpstream:
                 raise AssertionError(f"expected {n} upstream requests, got {len(self.requests)}")
             time.sleep(0.01)
         return list(self.requests)
+
+    def wait_for_hangups(self, n: int, timeout: float = 10.0) -> int:
+        """Block until at least `n` held requests' clients have hung up (bounded by `timeout`)."""
+        with self._hangup:
+            if not self._hangup.wait_for(lambda: self.hangups >= n, min(timeout, MAX_SLEEP)):
+                raise AssertionError(f"expected {n} hang-ups while holding, got {self.hangups}")
+            return self.hangups
+
+    def release(self) -> None:
+        """Let every held request go on (a Hold to its `then`, a stream to its next chunk), and every request
+        held from now on until `reset()`: a release can never come too early."""
+        self._on_loop(lambda: self._release.set())  # type: ignore[union-attr]
 
     def stop(self) -> None:
         """Shut the server down and join its thread (idempotent)."""
@@ -268,27 +315,49 @@ class ScriptedChatUpstream:
 
     async def _serve(self) -> None:
         self._wake = asyncio.Event()
+        self._release = asyncio.Event()
         app = web.Application(client_max_size=256 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0, handle_signals=False, access_log=None)
+        # handler_cancellation: a handler learns that its client hung up (a Hold counts it), as real servers do.
+        self._runner = web.AppRunner(app, shutdown_timeout=1.0, handle_signals=False, access_log=None,
+                                     handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         self._port = self._runner.addresses[0][1]
 
     def _wake_sleepers(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        loop = loop or self._loop
-        if loop is None:
-            return
-
         def swap() -> None:
             assert self._wake is not None
             self._wake.set()
             self._wake = asyncio.Event()
 
+        self._on_loop(swap, loop)
+
+    def _on_loop(self, fn: Callable[[], object], loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Run `fn` on the server's loop and wait until it ran."""
+        loop = loop or self._loop
+        if loop is None:
+            return
         done = threading.Event()
-        loop.call_soon_threadsafe(lambda: (swap(), done.set()))
+        loop.call_soon_threadsafe(lambda: (fn(), done.set()))
         done.wait(5)
+
+    async def _hold(self) -> bool:
+        """Wait for release() (True), or reset()/stop()/MAX_SLEEP (False); count a client hanging up meanwhile."""
+        assert self._wake is not None and self._release is not None
+        waits = [asyncio.ensure_future(self._release.wait()), asyncio.ensure_future(self._wake.wait())]
+        try:
+            await asyncio.wait(waits, timeout=MAX_SLEEP, return_when=asyncio.FIRST_COMPLETED)
+            return waits[0].done()
+        except asyncio.CancelledError:  # handler_cancellation: the client closed the connection
+            with self._hangup:
+                self.hangups += 1
+                self._hangup.notify_all()
+            raise
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     async def _sleep(self, seconds: float) -> bool:
         """Sleep at most MAX_SLEEP; return False when woken early by reset()/stop()."""
@@ -377,11 +446,20 @@ class ScriptedChatUpstream:
             return self._drop_connection(request)
         if isinstance(reply, Disconnect):
             return self._drop_connection(request)
+        if isinstance(reply, Hold):
+            if await self._hold() and reply.then is not None:
+                return await self._serve_reply(request, reply.then, stream, include_usage)
+            return self._drop_connection(request)
+        if isinstance(reply, Redirect):
+            return web.Response(status=reply.status, headers={"Location": reply.location})
+        if isinstance(reply, RawBody):
+            return web.Response(status=reply.status, body=reply.body, headers={"Content-Type": reply.content_type})
         if isinstance(reply, ErrorReply):
             return web.json_response(reply.body, status=reply.status, headers=reply.headers)
         if isinstance(reply, RawStream):
             return await self._send_stream(request, reply.chunks, reply.delay, reply.disconnect_after,
-                                           reply.done, reply.status, reply.headers, reply.gate, reply.gate_before)
+                                           reply.done, reply.status, reply.headers, reply.gate, reply.gate_before,
+                                           reply.hold_after)
         if isinstance(reply, ChatReply):
             completion_id = f"chatcmpl-scripted-{next(self._ids)}"
             if not stream:
@@ -402,6 +480,7 @@ class ScriptedChatUpstream:
         headers: dict[str, str],
         gate: Gate | None = None,
         gate_before: int = 1,
+        hold_after: int | None = None,
     ) -> web.StreamResponse:
         response = web.StreamResponse(
             status=status,
@@ -414,6 +493,8 @@ class ScriptedChatUpstream:
             if sent and delay and not await self._sleep(delay):
                 return self._drop_connection(request)
             if gate is not None and sent == gate_before and not await self._wait_gate(gate):
+                return self._drop_connection(request)
+            if sent == hold_after and not await self._hold():
                 return self._drop_connection(request)
             try:
                 await response.write(_sse(chunk))

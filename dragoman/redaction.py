@@ -1,0 +1,39 @@
+"""Secret redaction: the one function every free text passes before it reaches a client, a log, a record or a
+span — upstream error messages (HTTP bodies, stream chunks, relayed `error` events) and audit fields alike."""
+
+from __future__ import annotations
+
+import re
+
+REDACTED = "[REDACTED]"
+
+# What a secret looks like in free text: OpenAI/Anthropic style keys (sk-, sk-proj-, sk-ant-), also as OpenAI
+# echoes them half masked ("Incorrect API key provided: sk-proj-****…abcd"), bearer tokens, header or parameter
+# assignments of keys, AWS and Google API keys. False positives cost a word, misses a key.
+_SECRET = re.compile(
+    r"""(?ix)
+    \bsk-[a-z0-9*][a-z0-9_\-*]{6,}
+    | \bbearer\s+[a-z0-9._~+/=\-]{6,}
+    | \b(?:x-api-key|api[_-]?key|authorization|access[_-]?token|secret|password)\b["']?\s*[:=]\s*["']?(?:bearer\s+)?[^\s"',;}]{4,}
+    | \bAKIA[0-9A-Z]{16}\b
+    | \bAIza[0-9A-Za-z_\-]{20,}
+    """
+)
+# Every alternative of _SECRET contains one of these (lower-case), so text without any of them holds no secret.
+_MARKERS = ("sk-", "bearer", "key", "authorization", "token", "secret", "password", "akia", "aiza")
+
+
+def redact(text: str, secret: str | None = None) -> str:
+    """`text` with `secret` (the credential the gateway sent, whatever its shape) and anything that looks like a
+    key or token replaced by [REDACTED]."""
+    if not text:
+        return text
+    if secret and secret in text:
+        text = text.replace(secret, REDACTED)
+    return _SECRET.sub(REDACTED, text)
+
+
+def holds_secret(text: str) -> bool:
+    """Whether `redact` would change `text` (no route secret): a substring check first, ~0.5 µs, then the regex."""
+    lowered = text.lower()
+    return any(marker in lowered for marker in _MARKERS) and _SECRET.search(text) is not None
