@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dragoman.protocols import openai_chat as C  # noqa: E402
 from dragoman.protocols import openai_responses as R  # noqa: E402
-from dragoman.translate.chat_stream import ChatStreamBridge  # noqa: E402
+from dragoman.translate.chat.stream import ChatStreamBridge  # noqa: E402
 from dragoman.translate.request_context import RequestContext  # noqa: E402
-from dragoman.translate.responses_stream import ResponsesStreamBridge  # noqa: E402
+from dragoman.translate.responses.stream import ResponsesStreamBridge  # noqa: E402
 from dragoman.translate.tool_names import ToolNameMap  # noqa: E402
 from dragoman.upstreams.chat_dialect import chat_relay  # noqa: E402
 from dragoman.upstreams.responses_dialect import responses_relay  # noqa: E402

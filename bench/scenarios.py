@@ -179,7 +179,7 @@ def dragoman_chat_body(body: bytes) -> bytes:
     import msgspec
 
     from dragoman.protocols import anthropic as A
-    from dragoman.translate.anthropic_to_chat import translate_request
+    from dragoman.translate.chat.request import translate_request
     from dragoman.translate.options import TranslationOptions
     from dragoman.translate.request_context import RequestContext
     from dragoman.translate.tool_names import ToolNameMap
@@ -198,7 +198,7 @@ def dragoman_responses_body(body: bytes) -> bytes:
     import msgspec
 
     from dragoman.protocols import anthropic as A
-    from dragoman.translate.anthropic_to_responses import translate_request
+    from dragoman.translate.responses.request import translate_request
     from dragoman.translate.options import TranslationOptions
     from dragoman.translate.request_context import RequestContext
     from dragoman.translate.tool_names import ToolNameMap

@@ -26,13 +26,13 @@ from dragoman.errors import GatewayError
 from dragoman.protocols import anthropic as A
 from dragoman.protocols import openai_chat as C
 from dragoman.protocols import openai_responses as R
-from dragoman.translate import responses_to_anthropic
-from dragoman.translate.anthropic_to_chat import translate_request
-from dragoman.translate.chat_stream import ChatStreamBridge
-from dragoman.translate.chat_to_anthropic import translate_response
+from dragoman.translate.responses import response as responses_to_anthropic
+from dragoman.translate.chat.request import translate_request
+from dragoman.translate.chat.stream import ChatStreamBridge
+from dragoman.translate.chat.response import translate_response
 from dragoman.translate.options import TranslationOptions
 from dragoman.translate.request_context import RequestContext
-from dragoman.translate.responses_stream import ResponsesStreamBridge
+from dragoman.translate.responses.stream import ResponsesStreamBridge
 from dragoman.translate.tool_names import ToolNameMap
 from tests.anthropic_events import check_grammar, wire_events
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from dragoman.protocols import anthropic as A
 from dragoman.protocols import openai_responses as R
-from dragoman.translate.anthropic_to_responses import translate_request
+from dragoman.translate.responses.request import translate_request
 from dragoman.translate.options import TranslationOptions
 from dragoman.translate.reasoning_signature import (
     PREFIX,
@@ -22,8 +22,8 @@ from dragoman.translate.reasoning_signature import (
     seal_reasoning,
 )
 from dragoman.translate.request_context import RequestContext
-from dragoman.translate.responses_stream import ResponsesStreamBridge
-from dragoman.translate.responses_to_anthropic import translate_response
+from dragoman.translate.responses.stream import ResponsesStreamBridge
+from dragoman.translate.responses.response import translate_response
 from dragoman.translate.tool_names import ToolNameMap
 from tests.anthropic_events import reassemble, wire_events
 from tests.upstreams.openai_responses import (

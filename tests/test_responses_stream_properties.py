@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from dragoman.protocols import openai_responses as R
 from dragoman.translate.request_context import RequestContext
-from dragoman.translate.responses_stream import ResponsesStreamBridge
-from dragoman.translate.responses_to_anthropic import translate_response
+from dragoman.translate.responses.stream import ResponsesStreamBridge
+from dragoman.translate.responses.response import translate_response
 from dragoman.translate.tool_names import ToolNameMap
 from tests.anthropic_events import check_grammar, reassemble, wire_events
 

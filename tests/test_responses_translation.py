@@ -13,11 +13,11 @@ import pytest
 from dragoman.errors import GatewayError, InvalidRequest, Overloaded, RateLimited
 from dragoman.protocols import anthropic as A
 from dragoman.protocols import openai_responses as R
-from dragoman.translate.anthropic_to_responses import translate_request
+from dragoman.translate.responses.request import translate_request
 from dragoman.translate.options import TranslationOptions
 from dragoman.translate.reasoning_signature import open_reasoning
 from dragoman.translate.request_context import RequestContext
-from dragoman.translate.responses_to_anthropic import translate_response
+from dragoman.translate.responses.response import translate_response
 from dragoman.translate.tool_names import ToolNameMap, shorten
 
 KEY = b"translation-test-key"

@@ -13,8 +13,8 @@ import pytest
 from dragoman.protocols import openai_responses as R
 from dragoman.protocols.sse import SSEDecoder
 from dragoman.translate.request_context import RequestContext
-from dragoman.translate.responses_stream import ResponsesStreamBridge
-from dragoman.translate.responses_to_anthropic import translate_response
+from dragoman.translate.responses.stream import ResponsesStreamBridge
+from dragoman.translate.responses.response import translate_response
 from dragoman.translate.tool_names import ToolNameMap
 from tests.anthropic_events import check_grammar, reassemble, wire_events
 from tests.upstreams.openai_responses import (

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from dragoman.protocols import anthropic as A
 from dragoman.protocols import openai_chat as C
-from dragoman.translate.anthropic_to_chat import translate_request
-from dragoman.translate.chat_stream import ChatStreamBridge
-from dragoman.translate.chat_to_anthropic import translate_response
+from dragoman.translate.chat.request import translate_request
+from dragoman.translate.chat.stream import ChatStreamBridge
+from dragoman.translate.chat.response import translate_response
 from dragoman.translate.options import TranslationOptions
 from dragoman.translate.request_context import RequestContext
 from dragoman.translate.tool_names import ToolNameMap, shorten

@@ -8,7 +8,7 @@ import msgspec
 
 from dragoman.protocols import anthropic as A
 from dragoman.protocols import openai_chat as C
-from dragoman.translate.chat_stream import ChatStreamBridge
+from dragoman.translate.chat.stream import ChatStreamBridge
 from dragoman.translate.request_context import RequestContext
 from dragoman.translate.tool_names import ToolNameMap
 from tests.anthropic_events import check_grammar, wire_events

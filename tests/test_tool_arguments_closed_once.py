@@ -8,9 +8,9 @@ import pytest
 
 from dragoman.protocols import anthropic as A
 from dragoman.protocols import openai_responses as R
-from dragoman.translate.chat_stream import ChatStreamBridge, _ToolCall
+from dragoman.translate.chat.stream import ChatStreamBridge, _ToolCall
 from dragoman.translate.request_context import RequestContext
-from dragoman.translate.responses_stream import ResponsesStreamBridge, _Item
+from dragoman.translate.responses.stream import ResponsesStreamBridge, _Item
 from dragoman.translate.tool_names import ToolNameMap
 
 WRAPPED = '"{\\"file_path\\": \\"a.py\\"}"'  # arguments wrapped in a JSON string: held, sent whole at the close

@@ -6,7 +6,7 @@ from __future__ import annotations
 import msgspec
 
 from dragoman.protocols import anthropic as A
-from dragoman.translate.anthropic_to_chat import translate_request
+from dragoman.translate.chat.request import translate_request
 from dragoman.translate.options import TranslationOptions
 from dragoman.translate.request_context import RequestContext
 from dragoman.translate.tool_names import ToolNameMap

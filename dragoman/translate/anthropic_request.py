@@ -1,7 +1,7 @@
 """The rules an Anthropic Messages request follows on its way to any OpenAI protocol (Chat or Responses).
 
 Each function reads part of the Anthropic request and returns protocol-neutral values (`ToolSpec`,
-`ToolChoice`, `Text`/`Image`/`File` parts, plain tuples); `anthropic_to_chat` and `anthropic_to_responses`
+`ToolChoice`, `Text`/`Image`/`File` parts, plain tuples); `chat.request` and `responses.request`
 map them to their own wire shapes, so each rule lives here once. Pure: no I/O, no config, no clock.
 """
 

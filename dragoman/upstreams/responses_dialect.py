@@ -9,10 +9,10 @@ from dragoman.protocols import anthropic as A
 from dragoman.protocols import openai_responses as R
 from dragoman.routing.config import Route
 from dragoman.signing_key import signing_key
-from dragoman.translate.anthropic_to_responses import translate_request
+from dragoman.translate.responses.request import translate_request
 from dragoman.translate.request_context import RequestContext
-from dragoman.translate.responses_stream import ResponsesStreamBridge
-from dragoman.translate.responses_to_anthropic import translate_response
+from dragoman.translate.responses.stream import ResponsesStreamBridge
+from dragoman.translate.responses.response import translate_response
 from dragoman.upstreams.bridge_relay import BridgeRelay
 from dragoman.upstreams.dialect import Answer
 

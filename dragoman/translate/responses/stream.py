@@ -18,7 +18,7 @@ from dragoman.protocols import openai_responses as R
 from dragoman.translate.output_budget import output_estimate
 from dragoman.translate.reasoning_signature import seal_reasoning
 from dragoman.translate.request_context import RequestContext
-from dragoman.translate.responses_to_anthropic import (
+from dragoman.translate.responses.response import (
     SUMMARY_SEPARATOR,
     anthropic_usage,
     call_id,

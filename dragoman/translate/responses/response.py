@@ -9,7 +9,7 @@ from __future__ import annotations
 from dragoman import errors as E
 from dragoman.protocols import anthropic as A
 from dragoman.protocols import openai_responses as R
-from dragoman.translate.chat_to_anthropic import tool_use_id
+from dragoman.translate.chat.response import tool_use_id
 from dragoman.translate.output_budget import cut_message
 from dragoman.translate.reasoning_signature import seal_reasoning
 from dragoman.translate.request_context import RequestContext

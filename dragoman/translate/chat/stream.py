@@ -13,7 +13,7 @@ import msgspec
 
 from dragoman.protocols import anthropic as A
 from dragoman.protocols import openai_chat as C
-from dragoman.translate.chat_to_anthropic import (
+from dragoman.translate.chat.response import (
     anthropic_usage,
     content_text,
     stop_reason_for,
