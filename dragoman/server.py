@@ -22,6 +22,7 @@ from dragoman.observe.api import admin_api
 from dragoman.observe.pricing import Pricer, Pricing
 from dragoman.observe.runtime import Observability
 from dragoman.protocols import anthropic as A
+from dragoman.protocols import json_depth
 from dragoman.proxy import NOOP_SPAN, Exchange, Selected, relay_rest, select
 from dragoman.reload import ConfigWatcher
 from dragoman.routing.config import Config, GatewayKey
@@ -302,11 +303,13 @@ def _require(method: str, expected: str) -> None:
 
 def _decode(decoder: Callable[[bytes], Any], body: bytes) -> Any:
     try:
-        return decoder(body)
+        return json_depth.decode(decoder, body)
     except msgspec.ValidationError as exc:
         raise E.InvalidRequest(f"invalid request: {exc}") from None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise E.InvalidRequest(f"request body is not valid JSON: {exc}") from None
+    except json_depth.TooDeep as exc:
+        raise E.InvalidRequest(str(exc)) from None
 
 
 async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:

@@ -5,12 +5,17 @@ It runs blocking store queries, so the server calls it in an executor: `await ad
 
     GET /api/requests?developer=alice&status=5xx&since=24h&limit=100[&after_id=1234]
     GET /api/costs?by=repo&since=7d
+
+Every query parameter is checked before it reaches the store: an unknown name, a number outside what the
+column holds (SQLite INTEGER and PostgreSQL BIGINT are 64-bit) or an unreadable time is a 400 naming it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import math
+import re
 from collections.abc import Iterable, Sequence
 from urllib.parse import parse_qsl
 
@@ -21,6 +26,10 @@ from dragoman.observe.stores import COST_GROUPS, AuditStore, StoreError
 
 PATHS = ("/api/requests", "/api/costs")
 MAX_LIMIT = 1000
+_MAX_ID = 2**63 - 1  # the largest SQLite INTEGER / PostgreSQL BIGINT
+_REQUESTS_PARAMS = frozenset((*LOG_FILTERS, "limit", "after_id", "since", "until"))
+_COSTS_PARAMS = frozenset(("by", "since", "until"))
+_STATUS = re.compile(r"[1-5][0-9][0-9]|[1-5]xx|ok|error", re.IGNORECASE)
 _encode = msgspec.json.encode
 
 
@@ -45,13 +54,15 @@ def handle(
     params = dict(parse_qsl(query_string))
     try:
         if path == "/api/requests":
+            _known(params, _REQUESTS_PARAMS)
             return 200, _encode({"data": _requests(store, params)})
         if path == "/api/costs":
+            _known(params, _COSTS_PARAMS)
             by = params.get("by", "developer")
             if by not in COST_GROUPS:
-                raise ReportError(f"by={by!r}: choose one of {', '.join(COST_GROUPS)}")
-            since = parse_time(params.get("since", "30d"))
-            rows = store.query_costs(by, since, parse_time(params.get("until")))
+                raise ReportError(f"by={_shown(by)}: choose one of {', '.join(COST_GROUPS)}")
+            since = _time(params, "since", "30d")
+            rows = store.query_costs(by, since, _time(params, "until"))
             return 200, _encode({"by": by, "since": since, "data": rows})
     except (ReportError, StoreError) as err:
         return _error(400, "invalid_request_error", str(err))
@@ -72,13 +83,48 @@ async def admin_api(
 
 def _requests(store: AuditStore, params: dict[str, str]) -> list[dict]:
     filters = {name: params[name] for name in LOG_FILTERS if params.get(name)}
+    for name, value in filters.items():
+        if "\x00" in value:  # PostgreSQL refuses NUL in text
+            raise ReportError(f"{name}: a NUL character cannot match anything")
+    if "status" in filters and not _STATUS.fullmatch(filters["status"].strip()):
+        raise ReportError(f"status={_shown(filters['status'])}: use a code (429), a class (4xx, 5xx), ok or error")
+    limit = _int(params, "limit", 1, MAX_LIMIT)
+    after_id = _int(params, "after_id", 0, _MAX_ID)
+    return store.query_requests(
+        filters, 100 if limit is None else limit, _time(params, "since"), _time(params, "until"), after_id=after_id
+    )
+
+
+def _known(params: dict[str, str], accepted: frozenset[str]) -> None:
+    unknown = sorted(set(params) - accepted)
+    if unknown:
+        raise ReportError(f"unknown query parameter {_shown(unknown[0])}: use {', '.join(sorted(accepted))}")
+
+
+def _int(params: dict[str, str], name: str, low: int, high: int) -> int | None:
+    """The integer parameter `name` (None when absent), which must lie in [low, high]."""
+    text = params.get(name)
+    if not text:
+        return None
+    # isdigit() alone takes "²"; the length check keeps int() clear of Python's 4300-digit conversion limit.
+    if not (text.isascii() and text.isdigit() and len(text) <= 19 and low <= int(text) <= high):
+        raise ReportError(f"{name}={_shown(text)}: expected an integer from {low} to {high}")
+    return int(text)
+
+
+def _time(params: dict[str, str], name: str, default: str | None = None) -> float | None:
+    text = params.get(name, default)
     try:
-        limit = min(MAX_LIMIT, max(1, int(params.get("limit", "100"))))
-        after_id = int(params["after_id"]) if params.get("after_id") else None
-    except ValueError:
-        raise ReportError("limit and after_id must be integers") from None
-    since, until = parse_time(params.get("since")), parse_time(params.get("until"))
-    return store.query_requests(filters, limit, since, until, after_id=after_id)
+        moment = parse_time(text)
+    except ReportError as err:
+        raise ReportError(f"{name}: {err}") from None
+    if moment is not None and not math.isfinite(moment):
+        raise ReportError(f"{name}={_shown(text)}: not a time the audit log can hold")
+    return moment
+
+
+def _shown(value: object) -> str:
+    return repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
 
 
 def _presented_key(headers: Iterable[tuple[bytes, bytes]]) -> str | None:

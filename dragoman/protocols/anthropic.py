@@ -30,6 +30,11 @@ class Source(msgspec.Struct, omit_defaults=True, gc=False):
     file_id: str | None = None
     content: Union[str, list["ContentBlock"], None] = None  # document source of type "content"
 
+    def __post_init__(self) -> None:
+        # Raised here, msgspec reports it as a 400 with the JSON path; unknown source types pass.
+        if self.type == "base64" and self.data is None:
+            raise ValueError("a base64 source needs `data`")
+
 
 class ContentBlock(msgspec.Struct, omit_defaults=True, gc=False):
     """Any content block. `type` says which fields apply:
@@ -55,6 +60,16 @@ class ContentBlock(msgspec.Struct, omit_defaults=True, gc=False):
     data: str | None = None
     tool_name: str | None = None
     cache_control: CacheControl | None = None
+
+    def __post_init__(self) -> None:
+        # `source` is a string only in search_result blocks; an image or document needs the object, and
+        # every reader of those blocks relies on it. Raised here, msgspec reports it as a 400 with the JSON
+        # path. msgspec calls this for every decoded block (~40 ns each, bench/bench_json_depth.py): keep it small.
+        if self.source.__class__ is str and self.type in _SOURCE_OBJECT_BLOCKS:
+            raise ValueError(f"`source` must be an object (type, media_type, data, ...) for {self.type} blocks")
+
+
+_SOURCE_OBJECT_BLOCKS = frozenset(("image", "document"))
 
 
 class Message(msgspec.Struct, omit_defaults=True, gc=False):

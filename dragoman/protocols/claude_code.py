@@ -26,7 +26,7 @@ def parse_claude_user(user_id: str | None) -> ClaudeUser:
     if user_id.startswith("{"):
         try:
             data = _decode_user(user_id)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):  # not JSON, or nested deeper than the decoder follows
             return ClaudeUser()
         return ClaudeUser(_str(data.get("device_id")), _str(data.get("account_uuid")), _str(data.get("session_id")))
     match = _LEGACY_USER.match(user_id)
