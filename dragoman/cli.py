@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _load(path: str | None):  # noqa: ANN202
-    from dragoman.routing.config import load_config, zero_config
+    from dragoman.config.load import load_config, zero_config
 
     return load_config(path) if path else zero_config(os.environ)
 
@@ -80,7 +80,7 @@ def _check(path: str, strict: bool = False) -> int:
 
 def _load_noting_secrets(path: str, missing: list[str]):  # noqa: ANN202
     """The config at path, with secrets that cannot be read noted in `missing`; None (error printed) if invalid."""
-    from dragoman.routing.config import load_config
+    from dragoman.config.load import load_config
 
     try:
         return load_config(path, missing_secrets=missing)

@@ -16,6 +16,9 @@ import msgspec
 
 from dragoman import errors as E
 from dragoman.audit import record_for
+from dragoman.config.model import Config
+from dragoman.config.reload import ConfigWatcher
+from dragoman.config.secrets import GatewayKey
 from dragoman.identity import Identity, identity_from
 from dragoman.not_found_log import NotFoundLog
 from dragoman.observe.api import admin_api
@@ -23,8 +26,6 @@ from dragoman.observe.pricing import Pricer, Pricing
 from dragoman.observe.runtime import Observability
 from dragoman.protocols import anthropic as A
 from dragoman.proxy import NOOP_SPAN, Exchange, Selected, relay_rest, select
-from dragoman.reload import ConfigWatcher
-from dragoman.routing.config import Config, GatewayKey
 from dragoman.routing.features import extract_features
 from dragoman.runtime import Runtime
 from dragoman.tokens import count_tokens
@@ -411,7 +412,7 @@ def _pricing(config: Config) -> dict[str, Pricing]:
 
 def create_app() -> Gateway:
     """Factory for uvicorn workers: the config path arrives through DRAGOMAN_CONFIG."""
-    from dragoman.routing.config import load_config, zero_config
+    from dragoman.config.load import load_config, zero_config
 
     if not logging.getLogger().handlers:  # a spawned worker: the parent's logging setup did not come along
         level = os.environ.get("DRAGOMAN_LOG_LEVEL", "INFO").upper()

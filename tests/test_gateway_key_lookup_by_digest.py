@@ -11,8 +11,8 @@ import pytest
 
 from dragoman import errors as E
 from dragoman import key_table
+from dragoman.config.secrets import GatewayKey
 from dragoman.key_table import KeyTable, key_digest
-from dragoman.routing.config import GatewayKey
 from dragoman.server import _authenticate
 
 ANA = GatewayKey(id="ana-laptop", developer="ana")

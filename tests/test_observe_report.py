@@ -11,9 +11,9 @@ import json
 import msgspec
 import pytest
 
+from dragoman.config.observe import AuditSettings, ObserveSettings, TracingSettings
 from dragoman.observe import api, report
 from dragoman.observe.record import AuditRecord
-from dragoman.observe.settings import AuditSettings, ObserveSettings, TracingSettings
 from dragoman.observe.stores import open_store
 
 NOW = 1_795_000_000.0  # 2026-11-18T11:06:40Z
