@@ -26,12 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     route.add_argument("config")
     route.add_argument("request", help="a JSON Messages request body (e.g. one Claude Code sent)")
     route.add_argument("--header", action="append", default=[], metavar="NAME:VALUE", help="a request header")
-    from dragoman.observe import report
+    from dragoman import reports
 
-    report.add_commands(sub)
+    reports.add_commands(sub)
     args = parser.parse_args(argv)
     if args.command in ("logs", "costs"):
-        return report.run(args)
+        return reports.run(args)
     if args.command == "check":
         return _check(args.config, args.strict)
     if args.command == "route":

@@ -15,13 +15,14 @@ import aiohttp
 import msgspec
 
 from dragoman import errors as E
+from dragoman.admin_api import admin_api
 from dragoman.audit import record_for
+from dragoman.client_keys import key_holder
 from dragoman.config.model import Config
 from dragoman.config.reload import ConfigWatcher
 from dragoman.config.secrets import GatewayKey
 from dragoman.identity import Identity, identity_from
 from dragoman.not_found_log import NotFoundLog
-from dragoman.observe.api import admin_api
 from dragoman.observe.pricing import Pricer, Pricing
 from dragoman.observe.runtime import Observability
 from dragoman.protocols import anthropic as A
@@ -287,13 +288,7 @@ def _authenticate(rt: Runtime, scope: Scope) -> GatewayKey | None:
     """The caller's gateway key, or None when inbound auth is off; a missing or unknown key is a 401."""
     if not rt.keys:
         return None
-    presented = _client_key(scope["headers"])
-    if presented is None:
-        raise E.AuthenticationFailed("missing API key: send it as x-api-key or Authorization: Bearer")
-    key = rt.keys.lookup(presented)
-    if key is None:
-        raise E.AuthenticationFailed("invalid API key")
-    return key
+    return key_holder(rt.keys, scope["headers"], "API key")
 
 
 def _require(method: str, expected: str) -> None:
@@ -359,15 +354,6 @@ async def _unless_gone(work: Awaitable[T], gone: asyncio.Future) -> T:
 
 def _header_map(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
     return {name.decode("latin-1"): value.decode("latin-1") for name, value in headers}
-
-
-def _client_key(headers: list[tuple[bytes, bytes]]) -> str | None:
-    for name, value in headers:
-        if name == b"x-api-key":
-            return value.decode("latin-1")
-        if name == b"authorization" and value[:7].lower() == b"bearer ":
-            return value[7:].decode("latin-1").strip()
-    return None
 
 
 def _headers(base: list[tuple[bytes, bytes]], request_id: str, extra: dict[str, str] | None = None) -> list[tuple[bytes, bytes]]:
