@@ -26,12 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     route.add_argument("config")
     route.add_argument("request", help="a JSON Messages request body (e.g. one Claude Code sent)")
     route.add_argument("--header", action="append", default=[], metavar="NAME:VALUE", help="a request header")
-    from dragoman.observe import report
+    from dragoman import reports
 
-    report.add_commands(sub)
+    reports.add_commands(sub)
     args = parser.parse_args(argv)
     if args.command in ("logs", "costs"):
-        return report.run(args)
+        return reports.run(args)
     if args.command == "check":
         return _check(args.config, args.strict)
     if args.command == "route":
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _load(path: str | None):  # noqa: ANN202
-    from dragoman.routing.config import load_config, zero_config
+    from dragoman.config.load import load_config, zero_config
 
     return load_config(path) if path else zero_config(os.environ)
 
@@ -80,7 +80,7 @@ def _check(path: str, strict: bool = False) -> int:
 
 def _load_noting_secrets(path: str, missing: list[str]):  # noqa: ANN202
     """The config at path, with secrets that cannot be read noted in `missing`; None (error printed) if invalid."""
-    from dragoman.routing.config import load_config
+    from dragoman.config.load import load_config
 
     try:
         return load_config(path, missing_secrets=missing)

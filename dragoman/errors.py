@@ -1,6 +1,13 @@
-"""Errors as values: each carries the HTTP status and Anthropic error type the server answers with."""
+"""Errors as values: each carries the HTTP status and Anthropic error type the server answers with, and
+`error_body` is the one place a client-facing error becomes Anthropic's JSON."""
 
 from __future__ import annotations
+
+import msgspec
+
+from dragoman.protocols import anthropic as A
+
+_encode = msgspec.json.encode
 
 
 class GatewayError(Exception):
@@ -23,6 +30,11 @@ class GatewayError(Exception):
         self.upstream_status = upstream_status  # what the upstream answered, when this error is its answer
         # True for upstream failures another attempt or candidate may not have (429, 5xx, refused, timed out).
         self.retryable = retryable
+
+
+def error_body(err: GatewayError) -> bytes:
+    """Anthropic's error body for `err`: {"type": "error", "error": {"type": ..., "message": ...}}."""
+    return _encode(A.Error(error=A.ErrorBody(type=err.error_type, message=err.message)))
 
 
 class InvalidRequest(GatewayError):

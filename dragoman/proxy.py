@@ -12,11 +12,11 @@ from typing import Any, Awaitable, Callable
 import aiohttp
 
 from dragoman import errors as E
+from dragoman.config.model import Config, Route
 from dragoman.observe.tracing import NOOP_TRACER
 from dragoman.protocols import anthropic as A
 from dragoman.protocols.sse import EventTooLarge
 from dragoman.routing.breaker import HALF_OPEN, OPEN, CircuitBreaker
-from dragoman.routing.config import Config, Route
 from dragoman.routing.retry import retry_delay
 from dragoman.translate.request_context import RequestContext
 from dragoman.translate.tool_names import ToolNameMap

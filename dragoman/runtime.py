@@ -5,9 +5,9 @@ config under a request in flight, and nothing is recompiled per request."""
 
 from __future__ import annotations
 
+from dragoman.config.model import Config
 from dragoman.key_table import KeyTable
 from dragoman.proxy import Upstreams
-from dragoman.routing.config import Config
 from dragoman.routing.router import Router
 from dragoman.upstreams.client import UpstreamClient
 

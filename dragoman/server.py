@@ -15,17 +15,19 @@ import aiohttp
 import msgspec
 
 from dragoman import errors as E
+from dragoman.admin_api import admin_api
 from dragoman.audit import record_for
+from dragoman.client_keys import key_holder
+from dragoman.config.model import Config
+from dragoman.config.reload import ConfigWatcher
+from dragoman.config.secrets import GatewayKey
 from dragoman.identity import Identity, identity_from
 from dragoman.not_found_log import NotFoundLog
-from dragoman.observe.api import admin_api
 from dragoman.observe.pricing import Pricer, Pricing
 from dragoman.observe.runtime import Observability
 from dragoman.protocols import anthropic as A
 from dragoman.protocols import json_depth
 from dragoman.proxy import NOOP_SPAN, Exchange, Selected, relay_rest, select
-from dragoman.reload import ConfigWatcher
-from dragoman.routing.config import Config, GatewayKey
 from dragoman.routing.features import extract_features
 from dragoman.runtime import Runtime
 from dragoman.tokens import count_tokens
@@ -287,13 +289,7 @@ def _authenticate(rt: Runtime, scope: Scope) -> GatewayKey | None:
     """The caller's gateway key, or None when inbound auth is off; a missing or unknown key is a 401."""
     if not rt.keys:
         return None
-    presented = _client_key(scope["headers"])
-    if presented is None:
-        raise E.AuthenticationFailed("missing API key: send it as x-api-key or Authorization: Bearer")
-    key = rt.keys.lookup(presented)
-    if key is None:
-        raise E.AuthenticationFailed("invalid API key")
-    return key
+    return key_holder(rt.keys, scope["headers"], "API key")
 
 
 def _require(method: str, expected: str) -> None:
@@ -363,15 +359,6 @@ def _header_map(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
     return {name.decode("latin-1"): value.decode("latin-1") for name, value in headers}
 
 
-def _client_key(headers: list[tuple[bytes, bytes]]) -> str | None:
-    for name, value in headers:
-        if name == b"x-api-key":
-            return value.decode("latin-1")
-        if name == b"authorization" and value[:7].lower() == b"bearer ":
-            return value[7:].decode("latin-1").strip()
-    return None
-
-
 def _headers(base: list[tuple[bytes, bytes]], request_id: str, extra: dict[str, str] | None = None) -> list[tuple[bytes, bytes]]:
     headers = base + [(b"request-id", request_id.encode())]
     if extra:
@@ -389,7 +376,7 @@ async def _send_json(send: Send, status: int, body: bytes, request_id: str, *, e
 async def _send_error(send: Send, err: E.GatewayError, request_id: str) -> None:
     if err.status >= 429:
         log.warning("%s: %d %s: %s", request_id, err.status, err.error_type, err.message)
-    body = _encode(A.Error(error=A.ErrorBody(type=err.error_type, message=err.message)))
+    body = E.error_body(err)
     extra = dict(err.headers)
     if err.status in (429, 500, 529):
         extra.setdefault("x-should-retry", "true")
@@ -414,7 +401,7 @@ def _pricing(config: Config) -> dict[str, Pricing]:
 
 def create_app() -> Gateway:
     """Factory for uvicorn workers: the config path arrives through DRAGOMAN_CONFIG."""
-    from dragoman.routing.config import load_config, zero_config
+    from dragoman.config.load import load_config, zero_config
 
     if not logging.getLogger().handlers:  # a spawned worker: the parent's logging setup did not come along
         level = os.environ.get("DRAGOMAN_LOG_LEVEL", "INFO").upper()

@@ -9,7 +9,7 @@ import sys
 import uvicorn
 import uvicorn.supervisors
 
-from dragoman.routing.config import Config
+from dragoman.config.model import Config
 from dragoman.server import Gateway
 
 

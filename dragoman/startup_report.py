@@ -9,9 +9,10 @@ import logging
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from dragoman.observe.settings import ObserveSettings
+from dragoman.config.load import ZERO_CONFIG_MODELS
+from dragoman.config.model import Config, Route
+from dragoman.config.observe import ObserveSettings
 from dragoman.observe.stores import describe_store
-from dragoman.routing.config import Config, Route, ZERO_CONFIG_MODELS
 
 
 def startup_lines(config: Config, observe: ObserveSettings, workers: int = 1) -> list[str]:

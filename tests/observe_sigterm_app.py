@@ -7,9 +7,9 @@ import asyncio
 import os
 import time
 
+from dragoman.config.observe import AuditSettings, ObserveSettings
 from dragoman.observe.record import AuditRecord
 from dragoman.observe.runtime import Observability
-from dragoman.observe.settings import AuditSettings, ObserveSettings
 
 
 class App:

@@ -14,10 +14,10 @@ import anthropic
 import msgspec
 import yaml
 
+from dragoman.config.load import parse_config
 from dragoman.protocols import anthropic as A
 from dragoman.proxy import Exchange, Upstreams, select
 from dragoman.routing.breaker import CircuitBreaker
-from dragoman.routing.config import parse_config
 from dragoman.upstreams.client import UpstreamClient
 from tests.gateway import Gateway, RawResponse
 

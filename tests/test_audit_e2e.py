@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import anthropic
 import pytest
 
-from dragoman.routing.config import key_fingerprint
+from dragoman.config.secrets import key_fingerprint
 from tests.audit_helpers import (
     ADMIN_KEY,
     ALICE,

@@ -71,7 +71,8 @@ def test_a_report_without_a_store_says_where_it_looked_and_creates_nothing(tmp_p
 def test_a_missing_store_named_by_flag_env_or_config_is_not_created(tmp_path: Path) -> None:
     data_home = tmp_path / "data"
     gateway_yaml = tmp_path / "gateway.yaml"
-    gateway_yaml.write_text("audit:\n  store: sqlite:///from-config.db\nroutes: []\n")
+    gateway_yaml.write_text("audit:\n  store: sqlite:///from-config.db\n"
+                            "routes:\n  - {name: gpt5, upstream: {provider: openai, model: gpt-5}}\n")
     by_flag = _report("logs", "--store", "sqlite:///from-flag.db", cwd=tmp_path, data_home=data_home)
     by_env = _report("costs", cwd=tmp_path, data_home=data_home, DRAGOMAN_AUDIT_STORE=str(tmp_path / "from-env.db"))
     by_config = _report("logs", "--config", str(gateway_yaml), cwd=tmp_path, data_home=data_home)

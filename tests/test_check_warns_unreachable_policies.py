@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dragoman.routing.config import load_config, parse_config
+from dragoman.config.load import load_config, parse_config
 from dragoman.routing.reachability import config_warnings
 from tests.test_readme_config import ENV, ROOT, _yaml_blocks
 

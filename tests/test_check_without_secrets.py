@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from dragoman.config.load import parse_config
 from dragoman.errors import ConfigError
-from dragoman.routing.config import parse_config
 from tests.test_readme_config import ROOT
 
 SCRUBBED = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}  # no OPENAI_*, ANTHROPIC_*, DRAGOMAN_* at all

@@ -8,16 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from dragoman.config.endpoints import chat_completions_url
+from dragoman.config.load import load_config, parse_config, zero_config
+from dragoman.config.model import MAX_BODY_BYTES, Config, Timeouts
 from dragoman.errors import ConfigError
-from dragoman.routing.config import (
-    MAX_BODY_BYTES,
-    Config,
-    Timeouts,
-    chat_completions_url,
-    load_config,
-    parse_config,
-    zero_config,
-)
 from dragoman.translate.options import TranslationOptions
 
 CONTRACT = Path(__file__).resolve().parents[1] / "docs" / "CONTRACT.md"

@@ -1,6 +1,6 @@
 """Inbound gateway keys are looked up by a keyed digest (BLAKE2s, a MAC like HMAC) under a per-process random key,
 never by the key itself: the dict compares digests the caller cannot choose, so a failed lookup's timing says nothing about how
-much of a key was guessed (as `hmac.compare_digest` does for admin keys)."""
+much of a key was guessed (admin keys are looked up the same way)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 
 from dragoman import errors as E
 from dragoman import key_table
+from dragoman.config.secrets import GatewayKey
 from dragoman.key_table import KeyTable, key_digest
-from dragoman.routing.config import GatewayKey
 from dragoman.server import _authenticate
 
 ANA = GatewayKey(id="ana-laptop", developer="ana")

@@ -19,7 +19,7 @@ from typing import Iterator
 import anthropic
 import pytest
 
-from dragoman.reload import _stamp
+from dragoman.config.reload import _stamp
 from tests.gateway import Gateway, _healthy, free_port, run_gateway
 from tests.routing_helpers import KEYS_ENV, USER_HI, config_yaml, route, wait_until
 from tests.upstreams import ChatReply, Gate, ScriptedChatUpstream

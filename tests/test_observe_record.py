@@ -6,9 +6,9 @@ import json
 
 import msgspec
 
+from dragoman.config.secrets import key_fingerprint
 from dragoman.identity import Identity, identity_from
 from dragoman.observe.record import AuditRecord, Candidate, redact
-from dragoman.routing.config import key_fingerprint
 from dragoman.protocols.claude_code import parse_claude_user
 
 SESSION = "8b7d1f0e-3c2a-4e5f-9a1b-2c3d4e5f6a7b"

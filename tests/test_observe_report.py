@@ -11,9 +11,9 @@ import json
 import msgspec
 import pytest
 
-from dragoman.observe import api, report
+from dragoman import admin_api, reports
+from dragoman.config.observe import AuditSettings, ObserveSettings, TracingSettings
 from dragoman.observe.record import AuditRecord
-from dragoman.observe.settings import AuditSettings, ObserveSettings, TracingSettings
 from dragoman.observe.stores import open_store
 
 NOW = 1_795_000_000.0  # 2026-11-18T11:06:40Z
@@ -37,21 +37,21 @@ def store(tmp_path):
 
 
 def test_parse_time_relative_and_absolute() -> None:
-    assert report.parse_time("7d", now=NOW) == NOW - 7 * 86400
-    assert report.parse_time("24h", now=NOW) == NOW - 86400
-    assert report.parse_time("30m", now=NOW) == NOW - 1800
-    assert report.parse_time("2026-11-01") == 1_793_491_200.0
-    assert report.parse_time("2026-11-01T10:00") == 1_793_491_200.0 + 36000
-    assert report.parse_time("2026-11-01T10:00+02:00") == 1_793_491_200.0 + 28800
-    assert report.parse_time(None) is None
-    with pytest.raises(report.ReportError, match="7d, 24h"):
-        report.parse_time("last tuesday")
+    assert reports.parse_time("7d", now=NOW) == NOW - 7 * 86400
+    assert reports.parse_time("24h", now=NOW) == NOW - 86400
+    assert reports.parse_time("30m", now=NOW) == NOW - 1800
+    assert reports.parse_time("2026-11-01") == 1_793_491_200.0
+    assert reports.parse_time("2026-11-01T10:00") == 1_793_491_200.0 + 36000
+    assert reports.parse_time("2026-11-01T10:00+02:00") == 1_793_491_200.0 + 28800
+    assert reports.parse_time(None) is None
+    with pytest.raises(reports.ReportError, match="7d, 24h"):
+        reports.parse_time("last tuesday")
 
 
 def test_table_is_aligned_with_numbers_right() -> None:
     rows = [{"developer": "alice", "requests": 3, "cost_usd": 0.00875},
             {"developer": "bartholomew", "requests": 12, "cost_usd": None}]
-    text = report.format_table(rows, ("developer", "requests", "cost_usd"))
+    text = reports.format_table(rows, ("developer", "requests", "cost_usd"))
     assert text == (
         "developer    requests  cost_usd\n"
         "alice               3  0.008750\n"
@@ -61,34 +61,34 @@ def test_table_is_aligned_with_numbers_right() -> None:
 
 def test_logs_table_csv_and_json(store) -> None:
     out = io.StringIO()
-    assert report.logs(store, out, since=NOW - 7200) == 2
+    assert reports.logs(store, out, since=NOW - 7200) == 2
     lines = out.getvalue().splitlines()
     assert lines[0].split()[:4] == ["time", "(UTC)", "developer", "repo"]
     assert "2026-11-18 10:06:40" in lines[1] and "alice" in lines[1] and "1235" in lines[1]  # oldest first
     assert "overloaded_error" in lines[2]
 
     out = io.StringIO()
-    report.logs(store, out, filters={"status": "5xx"}, fmt="csv")
+    reports.logs(store, out, filters={"status": "5xx"}, fmt="csv")
     parsed = list(csv.DictReader(io.StringIO(out.getvalue())))
     assert [(r["developer"], r["status"], r["cost_usd"]) for r in parsed] == [("bob", "529", "")]
 
     out = io.StringIO()
-    report.logs(store, out, filters={"developer": "alice"}, fmt="json")
+    reports.logs(store, out, filters={"developer": "alice"}, fmt="json")
     [row] = json.loads(out.getvalue())
     assert row["request_id"] == "req_0000" and row["candidates"] == [] and row["stream"] is False
 
 
 def test_costs_table_has_a_total_and_json_has_none(store) -> None:
     out = io.StringIO()
-    report.costs(store, out, by="developer", since=NOW - 86400)
+    reports.costs(store, out, by="developer", since=NOW - 86400)
     lines = out.getvalue().splitlines()
     assert lines[0].split()[:3] == ["developer", "requests", "errors"]
     assert lines[-1].split()[:3] == ["TOTAL", "2", "1"]
     out = io.StringIO()
-    rows = report.costs(store, out, by="repo", fmt="json")
+    rows = reports.costs(store, out, by="repo", fmt="json")
     assert json.loads(out.getvalue()) == rows and {r["repo"] for r in rows} == {"shop", "api"}
-    with pytest.raises(report.ReportError):
-        report.costs(store, out, by="password")
+    with pytest.raises(reports.ReportError):
+        reports.costs(store, out, by="password")
 
 
 def test_follow_prints_backlog_then_new_rows(store) -> None:
@@ -98,7 +98,7 @@ def test_follow_prints_backlog_then_new_rows(store) -> None:
     def sleep(_: float) -> None:
         store.write([_record(10, developer="carol")])
 
-    printed = report.follow(store, out, fmt="json", keep_going=lambda: next(polls), sleep=sleep)
+    printed = reports.follow(store, out, fmt="json", keep_going=lambda: next(polls), sleep=sleep)
     ids = [json.loads(line)["request_id"] for line in out.getvalue().splitlines()]
     assert ids == ["req_0000", "req_0001", "req_0010", "req_0010"] and printed == 4  # two writes, two rows
 
@@ -106,46 +106,47 @@ def test_follow_prints_backlog_then_new_rows(store) -> None:
 def test_cli_run_reads_the_store_from_flags(store, tmp_path) -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command")
-    report.add_commands(sub)
+    reports.add_commands(sub)
     url = f"sqlite:///{tmp_path}/r.db"
     out = io.StringIO()
     args = parser.parse_args(["costs", "--store", url, "--by", "developer", "--since", "100000d", "--format", "csv"])
-    assert report.run(args, out) == 0
+    assert reports.run(args, out) == 0
     assert out.getvalue().splitlines()[0] == "developer,requests,errors,input_tokens,output_tokens,cache_read_tokens,reasoning_tokens,cost_usd,unpriced"
     out = io.StringIO()
     args = parser.parse_args(["logs", "--store", url, "--developer", "bob", "--format", "json"])
-    assert report.run(args, out) == 0
+    assert reports.run(args, out) == 0
     assert [r["developer"] for r in json.loads(out.getvalue())] == ["bob"]
-    assert report.run(parser.parse_args(["logs", "--store", url, "--since", "someday"]), out) == 2
+    assert reports.run(parser.parse_args(["logs", "--store", url, "--since", "someday"]), out) == 2
 
 
 def test_store_url_precedence(tmp_path) -> None:
     config = tmp_path / "gateway.yaml"
-    config.write_text("audit:\n  store: postgresql://audit@db/dragoman\nroutes: []\n")
-    assert report.store_url("sqlite:///x.db", str(config), {}) == "sqlite:///x.db"
-    assert report.store_url(None, str(config), {"DRAGOMAN_AUDIT_STORE": "sqlite:///env.db"}) == "sqlite:///env.db"
-    assert report.store_url(None, str(config), {}) == "postgresql://audit@db/dragoman"
-    assert report.store_url(None, None, {"XDG_DATA_HOME": "/data"}) == "sqlite:////data/dragoman/dragoman.db"
+    config.write_text("audit:\n  store: postgresql://audit@db/dragoman\n"
+                      "routes:\n  - {name: gpt5, upstream: {provider: openai, model: gpt-5, api_key_ref: openai}}\n")
+    assert reports.store_url("sqlite:///x.db", str(config), {}) == "sqlite:///x.db"
+    assert reports.store_url(None, str(config), {"DRAGOMAN_AUDIT_STORE": "sqlite:///env.db"}) == "sqlite:///env.db"
+    assert reports.store_url(None, str(config), {}) == "postgresql://audit@db/dragoman"
+    assert reports.store_url(None, None, {"XDG_DATA_HOME": "/data"}) == "sqlite:////data/dragoman/dragoman.db"
     home = {"HOME": "/home/ana", "XDG_DATA_HOME": "relative/is/ignored"}  # as the XDG Base Directory spec says
-    assert report.store_url(None, None, home) == "sqlite:////home/ana/.local/share/dragoman/dragoman.db"
+    assert reports.store_url(None, None, home) == "sqlite:////home/ana/.local/share/dragoman/dragoman.db"
 
 
 def test_admin_api_needs_an_admin_key(store) -> None:
-    assert api.handle(store, "/api/requests", b"", [], [])[0] == 403
-    assert api.handle(store, "/api/requests", b"", [], ["adm-1"])[0] == 401
-    assert api.handle(store, "/api/requests", b"", [(b"x-api-key", b"adm-2")], ["adm-1"])[0] == 401
-    status, body = api.handle(store, "/api/requests", b"developer=bob", [(b"authorization", b"Bearer adm-1")], ["adm-1"])
+    assert admin_api.handle(store, "/api/requests", b"", [], [])[0] == 403
+    assert admin_api.handle(store, "/api/requests", b"", [], ["adm-1"])[0] == 401
+    assert admin_api.handle(store, "/api/requests", b"", [(b"x-api-key", b"adm-2")], ["adm-1"])[0] == 401
+    status, body = admin_api.handle(store, "/api/requests", b"developer=bob", [(b"authorization", b"Bearer adm-1")], ["adm-1"])
     assert status == 200 and [r["developer"] for r in msgspec.json.decode(body)["data"]] == ["bob"]
 
 
 def test_admin_api_costs_and_bad_input(store) -> None:
     key = [(b"x-api-key", b"adm-1")]
-    status, body = api.handle(store, "/api/costs", b"by=repo&since=100000d", key, ["adm-1"])
+    status, body = admin_api.handle(store, "/api/costs", b"by=repo&since=100000d", key, ["adm-1"])
     assert status == 200 and {r["repo"] for r in msgspec.json.decode(body)["data"]} == {"shop", "api"}
-    status, body = api.handle(store, "/api/costs", b"by=nope", key, ["adm-1"])
+    status, body = admin_api.handle(store, "/api/costs", b"by=nope", key, ["adm-1"])
     assert status == 400 and msgspec.json.decode(body)["error"]["type"] == "invalid_request_error"
-    assert api.handle(store, "/api/requests", b"limit=ten", key, ["adm-1"])[0] == 400
-    assert api.handle(store, "/api/other", b"", key, ["adm-1"])[0] == 404
+    assert admin_api.handle(store, "/api/requests", b"limit=ten", key, ["adm-1"])[0] == 400
+    assert admin_api.handle(store, "/api/other", b"", key, ["adm-1"])[0] == 404
 
 
 def test_settings_defaults_and_strictness() -> None:

@@ -7,8 +7,8 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+from dragoman.config.observe import TracingSettings
 from dragoman.observe.record import REDACTED, AuditRecord
-from dragoman.observe.settings import TracingSettings
 from dragoman.observe.tracing import NOOP_SPAN, NOOP_TRACER, Tracer
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from dragoman.routing.config import parse_config
+from dragoman.config.load import parse_config
 from dragoman.routing.features import RequestFeatures
 from dragoman.routing.router import Router
 from tests.gateway import run_gateway

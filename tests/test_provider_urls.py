@@ -1,5 +1,5 @@
 """Provider URLs and credential headers, unit level: a config route → the URL the gateway POSTs to and the
-headers it sends (dragoman.routing.config.parse_config → dragoman.upstreams.client.UpstreamTarget)."""
+headers it sends (dragoman.config.load.parse_config → dragoman.upstreams.client.UpstreamTarget)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
+from dragoman.config.load import parse_config
+from dragoman.config.model import Route
 from dragoman.errors import ConfigError
-from dragoman.routing.config import Route, parse_config
 from dragoman.upstreams.client import UpstreamTarget
 
 ENV = {"UPSTREAM_KEY": "sk-upstream-123"}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dragoman.routing.config import load_config, parse_config
+from dragoman.config.load import load_config, parse_config
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {"MY_OPENAI_KEY": "sk-test-openai", "ANTHROPIC_PROD": "sk-ant-test", "ANA_KEY": "sk-ana", "OPENAI_PROD": "sk-x"}

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dragoman.reload import ConfigWatcher
-from dragoman.routing.config import Config
+from dragoman.config.model import Config
+from dragoman.config.reload import ConfigWatcher
 from dragoman.runtime import Runtime
 from dragoman.signing_key import SigningKeyError, signing_key
 from tests.gateway import run_gateway

@@ -10,7 +10,7 @@ import random
 import pytest
 
 from dragoman import proxy
-from dragoman.routing.config import Retry
+from dragoman.config.model import Retry
 from dragoman.routing.retry import retry_delay
 from tests.routing_helpers import PRIMARY_TEXT, Candidates, Clock, config_yaml, route
 from tests.upstreams import ChatReply, ErrorReply

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from dragoman.config.load import parse_config, zero_config
+from dragoman.config.model import Config
 from dragoman.errors import NotFound
-from dragoman.routing.config import Config, parse_config, zero_config
 from dragoman.routing.router import Router
 
 CONFIG = """\

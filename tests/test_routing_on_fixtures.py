@@ -5,8 +5,8 @@ from __future__ import annotations
 import msgspec
 import pytest
 
+from dragoman.config.load import load_config
 from dragoman.protocols.anthropic import MessagesRequest
-from dragoman.routing.config import load_config
 from dragoman.routing.features import extract_features
 from dragoman.routing.router import Router
 from tests.shared_fixtures import CLAUDE_CODE_FIXTURES

@@ -13,8 +13,8 @@ import msgspec
 import pytest
 import yaml
 
-from dragoman.observe.settings import AuditSettings, ObserveSettings, TracingSettings
-from dragoman.routing.config import parse_config, zero_config
+from dragoman.config.load import parse_config, zero_config
+from dragoman.config.observe import AuditSettings, ObserveSettings, TracingSettings
 from dragoman.startup_report import startup_lines
 from tests.gateway import Gateway, run_gateway
 from tests.upstreams import ScriptedChatUpstream

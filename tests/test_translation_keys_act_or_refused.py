@@ -9,7 +9,7 @@ from typing import Iterator
 
 import pytest
 
-from dragoman.routing.config import parse_config
+from dragoman.config.load import parse_config
 from tests.gateway import Gateway, run_gateway
 from tests.routing_helpers import KEYS_ENV, config_yaml, post_messages, route
 from tests.test_config import _error

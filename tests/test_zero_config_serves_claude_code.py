@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from dragoman.routing.config import zero_config
+from dragoman.config.load import zero_config
 from dragoman.routing.router import Router
 from tests.gateway import Gateway, run_gateway
 from tests.shared_fixtures import CLAUDE_CODE_FIXTURES

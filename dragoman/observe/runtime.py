@@ -10,10 +10,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from dragoman.config.observe import ObserveSettings
 from dragoman.observe.metrics import Metrics
 from dragoman.observe.pricing import Pricer, Pricing
 from dragoman.observe.record import AuditRecord
-from dragoman.observe.settings import ObserveSettings
 from dragoman.observe.stores import AuditStore, open_store
 from dragoman.observe.tracing import NOOP_TRACER, NoopTracer, Tracer
 from dragoman.observe.writer import AuditWriter

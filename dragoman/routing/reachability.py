@@ -13,7 +13,7 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-from dragoman.routing.config import CompiledPolicy, Config
+from dragoman.config.model import CompiledPolicy, Config
 from dragoman.routing.policy_syntax import Arm, Expr, IfStatement, PassStatement, RouteStatement, Statement
 from dragoman.routing.router import applies
 

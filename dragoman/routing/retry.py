@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from dragoman.routing.config import Retry
+from dragoman.config.model import Retry
 
 
 def retry_delay(

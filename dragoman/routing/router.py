@@ -8,8 +8,8 @@ import fnmatch
 import re
 from collections.abc import Callable
 
+from dragoman.config.model import CompiledPolicy, Config, Route
 from dragoman.errors import ConfigError, NotFound
-from dragoman.routing.config import CompiledPolicy, Config, Route
 from dragoman.routing.features import RequestFeatures
 from dragoman.routing.policy import Policy
 

@@ -1,7 +1,7 @@
 """Per-route translation options: what a route's `translation:` block says, as the translators read it.
 
 Which values each key takes, and which keys a passthrough route refuses, is checked at load by
-`dragoman.routing.translation_keys`: a value the translators do not act on never gets this far."""
+`dragoman.config.translation_keys`: a value the translators do not act on never gets this far."""
 
 from __future__ import annotations
 

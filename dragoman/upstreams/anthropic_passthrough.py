@@ -9,10 +9,10 @@ from typing import Any
 import msgspec
 
 from dragoman import errors as E
+from dragoman.config.model import Route
 from dragoman.protocols import anthropic as A
 from dragoman.protocols.sse import SSEDecoder, encode_events
 from dragoman.redaction import redact
-from dragoman.routing.config import Route
 from dragoman.translate.messages.request import drop_cache_control
 from dragoman.translate.request_context import RequestContext
 from dragoman.upstreams.dialect import Answer

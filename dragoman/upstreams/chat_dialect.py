@@ -5,9 +5,9 @@ from __future__ import annotations
 import msgspec
 
 from dragoman import errors as E
+from dragoman.config.model import Route
 from dragoman.protocols import anthropic as A
 from dragoman.protocols import openai_chat as C
-from dragoman.routing.config import Route
 from dragoman.translate.chat.request import translate_request
 from dragoman.translate.chat.stream import ChatStreamBridge
 from dragoman.translate.chat.response import translate_response

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from dragoman import errors as E
-from dragoman.routing.config import Route
+from dragoman.config.model import Route
 from dragoman.upstreams.errors import error_from_exception, error_from_redirect, error_from_status
 
 ANTHROPIC_VERSION = "2023-06-01"

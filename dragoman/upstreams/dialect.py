@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from dragoman.config.model import Route
 from dragoman.protocols import anthropic as A
-from dragoman.routing.config import Route
 from dragoman.translate.request_context import RequestContext
 
 

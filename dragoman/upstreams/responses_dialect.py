@@ -5,9 +5,9 @@ from __future__ import annotations
 import msgspec
 
 from dragoman import errors as E
+from dragoman.config.model import Route
 from dragoman.protocols import anthropic as A
 from dragoman.protocols import openai_responses as R
-from dragoman.routing.config import Route
 from dragoman.signing_key import signing_key
 from dragoman.translate.responses.request import translate_request
 from dragoman.translate.request_context import RequestContext

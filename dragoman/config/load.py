@@ -1,216 +1,40 @@
-"""Config model and YAML loader: a file becomes a Config of flat Routes, or a ConfigError naming file and line."""
+"""From YAML file to Config: the loader, the zero-config setup, and the checks that refuse a file at its line."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Any
 
-import msgspec
-
-from dragoman.errors import ConfigError
-from dragoman.observe.pricing import Pricing
-from dragoman.observe.settings import (
-    AdminSettings,
-    AuditSettings,
-    MetricsSettings,
-    ObserveSettings,
-    TracingSettings,
-)
-from dragoman.routing.endpoints import (
+from dragoman.config.endpoints import (
     ANTHROPIC_BASE_URL,
     OPENAI_BASE_URL,
     api_url,
     azure_url,
     chat_completions_url,
 )
-from dragoman.routing.policy import Policy, compile_policy
-from dragoman.routing.secrets import (
-    Auth,
-    GatewayKey,
-    KeyEntry,
-    Secret,
-    env_keys,
-    gateway_keys,
-    key_fingerprint,
-    resolve_secret,
-    secret_spec,
+from dragoman.config.model import (
+    CompiledPolicy,
+    Config,
+    ConfigFile,
+    ModelRoute,
+    PolicyEntry,
+    Route,
+    RouteEntry,
+    ServerSettings,
+    Timeouts,
+    Upstream,
 )
-from dragoman.routing.translation_keys import route_translation
-from dragoman.routing.yaml_source import Path, Source, parse_yaml
+from dragoman.config.observe import ObserveSettings
+from dragoman.config.secrets import Secret, env_keys, gateway_keys, resolve_secret, secret_spec
+from dragoman.config.translation_keys import route_translation
+from dragoman.config.yaml_source import Path, Source, parse_yaml
+from dragoman.errors import ConfigError
+from dragoman.routing.policy import compile_policy
 from dragoman.translate.options import TranslationOptions
 
-__all__ = [  # what other modules and tests import from here, wherever it is defined
-    "ANTHROPIC_BASE_URL", "MAX_BODY_BYTES", "OPENAI_BASE_URL", "Auth", "Breaker", "CompiledPolicy", "Config",
-    "GatewayKey", "KeyEntry", "Retry", "Route", "Secret", "ServerSettings", "Timeouts", "Upstream", "api_url",
-    "azure_url", "chat_completions_url", "key_fingerprint", "load_config", "parse_config", "zero_config",
-    "ZERO_CONFIG_MODELS",
-]
-
-MAX_BODY_BYTES = 32 * 1024 * 1024
-
-_PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
-_PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
-
-
-# --- the file's schema -------------------------------------------------------------------------------------
-
-
-class Timeouts(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Upstream timeouts in seconds: TCP connect, wait for the first response byte, silence between chunks."""
-
-    connect: _PositiveFloat = 10.0
-    first_byte: _PositiveFloat = 600.0
-    idle: _PositiveFloat = 600.0
-
-
-class Upstream(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A route's `upstream:` block as written in the file."""
-
-    provider: str
-    model: str
-    endpoint: str | None = None  # None: the provider's own endpoint (openai, anthropic)
-    api: str | None = None  # chat | responses | messages; None: from the endpoint and provider
-    api_key_ref: str | None = None  # None: send no key (local servers)
-    max_output_tokens: _PositiveInt | None = None
-    timeout: Timeouts = Timeouts()
-    deployment: str | None = None  # azure_openai: the deployment name in the URL
-    api_version: str = "2024-10-21"  # azure_openai: the api-version query parameter
-
-
-class Retry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """How a failed attempt is retried before the next candidate: bounded, with jittered exponential backoff."""
-
-    attempts: Annotated[int, msgspec.Meta(ge=1, le=10)] = 2  # tries of this route in all (the first included)
-    backoff: Annotated[float, msgspec.Meta(ge=0)] = 0.25  # seconds before the 2nd try, doubled after
-    max_backoff: Annotated[float, msgspec.Meta(ge=0)] = 5.0  # and the longest retry-after honoured
-
-
-class Breaker(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Per-upstream circuit breaker: open after `failures` in a row, probe again after `cooldown` seconds."""
-
-    failures: _PositiveInt = 5
-    cooldown: _PositiveFloat = 30.0
-
-
-class RouteEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """One item of `routes:` as written in the file."""
-
-    name: str
-    upstream: Upstream
-    inbound_protocol: str = "anthropic"
-    translation: TranslationOptions = TranslationOptions()
-    fallbacks: tuple[str, ...] = ()
-    retry: Retry = Retry()
-    breaker: Breaker = Breaker()
-    pricing: Pricing | None = None  # USD per million tokens, overriding the built-in table
-
-
-class PolicyEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A routing policy: a rule, and the requested model names it applies to (fnmatch patterns).
-
-    Without applies_to it applies to every request, route names included: the guide's `cost_aware_routing`
-    is meant for requests that name `gpt-5-via-gateway` itself."""
-
-    name: str
-    rule: str
-    applies_to: tuple[str, ...] | None = None
-
-
-class CompiledPolicy(msgspec.Struct, frozen=True):
-    """A policy ready for the hot path: the rule's closures, its applies_to patterns (None: every request), and
-    the file line of its name (for `dragoman check`'s warnings)."""
-
-    policy: Policy
-    applies_to: tuple[str, ...] | None
-    line: int = 0
-
-    def scope(self) -> str:
-        """The requested names it applies to, as people read them."""
-        return "every request" if self.applies_to is None else ", ".join(self.applies_to)
-
-
-class ModelRoute(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """An fnmatch pattern on the requested model name and the route it selects."""
-
-    match: str
-    route: str
-
-
-class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    max_body_bytes: _PositiveInt = MAX_BODY_BYTES
-
-
-class ConfigFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The whole file as written, before secrets are resolved and routes flattened."""
-
-    routes: tuple[RouteEntry, ...]
-    default_route: str | None = None
-    model_routes: tuple[ModelRoute, ...] = ()
-    policies: tuple[PolicyEntry, ...] = ()
-    auth: Auth = Auth()
-    server: ServerSettings = ServerSettings()
-    audit: AuditSettings = AuditSettings()
-    metrics: MetricsSettings = MetricsSettings()
-    tracing: TracingSettings = TracingSettings()
-    admin: AdminSettings = AdminSettings()
-    # Entries are validated one by one: msgspec reports a bad dict value at `$.secrets[...]`, with no key to locate.
-    secrets: dict[str, Any] = {}
-
-
-# --- what the gateway runs on ------------------------------------------------------------------------------
-
-
-class Route(msgspec.Struct, frozen=True):
-    """A resolved route, flat so the hot path reads plain attributes. model None = pass the requested name through."""
-
-    name: str
-    provider: str  # openai | openai_compatible | azure_openai | anthropic
-    model: str | None
-    endpoint: str  # the full URL requests are POSTed to
-    api_key: str | None
-    timeouts: Timeouts
-    translation: TranslationOptions
-    api: str = "chat"  # the upstream's wire protocol: chat | responses | messages
-    fallbacks: tuple[str, ...] = ()
-    retry: Retry = Retry()
-    breaker: Breaker = Breaker()
-    pricing: Pricing | None = None
-
-    def upstream_model(self, requested: str) -> str:
-        """The model name to send upstream for a client's requested model."""
-        return requested if self.model is None else self.model
-
-    def __repr__(self) -> str:
-        # The default repr would print api_key into logs and tracebacks.
-        return (
-            f"Route(name={self.name!r}, provider={self.provider!r}, model={self.model!r}, endpoint={self.endpoint!r})"
-        )
-
-
-class Config(msgspec.Struct, frozen=True):
-    """A loaded, validated config: routes in file order, routing rules, inbound keys and server settings."""
-
-    routes: tuple[Route, ...]
-    default_route: str | None
-    model_routes: tuple[ModelRoute, ...]
-    auth_keys: frozenset[str]
-    server: ServerSettings
-    source: str  # the file it came from, or "<zero-config>"
-    policies: tuple[CompiledPolicy, ...] = ()
-    keys: Mapping[str, GatewayKey] = {}  # inbound key → its id and holder; empty: no inbound auth
-    observe: ObserveSettings = ObserveSettings()
-
-    def __repr__(self) -> str:
-        # auth_keys are secrets; keep them out of logs.
-        return f"Config(source={self.source!r}, routes={[r.name for r in self.routes]!r})"
-
-
-# --- from file to Config -----------------------------------------------------------------------------------
-
-
 # Values the gateway implements; anything else would be silently ignored downstream, so it is an error here.
-# The translation: block's keys are checked by routing.translation_keys, against the route's upstream.
+# The translation: block's keys are checked by config.translation_keys, against the route's upstream.
 _CHOICES: tuple[tuple[Path, tuple[str, ...]], ...] = (
     (("inbound_protocol",), ("anthropic",)),  # the one protocol the server speaks to clients
     (("upstream", "provider"), ("openai", "openai_compatible", "azure_openai", "anthropic")),

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from dragoman.routing.yaml_source import Path, Source
+from dragoman.config.yaml_source import Path, Source
 from dragoman.translate.options import DROPPABLE, TranslationOptions
 
 # The values the translators implement, per key.

@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from dragoman.routing.yaml_source import Path, Source
+from dragoman.config.yaml_source import Path, Source
 
 
 class Secret(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

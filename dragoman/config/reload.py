@@ -12,8 +12,9 @@ import os
 import signal
 from typing import Callable
 
+from dragoman.config.load import load_config
+from dragoman.config.model import Config
 from dragoman.errors import ConfigError
-from dragoman.routing.config import Config, load_config
 from dragoman.signing_key import SigningKeyError
 
 log = logging.getLogger("dragoman.reload")

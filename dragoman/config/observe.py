@@ -1,4 +1,5 @@
-"""The config blocks `observe/` reads, as msgspec Structs (unknown keys are errors, like the rest of the file).
+"""The config blocks `observe/` reads (audit:, metrics:, tracing:, admin:), as msgspec Structs (unknown keys are
+errors, like the rest of the file).
 
 Defaults give the embedded setup: audit to SQLite in the user's data directory ($XDG_DATA_HOME/dragoman/dragoman.db,
 else ~/.local/share/dragoman/dragoman.db), /metrics on, tracing off, no admin API.
@@ -33,12 +34,8 @@ from typing import Annotated
 
 import msgspec
 
-from dragoman.observe.pricing import Pricing
-
 _PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 _PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
-
-__all__ = ["AdminSettings", "AuditSettings", "MetricsSettings", "ObserveSettings", "Pricing", "TracingSettings"]
 
 
 class AuditSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -23,6 +23,8 @@ from typing import Any, TextIO
 
 import msgspec
 
+from dragoman.config.load import load_config
+from dragoman.errors import ConfigError
 from dragoman.observe.stores import (
     COST_GROUPS,
     COST_KEYS,
@@ -273,7 +275,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     except NoStore as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    except (ReportError, ValueError, OSError) as err:
+    except (ReportError, ConfigError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     try:
@@ -309,13 +311,10 @@ def store_source(explicit: str | None, config_path: str | None,
     if env.get("DRAGOMAN_AUDIT_STORE"):
         return env["DRAGOMAN_AUDIT_STORE"], "$DRAGOMAN_AUDIT_STORE"
     if config_path:
-        import yaml
-
-        with open(config_path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
-        audit = data.get("audit") if isinstance(data, dict) else None
-        if isinstance(audit, dict) and isinstance(audit.get("store"), str):
-            return audit["store"], f"audit.store in {config_path}"
+        # Secrets play no part in finding the store: a report runs where the gateway's keys may not be set.
+        store = load_config(config_path, env, missing_secrets=[]).observe.audit.store
+        if store is not None:
+            return store, f"audit.store in {config_path}"
     return default_store(env), "the default: $XDG_DATA_HOME/dragoman, else ~/.local/share/dragoman"
 
 

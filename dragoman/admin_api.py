@@ -13,7 +13,6 @@ column holds (SQLite INTEGER and PostgreSQL BIGINT are 64-bit) or an unreadable 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -21,8 +20,11 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
-from dragoman.observe.report import LOG_FILTERS, ReportError, parse_time
+from dragoman import errors as E
+from dragoman.client_keys import key_holder
+from dragoman.key_table import KeyTable
 from dragoman.observe.stores import COST_GROUPS, AuditStore, StoreError
+from dragoman.reports import LOG_FILTERS, ReportError, parse_time
 
 PATHS = ("/api/requests", "/api/costs")
 MAX_LIMIT = 1000
@@ -41,32 +43,10 @@ def handle(
     admin_keys: Sequence[str],
 ) -> tuple[int, bytes]:
     """Answer one admin API request: 200 with {"data": rows}, or an Anthropic-shaped error."""
-    if not admin_keys:
-        return _error(403, "permission_error", "the admin API is off: set admin.keys (or DRAGOMAN_ADMIN_KEYS)")
-    key = _presented_key(headers)
-    if key is None:
-        return _error(401, "authentication_error", "missing admin key: send it as x-api-key or Authorization: Bearer")
-    # Compare against every key in constant time, so timing tells nothing about which prefix matched.
-    if not any(hmac.compare_digest(key.encode(), k.encode()) for k in admin_keys):
-        return _error(401, "authentication_error", "invalid admin key")
-    if isinstance(query_string, bytes):
-        query_string = query_string.decode("latin-1")
-    params = dict(parse_qsl(query_string))
     try:
-        if path == "/api/requests":
-            _known(params, _REQUESTS_PARAMS)
-            return 200, _encode({"data": _requests(store, params)})
-        if path == "/api/costs":
-            _known(params, _COSTS_PARAMS)
-            by = params.get("by", "developer")
-            if by not in COST_GROUPS:
-                raise ReportError(f"by={_shown(by)}: choose one of {', '.join(COST_GROUPS)}")
-            since = _time(params, "since", "30d")
-            rows = store.query_costs(by, since, _time(params, "until"))
-            return 200, _encode({"by": by, "since": since, "data": rows})
-    except (ReportError, StoreError) as err:
-        return _error(400, "invalid_request_error", str(err))
-    return _error(404, "not_found_error", f"no such endpoint: {path}")
+        return 200, _answer(store, path, query_string, list(headers), admin_keys)
+    except E.GatewayError as err:
+        return err.status, E.error_body(err)
 
 
 async def admin_api(
@@ -79,6 +59,37 @@ async def admin_api(
     """`handle` in the default executor, so a slow store never stalls the event loop."""
     headers = list(headers)
     return await asyncio.get_running_loop().run_in_executor(None, handle, store, path, query_string, headers, admin_keys)
+
+
+def _answer(
+    store: AuditStore,
+    path: str,
+    query_string: bytes | str,
+    headers: list[tuple[bytes, bytes]],
+    admin_keys: Sequence[str],
+) -> bytes:
+    if not admin_keys:
+        raise E.PermissionDenied("the admin API is off: set admin.keys (or DRAGOMAN_ADMIN_KEYS)")
+    # Looked up by keyed digest, as the gateway keys are: timing tells nothing about how much of a key matched.
+    key_holder(KeyTable(dict.fromkeys(admin_keys, True)), headers, "admin key")
+    if isinstance(query_string, bytes):
+        query_string = query_string.decode("latin-1")
+    params = dict(parse_qsl(query_string))
+    try:
+        if path == "/api/requests":
+            _known(params, _REQUESTS_PARAMS)
+            return _encode({"data": _requests(store, params)})
+        if path == "/api/costs":
+            _known(params, _COSTS_PARAMS)
+            by = params.get("by", "developer")
+            if by not in COST_GROUPS:
+                raise ReportError(f"by={_shown(by)}: choose one of {', '.join(COST_GROUPS)}")
+            since = _time(params, "since", "30d")
+            rows = store.query_costs(by, since, _time(params, "until"))
+            return _encode({"by": by, "since": since, "data": rows})
+    except (ReportError, StoreError) as err:
+        raise E.InvalidRequest(str(err)) from None
+    raise E.NotFound(f"no such endpoint: {path}")
 
 
 def _requests(store: AuditStore, params: dict[str, str]) -> list[dict]:
@@ -126,15 +137,3 @@ def _time(params: dict[str, str], name: str, default: str | None = None) -> floa
 def _shown(value: object) -> str:
     return repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
 
-
-def _presented_key(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
-    for name, value in headers:
-        if name == b"x-api-key":
-            return value.decode("latin-1").strip()
-        if name == b"authorization" and value[:7].lower() == b"bearer ":
-            return value[7:].decode("latin-1").strip()
-    return None
-
-
-def _error(status: int, error_type: str, message: str) -> tuple[int, bytes]:
-    return status, _encode({"type": "error", "error": {"type": error_type, "message": message}})
