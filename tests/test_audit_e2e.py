@@ -17,6 +17,7 @@ import anthropic
 import pytest
 
 from dragoman.routing.config import key_fingerprint
+from tests.anthropic_events import sse_events
 from tests.audit_helpers import (
     ADMIN_KEY,
     ALICE,
@@ -48,7 +49,6 @@ from tests.audit_helpers import (
 )
 from tests.gateway import Gateway, run_gateway
 from tests.observe_pg import cluster
-from tests.routing_helpers import sse_events
 from tests.shared_fixtures import CLAUDE_CODE_FIXTURES
 from tests.upstreams import ChatReply, ErrorReply, ScriptedChatUpstream
 
