@@ -1,5 +1,6 @@
 """Shared fixtures: a scripted OpenAI Chat upstream and gateway processes pointed at it (with an SDK client), a
-primary and a backup upstream, and a gateway routed to the scripted OpenAI Responses upstream.
+primary and a backup upstream, a gateway routed to the scripted OpenAI Responses upstream, and the audit
+record tests' gateway on each audit store.
 
 Starting a gateway costs about half a second, so gateways are module-scoped and cached by config; the
 upstream is shared across a module too, and `chat_upstream` resets it (requests and script) for each test.
@@ -20,6 +21,7 @@ _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+from tests.audit_gateway import AuditEnv, run_audit_gateway  # noqa: E402
 from tests.gateway import UPSTREAM_ENV, Gateway, gateway_config, run_gateway  # noqa: E402
 from tests.responses_helpers import signing_env  # noqa: E402
 from tests.routing_helpers import BACKUP_TEXT, sdk  # noqa: E402
@@ -154,3 +156,13 @@ def responses_client(responses_gateway: Gateway,
     """The anthropic SDK pointed at `responses_gateway`, without retries."""
     with sdk(responses_gateway, timeout=20) as sdk_client:
         yield sdk_client
+
+
+# ---- the audit record tests' gateway, on SQLite and on PostgreSQL -----------------------------------------
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def audit_env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuditEnv]:
+    """tests/audit_gateway.py's gateway, once per module with each store: every test runs on both."""
+    with run_audit_gateway(request.param, tmp_path_factory.mktemp("audit")) as env:
+        yield env
