@@ -1,4 +1,5 @@
-"""Checks on Anthropic stream events, as a client sees them: the event grammar, and reassembly into a message.
+"""Checks on Anthropic stream events, as a client sees them: SSE parsing, the event grammar, and reassembly into
+a message.
 
 Events are taken as plain dicts (what the client decodes from the SSE `data:` lines), so the checks see
 exactly what goes on the wire. Reassembly follows the anthropic SDK's accumulator: text and thinking deltas
@@ -20,6 +21,32 @@ _DELTA_FOR_BLOCK = {"text": "text_delta", "thinking": "thinking_delta", "tool_us
 def wire_events(events: list[A.StreamEvent]) -> list[dict[str, Any]]:
     """The events as the client decodes them (JSON round trip, as sse.encode_events writes them)."""
     return [msgspec.json.decode(msgspec.json.encode(ev)) for ev in events]
+
+
+def sse_events(raw: bytes) -> list[tuple[str | None, dict[str, Any]]]:
+    """(event name, decoded data) for each SSE event in `raw`; a data payload that is not JSON fails loudly."""
+    events = []
+    for block in raw.decode().replace("\r\n", "\n").split("\n\n"):
+        name, data = None, []
+        for line in block.split("\n"):
+            if line.startswith("event:"):
+                name = line[len("event:"):].strip()
+            elif line.startswith("data:"):
+                data.append(line[len("data:"):].lstrip())
+        if data:
+            payload = "\n".join(data)
+            try:
+                events.append((name, json.loads(payload)))
+            except ValueError:
+                raise AssertionError(f"SSE event {name!r} carries data that is not JSON: {payload!r}") from None
+    return events
+
+
+def check_sse_grammar(events: list[tuple[str | None, dict[str, Any]]]) -> str:
+    """`check_grammar` on events parsed by `sse_events`, each SSE event name also matching its data's type."""
+    for name, data in events:
+        assert data.get("type") == name, f"event {name!r} carries data of type {data.get('type')!r}"
+    return check_grammar([data for _, data in events])
 
 
 def check_grammar(events: list[dict[str, Any]]) -> str:
@@ -72,7 +99,7 @@ def check_grammar(events: list[dict[str, Any]]) -> str:
         elif kind == "message_stop":
             assert delta_seen, f"message_stop without message_delta: {where}"
         elif kind == "error":
-            assert ev["error"]["type"] and ev["error"]["message"], where
+            assert set(ev) == {"type", "error"} and ev["error"]["type"] and ev["error"]["message"], where
         else:
             raise AssertionError(f"unknown event type: {where}")
     return end

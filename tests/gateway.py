@@ -87,10 +87,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _healthy(port: int) -> bool:
+def _healthy(port: int, path: str = "/healthz") -> bool:
+    """Whether a server on 127.0.0.1:`port` answers GET `path` with a 200."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
     try:
-        conn.request("GET", "/healthz")
+        conn.request("GET", path)
         return conn.getresponse().status == 200
     except OSError:
         return False
@@ -98,15 +99,16 @@ def _healthy(port: int) -> bool:
         conn.close()
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def _stop(proc: subprocess.Popen, timeout: float = STOP_TIMEOUT) -> None:
+    """SIGTERM, then SIGKILL if the process is still there after `timeout` seconds."""
     if proc.poll() is not None:
         return
     proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(STOP_TIMEOUT)
+        proc.wait(timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
-        proc.wait(STOP_TIMEOUT)
+        proc.wait(timeout)
 
 
 @contextlib.contextmanager

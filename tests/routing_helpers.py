@@ -1,6 +1,6 @@
-"""Helpers for the routing tests (fallback, breaker, passthrough, hot reload): multi-route configs, SSE
-parsing and grammar checks, and `proxy.select` run in-process against scripted upstreams with breakers on an
-injected clock."""
+"""Helpers for the routing tests (fallback, breaker, passthrough, hot reload): multi-route configs, raw and
+streamed requests, and `proxy.select` run in-process against scripted upstreams with breakers on an injected
+clock. SSE parsing and the stream grammar check are in tests/anthropic_events.py."""
 
 from __future__ import annotations
 
@@ -73,51 +73,6 @@ def config_yaml(routes: list[dict[str, Any]], *, default_route: str | None = Non
 
 def sdk(gateway: Gateway, *, api_key: str = "sk-client-key", timeout: float = 15.0) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=gateway.base_url, api_key=api_key, max_retries=0, timeout=timeout)
-
-
-def sse_events(raw: bytes) -> list[tuple[str | None, dict]]:
-    """(event name, decoded data) for each SSE event in `raw`; a data payload that is not JSON fails loudly."""
-    events = []
-    for block in raw.decode().replace("\r\n", "\n").split("\n\n"):
-        name, data = None, []
-        for line in block.split("\n"):
-            if line.startswith("event:"):
-                name = line[len("event:"):].strip()
-            elif line.startswith("data:"):
-                data.append(line[len("data:"):].lstrip())
-        if data:
-            payload = "\n".join(data)
-            try:
-                events.append((name, json.loads(payload)))
-            except ValueError:
-                raise AssertionError(f"SSE event {name!r} carries data that is not JSON: {payload!r}") from None
-    return events
-
-
-def check_stream(events: list[tuple[str | None, dict]]) -> str:
-    """Anthropic's event grammar as a client needs it; returns how the stream ended (message_stop | error)."""
-    assert events, "no SSE events"
-    kinds = [name for name, _ in events]
-    assert kinds[0] == "message_start", kinds
-    open_index: int | None = None
-    next_index = 0
-    for position, (name, data) in enumerate(events):
-        assert data.get("type") == name, f"event {name!r} carries data of type {data.get('type')!r}"
-        if name == "content_block_start":
-            assert open_index is None and data["index"] == next_index, (kinds, position)
-            open_index, next_index = data["index"], next_index + 1
-        elif name == "content_block_delta":
-            assert data["index"] == open_index, f"delta for a block never started: {kinds}"
-        elif name == "content_block_stop":
-            assert data["index"] == open_index, kinds
-            open_index = None
-        elif name in ("message_stop", "error"):
-            assert position == len(events) - 1, f"{name} is not the last event: {kinds}"
-            if name == "error":
-                assert set(data["error"]) >= {"type", "message"}, data
-    end = kinds[-1]
-    assert end in ("message_stop", "error"), f"stream ended with {end!r}: {kinds}"
-    return end
 
 
 def stream_text(events: list[tuple[str | None, dict]]) -> str:

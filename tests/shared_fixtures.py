@@ -1,8 +1,10 @@
 """Where the captured Claude Code request bodies are: tests/fixtures/claude_code in this checkout (its README says
-what each holds), or DRAGOMAN_FIXTURES/claude_code to try the tests on another set."""
+what each holds), or DRAGOMAN_FIXTURES/claude_code to try the tests on another set; and the headers Claude Code
+sends with them."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -15,3 +17,13 @@ def _claude_code_fixtures() -> Path:
 
 
 CLAUDE_CODE_FIXTURES = _claude_code_fixtures()
+CLAUDE_CODE_FIXTURE_FILES = sorted(p.name for p in CLAUDE_CODE_FIXTURES.glob("claude_code_*.json"))
+
+
+def claude_code_headers(body: dict) -> dict[str, str]:
+    """The headers Claude Code 2.1.328 sends with `body` (its session id taken from the body's metadata)."""
+    session = json.loads(body["metadata"]["user_id"])["session_id"]
+    return {"x-api-key": "sk-ant-anything", "anthropic-version": "2023-06-01",
+            "anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14,"
+                              "mid-conversation-system-2026-04-07,advanced-tool-use-2025-11-20",
+            "x-claude-code-session-id": session, "user-agent": "claude-cli/2.1.328 (external, sdk-cli)"}

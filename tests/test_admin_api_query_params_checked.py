@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import msgspec
 import pytest
 
-from dragoman.observe import api
+from dragoman import admin_api as api
 from dragoman.observe.record import AuditRecord
 from dragoman.observe.stores import AuditStore, open_store
 from tests.gateway import UPSTREAM_ENV

@@ -11,9 +11,10 @@ from typing import Iterator
 import anthropic
 import pytest
 
+from tests.anthropic_events import check_sse_grammar, sse_events
 from tests.gateway import Gateway, run_gateway
 from tests.routing_helpers import (
-    KEYS_ENV, USER_HI, check_stream, config_yaml, post_messages, route, sdk, sse_events,
+    KEYS_ENV, USER_HI, config_yaml, post_messages, route, sdk,
 )
 from tests.upstreams import ChatReply, ScriptedChatUpstream
 from tests.upstreams.anthropic_messages import (
@@ -93,7 +94,7 @@ def test_streamed_sse_is_byte_identical(gateway, upstream):
     assert response.status == 200
     assert response.headers["content-type"].startswith("text/event-stream")
     assert response.body == sent.data
-    assert check_stream(sse_events(response.body)) == "message_stop"
+    assert check_sse_grammar(sse_events(response.body)) == "message_stop"
 
 
 def test_unusual_but_valid_sse_passes_through_untouched(gateway, upstream):
@@ -277,7 +278,7 @@ def test_disconnect_between_events_ends_with_an_error_event(gateway, upstream):
     assert response.status == 200
     assert response.body.startswith(b"".join(events[:4]))
     parsed = sse_events(response.body)
-    assert check_stream(parsed) == "error", [n for n, _ in parsed]
+    assert check_sse_grammar(parsed) == "error", [n for n, _ in parsed]
 
 
 def test_disconnect_mid_event_still_gives_the_client_a_parseable_error_event(gateway, upstream):
@@ -286,7 +287,7 @@ def test_disconnect_mid_event_still_gives_the_client_a_parseable_error_event(gat
     response = post_messages(gateway, _body(stream=True))
     assert response.status == 200
     parsed = sse_events(response.body)  # fails if the error event was glued onto the half-sent one
-    assert check_stream(parsed) == "error", [n for n, _ in parsed]
+    assert check_sse_grammar(parsed) == "error", [n for n, _ in parsed]
     with sdk(gateway) as client, pytest.raises(anthropic.APIError):
         with client.messages.stream(model=SAME, max_tokens=64, messages=USER_HI) as s:
             s.get_final_message()
@@ -298,5 +299,5 @@ def test_idle_upstream_mid_stream_ends_with_an_error_event(gateway, upstream):
     response = post_messages(gateway, _body(stream=True))
     assert response.status == 200
     parsed = sse_events(response.body)
-    assert check_stream(parsed) == "error", [n for n, _ in parsed]
+    assert check_sse_grammar(parsed) == "error", [n for n, _ in parsed]
     assert response.body.startswith(events[0])

@@ -18,10 +18,10 @@ import anthropic
 import pytest
 
 from dragoman.translate.output_budget import NOTE
-from tests.anthropic_events import check_grammar
+from tests.anthropic_events import check_sse_grammar, sse_events
 from tests.audit_helpers import ENV, config, route, wait_record
 from tests.gateway import Gateway, run_gateway
-from tests.routing_helpers import USER_HI, post_messages, sse_events
+from tests.routing_helpers import USER_HI, post_messages
 from tests.upstreams import ChatReply, ScriptedChatUpstream
 from tests.upstreams.openai_responses import ResponsesReply, ScriptedResponsesUpstream
 
@@ -129,8 +129,9 @@ def test_cut_stream_is_a_valid_event_sequence(env: Env, api: str) -> None:
     resp = post_messages(env.gateway, {"model": f"gpt-5-{api}", "max_tokens": 2, "stream": True,
                                        "messages": USER_HI, "tools": [READ]})
     assert resp.status == 200
-    events = [data for _, data in sse_events(resp.body)]
-    assert check_grammar(events) == "message_stop"
+    parsed = sse_events(resp.body)
+    assert check_sse_grammar(parsed) == "message_stop"
+    events = [data for _, data in parsed]
     deltas = [ev for ev in events if ev["type"] == "message_delta"]
     assert [d["delta"]["stop_reason"] for d in deltas] == ["max_tokens"]
     assert deltas[0]["usage"]["output_tokens"] == UPSTREAM_OUTPUT

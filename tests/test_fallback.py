@@ -10,18 +10,17 @@ from typing import Iterator
 import anthropic
 import pytest
 
+from tests.anthropic_events import check_sse_grammar, sse_events
 from tests.gateway import Gateway, free_port, run_gateway
 from tests.routing_helpers import (
     BACKUP_TEXT,
     KEYS_ENV,
     PRIMARY_TEXT,
     USER_HI,
-    check_stream,
     config_yaml,
     post_messages,
     route,
     sdk,
-    sse_events,
     stream_text,
 )
 from tests.upstreams import (
@@ -244,7 +243,7 @@ def test_disconnect_after_the_first_byte_is_an_error_event_not_a_fallback(gatewa
     response = post_messages(gateway, {"model": "primary", "max_tokens": 100, "messages": USER_HI, "stream": True})
     assert response.status == 200
     events = sse_events(response.body)
-    assert check_stream(events) == "error", [n for n, _ in events]
+    assert check_sse_grammar(events) == "error", [n for n, _ in events]
     assert stream_text(events) == "Hello"
     assert len(primary.requests) == 2  # one per request: no retry once bytes went out
     assert not backup.requests, "the fallback must not be called after the first byte"
@@ -260,7 +259,7 @@ def test_idle_after_the_first_byte_is_an_error_event_not_a_fallback(gateway, pri
         gate.open()
     assert response.status == 200
     events = sse_events(response.body)
-    assert check_stream(events) == "error", [n for n, _ in events]
+    assert check_sse_grammar(events) == "error", [n for n, _ in events]
     assert events[-1][1]["error"]["type"] in ("overloaded_error", "api_error")
     assert stream_text(events) == "Hel"
     assert len(primary.requests) == 1 and not backup.requests

@@ -12,10 +12,9 @@ import pytest
 
 from dragoman.protocols.sse import MAX_EVENT_BYTES, EventTooLarge, SSEDecoder
 from dragoman.upstreams.client import MAX_ANSWER_BYTES
+from tests.anthropic_events import check_sse_grammar, sse_events
 from tests.gateway import Gateway, run_gateway
-from tests.routing_helpers import (
-    KEYS_ENV, check_stream, config_yaml, post_messages, post_stream_then, route, sse_events, stream_text,
-)
+from tests.routing_helpers import KEYS_ENV, config_yaml, post_messages, post_stream_then, route, stream_text
 from tests.upstreams import ChatReply, RawBody, RawStream, ScriptedChatUpstream
 from tests.upstreams.anthropic_messages import MessageReply, RawSSE, ScriptedAnthropicUpstream, render_message_events
 from tests.upstreams.openai_chat import render_chunks
@@ -97,7 +96,7 @@ def test_an_endless_stream_line_after_the_first_byte_ends_with_an_error_event(ga
     resp = post_stream_then(gateway, _body(kind, True), upstream.release)
     assert resp.status == 200
     events = sse_events(resp.body)
-    assert check_stream(events) == "error"
+    assert check_sse_grammar(events) == "error"
     assert EVENT_LIMIT in events[-1][1]["error"]["message"]
     _still_serving(gateway, chat)
 

@@ -1,6 +1,5 @@
-"""Property tests (design §7): any upstream chunk sequence yields a well-formed Anthropic event sequence whose
-reassembly equals the non-streamed translation; any valid Anthropic request translates to a Chat request in
-which every tool message answers the assistant message right before it.
+"""Property tests (design §7): any OpenAI Chat chunk sequence yields a well-formed Anthropic event sequence whose
+reassembly equals the non-streamed translation. (Requests: tests/test_request_tool_pairing_properties.py.)
 """
 
 from __future__ import annotations
@@ -10,34 +9,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from dragoman.protocols import anthropic as A
 from dragoman.protocols import openai_chat as C
-from dragoman.translate.chat.request import translate_request
 from dragoman.translate.chat.stream import ChatStreamBridge
 from dragoman.translate.chat.response import translate_response
-from dragoman.translate.options import TranslationOptions
 from dragoman.translate.request_context import RequestContext
 from dragoman.translate.tool_names import ToolNameMap, shorten
 from tests.anthropic_events import check_grammar, reassemble, wire_events
+from tests.property_strategies import CLIENT_NAMES, SETTINGS, texts, tool_arguments
 
-SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-LONG_NAME = "mcp__claude_ai_Google_Drive__google_drive_search_files_by_name_and_owner_v2"
-CLIENT_NAMES = ["Read", "Bash", "Edit", "TaskCreate", "mcp__github__create_issue", LONG_NAME]
 STOPS = ["END", "###"]
 
 # ---- generated upstream answers ----------------------------------------------------------------------------
-
-_text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=30)
-_json_scalar = st.one_of(st.none(), st.booleans(), st.integers(-1000, 1000), _text)
-_json_value = st.recursive(
-    _json_scalar,
-    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.sampled_from("abcq"), inner, max_size=3)),
-    max_leaves=6,
-)
-_arguments = st.dictionaries(st.sampled_from(["command", "file_path", "q", "a", "content"]), _json_value, max_size=4)
 
 
 @dataclass
@@ -73,7 +59,7 @@ def _calls(draw: st.DrawFn, missing_index: bool) -> list[Call]:
     for index in range(count):
         mode = draw(st.sampled_from(["fragments", "fragments", "cumulative", "object", "wrapped"]))
         id_timing = "first" if missing_index else draw(st.sampled_from(["first", "first", "late", "missing"]))
-        call = Call(index, f"call_{index}_{draw(st.integers(0, 99))}", shorten(draw(st.sampled_from(CLIENT_NAMES)), 64), draw(_arguments), mode, id_timing)
+        call = Call(index, f"call_{index}_{draw(st.integers(0, 99))}", shorten(draw(st.sampled_from(CLIENT_NAMES)), 64), draw(tool_arguments), mode, id_timing)
         if mode == "object":
             call.pieces = []
         else:
@@ -157,15 +143,15 @@ def _interleave(draw: st.DrawFn, streams: list[list[dict[str, Any]]]) -> list[di
 def answers(draw: st.DrawFn, *, think_tags: bool = False) -> Answer:
     missing_index = draw(st.booleans()) and not think_tags
     # A server puts reasoning either in reasoning_content or in <think> tags, not both.
-    reasoning = _split(draw, draw(_text)) if draw(st.booleans()) and not think_tags else []
+    reasoning = _split(draw, draw(texts)) if draw(st.booleans()) and not think_tags else []
     # OpenAI sends a refusal instead of content, never both.
     refusal = None if think_tags else draw(st.sampled_from([None, None, None, "I can't help with that."]))
     stop_sequences = tuple(draw(st.lists(st.sampled_from(STOPS), max_size=2, unique=True)))
     if think_tags:
-        body = f"<think>{draw(_text)}</think>{draw(st.sampled_from(['', chr(10), chr(10) * 2]))}{draw(_text)}"
+        body = f"<think>{draw(texts)}</think>{draw(st.sampled_from(['', chr(10), chr(10) * 2]))}{draw(texts)}"
         text = _split(draw, draw(st.just(" ") | st.just("")) + body, max_pieces=10)
     elif refusal is None:
-        content = draw(_text) + draw(st.sampled_from(["", *STOPS]))
+        content = draw(texts) + draw(st.sampled_from(["", *STOPS]))
         text = _split(draw, content)
     else:
         text = []
@@ -295,10 +281,10 @@ def test_stream_cut_at_the_client_max_tokens_reassembles_to_the_json_translation
 # ---- arbitrary chunk soup: only the grammar holds ----------------------------------------------------------
 
 _soup_delta = st.one_of(
-    st.builds(lambda t: {"content": t}, _text),
-    st.builds(lambda t: {"reasoning_content": t}, _text),
-    st.builds(lambda t: {"reasoning": t}, _text),
-    st.builds(lambda t: {"refusal": t}, _text),
+    st.builds(lambda t: {"content": t}, texts),
+    st.builds(lambda t: {"reasoning_content": t}, texts),
+    st.builds(lambda t: {"reasoning": t}, texts),
+    st.builds(lambda t: {"refusal": t}, texts),
     st.builds(
         lambda calls: {"tool_calls": calls},
         st.lists(
@@ -307,7 +293,7 @@ _soup_delta = st.one_of(
                 optional={
                     "index": st.integers(0, 3),
                     "id": st.sampled_from(["call_a", "call_b", "call_c"]),
-                    "function": st.fixed_dictionaries({}, optional={"name": st.sampled_from(CLIENT_NAMES), "arguments": st.one_of(st.sampled_from(['{"a": 1}', '{"a"', ': "x"}', "}", '"{\\"a\\": 1}"', ""]), _arguments)}),
+                    "function": st.fixed_dictionaries({}, optional={"name": st.sampled_from(CLIENT_NAMES), "arguments": st.one_of(st.sampled_from(['{"a": 1}', '{"a"', ': "x"}', "}", '"{\\"a\\": 1}"', ""]), tool_arguments)}),
                 },
             ),
             min_size=1,
@@ -340,115 +326,3 @@ def test_any_chunk_sequence_yields_a_valid_event_sequence(chunks: list[dict[str,
         assert result == "message_stop"
     # Garbage argument fragments stream live and stay garbage (the JSON path reports them): only the
     # structure is promised for arbitrary input; tests/test_parallel_tool_calls.py pins the content.
-
-
-# ---- requests ----------------------------------------------------------------------------------------------
-
-_ids = st.sampled_from([f"toolu_{n}" for n in range(8)])
-_tool_name = st.sampled_from(CLIENT_NAMES)
-_png = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
-
-
-@st.composite
-def _assistant_content(draw: st.DrawFn, used: set[str]) -> Any:
-    if draw(st.booleans()):
-        return draw(_text)
-    blocks: list[dict[str, Any]] = []
-    for kind in draw(st.lists(st.sampled_from(["text", "tool_use", "tool_use", "thinking", "server_tool_use"]), max_size=5)):
-        if kind == "text":
-            blocks.append({"type": "text", "text": draw(_text)})
-        elif kind == "tool_use":
-            free = [f"toolu_{n}" for n in range(40) if f"toolu_{n}" not in used]
-            call_id = draw(st.sampled_from(free[:8]))
-            used.add(call_id)
-            blocks.append({"type": "tool_use", "id": call_id, "name": draw(_tool_name), "input": draw(_arguments)})
-        elif kind == "thinking":
-            blocks.append({"type": "thinking", "thinking": draw(_text), "signature": "s"})
-        else:
-            blocks.append({"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {}})
-    return blocks
-
-
-@st.composite
-def _user_content(draw: st.DrawFn, used: set[str]) -> Any:
-    if draw(st.booleans()):
-        return draw(_text)
-    known = sorted(used) or ["toolu_0"]
-    blocks: list[dict[str, Any]] = []
-    for kind in draw(st.lists(st.sampled_from(["text", "image", "tool_result", "tool_result", "unknown"]), max_size=6)):
-        if kind == "text":
-            blocks.append({"type": "text", "text": draw(_text), **({"cache_control": {"type": "ephemeral"}} if draw(st.booleans()) else {})})
-        elif kind == "image":
-            blocks.append({"type": "image", "source": _png})
-        elif kind == "unknown":
-            blocks.append({"type": "future_block", "whatever": 1})
-        else:
-            content = draw(st.one_of(
-                _text,
-                st.lists(st.one_of(
-                    st.builds(lambda t: {"type": "text", "text": t}, _text),
-                    st.just({"type": "image", "source": _png}),
-                    st.builds(lambda n: {"type": "tool_reference", "tool_name": n}, _tool_name),
-                ), max_size=3),
-            ))
-            blocks.append({"type": "tool_result", "tool_use_id": draw(st.sampled_from(known) | _ids), "content": content, "is_error": draw(st.booleans())})
-    return blocks
-
-
-@st.composite
-def requests(draw: st.DrawFn) -> A.MessagesRequest:
-    used: set[str] = set()
-    messages = []
-    for role in draw(st.lists(st.sampled_from(["user", "user", "assistant", "assistant", "system"]), min_size=1, max_size=8)):
-        if role == "assistant":
-            content = draw(_assistant_content(used))
-        elif role == "user":
-            content = draw(_user_content(used))
-        else:
-            content = draw(_text | st.just([{"type": "text", "text": "env", "cache_control": {"type": "ephemeral"}}]))
-        messages.append({"role": role, "content": content})
-    tools = [
-        {"name": n, "description": "d", "input_schema": {"type": "object", "properties": {}}, **({"defer_loading": True} if draw(st.booleans()) else {})}
-        for n in draw(st.lists(_tool_name, unique=True, max_size=4))
-    ]
-    body = {"model": "claude-opus-4-8", "max_tokens": draw(st.integers(1, 200000)), "messages": messages, "tools": tools,
-            "system": draw(st.none() | _text), "stream": draw(st.booleans())}
-    return msgspec.convert(body, A.MessagesRequest)
-
-
-def _keys(value: Any) -> set[str]:
-    """Every object key anywhere in decoded JSON."""
-    if isinstance(value, dict):
-        return set(value).union(*(_keys(v) for v in value.values()))
-    if isinstance(value, list):
-        return set().union(*(_keys(v) for v in value))
-    return set()
-
-
-@SETTINGS
-@given(requests(), st.sampled_from(["gpt-5", "gpt-4.1", "qwen3-coder"]))
-def test_any_request_translates_to_valid_tool_pairing(req: A.MessagesRequest, model: str) -> None:
-    ctx = RequestContext(message_id="msg_req", requested_model=req.model, tool_names=ToolNameMap(64))
-    chat = translate_request(req, model, TranslationOptions(), ctx)
-    encoded = msgspec.json.encode(chat)
-    data = json.loads(encoded)
-    assert "cache_control" not in _keys(data)  # as a field; generated text may well say "cache_control"
-    assert msgspec.json.decode(encoded, type=C.ChatRequest) == chat
-    pending: list[str] = []
-    for message in data["messages"]:
-        if message["role"] == "tool":
-            # Every tool message answers a call of the assistant message right before its run of tool messages.
-            assert pending, f"tool message {message['tool_call_id']} answers no call: {data['messages']}"
-            assert message["tool_call_id"] == pending.pop(0)
-            assert isinstance(message["content"], str) and message["content"]
-        else:
-            assert not pending, f"calls {pending} left unanswered: {data['messages']}"
-            calls = message.get("tool_calls", [])
-            assert message["role"] == "assistant" or not calls
-            pending = [c["id"] for c in calls]
-            assert len(set(pending)) == len(pending)
-            for call in calls:
-                assert isinstance(json.loads(call["function"]["arguments"]), dict)
-                assert len(call["function"]["name"]) <= 64
-    assert not pending
-    assert data["max_completion_tokens"] >= 1

@@ -9,8 +9,9 @@ from typing import Iterator
 
 import pytest
 
+from tests.anthropic_events import sse_events
 from tests.gateway import Gateway, run_gateway
-from tests.routing_helpers import KEYS_ENV, config_yaml, post_messages, route, sse_events, stream_text
+from tests.routing_helpers import KEYS_ENV, config_yaml, post_messages, route, stream_text
 from tests.upstreams import ChatReply, RawBody, ScriptedChatUpstream
 from tests.upstreams.anthropic_messages import ScriptedAnthropicUpstream
 from tests.upstreams.openai_responses import ScriptedResponsesUpstream

@@ -14,10 +14,11 @@ import pytest
 import yaml
 
 from dragoman.redaction import REDACTED, redact
+from tests.anthropic_events import check_sse_grammar, sse_events
 from tests.audit_helpers import all_records, assert_no_secrets, wait_for, wait_record
 from tests.gateway import Gateway, RawResponse, run_gateway
 from tests.otlp_receiver import otlp_receiver
-from tests.routing_helpers import check_stream, post_messages, post_stream_then, route, sse_events
+from tests.routing_helpers import post_messages, post_stream_then, route
 from tests.upstreams import ErrorReply, RawBody, RawStream, ScriptedChatUpstream
 from tests.upstreams.anthropic_messages import MessageReply, RawSSE, ScriptedAnthropicUpstream, render_message_events
 from tests.upstreams.openai_responses import ResponsesReply, ScriptedResponsesUpstream, render_events
@@ -159,7 +160,7 @@ def test_a_key_quoted_by_the_upstream_reaches_no_client_log_record_or_span(setup
     request_id = resp.headers["request-id"]
     if in_stream:
         events = sse_events(resp.body)
-        assert check_stream(events) == "error"
+        assert check_sse_grammar(events) == "error"
         message = events[-1][1]["error"]["message"]
     else:
         message = resp.json()["error"]["message"]
