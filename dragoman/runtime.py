@@ -6,13 +6,14 @@ config under a request in flight, and nothing is recompiled per request."""
 from __future__ import annotations
 
 from dragoman.proxy import Upstreams
+from dragoman.request_guard import RequestGuard
 from dragoman.routing.config import Config
 from dragoman.routing.router import Router
 from dragoman.upstreams.client import UpstreamClient
 
 
 class Runtime:
-    __slots__ = ("config", "router", "upstreams", "keys", "max_body")
+    __slots__ = ("config", "router", "upstreams", "keys", "max_body", "guard")
 
     def __init__(self, config: Config, client: UpstreamClient, previous: Runtime | None = None) -> None:
         self.config = config
@@ -20,6 +21,7 @@ class Runtime:
         self.upstreams = Upstreams(config, client)
         self.keys = config.keys
         self.max_body = config.server.max_body_bytes
+        self.guard = RequestGuard(config.server)
         if previous is not None:
             self._keep_breakers(previous)
 

@@ -23,11 +23,13 @@ from dragoman.observe.runtime import Observability
 from dragoman.protocols import anthropic as A
 from dragoman.proxy import NOOP_SPAN, Exchange, Selected, relay_rest, select
 from dragoman.reload import ConfigWatcher
+from dragoman.request_guard import answer_preflight, is_preflight, with_cors
 from dragoman.routing.config import Config, GatewayKey
 from dragoman.routing.features import extract_features
 from dragoman.runtime import Runtime
 from dragoman.tokens import count_tokens
 from dragoman.upstreams.client import UpstreamClient
+from dragoman.upstreams.inflight import InFlight
 
 log = logging.getLogger("dragoman")
 
@@ -57,6 +59,7 @@ class Gateway:
         self._session: aiohttp.ClientSession | None = None
         self._client: UpstreamClient | None = None
         self._watcher: ConfigWatcher | None = None
+        self._inflight = InFlight()
         self.observe = Observability(config.observe, _pricing(config))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -81,7 +84,8 @@ class Gateway:
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
-        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=False)
+        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=False,
+                                              response_class=self._inflight.response_class)
         self._client = UpstreamClient(self._session)
         await asyncio.get_running_loop().run_in_executor(None, self.observe.start)
         self.runtime = Runtime(self.config, self._client)
@@ -97,6 +101,13 @@ class Gateway:
         self.config = config
         self.observe.pricer = Pricer(_pricing(config))  # audit, metrics and tracing settings need a restart
 
+    def end_inflight(self) -> int:
+        """The shutdown's drain limit passed: end each upstream exchange still open with an overloaded error."""
+        ended = self._inflight.end_all()
+        if ended:
+            log.warning("shutdown_timeout passed: ended %d upstream exchange(s) still in flight", ended)
+        return ended
+
     async def stop(self) -> None:
         if self._watcher is not None:
             self._watcher.stop()
@@ -110,6 +121,14 @@ class Gateway:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = "req_" + secrets.token_hex(12)
         try:
+            rt = self.runtime
+            assert rt is not None
+            origin = rt.guard.check(scope)  # refuses what a web page could forge (request_guard.py)
+            if origin is not None:
+                send = with_cors(send, origin)
+                if is_preflight(scope):
+                    await answer_preflight(send, scope)
+                    return
             await self._dispatch(scope, receive, send, request_id)
         except E.GatewayError as err:
             await _send_error(send, err, request_id)
@@ -373,11 +392,10 @@ def _pricing(config: Config) -> dict[str, Pricing]:
 
 def create_app() -> Gateway:
     """Factory for uvicorn workers: the config path arrives through DRAGOMAN_CONFIG."""
-    from dragoman.routing.config import load_config, zero_config
+    from dragoman.worker_config import CONFIG_ENV, worker_config
 
     if not logging.getLogger().handlers:  # a spawned worker: the parent's logging setup did not come along
         level = os.environ.get("DRAGOMAN_LOG_LEVEL", "INFO").upper()
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
-    path = os.environ.get("DRAGOMAN_CONFIG")
-    config = load_config(path) if path else zero_config(os.environ)
-    return Gateway(config, path)
+    config = worker_config(os.environ)  # the file, or the supervisor's last good copy when the file is broken
+    return Gateway(config, os.environ.get(CONFIG_ENV) or None)

@@ -14,7 +14,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import yaml
 
@@ -98,37 +98,46 @@ def _healthy(port: int) -> bool:
         conn.close()
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def _stop(proc: subprocess.Popen, group: bool = False) -> None:
     if proc.poll() is not None:
         return
     proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(STOP_TIMEOUT)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        if group:
+            os.killpg(proc.pid, signal.SIGKILL)  # the session it leads: supervisor and its workers
+        else:
+            proc.kill()
         proc.wait(STOP_TIMEOUT)
 
 
 @contextlib.contextmanager
-def run_gateway(config_text: str, env: dict[str, str] | None = None) -> Iterator[Gateway]:
-    """Start `python -m dragoman serve` on a free port with `config_text` as its config; stop it on exit."""
+def run_gateway(config_text: str, env: dict[str, str] | None = None, workers: int = 1,
+                preexec_fn: Callable[[], None] | None = None) -> Iterator[Gateway]:
+    """Start `python -m dragoman serve` on a free port with `config_text` as its config; stop it on exit.
+
+    With `workers` > 1 the supervisor leads its own session, so its workers can be killed with it."""
     with tempfile.TemporaryDirectory(prefix="dragoman-e2e-") as tmp:
         config_path = Path(tmp) / "dragoman.yaml"
         config_path.write_text(config_text)
         stderr_path = Path(tmp) / "stderr.log"
         port = free_port()
-        proc_env = {k: v for k, v in os.environ.items() if k not in ("DRAGOMAN_API_KEYS",)}
+        drop = ("DRAGOMAN_API_KEYS", "DRAGOMAN_CONFIG", "DRAGOMAN_CONFIG_SNAPSHOT")
+        proc_env = {k: v for k, v in os.environ.items() if k not in drop}
         proc_env.update({"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"})
         proc_env.update(env or {})
         with open(stderr_path, "wb") as stderr:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "dragoman", "serve", "--config", str(config_path),
-                 "--host", "127.0.0.1", "--port", str(port)],
+                 "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
                 stdin=subprocess.DEVNULL,
                 stdout=stderr,
                 stderr=stderr,
                 env=proc_env,
                 cwd=tmp,
+                start_new_session=workers > 1,
+                preexec_fn=preexec_fn,
             )
         gateway = Gateway(port=port, proc=proc, stderr_path=stderr_path)
         try:
@@ -141,7 +150,7 @@ def run_gateway(config_text: str, env: dict[str, str] | None = None) -> Iterator
                 time.sleep(0.05)
             yield gateway
         finally:
-            _stop(proc)
+            _stop(proc, group=workers > 1)
 
 
 def gateway_config(

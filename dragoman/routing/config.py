@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -130,7 +131,17 @@ class ModelRoute(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The HTTP face: what one client may send and for how long, how many may connect, who may call (README)."""
+
     max_body_bytes: _PositiveInt = MAX_BODY_BYTES
+    max_header_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 64 * 1024  # request line + headers; larger: 431
+    max_headers: Annotated[int, msgspec.Meta(ge=8)] = 100
+    header_timeout: _PositiveFloat = 10.0  # seconds from connect (or a request's first byte) to its last header
+    body_timeout: _PositiveFloat = 60.0  # seconds from the last header to the body's last byte
+    max_connections: _PositiveInt | None = None  # per process; None: half the descriptor limit (serving.py)
+    shutdown_timeout: Annotated[float, msgspec.Meta(ge=0)] = 30.0  # SIGTERM: how long requests in flight may finish
+    cors_origins: tuple[str, ...] = ()  # browser origins allowed to call ("https://app.example.com", or "*")
+    allowed_hosts: tuple[str, ...] = ()  # Host values accepted on loopback besides localhost/127.0.0.1/[::1]
 
 
 class ConfigFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -290,9 +301,30 @@ def _build(file: ConfigFile, src: Source) -> Config:
         auth_keys=frozenset(keys),
         keys=keys,
         observe=ObserveSettings(audit=file.audit, metrics=file.metrics, tracing=file.tracing, admin=file.admin),
-        server=file.server,
+        server=_server(file.server, src),
         source=src.name,
     )
+
+
+def _server(settings: ServerSettings, src: Source) -> ServerSettings:
+    """Origins and Host names are compared as the browser sends them: refuse what could never match."""
+    for i, origin in enumerate(settings.cors_origins):
+        if origin != "*" and not _ORIGIN.fullmatch(origin):
+            raise src.error(("server", "cors_origins", i), f'"{origin}" is not an origin like https://app.example.com '
+                            '(scheme://host[:port], no path) or "*"')
+    for i, host in enumerate(settings.allowed_hosts):
+        if host != "*" and not _HOST.fullmatch(host):
+            raise src.error(("server", "allowed_hosts", i), f'"{host}" is not a host name like gateway.internal or '
+                            'gateway.internal:8080 (no scheme, no path) or "*"')
+    return msgspec.structs.replace(
+        settings,
+        cors_origins=tuple(o.lower() for o in settings.cors_origins),
+        allowed_hosts=tuple(h.lower() for h in settings.allowed_hosts),
+    )
+
+
+_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:[0-9]{1,5})?", re.IGNORECASE)
+_HOST = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9_.-]+)(:[0-9]{1,5})?", re.IGNORECASE)
 
 
 def _policies(entries: tuple[PolicyEntry, ...], names: list[str], src: Source) -> tuple[CompiledPolicy, ...]:
