@@ -18,8 +18,8 @@ sent a whole request is kept until it has, and that request is answered (with `c
 
 Written against uvicorn 0.55.0 and httptools 0.9.0: `data_received` replaces uvicorn's own (same steps, and
 the head accounting); the others wrap uvicorn's. tests/test_uvicorn_internals_pinned.py fails when a uvicorn
-method this relies on changes, so an upgrade re-reads them first. Cost per request: a few attribute updates and
-one clock read (bench/README.md).
+method this relies on changes, so an upgrade re-reads them first. Cost per request: the checks in `on_headers_complete`
+(bench/bench_hardening.py).
 """
 
 from __future__ import annotations
@@ -52,17 +52,26 @@ class _Refused(Exception):
 
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with the limits above; `config.limits` carries them (a `Limits`)."""
+    """uvicorn's httptools protocol with the limits above; `config.limits` carries them (a `Limits`).
+
+    Per request it adds only the head-size and field-count checks in `on_headers_complete`: deadlines are kept
+    by a sweep of the process's connections about once a second (`check_deadlines`), which reads the state
+    uvicorn keeps anyway (a head is under way while the request's scope has no "method" yet; a body while its
+    cycle has `more_body`) and times each from the sweep that first saw it."""
+
+    # Slots keep our state out of the instance dict: past 30 keys CPython 3.11 stops sharing the dict's keys, and
+    # every `self.x` in uvicorn's code gets slower (+1.3 µs a request in bench/bench_hardening.py).
+    __slots__ = ("limits", "_chunk", "_counted", "_head_bytes", "_watched", "_since", "_answered", "_draining",
+                 "_over_cap", "_linger")
 
     def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any], _loop: Any = None) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.limits: Limits = config.limits
-        self._head_since: float | None = None  # loop time the head being read began; None: no head under way
-        self._body_since: float | None = None  # loop time the last head ended, while its body still arrives
-        self._began = False  # a byte of the current head arrived (a silent connection is closed, not answered)
-        self._head_bytes = 0  # bytes of the current head received in earlier reads
         self._chunk = 0  # size of the read being parsed
-        self._message_done = False  # a message ended inside the read being parsed
+        self._counted: object = None  # the request (scope) whose head `_head_bytes` counts
+        self._head_bytes = 0  # bytes received for that head in reads that ended before it did
+        self._watched: object = None  # what the last sweep saw waiting: a scope (head), a cycle (body), or self
+        self._since = 0.0  # loop time it was first seen waiting
         self._answered = False  # our refusal went out with FIN: input is discarded until the connection closes
         self._draining = False  # shutdown began: answer the request under way, then close
         self._over_cap = False  # opened past max_connections: its request gets 529
@@ -72,7 +81,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._head_since = self.loop.time()
+        self._watched, self._since = self, self.loop.time()  # the first head's deadline counts from connect
         _watch(self.server_state, self.loop, self.limits)
         # Answered once its request head is in: an answer sent before the client wrote its request could be
         # taken for a protocol error (undici) instead of the overload it is.
@@ -84,13 +93,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        # uvicorn 0.55 HttpToolsProtocol.data_received, with the head's size counted between reads and our own
-        # answer to malformed input.
+        # uvicorn 0.55 HttpToolsProtocol.data_received, with our answer to malformed input, and the size of a
+        # head that spans reads counted as they come.
         if self._answered:
             return
         self._unset_keepalive_if_required()
         self._chunk = len(data)
-        self._message_done = False
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -103,9 +111,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             if not self._answered:  # else a limit of ours stopped the parser and has answered already
                 self._refuse(400, "invalid_request_error", "malformed HTTP/1.1 request")
             return
-        if self._head_since is not None and self._began:  # a head is still incomplete after this read
-            if not self._message_done:  # else the read began with the previous message's end: not counted
-                self._head_bytes += len(data)
+        scope = self.scope
+        if scope is not None and "method" not in scope:  # a head is still incomplete after this read
+            if scope is not self._counted:
+                # A later request's head may begin inside a read that ends the previous one: that read is not
+                # counted, so a head is refused at most one read (≤ 256 KiB) past the limit.
+                self._counted, self._head_bytes = scope, 0 if self.cycle is None else -len(data)
+            self._head_bytes += len(data)
             if self._head_bytes > self.limits.max_header_bytes:
                 self._refuse(431, "invalid_request_error", self._too_large())
 
@@ -114,72 +126,67 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._answered:
             self.transport.close()
             return
-        idle = self._head_since is None and (self.cycle is None or self.cycle.response_complete)
-        if idle:
+        waiting = self.scope is None or "method" not in self.scope  # for its first request, or a head under way
+        if not waiting and (self.cycle is None or self.cycle.response_complete):
             super().shutdown()
             return
-        self._draining = True  # a fresh connection, or a head under way: its request is answered
+        self._draining = True
         if self.cycle is not None and not self.cycle.response_complete:
             self.cycle.keep_alive = False
 
-    # ---- parser callbacks --------------------------------------------------------------------------------
-
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._began = True
-        self._head_bytes = 0
-        if self._head_since is None:  # a keep-alive connection's next request (the first counts from connect)
-            self._head_since = self.loop.time()
+    # ---- parser callback ---------------------------------------------------------------------------------
 
     def on_headers_complete(self) -> None:
+        limits = self.limits
+        # Reads seen so far bound the head's size; only when they pass the limit is it measured exactly.
+        seen = self._chunk + (self._head_bytes if self._counted is self.scope else 0)
+        if self._over_cap or len(self.headers) > limits.max_headers or seen > limits.max_header_bytes:
+            self._refuse_head()
+        super().on_headers_complete()
+        if self._draining:
+            self.cycle.keep_alive = False
+
+    def _refuse_head(self) -> None:
         limits = self.limits
         if self._over_cap:
             self._refuse(529, "overloaded_error",
                          f"the gateway is at its connection limit ({limits.max_connections}); retry shortly",
                          b"retry-after: 1\r\nx-should-retry: true\r\n")
-            raise _Refused()
-        if len(self.headers) > limits.max_headers:
+        elif len(self.headers) > limits.max_headers:
             self._refuse(431, "invalid_request_error",
                          f"request has {len(self.headers)} header fields; the gateway's limit is {limits.max_headers}")
-            raise _Refused()
-        # Reads seen so far bound the head's size; only when they pass the limit is it measured exactly.
-        if self._head_bytes + self._chunk > limits.max_header_bytes and self._head_size() > limits.max_header_bytes:
+        elif len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers) > limits.max_header_bytes:
             self._refuse(431, "invalid_request_error", self._too_large())
-            raise _Refused()
-        self._head_since = None
-        self._began = False
-        self._body_since = self.loop.time()
-        super().on_headers_complete()
-        if self._draining:
-            self.cycle.keep_alive = False
+        else:
+            return  # the reads held some body too: the head itself is within the limit
+        raise _Refused()
 
-    def on_message_complete(self) -> None:
-        self._body_since = None
-        self._message_done = True
-        super().on_message_complete()
-
-    # ---- limits ------------------------------------------------------------------------------------------
+    # ---- deadlines ---------------------------------------------------------------------------------------
 
     def check_deadlines(self, now: float) -> None:
-        """Called about once a second: answer 408 to a head or body that is taking too long."""
+        """Called by the sweep: 408 for a head or a body that has been arriving for too long."""
         if self._answered:
             return
-        if self.flow.read_paused:  # paused by us (a pipelined request waits its turn): time the client is not slow
-            self._head_since = now if self._head_since is not None else None
-            self._body_since = now if self._body_since is not None else None
+        scope, cycle, limits = self.scope, self.cycle, self.limits
+        if self.flow.read_paused:  # paused by us (a pipelined request waits its turn): the client is not slow
+            waiting = None
+        elif scope is None:  # nothing received yet: `self` stands for the first head
+            waiting, limit, what = self, limits.header_timeout, "headers"
+        elif "method" not in scope:
+            waiting, limit, what = scope, limits.header_timeout, "headers"
+        elif cycle is not None and cycle.more_body:
+            waiting, limit, what = cycle, limits.body_timeout, "body"
+        else:
+            waiting = None
+        if waiting is not self._watched:
+            self._watched, self._since = waiting, now
             return
-        limits = self.limits
-        if self._head_since is not None and now - self._head_since > limits.header_timeout:
-            if not self._began:
-                self.transport.close()  # sent nothing: close like an idle keep-alive connection
-                return
-            self._refuse(408, "invalid_request_error",
-                         f"request headers not received within {limits.header_timeout:g} s")
-        elif self._body_since is not None and now - self._body_since > limits.body_timeout:
-            self._refuse(408, "invalid_request_error", f"request body not received within {limits.body_timeout:g} s")
-
-    def _head_size(self) -> int:
-        return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if waiting is None or now - self._since <= limit:
+            return
+        if waiting is self or cycle is not None and cycle is waiting and cycle.response_complete:
+            self.transport.close()  # sent nothing, or answered already: close like an idle keep-alive connection
+            return
+        self._refuse(408, "invalid_request_error", f"request {what} not received within {limit:g} s")
 
     def _too_large(self) -> str:
         return f"request line and headers exceed the gateway's limit of {self.limits.max_header_bytes} bytes"
@@ -189,7 +196,6 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._answered:
             return
         self._answered = True
-        self._head_since = self._body_since = None
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:
             cycle.disconnected = True  # the app's receive() returns http.disconnect; its sends go nowhere
@@ -211,8 +217,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._linger = self.loop.call_later(LINGER_SECONDS, transport.close)
 
 
-# One sweep per process checks every connection's deadlines: a timer per request would cost more than the
-# clock read per request this needs, and a late sweep only lets a slow client wait up to a second longer.
+# One sweep per process checks every connection's deadlines: nothing per request, and a deadline is met at most
+# one sweep period late (a second at most; a quarter of the shortest timeout when that is shorter).
 _SWEPT: weakref.WeakSet[Any] = weakref.WeakSet()
 
 

@@ -121,9 +121,7 @@ class Gateway:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = "req_" + secrets.token_hex(12)
         try:
-            rt = self.runtime
-            assert rt is not None
-            origin = rt.guard.check(scope)  # refuses what a web page could forge (request_guard.py)
+            origin = self._admit(scope, request_id)
             if origin is not None:
                 send = with_cors(send, origin)
                 if is_preflight(scope):
@@ -137,6 +135,17 @@ class Gateway:
         except Exception:  # noqa: BLE001 - a bug must answer 500, not take the process down
             log.exception("unhandled error in request %s", request_id)
             await _send_error(send, E.ApiError(f"internal gateway error (request id {request_id})"), request_id)
+
+    def _admit(self, scope: Scope, request_id: str) -> bytes | None:
+        """Refuse what a web page could forge (request_guard.py); a refused Messages request is still audited."""
+        rt = self.runtime
+        assert rt is not None
+        try:
+            return rt.guard.check(scope)
+        except E.GatewayError as err:
+            if scope["path"].endswith("/v1/messages"):
+                self.observe.record(record_for(Exchange(request_id, None, False, 0), None, err.status, err.error_type))
+            raise
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         path: str = scope["path"]

@@ -46,8 +46,12 @@ class _UvicornConfig(uvicorn.Config):
 class _Server(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
-        if self.started and self.config.workers in (None, 1):
+        if not self.started:
+            return
+        if self.config.workers in (None, 1):
             print(f"dragoman listening on http://{self.config.host}:{self.config.port}", file=sys.stderr, flush=True)
+        else:
+            log.info("worker %d serving", os.getpid())
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await self._take_queued()

@@ -5,6 +5,7 @@ it, instead of replacements that crash on start one after another (11–12 trace
 from __future__ import annotations
 
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -37,6 +38,11 @@ def _workers(supervisor: int) -> set[int]:
     return found
 
 
+def _serving(gw: Gateway) -> int:
+    """How many workers have started serving so far (each logs it once)."""
+    return len(re.findall(r"worker \d+ serving$", gw.stderr_text(), re.MULTILINE))
+
+
 def _answers(gw: Gateway, n: int) -> list[str]:
     texts = []
     for _ in range(n):
@@ -51,8 +57,9 @@ def test_worker_replaced_while_the_file_is_broken_serves_the_last_good_config() 
         good = config_yaml([route(ROUTE, up.base_url)], default_route=ROUTE)
         with run_gateway(good, env=KEYS_ENV, workers=2) as gw:
             path = gw.stderr_path.parent / "dragoman.yaml"
-            wait_until(lambda: len(_workers(gw.proc.pid)) == 2, 10, "two workers")
+            wait_until(lambda: _serving(gw) == 2, 15, "both workers serving")
             before = _workers(gw.proc.pid)
+            assert len(before) == 2, before
 
             broken = path.with_name("broken.yaml")
             broken.write_text(good.replace("provider: openai", "provider: openai_compatibel"))
@@ -61,10 +68,9 @@ def test_worker_replaced_while_the_file_is_broken_serves_the_last_good_config() 
 
             victim = min(before)
             os.kill(victim, signal.SIGKILL)
-            wait_until(lambda: "starts from the last good config" in gw.stderr_text(), 20, "the replacement's start")
-            wait_until(lambda: len(_workers(gw.proc.pid)) == 2 and victim not in _workers(gw.proc.pid), 10,
-                       "two workers again")
+            wait_until(lambda: _serving(gw) == 3, 20, "the replacement serving")
             replaced = _workers(gw.proc.pid)
+            assert len(replaced) == 2 and victim not in replaced, (before, replaced)
 
             assert set(_answers(gw, 30)) == {"from the good config"}
             stderr = gw.stderr_text()

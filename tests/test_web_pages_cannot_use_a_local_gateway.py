@@ -1,7 +1,8 @@
 """With auth off (the zero-config default), a web page must not be able to use a gateway on 127.0.0.1
 (dragoman/request_guard.py), against a real gateway process:
 
-- a cross-origin POST with `content-type: text/plain` (sent by browsers without a CORS preflight) gets 403;
+- a cross-origin POST with `content-type: text/plain` (sent by browsers without a CORS preflight) gets 403, and
+  is audited like any refused Messages request;
 - a POST that is not `application/json` gets 400, whatever its origin;
 - a DNS-rebinding page's Host (its own name, resolved to 127.0.0.1) gets 403; localhost, 127.0.0.1 and [::1]
   with the port are served, and so is a name listed in `server.allowed_hosts`;
@@ -17,6 +18,7 @@ from typing import Iterator
 import anthropic
 import pytest
 
+from tests.audit_helpers import wait_record
 from tests.gateway import ROUTE_NAME, UPSTREAM_ENV, Gateway, run_gateway
 from tests.http_raw import assert_anthropic_error, config_with_server
 from tests.routing_helpers import USER_HI
@@ -49,6 +51,13 @@ def test_cross_origin_text_plain_post_is_refused(gateway: Gateway, upstream: Scr
     assert_anthropic_error(response, 403, "permission_error")
     assert "cors_origins" in response.json()["error"]["message"]
     assert upstream.requests == []
+
+
+def test_refused_messages_request_is_audited(gateway: Gateway, upstream: ScriptedChatUpstream) -> None:
+    response = _post(gateway, {"origin": "http://evil.example"})
+    assert response.status == 403
+    record = wait_record(f"sqlite:///{gateway.stderr_path.parent}/dragoman.db", response.headers["request-id"])
+    assert (record["status"], record["error_type"]) == (403, "permission_error"), record
 
 
 def test_any_unlisted_origin_is_refused_even_with_json(gateway: Gateway, upstream: ScriptedChatUpstream) -> None:
