@@ -161,6 +161,16 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             return  # the reads held some body too: the head itself is within the limit
         raise _Refused()
 
+    def end_waiting(self, message: str) -> None:
+        """Shutdown's drain limit passed: a request still arriving gets 529 now, rather than a cut at exit."""
+        if self._answered:
+            return
+        scope, cycle = self.scope, self.cycle
+        if scope is None:
+            self.transport.close()  # sent nothing
+        elif "method" not in scope or cycle is not None and cycle.more_body and not cycle.response_complete:
+            self._refuse(529, "overloaded_error", message, b"x-should-retry: true\r\n")
+
     # ---- deadlines ---------------------------------------------------------------------------------------
 
     def check_deadlines(self, now: float) -> None:

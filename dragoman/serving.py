@@ -26,6 +26,7 @@ from uvicorn.supervisors.multiprocess import Multiprocess, Process
 from dragoman.http_protocol import LimitedHttpToolsProtocol, Limits
 from dragoman.routing.config import Config, ServerSettings
 from dragoman.server import Gateway
+from dragoman.upstreams.inflight import SHUTDOWN_MESSAGE
 from dragoman.worker_config import SNAPSHOT_ENV, LastGoodConfig
 
 log = logging.getLogger("dragoman")
@@ -55,14 +56,20 @@ class _Server(uvicorn.Server):
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await self._take_queued()
-        app = self.config.loaded_app
-        cut = asyncio.get_running_loop().call_later(self.config.drain_seconds, app.end_inflight) \
-            if isinstance(app, Gateway) else None
+        cut = asyncio.get_running_loop().call_later(self.config.drain_seconds, self._end_drain)
         try:
             await super().shutdown(sockets=sockets)  # closes the listener at once, then drains
         finally:
-            if cut is not None:
-                cut.cancel()
+            cut.cancel()
+
+    def _end_drain(self) -> None:
+        """shutdown_timeout passed: end what is still under way with an overloaded error, not a cut."""
+        for connection in list(self.server_state.connections):
+            if isinstance(connection, LimitedHttpToolsProtocol):
+                connection.end_waiting(SHUTDOWN_MESSAGE)  # requests still arriving
+        app = self.config.loaded_app
+        if isinstance(app, Gateway):
+            app.end_inflight()  # upstream exchanges
 
     async def _take_queued(self) -> None:
         """Accept every connection the kernel has completed: the listener's close would reset them."""

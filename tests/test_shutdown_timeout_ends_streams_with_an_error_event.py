@@ -1,8 +1,8 @@
 """SIGTERM with answers still running past `server.shutdown_timeout`, against a real gateway process: a stream
 whose upstream has stalled ends with an Anthropic `error` event (`overloaded_error`, the gateway is shutting down)
 instead of being cut, and its record says 200 with `stream_error`, as for any stream that fails mid-way; a request
-still waiting for the upstream's first byte is answered 529 `overloaded_error`. Nothing is recorded as 500, and the
-process exits cleanly."""
+still waiting for the upstream's first byte, and one whose body is still arriving, are answered 529
+`overloaded_error`. Nothing is recorded as 500, and the process exits cleanly."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pytest
 
 from tests.audit_helpers import ENV, all_records, config, messages_body, route
 from tests.gateway import Gateway, run_gateway
+from tests.http_raw import assert_anthropic_error, connect, parse, read_until_closed
 from tests.upstreams import ChatReply, Hang, RawStream, ScriptedChatUpstream
 from tests.upstreams.openai_chat import render_chunks
 
@@ -62,11 +63,16 @@ def test_streams_past_the_drain_limit_end_with_an_overloaded_error_event(tmp_pat
             thread = threading.Thread(target=wait_for_first_byte, daemon=True)
             thread.start()
             up.wait_for_requests(2)  # both are with the upstream now: one stalled mid-stream, one before its head
+            uploading = connect(gw.port)  # a third request whose body is still arriving
+            uploading.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+                              b"content-length: 1000\r\n\r\n{\"model\":")
             gw.proc.send_signal(signal.SIGTERM)
 
             while data := resp.read1(65536):  # the rest of the stream, until the gateway ends it
                 stream += data
             conn.close()
+            with uploading:
+                upload_answer = parse(read_until_closed(uploading))
             thread.join(30)
             assert gw.proc.wait(30) in (0, -signal.SIGTERM), gw.stderr_text()
             stderr = gw.stderr_text()
@@ -86,7 +92,11 @@ def test_streams_past_the_drain_limit_end_with_an_overloaded_error_event(tmp_pat
     body = answer.json()  # type: ignore[attr-defined]
     assert body["error"]["type"] == "overloaded_error" and "shutting down" in body["error"]["message"], body
 
-    by_stream = {r["stream"]: r for r in records}
-    assert len(records) == 2, records
+    message = assert_anthropic_error(upload_answer, 529, "overloaded_error")
+    assert "shutting down" in message
+
+    assert not [r for r in records if r["status"] >= 500 and r["status"] != 529], records
+    by_stream = {r["stream"]: r for r in records if r["requested_model"]}
+    assert len(by_stream) == 2, records
     assert (by_stream[True]["status"], by_stream[True]["error_type"]) == (200, "stream_error"), by_stream[True]
     assert (by_stream[False]["status"], by_stream[False]["error_type"]) == (529, "overloaded_error"), by_stream[False]
