@@ -81,14 +81,21 @@ class _Server(uvicorn.Server):
 
         for server in self.servers:
             for listener in server.sockets or ():
-                with socket.socket(fileno=os.dup(listener.fileno())) as sock:  # a duplicate: closing it stops nothing
+                try:
+                    sock = socket.socket(fileno=os.dup(listener.fileno()))  # a duplicate: closing it stops nothing
+                except OSError:  # out of descriptors: the queue is lost as it would have been
+                    continue
+                with sock:
                     sock.setblocking(False)
                     while True:
                         try:
                             conn, _ = sock.accept()
                         except OSError:  # BlockingIOError: none left
                             break
-                        await loop.connect_accepted_socket(protocol, conn)
+                        try:
+                            await loop.connect_accepted_socket(protocol, conn)
+                        except OSError:  # gone already
+                            conn.close()
 
 
 class _Process(Process):
