@@ -8,12 +8,13 @@ from __future__ import annotations
 from dragoman.config.model import Config
 from dragoman.key_table import KeyTable
 from dragoman.proxy import Upstreams
+from dragoman.request_guard import RequestGuard
 from dragoman.routing.router import Router
 from dragoman.upstreams.client import UpstreamClient
 
 
 class Runtime:
-    __slots__ = ("config", "router", "upstreams", "keys", "max_body")
+    __slots__ = ("config", "router", "upstreams", "keys", "max_body", "guard")
 
     def __init__(self, config: Config, client: UpstreamClient, previous: Runtime | None = None) -> None:
         self.config = config
@@ -21,6 +22,7 @@ class Runtime:
         self.upstreams = Upstreams(config, client)
         self.keys = KeyTable(config.keys)  # looked up by digest: see key_table
         self.max_body = config.server.max_body_bytes
+        self.guard = RequestGuard(config.server)
         if previous is not None:
             self._keep_breakers(previous)
 

@@ -28,10 +28,12 @@ from dragoman.observe.runtime import Observability
 from dragoman.protocols import anthropic as A
 from dragoman.protocols import json_depth
 from dragoman.proxy import NOOP_SPAN, Exchange, Selected, relay_rest, select
+from dragoman.request_guard import answer_preflight, is_preflight, with_cors
 from dragoman.routing.features import extract_features
 from dragoman.runtime import Runtime
 from dragoman.tokens import count_tokens
 from dragoman.upstreams.client import UpstreamClient
+from dragoman.upstreams.inflight import InFlight
 
 log = logging.getLogger("dragoman")
 
@@ -62,6 +64,7 @@ class Gateway:
         self._session: aiohttp.ClientSession | None = None
         self._client: UpstreamClient | None = None
         self._watcher: ConfigWatcher | None = None
+        self._inflight = InFlight()
         self.observe = Observability(config.observe, _pricing(config))
         self._not_found = NotFoundLog(log)
         self._warned_doubled_v1 = False
@@ -88,7 +91,8 @@ class Gateway:
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
-        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=False)
+        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=False,
+                                              response_class=self._inflight.response_class)
         self._client = UpstreamClient(self._session)
         await asyncio.get_running_loop().run_in_executor(None, self.observe.start)
         self.runtime = Runtime(self.config, self._client)
@@ -104,6 +108,13 @@ class Gateway:
         self.config = config
         self.observe.pricer = Pricer(_pricing(config))  # audit, metrics and tracing settings need a restart
 
+    def end_inflight(self) -> int:
+        """The shutdown's drain limit passed: end each upstream exchange still open with an overloaded error."""
+        ended = self._inflight.end_all()
+        if ended:
+            log.warning("shutdown_timeout passed: ended %d upstream exchange(s) still in flight", ended)
+        return ended
+
     async def stop(self) -> None:
         if self._watcher is not None:
             self._watcher.stop()
@@ -117,6 +128,12 @@ class Gateway:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = "req_" + secrets.token_hex(12)
         try:
+            origin = self._admit(scope, request_id)
+            if origin is not None:
+                send = with_cors(send, origin)
+                if is_preflight(scope):
+                    await answer_preflight(send, scope)
+                    return
             await self._dispatch(scope, receive, send, request_id)
         except E.GatewayError as err:
             await _send_error(send, err, request_id)
@@ -125,6 +142,17 @@ class Gateway:
         except Exception:  # noqa: BLE001 - a bug must answer 500, not take the process down
             log.exception("unhandled error in request %s", request_id)
             await _send_error(send, E.ApiError(f"internal gateway error (request id {request_id})"), request_id)
+
+    def _admit(self, scope: Scope, request_id: str) -> bytes | None:
+        """Refuse what a web page could forge (request_guard.py); a refused Messages request is still audited."""
+        rt = self.runtime
+        assert rt is not None
+        try:
+            return rt.guard.check(scope)
+        except E.GatewayError as err:
+            if scope["path"].endswith("/v1/messages"):
+                self.observe.record(record_for(Exchange(request_id, None, False, 0), None, err.status, err.error_type))
+            raise
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         path: str = scope["path"]
@@ -401,11 +429,10 @@ def _pricing(config: Config) -> dict[str, Pricing]:
 
 def create_app() -> Gateway:
     """Factory for uvicorn workers: the config path arrives through DRAGOMAN_CONFIG."""
-    from dragoman.config.load import load_config, zero_config
+    from dragoman.worker_config import CONFIG_ENV, worker_config
 
     if not logging.getLogger().handlers:  # a spawned worker: the parent's logging setup did not come along
         level = os.environ.get("DRAGOMAN_LOG_LEVEL", "INFO").upper()
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
-    path = os.environ.get("DRAGOMAN_CONFIG")
-    config = load_config(path) if path else zero_config(os.environ)
-    return Gateway(config, path)
+    config = worker_config(os.environ)  # the file, or the supervisor's last good copy when the file is broken
+    return Gateway(config, os.environ.get(CONFIG_ENV) or None)

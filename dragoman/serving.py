@@ -1,50 +1,231 @@
-"""Running the ASGI app under uvicorn: one process, or N worker processes sharing one port."""
+"""Running the ASGI app under uvicorn: one process, or N worker processes sharing one port.
+
+Both run `_Server`, whose shutdown stops accepting before it drains: it takes the connections the kernel has
+already queued (closing the listener would reset them), closes the listener, answers every request under way, and
+at `server.shutdown_timeout` ends the upstream exchanges still open with an overloaded error (`Gateway.end_inflight`).
+With workers, `_Supervisor` closes its own copy of the listening socket the moment it is told to stop, so no
+connection queues on a socket that nobody will accept from, and starts replacement workers from the last good
+config (`worker_config`). Written against uvicorn 0.55.0; tests/test_uvicorn_internals_pinned.py pins what the
+overrides rely on."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
+import resource
 import signal
+import socket
 import sys
+from typing import Any
 
 import uvicorn
-import uvicorn.supervisors
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
-from dragoman.config.model import Config
+from dragoman.config.model import Config, ServerSettings
+from dragoman.http_protocol import LimitedHttpToolsProtocol, Limits
 from dragoman.server import Gateway
+from dragoman.upstreams.inflight import SHUTDOWN_MESSAGE
+from dragoman.worker_config import SNAPSHOT_ENV, LastGoodConfig
+
+log = logging.getLogger("dragoman")
+
+HARD_STOP_MARGIN = 5.0  # seconds after shutdown_timeout for ended exchanges to send their error; then uvicorn cancels
+_RESERVED_DESCRIPTORS = 64  # files, the audit store, pipes: not for connections
+
+
+class _UvicornConfig(uvicorn.Config):
+    """uvicorn's config plus what our protocol and server read; pickled as is to spawned workers."""
+
+    def __init__(self, app: Any, *, limits: Limits, drain_seconds: float, **kwargs: Any) -> None:
+        super().__init__(app, timeout_graceful_shutdown=drain_seconds + HARD_STOP_MARGIN, **kwargs)  # type: ignore[arg-type]
+        self.limits = limits
+        self.drain_seconds = drain_seconds
 
 
 class _Server(uvicorn.Server):
-    async def startup(self, sockets=None) -> None:  # noqa: ANN001
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
-        if self.started and self.config.workers in (None, 1):
+        if not self.started:
+            return
+        if self.config.workers in (None, 1):
             print(f"dragoman listening on http://{self.config.host}:{self.config.port}", file=sys.stderr, flush=True)
+        else:
+            log.info("worker %d serving", os.getpid())
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await self._take_queued()
+        cut = asyncio.get_running_loop().call_later(self.config.drain_seconds, self._end_drain)
+        try:
+            await super().shutdown(sockets=sockets)  # closes the listener at once, then drains
+        finally:
+            cut.cancel()
+
+    def _end_drain(self) -> None:
+        """shutdown_timeout passed: end what is still under way with an overloaded error, not a cut."""
+        for connection in list(self.server_state.connections):
+            if isinstance(connection, LimitedHttpToolsProtocol):
+                connection.end_waiting(SHUTDOWN_MESSAGE)  # requests still arriving
+        app = self.config.loaded_app
+        if isinstance(app, Gateway):
+            app.end_inflight()  # upstream exchanges
+
+    async def _take_queued(self) -> None:
+        """Accept every connection the kernel has completed: the listener's close would reset them."""
+        loop = asyncio.get_running_loop()
+        config, state, app_state = self.config, self.server_state, self.lifespan.state
+
+        def protocol() -> asyncio.Protocol:
+            return config.http_protocol_class(config=config, server_state=state, app_state=app_state)
+
+        for server in self.servers:
+            for listener in server.sockets or ():
+                try:
+                    sock = socket.socket(fileno=os.dup(listener.fileno()))  # a duplicate: closing it stops nothing
+                except OSError:  # out of descriptors: the queue is lost as it would have been
+                    continue
+                with sock:
+                    sock.setblocking(False)
+                    while True:
+                        try:
+                            conn, _ = sock.accept()
+                        except OSError:  # BlockingIOError: none left
+                            break
+                        try:
+                            await loop.connect_accepted_socket(protocol, conn)
+                        except OSError:  # gone already
+                            conn.close()
 
 
-class _Supervisor(uvicorn.supervisors.Multiprocess):
-    """uvicorn's supervisor restarts every worker on SIGHUP, and a worker that cannot load a broken file
-    would not come back; instead each worker is told to reload, and validates the file before it swaps."""
+class _Process(Process):
+    """A uvicorn worker process that runs `_Server`."""
+
+    @property
+    def server(self) -> uvicorn.Server:
+        if self._server is None:
+            self._server = _Server(config=self.config)
+        return self._server
+
+
+class _Supervisor(Multiprocess):
+    """uvicorn's supervisor, with: SIGHUP passed on to each worker (which validates the file before it swaps,
+    rather than being restarted onto a broken file), replacements started from the last good config, and the
+    listening socket closed as soon as a stop signal arrives."""
+
+    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket], last_good: LastGoodConfig | None) -> None:
+        super().__init__(config, sockets)
+        self.last_good = last_good
+        self._stopping = False
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._on_stop_signal)
+
+    def _on_stop_signal(self, sig: int, frame: Any) -> None:
+        # In the handler, not on the next 0.5 s tick: the workers (signalled with us, by a process-group kill)
+        # may close their copies first, and a connection queued on ours alone would be reset at exit.
+        self._stopping = True  # no new worker can be handed the closed socket
+        for sock in self.sockets:
+            sock.close()
+        self.signal_queue.append(sig)
+
+    def init_processes(self) -> None:
+        for _ in range(self.processes_num):
+            self.processes.append(self._start_worker())
+
+    def _start_worker(self) -> Process:
+        process = _Process(self.config, self.sockets)
+        process.start()
+        return process
+
+    def keep_subprocess_alive(self) -> None:
+        # uvicorn 0.55 Multiprocess.keep_subprocess_alive, starting `_Process` and refreshing the snapshot first.
+        if self.should_exit.is_set() or self._stopping:
+            return
+        if self.last_good is not None:
+            self.last_good.refresh()
+        for idx, process in enumerate(self.processes):
+            if process.is_alive(timeout=self.config.timeout_worker_healthcheck):
+                continue
+            process.kill()
+            process.join()
+            if process.exitcode == STARTUP_FAILURE:
+                log.error("worker [%s] could not start; stopping", process.pid)
+                self.should_exit.set()
+                return
+            if self.should_exit.is_set() or self._stopping:
+                return
+            log.warning("worker [%s] died (exit code %s); starting another", process.pid, process.exitcode)
+            self.processes[idx] = self._start_worker()
+
+    def handle_ttin(self) -> None:
+        self.processes_num += 1
+        self.processes.append(self._start_worker())
 
     def handle_hup(self) -> None:
+        if self.last_good is not None:
+            self.last_good.refresh(force=True)
         for process in self.processes:
             if process.pid is not None:
                 os.kill(process.pid, signal.SIGHUP)
 
 
+def raise_descriptor_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit where allowed (workers inherit it); the soft limit now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # An unlimited hard limit is refused above the system's own cap (Linux nr_open, macOS OPEN_MAX): try less.
+    targets = (hard,) if hard != resource.RLIM_INFINITY else (1 << 20, 1 << 16, 10_240)
+    for target in targets:
+        if target <= soft:
+            break
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            return target
+        except (ValueError, OSError):
+            continue
+    return soft
+
+
+def limits_for(settings: ServerSettings, descriptors: int) -> Limits:
+    # Each connection may hold an upstream connection too: half the descriptors, so accept() never fails.
+    default_cap = max(16, (descriptors - _RESERVED_DESCRIPTORS) // 2)
+    return Limits(
+        max_header_bytes=settings.max_header_bytes,
+        max_headers=settings.max_headers,
+        header_timeout=settings.header_timeout,
+        body_timeout=settings.body_timeout,
+        max_connections=settings.max_connections or default_cap,
+    )
+
+
 def run(config: Config, host: str, port: int, workers: int, log_level: str, config_path: str | None = None) -> int:
     """Serve until stopped. uvloop + httptools: the fastest stack measured here (shared/performance.md)."""
-    common = dict(
-        host=host, port=port, loop="uvloop", http="httptools", lifespan="on", access_log=False,
-        log_level="warning" if log_level == "info" else log_level, server_header=False, date_header=False,
+    settings = config.server
+    common: dict[str, Any] = dict(
+        host=host, port=port, loop="uvloop", http=LimitedHttpToolsProtocol, ws="none", lifespan="on",
+        access_log=False, log_level="warning" if log_level == "info" else log_level, server_header=False,
+        date_header=False,
         proxy_headers=False,  # the gateway never reads the client's address; the middleware cost ~1% per request
-        timeout_graceful_shutdown=30,
+        limits=limits_for(settings, raise_descriptor_limit()), drain_seconds=settings.shutdown_timeout,
     )
     if workers > 1:
-        # Each worker builds its own app from DRAGOMAN_CONFIG (or zero-config): sockets are shared, state is not.
-        uv = uvicorn.Config("dragoman.server:create_app", factory=True, workers=workers, **common)
-        sock = uv.bind_socket()
-        print(f"dragoman listening on http://{host}:{port} ({workers} workers)", file=sys.stderr, flush=True)
-        _Supervisor(uv, sockets=[sock]).run()
-        return 0
-    server = _Server(uvicorn.Config(Gateway(config, config_path), **common))
+        return _run_workers(common, workers, config_path)
+    server = _Server(_UvicornConfig(Gateway(config, config_path), **common))
     server.run()
     return 0 if server.started else 1
+
+
+def _run_workers(common: dict[str, Any], workers: int, config_path: str | None) -> int:
+    # Each worker builds its own app from DRAGOMAN_CONFIG (or zero-config): sockets are shared, state is not.
+    last_good = LastGoodConfig(config_path) if config_path else None
+    if last_good is not None:
+        os.environ[SNAPSHOT_ENV] = last_good.snapshot  # spawned workers inherit the environment
+    try:
+        uv = _UvicornConfig("dragoman.server:create_app", factory=True, workers=workers, **common)
+        sock = uv.bind_socket()
+        print(f"dragoman listening on http://{common['host']}:{common['port']} ({workers} workers)",
+              file=sys.stderr, flush=True)
+        _Supervisor(uv, [sock], last_good).run()
+        return 0
+    finally:
+        if last_good is not None:
+            last_good.close()

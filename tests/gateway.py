@@ -14,7 +14,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import yaml
 
@@ -35,6 +35,11 @@ class Gateway:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def audit_store(self) -> str:
+        """The URL of its default audit store: SQLite in the data directory run_gateway gave it."""
+        return f"sqlite:///{self.stderr_path.parent / 'data' / 'dragoman' / 'dragoman.db'}"
 
     def stderr_text(self) -> str:
         return self.stderr_path.read_text(errors="replace")
@@ -99,26 +104,30 @@ def _healthy(port: int, path: str = "/healthz") -> bool:
         conn.close()
 
 
-def _stop(proc: subprocess.Popen, timeout: float = STOP_TIMEOUT) -> None:
-    """SIGTERM, then SIGKILL if the process is still there after `timeout` seconds."""
+def _stop(proc: subprocess.Popen, timeout: float = STOP_TIMEOUT, group: bool = False) -> None:
+    """SIGTERM, then SIGKILL (of its whole session with `group`: supervisor and workers) after `timeout` seconds."""
     if proc.poll() is not None:
         return
     proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(timeout)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        if group:
+            os.killpg(proc.pid, signal.SIGKILL)  # the session it leads: supervisor and its workers
+        else:
+            proc.kill()
         proc.wait(timeout)
 
 
 @contextlib.contextmanager
 def run_gateway(
     config_text: str | None, env: dict[str, str] | None = None, command: list[str] | None = None, *,
-    args: tuple[str, ...] = (),
+    args: tuple[str, ...] = (), workers: int = 1, preexec_fn: Callable[[], None] | None = None,
 ) -> Iterator[Gateway]:
     """Start `python -m dragoman serve` (or `command`, e.g. the `dragoman` console script) on a free port with
     `config_text` as its config (None: no --config, the zero-config start) and any extra `args`; stop it on
-    exit. Its audit store defaults to a temporary data directory (XDG_DATA_HOME), never the developer's home."""
+    exit. Its audit store defaults to a temporary data directory (XDG_DATA_HOME), never the developer's home.
+    With `workers` > 1 the supervisor leads its own session, so its workers can be killed with it."""
     with tempfile.TemporaryDirectory(prefix="dragoman-e2e-") as tmp:
         config_args: list[str] = []
         if config_text is not None:
@@ -127,19 +136,22 @@ def run_gateway(
             config_args = ["--config", str(config_path)]
         stderr_path = Path(tmp) / "stderr.log"
         port = free_port()
-        proc_env = {k: v for k, v in os.environ.items() if k not in ("DRAGOMAN_API_KEYS", "DRAGOMAN_CONFIG")}
+        drop = ("DRAGOMAN_API_KEYS", "DRAGOMAN_CONFIG", "DRAGOMAN_CONFIG_SNAPSHOT")
+        proc_env = {k: v for k, v in os.environ.items() if k not in drop}
         proc_env.update({"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
                          "XDG_DATA_HOME": str(Path(tmp) / "data")})
         proc_env.update(env or {})
         with open(stderr_path, "wb") as stderr:
             proc = subprocess.Popen(
                 [*(command or [sys.executable, "-m", "dragoman"]), "serve", *config_args,
-                 "--host", "127.0.0.1", "--port", str(port), *args],
+                 "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), *args],
                 stdin=subprocess.DEVNULL,
                 stdout=stderr,
                 stderr=stderr,
                 env=proc_env,
                 cwd=tmp,
+                start_new_session=workers > 1,
+                preexec_fn=preexec_fn,
             )
         gateway = Gateway(port=port, proc=proc, stderr_path=stderr_path)
         try:
@@ -152,7 +164,7 @@ def run_gateway(
                 time.sleep(0.05)
             yield gateway
         finally:
-            _stop(proc)
+            _stop(proc, group=workers > 1)
 
 
 def gateway_config(

@@ -8,9 +8,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -19,8 +16,8 @@ from typing import Iterator
 import anthropic
 import pytest
 
-from dragoman.config.reload import _stamp
-from tests.gateway import Gateway, _healthy, free_port, run_gateway
+from dragoman.config.reload import file_stamp
+from tests.gateway import Gateway, run_gateway
 from tests.routing_helpers import KEYS_ENV, USER_HI, config_yaml, route, wait_until
 from tests.upstreams import ChatReply, Gate, ScriptedChatUpstream
 
@@ -94,11 +91,11 @@ def write_keeping_stamp(path: Path, text: str) -> None:
     """Rewrite in place with the same size, inode and mtime: the file watch cannot see it, only SIGHUP can."""
     before = path.stat()
     assert len(text.encode()) == before.st_size
-    stamp = _stamp(str(path))
+    stamp = file_stamp(str(path))
     with open(path, "r+", encoding="utf-8") as f:
         f.write(text)
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
-    assert _stamp(str(path)) == stamp, "the file watch compares this stamp: it must not change"
+    assert file_stamp(str(path)) == stamp, "the file watch compares this stamp: it must not change"
 
 
 class LoadLoop:
@@ -250,39 +247,9 @@ def test_requests_in_flight_finish_on_the_config_they_started_with(u1, u2):
 # ---- two worker processes ---------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def run_workers(config_text: str, workers: int = 2) -> Iterator[Gateway]:
-    """`dragoman serve --workers N` (tests.gateway.run_gateway has no --workers), stopped on exit."""
-    with tempfile.TemporaryDirectory(prefix="dragoman-reload-") as tmp:
-        config_path = Path(tmp) / "dragoman.yaml"
-        config_path.write_text(config_text)
-        stderr_path = Path(tmp) / "stderr.log"
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if k not in ("DRAGOMAN_API_KEYS", "DRAGOMAN_CONFIG")}
-        env.update(KEYS_ENV, NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
-        with open(stderr_path, "wb") as stderr:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "dragoman", "serve", "--config", str(config_path), "--host", "127.0.0.1",
-                 "--port", str(port), "--workers", str(workers)],
-                stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, env=env, cwd=tmp, start_new_session=True)
-        gateway = Gateway(port=port, proc=proc, stderr_path=stderr_path)
-        try:
-            deadline = time.monotonic() + 15
-            while not _healthy(port):
-                if proc.poll() is not None:
-                    raise RuntimeError(f"gateway exited with {proc.returncode}:\n{gateway.stderr_text()}")
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"gateway not healthy after 15s:\n{gateway.stderr_text()}")
-                time.sleep(0.05)
-            yield gateway
-        finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)  # the session started above: supervisor and its workers
-                    proc.wait(5)
+def run_workers(config_text: str, workers: int = 2) -> contextlib.AbstractContextManager[Gateway]:
+    """`dragoman serve --workers N`, stopped on exit."""
+    return run_gateway(config_text, env=KEYS_ENV, workers=workers)
 
 
 def test_two_workers_reload_on_file_change_and_on_sighup(u1, u2):

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
+
+import msgspec
 
 from dragoman.config.endpoints import (
     ANTHROPIC_BASE_URL,
@@ -130,9 +133,30 @@ def _build(file: ConfigFile, src: Source) -> Config:
         auth_keys=frozenset(keys),
         keys=keys,
         observe=ObserveSettings(audit=file.audit, metrics=file.metrics, tracing=file.tracing, admin=file.admin),
-        server=file.server,
+        server=_server(file.server, src),
         source=src.name,
     )
+
+
+def _server(settings: ServerSettings, src: Source) -> ServerSettings:
+    """Origins and Host names are compared as the browser sends them: refuse what could never match."""
+    for i, origin in enumerate(settings.cors_origins):
+        if origin != "*" and not _ORIGIN.fullmatch(origin):
+            raise src.error(("server", "cors_origins", i), f'"{origin}" is not an origin like https://app.example.com '
+                            '(scheme://host[:port], no path) or "*"')
+    for i, host in enumerate(settings.allowed_hosts):
+        if host != "*" and not _HOST.fullmatch(host):
+            raise src.error(("server", "allowed_hosts", i), f'"{host}" is not a host name like gateway.internal or '
+                            'gateway.internal:8080 (no scheme, no path) or "*"')
+    return msgspec.structs.replace(
+        settings,
+        cors_origins=tuple(o.lower() for o in settings.cors_origins),
+        allowed_hosts=tuple(h.lower() for h in settings.allowed_hosts),
+    )
+
+
+_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:[0-9]{1,5})?", re.IGNORECASE)
+_HOST = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9_.-]+)(:[0-9]{1,5})?", re.IGNORECASE)
 
 
 def _policies(entries: tuple[PolicyEntry, ...], names: list[str], src: Source) -> tuple[CompiledPolicy, ...]:

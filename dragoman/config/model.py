@@ -111,7 +111,17 @@ class ModelRoute(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The HTTP face: what one client may send and for how long, how many may connect, who may call (README)."""
+
     max_body_bytes: _PositiveInt = MAX_BODY_BYTES
+    max_header_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 64 * 1024  # request line + headers; larger: 431
+    max_headers: Annotated[int, msgspec.Meta(ge=8)] = 100
+    header_timeout: _PositiveFloat = 10.0  # seconds from connect (or a request's first byte) to its last header
+    body_timeout: _PositiveFloat = 60.0  # seconds from the last header to the body's last byte
+    max_connections: _PositiveInt | None = None  # per process; None: half the descriptor limit (serving.py)
+    shutdown_timeout: Annotated[float, msgspec.Meta(ge=0)] = 30.0  # SIGTERM: how long requests in flight may finish
+    cors_origins: tuple[str, ...] = ()  # browser origins allowed to call ("https://app.example.com", or "*")
+    allowed_hosts: tuple[str, ...] = ()  # Host values accepted on loopback besides localhost/127.0.0.1/[::1]
 
 
 class ConfigFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

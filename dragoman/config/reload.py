@@ -29,7 +29,7 @@ class ConfigWatcher:
         self.path = path
         self.apply = apply
         self.poll = poll
-        self._stamp = _stamp(path)
+        self._stamp = file_stamp(path)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -50,7 +50,7 @@ class ConfigWatcher:
 
     def reload(self) -> bool:
         """Load, validate and apply the file now; False (old config kept) when it is invalid or cannot apply."""
-        self._stamp = _stamp(self.path)
+        self._stamp = file_stamp(self.path)
         try:
             config = load_config(self.path)
             self.apply(config)  # builds the whole new runtime before swapping it in: a failure changes nothing
@@ -63,7 +63,7 @@ class ConfigWatcher:
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(self.poll)
-            stamp = _stamp(self.path)
+            stamp = file_stamp(self.path)
             if stamp != self._stamp and stamp is not None:
                 try:
                     self.reload()
@@ -71,7 +71,7 @@ class ConfigWatcher:
                     log.exception("config reload failed; still serving the previous config")
 
 
-def _stamp(path: str) -> tuple[int, int, int] | None:
+def file_stamp(path: str) -> tuple[int, int, int] | None:
     try:
         st = os.stat(path)
     except OSError:

@@ -19,6 +19,11 @@ _decode_error = msgspec.json.Decoder(C.ChatError).decode
 _MAX_MESSAGE = 1000
 
 
+class GatewayShuttingDown(aiohttp.ClientError):
+    """This upstream exchange was ended by the gateway's shutdown (the drain limit passed): not the upstream's
+    fault, and not worth another candidate."""
+
+
 def error_from_status(status: int, body: bytes, headers: dict[str, str], route: str) -> E.GatewayError:
     """Map an upstream HTTP error answer to the error the client gets (its text not yet redacted)."""
     detail = _upstream_message(body)
@@ -57,6 +62,8 @@ def error_from_redirect(status: int, location: str | None, url: str, route: str)
 def error_from_exception(exc: BaseException, route: str) -> E.GatewayError:
     """Map a transport failure (refused, reset, timed out) before any answer to the error the client gets."""
     where = f"upstream for route {route!r}"
+    if isinstance(exc, GatewayShuttingDown):
+        return E.Overloaded(str(exc))
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         return E.Overloaded(f"{where} timed out", retryable=True)
     if isinstance(exc, aiohttp.ClientConnectorError):
@@ -71,6 +78,8 @@ def error_from_exception(exc: BaseException, route: str) -> E.GatewayError:
 
 def stream_failure(exc: BaseException) -> tuple[str, str]:
     """(error type, message) for a failure after the first byte, sent as an Anthropic `error` event."""
+    if isinstance(exc, GatewayShuttingDown):
+        return "overloaded_error", str(exc)
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         return "overloaded_error", "the upstream stopped sending (idle timeout) before the answer was complete"
     if isinstance(exc, EventTooLarge):
