@@ -13,12 +13,12 @@ from typing import Any
 
 import msgspec
 
-from dragoman.errors import InvalidRequest
 from dragoman.protocols import anthropic as A
 from dragoman.protocols.claude_code import parse_claude_user
 from dragoman.translate.models import is_reasoning_model, output_limit
 from dragoman.translate.options import TranslationOptions
 from dragoman.translate.request_context import RequestContext
+from dragoman.translate.request_errors import invalid
 
 _EFFORTS = ("minimal", "low", "medium", "high")
 # Reasoning models spend tokens thinking before they answer; a probe with max_tokens 1 (Claude Code's /model
@@ -57,14 +57,15 @@ def tool_specs(
     """The client tools the upstream is offered: server tools rejected or dropped, deferred tools left out until
     the conversation `loaded` them."""
     out: list[ToolSpec] = []
-    for tool in tools or ():
+    for k, tool in enumerate(tools or ()):
         if tool.type not in (None, "custom") and tool.input_schema is None:
             if options.server_tools == "drop":
                 ctx.note(f"server tool {tool.type} dropped")
                 continue
-            raise InvalidRequest(
+            raise invalid(
                 f"tool {tool.name!r} is an Anthropic server tool ({tool.type}), which this route's upstream "
-                "cannot run; remove it or set translation.server_tools: drop on the route"
+                "cannot run; remove it or set translation.server_tools: drop on the route",
+                "tools", k,
             )
         if tool.defer_loading and tool.name not in loaded:
             # Anthropic keeps deferred tools out of the model's context until a tool_reference loads them.
@@ -103,9 +104,9 @@ def tool_choice(choice: A.ToolChoice | None, ctx: RequestContext) -> ToolChoice 
         return ToolChoice("none", parallel=parallel)
     if kind == "tool":
         if not choice.name:
-            raise InvalidRequest("tool_choice: type 'tool' needs a name")
+            raise invalid("tool_choice of type 'tool' needs a name", "tool_choice")
         return ToolChoice("function", ctx.tool_names.upstream(choice.name), parallel)
-    raise InvalidRequest(f"tool_choice: unknown type {kind!r} (expected auto, any, tool or none)")
+    raise invalid(f"unknown tool_choice type {kind!r} (expected auto, any, tool or none)", "tool_choice", "type")
 
 
 # ---- sampling, limits, reasoning, identity ---------------------------------------------------------------
@@ -117,7 +118,7 @@ def max_output_tokens(
     """max_tokens clamped to the model's output limit and raised to the floor a reasoning model (or the upstream
     protocol: `floor`) needs. The context keeps both budgets: a raised one has its visible output cut back."""
     if asked < 1:
-        raise InvalidRequest("max_tokens: must be at least 1")
+        raise invalid("max_tokens must be at least 1", "max_tokens")
     ceiling = options.max_output_tokens or output_limit(model)
     value = asked
     if ceiling and value > ceiling:

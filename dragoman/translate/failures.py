@@ -51,5 +51,6 @@ def failed_response_error(error: R.ResponseError | None) -> E.GatewayError:
     if error_type == "rate_limit_error":
         return E.RateLimited(f"upstream is rate limited: {message}", retryable=True)
     if error_type == "invalid_request_error":
+        # No JSON path: the upstream refused the request as translated, and does not say which part.
         return E.InvalidRequest(f"upstream rejected the request: {message}")
     return E.Overloaded(f"upstream failed: {message}", retryable=True)
