@@ -2,6 +2,7 @@
 compared with <case>.expected.json.
 
     request/   Anthropic request + route options → Chat request (or the 400 it is refused with)
+    responses_request/   the same request/ inputs (and a few Responses-only ones of its own) → Responses request
     response/  Chat completion → Anthropic message
     stream/    Chat chunk list + how the stream ended → Anthropic events (also checked against the grammar)
     responses_response/  Responses response → Anthropic message
@@ -32,6 +33,7 @@ from dragoman.translate.chat.stream import ChatStreamBridge
 from dragoman.translate.chat.response import translate_response
 from dragoman.translate.options import TranslationOptions
 from dragoman.translate.request_context import RequestContext
+from dragoman.translate.responses.request import translate_request as responses_request
 from dragoman.translate.responses.stream import ResponsesStreamBridge
 from dragoman.translate.tool_names import ToolNameMap
 from tests.anthropic_events import check_grammar, wire_events
@@ -44,6 +46,8 @@ SIGNING_KEY = b"golden-signing-key"  # thinking signatures in responses_* files 
 
 def _cases(direction: str) -> list[Any]:
     inputs = sorted((GOLDEN / direction).glob("*.input.json"))
+    if direction == "responses_request":  # every Chat request case is a Responses case too
+        inputs = sorted(inputs + list((GOLDEN / "request").glob("*.input.json")), key=lambda path: path.name)
     return [pytest.param(path, id=path.name.removesuffix(".input.json")) for path in inputs]
 
 
@@ -67,7 +71,7 @@ def _context(spec: dict[str, Any], requested_model: str = "claude-sonnet-4-5") -
     return ctx
 
 
-def _translate_request(case: dict[str, Any]) -> dict[str, Any]:
+def _translate_request(case: dict[str, Any], protocol: str = "chat") -> dict[str, Any]:
     options = msgspec.convert(case.get("options", {}), TranslationOptions)
     req = msgspec.convert(case["request"], A.MessagesRequest)
     ctx = RequestContext(
@@ -77,13 +81,17 @@ def _translate_request(case: dict[str, Any]) -> dict[str, Any]:
         stop_sequences=tuple(req.stop_sequences or ()),
         think_tags=options.think_tags,
     )
+    extensions = case.get("openai_extensions", True)
     try:
-        chat = translate_request(
-            req, case["upstream_model"], options, ctx, openai_extensions=case.get("openai_extensions", True)
-        )
+        if protocol == "chat":
+            sent: Any = translate_request(req, case["upstream_model"], options, ctx, openai_extensions=extensions)
+        else:
+            sent = responses_request(
+                req, case["upstream_model"], options, ctx, reasoning_key=SIGNING_KEY, openai_extensions=extensions
+            )
     except GatewayError as exc:
         return {"error": {"status": exc.status, "type": exc.error_type, "message": exc.message}}
-    out = {"chat": _builtins(chat), "restored_tool_names": ctx.tool_names.restored, "notes": ctx.notes}
+    out = {protocol: _builtins(sent), "restored_tool_names": ctx.tool_names.restored, "notes": ctx.notes}
     if ctx.visible_max_tokens:  # the upstream got more than the client asked: the answer is cut back to this
         out["visible_max_tokens"] = ctx.visible_max_tokens
     return out
@@ -136,6 +144,7 @@ def _translate_responses_stream(case: dict[str, Any]) -> dict[str, Any]:
 
 _TRANSLATE = {
     "request": _translate_request,
+    "responses_request": lambda case: _translate_request(case, "responses"),
     "response": _translate_response,
     "stream": _translate_stream,
     "responses_response": _translate_responses_response,
@@ -147,7 +156,7 @@ def _check(direction: str, path: Path) -> None:
     case = json.loads(path.read_text())
     assert case.get("description"), f"{path.name}: say what the case pins in `description`"
     actual = _TRANSLATE[direction](case)
-    expected_path = path.with_name(path.name.replace(".input.json", ".expected.json"))
+    expected_path = GOLDEN / direction / path.name.replace(".input.json", ".expected.json")
     if UPDATE:
         expected_path.write_text(json.dumps(actual, indent=2, ensure_ascii=False) + "\n")
         return
@@ -158,6 +167,11 @@ def _check(direction: str, path: Path) -> None:
 @pytest.mark.parametrize("path", _cases("request"))
 def test_request(path: Path) -> None:
     _check("request", path)
+
+
+@pytest.mark.parametrize("path", _cases("responses_request"))
+def test_responses_request(path: Path) -> None:
+    _check("responses_request", path)
 
 
 @pytest.mark.parametrize("path", _cases("response"))
@@ -182,4 +196,6 @@ def test_responses_stream(path: Path) -> None:
 
 def test_every_expected_file_has_an_input() -> None:
     for expected in GOLDEN.glob("*/*.expected.json"):
-        assert expected.with_name(expected.name.replace(".expected.json", ".input.json")).exists(), expected
+        name = expected.name.replace(".expected.json", ".input.json")
+        shared = expected.parent.name == "responses_request" and (GOLDEN / "request" / name).exists()
+        assert shared or expected.with_name(name).exists(), expected

@@ -5,8 +5,8 @@ sends 1) is raised for the upstream (`anthropic_request.max_output_tokens`). The
 contract: the visible answer — text and tool calls — is cut where the client's budget runs out, and the answer
 then ends with stop_reason "max_tokens". Thinking is not counted: it is the reasoning the raise exists for.
 
-Visible tokens are estimated at `CHARS_PER_TOKEN` characters a token, the estimate the stream bridges already
-use for output usage. The o200k tokenizer (dragoman/tokens.py) costs 2-14 us a chunk of 5-135 characters
+Visible tokens are estimated at ~4 characters a token (`estimates.py`), the estimate the stream bridges
+already use for output usage. The o200k tokenizer (dragoman/tokens.py) costs 2-14 us a chunk of 5-135 characters
 (measured), as much again as the whole relay's ~3 us a chunk (bench/bench_stream_bridges.py): too much for the
 stream's hot path. Usage is never cut: it stays the upstream's count, what the customer is billed for.
 
@@ -23,19 +23,13 @@ from typing import Any
 import msgspec
 
 from dragoman.protocols import anthropic as A
+from dragoman.translate.estimates import chars_for
 from dragoman.translate.request_context import RequestContext
 from dragoman.translate.tool_arguments import parse_arguments
 
-CHARS_PER_TOKEN = 4  # OpenAI's rule of thumb for English text; what the output estimates assume
 NOTE = "output cut at the client's max_tokens"
 
 _encode = msgspec.json.encode
-
-
-def output_estimate(chars: int, ctx: RequestContext) -> int:
-    """Output tokens for `chars` characters when the upstream reports no usage, never past the upstream's budget."""
-    estimate = max(chars // CHARS_PER_TOKEN, 1 if chars else 0)
-    return min(estimate, ctx.max_tokens) if ctx.max_tokens else estimate
 
 
 def input_size(value: Any) -> int:
@@ -47,7 +41,7 @@ def cut_message(message: A.MessagesResponse, ctx: RequestContext) -> A.MessagesR
     """Cut a JSON answer's visible content at the client's max_tokens (a no-op when nothing was raised)."""
     if not ctx.visible_max_tokens:
         return message
-    left = ctx.visible_max_tokens * CHARS_PER_TOKEN
+    left = chars_for(ctx.visible_max_tokens)
     kept: list[A.OutBlock] = []
     cut = False
     for block in message.content:
@@ -79,7 +73,7 @@ class StreamCut:
 
     def __init__(self, ctx: RequestContext) -> None:
         self._ctx = ctx
-        self._left = ctx.visible_max_tokens * CHARS_PER_TOKEN
+        self._left = chars_for(ctx.visible_max_tokens)
         self.cut = False  # the budget ran out: nothing visible follows, and the answer ends with max_tokens
         self._mode = ""  # the open block: "pass" (thinking), "text", "tool" (held), "drop" (after the cut)
         self._held: list[A.StreamEvent] = []  # a tool_use block's events, or a text block's start, not sent yet

@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-from dragoman.errors import InvalidRequest
 from dragoman.protocols import anthropic as A
 from dragoman.protocols import openai_chat as C
 from dragoman.translate.anthropic_request import (
-    NO_RESULT,
-    Image,
-    Part,
-    Text,
     ToolChoice,
     identity,
     is_reasoning,
     max_output_tokens,
     reasoning_effort,
-    referenced_tools,
     sampling,
-    system_text,
     tool_choice,
     tool_specs,
-    tool_use_arguments,
-    user_turn,
 )
+from dragoman.translate.content import Image, Part, Text
+from dragoman.translate.conversation import Assistant, Results, ToolCall, User, conversation
 from dragoman.translate.options import TranslationOptions
 from dragoman.translate.request_context import RequestContext
 
@@ -37,8 +30,9 @@ def translate_request(
 ) -> C.ChatRequest:
     """Build the Chat request for `req`. `openai_extensions` adds OpenAI-only fields (prompt_cache_key…)."""
     reasoning = is_reasoning(options, upstream_model)
-    messages = _messages(req, options, ctx)
-    tools = tool_specs(req.tools, referenced_tools(req.messages), options, ctx)
+    loaded: set[str] = set()  # deferred tools the conversation loaded
+    messages = _messages(req, options, ctx, loaded)
+    tools = tool_specs(req.tools, loaded, options, ctx)
     out = C.ChatRequest(model=upstream_model, messages=messages, stream=req.stream)
     if req.stream:
         out.stream_options = C.StreamOptions(include_usage=True)
@@ -77,71 +71,39 @@ def _content_never_null(messages: list[C.ChatMessage]) -> None:
 # ---- messages --------------------------------------------------------------------------------------------
 
 
-def _messages(req: A.MessagesRequest, options: TranslationOptions, ctx: RequestContext) -> list[C.ChatMessage]:
+def _messages(
+    req: A.MessagesRequest, options: TranslationOptions, ctx: RequestContext, loaded: set[str]
+) -> list[C.ChatMessage]:
+    """The conversation's turns as Chat messages: system text where it stands, one tool message per result."""
     out: list[C.ChatMessage] = []
     system_role = options.system_role
-    if req.system:
-        text = system_text(req.system, ctx)
-        if text:
-            out.append(C.ChatMessage(role=system_role, content=text))
-    open_calls: list[str] = []  # tool_call ids of the last assistant message still waiting for results
-    for msg in req.messages:
-        role = msg.role
-        if role == "assistant":
-            _close_calls(open_calls, out, ctx)
-            message = _assistant(msg.content, ctx)
+    for turn in conversation(req, ctx, loaded):
+        kind = type(turn)
+        if kind is Results:
+            out.extend(C.ChatMessage(role="tool", tool_call_id=call_id, content=text) for call_id, text in turn.results)  # type: ignore[union-attr]
+        elif kind is User:
+            out.append(C.ChatMessage(role="user", content=_user_content(turn.parts)))  # type: ignore[union-attr]
+        elif kind is Assistant:
+            message = _assistant(turn.pieces, ctx)  # type: ignore[union-attr]
             if message is not None:
                 out.append(message)
-                if message.tool_calls:
-                    open_calls = [call.id for call in message.tool_calls]
-        elif role == "user":
-            open_calls = _user(msg.content, open_calls, out, ctx)
-        elif role == "system":
-            _close_calls(open_calls, out, ctx)
-            text = system_text(msg.content, ctx)
-            if text:
-                out.append(C.ChatMessage(role=system_role, content=text))
         else:
-            raise InvalidRequest(f"messages: unknown role {role!r} (expected user, assistant or system)")
-    _close_calls(open_calls, out, ctx)
+            out.append(C.ChatMessage(role=system_role, content=turn.text))  # type: ignore[union-attr]
     return out
 
 
-def _close_calls(open_calls: list[str], out: list[C.ChatMessage], ctx: RequestContext) -> None:
-    # OpenAI rejects an assistant message with tool_calls not followed by a tool message for each id
-    # ("assistant message with 'tool_calls' must be followed by tool messages", openai/codex#8638).
-    if open_calls:
-        for call_id in open_calls:
-            out.append(C.ChatMessage(role="tool", tool_call_id=call_id, content=NO_RESULT))
-        ctx.note("missing tool_result filled in")
-        open_calls.clear()
-
-
-def _assistant(content: str | list[A.ContentBlock], ctx: RequestContext) -> C.ChatMessage | None:
-    if isinstance(content, str):
-        return C.ChatMessage(role="assistant", content=content)
+def _assistant(pieces: list[Text | ToolCall | A.ContentBlock], ctx: RequestContext) -> C.ChatMessage | None:
+    """ONE assistant message for the turn: its text, then all its calls (Chat has no order between them)."""
     texts: list[str] = []
     calls: list[C.ToolCall] = []
-    for block in content:
-        kind = block.type
-        if block.cache_control is not None:
-            ctx.note("cache_control dropped")
-        if kind == "text":
-            if block.text is None:
-                raise InvalidRequest("assistant text block without text")
-            if block.text:
-                texts.append(block.text)
-        elif kind == "tool_use":
-            if not block.id or not block.name:
-                # The id pairs the call with its tool message; OpenAI rejects calls without one.
-                raise InvalidRequest("assistant tool_use block needs an id and a name")
-            name = ctx.tool_names.upstream(block.name)
-            arguments = tool_use_arguments(block)
-            calls.append(C.ToolCall(id=block.id, function=C.FunctionCall(name=name, arguments=arguments)))
-        elif kind in ("thinking", "redacted_thinking"):
-            ctx.note("thinking dropped")  # Chat has no way to send reasoning back
+    for piece in pieces:
+        kind = type(piece)
+        if kind is Text:
+            texts.append(piece.text)  # type: ignore[union-attr]
+        elif kind is ToolCall:
+            calls.append(C.ToolCall(id=piece.id, function=C.FunctionCall(name=piece.name, arguments=piece.arguments)))  # type: ignore[union-attr]
         else:
-            ctx.note(f"assistant {kind} block dropped")
+            ctx.note("thinking dropped")  # Chat has no way to send reasoning back
     if not texts and not calls:
         return None
     message = C.ChatMessage(role="assistant", content="\n\n".join(texts) if texts else None)
@@ -150,27 +112,11 @@ def _assistant(content: str | list[A.ContentBlock], ctx: RequestContext) -> C.Ch
     return message
 
 
-def _user(
-    content: str | list[A.ContentBlock], open_calls: list[str], out: list[C.ChatMessage], ctx: RequestContext
-) -> list[str]:
-    """Append the user turn; return the tool calls still open (none once this turn is placed)."""
-    if isinstance(content, str):
-        _close_calls(open_calls, out, ctx)
-        out.append(C.ChatMessage(role="user", content=content))
-        return []
-    turn = user_turn(content, open_calls, ctx)
-    for call_id, text in turn.results:
-        out.append(C.ChatMessage(role="tool", tool_call_id=call_id, content=text))
-    if turn.follow:
-        out.append(C.ChatMessage(role="user", content=_user_content([_part(part) for part in turn.follow])))
-    return []
-
-
-def _user_content(parts: list[C.ContentPart]) -> str | list[C.ContentPart]:
+def _user_content(parts: list[Part]) -> str | list[C.ContentPart]:
     # Text-only content goes as a plain string: every OpenAI-compatible server accepts it, many reject arrays.
-    if all(type(part) is C.TextPart for part in parts):
+    if all(type(part) is Text for part in parts):
         return "\n\n".join(part.text for part in parts)  # type: ignore[union-attr]
-    return parts
+    return [_part(part) for part in parts]
 
 
 def _part(part: Part) -> C.ContentPart:

@@ -8,17 +8,10 @@ from dragoman.protocols import anthropic as A
 from dragoman.protocols import openai_chat as C
 from dragoman.translate.output_budget import cut_message
 from dragoman.translate.request_context import RequestContext
+from dragoman.translate.stop_reasons import chat_stop_reason
 from dragoman.translate.think_tags import ThinkTagSplitter
 from dragoman.translate.tool_arguments import parse_arguments
-
-_FINISH = {
-    "stop": "end_turn",
-    "length": "max_tokens",
-    "tool_calls": "tool_use",
-    "function_call": "tool_use",
-    "content_filter": "refusal",
-}
-
+from dragoman.translate.usage import chat_usage
 
 def translate_response(resp: C.ChatResponse, ctx: RequestContext) -> A.MessagesResponse:
     """The Anthropic message for a non-streamed Chat completion."""
@@ -37,17 +30,15 @@ def translate_response(resp: C.ChatResponse, ctx: RequestContext) -> A.MessagesR
         blocks.append(A.TextOut(text=message.refusal))
     for index, call in enumerate(message.tool_calls or ()):
         blocks.append(_tool_use(call, index, ctx))
-    has_tools = bool(message.tool_calls)
-    stop_reason, stop_sequence = stop_reason_for(choice.finish_reason, has_tools, text, ctx)
-    if message.refusal and not text and not has_tools:
-        stop_reason = "refusal"
+    refusal = bool(message.refusal) and not text
+    stop_reason, stop_sequence = chat_stop_reason(choice.finish_reason, bool(message.tool_calls), refusal, text, ctx)
     message = A.MessagesResponse(
         id=ctx.message_id,
         model=ctx.requested_model,
         content=blocks,
         stop_reason=stop_reason,
         stop_sequence=stop_sequence,
-        usage=anthropic_usage(resp.usage, fallback_input=ctx.input_estimate, fallback_output=0),
+        usage=chat_usage(resp.usage, fallback_input=ctx.input_estimate, fallback_output=0),
     )
     return cut_message(message, ctx)
 
@@ -89,31 +80,3 @@ def _tool_use(call: C.ResponseToolCall, index: int, ctx: RequestContext) -> A.To
 def tool_use_id(message_id: str, index: int) -> str:
     """A stable id for a tool call the upstream sent without one."""
     return f"toolu_{message_id.removeprefix('msg_')}_{index}"
-
-
-def stop_reason_for(
-    finish_reason: str | None, has_tools: bool, text_tail: str, ctx: RequestContext
-) -> tuple[str, str | None]:
-    """Anthropic (stop_reason, stop_sequence) for an OpenAI finish_reason."""
-    if has_tools and finish_reason in (None, "stop", "tool_calls", "function_call"):
-        return "tool_use", None  # some servers answer tool calls with finish_reason "stop"
-    reason = _FINISH.get(finish_reason or "stop", "end_turn")
-    if reason == "end_turn" and ctx.stop_sequences:
-        for seq in ctx.stop_sequences:
-            if seq and text_tail.endswith(seq):
-                return "stop_sequence", seq
-    return reason, None
-
-
-def anthropic_usage(usage: C.ChatUsage | None, *, fallback_input: int, fallback_output: int) -> A.Usage:
-    """Anthropic usage: input excludes cached tokens, which are reported as cache reads."""
-    if usage is None:
-        return A.Usage(input_tokens=fallback_input, output_tokens=fallback_output)
-    prompt = usage.prompt_tokens or 0
-    details = usage.prompt_tokens_details
-    cached = (details.cached_tokens or 0) if details is not None else 0
-    return A.Usage(
-        input_tokens=max(prompt - cached, 0),
-        output_tokens=usage.completion_tokens or 0,
-        cache_read_input_tokens=cached,
-    )

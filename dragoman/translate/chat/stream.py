@@ -13,17 +13,15 @@ import msgspec
 
 from dragoman.protocols import anthropic as A
 from dragoman.protocols import openai_chat as C
-from dragoman.translate.chat.response import (
-    anthropic_usage,
-    content_text,
-    stop_reason_for,
-    tool_use_id,
-)
-from dragoman.translate.output_budget import output_estimate
+from dragoman.translate.chat.response import content_text, tool_use_id
+from dragoman.translate.estimates import output_estimate
+from dragoman.translate.failures import CUT_SHORT, chat_chunk_failure
 from dragoman.translate.request_context import RequestContext
+from dragoman.translate.stop_reasons import chat_stop_reason
 from dragoman.translate.stream_bridge import StreamBridge
 from dragoman.translate.think_tags import ThinkTagSplitter
 from dragoman.translate.tool_arguments import is_complete_object, is_wrapped
+from dragoman.translate.usage import chat_usage
 
 _encode = msgspec.json.encode
 _TAIL = 64  # characters of text kept to tell which stop sequence ended the answer
@@ -91,7 +89,7 @@ class ChatStreamBridge(StreamBridge):
             self._start(out)
             self.upstream_model = chunk.model
         if chunk.error is not None:
-            return self._emit(self._fail(out, "api_error", _error_message(chunk.error)))
+            return self._emit(self._fail(out, *chat_chunk_failure(chunk.error)))
         for choice in chunk.choices or ():
             if choice.index:
                 continue  # n > 1 is never asked for; ignore extra choices
@@ -134,7 +132,7 @@ class ChatStreamBridge(StreamBridge):
             return []
         if self._finish is not None:
             return self.on_done()
-        return self.on_error("api_error", "the upstream closed the stream before the answer was complete")
+        return self.on_error(*CUT_SHORT)
 
     # ---- content -----------------------------------------------------------------------------------------
 
@@ -277,16 +275,8 @@ class ChatStreamBridge(StreamBridge):
 
     def _message_delta(self) -> A.MessageDelta:
         self._delta_sent = True
-        has_tools = bool(self._order)
-        reason, sequence = stop_reason_for(self._finish, has_tools, self._tail, self.ctx)
-        if self._refusal and not has_tools:
-            reason = "refusal"
+        reason, sequence = chat_stop_reason(self._finish, bool(self._order), self._refusal, self._tail, self.ctx)
         estimate = output_estimate(self._out_chars, self.ctx)
-        usage = anthropic_usage(self._usage, fallback_input=self.ctx.input_estimate, fallback_output=estimate)
+        usage = chat_usage(self._usage, fallback_input=self.ctx.input_estimate, fallback_output=estimate)
         return self._final_delta(usage, reason, sequence)
 
-
-def _error_message(error: object) -> str:
-    if isinstance(error, dict):
-        return str(error.get("message") or "the upstream reported an error mid-stream")
-    return str(error) or "the upstream reported an error mid-stream"

@@ -15,21 +15,15 @@ from typing import Callable
 
 from dragoman.protocols import anthropic as A
 from dragoman.protocols import openai_responses as R
-from dragoman.translate.output_budget import output_estimate
+from dragoman.translate.estimates import output_estimate
+from dragoman.translate.failures import CUT_SHORT, error_event_failure, responses_failure
 from dragoman.translate.reasoning_signature import seal_reasoning
 from dragoman.translate.request_context import RequestContext
-from dragoman.translate.responses.response import (
-    SUMMARY_SEPARATOR,
-    anthropic_usage,
-    call_id,
-    failure,
-    incomplete_reason,
-    message_text,
-    stop_reason_for,
-    summary_text,
-)
+from dragoman.translate.responses.response import SUMMARY_SEPARATOR, call_id, message_text, summary_text
+from dragoman.translate.stop_reasons import responses_stop_reason
 from dragoman.translate.stream_bridge import StreamBridge
 from dragoman.translate.tool_arguments import is_wrapped
+from dragoman.translate.usage import responses_usage
 
 _KINDS = {"message": "text", "reasoning": "thinking", "function_call": "tool"}
 
@@ -87,7 +81,7 @@ class ResponsesStreamBridge(StreamBridge):
         """The upstream closed the stream. Responses streams end with response.completed, never bare EOF."""
         if self._ended:
             return []
-        return self.on_error("api_error", "the upstream closed the stream before the answer was complete")
+        return self.on_error(*CUT_SHORT)
 
     # ---- upstream events, one method each ----------------------------------------------------------------
 
@@ -151,21 +145,18 @@ class ResponsesStreamBridge(StreamBridge):
             self._finish(self._active, out)
             self._activate_next(out)
         status = "incomplete" if ev.type == "response.incomplete" else (resp.status or "completed")
-        reason = stop_reason_for(status, incomplete_reason(resp), self._has_tools, self._refusal)
+        reason = responses_stop_reason(resp, status, self._has_tools, self._refusal)
         estimate = output_estimate(self._out_chars, self.ctx)
-        usage = anthropic_usage(resp.usage, fallback_input=self.ctx.input_estimate, fallback_output=estimate)
+        usage = responses_usage(resp.usage, fallback_input=self.ctx.input_estimate, fallback_output=estimate)
         out.append(self._final_delta(usage, reason))
         out.append(A.MessageStop())
         self._ended = True
 
     def _on_failed(self, ev: R.ResponseEvent, out: list[A.StreamEvent]) -> None:
-        self._fail(out, *failure(ev.response.error))
+        self._fail(out, *responses_failure(ev.response.error))
 
     def _on_error_event(self, ev: R.ErrorEvent, out: list[A.StreamEvent]) -> None:
-        error = R.ResponseError(code=ev.code, message=ev.message)
-        if isinstance(ev.error, dict):  # servers that nest the details: {"type": "error", "error": {...}}
-            error = R.ResponseError(code=ev.error.get("code") or ev.error.get("type"), message=ev.error.get("message"))
-        self._fail(out, *failure(error))
+        self._fail(out, *error_event_failure(ev))
 
     # ---- items and blocks --------------------------------------------------------------------------------
 

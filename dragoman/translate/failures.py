@@ -1,0 +1,56 @@
+"""An upstream's failure → the Anthropic error the client gets: an error type and a message.
+
+A failure before the first byte is raised (a GatewayError: another attempt or candidate may succeed); after
+it, a stream bridge sends the same type and message as an Anthropic `error` event. Upstream error text is
+passed through here as is: the relay redacts every error message before it leaves the gateway.
+"""
+
+from __future__ import annotations
+
+from dragoman import errors as E
+from dragoman.protocols import openai_responses as R
+
+# An upstream stream that ends without saying it is done (Chat: no finish_reason; Responses: no
+# response.completed) was cut short: the answer may be incomplete, so it is an error, never a clean stop.
+CUT_SHORT = ("api_error", "the upstream closed the stream before the answer was complete")
+
+# OpenAI error codes of a failed response → Anthropic error types; anything else is an api_error.
+_FAILURE_TYPES = {
+    "rate_limit_exceeded": "rate_limit_error",
+    "server_is_overloaded": "overloaded_error",
+    "slow_down": "overloaded_error",
+    "invalid_prompt": "invalid_request_error",
+}
+
+
+def chat_chunk_failure(error: object) -> tuple[str, str]:
+    """(error type, message) for a Chat chunk holding `error` (some servers report a failure mid-stream so)."""
+    if isinstance(error, dict):
+        return "api_error", str(error.get("message") or "the upstream reported an error mid-stream")
+    return "api_error", str(error) or "the upstream reported an error mid-stream"
+
+
+def responses_failure(error: R.ResponseError | None) -> tuple[str, str]:
+    """(error type, message) for a failed response or an `error` event."""
+    code = error.code if error is not None else None
+    message = (error.message if error is not None else None) or "the upstream failed to complete the response"
+    error_type = _FAILURE_TYPES.get(code, "api_error") if isinstance(code, str) else "api_error"
+    return error_type, f"{message} ({code})" if code else message
+
+
+def error_event_failure(ev: R.ErrorEvent) -> tuple[str, str]:
+    """(error type, message) for a Responses `error` event, flat (OpenAI) or nested in `error` (other servers)."""
+    if isinstance(ev.error, dict):
+        return responses_failure(R.ResponseError(code=ev.error.get("code") or ev.error.get("type"), message=ev.error.get("message")))
+    return responses_failure(R.ResponseError(code=ev.code, message=ev.message))
+
+
+def failed_response_error(error: R.ResponseError | None) -> E.GatewayError:
+    """The error a failed (non-streamed) response raises: the upstream's failure, like a 429 or a 5xx."""
+    error_type, message = responses_failure(error)
+    if error_type == "rate_limit_error":
+        return E.RateLimited(f"upstream is rate limited: {message}", retryable=True)
+    if error_type == "invalid_request_error":
+        # No JSON path: the upstream refused the request as translated, and does not say which part.
+        return E.InvalidRequest(f"upstream rejected the request: {message}")
+    return E.Overloaded(f"upstream failed: {message}", retryable=True)

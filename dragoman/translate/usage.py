@@ -1,0 +1,31 @@
+"""Upstream token usage → Anthropic usage, one rule for Chat and Responses, JSON answers and streams alike.
+
+Anthropic counts cached prompt tokens apart: `input_tokens` excludes them and `cache_read_input_tokens` holds
+them (design §3). OpenAI counts them inside the prompt and reports them in `*_tokens_details.cached_tokens`.
+When the upstream sent no usage, the caller's estimates stand in (`estimates.py`).
+"""
+
+from __future__ import annotations
+
+from dragoman.protocols import anthropic as A
+from dragoman.protocols import openai_chat as C
+from dragoman.protocols import openai_responses as R
+
+
+def chat_usage(usage: C.ChatUsage | None, *, fallback_input: int, fallback_output: int) -> A.Usage:
+    """Anthropic usage for a Chat completion's (or its last chunk's) usage."""
+    if usage is None:
+        return A.Usage(input_tokens=fallback_input, output_tokens=fallback_output)
+    return _usage(usage.prompt_tokens, usage.completion_tokens, usage.prompt_tokens_details)
+
+
+def responses_usage(usage: R.ResponsesUsage | None, *, fallback_input: int, fallback_output: int) -> A.Usage:
+    """Anthropic usage for a Responses answer's usage."""
+    if usage is None:
+        return A.Usage(input_tokens=fallback_input, output_tokens=fallback_output)
+    return _usage(usage.input_tokens, usage.output_tokens, usage.input_tokens_details)
+
+
+def _usage(prompt: int | None, output: int | None, details: C.PromptTokensDetails | R.InputTokensDetails | None) -> A.Usage:
+    cached = (details.cached_tokens or 0) if details is not None else 0
+    return A.Usage(input_tokens=max((prompt or 0) - cached, 0), output_tokens=output or 0, cache_read_input_tokens=cached)
