@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+import hypothesis
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -65,6 +66,11 @@ def _calls(draw: st.DrawFn, missing_index: bool) -> list[Call]:
         else:
             text = call.wire_arguments()
             call.pieces = _split(draw, text)
+            # A second fragment that starts with the whole first one reads as a snapshot (servers that resend
+            # the arguments so far, golden stream/cumulative_arguments). Real fragment streams never do that
+            # (after `{"` comes a key, not `{"` again); split pieces that would are not a stream anyone sends.
+            hypothesis.assume(mode != "fragments" or len(call.pieces) < 2
+                              or not call.pieces[1].startswith(call.pieces[0]))
             if mode == "cumulative":
                 call.pieces = ["".join(call.pieces[: i + 1]) for i in range(len(call.pieces))]
         calls.append(call)
