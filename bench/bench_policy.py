@@ -23,8 +23,8 @@ from typing import Any
 import msgspec
 
 from dragoman.protocols.anthropic import MessagesRequest
-from dragoman.routing.features import RequestFeatures, extract_features
-from dragoman.routing.policy import compile_policy
+from dragoman.policy.features import RequestFeatures, extract_features
+from dragoman.policy.language import compile_policy
 
 FIXTURE = Path(__file__).resolve().parents[1] / "tests/fixtures/claude_code/claude_code_2.1.197_first_turn.json"
 SEED = """\

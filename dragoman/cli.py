@@ -94,7 +94,7 @@ def _route(path: str, request_path: str, header_args: list[str]) -> int:
 
     from dragoman.identity import identity_from
     from dragoman.protocols.anthropic import MessagesRequest
-    from dragoman.routing.features import extract_features
+    from dragoman.policy.features import extract_features
     from dragoman.routing.router import Router, applies
 
     config = _load_noting_secrets(path, [])  # secrets play no part in routing

@@ -23,13 +23,14 @@ from dragoman.config.reload import ConfigWatcher
 from dragoman.config.secrets import GatewayKey
 from dragoman.identity import Identity, identity_from
 from dragoman.not_found_log import NotFoundLog
-from dragoman.observe.pricing import Pricer, Pricing
+from dragoman.config.model import Pricing
+from dragoman.observe.pricing import Pricer
 from dragoman.observe.runtime import Observability
 from dragoman.protocols import anthropic as A
 from dragoman.protocols import json_depth
 from dragoman.proxy import NOOP_SPAN, Exchange, Selected, relay_rest, select
 from dragoman.request_guard import answer_preflight, is_preflight, with_cors
-from dragoman.routing.features import extract_features
+from dragoman.policy.features import extract_features
 from dragoman.runtime import Runtime
 from dragoman.tokens import count_tokens
 from dragoman.upstreams.client import UpstreamClient

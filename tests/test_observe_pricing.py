@@ -5,7 +5,8 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from dragoman.observe.pricing import BUILTIN, Pricer, Pricing, cost_usd, price_for
+from dragoman.config.model import Pricing
+from dragoman.observe.pricing import BUILTIN, Pricer, cost_usd, price_for
 from dragoman.observe.record import AuditRecord
 from dragoman.protocols.anthropic import Usage
 

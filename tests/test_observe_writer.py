@@ -8,7 +8,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from dragoman.observe.pricing import Pricer, Pricing
+from dragoman.config.model import Pricing
+from dragoman.observe.pricing import Pricer
 from dragoman.observe.record import AuditRecord
 from dragoman.observe.stores import open_store
 from dragoman.observe.writer import AuditWriter

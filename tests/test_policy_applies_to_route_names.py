@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from dragoman.config.load import parse_config
-from dragoman.routing.features import RequestFeatures
+from dragoman.policy.features import RequestFeatures
 from dragoman.routing.router import Router
 from tests.gateway import run_gateway
 from tests.routing_helpers import KEYS_ENV, sdk, seed_config

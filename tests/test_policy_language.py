@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from dragoman.errors import ConfigError
-from dragoman.routing.features import RequestFeatures
-from dragoman.routing.policy import Decision, compile_policy
+from dragoman.policy.features import RequestFeatures
+from dragoman.policy.language import Decision, compile_policy
 
 SEED = """\
 if input_tokens < 8000 and tool_call_count <= 2:
@@ -258,7 +258,9 @@ def test_explain_without_a_decision() -> None:
 
 
 def test_policy_module_never_evaluates_user_text() -> None:
-    from dragoman.routing import policy, policy_syntax, policy_tokens
+    from dragoman.policy import language as policy
+    from dragoman.policy import syntax as policy_syntax
+    from dragoman.policy import tokens as policy_tokens
 
     for module in (policy, policy_syntax, policy_tokens):
         source = Path(module.__file__).read_text()

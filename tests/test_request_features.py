@@ -8,7 +8,7 @@ import pytest
 from dragoman import tokens
 from dragoman.identity import Identity
 from dragoman.protocols import anthropic as A
-from dragoman.routing.features import RequestFeatures, extract_features
+from dragoman.policy.features import RequestFeatures, extract_features
 from tests.shared_fixtures import CLAUDE_CODE_FIXTURES
 
 FIXTURES = CLAUDE_CODE_FIXTURES

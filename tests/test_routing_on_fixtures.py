@@ -7,7 +7,7 @@ import pytest
 
 from dragoman.config.load import load_config
 from dragoman.protocols.anthropic import MessagesRequest
-from dragoman.routing.features import extract_features
+from dragoman.policy.features import extract_features
 from dragoman.routing.router import Router
 from tests.shared_fixtures import CLAUDE_CODE_FIXTURES
 from tests.test_readme_config import ROOT

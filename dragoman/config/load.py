@@ -33,7 +33,7 @@ from dragoman.config.secrets import Secret, env_keys, gateway_keys, resolve_secr
 from dragoman.config.translation_keys import route_translation
 from dragoman.config.yaml_source import Path, Source, parse_yaml
 from dragoman.errors import ConfigError
-from dragoman.routing.policy import compile_policy
+from dragoman.policy.language import compile_policy
 from dragoman.translate.options import TranslationOptions
 
 # Values the gateway implements; anything else would be silently ignored downstream, so it is an error here.

@@ -16,8 +16,7 @@ from dragoman.config.observe import (
     TracingSettings,
 )
 from dragoman.config.secrets import Auth, GatewayKey
-from dragoman.observe.pricing import Pricing
-from dragoman.routing.policy import Policy
+from dragoman.policy.language import Policy
 from dragoman.translate.options import TranslationOptions
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -27,6 +26,19 @@ _PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 
 
 # --- the file's schema -------------------------------------------------------------------------------------
+
+
+_Price = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class Pricing(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """USD per million tokens: `Pricing(input, cached_input, output)`. All three are required in a route's
+    `pricing:` block, so a missing cache price is never silently the full one (write input's value if the
+    upstream has no cache discount)."""
+
+    input: _Price
+    cached_input: _Price
+    output: _Price
 
 
 class Timeouts(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -10,21 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Annotated, Protocol
+from typing import Protocol
 
-import msgspec
-
-_Price = Annotated[float, msgspec.Meta(ge=0)]
-
-
-class Pricing(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """USD per million tokens: `Pricing(input, cached_input, output)`. All three are required in a route's
-    `pricing:` block, so a missing cache price is never silently the full one (write input's value if the
-    upstream has no cache discount)."""
-
-    input: _Price
-    cached_input: _Price
-    output: _Price
+from dragoman.config.model import Pricing
 
 
 def _p(input: float, cached_input: float, output: float) -> Pricing:

@@ -12,7 +12,8 @@ from typing import Any
 
 from dragoman.config.observe import ObserveSettings
 from dragoman.observe.metrics import Metrics
-from dragoman.observe.pricing import Pricer, Pricing
+from dragoman.config.model import Pricing
+from dragoman.observe.pricing import Pricer
 from dragoman.observe.record import AuditRecord
 from dragoman.observe.stores import AuditStore, open_store
 from dragoman.observe.tracing import NOOP_TRACER, NoopTracer, Tracer

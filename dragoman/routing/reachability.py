@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dragoman.config.model import CompiledPolicy, Config
-from dragoman.routing.policy_syntax import Arm, Expr, IfStatement, PassStatement, RouteStatement, Statement
+from dragoman.policy.syntax import Arm, Expr, IfStatement, PassStatement, RouteStatement, Statement
 from dragoman.routing.router import applies
 
 _FOLD: dict[str, Callable[[Any, Any], bool]] = {

@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 from dragoman.config.model import CompiledPolicy, Config, Route
 from dragoman.errors import ConfigError, NotFound
-from dragoman.routing.features import RequestFeatures
-from dragoman.routing.policy import Policy
+from dragoman.policy.features import RequestFeatures
+from dragoman.policy.language import Policy
 
 # Clients send a handful of model names; the bound only stops a client cycling names from growing memory.
 _CACHE_SIZE = 1024

@@ -28,8 +28,8 @@ from typing import Any
 
 import msgspec
 
-from dragoman.routing.features import RequestFeatures
-from dragoman.routing.policy_syntax import (
+from dragoman.policy.features import RequestFeatures
+from dragoman.policy.syntax import (
     FUNCTIONS,
     TESTS,
     VARIABLES,

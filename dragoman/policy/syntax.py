@@ -1,7 +1,7 @@
 """The routing policy language's syntax: the tree a rule parses to, and the errors that locate a mistake.
 
 A hand-written recursive-descent parser over `policy_tokens` (the user's text never goes to eval, exec or ast).
-Types are checked here, while the source position is known; `dragoman.routing.policy` turns the checked tree
+Types are checked here, while the source position is known; `dragoman.policy.language` turns the checked tree
 into closures. The language itself is described in that module's docstring.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Collection
 from typing import Any, NamedTuple
 
 from dragoman.errors import ConfigError
-from dragoman.routing.policy_tokens import Line, Token, tokenize
+from dragoman.policy.tokens import Line, Token, tokenize
 
 VARIABLES: dict[str, tuple[str, bool]] = {  # name: (type, can be none)
     "input_tokens": ("number", False),
