@@ -1,4 +1,4 @@
-"""The `dragoman` command: a thin layer over the library (`serve`, `check`)."""
+"""The `dragoman` command: a thin layer over the library (`serve`, `check`, `claude`, …)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,11 @@ from dragoman.errors import ConfigError
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["claude"]:  # before argparse: Claude Code's own arguments must reach it untouched
+        from dragoman.claude_launch import run
+
+        return run(argv[1:])
     parser = argparse.ArgumentParser(prog="dragoman", description="Anthropic Messages API gateway to OpenAI and compatible upstreams")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the gateway")
@@ -26,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     route.add_argument("config")
     route.add_argument("request", help="a JSON Messages request body (e.g. one Claude Code sent)")
     route.add_argument("--header", action="append", default=[], metavar="NAME:VALUE", help="a request header")
+    sub.add_parser("claude", add_help=False, help="run Claude Code through the gateway, for that process only "
+                   "(dragoman claude [--config FILE] [--gateway URL] -- [claude ARGS], or just [claude ARGS])")
     from dragoman import reports
 
     reports.add_commands(sub)

@@ -17,6 +17,7 @@ from dragoman.config.endpoints import (
     chat_completions_url,
 )
 from dragoman.config.model import (
+    ClientSettings,
     CompiledPolicy,
     Config,
     ConfigFile,
@@ -134,8 +135,18 @@ def _build(file: ConfigFile, src: Source) -> Config:
         keys=keys,
         observe=ObserveSettings(audit=file.audit, metrics=file.metrics, tracing=file.tracing, admin=file.admin),
         server=_server(file.server, src),
+        client=_client(file.client, src),
         source=src.name,
     )
+
+
+def _client(settings: ClientSettings, src: Source) -> ClientSettings:
+    """The team goes out as a header value (x-dragoman-team): one printable line, as identity.py stores it."""
+    team = settings.team
+    if team is not None and (not team.strip() or len(team) > 200 or not team.isprintable()):
+        raise src.error(("client", "team"), "team must be a non-empty name of at most 200 printable characters "
+                        "on one line (it is sent as the x-dragoman-team header)")
+    return ClientSettings(team=None if team is None else team.strip())
 
 
 def _server(settings: ServerSettings, src: Source) -> ServerSettings:

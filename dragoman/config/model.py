@@ -136,6 +136,12 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     allowed_hosts: tuple[str, ...] = ()  # Host values accepted on loopback besides localhost/127.0.0.1/[::1]
 
 
+class ClientSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What `dragoman claude` tells the gateway about its caller: the gateway itself does not read it."""
+
+    team: str | None = None  # sent as x-dragoman-team (README, "Point Claude Code at it")
+
+
 class ConfigFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The whole file as written, before secrets are resolved and routes flattened."""
 
@@ -149,6 +155,7 @@ class ConfigFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     metrics: MetricsSettings = MetricsSettings()
     tracing: TracingSettings = TracingSettings()
     admin: AdminSettings = AdminSettings()
+    client: ClientSettings = ClientSettings()
     # Entries are validated one by one: msgspec reports a bad dict value at `$.secrets[...]`, with no key to locate.
     secrets: dict[str, Any] = {}
 
@@ -195,6 +202,7 @@ class Config(msgspec.Struct, frozen=True):
     policies: tuple[CompiledPolicy, ...] = ()
     keys: Mapping[str, GatewayKey] = {}  # inbound key → its id and holder; empty: no inbound auth
     observe: ObserveSettings = ObserveSettings()
+    client: ClientSettings = ClientSettings()
 
     def __repr__(self) -> str:
         # auth_keys are secrets; keep them out of logs.
