@@ -1,4 +1,6 @@
-"""Errors as values: each carries the HTTP status and Anthropic error type the server answers with."""
+"""Errors as values: each carries the HTTP status and Anthropic error type the server answers with, and, when it
+is an upstream's failure, the outcome of that attempt as its audit record says it (decided where the failure was
+seen: a 429, a transport timeout; never read back from the message)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ class GatewayError(Exception):
 
     status: int = 500
     error_type: str = "api_error"
+    outcome: str = "error"  # an upstream attempt that ended in this error: error | timeout | rate_limited
 
     def __init__(
         self,
@@ -16,6 +19,7 @@ class GatewayError(Exception):
         headers: dict[str, str] | None = None,
         retryable: bool = False,
         upstream_status: int | None = None,
+        outcome: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -23,6 +27,8 @@ class GatewayError(Exception):
         self.upstream_status = upstream_status  # what the upstream answered, when this error is its answer
         # True for upstream failures another attempt or candidate may not have (429, 5xx, refused, timed out).
         self.retryable = retryable
+        if outcome is not None:
+            self.outcome = outcome
 
 
 class InvalidRequest(GatewayError):
@@ -53,6 +59,7 @@ class RequestTooLarge(GatewayError):
 class RateLimited(GatewayError):
     status = 429
     error_type = "rate_limit_error"
+    outcome = "rate_limited"
 
 
 class ApiError(GatewayError):

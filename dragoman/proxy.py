@@ -9,8 +9,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
-import aiohttp
-
 from dragoman import errors as E
 from dragoman.observe.tracing import NOOP_TRACER
 from dragoman.protocols import anthropic as A
@@ -20,9 +18,10 @@ from dragoman.routing.config import Config, Route
 from dragoman.routing.retry import retry_delay
 from dragoman.translate.request_context import RequestContext
 from dragoman.translate.tool_names import ToolNameMap
-from dragoman.upstreams.client import UpstreamClient, UpstreamTarget, stream_idle
-from dragoman.upstreams.dialect import Answer, Dialect, StreamRelay, dialect_for
-from dragoman.upstreams.errors import error_from_exception, redacted, stream_failure
+from dragoman.exchange.dialects import Answer, Dialect, StreamRelay, dialect_for
+from dragoman.exchange.targets import target_for
+from dragoman.redaction import redacted
+from dragoman.upstreams.client import Target, UpstreamClient, UpstreamStream
 
 Send = Callable[[bytes, bool], Awaitable[None]]
 NOOP_SPAN = NOOP_TRACER.start_request("", None)
@@ -71,7 +70,7 @@ class Upstreams:
     def __init__(self, config: Config, client: UpstreamClient) -> None:
         self.client = client
         self.by_name = {route.name: route for route in config.routes}
-        self.targets = {route.name: UpstreamTarget(route) for route in config.routes}
+        self.targets = {route.name: target_for(route) for route in config.routes}
         self.dialects: dict[str, Dialect] = {route.name: dialect_for(route) for route in config.routes}
         self.breakers = {
             route.name: CircuitBreaker(route.breaker.failures, route.breaker.cooldown) for route in config.routes
@@ -96,7 +95,7 @@ class Selected:
         self.route = route
         self.ctx = ctx
         self.answer: Answer | None = None
-        self.resp: aiohttp.ClientResponse | None = None
+        self.resp: UpstreamStream | None = None
         self.relay: StreamRelay | None = None
         self.first = b""
 
@@ -195,7 +194,7 @@ def _context(req: A.MessagesRequest, route: Route, exchange: Exchange) -> Reques
 
 async def _try(
     client: UpstreamClient,
-    target: UpstreamTarget,
+    target: Target,
     dialect: Dialect,
     payload: bytes,
     headers: dict[str, str],
@@ -205,42 +204,38 @@ async def _try(
 ) -> Selected:
     """One attempt; whatever error it raises, from an HTTP body, a stream's first event or a translated answer,
     leaves here redacted, so no upstream text reaches a client, log, record or span unredacted."""
-    try:
-        resp = await client.post(target, payload, headers, stream=stream)
-        selected = Selected(route, ctx)
-        if not stream:
-            selected.answer = dialect.answer(await client.read(target, resp), ctx)
-            return selected
-        relay = dialect.relay(ctx)
-        stream_idle(resp, target.idle)
+    selected = Selected(route, ctx)
+    if not stream:
+        raw = await client.answer(target, payload, headers)
         try:
-            selected.first = await _first_output(resp, relay, target)
-        except BaseException:
-            resp.release()
-            raise
-    except E.GatewayError as err:
-        raise redacted(err, target.secret) from None
-    selected.resp = resp
+            selected.answer = dialect.answer(raw, ctx)
+        except E.GatewayError as err:
+            raise redacted(err, target.secret) from None
+        return selected
+    upstream = await client.stream(target, payload, headers)
+    relay = dialect.relay(ctx)
+    try:
+        selected.first = await _first_output(upstream, relay, target)
+    except BaseException:
+        upstream.close()
+        raise
+    selected.resp = upstream
     selected.relay = relay
     return selected
 
 
-async def _first_output(resp: aiohttp.ClientResponse, relay: StreamRelay, target: UpstreamTarget) -> bytes:
+async def _first_output(upstream: UpstreamStream, relay: StreamRelay, target: Target) -> bytes:
     """Read until the relay has something for the client; a failure before that is retryable."""
-    try:
-        async for data in resp.content.iter_any():
+    async for data in upstream:
+        try:
             out = relay.feed(data)
-            if out:
-                if relay.failed:  # the upstream's first word was an error: still ours to retry elsewhere
-                    message = f"upstream for route {target.route!r} failed: {relay.failure}"
-                    if relay.failure_type == "rate_limit_error":
-                        raise E.RateLimited(message, retryable=True)
-                    raise E.Overloaded(message, retryable=True)
-                return out
-    except E.GatewayError:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        raise error_from_exception(exc, target.route) from None
+        except EventTooLarge as exc:
+            raise upstream.failure(exc) from None
+        if out:
+            if relay.failure is not None:  # the upstream's first word was an error: still ours to retry elsewhere
+                raise relay.failure
+            upstream.answering = True
+            return out
     raise E.Overloaded(f"upstream for route {target.route!r} closed the stream without answering", retryable=True)
 
 
@@ -253,8 +248,8 @@ async def relay_rest(selected: Selected, send: Send, gone: asyncio.Future, excha
     try:
         if not relay.ended:
             try:
-                # aiohttp's read timer (idle, see stream_idle) bounds each wait for the next chunk.
-                async for data in resp.content.iter_any():
+                # aiohttp's read timer (idle, see UpstreamStream) bounds each wait for the next chunk.
+                async for data in resp:
                     out = relay.feed(data)
                     if out:
                         await send(out, True)
@@ -262,23 +257,24 @@ async def relay_rest(selected: Selected, send: Send, gone: asyncio.Future, excha
                         break
                 else:
                     tail = relay.eof()
-            except (aiohttp.ClientError, TimeoutError, EventTooLarge) as exc:
-                tail = relay.fail(*stream_failure(exc))
+            except E.GatewayError as err:
+                tail = relay.fail(err)
+            except EventTooLarge as exc:
+                tail = relay.fail(resp.failure(exc))
         await send(tail, False)
     finally:
-        resp.release()
+        resp.close()
         exchange.upstream_time += time.perf_counter() - began
         exchange.event_count = relay.event_count
         exchange.upstream_model = relay.upstream_model or exchange.upstream_model
         exchange.usage, exchange.stop_reason = relay.usage()
-        if relay.failed:
+        if relay.failure is not None:
             exchange.error_type = "stream_error"
 
 
 def _failed(route: str, err: E.GatewayError, began: float, host: str, model: str) -> Attempt:
-    outcome = "rate_limited" if err.status == 429 else "timeout" if "timed out" in err.message else "error"
     status = err.upstream_status or 0  # 0: no HTTP answer (refused, timed out)
-    return Attempt(route, outcome, status, err.error_type, (time.perf_counter() - began) * 1000, host, model)
+    return Attempt(route, err.outcome, status, err.error_type, (time.perf_counter() - began) * 1000, host, model)
 
 
 def _exhausted(last: E.GatewayError | None, exchange: Exchange) -> E.GatewayError:
