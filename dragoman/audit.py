@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from dragoman.identity import Identity
 from dragoman.observe.record import AuditRecord, Candidate
-from dragoman.proxy import Exchange
+
+if TYPE_CHECKING:
+    from dragoman.exchange.lifecycle import Exchange
 
 
 def record_for(exchange: Exchange, identity: Identity | None, status: int, error_type: str | None) -> AuditRecord:
@@ -46,7 +49,7 @@ def record_for(exchange: Exchange, identity: Identity | None, status: int, error
         provider=route.provider if route is not None else None,
         status=status,
         error_type=error_type or exchange.error_type,
-        stream=exchange.stream,
+        stream=exchange.streamed,
         latency_total_ms=round(total * 1000, 3),
         ttfb_ms=round(exchange.ttfb * 1000, 3) if exchange.ttfb is not None else None,
         upstream_ms=round(upstream * 1000, 3),

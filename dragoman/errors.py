@@ -4,6 +4,12 @@ seen: a 429, a transport timeout; never read back from the message)."""
 
 from __future__ import annotations
 
+from typing import Callable, TypeVar
+
+import msgspec
+
+T = TypeVar("T")
+
 
 class GatewayError(Exception):
     """An error a client should see, in Anthropic's shape: status, error type and an actionable message."""
@@ -70,6 +76,16 @@ class ApiError(GatewayError):
 class Overloaded(GatewayError):
     status = 529
     error_type = "overloaded_error"
+
+
+def decode_body(decode: Callable[[bytes], T], body: bytes) -> T:
+    """A client's request body decoded, or the 400 it earns; msgspec's message says where (`... - at $.messages[0]`)."""
+    try:
+        return decode(body)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest(f"invalid request: {exc}") from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
 
 
 class ConfigError(Exception):

@@ -1,36 +1,39 @@
-"""One Messages exchange with the upstreams: candidates in order, bounded retries, circuit breakers, and the
-first-byte rule — an upstream failure before the client got a byte tries the next candidate; after it, the
-client gets an Anthropic `error` event."""
+"""The candidate loop: a route, then its fallbacks in order, each with bounded retries behind its circuit breaker,
+and the first-byte rule — an upstream failure before the client got a byte tries the next candidate.
+
+`Upstreams` is the per-config state the loop reads: one transport target, dialect and breaker per route,
+built once when a config is loaded (breakers of unchanged routes carried over a reload)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from dragoman import errors as E
-from dragoman.observe.tracing import NOOP_TRACER
+from dragoman.exchange.attempt import attempt
+from dragoman.exchange.dialects import Answer, Dialect, dialect_for
+from dragoman.exchange.stream import OpenStream
+from dragoman.exchange.targets import target_for
 from dragoman.protocols import anthropic as A
-from dragoman.protocols.sse import EventTooLarge
 from dragoman.routing.breaker import HALF_OPEN, OPEN, CircuitBreaker
 from dragoman.routing.config import Config, Route
 from dragoman.routing.retry import retry_delay
 from dragoman.translate.request_context import RequestContext
 from dragoman.translate.tool_names import ToolNameMap
-from dragoman.exchange.dialects import Answer, Dialect, StreamRelay, dialect_for
-from dragoman.exchange.targets import target_for
-from dragoman.redaction import redacted
-from dragoman.upstreams.client import Target, UpstreamClient, UpstreamStream
+from dragoman.upstreams.client import UpstreamClient
 
-Send = Callable[[bytes, bool], Awaitable[None]]
-NOOP_SPAN = NOOP_TRACER.start_request("", None)
+if TYPE_CHECKING:
+    from dragoman.exchange.lifecycle import Exchange
 
 
 @dataclass(slots=True)
 class Attempt:
+    """One candidate's try (or skip), as the audit record lists it."""
+
     route: str
-    outcome: str  # ok | error | timeout | rate_limited | skipped (breaker open)
+    outcome: str  # ok | error | timeout | rate_limited (the GatewayError's outcome) | skipped (breaker open)
     status: int = 0
     error_type: str | None = None
     latency_ms: float = 0.0
@@ -38,36 +41,10 @@ class Attempt:
     model: str | None = None
 
 
-@dataclass(slots=True)
-class Exchange:
-    """What happened to one request upstream: what the audit record and metrics are made of."""
-
-    request_id: str
-    requested_model: str | None
-    stream: bool
-    input_estimate: int
-    started: float = field(default_factory=time.perf_counter)
-    wall_start: float = field(default_factory=time.time)
-    span: Any = NOOP_SPAN  # the request's trace span (a shared no-op object when tracing is off)
-    attempts: list[Attempt] = field(default_factory=list)
-    policy: str | None = None  # the policy and branch that chose the route, if one did
-    branch: str | None = None
-    route: Route | None = None
-    ctx: RequestContext | None = None
-    status: int = 0
-    error_type: str | None = None
-    upstream_model: str | None = None
-    usage: A.Usage | None = None
-    stop_reason: str | None = None
-    ttfb: float | None = None  # seconds from start to the first byte sent to the client
-    upstream_time: float = 0.0  # seconds spent waiting on the chosen upstream
-    event_count: int = 0
-
-
 class Upstreams:
     """Per-config upstream state: one target, dialect and breaker per route."""
 
-    def __init__(self, config: Config, client: UpstreamClient) -> None:
+    def __init__(self, config: Config, client: UpstreamClient, previous: Upstreams | None = None) -> None:
         self.client = client
         self.by_name = {route.name: route for route in config.routes}
         self.targets = {route.name: target_for(route) for route in config.routes}
@@ -75,6 +52,8 @@ class Upstreams:
         self.breakers = {
             route.name: CircuitBreaker(route.breaker.failures, route.breaker.cooldown) for route in config.routes
         }
+        if previous is not None:
+            self._keep_breakers(previous)
 
     def candidates(self, route: Route) -> list[Route]:
         """The route, then its fallbacks in order (each once)."""
@@ -85,19 +64,12 @@ class Upstreams:
                 out.append(fallback)
         return out
 
-
-class Selected:
-    """The candidate that answered, and its first output (a JSON answer, or the first stream bytes)."""
-
-    __slots__ = ("route", "ctx", "answer", "resp", "relay", "first")
-
-    def __init__(self, route: Route, ctx: RequestContext) -> None:
-        self.route = route
-        self.ctx = ctx
-        self.answer: Answer | None = None
-        self.resp: UpstreamStream | None = None
-        self.relay: StreamRelay | None = None
-        self.first = b""
+    def _keep_breakers(self, previous: Upstreams) -> None:
+        # A reload must not forget that an unchanged upstream is failing.
+        for name, route in self.by_name.items():
+            old = previous.by_name.get(name)
+            if old is not None and old.endpoint == route.endpoint and old.breaker == route.breaker:
+                self.breakers[name] = previous.breakers[name]
 
 
 async def select(
@@ -107,8 +79,9 @@ async def select(
     raw: bytes,
     client_headers: list[tuple[bytes, bytes]],
     exchange: Exchange,
-) -> Selected:
+) -> Answer | OpenStream:
     """Try candidates until one answers (or, streamed, sends its first event); raise the error to return.
+    Every try is recorded in `exchange.attempts`; the one that answered sets `exchange.route` and `.ctx`.
 
     A candidate's breaker is asked only when that candidate is about to be tried: asking claims a half-open
     breaker's one probe slot, and a claim is settled (success, failure or release) on every way out."""
@@ -128,13 +101,13 @@ async def select(
             payload = dialect.request_body(req, raw, ctx)
         exchange.span.capture("request", payload)  # a no-op unless tracing.capture_bodies (redacted there)
         headers = dialect.request_headers(target.headers, client_headers)
-        attempt = 0
+        tries = 0
         while True:
-            attempt += 1
+            tries += 1
             began = time.perf_counter()
             span = exchange.span.upstream(route.name, route.provider, model)
             try:
-                selected = await _try(upstreams.client, target, dialect, payload, headers, req.stream, route, ctx)
+                chosen = await attempt(upstreams.client, target, dialect, payload, headers, req.stream, ctx)
             except E.GatewayError as err:
                 span.end(err.error_type, err.message)
                 exchange.upstream_time += time.perf_counter() - began
@@ -147,7 +120,7 @@ async def select(
                 elif probe:
                     breaker.release()  # a rate limit says nothing about the upstream's health
                 last = err
-                delay = retry_delay(attempt, route.retry, err.headers.get("retry-after"),
+                delay = retry_delay(tries, route.retry, err.headers.get("retry-after"),
                                     retry_after_ms=err.headers.get("retry-after-ms"))
                 if delay is None or breaker.state == OPEN:
                     break
@@ -168,7 +141,7 @@ async def select(
             exchange.attempts.append(Attempt(route.name, "ok", 200, None, elapsed * 1000, target.host, model))
             exchange.route = route
             exchange.ctx = ctx
-            return selected
+            return chosen
     raise _exhausted(last, exchange)
 
 
@@ -190,86 +163,6 @@ def _context(req: A.MessagesRequest, route: Route, exchange: Exchange) -> Reques
         input_estimate=exchange.input_estimate,
         think_tags=options.think_tags,
     )
-
-
-async def _try(
-    client: UpstreamClient,
-    target: Target,
-    dialect: Dialect,
-    payload: bytes,
-    headers: dict[str, str],
-    stream: bool,
-    route: Route,
-    ctx: RequestContext,
-) -> Selected:
-    """One attempt; whatever error it raises, from an HTTP body, a stream's first event or a translated answer,
-    leaves here redacted, so no upstream text reaches a client, log, record or span unredacted."""
-    selected = Selected(route, ctx)
-    if not stream:
-        raw = await client.answer(target, payload, headers)
-        try:
-            selected.answer = dialect.answer(raw, ctx)
-        except E.GatewayError as err:
-            raise redacted(err, target.secret) from None
-        return selected
-    upstream = await client.stream(target, payload, headers)
-    relay = dialect.relay(ctx)
-    try:
-        selected.first = await _first_output(upstream, relay, target)
-    except BaseException:
-        upstream.close()
-        raise
-    selected.resp = upstream
-    selected.relay = relay
-    return selected
-
-
-async def _first_output(upstream: UpstreamStream, relay: StreamRelay, target: Target) -> bytes:
-    """Read until the relay has something for the client; a failure before that is retryable."""
-    async for data in upstream:
-        try:
-            out = relay.feed(data)
-        except EventTooLarge as exc:
-            raise upstream.failure(exc) from None
-        if out:
-            if relay.failure is not None:  # the upstream's first word was an error: still ours to retry elsewhere
-                raise relay.failure
-            upstream.answering = True
-            return out
-    raise E.Overloaded(f"upstream for route {target.route!r} closed the stream without answering", retryable=True)
-
-
-async def relay_rest(selected: Selected, send: Send, gone: asyncio.Future, exchange: Exchange) -> None:
-    """Relay the rest of the stream, each read sent at once; a failure now is an `error` event."""
-    resp, relay = selected.resp, selected.relay
-    assert resp is not None and relay is not None
-    tail = b""
-    began = time.perf_counter()
-    try:
-        if not relay.ended:
-            try:
-                # aiohttp's read timer (idle, see UpstreamStream) bounds each wait for the next chunk.
-                async for data in resp:
-                    out = relay.feed(data)
-                    if out:
-                        await send(out, True)
-                    if relay.ended or gone.done():
-                        break
-                else:
-                    tail = relay.eof()
-            except E.GatewayError as err:
-                tail = relay.fail(err)
-            except EventTooLarge as exc:
-                tail = relay.fail(resp.failure(exc))
-        await send(tail, False)
-    finally:
-        resp.close()
-        exchange.upstream_time += time.perf_counter() - began
-        exchange.event_count = relay.event_count
-        exchange.upstream_model = relay.upstream_model or exchange.upstream_model
-        exchange.usage, exchange.stop_reason = relay.usage()
-        if relay.failure is not None:
-            exchange.error_type = "stream_error"
 
 
 def _failed(route: str, err: E.GatewayError, began: float, host: str, model: str) -> Attempt:
