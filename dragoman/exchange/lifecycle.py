@@ -20,7 +20,7 @@ from typing import Any, AsyncGenerator
 import msgspec
 
 from dragoman import errors as E
-from dragoman.audit import record_for
+from dragoman.exchange.audit import record_for
 from dragoman.exchange.candidates import Attempt, Upstreams, select
 from dragoman.exchange.dialects import Answer
 from dragoman.exchange.stream import OpenStream, answer_stream
@@ -130,7 +130,7 @@ class Exchange:
             self.usage, self.stop_reason = relay.usage()
             if relay.failure is not None:
                 self.error_type = "stream_error"
-        record = record_for(self, self.identity, status, error_type)
+        record = record_for(self, status, error_type)
         if self.span is not NOOP_SPAN:  # the span carries the cost, which the writer would price later
             record.cost_usd = pricer.price(record)
         self.span.finish(record)
