@@ -16,7 +16,7 @@ from uvicorn.server import ServerState
 
 from dragoman.http_protocol import LimitedHttpToolsProtocol
 from dragoman.request_guard import RequestGuard
-from dragoman.routing.config import ServerSettings
+from dragoman.config.model import ServerSettings
 from dragoman.serving import _UvicornConfig, limits_for
 
 # The headers Claude Code 2.1 sends with /v1/messages (values shortened), as uvicorn hands them to the app.

@@ -28,8 +28,8 @@ from dragoman.translate.chat.stream import ChatStreamBridge  # noqa: E402
 from dragoman.translate.request_context import RequestContext  # noqa: E402
 from dragoman.translate.responses.stream import ResponsesStreamBridge  # noqa: E402
 from dragoman.translate.tool_names import ToolNameMap  # noqa: E402
-from dragoman.upstreams.chat_dialect import chat_relay  # noqa: E402
-from dragoman.upstreams.responses_dialect import responses_relay  # noqa: E402
+from dragoman.exchange.dialects.chat import chat_relay  # noqa: E402
+from dragoman.exchange.dialects.responses import responses_relay  # noqa: E402
 from tests.upstreams.openai_chat import ChatReply, render_chunks  # noqa: E402
 from tests.upstreams.openai_responses import ResponsesReply, render_events, sse_events  # noqa: E402
 
@@ -111,10 +111,10 @@ def main() -> None:
         rows += [
             (f"chat bridge, text{tag}", chat_bridge(text, cut)),
             (f"chat bridge, tools{tag}", chat_bridge(tools, cut)),
-            (f"chat relay, text{tag}", relay(chat_relay, _chat_sse(text), cut)),
+            (f"chat relay, text{tag}", relay(lambda ctx: chat_relay(ctx, "bench"), _chat_sse(text), cut)),
             (f"responses bridge, text{tag}", responses_bridge(r_text, cut)),
             (f"responses bridge, tools{tag}", responses_bridge(r_tools, cut)),
-            (f"responses relay, text{tag}", relay(lambda ctx: responses_relay(ctx, KEY), sse_events(render_events(r_text)), cut)),
+            (f"responses relay, text{tag}", relay(lambda ctx: responses_relay(ctx, KEY, "bench"), sse_events(render_events(r_text)), cut)),
         ]
     print(f"{'stream':32} {'ns per upstream chunk (median of ' + str(args.repeats) + ')':>40}")
     for name, run in rows:

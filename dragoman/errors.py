@@ -1,13 +1,19 @@
-"""Errors as values: each carries the HTTP status and Anthropic error type the server answers with, and
-`error_body` is the one place a client-facing error becomes Anthropic's JSON."""
+"""Errors as values: each carries the HTTP status and Anthropic error type the server answers with, and, when it
+is an upstream's failure, the outcome of that attempt as its audit record says it (decided where the failure was
+seen: a 429, a transport timeout; never read back from the message)."""
 
 from __future__ import annotations
+
+from typing import Callable, TypeVar
 
 import msgspec
 
 from dragoman.protocols import anthropic as A
+from dragoman.protocols import json_depth
 
 _encode = msgspec.json.encode
+
+T = TypeVar("T")
 
 
 class GatewayError(Exception):
@@ -15,6 +21,7 @@ class GatewayError(Exception):
 
     status: int = 500
     error_type: str = "api_error"
+    outcome: str = "error"  # an upstream attempt that ended in this error: error | timeout | rate_limited
 
     def __init__(
         self,
@@ -23,6 +30,7 @@ class GatewayError(Exception):
         headers: dict[str, str] | None = None,
         retryable: bool = False,
         upstream_status: int | None = None,
+        outcome: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -30,6 +38,8 @@ class GatewayError(Exception):
         self.upstream_status = upstream_status  # what the upstream answered, when this error is its answer
         # True for upstream failures another attempt or candidate may not have (429, 5xx, refused, timed out).
         self.retryable = retryable
+        if outcome is not None:
+            self.outcome = outcome
 
 
 def error_body(err: GatewayError) -> bytes:
@@ -65,6 +75,7 @@ class RequestTooLarge(GatewayError):
 class RateLimited(GatewayError):
     status = 429
     error_type = "rate_limit_error"
+    outcome = "rate_limited"
 
 
 class ApiError(GatewayError):
@@ -75,6 +86,18 @@ class ApiError(GatewayError):
 class Overloaded(GatewayError):
     status = 529
     error_type = "overloaded_error"
+
+
+def decode_body(decode: Callable[[bytes], T], body: bytes) -> T:
+    """A client's request body decoded, or the 400 it earns; msgspec's message says where (`... - at $.messages[0]`)."""
+    try:
+        return json_depth.decode(decode, body)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest(f"invalid request: {exc}") from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
+    except json_depth.TooDeep as exc:  # deeper than the decoder can follow: a 400, never a RecursionError's 500
+        raise InvalidRequest(str(exc)) from None
 
 
 class ConfigError(Exception):

@@ -4,7 +4,11 @@ span — upstream error messages (HTTP bodies, stream chunks, relayed `error` ev
 from __future__ import annotations
 
 import re
+from typing import TypeVar
 
+from dragoman.errors import GatewayError
+
+E = TypeVar("E", bound=GatewayError)
 REDACTED = "[REDACTED]"
 
 # What a secret looks like in free text: OpenAI/Anthropic style keys (sk-, sk-proj-, sk-ant-), also as OpenAI
@@ -37,3 +41,10 @@ def holds_secret(text: str) -> bool:
     """Whether `redact` would change `text` (no route secret): a substring check first, ~0.5 µs, then the regex."""
     lowered = text.lower()
     return any(marker in lowered for marker in _MARKERS) and _SECRET.search(text) is not None
+
+
+def redacted(err: E, secret: str | None) -> E:
+    """`err` with its message redacted (in place: the exception's args too, which a traceback would print)."""
+    err.message = redact(err.message, secret)
+    err.args = (err.message,)
+    return err

@@ -1,14 +1,15 @@
 """Everything the server derives from one loaded Config, built once and swapped whole on a reload.
 
 A request reads `gateway.runtime` once at its start and keeps that object: a reload never changes the
-config under a request in flight, and nothing is recompiled per request."""
+config under a request in flight, and nothing is recompiled per request. It is the server's (the face builds
+and swaps it; keys and the body limit are HTTP concerns): the exchange is handed the parts it runs on, the
+router and the candidates' state (exchange.candidates.Upstreams, which keeps its own breakers over a reload)."""
 
 from __future__ import annotations
 
-from dragoman.config.model import Config
+from dragoman.exchange.candidates import Upstreams
 from dragoman.key_table import KeyTable
-from dragoman.proxy import Upstreams
-from dragoman.request_guard import RequestGuard
+from dragoman.config.model import Config
 from dragoman.routing.router import Router
 from dragoman.upstreams.client import UpstreamClient
 
@@ -19,16 +20,6 @@ class Runtime:
     def __init__(self, config: Config, client: UpstreamClient, previous: Runtime | None = None) -> None:
         self.config = config
         self.router = Router(config)
-        self.upstreams = Upstreams(config, client)
+        self.upstreams = Upstreams(config, client, previous.upstreams if previous is not None else None)
         self.keys = KeyTable(config.keys)  # looked up by digest: see key_table
         self.max_body = config.server.max_body_bytes
-        self.guard = RequestGuard(config.server)
-        if previous is not None:
-            self._keep_breakers(previous)
-
-    def _keep_breakers(self, previous: Runtime) -> None:
-        # A reload must not forget that an unchanged upstream is failing.
-        for name, route in self.upstreams.by_name.items():
-            old = previous.upstreams.by_name.get(name)
-            if old is not None and old.endpoint == route.endpoint and old.breaker == route.breaker:
-                self.upstreams.breakers[name] = previous.upstreams.breakers[name]

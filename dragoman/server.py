@@ -1,5 +1,6 @@
-"""The HTTP server: a plain ASGI app (no framework on the hot path) that ties routing, translation and the
-upstream clients together, and turns every GatewayError into an Anthropic error in one place."""
+"""The HTTP server: a plain ASGI app (no framework on the hot path), HTTP only. It parses and authenticates,
+hands a Messages request's body to its Exchange (dragoman.exchange), writes the bytes it is given back, and
+turns every GatewayError into an Anthropic error in one place (`_send_error`)."""
 
 from __future__ import annotations
 
@@ -8,29 +9,24 @@ import gc
 import logging
 import os
 import secrets
-import time
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, AsyncGenerator, Awaitable, Callable, TypeVar
 
 import aiohttp
 import msgspec
 
 from dragoman import errors as E
 from dragoman.admin_api import admin_api
-from dragoman.audit import record_for
 from dragoman.client_keys import key_holder
 from dragoman.config.model import Config
 from dragoman.config.reload import ConfigWatcher
 from dragoman.config.secrets import GatewayKey
-from dragoman.identity import Identity, identity_from
+from dragoman.exchange.lifecycle import Exchange
 from dragoman.not_found_log import NotFoundLog
 from dragoman.config.model import Pricing
 from dragoman.observe.pricing import Pricer
 from dragoman.observe.runtime import Observability
 from dragoman.protocols import anthropic as A
-from dragoman.protocols import json_depth
-from dragoman.proxy import NOOP_SPAN, Exchange, Selected, relay_rest, select
 from dragoman.request_guard import answer_preflight, is_preflight, with_cors
-from dragoman.policy.features import extract_features
 from dragoman.runtime import Runtime
 from dragoman.tokens import count_tokens
 from dragoman.upstreams.client import UpstreamClient
@@ -43,7 +39,6 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 T = TypeVar("T")
 
-_decode_messages = msgspec.json.Decoder(A.MessagesRequest).decode
 _decode_count = msgspec.json.Decoder(A.CountTokensRequest).decode
 _encode = msgspec.json.encode
 
@@ -152,7 +147,7 @@ class Gateway:
             return rt.guard.check(scope)
         except E.GatewayError as err:
             if scope["path"].endswith("/v1/messages"):
-                self.observe.record(record_for(Exchange(request_id, None, False, 0), None, err.status, err.error_type))
+                self.observe.record(Exchange(request_id, scope["headers"]).finish(err.status, err.error_type, self.observe.pricer))
             raise
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
@@ -202,44 +197,18 @@ class Gateway:
     # ---- endpoints ---------------------------------------------------------------------------------------
 
     async def _messages(self, rt: Runtime, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
-        exchange = Exchange(request_id, None, False, 0)
-        identity: Identity | None = None
+        exchange = Exchange(request_id, scope["headers"], self.observe.tracer)
         status, error_type = 200, None
-        headers = scope["headers"]
         gone: asyncio.Future | None = None  # done when the client disconnects, once its body is read
         try:
-            key = _authenticate(rt, scope)
-            key_id, key_identity = (key.id, key.identity()) if key is not None else (None, None)
-            identity = identity_from(headers, None, key_id, key_identity)  # refined below once the body is read
+            exchange.authenticated(_authenticate(rt, scope))
             body = await _read_body(scope, receive, rt.max_body)
-            exchange.input_estimate = len(body) // 4
-            req = _decode(_decode_messages, body)
-            if not req.messages:
-                raise E.InvalidRequest("messages: at least one message is required")
-            exchange.requested_model, exchange.stream = req.model, req.stream
-            if req.metadata is not None and req.metadata.user_id:
-                identity = identity_from(headers, req.metadata.user_id, key_id, key_identity)
-            exchange.span = self.observe.tracer.start_request(
-                request_id, req.model, stream=req.stream, max_tokens=req.max_tokens,
-                temperature=req.temperature, top_p=req.top_p,
-            )
-            features = extract_features(req, len(body), _header_map(headers), identity)
-            exchange.input_estimate = features.input_tokens  # message_start's usage, before the real count
-            decision = rt.router.decide(req.model, lambda: features)
-            exchange.policy, exchange.branch = decision.policy, decision.branch
-            candidates = rt.upstreams.candidates(decision.route)
             gone = asyncio.ensure_future(_wait_disconnect(receive))
-            selected = await _unless_gone(select(rt.upstreams, candidates, req, body, headers, exchange), gone)
-            if not req.stream:
-                answer = selected.answer
-                assert answer is not None
-                exchange.usage, exchange.stop_reason = answer.usage, answer.stop_reason
-                exchange.upstream_model = answer.upstream_model
-                await _send_json(send, 200, answer.body, request_id)
-                exchange.span.capture("response", answer.body)
-                exchange.ttfb = time.perf_counter() - exchange.started
-                return
-            await self._stream(send, selected, exchange, request_id, gone)
+            await _unless_gone(exchange.open(body, rt.router, rt.upstreams), gone)
+            if exchange.streamed:
+                await _stream(send, exchange.stream(), request_id, gone)
+            else:
+                await _send_json(send, 200, exchange.answer(), request_id)
         except E.GatewayError as err:
             status, error_type = err.status, err.error_type
             raise
@@ -252,22 +221,7 @@ class Gateway:
         finally:
             if gone is not None:
                 gone.cancel()
-            record = record_for(exchange, identity, status, error_type)
-            if exchange.span is not NOOP_SPAN:  # the span carries the cost, which the writer would price later
-                record.cost_usd = self.observe.pricer.price(record)
-            exchange.span.finish(record)
-            self.observe.record(record)
-
-    async def _stream(self, send: Send, selected: Selected, exchange: Exchange, request_id: str, gone: asyncio.Future) -> None:
-        """Send the first stream bytes, then relay the rest as it arrives (until the client is `gone`)."""
-
-        async def send_body(data: bytes, more: bool) -> None:
-            await send({"type": "http.response.body", "body": data, "more_body": more})
-
-        await send({"type": "http.response.start", "status": 200, "headers": _headers(_SSE, request_id)})
-        await send_body(selected.first, True)
-        exchange.ttfb = time.perf_counter() - exchange.started
-        await relay_rest(selected, send_body, gone, exchange)
+            self.observe.record(exchange.finish(status, error_type, self.observe.pricer))
 
     async def _metrics(self, rt: Runtime, send: Send, request_id: str) -> None:
         metrics = self.observe.metrics
@@ -285,7 +239,7 @@ class Gateway:
 
     async def _count_tokens(self, rt: Runtime, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         body = await _read_body(scope, receive, rt.max_body)
-        req = _decode(_decode_count, body)
+        req = E.decode_body(_decode_count, body)
         rt.router.resolve(req.model)
         count = await asyncio.get_running_loop().run_in_executor(None, count_tokens, req)
         await _send_json(send, 200, _encode(A.TokenCount(input_tokens=count)), request_id)
@@ -326,17 +280,6 @@ def _require(method: str, expected: str) -> None:
         raise _MethodNotAllowed(method)
 
 
-def _decode(decoder: Callable[[bytes], Any], body: bytes) -> Any:
-    try:
-        return json_depth.decode(decoder, body)
-    except msgspec.ValidationError as exc:
-        raise E.InvalidRequest(f"invalid request: {exc}") from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise E.InvalidRequest(f"request body is not valid JSON: {exc}") from None
-    except json_depth.TooDeep as exc:
-        raise E.InvalidRequest(str(exc)) from None
-
-
 async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     for name, value in scope["headers"]:
         if name == b"content-length" and value.isdigit() and int(value) > limit:
@@ -361,6 +304,19 @@ async def _wait_disconnect(receive: Receive) -> None:
         pass
 
 
+async def _stream(send: Send, chunks: AsyncGenerator[bytes, None], request_id: str, gone: asyncio.Future) -> None:
+    """Write a streamed answer's bytes as the exchange hands them over, until it ends or the client is `gone`."""
+    await send({"type": "http.response.start", "status": 200, "headers": _headers(_SSE, request_id)})
+    try:
+        async for chunk in chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            if gone.done():  # the client left after the first byte: stop reading the upstream
+                break
+    finally:
+        await chunks.aclose()  # hands the upstream connection back, however the loop ended
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
 async def _unless_gone(work: Awaitable[T], gone: asyncio.Future) -> T:
     """`await work`, cancelled the moment the client disconnects (then ClientGone): a client that leaves before
     the first byte must not keep an upstream call and its connection open until the upstream answers."""
@@ -369,7 +325,7 @@ async def _unless_gone(work: Awaitable[T], gone: asyncio.Future) -> T:
     waiting = True
 
     def cancel(_: asyncio.Future) -> None:
-        if waiting:  # a disconnect noticed after `work` returned is relay_rest's (or nobody's) business
+        if waiting:  # a disconnect noticed after `work` returned is _stream's (or nobody's) business
             task.cancel()
 
     gone.add_done_callback(cancel)
@@ -384,8 +340,6 @@ async def _unless_gone(work: Awaitable[T], gone: asyncio.Future) -> T:
         gone.remove_done_callback(cancel)
 
 
-def _header_map(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
-    return {name.decode("latin-1"): value.decode("latin-1") for name, value in headers}
 
 
 def _headers(base: list[tuple[bytes, bytes]], request_id: str, extra: dict[str, str] | None = None) -> list[tuple[bytes, bytes]]:

@@ -1,6 +1,6 @@
-"""Helpers for the routing tests (fallback, breaker, passthrough, hot reload): multi-route configs, raw and
-streamed requests, and `proxy.select` run in-process against scripted upstreams with breakers on an injected
-clock. SSE parsing and the stream grammar check are in tests/anthropic_events.py."""
+"""Helpers for the routing tests (fallback, breaker, passthrough, hot reload): multi-route configs, SSE
+parsing and grammar checks, and `candidates.select` run in-process against scripted upstreams with breakers on an
+injected clock."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ import yaml
 
 from dragoman.config.load import parse_config
 from dragoman.protocols import anthropic as A
-from dragoman.proxy import Exchange, Upstreams, select
+from dragoman.exchange.candidates import Upstreams, select
+from dragoman.exchange.lifecycle import Exchange
 from dragoman.routing.breaker import CircuitBreaker
 from dragoman.upstreams.client import UpstreamClient
 from tests.gateway import Gateway, RawResponse
@@ -129,7 +130,7 @@ class Clock:
 
 
 class Candidates:
-    """`proxy.select` in-process over real sockets: the routes of `config_text`, a shared aiohttp session, and
+    """`candidates.select` in-process over real sockets: the routes of `config_text`, a shared aiohttp session, and
     each route's breaker on `clock`. Use inside one event loop: `async with Candidates(...) as c: await c.ask()`."""
 
     def __init__(self, config_text: str, clock: Clock) -> None:
@@ -160,10 +161,11 @@ class Candidates:
         assert self.upstreams is not None
         raw = json.dumps({"model": model, "max_tokens": 50, "messages": USER_HI}).encode()
         req = msgspec.json.decode(raw, type=A.MessagesRequest)
-        exchange = Exchange("req_" + "0" * 24, req.model, False, 0)
+        exchange = Exchange("req_" + "0" * 24)
         candidates = self.upstreams.candidates(self.upstreams.by_name[model])
-        selected = await select(self.upstreams, candidates, req, raw, [], exchange)
-        return selected.route.name, exchange
+        await select(self.upstreams, candidates, req, raw, [], exchange)
+        assert exchange.route is not None
+        return exchange.route.name, exchange
 
 
 # What the fallback and circuit-breaker tests' two upstreams answer (their fixtures are in conftest.py).

@@ -1,4 +1,4 @@
-"""`proxy.select` and the breakers, over real sockets with breakers on an injected clock: a candidate's breaker
+"""`candidates.select` and the breakers, over real sockets with breakers on an injected clock: a candidate's breaker
 is asked only when that candidate is about to be tried, and a probe slot it hands out is settled on every way
 out (success, failure, a 400, a 429, cancellation). A half-open fallback whose slot was claimed and never
 settled would be skipped for ever: "every upstream candidate failed (primary, backup)" with the backup never

@@ -1,5 +1,5 @@
 """Provider URLs and credential headers, unit level: a config route → the URL the gateway POSTs to and the
-headers it sends (dragoman.config.load.parse_config → dragoman.upstreams.client.UpstreamTarget)."""
+headers it sends (dragoman.config.load.parse_config → dragoman.exchange.targets.target_for)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ import yaml
 from dragoman.config.load import parse_config
 from dragoman.config.model import Route
 from dragoman.errors import ConfigError
-from dragoman.upstreams.client import UpstreamTarget
+from dragoman.exchange.targets import target_for
+from dragoman.upstreams.client import Target
 
 ENV = {"UPSTREAM_KEY": "sk-upstream-123"}
 
 
-def target(**upstream: Any) -> tuple[Route, UpstreamTarget]:
+def target(**upstream: Any) -> tuple[Route, Target]:
     translation = upstream.pop("translation", None)
     upstream.setdefault("model", "gpt-5")
     entry: dict[str, Any] = {"name": "r", "upstream": upstream}
@@ -24,7 +25,7 @@ def target(**upstream: Any) -> tuple[Route, UpstreamTarget]:
         entry["translation"] = translation
     config = parse_config(yaml.safe_dump({"routes": [entry]}, sort_keys=False), "/etc/dragoman/test.yaml", ENV)
     (route,) = config.routes
-    return route, UpstreamTarget(route)
+    return route, target_for(route)
 
 
 def config_error(**upstream: Any) -> str:

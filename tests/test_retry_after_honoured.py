@@ -1,6 +1,6 @@
 """How long the gateway waits before retrying an upstream: the upstream's retry-after (or retry-after-ms) when it
 is within `max_backoff`; beyond it, no wait at all (the next candidate is better); otherwise jittered
-exponential backoff. The wait `proxy.select` actually takes is recorded, not timed."""
+exponential backoff. The wait `candidates.select` actually takes is recorded, not timed."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from dragoman import proxy
+from dragoman.exchange import candidates
 from dragoman.config.model import Retry
 from dragoman.routing.retry import retry_delay
 from tests.routing_helpers import PRIMARY_TEXT, Candidates, Clock, config_yaml, route
@@ -46,7 +46,7 @@ def test_without_retry_after_the_backoff_is_jittered_and_doubles() -> None:
 
 
 class _RecordedSleeps:
-    """proxy's view of asyncio with `sleep` recorded and not waited: every other name is the real asyncio's."""
+    """candidates' view of asyncio with `sleep` recorded and not waited: every other name is the real asyncio's."""
 
     def __init__(self) -> None:
         self.sleeps: list[float] = []
@@ -62,7 +62,7 @@ class _RecordedSleeps:
 @pytest.fixture
 def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     recorded = _RecordedSleeps()
-    monkeypatch.setattr(proxy, "asyncio", recorded)
+    monkeypatch.setattr(candidates, "asyncio", recorded)
     return recorded.sleeps
 
 

@@ -1,9 +1,13 @@
-"""The upstream HTTP client: pooled aiohttp connections, per-provider credentials, timeouts, error capture.
+"""The upstream HTTP client: pooled aiohttp connections, timeouts, and the guards on what an upstream answers.
+
+Transport only: it is given plain values (a Target: URL, headers, timeouts, limits, the secret to redact) and
+bytes to POST, and hands back bytes — a whole JSON answer, or a stream read with `async for`. Every failure
+leaves as a GatewayError whose `outcome` was decided where it was seen (errors.py), its text redacted.
 
 aiohttp rather than httpx: on this path httpx costs 3–4× the CPU and collapses under concurrency
-(shared/performance.md). What an upstream answers is checked before anyone reads it: no redirect is followed
+(docs/performance.md). What an upstream answers is checked before anyone reads it: no redirect is followed
 (aiohttp strips only Authorization on a cross-origin redirect: x-api-key and api-key would go along), the
-content type must be what was asked for, and a JSON answer is read up to MAX_ANSWER_BYTES."""
+content type must be what was asked for, and a JSON answer is read up to `Target.max_answer` bytes."""
 
 from __future__ import annotations
 
@@ -12,64 +16,122 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from dragoman import errors as E
-from dragoman.config.model import Route
-from dragoman.upstreams.errors import error_from_exception, error_from_redirect, error_from_status
+from dragoman.redaction import redacted
+from dragoman.upstreams.errors import error_from_exception, error_from_redirect, error_from_status, read_failure
 
-ANTHROPIC_VERSION = "2023-06-01"
 # The largest non-streamed answer read from an upstream (decompressed): a 128k-token answer is under 1 MB of JSON.
 MAX_ANSWER_BYTES = 16 << 20
 _MAX_ERROR_BYTES = 64 << 10  # of an error answer's body: only its message is used, cut at 1000 characters
 
 
-class UpstreamTarget:
-    """Where one route's requests go: URL, headers and timeouts, built once per route, not per request."""
+class Target:
+    """Where one route's requests go, as plain values; built once per route, not per request."""
 
-    __slots__ = ("route", "url", "host", "headers", "timeout", "secret", "first_byte", "idle")
+    __slots__ = ("route", "url", "host", "headers", "timeout", "secret", "first_byte", "idle", "max_answer")
 
-    def __init__(self, route: Route) -> None:
-        self.route = route.name
-        self.url = route.endpoint
-        self.host = urlsplit(route.endpoint).hostname or ""  # for records: never the URL's credentials
-        self.secret = route.api_key
-        self.headers = _headers(route)
-        t = route.timeouts
-        self.first_byte = t.first_byte
-        self.idle = t.idle
+    def __init__(
+        self,
+        route: str,
+        url: str,
+        headers: dict[str, str],
+        *,
+        connect: float,
+        first_byte: float,
+        idle: float,
+        secret: str | None = None,
+        max_answer: int = MAX_ANSWER_BYTES,
+    ) -> None:
+        self.route = route  # the route's name, for messages
+        self.url = url
+        self.host = urlsplit(url).hostname or ""  # for records: never the URL's credentials
+        self.headers = headers
+        self.secret = secret  # the credential in `headers`, redacted from every error text
+        self.first_byte = first_byte
+        self.idle = idle
+        self.max_answer = max_answer
         # aiohttp re-arms its socket read timer on every read anyway, so it keeps our deadlines at no extra
         # cost: first_byte until the answer's head (and a JSON answer's body); a stream then switches to idle
-        # (`stream_idle`). An asyncio.timeout() per request cost ~10% of the gateway's CPU (bench/RESULTS.md).
-        self.timeout = aiohttp.ClientTimeout(total=None, sock_connect=t.connect, connect=t.connect, sock_read=t.first_byte)
+        # (UpstreamStream). An asyncio.timeout() per request cost ~10% of the gateway's CPU (bench/RESULTS.md).
+        self.timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect, connect=connect, sock_read=first_byte)
 
 
-def _headers(route: Route) -> dict[str, str]:
-    headers = {"Content-Type": "application/json"}
-    key = route.api_key
-    if route.provider == "anthropic":
-        headers["anthropic-version"] = ANTHROPIC_VERSION
-        if key:
-            headers["x-api-key"] = key
-    elif route.provider == "azure_openai":
-        if key:
-            headers["api-key"] = key
-    elif key:
-        headers["Authorization"] = f"Bearer {key}"
-    return headers
+class UpstreamStream:
+    """A streamed answer's body: `async for data in stream` yields each read as it arrives, and a failed read
+    raises a GatewayError (`failure`). `close()` hands the connection back; call it on every way out."""
+
+    __slots__ = ("_resp", "_read", "_route", "answering")
+
+    def __init__(self, resp: aiohttp.ClientResponse, target: Target) -> None:
+        self._resp = resp
+        self._read = resp.content.readany
+        self._route = target.route
+        # Set by the reader once the client has the answer's first bytes: a failure is then phrased as the end of
+        # a broken answer, not as a failed call another candidate could take over.
+        self.answering = False
+        # From now on, silence between reads may last `idle` seconds (instead of first_byte).
+        connection = resp.connection
+        if connection is not None and connection.protocol is not None:
+            connection.protocol.read_timeout = target.idle
+
+    def __aiter__(self) -> UpstreamStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        # In place of aiohttp's own iterator over readany, not around it: no extra layer per chunk.
+        try:
+            data = await self._read()
+        except Exception as exc:  # noqa: BLE001 - every transport failure is an error value
+            raise self.failure(exc) from None
+        if not data:
+            raise StopAsyncIteration
+        return data
+
+    def failure(self, exc: BaseException) -> E.GatewayError:
+        """What `exc`, met reading this stream or decoding its events (an oversized event), means."""
+        return read_failure(exc, self._route, self.answering)
+
+    def close(self) -> None:
+        self._resp.release()
 
 
 class UpstreamClient:
-    """Sends upstream requests; a non-2xx answer or a transport failure raises a GatewayError."""
+    """Sends upstream requests; a non-2xx answer or a transport failure raises a GatewayError (redacted)."""
 
     def __init__(self, session: aiohttp.ClientSession) -> None:
         self._session = session
 
-    async def post(
-        self, target: UpstreamTarget, body: bytes, headers: dict[str, str] | None = None, *, stream: bool = False
+    async def answer(self, target: Target, body: bytes, headers: dict[str, str]) -> bytes:
+        """POST the body; the whole JSON answer (no read may wait longer than first_byte)."""
+        try:
+            resp = await self._post(target, body, headers, stream=False)
+            try:
+                raw = await _read_at_most(resp, target.max_answer)
+            except Exception as exc:  # noqa: BLE001
+                raise error_from_exception(exc, target.route) from None
+            finally:
+                resp.release()
+            if len(raw) > target.max_answer:
+                raise E.Overloaded(
+                    f"upstream for route {target.route!r} sent an answer larger than the gateway's limit of "
+                    f"{target.max_answer >> 20} MiB", retryable=True,
+                )
+            return raw
+        except E.GatewayError as err:
+            raise redacted(err, target.secret) from None
+
+    async def stream(self, target: Target, body: bytes, headers: dict[str, str]) -> UpstreamStream:
+        """POST the body; the answer's stream once its status is 2xx and its content type text/event-stream."""
+        try:
+            return UpstreamStream(await self._post(target, body, headers, stream=True), target)
+        except E.GatewayError as err:
+            raise redacted(err, target.secret) from None
+
+    async def _post(
+        self, target: Target, body: bytes, headers: dict[str, str], *, stream: bool
     ) -> aiohttp.ClientResponse:
-        """POST the body; return the response once its status is 2xx and its content type JSON (or, `stream`,
-        text/event-stream); the caller reads or streams it."""
         try:
             resp = await self._session.post(
-                target.url, data=body, headers=headers or target.headers, timeout=target.timeout, allow_redirects=False
+                target.url, data=body, headers=headers, timeout=target.timeout, allow_redirects=False
             )
         except Exception as exc:  # noqa: BLE001 - every transport failure maps to an Anthropic error
             raise error_from_exception(exc, target.route) from None
@@ -84,23 +146,8 @@ class UpstreamClient:
             )
         return resp
 
-    async def read(self, target: UpstreamTarget, resp: aiohttp.ClientResponse) -> bytes:
-        """The whole body of a non-streamed answer (no read may wait longer than first_byte)."""
-        try:
-            raw = await _read_at_most(resp, MAX_ANSWER_BYTES)
-        except Exception as exc:  # noqa: BLE001
-            raise error_from_exception(exc, target.route) from None
-        finally:
-            resp.release()
-        if len(raw) > MAX_ANSWER_BYTES:
-            raise E.Overloaded(
-                f"upstream for route {target.route!r} sent an answer larger than the gateway's limit of "
-                f"{MAX_ANSWER_BYTES >> 20} MiB", retryable=True,
-            )
-        return raw
 
-
-async def _error_answer(resp: aiohttp.ClientResponse, target: UpstreamTarget) -> E.GatewayError:
+async def _error_answer(resp: aiohttp.ClientResponse, target: Target) -> E.GatewayError:
     """The error a 3xx, 4xx or 5xx answer is; an error body is read (bounded) for the upstream's message."""
     try:
         if resp.status < 400:
@@ -137,10 +184,3 @@ def _content_type_ok(resp: aiohttp.ClientResponse, stream: bool) -> bool:
     if stream:
         return mime == "text/event-stream"
     return mime == "application/json" or mime.endswith("+json")
-
-
-def stream_idle(resp: aiohttp.ClientResponse, idle: float) -> None:
-    """From now on, silence between a stream's reads may last `idle` seconds (instead of first_byte)."""
-    connection = resp.connection
-    if connection is not None and connection.protocol is not None:
-        connection.protocol.read_timeout = idle

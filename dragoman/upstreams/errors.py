@@ -1,6 +1,8 @@
-"""Upstream failures → the Anthropic errors a client sees (design §5). Never the upstream's raw text for
-credential failures, and never a secret: every error an upstream call raises passes `redacted` (proxy._try),
-every stream `error` event `redact` (the relays), before a client, a log, a record or a span sees it."""
+"""Upstream failures → the Anthropic errors a client sees (design §5), as values: each error says its attempt's
+`outcome` (error | timeout | rate_limited), decided here where the status or the exception is seen. Never the
+upstream's raw text for credential failures, and never a secret: every error the client raises passes
+`redaction.redacted` with the route's secret (client.py), every stream `error` event `redact` (the relays),
+before a client, a log, a record or a span sees it."""
 
 from __future__ import annotations
 
@@ -13,7 +15,6 @@ import msgspec
 from dragoman import errors as E
 from dragoman.protocols import openai_chat as C
 from dragoman.protocols.sse import EventTooLarge
-from dragoman.redaction import redact
 
 _decode_error = msgspec.json.Decoder(C.ChatError).decode
 _MAX_MESSAGE = 1000
@@ -65,7 +66,7 @@ def error_from_exception(exc: BaseException, route: str) -> E.GatewayError:
     if isinstance(exc, GatewayShuttingDown):
         return E.Overloaded(str(exc))
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
-        return E.Overloaded(f"{where} timed out", retryable=True)
+        return E.Overloaded(f"{where} timed out", retryable=True, outcome="timeout")
     if isinstance(exc, aiohttp.ClientConnectorError):
         reason = exc.os_error.strerror or type(exc.os_error).__name__
         return E.Overloaded(f"{where} is unreachable ({reason})", retryable=True)
@@ -76,22 +77,20 @@ def error_from_exception(exc: BaseException, route: str) -> E.GatewayError:
     return E.ApiError(f"{where} failed: {type(exc).__name__}")
 
 
-def stream_failure(exc: BaseException) -> tuple[str, str]:
-    """(error type, message) for a failure after the first byte, sent as an Anthropic `error` event."""
+def read_failure(exc: BaseException, route: str, answering: bool) -> E.GatewayError:
+    """A failure while a stream is read (or its events decoded): before the client has the answer's first bytes,
+    a failed call like any other (`error_from_exception`); after, the error that ends the answer, sent as an
+    Anthropic `error` event."""
+    if not answering:
+        return error_from_exception(exc, route)
     if isinstance(exc, GatewayShuttingDown):
-        return "overloaded_error", str(exc)
+        return E.Overloaded(str(exc))
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
-        return "overloaded_error", "the upstream stopped sending (idle timeout) before the answer was complete"
+        return E.Overloaded("the upstream stopped sending (idle timeout) before the answer was complete",
+                            outcome="timeout")
     if isinstance(exc, EventTooLarge):
-        return "api_error", f"the upstream sent {exc}"
-    return "api_error", f"the upstream connection failed mid-stream ({type(exc).__name__})"
-
-
-def redacted(err: E.GatewayError, secret: str | None) -> E.GatewayError:
-    """`err` with its message redacted (in place: the exception's args too, which a traceback would print)."""
-    err.message = redact(err.message, secret)
-    err.args = (err.message,)
-    return err
+        return E.ApiError(f"the upstream sent {exc}")
+    return E.ApiError(f"the upstream connection failed mid-stream ({type(exc).__name__})")
 
 
 def _upstream_message(body: bytes) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import msgspec
 
 from dragoman import errors as E
-from dragoman.config.model import Route
+from dragoman.exchange.dialects import Answer
+from dragoman.exchange.dialects.bridge_relay import BridgeRelay
 from dragoman.protocols import anthropic as A
 from dragoman.protocols import openai_responses as R
 from dragoman.signing_key import signing_key
@@ -13,8 +14,6 @@ from dragoman.translate.responses.request import translate_request
 from dragoman.translate.request_context import RequestContext
 from dragoman.translate.responses.stream import ResponsesStreamBridge
 from dragoman.translate.responses.response import translate_response
-from dragoman.upstreams.bridge_relay import BridgeRelay
-from dragoman.upstreams.dialect import Answer
 
 _encode = msgspec.json.encode
 _decode_response = msgspec.json.Decoder(R.Response).decode
@@ -48,10 +47,10 @@ class ResponsesDialect:
         return Answer(_encode(message), message.usage, message.stop_reason, resp.model)
 
     def relay(self, ctx: RequestContext) -> BridgeRelay:
-        return responses_relay(ctx, self.key, self.route.api_key)
+        return responses_relay(ctx, self.key, self.route.name, self.route.api_key)
 
 
-def responses_relay(ctx: RequestContext, key: bytes, secret: str | None = None) -> BridgeRelay:
+def responses_relay(ctx: RequestContext, key: bytes, route: str, secret: str | None = None) -> BridgeRelay:
     """Responses SSE bytes → Anthropic SSE bytes through the ResponsesStreamBridge."""
     bridge = ResponsesStreamBridge(ctx, key)
 
@@ -59,4 +58,4 @@ def responses_relay(ctx: RequestContext, key: bytes, secret: str | None = None) 
         decoded = R.decode_event(payload, event)
         return bridge.on_event(decoded) if decoded is not None else []
 
-    return BridgeRelay(bridge, on_frame, secret)
+    return BridgeRelay(bridge, on_frame, route, secret)

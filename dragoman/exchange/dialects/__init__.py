@@ -1,13 +1,14 @@
-"""What the server needs from each upstream wire protocol: build the request, read a JSON answer, relay a stream.
+"""The upstream dialects: what the exchange needs from each upstream wire protocol — build the request, read a
+JSON answer, relay a stream. They glue the translators (dragoman.translate) to the transport (dragoman.upstreams).
 
-One implementation per protocol (Chat, Responses, Anthropic passthrough), so the server's request loop,
-fallback and streaming code is the same for all of them."""
+One implementation per protocol, so the candidate loop, fallback and streaming code is the same for all of them:
+`chat` (OpenAI Chat Completions), `responses` (OpenAI Responses), `messages` (Anthropic, passed through)."""
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from dragoman.config.model import Route
+from dragoman import errors as E
 from dragoman.protocols import anthropic as A
 from dragoman.translate.request_context import RequestContext
 
@@ -28,9 +29,9 @@ class StreamRelay(Protocol):
     """Upstream stream bytes in, Anthropic SSE bytes out, one call per read, nothing held back."""
 
     event_count: int
-    failed: bool  # the output ended with an Anthropic `error` event
-    failure: str  # its message
-    failure_type: str  # and its Anthropic error type
+    # The error the output ended with (an Anthropic `error` event was its last): the upstream's own error event
+    # (see `upstream_failed`), or the transport failure passed to `fail`. None while the stream is sound.
+    failure: E.GatewayError | None
     upstream_model: str | None  # the model that answered, once the stream said
 
     @property
@@ -39,11 +40,11 @@ class StreamRelay(Protocol):
     @property
     def ended(self) -> bool: ...  # message_stop or error was produced: stop reading
 
-    def feed(self, data: bytes) -> bytes: ...
+    def feed(self, data: bytes) -> bytes: ...  # raises EventTooLarge (protocols.sse) for an oversized event
 
     def eof(self) -> bytes: ...  # the upstream closed the stream
 
-    def fail(self, error_type: str, message: str) -> bytes: ...  # a transport failure mid-stream
+    def fail(self, err: E.GatewayError) -> bytes: ...  # a transport failure mid-stream: the `error` event for it
 
     def usage(self) -> tuple[A.Usage | None, str | None]: ...  # (final usage, stop_reason) once ended
 
@@ -65,13 +66,22 @@ class Dialect(Protocol):
 def dialect_for(route: Route) -> Dialect:
     """The dialect a route's upstream speaks."""
     if route.api == "messages":
-        from dragoman.upstreams.anthropic_passthrough import AnthropicPassthrough
+        from dragoman.exchange.dialects.messages import AnthropicPassthrough
 
         return AnthropicPassthrough(route)
     if route.api == "responses":
-        from dragoman.upstreams.responses_dialect import ResponsesDialect
+        from dragoman.exchange.dialects.responses import ResponsesDialect
 
         return ResponsesDialect(route)
-    from dragoman.upstreams.chat_dialect import ChatDialect
+    from dragoman.exchange.dialects.chat import ChatDialect
 
     return ChatDialect(route)
+
+
+def upstream_failed(route: str, error_type: str, message: str) -> E.GatewayError:
+    """The error value of an upstream's own stream `error` event (`message` already redacted). Before the client
+    has a byte it is the candidate's failure, like a 429 or a 5xx: retryable, and the next candidate may answer."""
+    text = f"upstream for route {route!r} failed: {message}"
+    if error_type == "rate_limit_error":
+        return E.RateLimited(text, retryable=True)
+    return E.Overloaded(text, retryable=True)

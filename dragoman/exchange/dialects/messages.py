@@ -9,13 +9,12 @@ from typing import Any
 import msgspec
 
 from dragoman import errors as E
-from dragoman.config.model import Route
+from dragoman.exchange.dialects import Answer, upstream_failed
 from dragoman.protocols import anthropic as A
 from dragoman.protocols.sse import SSEDecoder, encode_events
 from dragoman.redaction import redact
 from dragoman.translate.messages.request import drop_cache_control
 from dragoman.translate.request_context import RequestContext
-from dragoman.upstreams.dialect import Answer
 
 _encode = msgspec.json.encode
 # Client headers an Anthropic upstream must see as sent: new betas must never be dropped on the way.
@@ -102,23 +101,23 @@ class AnthropicPassthrough:
         return Answer(raw, _usage(message.usage), message.stop_reason, message.model)
 
     def relay(self, ctx: RequestContext) -> PassthroughRelay:
-        return PassthroughRelay(self.route.api_key)
+        return PassthroughRelay(self.route.name, self.route.api_key)
 
 
 class PassthroughRelay:
     """Bytes out as they came in; usage read from message_start / message_delta on the side."""
 
-    __slots__ = ("_decoder", "_started", "_ended", "_usage", "_stop_reason", "event_count", "failed", "failure",
-                 "failure_type", "_tail", "upstream_model", "_secret", "_error_payload")
+    __slots__ = ("_decoder", "_started", "_ended", "_usage", "_stop_reason", "event_count", "failure", "_tail",
+                 "upstream_model", "_route", "_secret", "_error_payload", "_error")
 
-    def __init__(self, secret: str | None = None) -> None:
+    def __init__(self, route: str, secret: str | None = None) -> None:
+        self._route = route  # the route's name, for the error value of an upstream's error event
         self._secret = secret  # the route's credential, redacted from a relayed error event
         self._error_payload = b""
+        self._error: A.ErrorBody | None = None  # the upstream's error event, its message redacted
         self._tail = b""  # bytes after the last complete event, held so a failure never splices into an event
         self.upstream_model: str | None = None
-        self.failure_type = ""
-        self.failed = False
-        self.failure = ""
+        self.failure: E.GatewayError | None = None
         self._decoder = SSEDecoder()
         self._started = False
         self._ended = False
@@ -136,7 +135,7 @@ class PassthroughRelay:
 
     def feed(self, data: bytes) -> bytes:
         self._started = True
-        failed = self.failed
+        failed = self.failure is not None
         for event, payload in self._decoder.feed(data):
             self.event_count += 1
             if event in _USAGE_EVENTS:
@@ -144,24 +143,22 @@ class PassthroughRelay:
         data = self._tail + data if self._tail else data
         cut = _event_boundary(data)
         self._tail = data[cut:]
-        if self.failed and not failed:
-            return self._clean_error(data[:cut])
+        if not failed and self._error is not None:
+            return self._clean_error(data[:cut], self._error)
         return data[:cut]
 
     def eof(self) -> bytes:
         if self._ended:
             tail, self._tail = self._tail, b""
             return tail
-        return self.fail("api_error", "the upstream closed the stream before the answer was complete")
+        return self.fail(E.ApiError("the upstream closed the stream before the answer was complete"))
 
-    def fail(self, error_type: str, message: str) -> bytes:
+    def fail(self, err: E.GatewayError) -> bytes:
         self._tail = b""  # an event cut short is dropped, not completed by the error event
         self._ended = True
-        self.failed = True
-        self.failure = message
-        self.failure_type = error_type
+        self.failure = err
         self.event_count += 1
-        body = _encode(A.Error(error=A.ErrorBody(type=error_type, message=message)))
+        body = _encode(A.Error(error=A.ErrorBody(type=err.error_type, message=err.message)))
         return b"event: error\ndata: " + body + b"\n\n"
 
     def usage(self) -> tuple[A.Usage | None, str | None]:
@@ -176,9 +173,10 @@ class PassthroughRelay:
             self._ended = True
             if event.type == "error":
                 error = event.error or _ErrorBody()
-                self.failed = True
-                self.failure_type = error.type if error.type in _ERROR_TYPES else "api_error"
-                self.failure = redact(error.message, self._secret) or "the upstream sent an error event"
+                error_type = error.type if error.type in _ERROR_TYPES else "api_error"
+                message = redact(error.message, self._secret) or "the upstream sent an error event"
+                self._error = A.ErrorBody(type=error_type, message=message)
+                self.failure = upstream_failed(self._route, error_type, message)
                 self._error_payload = payload
         if event.message is not None and event.message.model:
             self.upstream_model = event.message.model
@@ -188,7 +186,7 @@ class PassthroughRelay:
         if event.delta is not None and event.delta.stop_reason:
             self._stop_reason = event.delta.stop_reason
 
-    def _clean_error(self, out: bytes) -> bytes:
+    def _clean_error(self, out: bytes, error: A.ErrorBody) -> bytes:
         """`out` with the error event that ends it as sent, or rebuilt from the redacted message if it held a secret."""
         text = self._error_payload.decode("utf-8", "replace")
         if redact(text, self._secret) == text:
@@ -196,7 +194,7 @@ class PassthroughRelay:
         self._tail = b""  # the stream ends with this event: nothing after it is relayed
         found = out.find(self._error_payload.split(b"\n", 1)[0])
         kept = out[: _event_boundary(out[:found])] if found >= 0 else out
-        return kept + encode_events([A.Error(error=A.ErrorBody(type=self.failure_type, message=self.failure))])
+        return kept + encode_events([A.Error(error=error)])
 
 
 def _event_boundary(data: bytes) -> int:

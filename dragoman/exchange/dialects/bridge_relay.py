@@ -8,6 +8,8 @@ from typing import Callable, Protocol
 
 import msgspec
 
+from dragoman import errors as E
+from dragoman.exchange.dialects import upstream_failed
 from dragoman.protocols import anthropic as A
 from dragoman.protocols.sse import SSEDecoder, encode_events
 from dragoman.redaction import redact
@@ -29,17 +31,16 @@ FrameHandler = Callable[[bytes | None, bytes], list[A.StreamEvent]]
 
 
 class BridgeRelay:
-    __slots__ = ("_bridge", "_on_frame", "_secret", "_decoder", "event_count", "failed", "failure", "failure_type")
+    __slots__ = ("_bridge", "_on_frame", "_route", "_secret", "_decoder", "event_count", "failure")
 
-    def __init__(self, bridge: Bridge, on_frame: FrameHandler, secret: str | None) -> None:
+    def __init__(self, bridge: Bridge, on_frame: FrameHandler, route: str, secret: str | None) -> None:
         self._bridge = bridge
         self._on_frame = on_frame
+        self._route = route  # the route's name, for the error value of an upstream's error event
         self._secret = secret  # the route's credential, redacted from an error event's upstream text
         self._decoder = SSEDecoder()
         self.event_count = 0
-        self.failed = False
-        self.failure = ""
-        self.failure_type = ""
+        self.failure: E.GatewayError | None = None
 
     @property
     def started(self) -> bool:
@@ -56,8 +57,10 @@ class BridgeRelay:
         events = self._frames(self._decoder.close())
         return self._emit(events + self._bridge.on_eof())
 
-    def fail(self, error_type: str, message: str) -> bytes:
-        return self._emit(self._bridge.on_error(error_type, message))
+    def fail(self, err: E.GatewayError) -> bytes:
+        out = self._emit(self._bridge.on_error(err.error_type, err.message))
+        self.failure = err
+        return out
 
     def usage(self) -> tuple[A.Usage | None, str | None]:
         return self._bridge.final_usage, self._bridge.stop_reason
@@ -85,9 +88,8 @@ class BridgeRelay:
         last = events[-1]
         if type(last) is A.Error:
             # The message may quote the upstream (OpenAI echoes a wrong key in a mid-stream error chunk).
-            last.error.message = redact(last.error.message, self._secret)
-            self.failed = True
-            self.failure = last.error.message
-            self.failure_type = last.error.type
+            error = last.error
+            error.message = redact(error.message, self._secret)
+            self.failure = upstream_failed(self._route, error.type, error.message)
         self.event_count += len(events)
         return encode_events(events)

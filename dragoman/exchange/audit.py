@@ -1,21 +1,25 @@
-"""One audit record per Messages request, made from what the exchange with the upstreams recorded."""
+"""The audit record a Messages request leaves, made from its Exchange's state when it finishes (any outcome).
+Built on the event loop, cheap; observe/ writes it elsewhere (a batched writer thread)."""
 
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from dragoman.identity import Identity
 from dragoman.observe.record import AuditRecord, Candidate
-from dragoman.proxy import Exchange
+
+if TYPE_CHECKING:
+    from dragoman.exchange.lifecycle import Exchange
 
 
-def record_for(exchange: Exchange, identity: Identity | None, status: int, error_type: str | None) -> AuditRecord:
-    """The audit record of a finished request (any outcome). Cheap: built on the loop, written elsewhere."""
+def record_for(exchange: Exchange, status: int, error_type: str | None) -> AuditRecord:
+    """The audit record of a finished request, answered with `status` (and `error_type`, if an error)."""
     total = time.perf_counter() - exchange.started
     route = exchange.route
     ctx = exchange.ctx
     usage = exchange.usage
-    who = identity or Identity()
+    who = exchange.identity or Identity()
     upstream = exchange.upstream_time
     record = AuditRecord(
         time=exchange.wall_start,
@@ -46,7 +50,7 @@ def record_for(exchange: Exchange, identity: Identity | None, status: int, error
         provider=route.provider if route is not None else None,
         status=status,
         error_type=error_type or exchange.error_type,
-        stream=exchange.stream,
+        stream=exchange.streamed,
         latency_total_ms=round(total * 1000, 3),
         ttfb_ms=round(exchange.ttfb * 1000, 3) if exchange.ttfb is not None else None,
         upstream_ms=round(upstream * 1000, 3),

@@ -12,8 +12,8 @@ from dragoman.translate.chat.request import translate_request
 from dragoman.translate.chat.stream import ChatStreamBridge
 from dragoman.translate.chat.response import translate_response
 from dragoman.translate.request_context import RequestContext
-from dragoman.upstreams.bridge_relay import BridgeRelay
-from dragoman.upstreams.dialect import Answer
+from dragoman.exchange.dialects import Answer
+from dragoman.exchange.dialects.bridge_relay import BridgeRelay
 
 _encode = msgspec.json.encode
 _decode_response = msgspec.json.Decoder(C.ChatResponse).decode
@@ -47,10 +47,10 @@ class ChatDialect:
         return Answer(_encode(message), message.usage, message.stop_reason, chat.model)
 
     def relay(self, ctx: RequestContext) -> BridgeRelay:
-        return chat_relay(ctx, self.route.api_key)
+        return chat_relay(ctx, self.route.name, self.route.api_key)
 
 
-def chat_relay(ctx: RequestContext, secret: str | None = None) -> BridgeRelay:
+def chat_relay(ctx: RequestContext, route: str, secret: str | None = None) -> BridgeRelay:
     """Chat SSE bytes → Anthropic SSE bytes through the ChatStreamBridge."""
     bridge = ChatStreamBridge(ctx)
 
@@ -59,4 +59,4 @@ def chat_relay(ctx: RequestContext, secret: str | None = None) -> BridgeRelay:
             return bridge.on_done()
         return bridge.on_chunk(_decode_chunk(payload))
 
-    return BridgeRelay(bridge, on_frame, secret)
+    return BridgeRelay(bridge, on_frame, route, secret)

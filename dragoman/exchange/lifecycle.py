@@ -1,0 +1,142 @@
+"""One Messages request's life, from the body the server read to the audit record it leaves: `Exchange`.
+
+The server (HTTP only) hands over what it read and writes what it is given back:
+
+    exchange = Exchange(request_id, headers, tracer)
+    exchange.authenticated(key)                      # who asks, as far as the gateway key says
+    await exchange.open(body, router, upstreams)     # decode, route, try candidates; or a GatewayError
+    body = exchange.answer()                         # a JSON answer, or:
+    async for chunk in exchange.stream(): ...        # a streamed one
+    record = exchange.finish(status, error_type, pricer)
+
+Its fields are written here and by the exchange's own modules (candidates, stream) only: they are what the
+audit record, the metrics and the trace span are made of."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, AsyncGenerator
+
+import msgspec
+
+from dragoman import errors as E
+from dragoman.exchange.audit import record_for
+from dragoman.exchange.candidates import Attempt, Upstreams, select
+from dragoman.exchange.dialects import Answer
+from dragoman.exchange.stream import OpenStream, answer_stream
+from dragoman.identity import Identity, identity_from
+from dragoman.observe.pricing import Pricer
+from dragoman.observe.record import AuditRecord
+from dragoman.observe.tracing import NOOP_SPAN, NOOP_TRACER, NoopTracer, Tracer
+from dragoman.protocols import anthropic as A
+from dragoman.config.model import Route
+from dragoman.config.secrets import GatewayKey
+from dragoman.policy.features import extract_features
+from dragoman.routing.router import Router
+from dragoman.translate.request_context import RequestContext
+
+_decode_messages = msgspec.json.Decoder(A.MessagesRequest).decode
+Headers = list[tuple[bytes, bytes]]
+
+
+class Exchange:
+    """What happened to one Messages request: the state its audit record and metrics are made of, and its steps."""
+
+    __slots__ = (
+        "request_id", "headers", "started", "wall_start", "span", "identity", "requested_model", "streamed",
+        "input_estimate", "policy", "branch", "attempts", "route", "ctx", "upstream_model", "usage", "stop_reason",
+        "error_type", "ttfb", "upstream_time", "event_count", "_tracer", "_key", "_answer", "_opened",
+    )
+
+    def __init__(self, request_id: str, headers: Headers | None = None, tracer: Tracer | NoopTracer = NOOP_TRACER) -> None:
+        self.request_id = request_id
+        self.headers: Headers = headers if headers is not None else []
+        self.started = time.perf_counter()
+        self.wall_start = time.time()
+        self.span: Any = NOOP_SPAN  # the request's trace span (a shared no-op object when tracing is off)
+        self.identity: Identity | None = None  # None until authenticated: the record then names nobody
+        self.requested_model: str | None = None
+        self.streamed = False
+        self.input_estimate = 0
+        self.policy: str | None = None  # the policy and branch that chose the route, if one did
+        self.branch: str | None = None
+        self.attempts: list[Attempt] = []
+        self.route: Route | None = None  # the candidate that answered
+        self.ctx: RequestContext | None = None
+        self.upstream_model: str | None = None
+        self.usage: A.Usage | None = None
+        self.stop_reason: str | None = None
+        self.error_type: str | None = None  # "stream_error": the stream ended with an `error` event
+        self.ttfb: float | None = None  # seconds from start to the first byte handed to the client
+        self.upstream_time = 0.0  # seconds spent waiting on the upstreams
+        self.event_count = 0
+        self._tracer = tracer
+        self._key: tuple[str | None, dict[str, str | None] | None] = (None, None)
+        self._answer: Answer | None = None
+        self._opened: OpenStream | None = None
+
+    def authenticated(self, key: GatewayKey | None) -> None:
+        """The caller passed authentication with `key` (None: inbound auth is off)."""
+        if key is not None:
+            self._key = (key.id, key.identity())
+        self.identity = identity_from(self.headers, None, *self._key)  # refined by the body's metadata in open()
+
+    async def open(self, body: bytes, router: Router, upstreams: Upstreams) -> None:
+        """Decode the request, choose its route, and try its candidates until one answers (streamed: until the
+        client has something to read). Raises the GatewayError the client gets."""
+        self.input_estimate = len(body) // 4
+        req = E.decode_body(_decode_messages, body)
+        if not req.messages:
+            raise E.InvalidRequest("messages: at least one message is required")
+        self.requested_model, self.streamed = req.model, req.stream
+        if req.metadata is not None and req.metadata.user_id:
+            self.identity = identity_from(self.headers, req.metadata.user_id, *self._key)
+        self.span = self._tracer.start_request(
+            self.request_id, req.model, stream=req.stream, max_tokens=req.max_tokens,
+            temperature=req.temperature, top_p=req.top_p,
+        )
+        features = extract_features(req, len(body), _header_map(self.headers), self.identity)
+        self.input_estimate = features.input_tokens  # message_start's usage, before the real count
+        decision = router.decide(req.model, lambda: features)
+        self.policy, self.branch = decision.policy, decision.branch
+        chosen = await select(upstreams, upstreams.candidates(decision.route), req, body, self.headers, self)
+        if isinstance(chosen, OpenStream):
+            self._opened = chosen
+        else:
+            self._answer = chosen
+            self.usage, self.stop_reason, self.upstream_model = chosen.usage, chosen.stop_reason, chosen.upstream_model
+
+    def answer(self) -> bytes:
+        """The JSON answer's body (not streamed), handed to the client now."""
+        answer = self._answer
+        assert answer is not None
+        self.ttfb = time.perf_counter() - self.started
+        self.span.capture("response", answer.body)
+        return answer.body
+
+    def stream(self) -> AsyncGenerator[bytes, None]:
+        """The streamed answer's bytes, to write as they come; `aclose()` it on every way out."""
+        assert self._opened is not None
+        return answer_stream(self, self._opened)
+
+    def finish(self, status: int, error_type: str | None, pricer: Pricer) -> AuditRecord:
+        """The request is over, answered with `status` (and `error_type`, if an error): its audit record, with the
+        trace span finished. Hands back an upstream stream still open (one never read)."""
+        opened = self._opened
+        if opened is not None:
+            opened.upstream.close()
+            relay = opened.relay
+            self.event_count = relay.event_count
+            self.upstream_model = relay.upstream_model or self.upstream_model
+            self.usage, self.stop_reason = relay.usage()
+            if relay.failure is not None:
+                self.error_type = "stream_error"
+        record = record_for(self, status, error_type)
+        if self.span is not NOOP_SPAN:  # the span carries the cost, which the writer would price later
+            record.cost_usd = pricer.price(record)
+        self.span.finish(record)
+        return record
+
+
+def _header_map(headers: Headers) -> dict[str, str]:
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in headers}
