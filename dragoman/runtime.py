@@ -7,9 +7,10 @@ router and the candidates' state (exchange.candidates.Upstreams, which keeps its
 
 from __future__ import annotations
 
+from dragoman.config.model import Config
 from dragoman.exchange.candidates import Upstreams
 from dragoman.key_table import KeyTable
-from dragoman.config.model import Config
+from dragoman.request_guard import RequestGuard
 from dragoman.routing.router import Router
 from dragoman.upstreams.client import UpstreamClient
 
@@ -23,3 +24,4 @@ class Runtime:
         self.upstreams = Upstreams(config, client, previous.upstreams if previous is not None else None)
         self.keys = KeyTable(config.keys)  # looked up by digest: see key_table
         self.max_body = config.server.max_body_bytes
+        self.guard = RequestGuard(config.server)
