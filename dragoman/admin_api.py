@@ -46,7 +46,7 @@ def handle(
     try:
         return 200, _answer(store, path, query_string, list(headers), admin_keys)
     except E.GatewayError as err:
-        return err.status, E.error_body(err)
+        return err.status, E.error_body(err.error_type, err.message)
 
 
 async def admin_api(

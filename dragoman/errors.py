@@ -42,9 +42,10 @@ class GatewayError(Exception):
             self.outcome = outcome
 
 
-def error_body(err: GatewayError) -> bytes:
-    """Anthropic's error body for `err`: {"type": "error", "error": {"type": ..., "message": ...}}."""
-    return _encode(A.Error(error=A.ErrorBody(type=err.error_type, message=err.message)))
+def error_body(error_type: str, message: str) -> bytes:
+    """Anthropic's error JSON, {"type": "error", "error": {"type": ..., "message": ...}}: the body of every error
+    answer and the data of a stream's `error` event."""
+    return _encode(A.Error(error=A.ErrorBody(type=error_type, message=message)))
 
 
 class InvalidRequest(GatewayError):

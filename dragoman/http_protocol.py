@@ -32,7 +32,7 @@ import httptools
 import msgspec
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from dragoman.protocols import anthropic as A
+from dragoman import errors as E
 
 LINGER_SECONDS = 2.0
 
@@ -213,7 +213,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             if cycle.response_started:  # an answer is already half sent: nothing clean can follow it
                 self.transport.close()
                 return
-        body = msgspec.json.encode(A.Error(error=A.ErrorBody(type=error_type, message=message)))
+        body = E.error_body(error_type, message)
         head = b"%scontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n%s\r\n" % (
             STATUS_LINE[status], len(body), extra)
         transport = self.transport

@@ -359,7 +359,7 @@ async def _send_json(send: Send, status: int, body: bytes, request_id: str, *, e
 async def _send_error(send: Send, err: E.GatewayError, request_id: str) -> None:
     if err.status >= 429:
         log.warning("%s: %d %s: %s", request_id, err.status, err.error_type, err.message)
-    body = E.error_body(err)
+    body = E.error_body(err.error_type, err.message)
     extra = dict(err.headers)
     if err.status in (429, 500, 529):
         extra.setdefault("x-should-retry", "true")

@@ -158,7 +158,7 @@ class PassthroughRelay:
         self._ended = True
         self.failure = err
         self.event_count += 1
-        body = _encode(A.Error(error=A.ErrorBody(type=err.error_type, message=err.message)))
+        body = E.error_body(err.error_type, err.message)
         return b"event: error\ndata: " + body + b"\n\n"
 
     def usage(self) -> tuple[A.Usage | None, str | None]:
