@@ -22,14 +22,14 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from dragoman.exchange.dialects.chat import chat_relay  # noqa: E402
+from dragoman.exchange.dialects.responses import responses_relay  # noqa: E402
 from dragoman.protocols import openai_chat as C  # noqa: E402
 from dragoman.protocols import openai_responses as R  # noqa: E402
 from dragoman.translate.chat.stream import ChatStreamBridge  # noqa: E402
 from dragoman.translate.request_context import RequestContext  # noqa: E402
 from dragoman.translate.responses.stream import ResponsesStreamBridge  # noqa: E402
 from dragoman.translate.tool_names import ToolNameMap  # noqa: E402
-from dragoman.exchange.dialects.chat import chat_relay  # noqa: E402
-from dragoman.exchange.dialects.responses import responses_relay  # noqa: E402
 from tests.upstreams.openai_chat import ChatReply, render_chunks  # noqa: E402
 from tests.upstreams.openai_responses import ResponsesReply, render_events, sse_events  # noqa: E402
 

@@ -1,8 +1,11 @@
 """One try of one candidate: the request sent, then its JSON answer translated, or its stream read until the
 relay has something for the client. Until then a failure is the candidate's — raised as a GatewayError the
-candidate loop may retry or fall back from; after it, the stream's (exchange/stream.py)."""
+candidate loop may retry or fall back from; after it, the stream's (exchange/stream.py). `Attempt` is what the
+audit record keeps of each try."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from dragoman import errors as E
 from dragoman.exchange.dialects import Answer, Dialect, StreamRelay
@@ -11,6 +14,19 @@ from dragoman.protocols.sse import EventTooLarge
 from dragoman.redaction import redacted
 from dragoman.translate.request_context import RequestContext
 from dragoman.upstreams.client import Target, UpstreamClient, UpstreamStream
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One candidate's try (or skip), as the audit record lists it."""
+
+    route: str
+    outcome: str  # ok | error | timeout | rate_limited (the GatewayError's outcome) | skipped (breaker open)
+    status: int = 0
+    error_type: str | None = None
+    latency_ms: float = 0.0
+    upstream: str | None = None  # the upstream's host, never its URL's credentials
+    model: str | None = None
 
 
 async def attempt(

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dragoman import errors as E
-from dragoman.exchange.attempt import attempt
+from dragoman.exchange.attempt import Attempt, attempt
 from dragoman.exchange.dialects import Answer, Dialect, dialect_for
 from dragoman.exchange.stream import OpenStream
 from dragoman.exchange.targets import target_for
@@ -26,19 +25,6 @@ from dragoman.upstreams.client import UpstreamClient
 
 if TYPE_CHECKING:
     from dragoman.exchange.lifecycle import Exchange
-
-
-@dataclass(slots=True)
-class Attempt:
-    """One candidate's try (or skip), as the audit record lists it."""
-
-    route: str
-    outcome: str  # ok | error | timeout | rate_limited (the GatewayError's outcome) | skipped (breaker open)
-    status: int = 0
-    error_type: str | None = None
-    latency_ms: float = 0.0
-    upstream: str | None = None  # the upstream's host, never its URL's credentials
-    model: str | None = None
 
 
 class Upstreams:

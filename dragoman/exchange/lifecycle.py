@@ -21,7 +21,8 @@ import msgspec
 
 from dragoman import errors as E
 from dragoman.exchange.audit import record_for
-from dragoman.exchange.candidates import Attempt, Upstreams, select
+from dragoman.exchange.attempt import Attempt
+from dragoman.exchange.candidates import Upstreams, select
 from dragoman.exchange.dialects import Answer
 from dragoman.exchange.stream import OpenStream, answer_stream
 from dragoman.identity import Identity, identity_from
