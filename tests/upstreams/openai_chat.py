@@ -184,6 +184,7 @@ class ScriptedChatUpstream:
         self.requests: list[RecordedRequest] = []
         self.hangups = 0  # clients that closed their connection while a Hold held their request
         self._hangup = threading.Condition()
+        self._arrived = threading.Condition()  # notified on each recorded request (wait_for_requests)
         self._release: asyncio.Event | None = None
         self._script_lock = threading.Lock()
         self._script: Script | None = None
@@ -240,12 +241,10 @@ class ScriptedChatUpstream:
 
     def wait_for_requests(self, n: int, timeout: float = 10.0) -> list[RecordedRequest]:
         """Block until at least `n` requests have arrived (bounded by `timeout`)."""
-        deadline = time.monotonic() + min(timeout, MAX_SLEEP)
-        while len(self.requests) < n:
-            if time.monotonic() > deadline:
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: len(self.requests) >= n, min(timeout, MAX_SLEEP)):
                 raise AssertionError(f"expected {n} upstream requests, got {len(self.requests)}")
-            time.sleep(0.01)
-        return list(self.requests)
+            return list(self.requests)
 
     def wait_for_hangups(self, n: int, timeout: float = 10.0) -> int:
         """Block until at least `n` held requests' clients have hung up (bounded by `timeout`)."""
@@ -414,6 +413,8 @@ class ScriptedChatUpstream:
                 body=body,
             )
         )
+        with self._arrived:
+            self._arrived.notify_all()
         if request.method != "POST" or not request.path.endswith(self.PATH_SUFFIX):
             return web.json_response(self._error_body("not_found", f"no route {request.method} {request.path}"), status=404)
         try:
