@@ -26,6 +26,8 @@ LAYER_OF = {
     "config": "config",
     "routing": "routing",
     "observe": "observe",
+    "loop": "loop",
+    "govern": "govern",
     "exchange": "exchange",
     "server": FACE,
     "http_protocol": FACE,
@@ -52,7 +54,9 @@ MAY_IMPORT = {
     "config": {FOUNDATION, "translate", "policy"},
     "routing": {FOUNDATION, "config", "policy"},
     "observe": {FOUNDATION, "config", "policy"},
-    "exchange": {FOUNDATION, "translate", "upstreams", "policy", "config", "routing", "observe"},
+    "loop": {FOUNDATION, "translate", "policy", "config", "routing", "observe"},
+    "govern": {FOUNDATION, "config", "policy", "observe"},
+    "exchange": {FOUNDATION, "translate", "upstreams", "policy", "config", "routing", "observe", "loop", "govern"},
     FACE: set(LAYER_OF.values()),
 }
 

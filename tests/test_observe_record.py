@@ -25,6 +25,9 @@ def test_record_has_every_field_the_issue_lists() -> None:
         "branch", "input_estimate", "candidates", "route", "upstream_model", "provider", "status", "error_type",
         "stream", "latency_total_ms", "ttfb_ms", "upstream_ms", "overhead_ms", "input_tokens", "output_tokens",
         "cache_read_tokens", "reasoning_tokens", "cost_usd", "notes", "stream_events",
+        # the correctness loop's (issue 12)
+        "tool_calls", "verdict", "verdict_kinds", "verdict_detail", "next_turn", "judge", "shape", "prompt_variant",
+        "config_version", "loop_events",
     }
     assert set(Candidate.__struct_fields__) == {"route", "upstream", "model", "outcome", "status", "error_type", "latency_ms"}
 

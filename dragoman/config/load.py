@@ -136,6 +136,8 @@ def _build(file: ConfigFile, src: Source) -> Config:
         observe=ObserveSettings(audit=file.audit, metrics=file.metrics, tracing=file.tracing, admin=file.admin),
         server=_server(file.server, src),
         client=_client(file.client, src),
+        loop=file.loop,
+        governance=file.governance,
         source=src.name,
     )
 

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 import msgspec
 
+from dragoman.config.governance import GovernanceSettings
+from dragoman.config.loop import LoopSettings
 from dragoman.config.observe import (
     AdminSettings,
     AuditSettings,
@@ -156,6 +158,8 @@ class ConfigFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     tracing: TracingSettings = TracingSettings()
     admin: AdminSettings = AdminSettings()
     client: ClientSettings = ClientSettings()
+    loop: LoopSettings = LoopSettings()
+    governance: GovernanceSettings = GovernanceSettings()
     # Entries are validated one by one: msgspec reports a bad dict value at `$.secrets[...]`, with no key to locate.
     secrets: dict[str, Any] = {}
 
@@ -203,6 +207,8 @@ class Config(msgspec.Struct, frozen=True):
     keys: Mapping[str, GatewayKey] = {}  # inbound key → its id and holder; empty: no inbound auth
     observe: ObserveSettings = ObserveSettings()
     client: ClientSettings = ClientSettings()
+    loop: LoopSettings = LoopSettings()
+    governance: GovernanceSettings = GovernanceSettings()
 
     def __repr__(self) -> str:
         # auth_keys are secrets; keep them out of logs.

@@ -57,6 +57,7 @@ def record_for(exchange: Exchange, status: int, error_type: str | None) -> Audit
         overhead_ms=round(max(total - upstream, 0.0) * 1000, 3),
         notes=list(ctx.notes) if ctx is not None else [],
         stream_events=exchange.event_count,
+        shape=exchange.shape,
     )
     if usage is not None:
         record.input_tokens = usage.input_tokens

@@ -26,6 +26,7 @@ from dragoman.exchange.candidates import Upstreams, select
 from dragoman.exchange.dialects import Answer
 from dragoman.exchange.stream import OpenStream, answer_stream
 from dragoman.identity import Identity, identity_from
+from dragoman.loop.shape import turn_shape
 from dragoman.observe.pricing import Pricer
 from dragoman.observe.record import AuditRecord
 from dragoman.observe.tracing import NOOP_SPAN, NOOP_TRACER, NoopTracer, Tracer
@@ -46,7 +47,7 @@ class Exchange:
     __slots__ = (
         "request_id", "headers", "started", "wall_start", "span", "identity", "requested_model", "streamed",
         "input_estimate", "policy", "branch", "attempts", "route", "ctx", "upstream_model", "usage", "stop_reason",
-        "error_type", "ttfb", "upstream_time", "event_count", "_tracer", "_key", "_answer", "_opened",
+        "error_type", "ttfb", "upstream_time", "event_count", "shape", "_tracer", "_key", "_answer", "_opened",
     )
 
     def __init__(self, request_id: str, headers: Headers | None = None, tracer: Tracer | NoopTracer = NOOP_TRACER) -> None:
@@ -71,6 +72,7 @@ class Exchange:
         self.ttfb: float | None = None  # seconds from start to the first byte handed to the client
         self.upstream_time = 0.0  # seconds spent waiting on the upstreams
         self.event_count = 0
+        self.shape: str | None = None  # the turn shape the loop keeps scores per (loop/shape.py)
         self._tracer = tracer
         self._key: tuple[str | None, dict[str, str | None] | None] = (None, None)
         self._answer: Answer | None = None
@@ -98,6 +100,7 @@ class Exchange:
         )
         features = extract_features(req, len(body), _header_map(self.headers), self.identity)
         self.input_estimate = features.input_tokens  # message_start's usage, before the real count
+        self.shape = turn_shape(req, self.input_estimate)
         decision = router.decide(req.model, lambda: features)
         self.policy, self.branch = decision.policy, decision.branch
         chosen = await select(upstreams, upstreams.candidates(decision.route), req, body, self.headers, self)

@@ -100,10 +100,25 @@ _V3_DROP = _same(
     "DROP INDEX requests_key_time",
 )
 
+
+def _loop_columns(dialect: str) -> tuple[str, ...]:
+    json = "JSONB" if dialect == POSTGRES else "TEXT"
+    columns = (
+        "tool_calls INTEGER NOT NULL DEFAULT 0", "verdict TEXT", f"verdict_kinds {json} NOT NULL DEFAULT '[]'",
+        "verdict_detail TEXT", "next_turn TEXT", "judge TEXT", "shape TEXT", "prompt_variant TEXT",
+        "config_version TEXT", f"loop_events {json} NOT NULL DEFAULT '[]'",
+    )
+    return tuple(f"ALTER TABLE requests ADD COLUMN {column}" for column in columns)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "requests table", (_requests_table(SQLITE), *_V1_INDEXES), (_requests_table(POSTGRES), *_V1_INDEXES)),
     Migration(2, "indexes for lookups by request id and cost reports by team, model and key", _V2_INDEXES, _V2_INDEXES),
     Migration(3, "keep only the time and request_id indexes: cheaper inserts", _V3_DROP, _V3_DROP),
+    Migration(4, "the correctness loop's columns: verdict, turn shape, config version, loop events",
+              _loop_columns(SQLITE), _loop_columns(POSTGRES)),
+    # Numbers reserved while the loop and governance land in parallel: 5 tool-call memory (loop/verdicts),
+    # 6 config versions (loop/versions), 7 loop state, 8 virtual keys and budgets (govern/).
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -58,6 +58,17 @@ class AuditRecord(msgspec.Struct, kw_only=True):
     cost_usd: float | None = None  # None: no price known for the model; the writer fills it when left None
     notes: list[str] = []  # translation notes: "cache_control dropped", "tool name shortened", …
     stream_events: int = 0
+    # The correctness loop (dragoman.loop): what the answer was judged to be, and what the loop did with the request.
+    tool_calls: int = 0  # tool_use blocks in the answer
+    verdict: str | None = None  # "pass" | "fail"; None: not assessed (an error answer, or the loop is off)
+    verdict_kinds: list[str] = []  # the failure kinds found (loop/verdict.py's vocabulary), in check order
+    verdict_detail: str | None = None  # one short line on the first failure, redacted like every free text
+    next_turn: str | None = None  # what the client's next request said of this answer's tool calls (set later)
+    judge: str | None = None  # the judge route's verdict, when sampled (set later)
+    shape: str | None = None  # the turn shape scores are kept per (loop/shape.py)
+    prompt_variant: str | None = None  # the route's system-prompt prefix variant used, if it has variants
+    config_version: str | None = None  # the config version the request ran under
+    loop_events: list[str] = []  # what the loop did to this request: "demoted a for shape …", "probe", …
 
     @property
     def time_iso(self) -> str:
@@ -82,4 +93,5 @@ class AuditRecord(msgspec.Struct, kw_only=True):
         return self
 
 
-_FREE_TEXT = ("developer", "team", "repo", "session", "requested_model", "error_type", "policy", "branch")
+_FREE_TEXT = ("developer", "team", "repo", "session", "requested_model", "error_type", "policy", "branch",
+              "verdict_detail")

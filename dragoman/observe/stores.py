@@ -26,8 +26,10 @@ COLUMNS: tuple[str, ...] = (
     "policy", "branch", "input_estimate", "candidates", "route", "upstream_model", "provider", "status",
     "error_type", "stream", "latency_total_ms", "ttfb_ms", "upstream_ms", "overhead_ms", "input_tokens",
     "output_tokens", "cache_read_tokens", "reasoning_tokens", "cost_usd", "notes", "stream_events",
+    "tool_calls", "verdict", "verdict_kinds", "verdict_detail", "next_turn", "judge", "shape", "prompt_variant",
+    "config_version", "loop_events",
 )
-JSON_COLUMNS = frozenset({"candidates", "notes"})
+JSON_COLUMNS = frozenset({"candidates", "notes", "verdict_kinds", "loop_events"})
 ROW_KEYS: tuple[str, ...] = ("id", *COLUMNS)
 
 # Filters a query accepts, each an exact match on its column; `status` also takes 2xx/4xx/5xx/ok/error.
@@ -161,6 +163,8 @@ def record_values(record: AuditRecord) -> tuple[Any, ...]:
         r.provider, r.status, r.error_type, bool(r.stream), r.latency_total_ms, r.ttfb_ms, r.upstream_ms,
         r.overhead_ms, r.input_tokens, r.output_tokens, r.cache_read_tokens, r.reasoning_tokens, r.cost_usd,
         _encode(r.notes).decode(), r.stream_events,
+        r.tool_calls, r.verdict, _encode(r.verdict_kinds).decode(), r.verdict_detail, r.next_turn, r.judge, r.shape,
+        r.prompt_variant, r.config_version, _encode(r.loop_events).decode(),
     )
 
 
