@@ -19,7 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dragoman", description="Anthropic Messages API gateway to OpenAI and compatible upstreams")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the gateway")
-    serve.add_argument("--config", help="YAML config file (default: zero-config, every model to OpenAI Chat)")
+    serve.add_argument("--config", default=os.environ.get("DRAGOMAN_CONFIG") or None,
+                       help="YAML config file (default: $DRAGOMAN_CONFIG, else zero-config, every model to OpenAI Chat)")
     serve.add_argument("--host", default=os.environ.get("DRAGOMAN_HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("DRAGOMAN_PORT", "8080")))
     serve.add_argument("--workers", type=int, default=1, help="worker processes sharing the port")
