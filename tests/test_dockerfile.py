@@ -162,7 +162,9 @@ def test_image_builds_runs_healthy_as_non_root_and_stops_cleanly_on_sigterm() ->
         subprocess.run(["docker", "stop", "-t", "40", name], check=True, timeout=60, capture_output=True)
         code = subprocess.run(["docker", "inspect", "-f", "{{.State.ExitCode}}", name], capture_output=True,
                               text=True, timeout=30).stdout.strip()
-        assert code == "0"  # SIGTERM reached the gateway through tini, and it drained and exited by itself
+        # SIGTERM reached the gateway through tini and it drained and exited by itself: uvicorn re-raises the
+        # signal after its shutdown (143 = 128 + SIGTERM); docker's SIGKILL at the timeout would be 137.
+        assert code in ("0", "143")
     finally:
         subprocess.run(["docker", "rm", "-f", "-v", name], capture_output=True, timeout=60)
         subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, timeout=60)
