@@ -1,0 +1,149 @@
+"""deploy/nginx.conf in front of two real gateway processes on loopback, as compose runs it: requests reach both
+instances, a streamed answer's events reach the client while the upstream is still holding the rest, and with one
+instance stopped every request is still answered by the other. (nginx passes small events on to a fast client even
+with its buffering on; `proxy_buffering off`, which matters for slow clients, is pinned by test_deploy_compose.)
+
+Needs the nginx executable (Debian: apt-get install nginx). CI does not install it, so without it this skips with
+that reason; tests/test_deploy_compose.py checks the same file's settings everywhere."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import anthropic
+import pytest
+
+from tests.deploy_files import DEPLOY, find_block
+from tests.gateway import ROUTE_NAME, UPSTREAM_ENV, free_port, gateway_config, run_gateway
+from tests.upstreams import ChatReply, Gate, ScriptedChatUpstream
+
+crossplane = pytest.importorskip("crossplane", reason="pip install -e '.[test]' (nginx-crossplane)")
+
+NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
+
+
+def _local_nginx_conf(tmp: Path, port: int, gateway_ports: list[int]) -> Path:
+    """deploy/nginx.conf with its listen port, upstream servers and writable paths moved to this test's."""
+    parsed = crossplane.parse(str(DEPLOY / "nginx.conf"), single=True)["config"][0]["parsed"]
+    for directive in parsed:
+        if directive["directive"] == "pid":
+            directive["args"] = [str(tmp / "nginx.pid")]
+    http = find_block(parsed, ("http",))
+    for directive in http:
+        if directive["directive"] in ("client_body_temp_path", "proxy_temp_path"):
+            directive["args"] = [str(tmp / directive["directive"])]
+        if directive["directive"] == "access_log":
+            directive["args"] = [str(tmp / "access.log")]
+    upstream = next(d for d in http if d["directive"] == "upstream")["block"]
+    servers = [d for d in upstream if d["directive"] == "server"]
+    assert len(servers) == len(gateway_ports)
+    for directive, gateway_port in zip(servers, gateway_ports):
+        directive["args"] = [f"127.0.0.1:{gateway_port}", *directive["args"][1:]]
+    server = find_block(http, ("server",))
+    next(d for d in server if d["directive"] == "listen")["args"] = [f"127.0.0.1:{port}"]
+    if os.geteuid() == 0:
+        parsed.insert(0, {"directive": "user", "args": ["root"]})  # else its workers switch to nobody
+    parsed[:] = [d for d in parsed if d["directive"] != "error_log"] + [
+        {"directive": "error_log", "args": [str(tmp / "error.log"), "warn"]}]
+    path = tmp / "nginx.conf"
+    path.write_text(crossplane.build(parsed))
+    return path
+
+
+@contextlib.contextmanager
+def _nginx(tmp: Path, gateway_ports: list[int]) -> Iterator[int]:
+    port = free_port()
+    conf = _local_nginx_conf(tmp, port, gateway_ports)
+    subprocess.run([NGINX, "-t", "-q", "-p", str(tmp), "-c", str(conf)], check=True, capture_output=True, timeout=30)
+    proc = subprocess.Popen([NGINX, "-p", str(tmp), "-c", str(conf), "-g", "daemon off;"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 15
+        while not _answers(port):
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            assert time.monotonic() < deadline, "nginx did not answer"
+            time.sleep(0.05)  # wait until nginx answers its health location
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+def _answers(port: int) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/lb-healthz", timeout=2) as answer:
+            return answer.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def setup(tmp_path: Path):
+    if NGINX is None:
+        pytest.skip("nginx is not installed (apt-get install nginx): the load balancer runs only where it is")
+    with ScriptedChatUpstream() as first, ScriptedChatUpstream() as second, contextlib.ExitStack() as stack:
+        gateways = [stack.enter_context(run_gateway(gateway_config(up.chat_url), env=UPSTREAM_ENV))
+                    for up in (first, second)]
+        port = stack.enter_context(_nginx(tmp_path, [gw.port for gw in gateways]))
+        client = anthropic.Anthropic(base_url=f"http://127.0.0.1:{port}", api_key="sk-client-key", max_retries=0,
+                                     timeout=30)
+        yield client, (first, second), gateways
+
+
+def _ask(client: anthropic.Anthropic) -> str:
+    message = client.messages.create(model=ROUTE_NAME, max_tokens=64, messages=[{"role": "user", "content": "hi"}])
+    return message.content[0].text
+
+
+def test_requests_reach_both_instances(setup) -> None:
+    client, upstreams, _ = setup
+    for up in upstreams:
+        up.script(ChatReply(text="hello"))
+    assert [_ask(client) for _ in range(4)] == ["hello"] * 4
+    assert all(len(up.bodies) >= 1 for up in upstreams), [len(up.bodies) for up in upstreams]
+    assert sum(len(up.bodies) for up in upstreams) == 4
+
+
+def test_streamed_events_pass_through_before_the_answer_is_complete(setup) -> None:
+    client, upstreams, _ = setup
+    gate = Gate()
+    for up in upstreams:
+        up.script(ChatReply(text="one two three four", pieces=4, gate=gate, gate_before=3))
+    seen: list[str] = []
+    first_delta = threading.Event()
+    try:
+        with client.messages.stream(model=ROUTE_NAME, max_tokens=64,
+                                    messages=[{"role": "user", "content": "hi"}]) as stream:
+            for event in stream:
+                seen.append(event.type)
+                if event.type == "content_block_delta" and not first_delta.is_set():
+                    # Here the upstream is still waiting at the gate: this event came through nginx unbuffered.
+                    assert gate.reached.is_set()
+                    first_delta.set()
+                    gate.open()
+            text = stream.get_final_message().content[0].text
+    finally:
+        gate.open()
+    assert first_delta.is_set()
+    assert text == "one two three four"
+    assert seen[-1] == "message_stop"
+
+
+def test_a_stopped_instance_costs_no_request(setup) -> None:
+    client, upstreams, gateways = setup
+    for up in upstreams:
+        up.script(ChatReply(text="still here"))
+    stopped = gateways[1].proc
+    stopped.terminate()
+    stopped.wait(30)
+    assert [_ask(client) for _ in range(4)] == ["still here"] * 4  # refused connections move to the other one
+    assert len(upstreams[0].bodies) == 4 and len(upstreams[1].bodies) == 0
