@@ -20,7 +20,9 @@ RUN pip wheel --no-deps --wheel-dir /wheels . \
 
 FROM ${PYTHON_IMAGE} AS runtime
 # tini forwards SIGTERM to the gateway (which then stops accepting and drains: README, "Stopping") and reaps
-# orphans; Python as PID 1 would get no default signal handling from the kernel.
+# orphans; Python as PID 1 would get no default signal handling from the kernel. Debian's version is not pinned:
+# a stable release keeps its tini and drops superseded versions from the mirror, which would break the build.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tini \
  && rm -rf /var/lib/apt/lists/* \
