@@ -1,6 +1,9 @@
 """The deployment files (Dockerfile, deploy/compose.yaml, deploy/nginx.conf, deploy/k8s/) read as their tools read
 them, for the tests that pin what each promises: YAML documents, nginx directives (crossplane, NGINX's own parser),
-Dockerfile instructions (dockerfile-parse), and the team config as the gateway loads it."""
+Dockerfile instructions (dockerfile-parse), and the team config as the gateway loads it.
+
+`python -m tests.deploy_files` rewrites deploy/k8s/configmap.yaml from deploy/dragoman.yaml (a test keeps them the
+same)."""
 
 from __future__ import annotations
 
@@ -72,3 +75,26 @@ def seconds(value: str | int | float) -> float:
     parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?", value)
     assert parts and "".join(n + (u or "") for n, u in parts) == value, f"not a duration: {value!r}"
     return sum(float(n) * units[u or "s"] for n, u in parts)
+
+
+CONFIGMAP_HEAD = """\
+# deploy/dragoman.yaml, as the gateways read it: `python -m tests.deploy_files` writes this file from it.
+# Edit it in place (kubectl apply): each instance notices the change and reloads it, validated first.
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: dragoman-config
+  labels: {app.kubernetes.io/name: dragoman}
+data:
+  dragoman.yaml: |
+"""
+
+
+def configmap_text() -> str:
+    """deploy/k8s/configmap.yaml as it must read: the head above, then deploy/dragoman.yaml indented under it."""
+    lines = TEAM_CONFIG.read_text().splitlines(keepends=True)
+    return CONFIGMAP_HEAD + "".join("    " + line if line.strip() else "\n" for line in lines)
+
+
+if __name__ == "__main__":
+    (K8S / "configmap.yaml").write_text(configmap_text())

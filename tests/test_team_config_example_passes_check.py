@@ -37,8 +37,8 @@ def test_team_config_names_the_secrets_it_needs_when_they_are_missing() -> None:
 
 
 @pytest.mark.xfail(strict=True, reason="MERGE(limits): the governance: limits keys are not on this branch yet. "
-                   "When they are, uncomment the governance block in deploy/dragoman.yaml (and regenerate "
-                   "deploy/k8s/configmap.yaml), then delete this test")
+                   "When they are, uncomment the governance block in deploy/dragoman.yaml (then `python -m "
+                   "tests.deploy_files` rewrites deploy/k8s/configmap.yaml), then delete this test")
 def test_team_config_with_its_governance_block_uncommented(tmp_path) -> None:
     text = TEAM_CONFIG.read_text()
     block = text[text.index("#governance:"):]

@@ -1,10 +1,11 @@
 """deploy/nginx.conf in front of two real gateway processes on loopback, as compose runs it: requests reach both
 instances, a streamed answer's events reach the client while the upstream is still holding the rest, and with one
 instance stopped every request is still answered by the other. (nginx passes small events on to a fast client even
-with its buffering on; `proxy_buffering off`, which matters for slow clients, is pinned by test_deploy_compose.)
+with its buffering on; `proxy_buffering off`, which matters for slow clients, is pinned by
+test_compose_runs_two_gateways_behind_a_load_balancer.)
 
 Needs the nginx executable (Debian: apt-get install nginx). CI does not install it, so without it this skips with
-that reason; tests/test_deploy_compose.py checks the same file's settings everywhere."""
+that reason; test_compose_runs_two_gateways_behind_a_load_balancer checks the same file's settings everywhere."""
 
 from __future__ import annotations
 

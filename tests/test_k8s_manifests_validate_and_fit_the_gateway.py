@@ -11,7 +11,7 @@ import pytest
 from dockerfile_parse import DockerfileParser
 
 from dragoman.serving import HARD_STOP_MARGIN
-from tests.deploy_files import K8S, ROOT, TEAM_CONFIG, k8s_documents, team_config
+from tests.deploy_files import K8S, ROOT, TEAM_CONFIG, configmap_text, k8s_documents, team_config
 
 kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="pip install -e '.[test]'")
 
@@ -117,6 +117,7 @@ def test_grace_period_covers_prestop_and_the_gateways_drain(docs: dict[str, dict
 def test_configmap_carries_the_team_config_where_the_container_reads_it(docs: dict[str, dict]) -> None:
     data = docs["ConfigMap"]["data"]
     assert data == {"dragoman.yaml": TEAM_CONFIG.read_text()}  # one file, kept the same as deploy/dragoman.yaml
+    assert (K8S / "configmap.yaml").read_text() == configmap_text()  # else: python -m tests.deploy_files
     pod, container = _pod(docs)["spec"], _container(docs)
     args = container["args"]
     config_path = args[args.index("--config") + 1]

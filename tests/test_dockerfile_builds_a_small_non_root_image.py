@@ -22,7 +22,7 @@ from dockerfile_parse import DockerfileParser
 from tests.deploy_files import ROOT
 from tests.gateway import free_port, run_gateway
 
-IMAGE_UID = 10001  # deploy/k8s/deployment.yaml's runAsUser says the same (test_deploy_k8s_manifests)
+IMAGE_UID = 10001  # deploy/k8s/deployment.yaml's runAsUser says the same (test_k8s_manifests_validate_and_fit_the_gateway)
 COMPILERS = ("gcc", "g++", "cc", "clang", "make", "build-essential", "cmake", "python3-dev")
 
 
