@@ -95,7 +95,7 @@ class KeyCache:
     async def lookup_fresh(self, presented: str) -> Grant | None:
         """`lookup` for a key the cache did not know: after the next refresh, unless it is not a virtual key's
         shape or was found unknown recently."""
-        if not looks_like_key(presented) or self._loop is None:
+        if not looks_like_key(presented):
             return None
         wanted = digest_bytes(presented)
         forget_at = self._unknown.get(wanted)
@@ -131,9 +131,8 @@ class KeyCache:
 
     async def refreshed(self) -> None:
         """Wait until a refresh that starts after this call has finished."""
-        assert self._next is not None and self._wake is not None
-        waiting = self._next
-        self._wake.set()
+        wake, waiting = self._bind()
+        wake.set()
         await asyncio.shield(waiting)
 
     def refresh_soon(self) -> None:
@@ -142,27 +141,33 @@ class KeyCache:
         if loop is not None and wake is not None:
             loop.call_soon_threadsafe(wake.set)
 
+    def _bind(self) -> tuple[asyncio.Event, asyncio.Future]:
+        """The wake-up event and the next refresh's future, made on the running loop at first use."""
+        if self._wake is None or self._next is None:
+            self._loop = asyncio.get_running_loop()
+            self._wake, self._next = asyncio.Event(), self._loop.create_future()
+        return self._wake, self._next
+
     async def run(self) -> None:
         """Refresh every `refresh_interval`, or sooner when asked, until cancelled."""
-        self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
-        self._next = self._loop.create_future()
+        wake, _ = self._bind()
+        loop = asyncio.get_running_loop()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dragoman-keys")
         try:
             while True:
                 try:
-                    await asyncio.wait_for(self._wake.wait(), self.refresh_interval)
+                    await asyncio.wait_for(wake.wait(), self.refresh_interval)
                 except TimeoutError:
                     pass
-                self._wake.clear()
-                done, self._next = self._next, self._loop.create_future()
+                wake.clear()
+                done, self._next = self._next, loop.create_future()
                 try:
                     await self._refresh_once()
                 finally:
                     done.set_result(None)
                 await asyncio.sleep(_MIN_GAP)
         finally:
-            if not self._next.done():
+            if self._next is not None and not self._next.done():
                 self._next.set_result(None)
             self._executor.shutdown(wait=False)
 
