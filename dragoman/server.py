@@ -20,7 +20,7 @@ from dragoman.client_keys import client_key
 from dragoman.config.model import Config
 from dragoman.config.reload import ConfigWatcher
 from dragoman.exchange.lifecycle import Exchange
-from dragoman.govern.authenticate import auth_required, grant_for
+from dragoman.govern.authenticate import caller_grant
 from dragoman.govern.grant import Grant
 from dragoman.govern.key_cache import KeyCache, open_key_cache
 from dragoman.not_found_log import NotFoundLog
@@ -239,9 +239,7 @@ class Gateway:
     async def _authenticate(self, rt: Runtime, scope: Scope) -> Grant | None:
         """The caller's grant, or None when inbound auth is off (no key configured, no virtual key ever made);
         a missing, unknown, revoked or expired key is a 401."""
-        if not auth_required((rt.keys,), self.keys):
-            return None
-        return await grant_for(client_key(scope["headers"]), (rt.keys,), self.keys, "API key")
+        return await caller_grant(client_key(scope["headers"]), (rt.keys,), self.keys, "API key")
 
     async def _admin(self, rt: Runtime, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         assert self._admin_api is not None

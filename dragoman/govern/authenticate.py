@@ -10,7 +10,7 @@ from dragoman.config.secrets import GatewayKey, key_fingerprint
 from dragoman.errors import AuthenticationFailed
 from dragoman.govern.grant import ADMIN, USER, Grant
 from dragoman.govern.key_cache import KeyCache
-from dragoman.govern.keys import PREFIX
+from dragoman.govern.keys import PREFIX, looks_like_key
 from dragoman.key_table import KeyTable
 
 
@@ -27,7 +27,23 @@ def admin_grants(keys: Sequence[str]) -> KeyTable[Grant]:
 
 def auth_required(tables: Sequence[KeyTable[Grant]], cache: KeyCache | None) -> bool:
     """Whether a caller must present a key: once any key is configured or any virtual key was ever created."""
-    return any(len(table) for table in tables) or (cache is not None and cache.has_keys)
+    for table in tables:
+        if len(table):
+            return True
+    return cache is not None and cache.has_keys
+
+
+async def caller_grant(presented: str | None, tables: Sequence[KeyTable[Grant]], cache: KeyCache | None,
+                       what: str) -> Grant | None:
+    """The caller's grant (as `grant_for`), or None when inbound auth is off. The first virtual key ever made
+    turns auth on: a key of its shape presented meanwhile is looked for once, so its first call is its own."""
+    if not auth_required(tables, cache):
+        if presented is None or cache is None or not looks_like_key(presented):
+            return None
+        await cache.lookup_fresh(presented)
+        if not auth_required(tables, cache):
+            return None
+    return await grant_for(presented, tables, cache, what)
 
 
 async def grant_for(presented: str | None, tables: Sequence[KeyTable[Grant]], cache: KeyCache | None,
