@@ -3,6 +3,7 @@ refuses virtual keys like any unknown key) or is refused at load with the file a
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,14 @@ def test_bad_key_settings_are_refused_at_their_line(block: str, line: int, names
     with pytest.raises(ConfigError) as refused:
         parse_config(block + ROUTES, "gateway.yaml", {"OPENAI": "sk-x"})
     assert f"gateway.yaml:{line}:" in str(refused.value) and names in str(refused.value)
+
+
+def test_the_readme_keys_block_loads_as_written() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", readme, flags=re.DOTALL) if "governance:\n  keys:" in b]
+    assert len(blocks) == 1, "README.md lost its governance.keys example"
+    settings = parse_config(blocks[0] + ROUTES, "README.md", {"OPENAI": "sk-x"}).governance.keys
+    assert settings == KeySettings()  # the example shows the defaults
 
 
 def test_the_settings_reach_the_cache(tmp_path: Path) -> None:
