@@ -123,6 +123,8 @@ class Gateway:
         self.keys = await asyncio.get_running_loop().run_in_executor(
             None, open_key_cache, self.config.governance.keys, self.observe.store, audit.store)
         if self.keys is not None:
+            if self.keys.has_keys:
+                log.info("virtual keys: %d in the store; every call needs a key", len(self.keys))
             self._keys_task = asyncio.create_task(self.keys.run(), name="dragoman-key-refresh")
         self._admin_api = AdminApi(Services(audit=self.observe.store, keys=self.keys), self.observe.settings.admin.keys)
 
