@@ -36,7 +36,7 @@ from dragoman.govern.authenticate import admin_grants, grant_for
 from dragoman.govern.grant import ADMIN, USER, VIEWER, Grant
 from dragoman.govern.key_cache import KeyCache
 from dragoman.govern.key_store import KeyNotFound
-from dragoman.govern.keys import KeyInputError, KeySpec, parse_duration
+from dragoman.govern.keys import KeyInputError, KeySpec, looks_like_key, parse_duration
 from dragoman.key_table import KeyTable
 from dragoman.observe.stores import COST_GROUPS, AuditStore, StoreError
 from dragoman.reports import LOG_FILTERS, ReportError, parse_time
@@ -115,8 +115,12 @@ class AdminApi:
         """Answer one call: 200 with its JSON, or an Anthropic-shaped error."""
         try:
             cache = self.services.keys
-            self._check_on(cache)
             presented = client_key(list(headers))
+            if not self._on(cache) and cache is not None and presented is not None and looks_like_key(presented):
+                await cache.lookup_fresh(presented)  # the first admin key, made a moment ago with the CLI
+            if not self._on(cache):
+                raise E.PermissionDenied("the admin API is off: set admin.keys (or DRAGOMAN_ADMIN_KEYS), "
+                                         "or create a key with `dragoman keys create --role admin`")
             grant = await grant_for(presented, self._tables(api_keys), cache, "admin key")
             found = self._allowed(method, path, grant)
             body = await read_body(MAX_BODY) if method != "GET" else b""
@@ -135,10 +139,9 @@ class AdminApi:
     def _tables(self, api_keys: KeyTable[Grant] | None) -> tuple[KeyTable[Grant], ...]:
         return (self._admin,) if api_keys is None else (self._admin, api_keys)
 
-    def _check_on(self, cache: KeyCache | None) -> None:
-        if not len(self._admin) and not (cache is not None and cache.staff):
-            raise E.PermissionDenied("the admin API is off: set admin.keys (or DRAGOMAN_ADMIN_KEYS), "
-                                     "or create a key with `dragoman keys create --role admin`")
+    def _on(self, cache: KeyCache | None) -> bool:
+        """Whether any key may call the admin API: an `admin.keys` entry, or a viewer or admin virtual key."""
+        return bool(len(self._admin)) or (cache is not None and cache.staff > 0)
 
     @staticmethod
     def _allowed(method: str, path: str, grant: Grant) -> tuple[Endpoint, re.Match]:
@@ -151,8 +154,9 @@ class AdminApi:
         for ep, match in matches:
             if ep.method == method:
                 if _RANK.get(grant.role, 0) < _RANK[ep.role]:
+                    article = "an" if ep.role[0] in "aeiou" else "a"
                     raise E.PermissionDenied(f"this key's role is {grant.role}: {method} {path[:200]} "
-                                             f"needs an {ep.role} key")
+                                             f"needs {article} {ep.role} key")
                 return ep, match
         allowed = ", ".join(sorted({ep.method for ep, _ in matches}))
         raise _MethodNotAllowed(f"method {method} is not allowed on {path[:200]} (use {allowed})")

@@ -1,6 +1,7 @@
 """On the embedded SQLite store: a gateway with no inbound key is open until the first virtual key is made; from
 then on (revoked or not) every call needs a key. Virtual keys work beside the config file's `auth.keys`, each
-caller with its own identity in the audit."""
+caller with its own identity in the audit. Without `admin.keys`, the first viewer or admin key opens the admin
+API at once."""
 
 from __future__ import annotations
 
@@ -9,9 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.audit_helpers import wait_record
+from tests.audit_helpers import ENV, config, route, wait_record
+from tests.gateway import run_gateway
 from tests.upstreams import ScriptedChatUpstream
-from tests.virtual_keys_helpers import CONFIG_KEY, answering, call, create, gateways, keys_cli, wait_status
+from tests.virtual_keys_helpers import (
+    CONFIG_KEY,
+    ROUTES,
+    answering,
+    api,
+    call,
+    create,
+    gateways,
+    keys_cli,
+    wait_status,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -50,3 +62,14 @@ def test_virtual_keys_work_beside_config_keys(upstream: ScriptedChatUpstream, tm
         assert (config_record["key_id"], config_record["developer"], config_record["team"]) == ("ci-bot", "ci", "infra")
         assert (virtual_record["key_id"], virtual_record["developer"]) == (made["id"], "ana")
         assert call(gateway, None).status == 401
+
+
+def test_the_first_admin_key_opens_the_admin_api_at_once(upstream: ScriptedChatUpstream, tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'gateway.db'}"
+    routes = [route(name, upstream.chat_url, model=name) for name in ROUTES]
+    with run_gateway(config(routes, store=store), env=ENV) as gateway:  # no admin.keys
+        off = api(gateway, "GET", "/api/requests", "dgk_" + "x" * 43)
+        assert off.status == 403 and "the admin API is off" in off.json()["error"]["message"]
+        viewer = create(store, "--developer", "lead", "--role", "viewer")
+        assert api(gateway, "GET", "/api/requests", viewer["key"]).status == 200  # no waiting
+        assert api(gateway, "GET", "/api/keys", viewer["key"]).status == 403
