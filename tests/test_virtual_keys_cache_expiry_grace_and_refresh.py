@@ -5,6 +5,7 @@ one refresh (shared by every waiter), and a flood of made-up keys costs the stor
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -162,6 +163,31 @@ def test_a_store_that_fails_keeps_the_known_keys_serving(keys: CountingStore, cl
             await cache.refreshed()
             assert cache.lookup(key) is not None
         finally:
+            runner.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_a_hung_store_never_hangs_a_call_with_an_unknown_key(keys: CountingStore, clock: Clock,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from dragoman.govern import key_cache
+
+    monkeypatch.setattr(key_cache, "_MAX_WAIT", 0.2)
+    cache = _cache(keys, clock)
+    release = threading.Event()
+
+    def hung(watermark: int):  # noqa: ANN202
+        release.wait(20)
+        return [], watermark
+
+    keys.changed_since = hung  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        runner = asyncio.create_task(cache.run())
+        try:
+            assert await cache.lookup_fresh(generate_key()) is None  # answered, though the refresh is stuck
+        finally:
+            release.set()
             runner.cancel()
 
     asyncio.run(scenario())

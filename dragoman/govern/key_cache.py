@@ -29,6 +29,7 @@ from dragoman.observe.stores import open_store
 log = logging.getLogger("dragoman.keys")
 
 _MIN_GAP = 0.05  # seconds between two refreshes, whatever asks for them
+_MAX_WAIT = 5.0  # seconds a call with an unknown key waits for a refresh (PostgreSQL's connect timeout)
 _NEVER = float("inf")
 
 
@@ -130,10 +131,14 @@ class KeyCache:
         self._watermark = watermark
 
     async def refreshed(self) -> None:
-        """Wait until a refresh that starts after this call has finished."""
+        """Wait until a refresh that starts after this call has finished, at most `_MAX_WAIT` seconds (a hung
+        database must not hang the callers: they are then answered from what the cache knows)."""
         wake, waiting = self._bind()
         wake.set()
-        await asyncio.shield(waiting)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiting), _MAX_WAIT)
+        except TimeoutError:
+            pass
 
     def refresh_soon(self) -> None:
         """Ask for a refresh now, from any thread (the admin API writes keys from an executor)."""
