@@ -212,7 +212,7 @@ def _cache(call: ApiCall) -> KeyCache:
 
 def _list_keys(call: ApiCall) -> dict:
     _known(call.params, frozenset())
-    return {"data": [key.public() for key in _cache(call).store.list()]}
+    return {"data": [key.public() for key in _cache(call).store.every()]}
 
 
 def _create_key(call: ApiCall) -> dict:

@@ -99,7 +99,7 @@ def _dispatch(args: argparse.Namespace, keys: KeyStore, out: TextIO) -> None:
         key, record = keys.create(spec)
         _print_new(key, record, args.fmt, out)
     elif command == "list":
-        _print_keys(keys.list(), args.fmt, out)
+        _print_keys(keys.every(), args.fmt, out)
     elif command == "show":
         _print_keys([keys.get(args.id)], args.fmt, out)
     elif command == "revoke":

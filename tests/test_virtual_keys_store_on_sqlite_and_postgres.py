@@ -45,7 +45,7 @@ def test_create_list_show_revoke(keys: KeyStore, clock: Clock) -> None:
     key, ana = keys.create(KeySpec(developer="ana", team="platform", budget="50/month", tpm="400k"))
     clock.now += 1
     _, bob = keys.create(KeySpec(developer="bob", role="viewer"))
-    assert [k.id for k in keys.list()] == [ana.id, bob.id]
+    assert [k.id for k in keys.every()] == [ana.id, bob.id]
     assert keys.get(ana.id) == ana and ana.digest == digest(key)
     clock.now += 1
     revoked = keys.revoke(ana.id)
@@ -94,7 +94,7 @@ def test_rotate_copies_the_holder_and_limits_and_bounds_the_old_key(keys: KeySto
 
 def test_no_key_in_clear_in_the_database(store_url: str, keys: KeyStore) -> None:
     created = [keys.create(KeySpec(developer=f"dev{i}"))[0] for i in range(3)]
-    rotated = keys.rotate(keys.list()[0].id, 60)[0]
+    rotated = keys.rotate(keys.every()[0].id, 60)[0]
     every = [*created, rotated]
     if store_url.endswith(".db"):
         keys.store.close()

@@ -52,7 +52,7 @@ class KeyStore:
 
     # ---- reads ---------------------------------------------------------------------------------------------
 
-    def list(self) -> list[VirtualKey]:
+    def every(self) -> list[VirtualKey]:
         """Every key, oldest first."""
         return [_key(row) for row in self._select(" ORDER BY created, id", ())]
 
