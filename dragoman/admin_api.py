@@ -21,8 +21,10 @@ Store work blocks, so a call's handler runs in the default executor.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import re
+import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -49,6 +51,7 @@ _COSTS_PARAMS = frozenset(("by", "since", "until"))
 _STATUS = re.compile(r"[1-5][0-9][0-9]|[1-5]xx|ok|error", re.IGNORECASE)
 _RANK = {USER: 0, VIEWER: 1, ADMIN: 2}
 _encode = msgspec.json.encode
+log = logging.getLogger("dragoman")
 _decode_spec = msgspec.json.Decoder(KeySpec).decode
 
 
@@ -175,6 +178,16 @@ class AdminApi:
             return 400, E.error_body("invalid_request_error", str(err))
         except E.GatewayError as err:
             return err.status, E.error_body(err.error_type, err.message)
+        except Exception as exc:  # noqa: BLE001 - the database failed (sqlite3, psycopg): retryable, not a bug
+            if not _store_failure(exc):
+                raise
+            log.warning("admin API %s %s: the store failed (%s)", ep.method, ep.pattern.pattern, type(exc).__name__)
+            return 529, E.error_body("overloaded_error", f"the store is unavailable ({type(exc).__name__}); retry")
+
+
+def _store_failure(exc: Exception) -> bool:
+    """Whether `exc` is the database's (unreachable, locked, failed), not the gateway's."""
+    return isinstance(exc, (sqlite3.Error, OSError)) or type(exc).__module__.startswith("psycopg")
 
 
 # ---- the audit ---------------------------------------------------------------------------------------------

@@ -60,3 +60,4 @@ def test_keys_off_refuses_virtual_keys(tmp_path: Path) -> None:
             assert refused.status == 401 and refused.json()["error"]["message"] == "invalid API key"
             off = api(gateway, "GET", "/api/keys", ADMIN_KEY)
             assert off.status == 404 and "virtual keys are off" in off.json()["error"]["message"]
+
