@@ -34,12 +34,15 @@ def main(argv: list[str] | None = None) -> int:
     route.add_argument("--header", action="append", default=[], metavar="NAME:VALUE", help="a request header")
     sub.add_parser("claude", add_help=False, help="run Claude Code through the gateway, for that process only "
                    "(dragoman claude [--config FILE] [--gateway URL] -- [claude ARGS], or just [claude ARGS])")
-    from dragoman import reports
+    from dragoman import key_commands, reports
 
     reports.add_commands(sub)
+    key_commands.add_commands(sub)
     args = parser.parse_args(argv)
     if args.command in ("logs", "costs"):
         return reports.run(args)
+    if args.command == "keys":
+        return key_commands.run(args)
     if args.command == "check":
         return _check(args.config, args.strict)
     if args.command == "route":

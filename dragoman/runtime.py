@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dragoman.config.model import Config
 from dragoman.exchange.candidates import Upstreams
-from dragoman.key_table import KeyTable
+from dragoman.govern.authenticate import config_grants
 from dragoman.request_guard import RequestGuard
 from dragoman.routing.router import Router
 from dragoman.upstreams.client import UpstreamClient
@@ -22,6 +22,6 @@ class Runtime:
         self.config = config
         self.router = Router(config)
         self.upstreams = Upstreams(config, client, previous.upstreams if previous is not None else None)
-        self.keys = KeyTable(config.keys)  # looked up by digest: see key_table
+        self.keys = config_grants(config.keys)  # inbound key → user Grant, looked up by digest: see key_table
         self.max_body = config.server.max_body_bytes
         self.guard = RequestGuard(config.server)

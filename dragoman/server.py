@@ -15,12 +15,14 @@ import aiohttp
 import msgspec
 
 from dragoman import errors as E
-from dragoman.admin_api import admin_api
-from dragoman.client_keys import key_holder
+from dragoman.admin_api import AdminApi, Services
+from dragoman.client_keys import client_key
 from dragoman.config.model import Config
 from dragoman.config.reload import ConfigWatcher
-from dragoman.config.secrets import GatewayKey
 from dragoman.exchange.lifecycle import Exchange
+from dragoman.govern.authenticate import caller_grant
+from dragoman.govern.grant import Grant
+from dragoman.govern.key_cache import KeyCache, open_key_cache
 from dragoman.not_found_log import NotFoundLog
 from dragoman.config.model import Pricing
 from dragoman.observe.pricing import Pricer
@@ -64,6 +66,9 @@ class Gateway:
         self.observe = Observability(config.observe, _pricing(config))
         self._not_found = NotFoundLog(log)
         self._warned_doubled_v1 = False
+        self.keys: KeyCache | None = None  # virtual keys, loaded at startup
+        self._keys_task: asyncio.Task | None = None
+        self._admin_api: AdminApi | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -91,6 +96,7 @@ class Gateway:
                                               response_class=self._inflight.response_class)
         self._client = UpstreamClient(self._session)
         await asyncio.get_running_loop().run_in_executor(None, self.observe.start)
+        await self._start_keys()
         self.runtime = Runtime(self.config, self._client)
         if self.config_path is not None:
             self._watcher = ConfigWatcher(self.config_path, self.apply_config)
@@ -111,7 +117,20 @@ class Gateway:
             log.warning("shutdown_timeout passed: ended %d upstream exchange(s) still in flight", ended)
         return ended
 
+    async def _start_keys(self) -> None:
+        """Load the virtual keys before the first request, then keep them fresh in the background."""
+        audit = self.observe.settings.audit
+        self.keys = await asyncio.get_running_loop().run_in_executor(
+            None, open_key_cache, self.config.governance.keys, self.observe.store, audit.store)
+        if self.keys is not None:
+            if self.keys.has_keys:
+                log.info("virtual keys: %d in the store; every call needs a key", len(self.keys))
+            self._keys_task = asyncio.create_task(self.keys.run(), name="dragoman-key-refresh")
+        self._admin_api = AdminApi(Services(audit=self.observe.store, keys=self.keys), self.observe.settings.admin.keys)
+
     async def stop(self) -> None:
+        if self._keys_task is not None:
+            self._keys_task.cancel()
         if self._watcher is not None:
             self._watcher.stop()
         if self._session is not None:
@@ -162,25 +181,21 @@ class Gateway:
             await self._messages(rt, scope, receive, send, request_id)
         elif path == "/v1/messages/count_tokens":
             _require(method, "POST")
-            _authenticate(rt, scope)
+            await self._authenticate(rt, scope)
             await self._count_tokens(rt, scope, receive, send, request_id)
         elif path == "/v1/models" or path.startswith("/v1/models/"):
             _require(method, "GET")
-            _authenticate(rt, scope)
+            await self._authenticate(rt, scope)
             await self._models(rt, path, send, request_id)
         elif path == "/metrics":
             _require(method, "GET")
             await self._metrics(rt, send, request_id)
-        elif path in ("/api/requests", "/api/costs"):
-            _require(method, "GET")
-            status, body = await admin_api(
-                self.observe.store, path, scope.get("query_string", b""), scope["headers"], self.observe.settings.admin.keys
-            )
-            await _send_json(send, status, body, request_id)
         elif path in ("/", "/healthz", "/api/hello"):  # Claude Code preflights HEAD / (2.1.197) or /api/hello
             if method not in ("GET", "HEAD"):
                 raise _MethodNotAllowed(method)
             await _send_json(send, 200, b'{"status":"ok"}', request_id)  # uvicorn drops the body for HEAD
+        elif path.startswith("/api/"):
+            await self._admin(rt, scope, receive, send, request_id)
         else:
             self._not_found(method, scope["path"])
             raise E.NotFound(f"no such endpoint: {method} {scope['path']}")
@@ -201,7 +216,7 @@ class Gateway:
         status, error_type = 200, None
         gone: asyncio.Future | None = None  # done when the client disconnects, once its body is read
         try:
-            exchange.authenticated(_authenticate(rt, scope))
+            exchange.authenticated(await self._authenticate(rt, scope))
             body = await _read_body(scope, receive, rt.max_body)
             gone = asyncio.ensure_future(_wait_disconnect(receive))
             await _unless_gone(exchange.open(body, rt.router, rt.upstreams), gone)
@@ -222,6 +237,21 @@ class Gateway:
             if gone is not None:
                 gone.cancel()
             self.observe.record(exchange.finish(status, error_type, self.observe.pricer))
+
+    async def _authenticate(self, rt: Runtime, scope: Scope) -> Grant | None:
+        """The caller's grant, or None when inbound auth is off (no key configured, no virtual key ever made);
+        a missing, unknown, revoked or expired key is a 401."""
+        return await caller_grant(client_key(scope["headers"]), (rt.keys,), self.keys, "API key")
+
+    async def _admin(self, rt: Runtime, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        assert self._admin_api is not None
+
+        async def read_body(limit: int) -> bytes:
+            return await _read_body(scope, receive, limit)
+
+        status, body = await self._admin_api(scope["method"], scope["path"], scope.get("query_string", b""),
+                                             scope["headers"], read_body, rt.keys)
+        await _send_json(send, status, body, request_id)
 
     async def _metrics(self, rt: Runtime, send: Send, request_id: str) -> None:
         metrics = self.observe.metrics
@@ -266,13 +296,6 @@ class _MethodNotAllowed(E.GatewayError):
 
     def __init__(self, method: str) -> None:
         super().__init__(f"method {method} is not allowed here")
-
-
-def _authenticate(rt: Runtime, scope: Scope) -> GatewayKey | None:
-    """The caller's gateway key, or None when inbound auth is off; a missing or unknown key is a 401."""
-    if not rt.keys:
-        return None
-    return key_holder(rt.keys, scope["headers"], "API key")
 
 
 def _require(method: str, expected: str) -> None:

@@ -29,8 +29,10 @@ def startup_lines(config: Config, observe: ObserveSettings, workers: int = 1) ->
     audit = observe.audit
     lines.append(f"  audit: {describe_store(audit.store) if audit.enabled else 'off'}")
     keys = len(config.keys)
-    lines.append(f"  inbound keys: required ({keys} key{'s' if keys != 1 else ''})" if keys
-                 else "  inbound keys: not required (any client that reaches the port may call)")
+    virtual = " and virtual keys" if config.governance.keys.enabled else ""
+    lines.append(f"  inbound keys: required ({keys} key{'s' if keys != 1 else ''}{virtual})" if keys
+                 else "  inbound keys: not required (any client that reaches the port may call)"
+                 + (" until a virtual key is made (dragoman keys create)" if virtual else ""))
     lines.append(f"  metrics: {'on at /metrics' if observe.metrics.enabled else 'off'}; tracing: {_tracing(observe)}")
     return lines
 

@@ -69,14 +69,14 @@ def _error(status: int, body: bytes) -> tuple[int, str, str]:
 
 @pytest.mark.parametrize("path,query,name", BAD, ids=[f"{p[5:]}-{q[:24]}" for p, q, _ in BAD])
 def test_bad_parameter_is_a_400_naming_it(path, query, name, store):
-    status, error_type, message = _error(*api.handle(store, path, query.encode(), KEY, ["adm-1"]))
+    status, error_type, message = _error(*api.AdminApi(api.Services(audit=store), ["adm-1"]).handle("GET", path, query.encode(), KEY))
     assert (status, error_type) == (400, "invalid_request_error"), message
     assert name in message, message
 
 
 @pytest.mark.parametrize("path,query", FITTING)
 def test_largest_fitting_values_answer(path, query, store):
-    status, body = api.handle(store, path, query.encode(), KEY, ["adm-1"])
+    status, body = api.AdminApi(api.Services(audit=store), ["adm-1"]).handle("GET", path, query.encode(), KEY)
     assert status == 200, body
     assert isinstance(msgspec.json.decode(body)["data"], list)
 

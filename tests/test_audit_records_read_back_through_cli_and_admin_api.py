@@ -101,12 +101,13 @@ def test_records_read_back_through_cli_costs_and_admin_api(audit_env: AuditEnv) 
     assert api_costs.json()["by"] == "repo"
     assert {r["repo"]: r for r in api_costs.json()["data"]}[repo] == by_repo[repo]
     for path in ("/api/requests", "/api/costs?by=developer"):
-        for hdrs in ({}, {"x-api-key": "adm-wrong"}, {"x-api-key": PLAIN_KEY}, {"authorization": f"Bearer {ALICE_KEY}"}):
+        for hdrs, status in (({}, 401), ({"x-api-key": "adm-wrong"}, 401),  # user keys: known, and refused by role
+                             ({"x-api-key": PLAIN_KEY}, 403), ({"authorization": f"Bearer {ALICE_KEY}"}, 403)):
             denied = gw.request("GET", path, headers=hdrs)
-            assert denied.status == 401, (path, hdrs, denied.status)
-            assert denied.json()["error"]["type"] == "authentication_error"
+            assert denied.status == status, (path, hdrs, denied.status)
+            assert denied.json()["error"]["type"] == ("authentication_error" if status == 401 else "permission_error")
             assert "data" not in denied.json()
-            assert_no_secrets(denied.text, "a 401 from the admin API")
+            assert_no_secrets(denied.text, "a refusal from the admin API")
     assert_no_secrets(api.text, "the admin API's rows", [s for s in SECRETS if s != ADMIN_KEY] + [ADMIN_KEY])
 
 

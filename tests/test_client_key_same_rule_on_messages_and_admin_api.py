@@ -1,6 +1,7 @@
 """One rule finds the key a client presents, on the Messages API and on the admin API alike: `x-api-key`, or
 `Authorization: Bearer <key>` with the scheme in any case; anything else is a missing key (401), and every refusal
-is the same Anthropic-shaped error body."""
+is the same Anthropic-shaped error body. An admin key is no API key (401); an API key is a user's, whose role
+may not call the admin API (403)."""
 
 from __future__ import annotations
 
@@ -74,9 +75,18 @@ def test_no_key_in_a_known_form_is_a_missing_key(gateway: Gateway, endpoint: End
     assert _error(response) == {"type": "authentication_error", "message": missing}
 
 
-@pytest.mark.parametrize("endpoint", ENDPOINTS)
-def test_a_key_of_the_other_endpoint_is_invalid(gateway: Gateway, endpoint: Endpoint) -> None:
-    for headers in ({"x-api-key": endpoint.other_key}, {"authorization": f"bearer {endpoint.other_key}"}):
+def test_an_admin_key_is_no_api_key(gateway: Gateway) -> None:
+    endpoint = ENDPOINTS[0].values[0]
+    for headers in ({"x-api-key": ADMIN_KEY}, {"authorization": f"bearer {ADMIN_KEY}"}):
         response = endpoint.call(gateway, headers)
         assert response.status == 401
-        assert _error(response) == {"type": "authentication_error", "message": f"invalid {endpoint.name}"}
+        assert _error(response) == {"type": "authentication_error", "message": "invalid API key"}
+
+
+def test_an_api_key_is_known_on_the_admin_api_and_refused_there_by_its_role(gateway: Gateway) -> None:
+    endpoint = ENDPOINTS[1].values[0]
+    for headers in ({"x-api-key": GATEWAY_KEY}, {"authorization": f"bearer {GATEWAY_KEY}"}):
+        response = endpoint.call(gateway, headers)
+        assert response.status == 403
+        assert _error(response) == {"type": "permission_error",
+                                    "message": "this key's role is user: the admin API takes viewer and admin keys"}

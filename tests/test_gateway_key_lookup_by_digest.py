@@ -4,8 +4,8 @@ much of a key was guessed (admin keys are looked up the same way)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from types import SimpleNamespace
 
 import pytest
 
@@ -13,14 +13,14 @@ from dragoman import errors as E
 from dragoman import key_table
 from dragoman.config.secrets import GatewayKey
 from dragoman.key_table import KeyTable, key_digest
-from dragoman.server import _authenticate
+from dragoman.govern.authenticate import auth_required, grant_for
 
 ANA = GatewayKey(id="ana-laptop", developer="ana")
 KEYS = {"sk-team-ana-1": ANA, "sk-team-bob-2": GatewayKey(id="bob")}
 
 
-def _scope(key: str) -> dict:
-    return {"headers": [(b"x-api-key", key.encode())]}
+def _grant(table: KeyTable, key: str) -> GatewayKey:
+    return asyncio.run(grant_for(key, (table,), None, "API key"))
 
 
 def test_the_table_holds_digests_only():
@@ -47,13 +47,13 @@ def test_authentication_looks_the_presented_key_up_by_its_digest(monkeypatch):
         return hashlib.blake2s(key.encode(), key=key_table._PROCESS_KEY).digest()
 
     monkeypatch.setattr(key_table, "key_digest", spy)
-    rt = SimpleNamespace(keys=table)
-    assert _authenticate(rt, _scope("sk-team-ana-1")) is ANA  # type: ignore[arg-type]
+    assert _grant(table, "sk-team-ana-1") is ANA
     assert digested == ["sk-team-ana-1"]
     with pytest.raises(E.AuthenticationFailed):
-        _authenticate(rt, _scope("sk-team-ana-X"))  # type: ignore[arg-type]
+        _grant(table, "sk-team-ana-X")
     assert digested == ["sk-team-ana-1", "sk-team-ana-X"]
 
 
 def test_no_keys_means_no_inbound_auth():
-    assert _authenticate(SimpleNamespace(keys=KeyTable({})), _scope("anything")) is None  # type: ignore[arg-type]
+    assert not auth_required((KeyTable({}),), None)
+    assert auth_required((KeyTable(KEYS),), None)

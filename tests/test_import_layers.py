@@ -34,6 +34,7 @@ LAYER_OF = {
     "serving": FACE,
     "cli": FACE,
     "reports": FACE,
+    "key_commands": FACE,
     "admin_api": FACE,
     "client_keys": FACE,
     "startup_report": FACE,

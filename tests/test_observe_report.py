@@ -131,22 +131,28 @@ def test_store_url_precedence(tmp_path) -> None:
     assert reports.store_url(None, None, home) == "sqlite:////home/ana/.local/share/dragoman/dragoman.db"
 
 
+def _api(store, admin_keys):  # noqa: ANN001, ANN202
+    return admin_api.AdminApi(admin_api.Services(audit=store), admin_keys)
+
+
 def test_admin_api_needs_an_admin_key(store) -> None:
-    assert admin_api.handle(store, "/api/requests", b"", [], [])[0] == 403
-    assert admin_api.handle(store, "/api/requests", b"", [], ["adm-1"])[0] == 401
-    assert admin_api.handle(store, "/api/requests", b"", [(b"x-api-key", b"adm-2")], ["adm-1"])[0] == 401
-    status, body = admin_api.handle(store, "/api/requests", b"developer=bob", [(b"authorization", b"Bearer adm-1")], ["adm-1"])
+    assert _api(store, []).handle("GET", "/api/requests", b"", [])[0] == 403
+    assert _api(store, ["adm-1"]).handle("GET", "/api/requests", b"", [])[0] == 401
+    assert _api(store, ["adm-1"]).handle("GET", "/api/requests", b"", [(b"x-api-key", b"adm-2")])[0] == 401
+    status, body = _api(store, ["adm-1"]).handle("GET", "/api/requests", b"developer=bob",
+                                                 [(b"authorization", b"Bearer adm-1")])
     assert status == 200 and [r["developer"] for r in msgspec.json.decode(body)["data"]] == ["bob"]
 
 
 def test_admin_api_costs_and_bad_input(store) -> None:
     key = [(b"x-api-key", b"adm-1")]
-    status, body = admin_api.handle(store, "/api/costs", b"by=repo&since=100000d", key, ["adm-1"])
+    api = _api(store, ["adm-1"])
+    status, body = api.handle("GET", "/api/costs", b"by=repo&since=100000d", key)
     assert status == 200 and {r["repo"] for r in msgspec.json.decode(body)["data"]} == {"shop", "api"}
-    status, body = admin_api.handle(store, "/api/costs", b"by=nope", key, ["adm-1"])
+    status, body = api.handle("GET", "/api/costs", b"by=nope", key)
     assert status == 400 and msgspec.json.decode(body)["error"]["type"] == "invalid_request_error"
-    assert admin_api.handle(store, "/api/requests", b"limit=ten", key, ["adm-1"])[0] == 400
-    assert admin_api.handle(store, "/api/other", b"", key, ["adm-1"])[0] == 404
+    assert api.handle("GET", "/api/requests", b"limit=ten", key)[0] == 400
+    assert api.handle("GET", "/api/other", b"", key)[0] == 404
 
 
 def test_settings_defaults_and_strictness() -> None:

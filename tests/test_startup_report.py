@@ -74,7 +74,7 @@ def test_startup_block_names_routes_mapping_store_keys_and_telemetry(
         "model claude-*haiku* -> small",
         "any other model -> big",
         f"audit: SQLite {store}",
-        "inbound keys: required (2 keys)",
+        "inbound keys: required (2 keys and virtual keys)",
         "metrics: on at /metrics; tracing: off",
     ]
     for secret in (UPSTREAM_SECRET, *INBOUND_KEYS):
@@ -99,7 +99,8 @@ def test_zero_config_block_shows_the_model_mapping_and_the_data_directory(upstre
         "model claude-* -> gpt-5-via-gateway",
         "any other model -> openai",
         f"audit: SQLite {data_home / 'dragoman' / 'dragoman.db'}",
-        "inbound keys: not required (any client that reaches the port may call)",
+        "inbound keys: not required (any client that reaches the port may call) until a virtual key is made "
+        "(dragoman keys create)",
         "metrics: on at /metrics; tracing: off",
     ]
     assert UPSTREAM_SECRET not in text

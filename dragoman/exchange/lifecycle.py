@@ -3,7 +3,7 @@
 The server (HTTP only) hands over what it read and writes what it is given back:
 
     exchange = Exchange(request_id, headers, tracer)
-    exchange.authenticated(key)                      # who asks, as far as the gateway key says
+    exchange.authenticated(grant)                    # who asks, as far as the gateway key says
     await exchange.open(body, router, upstreams)     # decode, route, try candidates; or a GatewayError
     body = exchange.answer()                         # a JSON answer, or:
     async for chunk in exchange.stream(): ...        # a streamed one
@@ -32,7 +32,8 @@ from dragoman.observe.record import AuditRecord
 from dragoman.observe.tracing import NOOP_SPAN, NOOP_TRACER, NoopTracer, Tracer
 from dragoman.protocols import anthropic as A
 from dragoman.config.model import Route
-from dragoman.config.secrets import GatewayKey
+from dragoman.govern.grant import Grant
+from dragoman.govern.keys import check_model
 from dragoman.policy.features import extract_features
 from dragoman.routing.router import Router
 from dragoman.translate.request_context import RequestContext
@@ -47,7 +48,7 @@ class Exchange:
     __slots__ = (
         "request_id", "headers", "started", "wall_start", "span", "identity", "requested_model", "streamed",
         "input_estimate", "policy", "branch", "attempts", "route", "ctx", "upstream_model", "usage", "stop_reason",
-        "error_type", "ttfb", "upstream_time", "event_count", "shape", "_tracer", "_key", "_answer", "_opened",
+        "error_type", "ttfb", "upstream_time", "event_count", "shape", "grant", "_tracer", "_key", "_answer", "_opened",
     )
 
     def __init__(self, request_id: str, headers: Headers | None = None, tracer: Tracer | NoopTracer = NOOP_TRACER) -> None:
@@ -73,15 +74,17 @@ class Exchange:
         self.upstream_time = 0.0  # seconds spent waiting on the upstreams
         self.event_count = 0
         self.shape: str | None = None  # the turn shape the loop keeps scores per (loop/shape.py)
+        self.grant: Grant | None = None  # what the caller's key allows (None: inbound auth is off)
         self._tracer = tracer
         self._key: tuple[str | None, dict[str, str | None] | None] = (None, None)
         self._answer: Answer | None = None
         self._opened: OpenStream | None = None
 
-    def authenticated(self, key: GatewayKey | None) -> None:
-        """The caller passed authentication with `key` (None: inbound auth is off)."""
-        if key is not None:
-            self._key = (key.id, key.identity())
+    def authenticated(self, grant: Grant | None) -> None:
+        """The caller passed authentication with `grant` (None: inbound auth is off)."""
+        self.grant = grant
+        if grant is not None:
+            self._key = (grant.key_id, {"developer": grant.developer, "team": grant.team, "repo": grant.repo})
         self.identity = identity_from(self.headers, None, *self._key)  # refined by the body's metadata in open()
 
     async def open(self, body: bytes, router: Router, upstreams: Upstreams) -> None:
@@ -92,6 +95,7 @@ class Exchange:
         if not req.messages:
             raise E.InvalidRequest("messages: at least one message is required")
         self.requested_model, self.streamed = req.model, req.stream
+        check_model(self.grant, req.model)  # the key's model allow-list: a 403 before any upstream call
         if req.metadata is not None and req.metadata.user_id:
             self.identity = identity_from(self.headers, req.metadata.user_id, *self._key)
         self.span = self._tracer.start_request(

@@ -111,6 +111,34 @@ def _loop_columns(dialect: str) -> tuple[str, ...]:
     return tuple(f"ALTER TABLE requests ADD COLUMN {column}" for column in columns)
 
 
+def _keys_table(dialect: str) -> tuple[str, ...]:
+    """Virtual keys (govern/key_store.py): never the key, only its SHA-256. `change` numbers every write, so each
+    gateway's key cache reads only the rows changed since the last number it saw."""
+    real = "DOUBLE PRECISION" if dialect == POSTGRES else "REAL"
+    big = "BIGINT" if dialect == POSTGRES else "INTEGER"
+    return (
+        f"""
+CREATE TABLE virtual_keys (
+    id TEXT PRIMARY KEY,
+    digest TEXT NOT NULL UNIQUE,
+    prefix TEXT NOT NULL,
+    developer TEXT,
+    team TEXT,
+    repo TEXT,
+    role TEXT NOT NULL,
+    models TEXT NOT NULL DEFAULT '[]',
+    budget TEXT,
+    limits TEXT NOT NULL DEFAULT '{{}}',
+    created {real} NOT NULL,
+    expires_at {real},
+    revoked_at {real},
+    rotated_to TEXT,
+    change {big} NOT NULL
+)""",
+        "CREATE INDEX virtual_keys_change ON virtual_keys (change)",
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "requests table", (_requests_table(SQLITE), *_V1_INDEXES), (_requests_table(POSTGRES), *_V1_INDEXES)),
     Migration(2, "indexes for lookups by request id and cost reports by team, model and key", _V2_INDEXES, _V2_INDEXES),
@@ -118,7 +146,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "the correctness loop's columns: verdict, turn shape, config version, loop events",
               _loop_columns(SQLITE), _loop_columns(POSTGRES)),
     # Numbers reserved while the loop and governance land in parallel: 5 tool-call memory (loop/verdicts),
-    # 6 config versions (loop/versions), 7 loop state, 8 virtual keys and budgets (govern/).
+    # 6 config versions (loop/versions), 7 loop state.
+    Migration(8, "virtual keys, stored by digest", _keys_table(SQLITE), _keys_table(POSTGRES)),
 )
 
 LATEST = MIGRATIONS[-1].version

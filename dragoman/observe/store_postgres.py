@@ -52,8 +52,9 @@ class PostgresStore:
             self._opened.append(conn)
         return conn
 
-    def _run(self, fn: Any) -> Any:
-        """Run fn(conn); on a connection-level failure drop the connection so the next call reconnects."""
+    def run(self, fn: Any) -> Any:
+        """Run fn(conn) on this thread's connection (autocommit); on a connection-level failure drop the
+        connection so the next call reconnects."""
         conn = self._conn()
         try:
             return fn(conn)
@@ -72,10 +73,10 @@ class PostgresStore:
             pass
 
     def migrate(self, target: int | None = None) -> int:
-        return self._run(lambda conn: migrations.migrate_postgres(conn, target))
+        return self.run(lambda conn: migrations.migrate_postgres(conn, target))
 
     def schema_version(self) -> int:
-        return self._run(migrations.current_version)
+        return self.run(migrations.current_version)
 
     def write(self, records: Sequence[AuditRecord]) -> None:
         """Insert a batch in one transaction, pipelined: all of it or none of it."""
@@ -87,7 +88,7 @@ class PostgresStore:
             with conn.transaction(), conn.cursor() as cur:
                 cur.executemany(_INSERT, rows)
 
-        self._run(insert)
+        self.run(insert)
 
     def query_requests(
         self,
@@ -99,12 +100,12 @@ class PostgresStore:
         after_id: int | None = None,
     ) -> list[dict[str, Any]]:
         sql, params = stores.requests_sql("%s", filters, limit, since, until, after_id)
-        rows = self._run(lambda conn: conn.execute(sql, params).fetchall())
+        rows = self.run(lambda conn: conn.execute(sql, params).fetchall())
         return [stores.row_dict(row) for row in rows]
 
     def query_costs(self, by: str, since: float | None = None, until: float | None = None) -> list[dict[str, Any]]:
         sql, params = stores.costs_sql("%s", by, since, until)
-        rows = self._run(lambda conn: conn.execute(sql, params).fetchall())
+        rows = self.run(lambda conn: conn.execute(sql, params).fetchall())
         return [stores.cost_dict(by, row) for row in rows]
 
     def close(self) -> None:

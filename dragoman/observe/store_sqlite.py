@@ -57,6 +57,10 @@ class SQLiteStore:
     def schema_version(self) -> int:
         return migrations.current_version(self._conn())
 
+    def run(self, fn: Any) -> Any:
+        """fn(conn) on this thread's connection (autocommit: fn issues BEGIN IMMEDIATE itself to write)."""
+        return fn(self._conn())
+
     def write(self, records: Sequence[AuditRecord]) -> None:
         """Insert a batch in one transaction: all of it or none of it."""
         if not records:
