@@ -68,10 +68,7 @@ def _answer(
     headers: list[tuple[bytes, bytes]],
     admin_keys: Sequence[str],
 ) -> bytes:
-    if not admin_keys:
-        raise E.PermissionDenied("the admin API is off: set admin.keys (or DRAGOMAN_ADMIN_KEYS)")
-    # Looked up by keyed digest, as the gateway keys are: timing tells nothing about how much of a key matched.
-    key_holder(KeyTable(dict.fromkeys(admin_keys, True)), headers, "admin key")
+    require_admin(headers, admin_keys)
     if isinstance(query_string, bytes):
         query_string = query_string.decode("latin-1")
     params = dict(parse_qsl(query_string))
@@ -90,6 +87,14 @@ def _answer(
     except (ReportError, StoreError) as err:
         raise E.InvalidRequest(str(err)) from None
     raise E.NotFound(f"no such endpoint: {path}")
+
+
+def require_admin(headers: list[tuple[bytes, bytes]], admin_keys: Sequence[str]) -> None:
+    """Refuse a caller without a valid admin key: 403 when the admin API is off, 401 for a missing or wrong key."""
+    if not admin_keys:
+        raise E.PermissionDenied("the admin API is off: set admin.keys (or DRAGOMAN_ADMIN_KEYS)")
+    # Looked up by keyed digest, as the gateway keys are: timing tells nothing about how much of a key matched.
+    key_holder(KeyTable(dict.fromkeys(admin_keys, True)), headers, "admin key")
 
 
 def _requests(store: AuditStore, params: dict[str, str]) -> list[dict]:

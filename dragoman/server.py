@@ -15,12 +15,13 @@ import aiohttp
 import msgspec
 
 from dragoman import errors as E
-from dragoman.admin_api import admin_api
+from dragoman.admin_api import admin_api, require_admin
 from dragoman.client_keys import key_holder
 from dragoman.config.model import Config
 from dragoman.config.reload import ConfigWatcher
 from dragoman.config.secrets import GatewayKey
 from dragoman.exchange.lifecycle import Exchange
+from dragoman.govern.governor import Admission, Governor, config_grant
 from dragoman.not_found_log import NotFoundLog
 from dragoman.config.model import Pricing
 from dragoman.observe.pricing import Pricer
@@ -64,6 +65,7 @@ class Gateway:
         self.observe = Observability(config.observe, _pricing(config))
         self._not_found = NotFoundLog(log)
         self._warned_doubled_v1 = False
+        self.governor: Governor | None = None  # built at startup: its counters may need the event loop (Redis)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -92,6 +94,7 @@ class Gateway:
         self._client = UpstreamClient(self._session)
         await asyncio.get_running_loop().run_in_executor(None, self.observe.start)
         self.runtime = Runtime(self.config, self._client)
+        self.governor = Governor(self.config.governance, lambda: self.observe.store, self.observe.metrics)
         if self.config_path is not None:
             self._watcher = ConfigWatcher(self.config_path, self.apply_config)
             self._watcher.start()
@@ -102,6 +105,8 @@ class Gateway:
         assert self._client is not None
         self.runtime = Runtime(config, self._client, previous=self.runtime)
         self.config = config
+        if self.governor is not None:
+            self.governor.configure(config.governance)  # the counters' backend needs a restart
         self.observe.pricer = Pricer(_pricing(config))  # audit, metrics and tracing settings need a restart
 
     def end_inflight(self) -> int:
@@ -116,6 +121,8 @@ class Gateway:
             self._watcher.stop()
         if self._session is not None:
             await self._session.close()
+        if self.governor is not None:
+            await self.governor.close()
         # uvicorn runs this on SIGTERM once requests in flight are done: every queued record is written.
         await self.observe.aclose(10.0)
 
@@ -177,6 +184,9 @@ class Gateway:
                 self.observe.store, path, scope.get("query_string", b""), scope["headers"], self.observe.settings.admin.keys
             )
             await _send_json(send, status, body, request_id)
+        elif path == "/api/budgets":
+            _require(method, "GET")
+            await self._budgets(scope, send, request_id)
         elif path in ("/", "/healthz", "/api/hello"):  # Claude Code preflights HEAD / (2.1.197) or /api/hello
             if method not in ("GET", "HEAD"):
                 raise _MethodNotAllowed(method)
@@ -200,15 +210,26 @@ class Gateway:
         exchange = Exchange(request_id, scope["headers"], self.observe.tracer)
         status, error_type = 200, None
         gone: asyncio.Future | None = None  # done when the client disconnects, once its body is read
+        admission: Admission | None = None
+        governor = self.governor
+        assert governor is not None
+
+        async def gate(ex: Exchange) -> None:  # budgets and rate limits, before any upstream call
+            nonlocal admission
+            admission = await governor.admit(grant, ex.requested_model or "", ex.input_estimate, ex.streamed)
+
         try:
-            exchange.authenticated(_authenticate(rt, scope))
+            key = _authenticate(rt, scope)
+            grant = config_grant(key)
+            exchange.authenticated(key)
             body = await _read_body(scope, receive, rt.max_body)
             gone = asyncio.ensure_future(_wait_disconnect(receive))
-            await _unless_gone(exchange.open(body, rt.router, rt.upstreams), gone)
+            await _unless_gone(exchange.open(body, rt.router, rt.upstreams, gate), gone)
+            extra = admission.headers if admission is not None else None
             if exchange.streamed:
-                await _stream(send, exchange.stream(), request_id, gone)
+                await _stream(send, exchange.stream(), request_id, gone, extra)
             else:
-                await _send_json(send, 200, exchange.answer(), request_id)
+                await _send_json(send, 200, exchange.answer(), request_id, extra=extra)
         except E.GatewayError as err:
             status, error_type = err.status, err.error_type
             raise
@@ -221,7 +242,12 @@ class Gateway:
         finally:
             if gone is not None:
                 gone.cancel()
-            self.observe.record(exchange.finish(status, error_type, self.observe.pricer))
+            record = exchange.finish(status, error_type, self.observe.pricer)
+            if admission is not None and admission.plan is not None:  # spend and tokens counted, stream slot freed
+                if record.cost_usd is None:
+                    record.cost_usd = self.observe.pricer.price(record)
+                governor.settle(admission, record.input_tokens, record.output_tokens, record.cost_usd)
+            self.observe.record(record)
 
     async def _metrics(self, rt: Runtime, send: Send, request_id: str) -> None:
         metrics = self.observe.metrics
@@ -232,10 +258,19 @@ class Gateway:
         writer = self.observe.writer
         if writer is not None:
             metrics.audit_queue_depth(writer.depth)
+        if self.governor is not None and self.governor.budget_rules:
+            for row in await self.governor.budgets():
+                metrics.budget_spend(row["scope"], row["period"], row["spent_usd"], row["limit_usd"])
         body, content_type = metrics.render()
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
+
+    async def _budgets(self, scope: Scope, send: Send, request_id: str) -> None:
+        """GET /api/budgets (admin): every budget's spend this period, its cap and when it resets."""
+        require_admin(scope["headers"], self.observe.settings.admin.keys)
+        assert self.governor is not None
+        await _send_json(send, 200, _encode({"data": await self.governor.budgets()}), request_id)
 
     async def _count_tokens(self, rt: Runtime, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         body = await _read_body(scope, receive, rt.max_body)
@@ -304,9 +339,10 @@ async def _wait_disconnect(receive: Receive) -> None:
         pass
 
 
-async def _stream(send: Send, chunks: AsyncGenerator[bytes, None], request_id: str, gone: asyncio.Future) -> None:
+async def _stream(send: Send, chunks: AsyncGenerator[bytes, None], request_id: str, gone: asyncio.Future,
+                  extra: dict[str, str] | None = None) -> None:
     """Write a streamed answer's bytes as the exchange hands them over, until it ends or the client is `gone`."""
-    await send({"type": "http.response.start", "status": 200, "headers": _headers(_SSE, request_id)})
+    await send({"type": "http.response.start", "status": 200, "headers": _headers(_SSE, request_id, extra)})
     try:
         async for chunk in chunks:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})

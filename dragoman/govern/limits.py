@@ -11,8 +11,9 @@ again. With emission interval T = W / L:
 - refused, it may retry after  max(tat, now) + n·T − W − now  seconds, exactly.
 
 Burst: a full bucket admits L units at once (a whole window's worth), then one unit per T. There are no window
-edges: at any instant, the units admitted over the last W seconds never exceed L plus what was refunded or charged
-after the fact. Input tokens are charged at admission with the request's estimate and corrected with the real
+edges to game (a fixed window admits 2L around its edge at any time): over any interval of t seconds the units
+admitted never exceed L + t·L/W, so a steady client gets exactly L per window, and 2L in one window only right
+after a full window of silence. Input tokens are charged at admission with the request's estimate and corrected with the real
 count after the answer (the correction may push `tat` past the window: later requests wait it out). Output tokens
 are only known after the answer: admission asks for one unit of room and charges nothing; the answer's tokens are
 charged when it is settled. A request needing more than L units is admitted only on a full bucket.
