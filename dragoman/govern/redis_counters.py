@@ -109,9 +109,12 @@ class RedisCounters:
     """Counters on one Redis; every call bounded by `timeout`, behind a circuit."""
 
     def __init__(self, url: str, timeout: float, unavailable: type[Exception]) -> None:
-        import redis.asyncio as redis
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
+        try:
+            import redis.asyncio as redis
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
+        except ImportError:
+            raise RuntimeError("governance.limits.backend redis needs the redis client: pip install 'dragoman[redis]'") from None
 
         self.url = url
         self.timeout = timeout
