@@ -27,7 +27,9 @@ from dragoman.config.governance import GovernanceSettings
 from dragoman.config.secrets import GatewayKey
 from dragoman.govern import budgets as B
 from dragoman.govern import limits as L
-from dragoman.govern.counters import BUDGET, MISSING, OK, RATE, Counters, MemoryCounters, Plan, Settlement
+from dragoman.govern.counters import (
+    BUDGET, MISSING, OK, RATE, Counters, MemoryCounters, Outcome, Plan, Settlement,
+)
 from dragoman.govern.grant import Grant
 from dragoman.govern.periods import rfc3339
 from dragoman.observe.stores import AuditStore
@@ -111,8 +113,7 @@ class Governor:
             return self._unavailable(exc)
         if outcome.status == OK:
             return Admission(self._headers(plan, outcome.spent, outcome.tats, now), plan)
-        self._refuse(plan, outcome, now)
-        raise AssertionError("unreachable")  # _refuse raises
+        raise self._refusal(plan, outcome, now)
 
     def _scopes(self, grant: Grant | None) -> tuple[list[tuple[str, Any]], list[B.BudgetRef]]:
         found = self._per_grant.get(grant)
@@ -149,17 +150,18 @@ class Governor:
             headers[_BUDGET_HEADER] = ", ".join(warnings)
         return headers
 
-    def _refuse(self, plan: Plan, outcome: Any, now: float) -> None:
+    def _refusal(self, plan: Plan, outcome: Outcome, now: float) -> E.GatewayError:
+        """The error a refused request gets: 402 for a budget, 429 for a bucket or stream slot."""
         index = outcome.index[0]
         if outcome.status == BUDGET:
             item = plan.budgets[index]
             self._count("budget_refused", item.ref.scope)
-            raise E.BillingError(B.exhausted_message(item, outcome.spent[index]), headers={"x-should-retry": "false"})
-        item = plan.rates[index] if outcome.status == RATE else plan.streams[index]
-        self._count("rate_limited", item.scope)
+            return E.BillingError(B.exhausted_message(item, outcome.spent[index]), headers={"x-should-retry": "false"})
+        limited = plan.rates[index] if outcome.status == RATE else plan.streams[index]
+        self._count("rate_limited", limited.scope)
         headers = L.ratelimit_headers(plan.rates, outcome.tats, self.window, now) if outcome.tats else {}
         headers.update(L.retry_headers(outcome.wait))
-        raise E.RateLimited(L.refusal_message(item, self.window, outcome.wait), headers=headers)
+        return E.RateLimited(L.refusal_message(limited, self.window, outcome.wait), headers=headers)
 
     def _unavailable(self, exc: Exception) -> Admission:
         if self.metrics is not None:
@@ -250,11 +252,12 @@ class Governor:
     async def budgets(self) -> list[dict[str, Any]]:
         """Every budget with a counter this period (configured explicit scopes always), for GET /api/budgets."""
         now = self.clock()
-        refs = [ref for ref in self.budget_rules.refs() if not ref.scope.endswith(":*")]
-        seen = {ref.scope for ref in refs}
-        for _grant, (_, grant_refs) in list(self._per_grant.items()):
-            refs += [ref for ref in grant_refs if ref.scope not in seen and not seen.add(ref.scope)]  # type: ignore[func-returns-value]
-        items = B.budget_items(refs, now)
+        by_key: dict[tuple[str, str], B.BudgetRef] = {}
+        configured = [ref for ref in self.budget_rules.refs() if not ref.scope.endswith(":*")]
+        met = [ref for _, grant_refs in list(self._per_grant.values()) for ref in grant_refs]  # wildcards, keys' own
+        for ref in configured + met:
+            by_key.setdefault((ref.scope, ref.period), ref)
+        items = B.budget_items(list(by_key.values()), now)
         try:
             values = await self.counters.read([item.key for item in items])
         except CountersUnavailable:

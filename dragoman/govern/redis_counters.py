@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from dragoman.govern.counters import Outcome, Plan, Settlement
@@ -108,7 +109,8 @@ return 1
 class RedisCounters:
     """Counters on one Redis; every call bounded by `timeout`, behind a circuit."""
 
-    def __init__(self, url: str, timeout: float, unavailable: type[Exception]) -> None:
+    def __init__(self, url: str, timeout: float, unavailable: type[Exception], *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         try:
             import redis.asyncio as redis
             from redis.asyncio.retry import Retry
@@ -125,6 +127,7 @@ class RedisCounters:
         self._admit = self.client.register_script(_ADMIT)
         self._settle = self.client.register_script(_SETTLE)
         self._open_until = 0.0
+        self._clock = clock  # the circuit's
 
     async def admit(self, plan: Plan, window: float, now: float) -> Outcome:
         keys = [PREFIX + b.key for b in plan.budgets] + [PREFIX + r.key for r in plan.rates]
@@ -135,7 +138,7 @@ class RedisCounters:
         for rate in plan.rates:
             args += [rate.limit, repr(rate.cost)]
         args += [s.limit for s in plan.streams]
-        status, index, wait, spent, tats = await self._call(self._admit, keys, args)
+        status, index, wait, spent, tats = await self._call(lambda: self._admit(keys=keys, args=args))
         return Outcome(status, [int(i) for i in index], float(wait), [float(v) for v in spent],
                        [float(t) for t in tats])
 
@@ -146,31 +149,29 @@ class RedisCounters:
                            len(settlement.streams), repr(settlement.cost), settlement.lease]
         for _, limit, delta in settlement.corrections:
             args += [limit, repr(delta)]
-        await self._call(self._settle, keys, args)
+        await self._call(lambda: self._settle(keys=keys, args=args))
 
     async def seed(self, key: str, spent: float, expires_at: float) -> None:
-        await self._call(self.client.set, PREFIX + key, repr(spent), nx=True, exat=int(expires_at))
+        await self._call(lambda: self.client.set(PREFIX + key, repr(spent), nx=True, exat=int(expires_at)))
 
     async def read(self, keys: list[str]) -> list[float | None]:
         if not keys:
             return []
-        values = await self._call(self.client.mget, [PREFIX + key for key in keys])
+        values = await self._call(lambda: self.client.mget([PREFIX + key for key in keys]))
         return [None if v is None else float(v) for v in values]
 
     async def close(self) -> None:
         await self.client.aclose()
 
-    async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        if self._open_until and time.monotonic() < self._open_until:
+    async def _call(self, command: Callable[[], Awaitable[Any]]) -> Any:
+        """`command()` awaited within the timeout; CountersUnavailable at once while the circuit is open."""
+        if self._open_until and self._clock() < self._open_until:
             raise self._unavailable(f"Redis at {_where(self.url)} failed within the last {RETRY_INTERVAL:g} s")
         try:
             async with asyncio.timeout(self.timeout * 2):  # the socket timeouts bound each step; this the whole
-                if fn in (self._admit, self._settle):
-                    result = await fn(keys=args[0], args=args[1])
-                else:
-                    result = await fn(*args, **kwargs)
+                result = await command()
         except self._errors as exc:
-            self._open_until = time.monotonic() + RETRY_INTERVAL
+            self._open_until = self._clock() + RETRY_INTERVAL
             raise self._unavailable(f"Redis at {_where(self.url)}: {type(exc).__name__}: {exc}") from None
         self._open_until = 0.0
         return result
