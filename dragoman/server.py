@@ -258,7 +258,7 @@ class Gateway:
         writer = self.observe.writer
         if writer is not None:
             metrics.audit_queue_depth(writer.depth)
-        if self.governor is not None and self.governor.budget_rules:
+        if self.governor is not None:  # budgets' spend, read at scrape time
             for row in await self.governor.budgets():
                 metrics.budget_spend(row["scope"], row["period"], row["spent_usd"], row["limit_usd"])
         body, content_type = metrics.render()

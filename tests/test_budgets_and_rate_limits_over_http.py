@@ -110,8 +110,9 @@ def test_a_rate_limit_answers_429_with_retry_after_and_anthropic_ratelimit_heade
 
 
 def test_the_anthropic_sdk_backs_off_on_429_and_then_succeeds(upstream):
-    # One request per 2 s window: the SDK's first try meets the request before it, its retry the refilled bucket.
-    governance = {"limits": {"window": 2, "rules": [{"scope": "developer:*", "rpm": 1}]}}
+    # One request per 3 s window: the SDK's first try meets the request just before it (429, retry-after 3 s),
+    # its retry the refilled bucket. The SDK waits what retry-after-ms says: ~3 s of wall clock, not minutes.
+    governance = {"limits": {"window": 3, "rules": [{"scope": "developer:*", "rpm": 1}]}}
     statuses: list[int] = []
     http = anthropic.DefaultHttpxClient(event_hooks={"response": [lambda response: statuses.append(response.status_code)]})
     with run_gateway(_config(upstream.chat_url, governance), env=ENV) as gateway:
