@@ -55,8 +55,19 @@ def _governor(backend: str, request: pytest.FixtureRequest, *, budgets=(), rules
     return Governor(settings, lambda: store, None, clock=clock or Clock())
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _loop() -> Iterator[None]:
+    global _LOOP
+    _LOOP = asyncio.new_event_loop()  # one loop for the module: a Redis client stays on the loop it connected on
+    yield
+    _LOOP.close()
+
+
+_LOOP: asyncio.AbstractEventLoop
+
+
 def run(coro):
-    return asyncio.get_event_loop_policy().get_event_loop().run_until_complete(coro)
+    return _LOOP.run_until_complete(coro)
 
 
 async def _settled(gov: Governor) -> None:
