@@ -13,9 +13,10 @@ import anthropic
 import pytest
 import yaml
 
-from tests.audit_helpers import ADMIN_KEY, ENV, headers, messages_body, route, wait_records
+from tests.audit_helpers import ADMIN_KEY, ENV, headers, messages_body, route, wait_for, wait_records
 from tests.gateway import Gateway, run_gateway
 from tests.upstreams import ChatReply, ScriptedChatUpstream
+from tests.upstreams.openai_chat import ErrorReply, Gate
 
 ANA_KEY = "sk-gw-ana-7c1d"
 ANA = {"id": "k-ana", "key": ANA_KEY, "developer": "ana", "team": "platform"}
@@ -123,3 +124,25 @@ def test_the_anthropic_sdk_backs_off_on_429_and_then_succeeds(upstream):
         assert message.content[0].text == "hello"
         assert statuses[0] == 429 and statuses[-1] == 200
         assert len(upstream.requests) == 2  # the refused tries never reached the upstream
+
+
+def test_a_concurrent_stream_slot_is_freed_on_every_way_out(upstream):
+    governance = {"limits": {"rules": [{"scope": "developer:*", "concurrent_streams": 1}]}}
+    body = json.dumps(messages_body("gpt-5", stream=True))
+    with run_gateway(_config(upstream.chat_url, governance), env=ENV) as gateway:
+        # an upstream failure before the first byte: the 529 frees the slot
+        upstream.reset(ErrorReply(500, {"error": {"message": "boom"}}))
+        assert _post(gateway, stream=True).status == 529
+        gate = Gate()
+        upstream.reset(ChatReply(text="hello", usage=(10, 5, 0), gate=gate, gate_before=2))
+        held = gateway.connection()
+        held.request("POST", "/v1/messages", body, {**headers(ANA_KEY), "content-type": "application/json"})
+        response = held.getresponse()
+        assert response.status == 200
+        assert b"event: message_start" in response.read1(65536)  # the stream is open and holds the slot
+        refused = _post(gateway, stream=True)
+        assert refused.status == 429 and "concurrent stream" in refused.json()["error"]["message"]
+        assert _post(gateway, stream=False).status == 200  # answers that do not stream take no slot
+        held.close()  # the client walks away mid-stream
+        gate.open()  # the gateway sees it gone at its next write, and its finally frees the slot
+        wait_for(lambda: _post(gateway, stream=True).status == 200, 10, "the slot freed by the disconnect")
