@@ -68,6 +68,8 @@ class Services:
 
     audit: AuditStore | None = None
     keys: KeyCache | None = None  # the key cache; its `.store` is the KeyStore
+    governor: Any = None  # govern.governor.Governor: budgets and their spend
+    loop: asyncio.AbstractEventLoop | None = None  # the server's loop, for handlers that need async services
 
 
 class ApiCall(NamedTuple):
@@ -260,7 +262,24 @@ endpoint("POST", "/api/keys/{id}/revoke", _revoke_key)
 endpoint("POST", "/api/keys/{id}/rotate", _rotate_key)
 
 
+# ---- budgets -----------------------------------------------------------------------------------------------
+
+
+def _get_budgets(call: ApiCall) -> dict:
+    """Every budget's spend this period, its cap and when it resets (the counters may live on Redis: their
+    client belongs to the server's event loop, so the read runs there)."""
+    _known(call.params, frozenset())
+    services = call.services
+    if services.governor is None or services.loop is None:
+        raise E.NotFound("budgets are not available in this process")
+    return {"data": asyncio.run_coroutine_threadsafe(services.governor.budgets(), services.loop).result(30)}
+
+
+endpoint("GET", "/api/budgets", _get_budgets)
+
+
 # ---- query parameters --------------------------------------------------------------------------------------
+
 
 
 def _requests(store: AuditStore, params: dict[str, str]) -> list[dict]:

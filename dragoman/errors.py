@@ -58,6 +58,13 @@ class AuthenticationFailed(GatewayError):
     error_type = "authentication_error"
 
 
+class BillingError(GatewayError):
+    """A budget's hard cap is reached (govern/budgets.py): Anthropic's billing_error."""
+
+    status = 402
+    error_type = "billing_error"
+
+
 class PermissionDenied(GatewayError):
     status = 403
     error_type = "permission_error"

@@ -21,6 +21,7 @@ from dragoman.config.model import Config
 from dragoman.config.reload import ConfigWatcher
 from dragoman.exchange.lifecycle import Exchange
 from dragoman.govern.authenticate import caller_grant
+from dragoman.govern.governor import Admission, Governor
 from dragoman.govern.grant import Grant
 from dragoman.govern.key_cache import KeyCache, open_key_cache
 from dragoman.not_found_log import NotFoundLog
@@ -69,6 +70,7 @@ class Gateway:
         self.keys: KeyCache | None = None  # virtual keys, loaded at startup
         self._keys_task: asyncio.Task | None = None
         self._admin_api: AdminApi | None = None
+        self.governor: Governor | None = None  # built at startup: its counters may need the event loop (Redis)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -98,6 +100,10 @@ class Gateway:
         await asyncio.get_running_loop().run_in_executor(None, self.observe.start)
         await self._start_keys()
         self.runtime = Runtime(self.config, self._client)
+        self.governor = Governor(self.config.governance, lambda: self.observe.store, self.observe.metrics)
+        services = Services(audit=self.observe.store, keys=self.keys, governor=self.governor,
+                            loop=asyncio.get_running_loop())
+        self._admin_api = AdminApi(services, self.observe.settings.admin.keys)
         if self.config_path is not None:
             self._watcher = ConfigWatcher(self.config_path, self.apply_config)
             self._watcher.start()
@@ -108,6 +114,8 @@ class Gateway:
         assert self._client is not None
         self.runtime = Runtime(config, self._client, previous=self.runtime)
         self.config = config
+        if self.governor is not None:
+            self.governor.configure(config.governance)  # the counters' backend needs a restart
         self.observe.pricer = Pricer(_pricing(config))  # audit, metrics and tracing settings need a restart
 
     def end_inflight(self) -> int:
@@ -126,7 +134,6 @@ class Gateway:
             if self.keys.has_keys:
                 log.info("virtual keys: %d in the store; every call needs a key", len(self.keys))
             self._keys_task = asyncio.create_task(self.keys.run(), name="dragoman-key-refresh")
-        self._admin_api = AdminApi(Services(audit=self.observe.store, keys=self.keys), self.observe.settings.admin.keys)
 
     async def stop(self) -> None:
         if self._keys_task is not None:
@@ -135,6 +142,8 @@ class Gateway:
             self._watcher.stop()
         if self._session is not None:
             await self._session.close()
+        if self.governor is not None:
+            await self.governor.close()
         # uvicorn runs this on SIGTERM once requests in flight are done: every queued record is written.
         await self.observe.aclose(10.0)
 
@@ -215,15 +224,25 @@ class Gateway:
         exchange = Exchange(request_id, scope["headers"], self.observe.tracer)
         status, error_type = 200, None
         gone: asyncio.Future | None = None  # done when the client disconnects, once its body is read
+        admission: Admission | None = None
+        governor = self.governor
+        assert governor is not None
+
+        async def gate(ex: Exchange) -> None:  # budgets and rate limits, before any upstream call
+            nonlocal admission
+            admission = await governor.admit(grant, ex.requested_model or "", ex.input_estimate, ex.streamed)
+
         try:
-            exchange.authenticated(await self._authenticate(rt, scope))
+            grant = await self._authenticate(rt, scope)
+            exchange.authenticated(grant)
             body = await _read_body(scope, receive, rt.max_body)
             gone = asyncio.ensure_future(_wait_disconnect(receive))
-            await _unless_gone(exchange.open(body, rt.router, rt.upstreams), gone)
+            await _unless_gone(exchange.open(body, rt.router, rt.upstreams, gate), gone)
+            extra = admission.headers if admission is not None else None
             if exchange.streamed:
-                await _stream(send, exchange.stream(), request_id, gone)
+                await _stream(send, exchange.stream(), request_id, gone, extra)
             else:
-                await _send_json(send, 200, exchange.answer(), request_id)
+                await _send_json(send, 200, exchange.answer(), request_id, extra=extra)
         except E.GatewayError as err:
             status, error_type = err.status, err.error_type
             raise
@@ -236,7 +255,12 @@ class Gateway:
         finally:
             if gone is not None:
                 gone.cancel()
-            self.observe.record(exchange.finish(status, error_type, self.observe.pricer))
+            record = exchange.finish(status, error_type, self.observe.pricer)
+            if admission is not None and admission.plan is not None:  # spend and tokens counted, stream slot freed
+                if record.cost_usd is None:
+                    record.cost_usd = self.observe.pricer.price(record)
+                governor.settle(admission, record.input_tokens, record.output_tokens, record.cost_usd)
+            self.observe.record(record)
 
     async def _authenticate(self, rt: Runtime, scope: Scope) -> Grant | None:
         """The caller's grant, or None when inbound auth is off (no key configured, no virtual key ever made);
@@ -262,6 +286,9 @@ class Gateway:
         writer = self.observe.writer
         if writer is not None:
             metrics.audit_queue_depth(writer.depth)
+        if self.governor is not None:  # budgets' spend, read at scrape time
+            for row in await self.governor.budgets():
+                metrics.budget_spend(row["scope"], row["period"], row["spent_usd"], row["limit_usd"])
         body, content_type = metrics.render()
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]})
@@ -327,9 +354,10 @@ async def _wait_disconnect(receive: Receive) -> None:
         pass
 
 
-async def _stream(send: Send, chunks: AsyncGenerator[bytes, None], request_id: str, gone: asyncio.Future) -> None:
+async def _stream(send: Send, chunks: AsyncGenerator[bytes, None], request_id: str, gone: asyncio.Future,
+                  extra: dict[str, str] | None = None) -> None:
     """Write a streamed answer's bytes as the exchange hands them over, until it ends or the client is `gone`."""
-    await send({"type": "http.response.start", "status": 200, "headers": _headers(_SSE, request_id)})
+    await send({"type": "http.response.start", "status": 200, "headers": _headers(_SSE, request_id, extra)})
     try:
         async for chunk in chunks:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})

@@ -2,13 +2,39 @@
 shared state is unreachable. README, "Running a team", documents every key.
 
 Sub-blocks belong to the part of dragoman.govern that acts on them: keys (the key store and its cache), budgets
-(developer, team and global caps), limits (default rate limits, the counter backend: memory or Redis)."""
+(developer, team and global caps), limits (rate limits per scope, the counter backend: memory or Redis).
+
+```yaml
+governance:
+  budgets:                                  # USD caps per UTC calendar period (a key's own budget is on the key)
+    - {scope: team:platform, limit: 500, period: month, soft: 0.8}
+    - {scope: developer:*, limit: 50, period: week}   # each developer separately
+    - {scope: global, limit: 5000, period: month}
+  limits:
+    backend: memory                         # or redis: shared by every instance
+    redis_url: redis://127.0.0.1:6379/0
+    on_unreachable: open                    # Redis down: open admits (and counts), closed refuses with 529
+    timeout: 0.05                           # seconds per Redis round trip
+    window: 60                              # seconds a limit's rate is counted over ("per minute")
+    rules:
+      - {scope: developer:*, rpm: 60, input_tpm: 400000, output_tpm: 80000, concurrent_streams: 4}
+      - {scope: team:platform, rpm: 600}
+```
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 import msgspec
+
+from dragoman.config.yaml_source import Path, Source
+
+PERIODS = ("day", "week", "month")
+SCOPE_KINDS = ("key", "developer", "team")  # "global" stands alone
+_Positive = Annotated[float, msgspec.Meta(gt=0)]
+_Count = Annotated[int, msgspec.Meta(ge=1)]
+_Fraction = Annotated[float, msgspec.Meta(gt=0, le=1)]
 
 
 class KeySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -22,15 +48,68 @@ class KeySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     unknown_cache_size: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 10_000
 
 
-class BudgetSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Budgets per developer, team and globally (govern/budgets.py); a key's own budget is set on the key."""
+class BudgetRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A USD cap for one scope (`team:platform`, `developer:ana`, `developer:*` for each one, `global`)."""
+
+    scope: str
+    limit: _Positive
+    period: str = "month"
+    soft: _Fraction = 0.8  # past this share of the cap: a warning header and one log line per period
+
+
+class LimitRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Rate limits for one scope (`key:<id>`, `developer:ana`, `team:*`, …); unset: unlimited."""
+
+    scope: str
+    rpm: _Count | None = None
+    input_tpm: _Count | None = None
+    output_tpm: _Count | None = None
+    concurrent_streams: _Count | None = None
 
 
 class LimitSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Rate limits and their counters (govern/limits.py): in memory, or on Redis for many instances."""
 
+    backend: str = "memory"
+    redis_url: str | None = None
+    on_unreachable: str = "open"
+    timeout: _Positive = 0.05
+    window: _Positive = 60.0
+    rules: tuple[LimitRule, ...] = ()
+
 
 class GovernanceSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     keys: KeySettings = KeySettings()
-    budgets: BudgetSettings = BudgetSettings()
+    budgets: tuple[BudgetRule, ...] = ()
     limits: LimitSettings = LimitSettings()
+
+
+def check_governance(settings: GovernanceSettings, src: Source) -> None:
+    """Refuse, at its line, a budget or limit the gateway could not act on as written."""
+    for i, budget in enumerate(settings.budgets):
+        path: Path = ("governance", "budgets", i)
+        _check_scope(budget.scope, path + ("scope",), src, allow_global=True)
+        src.choice(path + ("period",), budget.period, PERIODS)
+    limits = settings.limits
+    src.choice(("governance", "limits", "backend"), limits.backend, ("memory", "redis"))
+    src.choice(("governance", "limits", "on_unreachable"), limits.on_unreachable, ("open", "closed"))
+    if limits.backend == "redis" and not (limits.redis_url or "").startswith(("redis://", "rediss://", "unix://")):
+        raise src.error(("governance", "limits", "redis_url"),
+                        "backend redis needs redis_url: redis://host:6379/0 (or rediss://, unix://)")
+    seen: dict[str, int] = {}
+    for i, rule in enumerate(limits.rules):
+        path = ("governance", "limits", "rules", i)
+        _check_scope(rule.scope, path + ("scope",), src, allow_global=False)
+        if rule.scope in seen:
+            raise src.error(path + ("scope",), f"scope {rule.scope} already has rules (entry {seen[rule.scope]})")
+        seen[rule.scope] = i
+
+
+def _check_scope(scope: str, path: Path, src: Source, *, allow_global: bool) -> None:
+    if allow_global and scope == "global":
+        return
+    kind, sep, name = scope.partition(":")
+    if not sep or kind not in SCOPE_KINDS or not name.strip() or len(scope) > 200 or not scope.isprintable():
+        kinds = ", ".join(f"{k}:<name>" for k in SCOPE_KINDS)
+        extra = ", or global" if allow_global else ""
+        raise src.error(path, f'"{scope}" is not a scope: write {kinds} (<name> * for each one separately){extra}')

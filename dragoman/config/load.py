@@ -29,6 +29,7 @@ from dragoman.config.model import (
     Timeouts,
     Upstream,
 )
+from dragoman.config.governance import check_governance
 from dragoman.config.observe import ObserveSettings
 from dragoman.config.secrets import Secret, env_keys, gateway_keys, resolve_secret, secret_spec
 from dragoman.config.translation_keys import route_translation
@@ -126,6 +127,7 @@ def _build(file: ConfigFile, src: Source) -> Config:
     routes = tuple(_route(entry, ("routes", i), secrets, src) for i, entry in enumerate(file.routes))
     policies = _policies(file.policies, names, src)
     keys = gateway_keys(file.auth, secrets, src)
+    check_governance(file.governance, src)
     return Config(
         policies=policies,
         routes=routes,

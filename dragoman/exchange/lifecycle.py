@@ -15,7 +15,7 @@ audit record, the metrics and the trace span are made of."""
 from __future__ import annotations
 
 import time
-from typing import Any, AsyncGenerator
+from typing import Any, AsyncGenerator, Awaitable, Callable
 
 import msgspec
 
@@ -40,6 +40,7 @@ from dragoman.translate.request_context import RequestContext
 
 _decode_messages = msgspec.json.Decoder(A.MessagesRequest).decode
 Headers = list[tuple[bytes, bytes]]
+Gate = Callable[["Exchange"], Awaitable[None]]
 
 
 class Exchange:
@@ -87,9 +88,10 @@ class Exchange:
             self._key = (grant.key_id, {"developer": grant.developer, "team": grant.team, "repo": grant.repo})
         self.identity = identity_from(self.headers, None, *self._key)  # refined by the body's metadata in open()
 
-    async def open(self, body: bytes, router: Router, upstreams: Upstreams) -> None:
+    async def open(self, body: bytes, router: Router, upstreams: Upstreams, gate: Gate | None = None) -> None:
         """Decode the request, choose its route, and try its candidates until one answers (streamed: until the
-        client has something to read). Raises the GatewayError the client gets."""
+        client has something to read). Raises the GatewayError the client gets. `gate` (budgets, rate limits) is
+        awaited once the request is decoded and estimated, before any upstream call; it may refuse by raising."""
         self.input_estimate = len(body) // 4
         req = E.decode_body(_decode_messages, body)
         if not req.messages:
@@ -107,6 +109,8 @@ class Exchange:
         self.shape = turn_shape(req, self.input_estimate)
         decision = router.decide(req.model, lambda: features)
         self.policy, self.branch = decision.policy, decision.branch
+        if gate is not None:
+            await gate(self)
         chosen = await select(upstreams, upstreams.candidates(decision.route), req, body, self.headers, self)
         if isinstance(chosen, OpenStream):
             self._opened = chosen

@@ -226,6 +226,50 @@ class Metrics:
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
 
+    # ---- governance (dragoman.govern): refusals and backend errors as they happen, spend at scrape time -----
+
+    def rate_limited(self, scope_kind: str) -> None:
+        """A request refused by a rate limit of a key, developer or team scope."""
+        self._governance().rate_limited.labels(scope_kind).inc()
+
+    def budget_refused(self, scope_kind: str) -> None:
+        """A request refused by a budget's hard cap (key, developer, team or global)."""
+        self._governance().budget_refused.labels(scope_kind).inc()
+
+    def governance_backend_error(self) -> None:
+        """The shared counters (Redis) did not answer: on_unreachable decided."""
+        self._governance().backend_errors.inc()
+
+    def budget_spend(self, scope: str, period: str, spent: float, limit: float) -> None:
+        """A budget's spend and cap this period (GET /metrics reads them from the Governor)."""
+        gov = self._governance()
+        label = gov.scope(scope)
+        gov.spend.labels(label, period).set(spent)
+        gov.limit.labels(label, period).set(limit)
+
+    def _governance(self) -> Any:
+        gov = getattr(self, "_gov", None)
+        if gov is None:
+            gov = self._gov = _GovernanceMetrics(self.registry)
+        return gov
+
+
+class _GovernanceMetrics:
+    def __init__(self, registry: Any) -> None:
+        from prometheus_client import Counter, Gauge
+
+        self.scope = _Bounded(MAX_LABEL_VALUES)
+        self.rate_limited = Counter("dragoman_rate_limited", "Requests refused by a rate limit (429), by scope kind",
+                                    ["scope"], registry=registry)
+        self.budget_refused = Counter("dragoman_budget_refusals", "Requests refused by a budget (402), by scope kind",
+                                      ["scope"], registry=registry)
+        self.backend_errors = Counter("dragoman_governance_backend_errors",
+                                      "Calls to the shared counters (Redis) that failed or timed out", registry=registry)
+        self.spend = Gauge("dragoman_budget_spent_usd", "Spend this period per budget", ["scope", "period"],
+                           multiprocess_mode="liveall", registry=registry)
+        self.limit = Gauge("dragoman_budget_limit_usd", "Cap per budget", ["scope", "period"],
+                           multiprocess_mode="liveall", registry=registry)
+
 
 def _mark_dead(pid: int) -> None:
     # Drops this worker's live gauges (queue depth, breaker) from the sums once it exits.

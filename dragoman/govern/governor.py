@@ -1,0 +1,303 @@
+"""The Governor: budgets and rate limits around one Messages request.
+
+    admission = await governor.admit(grant, requested_model, input_estimate, stream)   # or 402 / 429 / 529
+    ... the exchange; admission.headers go out with the answer ...
+    governor.settle(admission, input_tokens, output_tokens, cost_usd)                  # in the finally
+
+`admit` makes one backend call (one Redis round trip) for every check of the request; a budget counter that does
+not exist yet is first seeded from the audit store (once per scope and period). `settle` never waits: in memory it
+is a few dict updates, on Redis a background task (one more round trip, off the response path).
+
+When the shared counters cannot be reached (governance.limits.on_unreachable): `open` admits without checks,
+counts dragoman_governance_backend_errors_total and logs at most once per _LOG_EVERY seconds; `closed` refuses with
+529 overloaded_error. The Redis backend's circuit keeps a dead Redis from costing anything per request."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from dragoman import errors as E
+from dragoman.config.governance import GovernanceSettings
+from dragoman.config.secrets import GatewayKey
+from dragoman.govern import budgets as B
+from dragoman.govern import limits as L
+from dragoman.govern.counters import (
+    BUDGET, MISSING, OK, RATE, Counters, MemoryCounters, Outcome, Plan, Settlement,
+)
+from dragoman.govern.grant import Grant
+from dragoman.govern.periods import rfc3339
+from dragoman.observe.stores import AuditStore
+
+log = logging.getLogger("dragoman.govern")
+
+_LOG_EVERY = 10.0  # seconds between two "counters unreachable" log lines
+_BUDGET_HEADER = "x-dragoman-budget-warning"
+
+
+class CountersUnavailable(Exception):
+    """The shared counters did not answer in time (or their circuit is open)."""
+
+
+class Admission:
+    """A request let through: the headers its answer carries, and what `settle` must count."""
+
+    __slots__ = ("headers", "plan", "settled")
+
+    def __init__(self, headers: dict[str, str], plan: Plan | None) -> None:
+        self.headers = headers
+        self.plan = plan
+        self.settled = plan is None
+
+
+UNGOVERNED = Admission({}, None)  # nothing applies (or the counters were unreachable, open): nothing to settle
+
+
+class Governor:
+    """Budgets and rate limits for one gateway process, on memory or Redis counters."""
+
+    def __init__(
+        self,
+        settings: GovernanceSettings,
+        store: Callable[[], AuditStore | None] = lambda: None,
+        metrics: Any = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        counters: Counters | None = None,
+    ) -> None:
+        limits = settings.limits
+        self.backend = limits.backend
+        self.counters: Counters = counters or _counters(settings)
+        self._store = store
+        self.metrics = metrics
+        self.clock = clock
+        self._leases = map(f"{os.getpid()}-{os.urandom(4).hex()}-{{}}".format, itertools.count())
+        self._seeding: dict[str, asyncio.Future] = {}
+        self._warned: set[str] = set()
+        self._last_error_log = -_LOG_EVERY
+        self._tasks: set[asyncio.Task] = set()
+        self.configure(settings)
+
+    def configure(self, settings: GovernanceSettings) -> None:
+        """Take a reloaded config's budgets and limits (the backend stays what the process started with)."""
+        limits = settings.limits
+        self.window = limits.window
+        self.fail_open = limits.on_unreachable == "open"
+        self.budget_rules = B.BudgetRules(settings.budgets)
+        self.limit_rules = L.LimitRules(limits.rules)
+        self._per_grant: dict[Grant | None, tuple[list[tuple[str, Any]], list[B.BudgetRef]]] = {}
+        self._items: dict[Grant | None, tuple[float, list[B.BudgetItem]]] = {}
+
+    # ---- admission ---------------------------------------------------------------------------------------
+
+    async def admit(self, grant: Grant | None, requested_model: str, input_estimate: int, stream: bool) -> Admission:
+        """Let the request through (its Admission) or raise BillingError (402), RateLimited (429) or, with closed
+        counters unreachable, Overloaded (529). The model allow-list (403) is checked before, by the keys."""
+        scoped, refs = self._scopes(grant)
+        if not scoped and not refs:
+            return UNGOVERNED
+        now = self.clock()
+        rates, streams = L.rate_items(scoped, input_estimate, stream)
+        plan = Plan(self._budget_items(grant, refs, now), rates, streams, next(self._leases) if streams else "")
+        try:
+            outcome = await self.counters.admit(plan, self.window, now)
+            if outcome.status == MISSING:
+                await self._seed([plan.budgets[i] for i in outcome.index])
+                outcome = await self.counters.admit(plan, self.window, now)
+        except CountersUnavailable as exc:
+            return self._unavailable(exc)
+        if outcome.status == OK:
+            return Admission(self._headers(plan, outcome.spent, outcome.tats, now), plan)
+        raise self._refusal(plan, outcome, now)
+
+    def _scopes(self, grant: Grant | None) -> tuple[list[tuple[str, Any]], list[B.BudgetRef]]:
+        found = self._per_grant.get(grant)
+        if found is None:
+            if len(self._per_grant) > 10_000:
+                self._per_grant.clear()
+                self._items.clear()
+            found = self._per_grant[grant] = (self.limit_rules.for_grant(grant), self.budget_rules.for_grant(grant))
+        return found
+
+    def _budget_items(self, grant: Grant | None, refs: list[B.BudgetRef], now: float) -> list[B.BudgetItem]:
+        """The counters of `refs` this period, cached until the first of their periods ends."""
+        if not refs:
+            return []
+        cached = self._items.get(grant)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        items = B.budget_items(refs, now)
+        self._items[grant] = (min(item.end for item in items), items)
+        return items
+
+    def _headers(self, plan: Plan, spent: list[float], tats: list[float], now: float) -> dict[str, str]:
+        headers = L.ratelimit_headers(plan.rates, tats, self.window, now) if plan.rates else {}
+        warnings = []
+        for item, value in zip(plan.budgets, spent):
+            text = B.warning(item, value)
+            if text is not None:
+                warnings.append(text)
+                if item.key not in self._warned:
+                    self._warned.add(item.key)
+                    log.warning("budget %s passed its soft threshold: $%.2f spent of $%.2f per %s (resets %s)",
+                                item.ref.scope, value, item.ref.limit, item.ref.period, rfc3339(item.end))
+        if warnings:
+            headers[_BUDGET_HEADER] = ", ".join(warnings)
+        return headers
+
+    def _refusal(self, plan: Plan, outcome: Outcome, now: float) -> E.GatewayError:
+        """The error a refused request gets: 402 for a budget, 429 for a bucket or stream slot."""
+        index = outcome.index[0]
+        if outcome.status == BUDGET:
+            item = plan.budgets[index]
+            self._count("budget_refused", item.ref.scope)
+            return E.BillingError(B.exhausted_message(item, outcome.spent[index]), headers={"x-should-retry": "false"})
+        limited = plan.rates[index] if outcome.status == RATE else plan.streams[index]
+        self._count("rate_limited", limited.scope)
+        headers = L.ratelimit_headers(plan.rates, outcome.tats, self.window, now) if outcome.tats else {}
+        headers.update(L.retry_headers(outcome.wait))
+        return E.RateLimited(L.refusal_message(limited, self.window, outcome.wait), headers=headers)
+
+    def _unavailable(self, exc: Exception) -> Admission:
+        if self.metrics is not None:
+            self.metrics.governance_backend_error()
+        now = time.monotonic()
+        if now - self._last_error_log >= _LOG_EVERY:
+            self._last_error_log = now
+            what = "admitting without budget and rate-limit checks" if self.fail_open else "refusing requests"
+            log.warning("governance counters unreachable (%s): %s (governance.limits.on_unreachable: %s)",
+                        exc, what, "open" if self.fail_open else "closed")
+        if self.fail_open:
+            return UNGOVERNED
+        raise E.Overloaded("the gateway's shared rate-limit and budget state is unreachable, and it is configured "
+                           "to refuse requests then (governance.limits.on_unreachable: closed); retry shortly")
+
+    def _count(self, what: str, scope: str) -> None:
+        if self.metrics is not None:
+            getattr(self.metrics, what)(scope.partition(":")[0])
+
+    # ---- seeding from the audit store ---------------------------------------------------------------------
+
+    async def _seed(self, items: list[B.BudgetItem]) -> None:
+        """Seed missing budget counters from the audit's spend; concurrent requests share one query per counter."""
+        await asyncio.gather(*(self._seed_one(item) for item in items))
+
+    async def _seed_one(self, item: B.BudgetItem) -> None:
+        running = self._seeding.get(item.key)
+        if running is None:
+            running = self._seeding[item.key] = asyncio.ensure_future(self._query_and_seed(item))
+            running.add_done_callback(lambda _: self._seeding.pop(item.key, None))
+        await asyncio.shield(running)
+
+    async def _query_and_seed(self, item: B.BudgetItem) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            spent = await loop.run_in_executor(None, self.audit_spend, item.ref.scope, item.start, item.end)
+        except Exception as exc:  # noqa: BLE001 - a store that cannot answer is handled like unreachable counters
+            raise CountersUnavailable(f"audit store: {exc}") from None
+        await self.counters.seed(item.key, spent, item.end + 86_400)
+
+    def audit_spend(self, scope: str, start: float, end: float) -> float:
+        """The audit's SUM(cost_usd) for `scope` over [start, end); 0 without a store. Blocking."""
+        store = self._store()
+        if store is None:
+            return 0.0
+        by, value = B.seed_filter(scope)
+        rows = store.query_costs(by, start, end)
+        return float(sum(row["cost_usd"] or 0.0 for row in rows if value is None or row[by] == value))
+
+    # ---- settlement --------------------------------------------------------------------------------------
+
+    def settle(self, admission: Admission, input_tokens: int, output_tokens: int, cost_usd: float | None) -> None:
+        """Count the answer's real usage and spend, and free its stream slot. Idempotent; never waits."""
+        if admission.settled:
+            return
+        admission.settled = True
+        plan = admission.plan
+        assert plan is not None
+        corrections = []
+        for rate in plan.rates:
+            if rate.dimension == L.INPUT:
+                corrections.append((rate.key, rate.limit, input_tokens - rate.cost))
+            elif rate.dimension == L.OUTPUT:
+                corrections.append((rate.key, rate.limit, float(output_tokens)))
+        settlement = Settlement([b.key for b in plan.budgets], cost_usd or 0.0, corrections,
+                                [s.key for s in plan.streams], plan.lease)
+        counters = self.counters
+        if isinstance(counters, MemoryCounters):
+            counters.settle_now(settlement, self.window, self.clock())
+            return
+        task = asyncio.ensure_future(self._settle(settlement))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _settle(self, settlement: Settlement) -> None:
+        try:
+            await self.counters.settle(settlement, self.window, self.clock())
+        except CountersUnavailable as exc:
+            self._unavailable_settle(exc)
+
+    def _unavailable_settle(self, exc: Exception) -> None:
+        if self.metrics is not None:
+            self.metrics.governance_backend_error()
+        log.debug("settlement not counted: %s", exc)
+
+    # ---- reading -----------------------------------------------------------------------------------------
+
+    async def budgets(self) -> list[dict[str, Any]]:
+        """Every budget with a counter this period (configured explicit scopes always), for GET /api/budgets."""
+        now = self.clock()
+        by_key: dict[tuple[str, str], B.BudgetRef] = {}
+        configured = [ref for ref in self.budget_rules.refs() if not ref.scope.endswith(":*")]
+        met = [ref for _, grant_refs in list(self._per_grant.values()) for ref in grant_refs]  # wildcards, keys' own
+        for ref in configured + met:
+            by_key.setdefault((ref.scope, ref.period), ref)
+        items = B.budget_items(list(by_key.values()), now)
+        try:
+            values = await self.counters.read([item.key for item in items])
+        except CountersUnavailable:
+            values = [None] * len(items)
+        out = []
+        for item, value in zip(items, values):
+            if value is None:
+                loop = asyncio.get_running_loop()
+                value = await loop.run_in_executor(None, self.audit_spend, item.ref.scope, item.start, item.end)
+            out.append({"scope": item.ref.scope, "period": item.ref.period, "limit_usd": item.ref.limit,
+                        "spent_usd": round(value, 6), "soft_fraction": item.ref.soft, "resets_at": rfc3339(item.end)})
+        return out
+
+    async def close(self) -> None:
+        """Wait for settlements still running, then close the counters."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=2.0)
+        await self.counters.close()
+
+
+def config_grant(key: GatewayKey | None) -> Grant | None:
+    """The Grant of a config file's `auth.keys` entry: its id and identity, role user, no limits of its own."""
+    if key is None:
+        return None
+    grant = _config_grants.get(key)
+    if grant is None:
+        if len(_config_grants) > 10_000:
+            _config_grants.clear()
+        grant = _config_grants[key] = Grant(key_id=key.id, developer=key.developer, team=key.team, repo=key.repo)
+    return grant
+
+
+_config_grants: dict[GatewayKey, Grant] = {}
+
+
+def _counters(settings: GovernanceSettings) -> Counters:
+    limits = settings.limits
+    if limits.backend == "redis":
+        from dragoman.govern.redis_counters import RedisCounters
+
+        assert limits.redis_url is not None
+        return RedisCounters(limits.redis_url, limits.timeout, CountersUnavailable)
+    return MemoryCounters()

@@ -1,0 +1,183 @@
+"""Counters on Redis (or Valkey), shared by every gateway instance: the same steps as MemoryCounters, in Lua, so
+each request's admission is ONE atomic EVALSHA (every budget, bucket and stream slot checked, then all charged or
+none) and its settlement one more (run off the response path by the Governor).
+
+Keys: `dragoman:bg:<scope>:<period>:<label>` budget spend (USD, a float string, expires a day after its period),
+`dragoman:rl:<dimension>:<scope>` a bucket's GCRA `tat` (expires when the bucket is full again: a missing key is a
+full bucket), `dragoman:cs:<scope>` a sorted set of stream leases scored by when they lapse (a crashed instance's
+streams free their slots after LEASE seconds). Times come from the calling instance's clock (keep them in NTP sync);
+a single Redis, not Redis Cluster (a request's keys span slots).
+
+Unreachable or slow: every call is bounded by `timeout` (socket connect and read timeouts, redis-py retries off);
+a failure opens a circuit for RETRY_INTERVAL seconds during which calls fail at once, without touching the
+network, so a dead Redis costs nothing per request. The Governor applies on_unreachable."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from dragoman.govern.counters import Outcome, Plan, Settlement
+
+PREFIX = "dragoman:"
+LEASE = 1800.0  # seconds a stream slot is held at most, should its instance never free it
+RETRY_INTERVAL = 1.0  # seconds the circuit stays open after a failure before one call probes again
+
+_ADMIT = """
+local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+local nb, nr, ns = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local lease, lease_until = ARGV[6], tonumber(ARGV[7])
+local a = 8
+local spent, missing = {}, {}
+for i = 1, nb do
+  local v = redis.call('GET', KEYS[i])
+  if not v then
+    missing[#missing + 1] = tostring(i - 1)
+    spent[i] = '0'
+  else
+    spent[i] = v
+    if tonumber(v) >= tonumber(ARGV[a + i - 1]) then return {'budget', {tostring(i - 1)}, '0', spent, {}} end
+  end
+end
+if #missing > 0 then return {'missing', missing, '0', spent, {}} end
+a = a + nb
+local found, shown, new = {}, {}, {}
+for j = 1, nr do
+  local tat = tonumber(redis.call('GET', KEYS[nb + j]) or '0')
+  if tat < now then tat = now end
+  found[j] = tat
+  shown[j] = string.format('%.6f', tat)
+end
+for j = 1, nr do
+  local limit, cost = tonumber(ARGV[a + 2 * j - 2]), tonumber(ARGV[a + 2 * j - 1])
+  local interval = window / limit
+  local need = math.max(math.min(cost, limit), 1)
+  local wait = found[j] + need * interval - window - now
+  if wait > 1e-9 then return {'rate', {tostring(j - 1)}, string.format('%.6f', wait), spent, shown} end
+  new[j] = found[j] + cost * interval
+end
+a = a + 2 * nr
+for k = 1, ns do
+  local key = KEYS[nb + nr + k]
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  if redis.call('ZCARD', key) >= tonumber(ARGV[a + k - 1]) then
+    return {'stream', {tostring(k - 1)}, '1', spent, shown}
+  end
+end
+for j = 1, nr do
+  if new[j] > found[j] then
+    redis.call('SET', KEYS[nb + j], string.format('%.6f', new[j]), 'PX', math.ceil((new[j] - now) * 1000) + 1000)
+  end
+  shown[j] = string.format('%.6f', new[j])
+end
+for k = 1, ns do
+  local key = KEYS[nb + nr + k]
+  redis.call('ZADD', key, lease_until, lease)
+  redis.call('PEXPIREAT', key, math.ceil(lease_until * 1000))
+end
+return {'ok', {}, '0', spent, shown}
+"""
+
+_SETTLE = """
+local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+local nb, nc, ns = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local cost, lease = tonumber(ARGV[6]), ARGV[7]
+if cost ~= 0 then
+  for i = 1, nb do
+    if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('INCRBYFLOAT', KEYS[i], ARGV[6]) end
+  end
+end
+for j = 1, nc do
+  local key = KEYS[nb + j]
+  local limit, delta = tonumber(ARGV[6 + 2 * j]), tonumber(ARGV[7 + 2 * j])
+  local tat = tonumber(redis.call('GET', key) or '0')
+  if tat < now then tat = now end
+  tat = math.max(tat + delta * window / limit, now)
+  if tat > now then
+    redis.call('SET', key, string.format('%.6f', tat), 'PX', math.ceil((tat - now) * 1000) + 1000)
+  else
+    redis.call('DEL', key)
+  end
+end
+for k = 1, ns do redis.call('ZREM', KEYS[nb + nc + k], lease) end
+return 1
+"""
+
+
+class RedisCounters:
+    """Counters on one Redis; every call bounded by `timeout`, behind a circuit."""
+
+    def __init__(self, url: str, timeout: float, unavailable: type[Exception], *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        try:
+            import redis.asyncio as redis
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
+        except ImportError:
+            raise RuntimeError("governance.limits.backend redis needs the redis client: pip install 'dragoman[redis]'") from None
+
+        self.url = url
+        self.timeout = timeout
+        self._unavailable = unavailable
+        self._errors = (redis.RedisError, OSError, asyncio.TimeoutError)
+        self.client = redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
+                                     retry=Retry(NoBackoff(), 0), decode_responses=True)
+        self._admit = self.client.register_script(_ADMIT)
+        self._settle = self.client.register_script(_SETTLE)
+        self._open_until = 0.0
+        self._clock = clock  # the circuit's
+
+    async def admit(self, plan: Plan, window: float, now: float) -> Outcome:
+        keys = [PREFIX + b.key for b in plan.budgets] + [PREFIX + r.key for r in plan.rates]
+        keys += [PREFIX + s.key for s in plan.streams]
+        args: list[Any] = [repr(now), repr(window), len(plan.budgets), len(plan.rates), len(plan.streams),
+                           plan.lease, repr(now + LEASE)]
+        args += [repr(b.ref.limit) for b in plan.budgets]
+        for rate in plan.rates:
+            args += [rate.limit, repr(rate.cost)]
+        args += [s.limit for s in plan.streams]
+        status, index, wait, spent, tats = await self._call(lambda: self._admit(keys=keys, args=args))
+        return Outcome(status, [int(i) for i in index], float(wait), [float(v) for v in spent],
+                       [float(t) for t in tats])
+
+    async def settle(self, settlement: Settlement, window: float, now: float) -> None:
+        keys = [PREFIX + key for key in settlement.budget_keys] + [PREFIX + c[0] for c in settlement.corrections]
+        keys += [PREFIX + key for key in settlement.streams]
+        args: list[Any] = [repr(now), repr(window), len(settlement.budget_keys), len(settlement.corrections),
+                           len(settlement.streams), repr(settlement.cost), settlement.lease]
+        for _, limit, delta in settlement.corrections:
+            args += [limit, repr(delta)]
+        await self._call(lambda: self._settle(keys=keys, args=args))
+
+    async def seed(self, key: str, spent: float, expires_at: float) -> None:
+        await self._call(lambda: self.client.set(PREFIX + key, repr(spent), nx=True, exat=int(expires_at)))
+
+    async def read(self, keys: list[str]) -> list[float | None]:
+        if not keys:
+            return []
+        values = await self._call(lambda: self.client.mget([PREFIX + key for key in keys]))
+        return [None if v is None else float(v) for v in values]
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def _call(self, command: Callable[[], Awaitable[Any]]) -> Any:
+        """`command()` awaited within the timeout; CountersUnavailable at once while the circuit is open."""
+        if self._open_until and self._clock() < self._open_until:
+            raise self._unavailable(f"Redis at {_where(self.url)} failed within the last {RETRY_INTERVAL:g} s")
+        try:
+            async with asyncio.timeout(self.timeout * 2):  # the socket timeouts bound each step; this the whole
+                result = await command()
+        except self._errors as exc:
+            self._open_until = self._clock() + RETRY_INTERVAL
+            raise self._unavailable(f"Redis at {_where(self.url)}: {type(exc).__name__}: {exc}") from None
+        self._open_until = 0.0
+        return result
+
+
+def _where(url: str) -> str:
+    """host:port/db of a Redis URL, never its password."""
+    rest = url.split("://", 1)[-1]
+    return rest.rpartition("@")[2]
