@@ -41,10 +41,13 @@ def handle(
     query_string: bytes | str,
     headers: Iterable[tuple[bytes, bytes]],
     admin_keys: Sequence[str],
+    *,
+    authenticated: bool = False,
 ) -> tuple[int, bytes]:
-    """Answer one admin API request: 200 with {"data": rows}, or an Anthropic-shaped error."""
+    """Answer one admin API request: 200 with {"data": rows}, or an Anthropic-shaped error. `authenticated`:
+    the server already checked the caller (an admin key or a dashboard session: dragoman/ui/auth.py)."""
     try:
-        return 200, _answer(store, path, query_string, list(headers), admin_keys)
+        return 200, _answer(store, path, query_string, list(headers), admin_keys, authenticated)
     except E.GatewayError as err:
         return err.status, E.error_body(err.error_type, err.message)
 
@@ -55,10 +58,13 @@ async def admin_api(
     query_string: bytes | str,
     headers: Iterable[tuple[bytes, bytes]],
     admin_keys: Sequence[str],
+    *,
+    authenticated: bool = False,
 ) -> tuple[int, bytes]:
     """`handle` in the default executor, so a slow store never stalls the event loop."""
     headers = list(headers)
-    return await asyncio.get_running_loop().run_in_executor(None, handle, store, path, query_string, headers, admin_keys)
+    return await asyncio.get_running_loop().run_in_executor(
+        None, lambda: handle(store, path, query_string, headers, admin_keys, authenticated=authenticated))
 
 
 def _answer(
@@ -67,25 +73,27 @@ def _answer(
     query_string: bytes | str,
     headers: list[tuple[bytes, bytes]],
     admin_keys: Sequence[str],
+    authenticated: bool,
 ) -> bytes:
-    if not admin_keys:
-        raise E.PermissionDenied("the admin API is off: set admin.keys (or DRAGOMAN_ADMIN_KEYS)")
-    # Looked up by keyed digest, as the gateway keys are: timing tells nothing about how much of a key matched.
-    key_holder(KeyTable(dict.fromkeys(admin_keys, True)), headers, "admin key")
+    if not authenticated:
+        if not admin_keys:
+            raise E.PermissionDenied("the admin API is off: set admin.keys (or DRAGOMAN_ADMIN_KEYS)")
+        # Looked up by keyed digest, as the gateway keys are: timing tells nothing about how much of a key matched.
+        key_holder(KeyTable(dict.fromkeys(admin_keys, True)), headers, "admin key")
     if isinstance(query_string, bytes):
         query_string = query_string.decode("latin-1")
     params = dict(parse_qsl(query_string))
     try:
         if path == "/api/requests":
-            _known(params, _REQUESTS_PARAMS)
+            check_params(params, _REQUESTS_PARAMS)
             return _encode({"data": _requests(store, params)})
         if path == "/api/costs":
-            _known(params, _COSTS_PARAMS)
+            check_params(params, _COSTS_PARAMS)
             by = params.get("by", "developer")
             if by not in COST_GROUPS:
                 raise ReportError(f"by={_shown(by)}: choose one of {', '.join(COST_GROUPS)}")
-            since = _time(params, "since", "30d")
-            rows = store.query_costs(by, since, _time(params, "until"))
+            since = param_time(params, "since", "30d")
+            rows = store.query_costs(by, since, param_time(params, "until"))
             return _encode({"by": by, "since": since, "data": rows})
     except (ReportError, StoreError) as err:
         raise E.InvalidRequest(str(err)) from None
@@ -102,11 +110,12 @@ def _requests(store: AuditStore, params: dict[str, str]) -> list[dict]:
     limit = _int(params, "limit", 1, MAX_LIMIT)
     after_id = _int(params, "after_id", 0, _MAX_ID)
     return store.query_requests(
-        filters, 100 if limit is None else limit, _time(params, "since"), _time(params, "until"), after_id=after_id
+        filters, 100 if limit is None else limit, param_time(params, "since"), param_time(params, "until"), after_id=after_id
     )
 
 
-def _known(params: dict[str, str], accepted: frozenset[str]) -> None:
+def check_params(params: dict[str, str], accepted: frozenset[str]) -> None:
+    """ReportError naming the first query parameter not in `accepted`."""
     unknown = sorted(set(params) - accepted)
     if unknown:
         raise ReportError(f"unknown query parameter {_shown(unknown[0])}: use {', '.join(sorted(accepted))}")
@@ -123,10 +132,11 @@ def _int(params: dict[str, str], name: str, low: int, high: int) -> int | None:
     return int(text)
 
 
-def _time(params: dict[str, str], name: str, default: str | None = None) -> float | None:
+def param_time(params: dict[str, str], name: str, default: str | None = None) -> float | None:
+    """The time parameter `name` (or `default`) as epoch seconds; ReportError naming it when unreadable."""
     text = params.get(name, default)
     try:
-        moment = parse_time(text)
+        moment = parseparam_time(text)
     except ReportError as err:
         raise ReportError(f"{name}: {err}") from None
     if moment is not None and not math.isfinite(moment):

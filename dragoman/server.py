@@ -28,7 +28,10 @@ from dragoman.observe.runtime import Observability
 from dragoman.protocols import anthropic as A
 from dragoman.request_guard import answer_preflight, is_preflight, with_cors
 from dragoman.runtime import Runtime
+from dragoman.signing_key import SigningKeyError, signing_key
 from dragoman.tokens import count_tokens
+from dragoman.ui.app import API_PATHS as DASHBOARD_API_PATHS
+from dragoman.ui.app import Dashboard
 from dragoman.upstreams.client import UpstreamClient
 from dragoman.upstreams.inflight import InFlight
 
@@ -64,6 +67,7 @@ class Gateway:
         self.observe = Observability(config.observe, _pricing(config))
         self._not_found = NotFoundLog(log)
         self._warned_doubled_v1 = False
+        self._dashboard: Dashboard | None = None  # built on first use of /ui or /api/: it reads the signing key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -111,7 +115,13 @@ class Gateway:
             log.warning("shutdown_timeout passed: ended %d upstream exchange(s) still in flight", ended)
         return ended
 
+    def begin_shutdown(self) -> None:
+        """Shutdown began: end what would otherwise run until the drain limit (the dashboard's live feeds)."""
+        if self._dashboard is not None:
+            self._dashboard.closing.set()
+
     async def stop(self) -> None:
+        self.begin_shutdown()
         if self._watcher is not None:
             self._watcher.stop()
         if self._session is not None:
@@ -171,16 +181,14 @@ class Gateway:
         elif path == "/metrics":
             _require(method, "GET")
             await self._metrics(rt, send, request_id)
-        elif path in ("/api/requests", "/api/costs"):
-            _require(method, "GET")
-            status, body = await admin_api(
-                self.observe.store, path, scope.get("query_string", b""), scope["headers"], self.observe.settings.admin.keys
-            )
-            await _send_json(send, status, body, request_id)
         elif path in ("/", "/healthz", "/api/hello"):  # Claude Code preflights HEAD / (2.1.197) or /api/hello
             if method not in ("GET", "HEAD"):
                 raise _MethodNotAllowed(method)
             await _send_json(send, 200, b'{"status":"ok"}', request_id)  # uvicorn drops the body for HEAD
+        elif path.startswith("/api/"):
+            await self._admin(rt, path, scope, receive, send, request_id)
+        elif path == "/ui" or path.startswith("/ui/"):
+            await self.dashboard().serve_page(scope, receive, send, request_id)
         else:
             self._not_found(method, scope["path"])
             raise E.NotFound(f"no such endpoint: {method} {scope['path']}")
@@ -195,6 +203,31 @@ class Gateway:
         return path[3:]
 
     # ---- endpoints ---------------------------------------------------------------------------------------
+
+    def dashboard(self) -> Dashboard:
+        if self._dashboard is None:
+            try:
+                key = signing_key()
+            except SigningKeyError as err:
+                raise E.ApiError(f"the dashboard needs the signing key: {err}") from None
+            self._dashboard = Dashboard(self.observe.settings.admin.keys, key)
+        return self._dashboard
+
+    async def _admin(self, rt: Runtime, path: str, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        """The admin API: every endpoint takes an admin key or a dashboard session (ui/auth.py) before anything."""
+        caller = self.dashboard().api_caller(scope)
+        if self.observe.store is None and path != "/api/routes":
+            raise E.NotFound("the audit log is off (audit: {enabled: false}): nothing to report")
+        if path in ("/api/requests", "/api/costs"):
+            _require(scope["method"], "GET")
+            status, body = await admin_api(self.observe.store, path, scope.get("query_string", b""), scope["headers"],
+                                           self.observe.settings.admin.keys, authenticated=True)
+            await _send_json(send, status, body, request_id)
+        elif path in DASHBOARD_API_PATHS:
+            await self.dashboard().serve_api(scope, receive, send, request_id, caller, self.observe.store, rt)
+        else:
+            self._not_found(scope["method"], scope["path"])
+            raise E.NotFound(f"no such endpoint: {scope['method']} {scope['path']}")
 
     async def _messages(self, rt: Runtime, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         exchange = Exchange(request_id, scope["headers"], self.observe.tracer)
