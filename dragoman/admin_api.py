@@ -136,7 +136,7 @@ def param_time(params: dict[str, str], name: str, default: str | None = None) ->
     """The time parameter `name` (or `default`) as epoch seconds; ReportError naming it when unreadable."""
     text = params.get(name, default)
     try:
-        moment = parseparam_time(text)
+        moment = parse_time(text)
     except ReportError as err:
         raise ReportError(f"{name}: {err}") from None
     if moment is not None and not math.isfinite(moment):
