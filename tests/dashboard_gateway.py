@@ -104,3 +104,20 @@ def raw_http(gateway: Gateway, method: str, path: str, body: bytes = b"", header
         return RawResponse(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
     finally:
         conn.close()
+
+
+def forged_session(key_id: str, role: str, seconds: float, now: float | None = None) -> str:
+    """A session token signed as the test gateway signs them (DRAGOMAN_SIGNING_KEY), issued at `now`."""
+    from dragoman.signing_key import signing_key
+    from dragoman.ui.session import SessionSigner
+
+    key = signing_key({"DRAGOMAN_SIGNING_KEY": SIGNING_SECRET})
+    signer = SessionSigner(key, (lambda: now) if now is not None else time.time)
+    return signer.issue(key_id, role, seconds)[0]
+
+
+def csrf_for(token: str) -> str:
+    from dragoman.signing_key import signing_key
+    from dragoman.ui.session import SessionSigner
+
+    return SessionSigner(signing_key({"DRAGOMAN_SIGNING_KEY": SIGNING_SECRET})).csrf(token)

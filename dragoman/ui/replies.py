@@ -15,7 +15,9 @@ CSP = (b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'
 SECURITY: Headers = [
     (b"content-security-policy", CSP),
     (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
+    # Not no-referrer: under it a browser sends `Origin: null` on the page's own POSTs (Fetch spec, "append a
+    # request Origin header"), which the request guard must refuse. same-origin sends nothing to other sites.
+    (b"referrer-policy", b"same-origin"),
     (b"x-frame-options", b"DENY"),
     (b"cross-origin-opener-policy", b"same-origin"),
 ]

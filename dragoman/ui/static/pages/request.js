@@ -40,6 +40,7 @@ function fields(record, keys) {
 function shown(key, value) {
   if (key === "verdict") return badge(value);
   if (key === "cost_usd") return fmt.usd(value);
+  if (key.endsWith("_ms")) return fmt.ms(value);
   if (Array.isArray(value)) return value.length ? value.join(", ") : "—";
   if (value !== null && typeof value === "object") return h("pre", { class: "body" }, JSON.stringify(value, null, 2));
   return fmt.text(value);
