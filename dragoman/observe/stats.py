@@ -22,7 +22,8 @@ def stats_sql(ph: str, postgres: bool, since: float, until: float, bucket: float
     least = "LEAST" if postgres else "MIN"
     slot = floor.format(f"(time - {ph}) / {ph}")
     fine, coarse = floor.format("overhead_ms * 100"), floor.format("overhead_ms")
-    hist = f"CASE WHEN overhead_ms < 10 THEN {fine} ELSE {least}({_FINE_BINS - 10} + {coarse}, {_MAX_BIN}) END"
+    # NULL first: PostgreSQL's LEAST skips NULLs, so a record without an overhead would land in the top bin.
+    hist = f"CASE WHEN overhead_ms IS NULL THEN NULL WHEN overhead_ms < 10 THEN {fine} ELSE {least}({_FINE_BINS - 10} + {coarse}, {_MAX_BIN}) END"
     sql = (
         f"SELECT {slot} AS slot, {hist} AS bin, CAST(COUNT(*) AS BIGINT),"
         " CAST(SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END) AS BIGINT),"
