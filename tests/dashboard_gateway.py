@@ -75,8 +75,9 @@ def session_cookie(response: RawResponse) -> str | None:
 
 
 @contextlib.contextmanager
-def run_dashboard_gateway(data_dir: Path, store: str | None = None) -> Iterator[DashboardEnv]:
-    """The gateway on `store` (default: SQLite under `data_dir`), seeded before it starts."""
+def run_dashboard_gateway(data_dir: Path, store: str | None = None, extra_yaml: str = "") -> Iterator[DashboardEnv]:
+    """The gateway on `store` (default: SQLite under `data_dir`), seeded before it starts; `extra_yaml` is
+    appended to its config (top-level blocks)."""
     store = store or f"sqlite:///{data_dir}/audit.db"
     seeded = seed_records(time.time())
     seed = open_store(store)
@@ -89,7 +90,7 @@ def run_dashboard_gateway(data_dir: Path, store: str | None = None) -> Iterator[
         routes = [route(ROUTE, upstream.base_url, pricing={"input": 2.0, "cached_input": 0.5, "output": 8.0}),
                   route("backup", upstream.base_url, model="gpt-5-mini")]
         text = config(routes, store=store, admin=[ADMIN_KEY], default_route=ROUTE,
-                      keys=[{"id": "dash-user", "key": USER_KEY, "developer": "dee", "repo": "live"}])
+                      keys=[{"id": "dash-user", "key": USER_KEY, "developer": "dee", "repo": "live"}]) + extra_yaml
         env = {**ENV, "DRAGOMAN_AUDIT_STORE": "", "DRAGOMAN_SIGNING_KEY": SIGNING_SECRET}
         with run_gateway(text, env=env) as gateway:
             yield DashboardEnv(gateway, store, upstream, seeded)
