@@ -88,16 +88,21 @@ def _answer(
             check_params(params, _REQUESTS_PARAMS)
             return _encode({"data": _requests(store, params)})
         if path == "/api/costs":
-            check_params(params, _COSTS_PARAMS)
-            by = params.get("by", "developer")
-            if by not in COST_GROUPS:
-                raise ReportError(f"by={_shown(by)}: choose one of {', '.join(COST_GROUPS)}")
-            since = param_time(params, "since", "30d")
-            rows = store.query_costs(by, since, param_time(params, "until"))
+            by, since, rows = costs_rows(store, params)
             return _encode({"by": by, "since": since, "data": rows})
     except (ReportError, StoreError) as err:
         raise E.InvalidRequest(str(err)) from None
     raise E.NotFound(f"no such endpoint: {path}")
+
+
+def costs_rows(store: AuditStore, params: dict[str, str]) -> tuple[str, float | None, list[dict]]:
+    """(by, since, rows) of a costs query (`by`, `since` default 30d, `until`), its parameters checked."""
+    check_params(params, _COSTS_PARAMS)
+    by = params.get("by", "developer")
+    if by not in COST_GROUPS:
+        raise ReportError(f"by={_shown(by)}: choose one of {', '.join(COST_GROUPS)}")
+    since = param_time(params, "since", "30d")
+    return by, since, store.query_costs(by, since, param_time(params, "until"))
 
 
 def _requests(store: AuditStore, params: dict[str, str]) -> list[dict]:

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
 
 from dragoman import errors as E
-from dragoman.admin_api import check_params, param_time
-from dragoman.observe.stores import COST_GROUPS, COST_KEYS, AuditStore, StoreError
+from dragoman.admin_api import check_params, costs_rows, param_time
+from dragoman.observe.stores import COST_KEYS, AuditStore, StoreError
 from dragoman.reports import ReportError, format_rows, parse_time
 from dragoman.runtime import Runtime
 
@@ -60,11 +59,8 @@ def stats(store: AuditStore, params: dict[str, str], now: float) -> bytes:
 
 
 def costs_csv(store: AuditStore, params: dict[str, str]) -> bytes:
-    check_params(params, frozenset(("by", "since", "until")))
-    by = params.get("by", "developer")
-    if by not in COST_GROUPS:
-        raise ReportError(f"by={by!r}: choose one of {', '.join(COST_GROUPS)}")
-    rows = store.query_costs(by, param_time(params, "since", "30d"), param_time(params, "until"))
+    """The rows of GET /api/costs with the same parameters, as `dragoman costs --format csv` writes them."""
+    by, _, rows = costs_rows(store, params)
     return format_rows(rows, (by, *COST_KEYS), "csv").encode()
 
 

@@ -89,11 +89,11 @@ def api_caller(keys: Keys, signer: SessionSigner, method: str, headers: list[tup
     if presented is not None:
         caller = keys.caller_for_key(presented)
         if caller is None:
-            raise E.AuthenticationFailed("invalid admin key")
+            raise E.AuthenticationFailed("invalid admin key")  # the words of client_keys.key_holder: one rule
         return caller
     caller = session_caller(keys, signer, headers)
     if caller is None:
-        raise E.AuthenticationFailed("missing admin key: send it as x-api-key or Authorization: Bearer, or sign in at /ui")
+        raise E.AuthenticationFailed("missing admin key: send it as x-api-key or Authorization: Bearer")
     if method in _CHANGES:
         token = session_token(headers)
         assert token is not None
