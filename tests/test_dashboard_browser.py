@@ -112,7 +112,7 @@ def test_every_page_renders_the_seeded_records(page: Any, env: DashboardEnv) -> 
     open_page(page, env, "costs")
     page.wait_for_selector("#costs-chart canvas")
     assert set(page.locator("#costs-table tbody tr").evaluate_all("rows => rows.map(r => r.dataset.key)")) >= {"ana", "bo", "cy"}
-    assert page.get_attribute("#costs-csv", "href") == "/api/costs.csv?by=developer&since=30d"
+    assert page.get_attribute("#costs-csv", "href") == "/api/costs.csv?by=developer&since=7d"
     screenshot(page, "costs")
 
     open_page(page, env, "requests")

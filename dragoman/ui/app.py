@@ -13,7 +13,7 @@ from typing import Any, Awaitable
 from dragoman.observe.stores import AuditStore
 from dragoman.runtime import Runtime
 from dragoman.ui import api, replies
-from dragoman.ui.auth import Caller, Keys, api_caller
+from dragoman.ui.auth import Caller, Keys, api_caller, may_change
 from dragoman.ui.feed import feed
 from dragoman.ui.pages import Pages
 from dragoman.ui.session import SessionSigner
@@ -30,7 +30,10 @@ class Dashboard:
         self.closing = asyncio.Event()  # set at shutdown: live feeds end
 
     def api_caller(self, scope: dict[str, Any]) -> Caller:
-        return api_caller(self.keys, self.signer, scope["method"], scope["headers"])
+        """Who calls an /api/ endpoint (401/403 as auth.api_caller says); a viewer may only read."""
+        caller = api_caller(self.keys, self.signer, scope["method"], scope["headers"])
+        may_change(caller, scope["method"])
+        return caller
 
     async def serve_page(self, scope: dict[str, Any], receive: Receive, send: replies.Send, request_id: str) -> None:
         await self.pages.serve(scope, receive, send, request_id)

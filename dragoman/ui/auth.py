@@ -102,6 +102,7 @@ def api_caller(keys: Keys, signer: SessionSigner, method: str, headers: list[tup
     return caller
 
 
-def require_admin(caller: Caller) -> None:
-    if caller.role != ADMIN:
+def may_change(caller: Caller, method: str) -> None:
+    """A viewer reads; only an admin changes anything (403)."""
+    if method in _CHANGES and caller.role != ADMIN:
         raise E.PermissionDenied("this needs an admin key; a viewer may only read")

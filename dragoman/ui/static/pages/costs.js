@@ -9,7 +9,8 @@ const PERIODS = ["24h", "7d", "30d", "90d"];
 
 export async function render(main, args) {
   const by = GROUPS.includes(args[0]) ? args[0] : "developer";
-  const since = PERIODS.includes(args[1]) ? args[1] : "30d";
+  // 7 days by default: on a million records in SQLite a month's roll-up takes about a second (bench/RESULTS.md).
+  const since = PERIODS.includes(args[1]) ? args[1] : "7d";
   const [r, budgets] = await Promise.all([api(`/api/costs?by=${by}&since=${since}`), api("/api/budgets")]);
   const pick = (id, options, value) => {
     const s = h("select", { id }, options.map((o) => h("option", { value: o, selected: o === value }, o)));
