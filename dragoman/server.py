@@ -206,11 +206,7 @@ class Gateway:
 
     def dashboard(self) -> Dashboard:
         if self._dashboard is None:
-            try:
-                key = signing_key()
-            except SigningKeyError as err:
-                raise E.ApiError(f"the dashboard needs the signing key: {err}") from None
-            self._dashboard = Dashboard(self.observe.settings.admin.keys, key)
+            self._dashboard = Dashboard(self.observe.settings.admin.keys, _session_key)
         return self._dashboard
 
     async def _admin(self, rt: Runtime, path: str, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
@@ -400,6 +396,14 @@ async def _send_error(send: Send, err: E.GatewayError, request_id: str) -> None:
         await _send_json(send, err.status, body, request_id, extra=extra)
     except Exception:  # noqa: BLE001 - the response had already started, or the client is gone
         log.debug("could not send error for %s", request_id)
+
+
+def _session_key() -> bytes:
+    """The deployment's signing key, which signs dashboard sessions (read when the first session needs it)."""
+    try:
+        return signing_key()
+    except SigningKeyError as err:
+        raise E.ApiError(f"dashboard sessions need the signing key: {err}") from None
 
 
 def _tune_gc() -> None:

@@ -23,7 +23,7 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 
 class Dashboard:
-    def __init__(self, admin_keys: Sequence[str], signing_key: bytes) -> None:
+    def __init__(self, admin_keys: Sequence[str], signing_key: bytes | Callable[[], bytes]) -> None:
         self.keys = Keys(admin_keys)
         self.signer = SessionSigner(signing_key)
         self.pages = Pages(self.keys, self.signer)

@@ -35,10 +35,26 @@ _decode = msgspec.json.Decoder(Session).decode
 class SessionSigner:
     """Issues and checks session tokens and their CSRF tokens; `clock` is injectable for expiry tests."""
 
-    def __init__(self, signing_key: bytes, clock: Callable[[], float] = time.time) -> None:
-        self._mac_key = hmac.new(signing_key, b"dragoman ui session v1", hashlib.sha256).digest()
-        self._csrf_key = hmac.new(signing_key, b"dragoman ui csrf v1", hashlib.sha256).digest()
+    def __init__(self, signing_key: bytes | Callable[[], bytes], clock: Callable[[], float] = time.time) -> None:
+        # A callable is read on first use: a gateway whose admin API is only used with key headers never needs it.
+        self._source = signing_key
+        self._derived: tuple[bytes, bytes] | None = None
         self._clock = clock
+
+    @property
+    def _mac_key(self) -> bytes:
+        return self._keys()[0]
+
+    @property
+    def _csrf_key(self) -> bytes:
+        return self._keys()[1]
+
+    def _keys(self) -> tuple[bytes, bytes]:
+        if self._derived is None:
+            key = self._source if isinstance(self._source, bytes) else self._source()
+            self._derived = (hmac.new(key, b"dragoman ui session v1", hashlib.sha256).digest(),
+                             hmac.new(key, b"dragoman ui csrf v1", hashlib.sha256).digest())
+        return self._derived
 
     def issue(self, key_id: str, role: str, seconds: float = SESSION_SECONDS) -> tuple[str, Session]:
         """A new session's token (the cookie value) and the session it names."""
