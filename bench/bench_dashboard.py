@@ -83,7 +83,7 @@ def queries(store: Any, now: float) -> dict[str, tuple[Callable[[], Any], tuple[
         out[f"stats {label}"] = (lambda s=since, b=bucket: store.query_stats(s, now, b),
                                  stats_sql_module.stats_sql(ph, pg, since, now, bucket))
     for by in COST_GROUPS:
-        for label, span in (("24h", DAY), ("30d", 30 * DAY)):
+        for label, span in (("24h", DAY), ("7d", 7 * DAY), ("30d", 30 * DAY)):
             out[f"costs by {by} {label}"] = (lambda b=by, s=now - span: store.query_costs(b, s, None),
                                              stores.costs_sql(ph, by, now - span, None))
     out["requests page (newest 100)"] = (lambda: store.query_requests(None, 100),
