@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,15 @@ def open_page(tab: Any, env: DashboardEnv, route: str) -> None:
 
 def api_status(env: DashboardEnv, path: str) -> int:
     return env.gateway.request("GET", path, None, {"x-api-key": ADMIN_KEY}).status
+
+
+def wait_until(condition: Any, what: str, timeout: float = 15.0) -> None:
+    """Poll `condition` until it holds (bounded): the hot reload happens in the gateway's own time."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
 
 
 def skip_unless(env: DashboardEnv, path: str, what: str) -> None:
@@ -190,10 +200,12 @@ def test_a_key_created_in_the_ui_works_for_a_real_request(page: Any, env: Dashbo
 
 def test_rollback_from_the_ui_changes_the_live_config(page: Any, env: DashboardEnv) -> None:
     skip_unless(env, "/api/versions", "config versions and rollback")
-    versions = env.gateway.request("GET", "/api/versions", None, {"x-api-key": ADMIN_KEY}).json()
-    older = [v["version"] for v in versions["data"] if not v["live"]]
-    if not older:
-        pytest.skip("only one config version recorded: nothing to roll back to")
+    first = env.gateway.request("GET", "/api/versions", None, {"x-api-key": ADMIN_KEY}).json()["live"]
+    config_file = env.gateway.stderr_path.parent / "dragoman.yaml"
+    config_file.write_text(config_file.read_text() + "# a second version, applied by hot reload\nserver:\n  max_body_bytes: 30000000\n")
+    wait_until(lambda: env.gateway.request("GET", "/api/versions", None, {"x-api-key": ADMIN_KEY}).json()["live"] != first,
+               "the edited config to become the live version")
+    older = [first]
     open_page(page, env, "config")
     page.click(f"button.rollback[data-version='{older[0]}']")
     page.click("#rollback-confirm")

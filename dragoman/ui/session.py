@@ -72,7 +72,7 @@ class SessionSigner:
             return None
         try:
             session = _decode(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        except (ValueError, msgspec.ValidationError):
+        except (ValueError, msgspec.DecodeError):
             return None
         return session if session.expires > self._clock() else None
 
