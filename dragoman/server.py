@@ -15,7 +15,6 @@ import aiohttp
 import msgspec
 
 from dragoman import errors as E
-from dragoman.admin_api import admin_api
 from dragoman.client_keys import key_holder
 from dragoman.config.model import Config
 from dragoman.config.reload import ConfigWatcher
@@ -28,9 +27,7 @@ from dragoman.observe.runtime import Observability
 from dragoman.protocols import anthropic as A
 from dragoman.request_guard import answer_preflight, is_preflight, with_cors
 from dragoman.runtime import Runtime
-from dragoman.signing_key import SigningKeyError, signing_key
 from dragoman.tokens import count_tokens
-from dragoman.ui.app import API_PATHS as DASHBOARD_API_PATHS
 from dragoman.ui.app import Dashboard
 from dragoman.upstreams.client import UpstreamClient
 from dragoman.upstreams.inflight import InFlight
@@ -67,7 +64,7 @@ class Gateway:
         self.observe = Observability(config.observe, _pricing(config))
         self._not_found = NotFoundLog(log)
         self._warned_doubled_v1 = False
-        self._dashboard: Dashboard | None = None  # built on first use of /ui or /api/: it reads the signing key
+        self._dashboard: Dashboard | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -186,7 +183,7 @@ class Gateway:
                 raise _MethodNotAllowed(method)
             await _send_json(send, 200, b'{"status":"ok"}', request_id)  # uvicorn drops the body for HEAD
         elif path.startswith("/api/"):
-            await self._admin(rt, path, scope, receive, send, request_id)
+            await self.dashboard().serve_api(scope, receive, send, request_id, self.observe.store, rt)
         elif path == "/ui" or path.startswith("/ui/"):
             await self.dashboard().serve_page(scope, receive, send, request_id)
         else:
@@ -205,25 +202,10 @@ class Gateway:
     # ---- endpoints ---------------------------------------------------------------------------------------
 
     def dashboard(self) -> Dashboard:
+        """/ui and the admin API (dragoman/ui/app.py), built on first use."""
         if self._dashboard is None:
-            self._dashboard = Dashboard(self.observe.settings.admin.keys, _session_key)
+            self._dashboard = Dashboard(self.observe.settings.admin.keys)
         return self._dashboard
-
-    async def _admin(self, rt: Runtime, path: str, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
-        """The admin API: every endpoint takes an admin key or a dashboard session (ui/auth.py) before anything."""
-        caller = self.dashboard().api_caller(scope)
-        if self.observe.store is None and path != "/api/routes":
-            raise E.NotFound("the audit log is off (audit: {enabled: false}): nothing to report")
-        if path in ("/api/requests", "/api/costs"):
-            _require(scope["method"], "GET")
-            status, body = await admin_api(self.observe.store, path, scope.get("query_string", b""), scope["headers"],
-                                           self.observe.settings.admin.keys, authenticated=True)
-            await _send_json(send, status, body, request_id)
-        elif path in DASHBOARD_API_PATHS:
-            await self.dashboard().serve_api(scope, receive, send, request_id, caller, self.observe.store, rt)
-        else:
-            self._not_found(scope["method"], scope["path"])
-            raise E.NotFound(f"no such endpoint: {scope['method']} {scope['path']}")
 
     async def _messages(self, rt: Runtime, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         exchange = Exchange(request_id, scope["headers"], self.observe.tracer)
@@ -396,14 +378,6 @@ async def _send_error(send: Send, err: E.GatewayError, request_id: str) -> None:
         await _send_json(send, err.status, body, request_id, extra=extra)
     except Exception:  # noqa: BLE001 - the response had already started, or the client is gone
         log.debug("could not send error for %s", request_id)
-
-
-def _session_key() -> bytes:
-    """The deployment's signing key, which signs dashboard sessions (read when the first session needs it)."""
-    try:
-        return signing_key()
-    except SigningKeyError as err:
-        raise E.ApiError(f"dashboard sessions need the signing key: {err}") from None
 
 
 def _tune_gc() -> None:

@@ -1,8 +1,8 @@
-"""The dashboard as the server sees it: one object that serves /ui and authenticates every /api/ request.
+"""The dashboard and the admin API as the server sees them: `serve_page` for /ui…, `serve_api` for /api/….
 
-The server hands over `/ui…` paths to `serve_page`, asks `api_caller` who is calling an /api/ endpoint (an
-admin key, or a session cookie with its CSRF token on changes), and hands the dashboard's own endpoints
-(`API_PATHS`) to `serve_api`."""
+Every /api/ request is authenticated first (`api_caller`: an admin key, or a session cookie with its CSRF token
+on changes; a viewer only reads), then answered by admin_api.py (/api/requests, /api/costs) or by the
+dashboard's own endpoints (ui/api.py, ui/feed.py)."""
 
 from __future__ import annotations
 
@@ -10,22 +10,35 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any, Awaitable
 
+from dragoman import errors as E
+from dragoman.admin_api import admin_api
 from dragoman.observe.stores import AuditStore
 from dragoman.runtime import Runtime
+from dragoman.signing_key import SigningKeyError, signing_key
 from dragoman.ui import api, replies
 from dragoman.ui.auth import Caller, Keys, api_caller, may_change
 from dragoman.ui.feed import feed
 from dragoman.ui.pages import Pages
 from dragoman.ui.session import SessionSigner
 
+ADMIN_API_PATHS = frozenset(("/api/requests", "/api/costs"))
 API_PATHS = frozenset((*api.PATHS, "/api/feed"))
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 
+def deployment_key() -> bytes:
+    """The deployment's signing key, which signs dashboard sessions (read when the first session needs it)."""
+    try:
+        return signing_key()
+    except SigningKeyError as err:
+        raise E.ApiError(f"dashboard sessions need the signing key: {err}") from None
+
+
 class Dashboard:
-    def __init__(self, admin_keys: Sequence[str], signing_key: bytes | Callable[[], bytes]) -> None:
+    def __init__(self, admin_keys: Sequence[str], key: bytes | Callable[[], bytes] = deployment_key) -> None:
+        self.admin_keys = tuple(admin_keys)
         self.keys = Keys(admin_keys)
-        self.signer = SessionSigner(signing_key)
+        self.signer = SessionSigner(key)
         self.pages = Pages(self.keys, self.signer)
         self.closing = asyncio.Event()  # set at shutdown: live feeds end
 
@@ -39,12 +52,23 @@ class Dashboard:
         await self.pages.serve(scope, receive, send, request_id)
 
     async def serve_api(self, scope: dict[str, Any], receive: Receive, send: replies.Send, request_id: str,
-                        caller: Caller, store: AuditStore, runtime: Runtime) -> None:
-        path = scope["path"]
-        if scope["method"] not in ("GET", "HEAD"):
-            raise replies.MethodNotAllowed(scope["method"])
-        if path == "/api/feed":
+                        store: AuditStore | None, runtime: Runtime) -> None:
+        """An /api/ request, authenticated before anything else (an unknown path without a key is a 401)."""
+        caller = self.api_caller(scope)
+        path, method = scope["path"], scope["method"]
+        if path not in ADMIN_API_PATHS and path not in API_PATHS:
+            raise E.NotFound(f"no such endpoint: {method} {path}")
+        if method not in ("GET", "HEAD"):
+            raise replies.MethodNotAllowed(method)
+        if store is None and path != "/api/routes":
+            raise E.NotFound("the audit log is off (audit: {enabled: false}): nothing to report")
+        query = scope.get("query_string", b"")
+        if path in ADMIN_API_PATHS:
+            status, body = await admin_api(store, path, query, scope["headers"], self.admin_keys, authenticated=True)
+            await replies.send_json(send, status, body, request_id)
+        elif path == "/api/feed":
+            assert store is not None
             await feed(store, scope, receive, send, caller, self.closing, request_id)
-            return
-        status, content_type, body = await api.answer(path, scope.get("query_string", b""), store, runtime)
-        await replies.send_body(send, status, body, content_type, request_id)
+        else:
+            status, content_type, body = await api.answer(path, query, store, runtime)
+            await replies.send_body(send, status, body, content_type, request_id)
