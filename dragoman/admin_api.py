@@ -116,17 +116,12 @@ class AdminApi:
     async def __call__(
         self, method: str, path: str, query_string: bytes | str, headers: Iterable[tuple[bytes, bytes]],
         read_body: Callable[[int], Awaitable[bytes]], api_keys: KeyTable[Grant] | None = None,
+        *, caller: Grant | None = None,
     ) -> tuple[int, bytes]:
-        """Answer one call: 200 with its JSON, or an Anthropic-shaped error."""
+        """Answer one call: 200 with its JSON, or an Anthropic-shaped error. `caller`: already authenticated
+        (a dashboard session, ui/auth.py); else the presented key decides."""
         try:
-            cache = self.services.keys
-            presented = client_key(list(headers))
-            if not self._on(cache) and cache is not None and presented is not None and looks_like_key(presented):
-                await cache.lookup_fresh(presented)  # the first admin key, made a moment ago with the CLI
-            if not self._on(cache):
-                raise E.PermissionDenied("the admin API is off: set admin.keys (or DRAGOMAN_ADMIN_KEYS), "
-                                         "or create a key with `dragoman keys create --role admin`")
-            grant = await grant_for(presented, self._tables(api_keys), cache, "admin key")
+            grant = caller if caller is not None else await self.authenticate(headers, api_keys)
             found = self._allowed(method, path, grant)
             body = await read_body(MAX_BODY) if method != "GET" else b""
             return await asyncio.get_running_loop().run_in_executor(None, self._run, found, grant, query_string, body)
@@ -141,8 +136,34 @@ class AdminApi:
 
         return asyncio.run(self(method, path, query_string, headers, read))
 
+    async def authenticate(self, headers: Iterable[tuple[bytes, bytes]],
+                           api_keys: KeyTable[Grant] | None = None) -> Grant:
+        """The grant of the presented key: 403 while no key may use the admin API, 401 for a missing or unknown
+        key (a user key is refused by the role table: 403)."""
+        cache = self.services.keys
+        presented = client_key(list(headers))
+        if not self._on(cache) and cache is not None and presented is not None and looks_like_key(presented):
+            await cache.lookup_fresh(presented)  # the first admin key, made a moment ago with the CLI
+        if not self._on(cache):
+            raise E.PermissionDenied("the admin API is off: set admin.keys (or DRAGOMAN_ADMIN_KEYS), "
+                                     "or create a key with `dragoman keys create --role admin`")
+        return await grant_for(presented, self._tables(api_keys), cache, "admin key")
+
+    def live_role(self, key_id: str) -> str | None:
+        """The role the key named `key_id` holds now (None: no such key, or revoked, expired, removed): a
+        dashboard session lives only as long as its key does."""
+        for grant in self._admin.holders():
+            if grant.key_id == key_id:
+                return grant.role
+        cache = self.services.keys
+        return cache.live_role(key_id) if cache is not None else None
+
     def _tables(self, api_keys: KeyTable[Grant] | None) -> tuple[KeyTable[Grant], ...]:
         return (self._admin,) if api_keys is None else (self._admin, api_keys)
+
+    def on(self) -> bool:
+        """Whether any key may call the admin API now."""
+        return self._on(self.services.keys)
 
     def _on(self, cache: KeyCache | None) -> bool:
         """Whether any key may call the admin API: an `admin.keys` entry, or a viewer or admin virtual key."""
@@ -202,18 +223,23 @@ def _audit(call: ApiCall) -> AuditStore:
 
 
 def _get_requests(call: ApiCall) -> dict:
-    _known(call.params, _REQUESTS_PARAMS)
+    check_params(call.params, _REQUESTS_PARAMS)
     return {"data": _requests(_audit(call), call.params)}
 
 
 def _get_costs(call: ApiCall) -> dict:
-    params = call.params
-    _known(params, _COSTS_PARAMS)
+    by, since, rows = costs_rows(_audit(call), call.params)
+    return {"by": by, "since": since, "data": rows}
+
+
+def costs_rows(store: AuditStore, params: dict[str, str]) -> tuple[str, float | None, list[dict]]:
+    """(by, since, rows) of a costs query (`by`, `since` default 30d, `until`), its parameters checked."""
+    check_params(params, _COSTS_PARAMS)
     by = params.get("by", "developer")
     if by not in COST_GROUPS:
         raise ReportError(f"by={_shown(by)}: choose one of {', '.join(COST_GROUPS)}")
-    since = _time(params, "since", "30d")
-    return {"by": by, "since": since, "data": _audit(call).query_costs(by, since, _time(params, "until"))}
+    since = param_time(params, "since", "30d")
+    return by, since, store.query_costs(by, since, param_time(params, "until"))
 
 
 # ---- virtual keys ------------------------------------------------------------------------------------------
@@ -226,7 +252,7 @@ def _cache(call: ApiCall) -> KeyCache:
 
 
 def _list_keys(call: ApiCall) -> dict:
-    _known(call.params, frozenset())
+    check_params(call.params, frozenset())
     return {"data": [key.public() for key in _cache(call).store.every()]}
 
 
@@ -268,7 +294,7 @@ endpoint("POST", "/api/keys/{id}/rotate", _rotate_key)
 def _get_budgets(call: ApiCall) -> dict:
     """Every budget's spend this period, its cap and when it resets (the counters may live on Redis: their
     client belongs to the server's event loop, so the read runs there)."""
-    _known(call.params, frozenset())
+    check_params(call.params, frozenset())
     services = call.services
     if services.governor is None or services.loop is None:
         raise E.NotFound("budgets are not available in this process")
@@ -292,11 +318,12 @@ def _requests(store: AuditStore, params: dict[str, str]) -> list[dict]:
     limit = _int(params, "limit", 1, MAX_LIMIT)
     after_id = _int(params, "after_id", 0, _MAX_ID)
     return store.query_requests(
-        filters, 100 if limit is None else limit, _time(params, "since"), _time(params, "until"), after_id=after_id
+        filters, 100 if limit is None else limit, param_time(params, "since"), param_time(params, "until"), after_id=after_id
     )
 
 
-def _known(params: dict[str, str], accepted: frozenset[str]) -> None:
+def check_params(params: dict[str, str], accepted: frozenset[str]) -> None:
+    """ReportError naming the first query parameter not in `accepted`."""
     unknown = sorted(set(params) - accepted)
     if unknown:
         raise ReportError(f"unknown query parameter {_shown(unknown[0])}: use {', '.join(sorted(accepted))}")
@@ -313,7 +340,8 @@ def _int(params: dict[str, str], name: str, low: int, high: int) -> int | None:
     return int(text)
 
 
-def _time(params: dict[str, str], name: str, default: str | None = None) -> float | None:
+def param_time(params: dict[str, str], name: str, default: str | None = None) -> float | None:
+    """The time parameter `name` (or `default`) as epoch seconds; ReportError naming it when unreadable."""
     text = params.get(name, default)
     try:
         moment = parse_time(text)

@@ -34,6 +34,10 @@ class KeyTable(Generic[T]):
     def __len__(self) -> int:
         return len(self._by_digest)
 
+    def holders(self) -> list[T]:
+        """Every key's holder (never the keys: the table holds only their digests)."""
+        return list(self._by_digest.values())
+
     def lookup(self, presented: str) -> T | None:
         """The holder of `presented`, or None when it is no key of this table."""
         return self._by_digest.get(key_digest(presented))

@@ -10,7 +10,9 @@ reaches the gateway under its own host name. So, before any endpoint runs:
 - on a loopback address, a `Host` other than localhost, 127.0.0.1 or [::1] (bare, or with the port the request
   came in on) or a `server.allowed_hosts` entry is refused with 403: a rebinding page's Host is its own name;
 - a POST must say `content-type: application/json` (parameters allowed), or it gets 400
-  `invalid_request_error`: the only content types a page can send without a preflight are not JSON.
+  `invalid_request_error`: the only content types a page can send without a preflight are not JSON;
+- the gateway's own dashboard (/ui and /api/ from a page whose Origin is this Host) passes the Origin check, and
+  its sign-in form (POST /ui/login) may be urlencoded: its Origin is checked like any other.
 """
 
 from __future__ import annotations
@@ -44,9 +46,12 @@ class RequestGuard:
         headers = dict(scope["headers"])  # one C-level pass; the last of repeated names wins
         origin = headers.get(b"origin")
         if origin is not None and not self._any_origin and origin not in self._origins:
-            raise E.PermissionDenied(
-                f"requests from web pages are refused (Origin {origin.decode('latin-1')!r}); "
-                "list the origin in server.cors_origins to allow it")
+            if _own_page(scope["path"], origin, headers.get(b"host")):
+                origin = None  # the gateway's own dashboard: no CORS headers owed (Host is still checked below)
+            else:
+                raise E.PermissionDenied(
+                    f"requests from web pages are refused (Origin {origin.decode('latin-1')!r}); "
+                    "list the origin in server.cors_origins to allow it")
         host = headers.get(b"host")
         if host is not None and not self._any_host:
             server = scope.get("server")
@@ -54,7 +59,7 @@ class RequestGuard:
                 raise E.PermissionDenied(
                     f"Host {host.decode('latin-1')!r} is not this gateway's name on loopback; "
                     "add it to server.allowed_hosts if it is")
-        if scope["method"] == "POST":
+        if scope["method"] == "POST" and scope["path"] != "/ui/login":  # a sign-in form posts urlencoded
             content_type = headers.get(b"content-type")
             if content_type != b"application/json" and not _is_json(content_type):
                 raise E.InvalidRequest("content-type must be application/json")
@@ -96,6 +101,14 @@ async def answer_preflight(send: Send, scope: dict[str, Any]) -> None:
         headers.append((b"access-control-allow-headers", requested))
     await send({"type": "http.response.start", "status": 204, "headers": headers})
     await send({"type": "http.response.body", "body": b""})
+
+
+def _own_page(path: str, origin: bytes, host: bytes | None) -> bool:
+    """A request from the gateway's own dashboard: to /ui or /api/, from a page whose origin is this Host. The
+    scheme is not compared: behind a TLS proxy the page is https and the gateway sees http."""
+    if host is None or not (path == "/ui" or path.startswith(("/ui/", "/api/"))):
+        return False
+    return origin.partition(b"://")[2] == host
 
 
 def _is_loopback(address: str) -> bool:

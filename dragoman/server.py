@@ -32,6 +32,7 @@ from dragoman.protocols import anthropic as A
 from dragoman.request_guard import answer_preflight, is_preflight, with_cors
 from dragoman.runtime import Runtime
 from dragoman.tokens import count_tokens
+from dragoman.ui.app import Dashboard
 from dragoman.upstreams.client import UpstreamClient
 from dragoman.upstreams.inflight import InFlight
 
@@ -71,6 +72,7 @@ class Gateway:
         self._keys_task: asyncio.Task | None = None
         self._admin_api: AdminApi | None = None
         self.governor: Governor | None = None  # built at startup: its counters may need the event loop (Redis)
+        self._dashboard: Dashboard | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -135,7 +137,13 @@ class Gateway:
                 log.info("virtual keys: %d in the store; every call needs a key", len(self.keys))
             self._keys_task = asyncio.create_task(self.keys.run(), name="dragoman-key-refresh")
 
+    def begin_shutdown(self) -> None:
+        """Shutdown began: end what would otherwise run until the drain limit (the dashboard's live feeds)."""
+        if self._dashboard is not None:
+            self._dashboard.closing.set()
+
     async def stop(self) -> None:
+        self.begin_shutdown()
         if self._keys_task is not None:
             self._keys_task.cancel()
         if self._watcher is not None:
@@ -204,7 +212,9 @@ class Gateway:
                 raise _MethodNotAllowed(method)
             await _send_json(send, 200, b'{"status":"ok"}', request_id)  # uvicorn drops the body for HEAD
         elif path.startswith("/api/"):
-            await self._admin(rt, scope, receive, send, request_id)
+            await self._api(rt, scope, receive, send, request_id)
+        elif path == "/ui" or path.startswith("/ui/"):
+            await self.dashboard().serve_page(scope, receive, send, request_id)
         else:
             self._not_found(method, scope["path"])
             raise E.NotFound(f"no such endpoint: {method} {scope['path']}")
@@ -219,6 +229,13 @@ class Gateway:
         return path[3:]
 
     # ---- endpoints ---------------------------------------------------------------------------------------
+
+    def dashboard(self) -> Dashboard:
+        """/ui and the admin API (dragoman/ui/app.py), built on first use."""
+        if self._dashboard is None:
+            assert self._admin_api is not None
+            self._dashboard = Dashboard(self._admin_api)
+        return self._dashboard
 
     async def _messages(self, rt: Runtime, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         exchange = Exchange(request_id, scope["headers"], self.observe.tracer)
@@ -267,15 +284,13 @@ class Gateway:
         a missing, unknown, revoked or expired key is a 401."""
         return await caller_grant(client_key(scope["headers"]), (rt.keys,), self.keys, "API key")
 
-    async def _admin(self, rt: Runtime, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
-        assert self._admin_api is not None
+    async def _api(self, rt: Runtime, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        """/api/…: the dashboard's session or an admin/viewer key, then the admin API (ui/app.py)."""
 
         async def read_body(limit: int) -> bytes:
             return await _read_body(scope, receive, limit)
 
-        status, body = await self._admin_api(scope["method"], scope["path"], scope.get("query_string", b""),
-                                             scope["headers"], read_body, rt.keys)
-        await _send_json(send, status, body, request_id)
+        await self.dashboard().serve_api(scope, receive, send, request_id, self.observe.store, rt, read_body)
 
     async def _metrics(self, rt: Runtime, send: Send, request_id: str) -> None:
         metrics = self.observe.metrics

@@ -56,6 +56,9 @@ class _Server(uvicorn.Server):
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await self._take_queued()
+        app = self.config.loaded_app
+        if isinstance(app, Gateway):
+            app.begin_shutdown()  # the dashboard's live feeds end now, not at the drain limit
         cut = asyncio.get_running_loop().call_later(self.config.drain_seconds, self._end_drain)
         try:
             await super().shutdown(sockets=sockets)  # closes the listener at once, then drains

@@ -43,6 +43,7 @@ LAYER_OF = {
     "request_guard": FACE,
     "worker_config": FACE,
     "claude_launch": FACE,
+    "ui": FACE,
     "__main__": FACE,
     "__init__": FOUNDATION,
 }

@@ -61,6 +61,7 @@ class KeyCache:
         self.clock = clock
         self._monotonic = monotonic
         self._by_digest: dict[bytes, _Entry] = {}
+        self._by_id: dict[str, _Entry] = {}
         self._unknown: OrderedDict[bytes, float] = OrderedDict()  # digest → monotonic time it is forgotten
         self._unknown_size = unknown_size
         self._unknown_ttl = unknown_ttl
@@ -92,6 +93,13 @@ class KeyCache:
         if self.clock() < entry.usable_until:
             return entry.grant
         raise E.AuthenticationFailed(entry.key.refusal(self.clock()) or "invalid API key")
+
+    def live_role(self, key_id: str) -> str | None:
+        """The role of the usable key named `key_id`; None when there is none (unknown, revoked, expired)."""
+        entry = self._by_id.get(key_id)
+        if entry is None or self.clock() >= entry.usable_until:
+            return None
+        return entry.grant.role
 
     async def lookup_fresh(self, presented: str) -> Grant | None:
         """`lookup` for a key the cache did not know: after the next refresh, unless it is not a virtual key's
@@ -127,6 +135,7 @@ class KeyCache:
             if entry.digest not in self._by_digest and key.role != USER:
                 self.staff += 1
             self._by_digest[entry.digest] = entry
+            self._by_id[key.id] = entry
             self._unknown.pop(entry.digest, None)
         self._watermark = watermark
 

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dragoman.observe import migrations, stores
+from dragoman.observe import migrations, stats, stores
 from dragoman.observe.record import AuditRecord
 
 _INSERT = stores.insert_sql("%s", "::jsonb")
@@ -107,6 +107,14 @@ class PostgresStore:
         sql, params = stores.costs_sql("%s", by, since, until)
         rows = self.run(lambda conn: conn.execute(sql, params).fetchall())
         return [stores.cost_dict(by, row) for row in rows]
+
+    def query_stats(self, since: float, until: float, bucket: float) -> list[dict[str, Any]]:
+        sql, params = stats.stats_sql("%s", True, since, until, bucket)
+        rows = self.run(lambda conn: conn.execute(sql, params).fetchall())
+        return stats.stats_buckets(rows, since, until, bucket)
+
+    def latest_id(self) -> int:
+        return int(self.run(lambda conn: conn.execute(stores.LATEST_ID_SQL).fetchone()[0]) or 0)
 
     def close(self) -> None:
         with self._lock:

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dragoman.observe import migrations, stores
+from dragoman.observe import migrations, stats, stores
 from dragoman.observe.record import AuditRecord
 
 _INSERT = stores.insert_sql("?")
@@ -91,6 +91,13 @@ class SQLiteStore:
     def query_costs(self, by: str, since: float | None = None, until: float | None = None) -> list[dict[str, Any]]:
         sql, params = stores.costs_sql("?", by, since, until)
         return [stores.cost_dict(by, row) for row in self._conn().execute(sql, params)]
+
+    def query_stats(self, since: float, until: float, bucket: float) -> list[dict[str, Any]]:
+        sql, params = stats.stats_sql("?", False, since, until, bucket)
+        return stats.stats_buckets(self._conn().execute(sql, params), since, until, bucket)
+
+    def latest_id(self) -> int:
+        return int(self._conn().execute(stores.LATEST_ID_SQL).fetchone()[0] or 0)
 
     def close(self) -> None:
         with self._lock:

@@ -72,6 +72,10 @@ class AuditStore(Protocol):
 
     def query_costs(self, by: str, since: float | None = None, until: float | None = None) -> list[dict[str, Any]]: ...
 
+    def query_stats(self, since: float, until: float, bucket: float) -> list[dict[str, Any]]: ...
+
+    def latest_id(self) -> int: ...
+
     def close(self) -> None: ...
 
 
@@ -225,6 +229,9 @@ def costs_sql(ph: str, by: str, since: float | None, until: float | None) -> tup
         sql += " WHERE " + " AND ".join(where)
     sql += f" GROUP BY {expr} ORDER BY COALESCE(SUM(cost_usd), 0) DESC, COUNT(*) DESC, COALESCE({expr}, '')"
     return sql, params
+
+
+LATEST_ID_SQL = "SELECT MAX(id) FROM requests"  # the primary key's index answers it without a scan
 
 
 def cost_dict(by: str, row: Sequence[Any]) -> dict[str, Any]:

@@ -1,0 +1,99 @@
+"""The admin API endpoints the dashboard needs beyond /api/requests and /api/costs (admin_api.py):
+
+    GET /api/stats?since=24h&bucket=1h      per-bucket requests, errors, tokens, spend, overhead p50/p95
+    GET /api/costs.csv?by=repo&since=7d     the rows of /api/costs as `dragoman costs --format csv` writes them
+    GET /api/routes                         the live routes: provider, host (never a key), fallbacks, breakers,
+                                            and the last hour's requests and errors per route
+
+Blocking store queries run in the default executor, as admin_api's do."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from urllib.parse import parse_qsl, urlsplit
+
+import msgspec
+
+from dragoman import errors as E
+from dragoman.admin_api import check_params, costs_rows, param_time
+from dragoman.observe.stores import COST_KEYS, AuditStore, StoreError
+from dragoman.reports import ReportError, format_rows, parse_time
+from dragoman.runtime import Runtime
+
+PATHS = ("/api/stats", "/api/costs.csv", "/api/routes")
+MAX_BUCKETS = 2000
+_encode = msgspec.json.encode
+
+
+async def answer(path: str, query_string: bytes, store: AuditStore | None, runtime: Runtime) -> tuple[int, bytes, bytes]:
+    """(status, content type, body) for one of PATHS; bad parameters are a 400 naming them."""
+    params = dict(parse_qsl(query_string.decode("latin-1")))
+    loop = asyncio.get_running_loop()
+    try:
+        if path == "/api/routes":
+            return 200, b"application/json", await loop.run_in_executor(None, routes, store, runtime, time.time())
+        assert store is not None  # the server answers 404 without an audit store
+        if path == "/api/stats":
+            return 200, b"application/json", await loop.run_in_executor(None, stats, store, params, time.time())
+        if path == "/api/costs.csv":
+            return 200, b"text/csv; charset=utf-8", await loop.run_in_executor(None, costs_csv, store, params)
+    except (ReportError, StoreError) as err:
+        raise E.InvalidRequest(str(err)) from None
+    raise E.NotFound(f"no such endpoint: {path}")
+
+
+def stats(store: AuditStore, params: dict[str, str], now: float) -> bytes:
+    check_params(params, frozenset(("since", "until", "bucket")))
+    since = param_time(params, "since", "24h")
+    until = param_time(params, "until") or now
+    assert since is not None
+    bucket = _duration(params.get("bucket", "1h"))
+    if until <= since:
+        raise ReportError("until must be after since")
+    if (until - since) / bucket > MAX_BUCKETS:
+        raise ReportError(f"bucket={params.get('bucket')!r}: more than {MAX_BUCKETS} buckets; choose a longer one")
+    since = since - since % bucket  # buckets on round times: 14:00, not 14:07
+    rows = store.query_stats(since, until, bucket)
+    return _encode({"since": since, "until": until, "bucket": bucket, "data": rows})
+
+
+def costs_csv(store: AuditStore, params: dict[str, str]) -> bytes:
+    """The rows of GET /api/costs with the same parameters, as `dragoman costs --format csv` writes them."""
+    by, _, rows = costs_rows(store, params)
+    return format_rows(rows, (by, *COST_KEYS), "csv").encode()
+
+
+def routes(store: AuditStore | None, runtime: Runtime, now: float) -> bytes:
+    recent = {} if store is None else {row["route"]: row for row in store.query_costs("route", now - 3600, None)}
+    breakers = runtime.upstreams.breakers
+    config = runtime.config
+    data = []
+    for route in config.routes:
+        breaker = breakers.get(route.name)
+        seen = recent.get(route.name, {})
+        data.append({
+            "name": route.name, "provider": route.provider, "api": route.api, "model": route.model,
+            "host": _host(route.endpoint), "fallbacks": list(route.fallbacks),
+            "breaker": None if breaker is None else {
+                "state": breaker.state, "ready": breaker.ready(), "failures": breaker.failures,
+                "cooldown": breaker.cooldown},
+            "last_hour": {"requests": seen.get("requests", 0), "errors": seen.get("errors", 0),
+                          "cost_usd": seen.get("cost_usd")},
+        })
+    return _encode({"default_route": config.default_route, "data": data})
+
+
+def _host(endpoint: str) -> str:
+    """Where a route sends requests, without credentials or path: host[:port]."""
+    parts = urlsplit(endpoint)
+    host = parts.hostname or ""
+    return f"{host}:{parts.port}" if parts.port else host
+
+
+def _duration(text: str) -> float:
+    """`1h`, `15m`, `1d` → seconds (the relative times the reports take, read as a length)."""
+    start = parse_time(text, now=0.0)
+    if start is None or start >= 0 or not text.strip()[-1:].isalpha():
+        raise ReportError(f"bucket={text!r}: write a length such as 5m, 1h or 1d")
+    return -start

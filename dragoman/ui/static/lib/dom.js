@@ -1,0 +1,67 @@
+// Building the page from data: every value goes in as text (textContent), never as markup.
+
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
+    else if (name === "class") el.className = value;
+    else el.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+export function mount(parent, ...children) {
+  parent.replaceChildren(...children.flat().filter(Boolean));
+  return parent;
+}
+
+export const fmt = {
+  usd(v) { return v === null || v === undefined ? "—" : "$" + Number(v).toFixed(Math.abs(v) < 1 ? 4 : 2); },
+  int(v) { return v === null || v === undefined ? "—" : Number(v).toLocaleString("en-US"); },
+  ms(v) { return v === null || v === undefined ? "—" : Number(v).toFixed(2) + " ms"; },
+  time(epoch) { return epoch ? new Date(epoch * 1000).toISOString().replace("T", " ").slice(0, 19) : "—"; },
+  text(v) { return v === null || v === undefined || v === "" ? "—" : String(v); },
+};
+
+// A table: columns are [key, label, kind] with kind "num" (right-aligned) or a formatter from fmt.
+export function table(rows, columns, { id, onRow, rowKey } = {}) {
+  const head = h("tr", {}, columns.map(([, label, kind]) => h("th", { class: kind ? "num" : null }, label)));
+  const body = rows.map((row) => {
+    const tr = h("tr", { class: onRow ? "clickable" : null, "data-key": rowKey ? rowKey(row) : null },
+      columns.map(([key, , kind, render]) => {
+        const value = row[key];
+        const shown = render ? render(value, row) : kind && fmt[kind] ? fmt[kind](value) : fmt.text(value);
+        return h("td", { class: kind ? "num" : null, "data-col": key }, shown);
+      }));
+    if (onRow) tr.addEventListener("click", () => onRow(row));
+    return tr;
+  });
+  return h("div", { class: "scroll" }, h("table", { id }, h("thead", {}, head), h("tbody", {}, body)));
+}
+
+export function empty(title, ...lines) {
+  return h("div", { class: "empty" }, h("strong", {}, title), ...lines.map((line) =>
+    typeof line === "string" ? h("p", {}, line) : line));
+}
+
+export function badge(value) {
+  return value ? h("span", { class: "badge " + value }, value) : "—";
+}
+
+export function panel(title, ...children) {
+  return h("section", { class: "panel" }, h("div", { class: "panel-head" }, h("h2", {}, title)), ...children);
+}
+
+// What to do when the gateway has seen no traffic yet.
+export function pointClaudeHere() {
+  const base = location.origin;
+  return [
+    "Point Claude Code at this gateway and the requests appear here:",
+    h("pre", {}, `dragoman claude            # starts Claude Code through the gateway\n# or, by hand:\nANTHROPIC_BASE_URL=${base} claude`),
+  ];
+}

@@ -1,0 +1,69 @@
+// Keys (admin only): virtual keys from /api/keys — create (the key is shown once), revoke, rotate.
+import { api, isAdmin } from "../lib/api.js";
+import { h, mount, fmt, table, empty, panel } from "../lib/dom.js";
+
+export async function render(main) {
+  if (!isAdmin()) { mount(main, h("h1", {}, "Keys"), empty("Keys are for admins.", "Sign in with an admin key to create, revoke or rotate keys.")); return; }
+  const r = await api("/api/keys");
+  if (r.status === 404) {
+    mount(main, h("h1", {}, "Keys"), empty("No virtual keys on this gateway.",
+      "This gateway authenticates with keys from its config (auth.keys, DRAGOMAN_API_KEYS). Virtual keys — created, revoked and rotated here, each with a developer, team, role, allowed models and budget — come with the key store."));
+    return;
+  }
+  if (!r.ok) { mount(main, h("h1", {}, "Keys"), empty("Keys are not available.", r.message || "")); return; }
+  const shownOnce = h("div", { id: "new-key" });
+  const rows = r.data.data;
+  mount(main, h("h1", {}, "Keys"), panel("Create a key", createForm(main, shownOnce), shownOnce),
+    panel("Keys", rows.length === 0 ? empty("No keys yet.", "Create one above and give it to a developer: ANTHROPIC_API_KEY=<key> with ANTHROPIC_BASE_URL pointing here.")
+      : table(rows, [["id", "id"], ["prefix", "prefix", null, (v) => h("code", {}, v)], ["developer", "developer"], ["team", "team"],
+          ["role", "role"], ["models", "models", null, (v) => (v && v.length ? v.join(", ") : "all")],
+          ["budget", "budget", null, (v) => (v === null || v === undefined ? "—" : typeof v === "object" ? JSON.stringify(v) : String(v))],
+          ["created", "created", null, (v) => (typeof v === "number" ? fmt.time(v) : fmt.text(v))],
+          ["revoked_at", "revoked", null, (v) => (typeof v === "number" ? fmt.time(v) : fmt.text(v))],
+          ["id", "", null, (id, row) => row.revoked_at ? "" : actions(main, shownOnce, id)]], { id: "keys-table", rowKey: (x) => x.id })));
+}
+
+function createForm(main, shownOnce) {
+  const field = (name, label, attrs = {}) => h("label", {}, label, h("input", { name, ...attrs }));
+  const role = h("select", { name: "role" }, ["user", "viewer", "admin"].map((x) => h("option", { value: x }, x)));
+  const form = h("form", { class: "inline", id: "create-key" }, field("developer", "developer", { required: true }), field("team", "team"),
+    h("label", {}, "role", role), field("models", "models (comma separated, empty: all)"),
+    field("budget", "monthly budget USD", { type: "number", min: "0", step: "0.01" }), h("button", { type: "submit", class: "primary" }, "Create"));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const f = form.elements;
+    const body = { developer: f.developer.value.trim(), role: f.role.value };
+    if (f.team.value.trim()) body.team = f.team.value.trim();
+    const models = f.models.value.split(",").map((m) => m.trim()).filter(Boolean);
+    if (models.length) body.models = models;
+    if (f.budget.value) body.budget = Number(f.budget.value);
+    const r = await api("/api/keys", { method: "POST", body });
+    await render(main);
+    showKey(document.getElementById("new-key"), r, "Created");
+  });
+  return form;
+}
+
+function showKey(box, r, what) {
+  if (!r.ok) { mount(box, h("p", { class: "error", role: "alert" }, `${what}: refused: ${r.message || r.status}`)); return; }
+  mount(box, h("div", { class: "shown-once" }, `${what} ${r.data.id}. Copy the key now; it is not shown again: `,
+    h("code", { id: "new-key-value" }, r.data.key)));
+}
+
+function actions(main, shownOnce, id) {
+  const revoke = h("button", { type: "button", class: "danger revoke", "data-id": id }, "Revoke");
+  revoke.addEventListener("click", async () => {
+    if (!confirm(`Revoke ${id}? Requests with it are refused within a second.`)) return;
+    const r = await api(`/api/keys/${encodeURIComponent(id)}/revoke`, { method: "POST", body: {} });
+    await render(main);
+    if (!r.ok) showKey(document.getElementById("new-key"), r, "Revoke");
+  });
+  const rotate = h("button", { type: "button", class: "rotate", "data-id": id }, "Rotate");
+  rotate.addEventListener("click", async () => {
+    if (!confirm(`Rotate ${id}? A new key replaces it.`)) return;
+    const r = await api(`/api/keys/${encodeURIComponent(id)}/rotate`, { method: "POST", body: {} });
+    await render(main);
+    showKey(document.getElementById("new-key"), r, "Rotated");
+  });
+  return h("span", {}, revoke, " ", rotate);
+}

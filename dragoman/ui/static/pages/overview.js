@@ -1,0 +1,72 @@
+// Overview: requests, errors, spend and overhead over time (/api/stats), and the live feed (/api/feed, SSE).
+import { api } from "../lib/api.js";
+import { timeChart } from "../lib/chart.js";
+import { h, mount, fmt, empty, panel, badge, pointClaudeHere } from "../lib/dom.js";
+
+const PERIODS = { "24h": "1h", "7d": "6h", "30d": "1d" };
+let source = null;
+
+export function leave() {
+  if (source) { source.close(); source = null; }
+}
+
+export async function render(main, _args, period = "24h") {
+  const r = await api(`/api/stats?since=${period}&bucket=${PERIODS[period]}`);
+  if (!r.ok) { mount(main, empty("Statistics are not available.", r.message || "")); return; }
+  const buckets = r.data.data;
+  const xs = buckets.map((b) => b.time);
+  const total = (k) => buckets.reduce((s, b) => s + (b[k] || 0), 0);
+  const select = h("select", { id: "overview-period" }, Object.keys(PERIODS).map((p) =>
+    h("option", { value: p, selected: p === period }, "last " + p)));
+  select.addEventListener("change", () => { leave(); render(main, _args, select.value); });
+  const requests = total("requests");
+  const tiles = h("div", { class: "tiles" },
+    tile("requests", fmt.int(requests), "tile-requests"),
+    tile("errors", fmt.int(total("errors")), "tile-errors"),
+    tile("spend", fmt.usd(total("cost_usd")), "tile-spend"),
+    tile("output tokens", fmt.int(total("output_tokens")), "tile-output"));
+  const timeFmt = (v) => fmt.time(v);
+  const charts = requests === 0
+    ? [empty("No requests in this period.", ...pointClaudeHere())]
+    : [h("div", { class: "grid2" },
+        panel("Requests and errors", timeChart("chart-requests", xs, [
+          { label: "requests", values: buckets.map((b) => b.requests) },
+          { label: "errors", values: buckets.map((b) => b.errors) }], { fmtTime: timeFmt })),
+        panel("Spend (USD)", timeChart("chart-spend", xs, [
+          { label: "spend", values: buckets.map((b) => b.cost_usd), format: (v) => fmt.usd(v) }], { fmtTime: timeFmt })),
+        panel("Gateway overhead", timeChart("chart-overhead", xs, [
+          { label: "p50 ms", values: buckets.map((b) => b.overhead_p50_ms), format: (v) => v.toFixed(2) },
+          { label: "p95 ms", values: buckets.map((b) => b.overhead_p95_ms), format: (v) => v.toFixed(2) }],
+          { fmtTime: timeFmt })))];
+  const feedBody = h("tbody");
+  const feedEmpty = h("p", { class: "muted", id: "feed-waiting" }, "Waiting for requests… (new ones appear here as they finish)");
+  const feed = panel("Live requests",
+    h("div", { class: "scroll" }, h("table", { id: "feed" },
+      h("thead", {}, h("tr", {}, ["time", "route", "model", "developer", "repo", "status", "in", "out", "cost", "verdict"]
+        .map((c) => h("th", {}, c)))), feedBody)), feedEmpty);
+  mount(main, h("div", { class: "controls" }, h("h1", {}, "Overview"), select), tiles, ...charts, feed);
+  leave();
+  source = new EventSource("/api/feed");
+  source.addEventListener("request", (event) => {
+    const row = JSON.parse(event.data);
+    feedEmpty.hidden = true;
+    feedBody.prepend(feedRow(row));
+    while (feedBody.children.length > 100) feedBody.lastChild.remove();
+  });
+}
+
+function tile(label, value, id) {
+  return h("div", { class: "tile", id }, h("div", { class: "value" }, value), h("div", { class: "label" }, label));
+}
+
+function feedRow(row) {
+  const ok = row.status < 400;
+  const tr = h("tr", { class: "clickable", "data-request-id": row.request_id },
+    h("td", {}, fmt.time(row.time)), h("td", {}, fmt.text(row.route)),
+    h("td", {}, fmt.text(row.upstream_model || row.requested_model)), h("td", {}, fmt.text(row.developer)),
+    h("td", {}, fmt.text(row.repo)), h("td", { class: ok ? "status-ok" : "status-bad" }, String(row.status)),
+    h("td", { class: "num" }, fmt.int(row.input_tokens)), h("td", { class: "num" }, fmt.int(row.output_tokens)),
+    h("td", { class: "num" }, fmt.usd(row.cost_usd)), h("td", {}, badge(row.verdict)));
+  tr.addEventListener("click", () => { location.hash = "#/request/" + encodeURIComponent(row.request_id); });
+  return tr;
+}
