@@ -68,13 +68,7 @@ def _answer(
     headers: list[tuple[bytes, bytes]],
     admin_keys: Sequence[str],
 ) -> bytes:
-    if not admin_keys:
-        raise E.PermissionDenied("the admin API is off: set admin.keys (or DRAGOMAN_ADMIN_KEYS)")
-    # Looked up by keyed digest, as the gateway keys are: timing tells nothing about how much of a key matched.
-    key_holder(KeyTable(dict.fromkeys(admin_keys, True)), headers, "admin key")
-    if isinstance(query_string, bytes):
-        query_string = query_string.decode("latin-1")
-    params = dict(parse_qsl(query_string))
+    params = authorize(query_string, headers, admin_keys)
     try:
         if path == "/api/requests":
             _known(params, _REQUESTS_PARAMS)
@@ -90,6 +84,27 @@ def _answer(
     except (ReportError, StoreError) as err:
         raise E.InvalidRequest(str(err)) from None
     raise E.NotFound(f"no such endpoint: {path}")
+
+
+def authorize(query_string: bytes | str, headers: list[tuple[bytes, bytes]], admin_keys: Sequence[str]) -> dict[str, str]:
+    """Refuse a caller without an admin key (the admin API off: no keys); the query's parameters."""
+    if not admin_keys:
+        raise E.PermissionDenied("the admin API is off: set admin.keys (or DRAGOMAN_ADMIN_KEYS)")
+    # Looked up by keyed digest, as the gateway keys are: timing tells nothing about how much of a key matched.
+    key_holder(KeyTable(dict.fromkeys(admin_keys, True)), headers, "admin key")
+    if isinstance(query_string, bytes):
+        query_string = query_string.decode("latin-1")
+    return dict(parse_qsl(query_string))
+
+
+def known_params(params: dict[str, str], accepted: frozenset[str]) -> None:
+    """Refuse a query parameter the endpoint does not read."""
+    _known(params, accepted)
+
+
+def time_param(params: dict[str, str], name: str, default: str | None = None) -> float | None:
+    """The time parameter `name` (24h, 7d, an ISO time), checked."""
+    return _time(params, name, default)
 
 
 def _requests(store: AuditStore, params: dict[str, str]) -> list[dict]:

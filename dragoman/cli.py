@@ -99,6 +99,7 @@ def _load_noting_secrets(path: str, missing: list[str]):  # noqa: ANN202
 def _route(path: str, request_path: str, header_args: list[str]) -> int:
     import msgspec
 
+    from dragoman.config.model import WeightedRoute
     from dragoman.identity import identity_from
     from dragoman.protocols.anthropic import MessagesRequest
     from dragoman.policy.features import extract_features
@@ -136,7 +137,12 @@ def _route(path: str, request_path: str, header_args: list[str]) -> int:
         return 1
     why = f"policy {decision.policy}, branch {decision.branch!r}" if decision.policy else "name routing"
     print(f"route: {decision.route.name} ({why})")
-    candidates = [decision.route.name, *decision.route.fallbacks]
+    route = decision.route
+    if isinstance(route, WeightedRoute):
+        print("weighted candidates (one picked per request, its fallbacks after it): "
+              + ", ".join(f"{c.route} ({c.weight:g})" for c in route.candidates))
+        return 0
+    candidates = [route.name, *route.fallbacks]
     print(f"candidates, in order: {' -> '.join(candidates)}")
     return 0
 

@@ -21,6 +21,10 @@ from dragoman.config.model import Config
 from dragoman.config.reload import ConfigWatcher
 from dragoman.config.secrets import GatewayKey
 from dragoman.exchange.lifecycle import Exchange
+from dragoman.loop.clusters import Clusters
+from dragoman.loop.scores import Scoreboard
+from dragoman.loop.shift import Shift, variant_names
+from dragoman.loop_api import PATHS as LOOP_PATHS, LoopView, loop_api
 from dragoman.not_found_log import NotFoundLog
 from dragoman.config.model import Pricing
 from dragoman.observe.pricing import Pricer
@@ -62,6 +66,7 @@ class Gateway:
         self._watcher: ConfigWatcher | None = None
         self._inflight = InFlight()
         self.observe = Observability(config.observe, _pricing(config))
+        self._loop_parts(config)
         self._not_found = NotFoundLog(log)
         self._warned_doubled_v1 = False
 
@@ -91,7 +96,7 @@ class Gateway:
                                               response_class=self._inflight.response_class)
         self._client = UpstreamClient(self._session)
         await asyncio.get_running_loop().run_in_executor(None, self.observe.start)
-        self.runtime = Runtime(self.config, self._client)
+        self.runtime = Runtime(self.config, self._client, shift=self.shift)
         if self.config_path is not None:
             self._watcher = ConfigWatcher(self.config_path, self.apply_config)
             self._watcher.start()
@@ -100,9 +105,29 @@ class Gateway:
     def apply_config(self, config: Config) -> None:
         """Swap in a new, already validated config; requests in flight keep the runtime they started with."""
         assert self._client is not None
-        self.runtime = Runtime(config, self._client, previous=self.runtime)
+        self.runtime = Runtime(config, self._client, previous=self.runtime, shift=self.shift)
         self.config = config
+        self._configure_loop(config)
         self.observe.pricer = Pricer(_pricing(config))  # audit, metrics and tracing settings need a restart
+
+    def _loop_parts(self, config: Config) -> None:
+        """The correctness loop's scores, clusters and traffic shift: one scoreboard per process (workers do not
+        share theirs), kept over reloads. `verdict_sinks` are what the Assessor calls with each finished call."""
+        metrics = self.observe.metrics
+        self.scoreboard = Scoreboard(
+            config.loop.shift,
+            on_event=None if metrics is None else lambda e: metrics.loop_shift(e.kind, e.route, e.shape),
+            on_score=None if metrics is None else metrics.loop_score,
+        )
+        self.clusters = Clusters()
+        self.shift = Shift(self.scoreboard)
+        self.verdict_sinks = (self.scoreboard, self.clusters)
+        self._configure_loop(config)
+
+    def _configure_loop(self, config: Config) -> None:
+        self.scoreboard.configure(config.loop.shift, variant_names(config.routes))
+        self.shift.enabled = config.loop.enabled and config.loop.shift.enabled
+        self.loop_view = LoopView(self.scoreboard, self.clusters, config.weighted, self.shift.enabled)
 
     def end_inflight(self) -> int:
         """The shutdown's drain limit passed: end each upstream exchange still open with an overloaded error."""
@@ -176,6 +201,11 @@ class Gateway:
             status, body = await admin_api(
                 self.observe.store, path, scope.get("query_string", b""), scope["headers"], self.observe.settings.admin.keys
             )
+            await _send_json(send, status, body, request_id)
+        elif path in LOOP_PATHS:
+            _require(method, "GET")
+            status, body = await loop_api(self.observe.store, self.loop_view, path, scope.get("query_string", b""),
+                                          scope["headers"], self.observe.settings.admin.keys)
             await _send_json(send, status, body, request_id)
         elif path in ("/", "/healthz", "/api/hello"):  # Claude Code preflights HEAD / (2.1.197) or /api/hello
             if method not in ("GET", "HEAD"):

@@ -35,6 +35,7 @@ LAYER_OF = {
     "cli": FACE,
     "reports": FACE,
     "admin_api": FACE,
+    "loop_api": FACE,
     "client_keys": FACE,
     "startup_report": FACE,
     "not_found_log": FACE,
