@@ -223,15 +223,16 @@ def _check_route_ref(name: str, path: Path, names: list[str], src: Source) -> No
 
 
 def _route(entry: RouteEntry, path: Path, secrets: dict[str, Secret], src: Source) -> Route:
+    if entry.upstream is None:
+        raise src.error(path, f'route "{entry.name}" needs an upstream: block, or weighted candidates: (a list of '
+                        "{route, weight})")
     for rel, allowed in _CHOICES:
         value: Any = entry
         for name in rel:
             value = getattr(value, name)
         src.choice(path + rel, value, allowed)
     upstream = entry.upstream
-    if upstream is None:
-        raise src.error(path, f'route "{entry.name}" needs an upstream: block, or weighted candidates: (a list of '
-                        "{route, weight})")
+    assert upstream is not None
     ref = upstream.api_key_ref
     api = _api(upstream, path + ("upstream",), src)
     translation = route_translation(entry.translation, upstream.max_output_tokens, api, path, src)
