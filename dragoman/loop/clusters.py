@@ -20,7 +20,7 @@ MAX_GROUPS = 1000
 MAX_EXAMPLES = 5
 _LATE_FAILURES = (CLIENT_REFUSED, EXECUTION_FAILED, JUDGE_FAIL)
 # A verdict's detail line names the tool it is about as `tool <name>` / `tool "<name>"` (loop/checks.py).
-_TOOL = re.compile(r"\btool[ :=]+[\"'`]?([A-Za-z0-9_.:\-]{1,128})")
+_TOOL = re.compile(r"\btool[ :=]+[\"'`]?([A-Za-z0-9_.\-]{1,128})")
 
 Key = tuple[str, str | None, str | None, str | None]  # kind, tool, route, model
 
