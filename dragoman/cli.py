@@ -33,12 +33,15 @@ def main(argv: list[str] | None = None) -> int:
     route.add_argument("--header", action="append", default=[], metavar="NAME:VALUE", help="a request header")
     sub.add_parser("claude", add_help=False, help="run Claude Code through the gateway, for that process only "
                    "(dragoman claude [--config FILE] [--gateway URL] -- [claude ARGS], or just [claude ARGS])")
-    from dragoman import reports
+    from dragoman import loop_reports, reports
 
     reports.add_commands(sub)
+    loop_reports.add_commands(sub)
     args = parser.parse_args(argv)
     if args.command in ("logs", "costs"):
         return reports.run(args)
+    if args.command in loop_reports.COMMANDS:
+        return loop_reports.run(args)
     if args.command == "check":
         return _check(args.config, args.strict)
     if args.command == "route":
