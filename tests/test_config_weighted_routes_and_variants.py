@@ -127,6 +127,11 @@ def test_bad_shift_settings_are_refused(shift: str, line: int, problem: str) -> 
     assert message.startswith(f"config.yaml:{line}:") and problem in message, message
 
 
+def test_defaults_a_smaller_window_cannot_hold_follow_it() -> None:
+    shift = load(ROUTES + "loop:\n  shift: {window: 10}\n").loop.shift
+    assert (shift.min_calls, shift.variant_min_calls) == (10, 10)
+
+
 def test_shift_defaults_are_conservative() -> None:
     s = load(ROUTES).loop.shift
     assert (s.enabled, s.window, s.min_calls, s.demote_below, s.restore_above, s.probe_share) == (

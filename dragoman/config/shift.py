@@ -4,6 +4,8 @@ Each refuses what it cannot act on at the file's line."""
 
 from __future__ import annotations
 
+import msgspec
+
 from dragoman.config.loop import LoopSettings
 from dragoman.config.model import PromptPrefix, RouteEntry, WeightedRoute
 from dragoman.config.yaml_source import Path, Source
@@ -70,10 +72,13 @@ def loop_settings(settings: LoopSettings, src: Source) -> LoopSettings:
     if shift.restore_above <= shift.demote_below:
         raise src.error(where + ("restore_above",), f"restore_above ({shift.restore_above}) must be above "
                         f"demote_below ({shift.demote_below}), or a candidate would flap")
-    if shift.min_calls > shift.window:
-        raise src.error(where + ("min_calls",), f"min_calls ({shift.min_calls}) cannot exceed window "
-                        f"({shift.window}): the window never holds that many calls")
-    if shift.variant_min_calls > shift.window:
-        raise src.error(where + ("variant_min_calls",), f"variant_min_calls ({shift.variant_min_calls}) cannot "
-                        f"exceed window ({shift.window})")
-    return settings
+    # A default that a smaller written window cannot hold follows the window; a written one is refused.
+    for name in ("min_calls", "variant_min_calls"):
+        value = getattr(shift, name)
+        if value <= shift.window:
+            continue
+        if src.has(where + (name,)):
+            raise src.error(where + (name,), f"{name} ({value}) cannot exceed window ({shift.window}): the window "
+                            "never holds that many calls")
+        shift = msgspec.structs.replace(shift, **{name: shift.window})
+    return msgspec.structs.replace(settings, shift=shift)
