@@ -136,3 +136,17 @@ def test_shift_defaults_are_conservative() -> None:
     s = load(ROUTES).loop.shift
     assert (s.enabled, s.window, s.min_calls, s.demote_below, s.restore_above, s.probe_share) == (
         True, 100, 20, 0.6, 0.85, 0.05)
+
+
+def test_the_readme_examples_load() -> None:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("## The correctness loop"):readme.index("## How a request is translated")]
+    weighted, loop, variants = re.findall(r"```yaml\n(.*?)```", section, flags=re.DOTALL)
+    config = parse_config("routes:\n" + weighted + variants.replace("gpt-5-main", "gpt-5-alt") + loop,
+                          "README.md", {"OPENAI_PROD": "sk-x"})
+    assert [w.name for w in config.weighted] == ["gpt-5-via-gateway"]
+    assert [v.name for v in config.routes[-1].prompt_prefixes] == ["plain", "cc-aware"]
+    assert config.loop.shift.window == 100
