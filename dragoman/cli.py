@@ -66,6 +66,9 @@ def _check(path: str, strict: bool = False) -> int:
     for route in config.routes:
         model = route.model or "(the requested name)"
         print(f"  {route.name}: {route.provider} {model} at {route.endpoint}")
+    for weighted in config.weighted:
+        shares = ", ".join(f"{c.route} {c.weight:g}" for c in weighted.candidates)
+        print(f"  {weighted.name}: weighted candidates {shares} (the loop may shift traffic between them)")
     for rule in config.model_routes:
         print(f"  model {rule.match!r} -> {rule.route}")
     if config.default_route:
