@@ -125,7 +125,8 @@ class Gateway:
         self._configure_loop(config)
 
     def _configure_loop(self, config: Config) -> None:
-        self.scoreboard.configure(config.loop.shift, variant_names(config.routes))
+        candidates = frozenset(c.route for w in config.weighted for c in w.candidates)
+        self.scoreboard.configure(config.loop.shift, variant_names(config.routes), candidates)
         self.shift.enabled = config.loop.enabled and config.loop.shift.enabled
         self.loop_view = LoopView(self.scoreboard, self.clusters, config.weighted, self.shift.enabled)
 

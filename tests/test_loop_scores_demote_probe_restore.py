@@ -73,6 +73,15 @@ def test_demotion_is_per_shape_and_per_route() -> None:
     assert set(board.state.demoted) == {("a", TOOLS)}
 
 
+def test_only_a_weighted_routes_candidates_are_demoted() -> None:
+    board = Scoreboard(SETTINGS, clock=Clock())
+    board.configure(SETTINGS, {}, frozenset({"b"}))
+    feed(board, 5, verdict="fail")  # route a: scored, but no weighted route lists it: nothing to shift
+    feed(board, 5, route="b", verdict="fail")
+    assert set(board.state.demoted) == {("b", TOOLS)}
+    assert board.rows()[0]["score"] == 0.0
+
+
 def test_score_at_the_threshold_is_not_demoted() -> None:
     board = Scoreboard(SETTINGS, clock=Clock())
     for verdict in ["pass", "pass", "pass", "fail", "fail"]:  # 0.6: not below 0.6

@@ -126,6 +126,8 @@ class Scoreboard:
         self.state = ShiftState()  # read by the event loop: replaced whole, never changed in place
         self.events: tuple[ShiftEvent, ...] = ()  # newest last, replaced whole
         self.variants: Mapping[str, tuple[str, ...]] = {}  # route -> its prompt variant names (set per config)
+        # The routes some weighted route lists: only those can be demoted (None: any, for a board used alone).
+        self.candidates: frozenset[str] | None = None
         self._clock = clock
         self._on_event = on_event
         self._on_score = on_score
@@ -141,15 +143,17 @@ class Scoreboard:
         self._probes = _Bounded(size)  # (route, shape) while demoted: the calls since demotion
         self._index: OrderedDict[str, Call] = OrderedDict()
 
-    def configure(self, settings: ShiftSettings, variants: Mapping[str, tuple[str, ...]]) -> None:
-        """A (re)loaded config: its thresholds and each route's variant names. Scores survive unless the window
-        size changed (then they start over: a window is its size)."""
+    def configure(self, settings: ShiftSettings, variants: Mapping[str, tuple[str, ...]],
+                  candidates: frozenset[str] | None = None) -> None:
+        """A (re)loaded config: its thresholds, each route's variant names, the routes weighted routes list.
+        Scores survive unless the window size changed (then they start over: a window is its size)."""
         with self._lock:
             if settings.window != self.settings.window:
                 self._resize(settings.window)
                 self.state = ShiftState()
             self.settings = settings
             self.variants = dict(variants)
+            self.candidates = candidates
 
     # ---- VerdictSink -------------------------------------------------------------------------------------
 
@@ -202,7 +206,7 @@ class Scoreboard:
         state = self.state
         if key in state.demoted:
             self._maybe_restore(key)
-        else:
+        elif self.candidates is None or route in self.candidates:
             self._maybe_demote(key)
         if len(self.variants.get(route, ())) > 1:
             self._maybe_keep_variant(key)
