@@ -70,6 +70,7 @@ class Services:
     keys: KeyCache | None = None  # the key cache; its `.store` is the KeyStore
     governor: Any = None  # govern.governor.Governor: budgets and their spend
     loop: asyncio.AbstractEventLoop | None = None  # the server's loop, for handlers that need async services
+    loop_view: Any = None  # loop_api.LoopView: this process's scoreboard and clusters (swapped on reload)
 
 
 class ApiCall(NamedTuple):
@@ -222,6 +223,10 @@ def _audit(call: ApiCall) -> AuditStore:
     return call.services.audit
 
 
+def _audit_or_none(call: ApiCall) -> AuditStore | None:
+    return call.services.audit
+
+
 def _get_requests(call: ApiCall) -> dict:
     check_params(call.params, _REQUESTS_PARAMS)
     return {"data": _requests(_audit(call), call.params)}
@@ -355,3 +360,6 @@ def param_time(params: dict[str, str], name: str, default: str | None = None) ->
 def _shown(value: object) -> str:
     return repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
 
+
+# Endpoints other modules own register themselves in the table above when imported.
+from dragoman import loop_api  # noqa: E402,F401 - GET /api/scores, GET /api/clusters

@@ -34,15 +34,18 @@ def main(argv: list[str] | None = None) -> int:
     route.add_argument("--header", action="append", default=[], metavar="NAME:VALUE", help="a request header")
     sub.add_parser("claude", add_help=False, help="run Claude Code through the gateway, for that process only "
                    "(dragoman claude [--config FILE] [--gateway URL] -- [claude ARGS], or just [claude ARGS])")
-    from dragoman import key_commands, reports
+    from dragoman import key_commands, loop_reports, reports
 
     reports.add_commands(sub)
     key_commands.add_commands(sub)
+    loop_reports.add_commands(sub)
     args = parser.parse_args(argv)
     if args.command in ("logs", "costs"):
         return reports.run(args)
     if args.command == "keys":
         return key_commands.run(args)
+    if args.command in loop_reports.COMMANDS:
+        return loop_reports.run(args)
     if args.command == "check":
         return _check(args.config, args.strict)
     if args.command == "route":
@@ -67,6 +70,9 @@ def _check(path: str, strict: bool = False) -> int:
     for route in config.routes:
         model = route.model or "(the requested name)"
         print(f"  {route.name}: {route.provider} {model} at {route.endpoint}")
+    for weighted in config.weighted:
+        shares = ", ".join(f"{c.route} {c.weight:g}" for c in weighted.candidates)
+        print(f"  {weighted.name}: weighted candidates {shares} (the loop may shift traffic between them)")
     for rule in config.model_routes:
         print(f"  model {rule.match!r} -> {rule.route}")
     if config.default_route:
@@ -103,6 +109,7 @@ def _load_noting_secrets(path: str, missing: list[str]):  # noqa: ANN202
 def _route(path: str, request_path: str, header_args: list[str]) -> int:
     import msgspec
 
+    from dragoman.config.model import WeightedRoute
     from dragoman.identity import identity_from
     from dragoman.protocols.anthropic import MessagesRequest
     from dragoman.policy.features import extract_features
@@ -140,7 +147,12 @@ def _route(path: str, request_path: str, header_args: list[str]) -> int:
         return 1
     why = f"policy {decision.policy}, branch {decision.branch!r}" if decision.policy else "name routing"
     print(f"route: {decision.route.name} ({why})")
-    candidates = [decision.route.name, *decision.route.fallbacks]
+    route = decision.route
+    if isinstance(route, WeightedRoute):
+        print("weighted candidates (one picked per request, its fallbacks after it): "
+              + ", ".join(f"{c.route} ({c.weight:g})" for c in route.candidates))
+        return 0
+    candidates = [route.name, *route.fallbacks]
     print(f"candidates, in order: {' -> '.join(candidates)}")
     return 0
 

@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import msgspec
 
@@ -49,6 +49,8 @@ _HEADERS = {"time_iso": "time (UTC)", "upstream_model": "model", "latency_total_
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _json = msgspec.json.Encoder()
+
+T = TypeVar("T")
 
 
 class ReportError(ValueError):
@@ -257,6 +259,11 @@ def add_commands(subparsers: Any) -> None:
     costs_cmd.add_argument("--until", help="end time (same forms as --since)")
 
 
+def add_store_options(parser: argparse.ArgumentParser) -> None:
+    """--store, --config, --since and --format, as every report reads them."""
+    _common(parser)
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", help="audit store URL (default: $DRAGOMAN_AUDIT_STORE, the config's, "
                         "else the gateway's default, $XDG_DATA_HOME/dragoman/dragoman.db)")
@@ -268,16 +275,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Execute `dragoman logs` or `dragoman costs`; exit status 1 when there is no store, 2 on bad input."""
     out = out or sys.stdout
-    try:
-        since = parse_time(args.since)
-        until = parse_time(getattr(args, "until", None))
-        store = open_existing_store(*store_source(args.store, args.config))
-    except NoStore as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except (ReportError, ConfigError, ValueError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    opened = open_for_report(args, lambda: (parse_time(args.since), parse_time(getattr(args, "until", None))))
+    if isinstance(opened, int):
+        return opened
+    store, (since, until) = opened
     try:
         if args.command == "costs":
             costs(store, out, by=args.by, since=parse_time(args.since or "30d"), until=until, fmt=args.fmt)
@@ -295,6 +296,20 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         return 2
     finally:
         store.close()
+
+
+def open_for_report(args: argparse.Namespace, read_args: Callable[[], T]) -> tuple[AuditStore, T] | int:
+    """The store a report reads (--store, --config) and its other arguments as `read_args` reads them; or, after
+    printing why, the exit status: 1 when there is no store, 2 on bad input."""
+    try:
+        values = read_args()
+        return open_existing_store(*store_source(args.store, args.config)), values
+    except NoStore as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except (ReportError, ConfigError, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 def store_url(explicit: str | None, config_path: str | None, env: Mapping[str, str] | None = None) -> str:

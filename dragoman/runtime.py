@@ -10,6 +10,7 @@ from __future__ import annotations
 from dragoman.config.model import Config
 from dragoman.exchange.candidates import Upstreams
 from dragoman.govern.authenticate import config_grants
+from dragoman.loop.shift import Shift
 from dragoman.request_guard import RequestGuard
 from dragoman.routing.router import Router
 from dragoman.upstreams.client import UpstreamClient
@@ -18,10 +19,11 @@ from dragoman.upstreams.client import UpstreamClient
 class Runtime:
     __slots__ = ("config", "router", "upstreams", "keys", "max_body", "guard")
 
-    def __init__(self, config: Config, client: UpstreamClient, previous: Runtime | None = None) -> None:
+    def __init__(self, config: Config, client: UpstreamClient, previous: Runtime | None = None,
+                 shift: Shift | None = None) -> None:
         self.config = config
         self.router = Router(config)
-        self.upstreams = Upstreams(config, client, previous.upstreams if previous is not None else None)
+        self.upstreams = Upstreams(config, client, previous.upstreams if previous is not None else None, shift)
         self.keys = config_grants(config.keys)  # inbound key → user Grant, looked up by digest: see key_table
         self.max_body = config.server.max_body_bytes
         self.guard = RequestGuard(config.server)

@@ -24,6 +24,10 @@ from dragoman.govern.authenticate import caller_grant
 from dragoman.govern.governor import Admission, Governor
 from dragoman.govern.grant import Grant
 from dragoman.govern.key_cache import KeyCache, open_key_cache
+from dragoman.loop.clusters import Clusters
+from dragoman.loop.scores import Scoreboard
+from dragoman.loop.shift import Shift, variant_names
+from dragoman.loop_api import LoopView
 from dragoman.not_found_log import NotFoundLog
 from dragoman.config.model import Pricing
 from dragoman.observe.pricing import Pricer
@@ -66,6 +70,8 @@ class Gateway:
         self._watcher: ConfigWatcher | None = None
         self._inflight = InFlight()
         self.observe = Observability(config.observe, _pricing(config))
+        self._services: Services | None = None  # what the admin API works on, built at startup
+        self._loop_parts(config)
         self._not_found = NotFoundLog(log)
         self._warned_doubled_v1 = False
         self.keys: KeyCache | None = None  # virtual keys, loaded at startup
@@ -101,11 +107,11 @@ class Gateway:
         self._client = UpstreamClient(self._session)
         await asyncio.get_running_loop().run_in_executor(None, self.observe.start)
         await self._start_keys()
-        self.runtime = Runtime(self.config, self._client)
+        self.runtime = Runtime(self.config, self._client, shift=self.shift)
         self.governor = Governor(self.config.governance, lambda: self.observe.store, self.observe.metrics)
-        services = Services(audit=self.observe.store, keys=self.keys, governor=self.governor,
-                            loop=asyncio.get_running_loop())
-        self._admin_api = AdminApi(services, self.observe.settings.admin.keys)
+        self._services = Services(audit=self.observe.store, keys=self.keys, governor=self.governor,
+                                  loop=asyncio.get_running_loop(), loop_view=self.loop_view)
+        self._admin_api = AdminApi(self._services, self.observe.settings.admin.keys)
         if self.config_path is not None:
             self._watcher = ConfigWatcher(self.config_path, self.apply_config)
             self._watcher.start()
@@ -114,11 +120,34 @@ class Gateway:
     def apply_config(self, config: Config) -> None:
         """Swap in a new, already validated config; requests in flight keep the runtime they started with."""
         assert self._client is not None
-        self.runtime = Runtime(config, self._client, previous=self.runtime)
+        self.runtime = Runtime(config, self._client, previous=self.runtime, shift=self.shift)
         self.config = config
         if self.governor is not None:
             self.governor.configure(config.governance)  # the counters' backend needs a restart
+        self._configure_loop(config)
         self.observe.pricer = Pricer(_pricing(config))  # audit, metrics and tracing settings need a restart
+
+    def _loop_parts(self, config: Config) -> None:
+        """The correctness loop's scores, clusters and traffic shift: one scoreboard per process (workers do not
+        share theirs), kept over reloads. `verdict_sinks` are what the Assessor calls with each finished call."""
+        metrics = self.observe.metrics
+        self.scoreboard = Scoreboard(
+            config.loop.shift,
+            on_event=None if metrics is None else lambda e: metrics.loop_shift(e.kind, e.route, e.shape),
+            on_score=None if metrics is None else metrics.loop_score,
+        )
+        self.clusters = Clusters()
+        self.shift = Shift(self.scoreboard)
+        self.verdict_sinks = (self.scoreboard, self.clusters)
+        self._configure_loop(config)
+
+    def _configure_loop(self, config: Config) -> None:
+        candidates = frozenset(c.route for w in config.weighted for c in w.candidates)
+        self.scoreboard.configure(config.loop.shift, variant_names(config.routes), candidates)
+        self.shift.enabled = config.loop.enabled and config.loop.shift.enabled
+        self.loop_view = LoopView(self.scoreboard, self.clusters, config.weighted, self.shift.enabled)
+        if self._services is not None:
+            self._services.loop_view = self.loop_view
 
     def end_inflight(self) -> int:
         """The shutdown's drain limit passed: end each upstream exchange still open with an overloaded error."""

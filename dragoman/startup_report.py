@@ -25,6 +25,8 @@ def startup_lines(config: Config, observe: ObserveSettings, workers: int = 1) ->
     if workers > 1:
         lines[0] += f", {workers} workers"
     lines += [f"  route {route.name} -> {_upstream(route)}" for route in config.routes]
+    lines += [f"  route {w.name} -> weighted: {', '.join(f'{c.route} {c.weight:g}' for c in w.candidates)}"
+              for w in config.weighted]
     lines += _mapping(config)
     audit = observe.audit
     lines.append(f"  audit: {describe_store(audit.store) if audit.enabled else 'off'}")

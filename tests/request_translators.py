@@ -18,11 +18,13 @@ PROTOCOLS = ("chat", "responses")
 KEY = b"request-translators-key"
 
 
-def translate(protocol: str, body: dict[str, Any], options: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[str]]:
+def translate(protocol: str, body: dict[str, Any], options: dict[str, Any] | None = None,
+              system_prefix: str = "") -> tuple[dict[str, Any], list[str]]:
     """(the upstream request as JSON builtins, the translation notes) for `body` on `protocol`."""
     req = msgspec.json.decode(msgspec.json.encode({"model": "claude-sonnet-4-5", "max_tokens": 1024, **body}), type=A.MessagesRequest)
     opts = msgspec.convert(options or {}, TranslationOptions)
-    ctx = RequestContext(message_id="msg_t", requested_model=req.model, tool_names=ToolNameMap(opts.max_tool_name_length))
+    ctx = RequestContext(message_id="msg_t", requested_model=req.model, tool_names=ToolNameMap(opts.max_tool_name_length),
+                         system_prefix=system_prefix)
     if protocol == "chat":
         out: Any = chat_request(req, "gpt-4.1", opts, ctx)
     else:

@@ -36,6 +36,8 @@ LAYER_OF = {
     "reports": FACE,
     "key_commands": FACE,
     "admin_api": FACE,
+    "loop_api": FACE,
+    "loop_reports": FACE,
     "client_keys": FACE,
     "startup_report": FACE,
     "not_found_log": FACE,

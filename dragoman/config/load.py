@@ -33,6 +33,7 @@ from dragoman.config.governance import check_governance
 from dragoman.config.observe import ObserveSettings
 from dragoman.config.secrets import Secret, env_keys, gateway_keys, resolve_secret, secret_spec
 from dragoman.config.translation_keys import route_translation
+from dragoman.config.shift import loop_settings, prompt_prefixes, weighted_route
 from dragoman.config.yaml_source import Path, Source, parse_yaml
 from dragoman.errors import ConfigError
 from dragoman.policy.language import compile_policy
@@ -114,6 +115,7 @@ def _build(file: ConfigFile, src: Source) -> Config:
     if not file.routes:
         raise src.error(("routes",), "at least one route is required")
     names = _route_names(file.routes, src)
+    weighted_names = {entry.name for entry in file.routes if entry.candidates is not None}
     if file.default_route is not None:
         _check_route_ref(file.default_route, ("default_route",), names, src)
     for i, rule in enumerate(file.model_routes):
@@ -123,8 +125,17 @@ def _build(file: ConfigFile, src: Source) -> Config:
             _check_route_ref(name, ("routes", i, "fallbacks", j), names, src)
             if name == entry.name:
                 raise src.error(("routes", i, "fallbacks", j), "a route cannot fall back to itself")
+            if name in weighted_names:
+                raise src.error(("routes", i, "fallbacks", j), f'"{name}" picks among weighted candidates: a fallback '
+                                "must be a route with an upstream (list the candidate you mean)")
     secrets = {name: secret_spec(name, spec, src) for name, spec in file.secrets.items()}
-    routes = tuple(_route(entry, ("routes", i), secrets, src) for i, entry in enumerate(file.routes))
+    routes = tuple(
+        _route(entry, ("routes", i), secrets, src) for i, entry in enumerate(file.routes) if entry.candidates is None
+    )
+    weighted = tuple(
+        weighted_route(entry, ("routes", i), names, weighted_names, src)
+        for i, entry in enumerate(file.routes) if entry.candidates is not None
+    )
     policies = _policies(file.policies, names, src)
     keys = gateway_keys(file.auth, secrets, src)
     check_governance(file.governance, src)
@@ -138,9 +149,10 @@ def _build(file: ConfigFile, src: Source) -> Config:
         observe=ObserveSettings(audit=file.audit, metrics=file.metrics, tracing=file.tracing, admin=file.admin),
         server=_server(file.server, src),
         client=_client(file.client, src),
-        loop=file.loop,
+        loop=loop_settings(file.loop, src),
         governance=file.governance,
         source=src.name,
+        weighted=weighted,
     )
 
 
@@ -213,12 +225,16 @@ def _check_route_ref(name: str, path: Path, names: list[str], src: Source) -> No
 
 
 def _route(entry: RouteEntry, path: Path, secrets: dict[str, Secret], src: Source) -> Route:
+    if entry.upstream is None:
+        raise src.error(path, f'route "{entry.name}" needs an upstream: block, or weighted candidates: (a list of '
+                        "{route, weight})")
     for rel, allowed in _CHOICES:
         value: Any = entry
         for name in rel:
             value = getattr(value, name)
         src.choice(path + rel, value, allowed)
     upstream = entry.upstream
+    assert upstream is not None
     ref = upstream.api_key_ref
     api = _api(upstream, path + ("upstream",), src)
     translation = route_translation(entry.translation, upstream.max_output_tokens, api, path, src)
@@ -235,6 +251,7 @@ def _route(entry: RouteEntry, path: Path, secrets: dict[str, Secret], src: Sourc
         retry=entry.retry,
         breaker=entry.breaker,
         pricing=entry.pricing,
+        prompt_prefixes=prompt_prefixes(entry.prompt_prefixes, api, path, src),
     )
 
 

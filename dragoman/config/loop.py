@@ -6,6 +6,8 @@ shift (scores, demotion, probes, prompt-prefix variants), rollback (config versi
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 
@@ -13,8 +15,27 @@ class VerdictSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Verdict checks and the next-turn join (loop/checks.py, loop/next_turn.py)."""
 
 
+_Share = Annotated[float, msgspec.Meta(ge=0, le=0.5)]
+_Fraction = Annotated[float, msgspec.Meta(ge=0, le=1)]
+_Calls = Annotated[int, msgspec.Meta(ge=1, le=100_000)]
+
+
 class ShiftSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Scores, demotion of a regressing weighted candidate, probes, prompt-prefix variants (loop/scores.py …)."""
+    """Scores, demotion of a regressing weighted candidate, probes, prompt-prefix variants (loop/scores.py,
+    loop/shift.py). A score is the mean of the last `window` calls' values (1 passed, 0 failed or refused by the
+    client, 1 - execution_failed_weight when the client ran the call and it failed). With every call failing, a
+    candidate is demoted within max(min_calls, floor(window × (1 - demote_below)) + 1) of its calls for a shape
+    (41 with these defaults; min_calls, 20, for one with no history)."""
+
+    enabled: bool = True  # off: scores and clusters are still kept and shown, traffic is never shifted
+    window: Annotated[int, msgspec.Meta(ge=2, le=10_000)] = 100  # calls per route × model × shape × variant
+    min_calls: _Calls = 20  # no demotion, restoration or variant choice on fewer calls than this
+    demote_below: _Fraction = 0.6  # a candidate's score for a shape under this: demoted for that shape
+    restore_above: _Fraction = 0.85  # its probes' score over at least min_calls above this: restored
+    probe_share: _Share = 0.05  # of a weighted route's traffic for a shape sent to its demoted candidates (probes)
+    execution_failed_weight: _Fraction = 0.25  # what a call the client ran and saw fail costs (a refusal costs 1)
+    variant_min_calls: _Calls = 50  # each prompt-prefix variant needs this many calls before one is kept
+    exploration: _Share = 0.05  # of a route's traffic still split across the variants not kept
 
 
 class RollbackSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

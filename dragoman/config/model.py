@@ -80,11 +80,27 @@ class Breaker(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     cooldown: _PositiveFloat = 30.0
 
 
-class RouteEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """One item of `routes:` as written in the file."""
+class CandidateEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One weighted candidate of a route's `candidates:` list: a route with an upstream, and its share."""
+
+    route: str
+    weight: _PositiveFloat
+
+
+class PromptPrefix(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A system-prompt prefix variant: traffic splits across a route's variants, the loop keeps the best."""
 
     name: str
-    upstream: Upstream
+    text: str = ""  # "" is the plain variant: the system prompt as the client sent it
+
+
+class RouteEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One item of `routes:` as written in the file: an `upstream:`, or weighted `candidates:` (one of the two)."""
+
+    name: str
+    upstream: Upstream | None = None
+    candidates: tuple[CandidateEntry, ...] | None = None
+    prompt_prefixes: tuple[PromptPrefix, ...] = ()
     inbound_protocol: str = "anthropic"
     translation: TranslationOptions = TranslationOptions()
     fallbacks: tuple[str, ...] = ()
@@ -182,6 +198,7 @@ class Route(msgspec.Struct, frozen=True):
     retry: Retry = Retry()
     breaker: Breaker = Breaker()
     pricing: Pricing | None = None
+    prompt_prefixes: tuple[PromptPrefix, ...] = ()  # variants of the system-prompt prefix (the loop picks)
 
     def upstream_model(self, requested: str) -> str:
         """The model name to send upstream for a client's requested model."""
@@ -192,6 +209,15 @@ class Route(msgspec.Struct, frozen=True):
         return (
             f"Route(name={self.name!r}, provider={self.provider!r}, model={self.model!r}, endpoint={self.endpoint!r})"
         )
+
+
+class WeightedRoute(msgspec.Struct, frozen=True):
+    """A route written with `candidates:`: a request routed to it goes to one candidate, picked by weight among
+    those the correctness loop has not demoted for the request's turn shape (dragoman/loop/shift.py). The chosen
+    candidate's own fallbacks follow it. Candidates are routes with an upstream (no nesting)."""
+
+    name: str
+    candidates: tuple[CandidateEntry, ...]
 
 
 class Config(msgspec.Struct, frozen=True):
@@ -209,6 +235,7 @@ class Config(msgspec.Struct, frozen=True):
     client: ClientSettings = ClientSettings()
     loop: LoopSettings = LoopSettings()
     governance: GovernanceSettings = GovernanceSettings()
+    weighted: tuple[WeightedRoute, ...] = ()  # routes written with candidates:, in file order
 
     def __repr__(self) -> str:
         # auth_keys are secrets; keep them out of logs.

@@ -58,6 +58,8 @@ def record_for(exchange: Exchange, status: int, error_type: str | None) -> Audit
         notes=list(ctx.notes) if ctx is not None else [],
         stream_events=exchange.event_count,
         shape=exchange.shape,
+        prompt_variant=exchange.prompt_variant,
+        loop_events=exchange.loop_events,
     )
     if usage is not None:
         record.input_tokens = usage.input_tokens

@@ -17,7 +17,8 @@ from dragoman.exchange.stream import OpenStream
 from dragoman.exchange.targets import target_for
 from dragoman.protocols import anthropic as A
 from dragoman.routing.breaker import HALF_OPEN, OPEN, CircuitBreaker
-from dragoman.config.model import Config, Route
+from dragoman.config.model import Config, Route, WeightedRoute
+from dragoman.loop.shift import Shift
 from dragoman.routing.retry import retry_delay
 from dragoman.translate.request_context import RequestContext
 from dragoman.translate.tool_names import ToolNameMap
@@ -30,8 +31,10 @@ if TYPE_CHECKING:
 class Upstreams:
     """Per-config upstream state: one target, dialect and breaker per route."""
 
-    def __init__(self, config: Config, client: UpstreamClient, previous: Upstreams | None = None) -> None:
+    def __init__(self, config: Config, client: UpstreamClient, previous: Upstreams | None = None,
+                 shift: Shift | None = None) -> None:
         self.client = client
+        self.shift = shift if shift is not None else Shift(enabled=False)  # weighted picks, prompt variants
         self.by_name = {route.name: route for route in config.routes}
         self.targets = {route.name: target_for(route) for route in config.routes}
         self.dialects: dict[str, Dialect] = {route.name: dialect_for(route) for route in config.routes}
@@ -41,8 +44,10 @@ class Upstreams:
         if previous is not None:
             self._keep_breakers(previous)
 
-    def candidates(self, route: Route) -> list[Route]:
-        """The route, then its fallbacks in order (each once)."""
+    def candidates(self, route: Route | WeightedRoute, shape: str = "", events: list[str] | None = None) -> list[Route]:
+        """The route (a weighted route's picked candidate), then its fallbacks in order (each once)."""
+        if isinstance(route, WeightedRoute):
+            route = self.by_name[self.shift.pick(route, shape, events if events is not None else [])]
         out = [route]
         for name in route.fallbacks:
             fallback = self.by_name[name]
@@ -80,7 +85,8 @@ async def select(
             exchange.attempts.append(Attempt(route.name, "skipped", error_type="breaker_open", model=model))
             continue
         probe = allowed and breaker.state == HALF_OPEN  # let through a half-open breaker: we hold its probe
-        ctx = _context(req, route, exchange)
+        variant = upstreams.shift.variant(route, exchange.shape or "") if route.prompt_prefixes else None
+        ctx = _context(req, route, exchange, variant.text if variant is not None else "")
         dialect = upstreams.dialects[route.name]
         target = upstreams.targets[route.name]
         with exchange.span.translate():
@@ -127,6 +133,7 @@ async def select(
             exchange.attempts.append(Attempt(route.name, "ok", 200, None, elapsed * 1000, target.host, model))
             exchange.route = route
             exchange.ctx = ctx
+            exchange.prompt_variant = variant.name if variant is not None else None
             return chosen
     raise _exhausted(last, exchange)
 
@@ -139,7 +146,7 @@ def _last_resort(upstreams: Upstreams, candidates: list[Route], route: Route) ->
     return not any(upstreams.breakers[other.name].ready() for other in candidates[1:])
 
 
-def _context(req: A.MessagesRequest, route: Route, exchange: Exchange) -> RequestContext:
+def _context(req: A.MessagesRequest, route: Route, exchange: Exchange, system_prefix: str) -> RequestContext:
     options = route.translation
     return RequestContext(
         message_id="msg_" + exchange.request_id[4:],
@@ -148,6 +155,7 @@ def _context(req: A.MessagesRequest, route: Route, exchange: Exchange) -> Reques
         stop_sequences=tuple(req.stop_sequences) if req.stop_sequences else (),
         input_estimate=exchange.input_estimate,
         think_tags=options.think_tags,
+        system_prefix=system_prefix,
     )
 
 

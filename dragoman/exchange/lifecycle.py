@@ -49,7 +49,8 @@ class Exchange:
     __slots__ = (
         "request_id", "headers", "started", "wall_start", "span", "identity", "requested_model", "streamed",
         "input_estimate", "policy", "branch", "attempts", "route", "ctx", "upstream_model", "usage", "stop_reason",
-        "error_type", "ttfb", "upstream_time", "event_count", "shape", "grant", "_tracer", "_key", "_answer", "_opened",
+        "error_type", "ttfb", "upstream_time", "event_count", "shape", "grant", "prompt_variant", "loop_events",
+        "_tracer", "_key", "_answer", "_opened",
     )
 
     def __init__(self, request_id: str, headers: Headers | None = None, tracer: Tracer | NoopTracer = NOOP_TRACER) -> None:
@@ -76,6 +77,8 @@ class Exchange:
         self.event_count = 0
         self.shape: str | None = None  # the turn shape the loop keeps scores per (loop/shape.py)
         self.grant: Grant | None = None  # what the caller's key allows (None: inbound auth is off)
+        self.prompt_variant: str | None = None  # the answering route's prompt-prefix variant, if it has variants
+        self.loop_events: list[str] = []  # what the loop did to this request (probe, avoided a demoted candidate)
         self._tracer = tracer
         self._key: tuple[str | None, dict[str, str | None] | None] = (None, None)
         self._answer: Answer | None = None
@@ -111,7 +114,8 @@ class Exchange:
         self.policy, self.branch = decision.policy, decision.branch
         if gate is not None:
             await gate(self)
-        chosen = await select(upstreams, upstreams.candidates(decision.route), req, body, self.headers, self)
+        candidates = upstreams.candidates(decision.route, self.shape, self.loop_events)
+        chosen = await select(upstreams, candidates, req, body, self.headers, self)
         if isinstance(chosen, OpenStream):
             self._opened = chosen
         else:

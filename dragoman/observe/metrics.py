@@ -253,6 +253,35 @@ class Metrics:
             gov = self._gov = _GovernanceMetrics(self.registry)
         return gov
 
+    # ---- the correctness loop's traffic shift (dragoman/loop/scores.py), from the audit writer's thread ------
+
+    def loop_shift(self, kind: str, route: str, shape: str) -> None:
+        """A shift: kind demoted (dragoman_loop_demotions_total{route,shape}) or restored (…_restorations_total)."""
+        counters = self._loop_metrics()
+        counter = counters[0] if kind == "demoted" else counters[1] if kind == "restored" else None
+        if counter is not None:
+            counter.labels(self._route(route), shape).inc()
+
+    def loop_score(self, route: str, model: str, shape: str, score: float) -> None:
+        """A route × model × shape's rolling score (dragoman_loop_score)."""
+        self._loop_metrics()[2].labels(self._route(route), self._upstream(model), shape).set(score)
+
+    def _loop_metrics(self) -> tuple[Any, Any, Any]:
+        # Created on first use: a gateway without weighted routes or verdicts exports none of them.
+        found = getattr(self, "_loop", None)
+        if found is None:
+            from prometheus_client import Counter, Gauge
+
+            found = self._loop = (
+                Counter("dragoman_loop_demotions", "Candidates demoted for a turn shape by the correctness loop",
+                        ["route", "shape"], registry=self.registry),
+                Counter("dragoman_loop_restorations", "Demoted candidates restored once their probes passed",
+                        ["route", "shape"], registry=self.registry),
+                Gauge("dragoman_loop_score", "Rolling verdict score (1 = every call passed) per route, model, shape",
+                      ["route", "model", "shape"], multiprocess_mode="livemax", registry=self.registry),
+            )
+        return found
+
 
 class _GovernanceMetrics:
     def __init__(self, registry: Any) -> None:
@@ -269,7 +298,6 @@ class _GovernanceMetrics:
                            multiprocess_mode="liveall", registry=registry)
         self.limit = Gauge("dragoman_budget_limit_usd", "Cap per budget", ["scope", "period"],
                            multiprocess_mode="liveall", registry=registry)
-
 
 def _mark_dead(pid: int) -> None:
     # Drops this worker's live gauges (queue depth, breaker) from the sums once it exits.

@@ -8,7 +8,7 @@ import fnmatch
 import re
 from collections.abc import Callable
 
-from dragoman.config.model import CompiledPolicy, Config, Route
+from dragoman.config.model import CompiledPolicy, Config, Route, WeightedRoute
 from dragoman.errors import ConfigError, NotFound
 from dragoman.policy.features import RequestFeatures
 from dragoman.policy.language import Policy
@@ -22,7 +22,7 @@ class RouteDecision:
 
     __slots__ = ("route", "policy", "branch")
 
-    def __init__(self, route: Route, policy: str | None = None, branch: str | None = None) -> None:
+    def __init__(self, route: Route | WeightedRoute, policy: str | None = None, branch: str | None = None) -> None:
         self.route = route
         self.policy = policy
         self.branch = branch
@@ -32,13 +32,15 @@ class Router:
     """Resolves requested model names to Routes; built once per Config, with resolutions cached."""
 
     def __init__(self, config: Config, *, cache_size: int = _CACHE_SIZE) -> None:
-        self._routes = config.routes
-        self._by_name = {route.name: route for route in config.routes}
-        self._patterns: tuple[tuple[Callable[[str], object], Route], ...] = tuple(
+        self._routes: tuple[Route | WeightedRoute, ...] = config.routes + config.weighted
+        # A weighted route (candidates:) is named like any route; the exchange picks its candidate per request.
+        self._by_name: dict[str, Route | WeightedRoute] = {route.name: route for route in config.routes}
+        self._by_name.update((w.name, w) for w in config.weighted)
+        self._patterns: tuple[tuple[Callable[[str], object], Route | WeightedRoute], ...] = tuple(
             (re.compile(fnmatch.translate(rule.match)).match, self._named(rule.route)) for rule in config.model_routes
         )
         self._default = None if config.default_route is None else self._named(config.default_route)
-        self._cache: dict[str, Route] = {}
+        self._cache: dict[str, Route | WeightedRoute] = {}
         self._cache_size = cache_size
         self._policies = config.policies
         self._applicable: dict[str, tuple[Policy, ...]] = {}
@@ -66,7 +68,7 @@ class Router:
         self._applicable[model] = found
         return found
 
-    def resolve(self, model: str) -> Route:
+    def resolve(self, model: str) -> Route | WeightedRoute:
         """The Route for a requested model name; NotFound (naming the routes that exist) when nothing matches."""
         route = self._cache.get(model)
         if route is None:
@@ -76,11 +78,11 @@ class Router:
             self._cache[model] = route
         return route
 
-    def routes(self) -> tuple[Route, ...]:
-        """All routes in config order (what GET /v1/models lists)."""
+    def routes(self) -> tuple[Route | WeightedRoute, ...]:
+        """All routes, weighted ones last (what GET /v1/models lists)."""
         return self._routes
 
-    def _match(self, model: str) -> Route:
+    def _match(self, model: str) -> Route | WeightedRoute:
         route = self._by_name.get(model)
         if route is not None:
             return route
@@ -92,7 +94,7 @@ class Router:
         names = ", ".join(self._by_name)
         raise NotFound(f'model "{model}" matches no route; routes: {names}')
 
-    def _named(self, name: str) -> Route:
+    def _named(self, name: str) -> Route | WeightedRoute:
         # load_config already checks references; this guards Configs built by hand.
         try:
             return self._by_name[name]

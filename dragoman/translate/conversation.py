@@ -65,10 +65,11 @@ Turn = System | Results | User | Assistant
 def conversation(req: A.MessagesRequest, ctx: RequestContext, loaded: set[str]) -> Iterator[Turn]:
     """The request's turns in order: its system prompt, then its messages. On the way, the deferred tools the
     conversation loaded (tool_reference blocks in tool results) are added to `loaded`: they are offered."""
-    if req.system:
-        text = system_text(req.system, ctx)
-        if text:
-            yield System(text, True)
+    text = system_text(req.system, ctx) if req.system else ""
+    if ctx.system_prefix:  # the route's prompt-prefix variant (the correctness loop's choice) comes first
+        text = f"{ctx.system_prefix}\n\n{text}" if text else ctx.system_prefix
+    if text:
+        yield System(text, True)
     open_calls: list[str] = []  # ids of the last assistant turn's calls still waiting for results
     for i, msg in enumerate(req.messages):
         role, content = msg.role, msg.content

@@ -21,6 +21,7 @@ class RequestContext:
     # The client's max_tokens when the upstream was given more (a reasoning model's floor): the visible output
     # is cut there (translate/output_budget.py). 0: the upstream's budget is the client's, it cuts itself.
     visible_max_tokens: int = 0
+    system_prefix: str = ""  # the route's prompt-prefix variant: put before the client's system prompt
     notes: list[str] = field(default_factory=list)  # what was dropped or changed, for the audit record
 
     def note(self, text: str) -> None:

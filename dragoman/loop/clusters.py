@@ -1,0 +1,106 @@
+"""Failure clusters: failing verdicts grouped by (kind, tool name, route, model), with a count, first and last
+seen, and a few example request ids — "unknown_tool Bash on gpt-5-fast, 212 times since 09:14" is what an
+operator acts on, not 212 log lines.
+
+`Clusters` is a VerdictSink (the in-process view, from the writer thread) and the aggregator the admin API and the
+CLI fill from the audit store's records over `--since` (loop/report.py). Memory is bounded: at most `max_groups`
+groups (the least recently seen forgotten first), `max_examples` ids each."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from dragoman.loop.verdict import ANSWER_KINDS, CLIENT_REFUSED, EXECUTION_FAILED, FAIL, JUDGE_FAIL, LateSignal
+from dragoman.observe.record import AuditRecord
+
+MAX_GROUPS = 1000
+MAX_EXAMPLES = 5
+_LATE_FAILURES = (CLIENT_REFUSED, EXECUTION_FAILED, JUDGE_FAIL)
+# A verdict's detail line names the tool it is about as `tool <name>` / `tool "<name>"` (loop/checks.py).
+_TOOL = re.compile(r"\btool[ :=]+[\"'`]?([A-Za-z0-9_.\-]{1,128})")
+
+Key = tuple[str, str | None, str | None, str | None]  # kind, tool, route, model
+
+
+class _Group:
+    __slots__ = ("count", "first", "last", "examples")
+
+    def __init__(self, time: float) -> None:
+        self.count = 0
+        self.first = time
+        self.last = time
+        self.examples: list[str] = []
+
+
+class Clusters:
+    """Failing verdicts by (kind, tool, route, model)."""
+
+    def __init__(self, *, max_groups: int = MAX_GROUPS, max_examples: int = MAX_EXAMPLES) -> None:
+        self._groups: OrderedDict[Key, _Group] = OrderedDict()
+        self._max_groups = max_groups
+        self._max_examples = max_examples
+        self._lock = threading.Lock()  # writes come from one thread; readers (the admin API) from others
+
+    def add(self, kind: str, tool: str | None, route: str | None, model: str | None, request_id: str,
+            time: float) -> None:
+        """Count one failure of `kind`."""
+        key = (kind, tool, route, model)
+        with self._lock:
+            group = self._groups.get(key)
+            if group is None:
+                if len(self._groups) >= self._max_groups:
+                    self._groups.popitem(last=False)
+                group = self._groups[key] = _Group(time)
+            else:
+                self._groups.move_to_end(key)
+            group.count += 1
+            group.first = min(group.first, time)
+            group.last = max(group.last, time)
+            if len(group.examples) < self._max_examples and request_id not in group.examples:
+                group.examples.append(request_id)
+
+    def add_record(self, record: AuditRecord | dict[str, Any]) -> None:
+        """A finished call's failures, from its record (or a store row of it)."""
+        get = record.get if isinstance(record, dict) else lambda name: getattr(record, name)
+        if get("verdict") != FAIL and get("next_turn") not in _LATE_FAILURES:
+            return
+        tool = tool_of(get("verdict_detail"))
+        kinds = [k for k in (get("verdict_kinds") or ()) if k in ANSWER_KINDS] if get("verdict") == FAIL else []
+        if get("next_turn") in _LATE_FAILURES:
+            kinds.append(get("next_turn"))
+        for kind in kinds or ["fail"]:
+            self.add(kind, tool, get("route"), get("upstream_model"), get("request_id"), get("time"))
+
+    # ---- VerdictSink -------------------------------------------------------------------------------------
+
+    def verdict(self, record: AuditRecord) -> None:
+        if record.verdict == FAIL:
+            self.add_record(record)
+
+    def late_signal(self, signal: LateSignal) -> None:
+        if signal.kind in _LATE_FAILURES:
+            self.add(signal.kind, signal.tool_name, signal.route, signal.model, signal.request_id, signal.time)
+
+    # ---- reading -----------------------------------------------------------------------------------------
+
+    def rows(self) -> list[dict[str, Any]]:
+        """GET /api/clusters rows, largest first."""
+        with self._lock:
+            items = [(key, g.count, g.first, g.last, list(g.examples)) for key, g in self._groups.items()]
+        items.sort(key=lambda item: (-item[1], -item[3]))
+        return [
+            {"kind": kind, "tool": tool, "route": route, "model": model, "count": count, "first_seen": first,
+             "last_seen": last, "examples": examples}
+            for (kind, tool, route, model), count, first, last, examples in items
+        ]
+
+
+def tool_of(detail: str | None) -> str | None:
+    """The tool a verdict's detail line names, if any."""
+    if not detail:
+        return None
+    found = _TOOL.search(detail)
+    return found.group(1) if found else None

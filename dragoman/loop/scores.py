@@ -1,0 +1,293 @@
+"""Scores: a rolling window of calls per route × model × turn shape × prompt variant, and the decisions taken on
+them — demotion of a candidate for a shape, its restoration once its probes pass, the prompt-prefix variant kept.
+
+A call's value is 1 when its verdict passed and 0 when it failed; a late `client_refused` (the client rejected the
+call's tool_use in its next turn) sets it to 0; a late `execution_failed` (the call ran and failed: a command that
+exited non-zero, an Edit whose old_string was not found) takes `execution_failed_weight` off it, once. A score is
+the mean value of the calls in the window. Calls without a verdict (error answers) are not scored: the breakers
+deal with upstreams that fail outright.
+
+`Scoreboard` is a VerdictSink: only the audit writer's thread calls it. What the event loop reads (who is demoted
+for which shape, which variant is kept) is published as an immutable `ShiftState`, swapped whole on change, so the
+hot path reads one attribute and takes no lock. Memory is bounded: at most `MAX_KEYS` windows per level of `window`
+calls each, `MAX_INDEXED` request ids for late signals, `MAX_EVENTS` events."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgspec
+
+from dragoman.config.loop import ShiftSettings
+from dragoman.loop.verdict import CLIENT_REFUSED, EXECUTION_FAILED, FAIL, PASS, LateSignal
+from dragoman.observe.record import AuditRecord
+
+log = logging.getLogger("dragoman.loop")
+
+MAX_KEYS = 4096  # windows kept per level; the least recently scored is forgotten first
+MAX_INDEXED = 20_000  # calls a late signal can still find (Claude Code's next turn comes within seconds)
+MAX_EVENTS = 500
+
+DEMOTED, RESTORED, VARIANT_KEPT = "demoted", "restored", "variant_kept"
+
+
+class Call:
+    """One scored call: mutable, a late signal changes its value wherever the call is held."""
+
+    __slots__ = ("request_id", "route", "shape", "value", "late")
+
+    def __init__(self, request_id: str, route: str, shape: str, value: float) -> None:
+        self.request_id = request_id
+        self.route = route
+        self.shape = shape
+        self.value = value
+        self.late = False  # an execution failure already counted against it
+
+
+class Window:
+    """The last `size` calls of one key."""
+
+    __slots__ = ("calls",)
+
+    def __init__(self, size: int, calls: Any = ()) -> None:
+        self.calls: deque[Call] = deque(calls, maxlen=size)
+
+    def add(self, call: Call) -> None:
+        self.calls.append(call)
+
+    def count(self) -> int:
+        return len(self.calls)
+
+    def passed(self) -> int:
+        return sum(1 for call in self.calls if call.value >= 1.0)
+
+    def score(self) -> float:
+        calls = self.calls
+        return sum(call.value for call in calls) / len(calls) if calls else 1.0
+
+
+class Demotion(msgspec.Struct, frozen=True):
+    """Why a candidate is demoted for a shape: its score over that many calls, and since when."""
+
+    score: float
+    calls: int
+    since: float
+
+
+class ShiftState(msgspec.Struct, frozen=True):
+    """What the hot path reads: demotions by (route, shape) and the kept prompt variant by (route, shape)."""
+
+    demoted: Mapping[tuple[str, str], Demotion] = {}
+    kept: Mapping[tuple[str, str], str] = {}
+
+
+class ShiftEvent(msgspec.Struct, frozen=True):
+    """A shift the loop made (GET /api/scores' `events`)."""
+
+    time: float
+    kind: str  # demoted | restored | variant_kept
+    route: str
+    shape: str
+    score: float
+    calls: int
+    detail: str
+
+
+class _Bounded(OrderedDict):
+    """Windows by key, at most MAX_KEYS, least recently used forgotten first."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def window(self, key: Any) -> Window:
+        found = self.get(key)
+        if found is None:
+            if len(self) >= MAX_KEYS:
+                self.popitem(last=False)
+            found = self[key] = Window(self.size)
+        else:
+            self.move_to_end(key)
+        return found
+
+
+class Scoreboard:
+    """Scores per key, and the demotions and variant choices made from them (a VerdictSink)."""
+
+    def __init__(self, settings: ShiftSettings | None = None, *, clock: Callable[[], float] = time.time,
+                 on_event: Callable[[ShiftEvent], None] | None = None,
+                 on_score: Callable[[str, str, str, float], None] | None = None) -> None:
+        self.settings = settings or ShiftSettings()
+        self.state = ShiftState()  # read by the event loop: replaced whole, never changed in place
+        self.events: tuple[ShiftEvent, ...] = ()  # newest last, replaced whole
+        self.variants: Mapping[str, tuple[str, ...]] = {}  # route -> its prompt variant names (set per config)
+        # The routes some weighted route lists: only those can be demoted (None: any, for a board used alone).
+        self.candidates: frozenset[str] | None = None
+        self._clock = clock
+        self._on_event = on_event
+        self._on_score = on_score
+        # Writes come from the writer thread only; the lock is for readers elsewhere (the admin API's executor),
+        # never taken on the event loop.
+        self._lock = threading.Lock()
+        self._resize(self.settings.window)
+
+    def _resize(self, size: int) -> None:
+        self._keys = _Bounded(size)  # (route, model, shape, variant): what is shown
+        self._candidates = _Bounded(size)  # (route, shape): what demotion reads
+        self._variants = _Bounded(size)  # (route, shape, variant): what the variant choice reads
+        self._probes = _Bounded(size)  # (route, shape) while demoted: the calls since demotion
+        self._index: OrderedDict[str, Call] = OrderedDict()
+
+    def configure(self, settings: ShiftSettings, variants: Mapping[str, tuple[str, ...]],
+                  candidates: frozenset[str] | None = None) -> None:
+        """A (re)loaded config: its thresholds, each route's variant names, the routes weighted routes list.
+        Scores survive unless the window size changed (then they start over: a window is its size)."""
+        with self._lock:
+            if settings.window != self.settings.window:
+                self._resize(settings.window)
+                self.state = ShiftState()
+            self.settings = settings
+            self.variants = dict(variants)
+            self.candidates = candidates
+
+    # ---- VerdictSink -------------------------------------------------------------------------------------
+
+    def verdict(self, record: AuditRecord) -> None:
+        if record.verdict not in (PASS, FAIL) or record.route is None:
+            return
+        with self._lock:
+            self._score(record)
+
+    def _score(self, record: AuditRecord) -> None:
+        route, shape, variant = record.route, record.shape or "", record.prompt_variant or ""
+        model = record.upstream_model or ""
+        call = Call(record.request_id, route, shape, 1.0 if record.verdict == PASS else 0.0)
+        index = self._index
+        if len(index) >= MAX_INDEXED:
+            index.popitem(last=False)
+        index[record.request_id] = call
+        shown = self._keys.window((route, model, shape, variant))
+        shown.add(call)
+        self._candidates.window((route, shape)).add(call)
+        if (route, shape) in self.state.demoted:
+            self._probes.window((route, shape)).add(call)
+        if variant:
+            self._variants.window((route, shape, variant)).add(call)
+        if self._on_score is not None:
+            self._on_score(route, model, shape, shown.score())
+        self._decide(route, shape)
+
+    def late_signal(self, signal: LateSignal) -> None:
+        with self._lock:
+            self._late(signal)
+
+    def _late(self, signal: LateSignal) -> None:
+        call = self._index.get(signal.request_id)
+        if call is None:  # forgotten, or answered by another worker
+            return
+        if signal.kind == CLIENT_REFUSED:
+            call.value = 0.0
+        elif signal.kind == EXECUTION_FAILED and not call.late:
+            call.late = True
+            call.value = max(0.0, call.value - self.settings.execution_failed_weight)
+        else:
+            return
+        self._decide(call.route, call.shape)
+
+    # ---- decisions ---------------------------------------------------------------------------------------
+
+    def _decide(self, route: str, shape: str) -> None:
+        key = (route, shape)
+        state = self.state
+        if key in state.demoted:
+            self._maybe_restore(key)
+        elif self.candidates is None or route in self.candidates:
+            self._maybe_demote(key)
+        if len(self.variants.get(route, ())) > 1:
+            self._maybe_keep_variant(key)
+
+    def _maybe_demote(self, key: tuple[str, str]) -> None:
+        window = self._candidates.window(key)
+        s = self.settings
+        score, calls = window.score(), window.count()
+        if calls < s.min_calls or score >= s.demote_below:
+            return
+        demoted = dict(self.state.demoted)
+        demoted[key] = Demotion(score=score, calls=calls, since=self._clock())
+        self._probes.pop(key, None)
+        self.state = msgspec.structs.replace(self.state, demoted=demoted)
+        self._event(DEMOTED, key, score, calls, f"score {score:.2f} over {calls} calls is below demote_below "
+                    f"{s.demote_below}; probe_share {s.probe_share} keeps measuring it")
+
+    def _maybe_restore(self, key: tuple[str, str]) -> None:
+        probes = self._probes.get(key)
+        s = self.settings
+        if probes is None or probes.count() < s.min_calls:
+            return
+        score, calls = probes.score(), probes.count()
+        if score <= s.restore_above:
+            return
+        demoted = dict(self.state.demoted)
+        demoted.pop(key, None)
+        self._probes.pop(key, None)
+        self._candidates[key] = Window(s.window, probes.calls)  # judged from now on by how it does since it healed
+        self.state = msgspec.structs.replace(self.state, demoted=demoted)
+        self._event(RESTORED, key, score, calls, f"probe score {score:.2f} over {calls} calls is above restore_above "
+                    f"{s.restore_above}")
+
+    def _maybe_keep_variant(self, key: tuple[str, str]) -> None:
+        route, shape = key
+        s = self.settings
+        scored = []
+        for name in self.variants[route]:
+            window = self._variants.get((route, shape, name))
+            if window is None or window.count() < s.variant_min_calls:
+                return
+            scored.append((window.score(), name, window.count()))
+        best = max(scored, key=lambda item: item[0])  # ties: the first written
+        if self.state.kept.get(key) == best[1]:
+            return
+        kept = dict(self.state.kept)
+        kept[key] = best[1]
+        self.state = msgspec.structs.replace(self.state, kept=kept)
+        others = ", ".join(f"{name} {score:.2f}" for score, name, _ in scored if name != best[1])
+        self._event(VARIANT_KEPT, key, best[0], best[2], f"variant {best[1]} kept (score {best[0]:.2f}; {others}); "
+                    f"exploration {s.exploration} keeps trying the others")
+
+    def _event(self, kind: str, key: tuple[str, str], score: float, calls: int, detail: str) -> None:
+        event = ShiftEvent(time=self._clock(), kind=kind, route=key[0], shape=key[1], score=round(score, 4),
+                           calls=calls, detail=detail)
+        self.events = (self.events + (event,))[-MAX_EVENTS:]
+        log.warning("loop: %s %s for %s: %s", kind, key[0], key[1], detail)
+        if self._on_event is not None:
+            self._on_event(event)
+
+    # ---- reading -----------------------------------------------------------------------------------------
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The windows as GET /api/scores rows (call from any thread: a copy is read)."""
+        state = self.state
+        with self._lock:
+            windows = [(key, list(window.calls)) for key, window in self._keys.items()]
+        out = []
+        for (route, model, shape, variant), calls in windows:
+            n = len(calls)
+            value = sum(c.value for c in calls)
+            out.append({
+                "route": route, "model": model or None, "shape": shape or None, "prompt_variant": variant or None,
+                "calls": n, "passed": sum(1 for c in calls if c.value >= 1.0),
+                "score": round(value / n, 4) if n else None, "state": self.route_state(state, route, shape),
+            })
+        return out
+
+    def route_state(self, state: ShiftState, route: str, shape: str) -> str:
+        """active | demoted | probing (demoted, and probes have been scored since)."""
+        if (route, shape) not in state.demoted:
+            return "active"
+        probes = self._probes.get((route, shape))
+        return "probing" if probes is not None and probes.count() else "demoted"

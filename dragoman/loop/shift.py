@@ -1,0 +1,99 @@
+"""The loop's actions on the hot path: which candidate of a weighted route a request goes to, and which
+system-prompt prefix variant a route's request gets. Both read the scoreboard's published `ShiftState` (one
+attribute, no lock) and do a few dict lookups and one random draw; nothing here waits or allocates much.
+
+A weighted route's candidates are picked by weight among those not demoted for the request's turn shape. Every
+`1 / probe_share`-th request of that route and shape goes to a demoted candidate instead (a counter, not a draw:
+a probe share is then exact, and the number of calls a restoration needs is bounded). With every candidate
+demoted, the normal weights apply: the loop never refuses service."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+
+from dragoman.config.loop import ShiftSettings
+from dragoman.config.model import CandidateEntry, PromptPrefix, Route, WeightedRoute
+from dragoman.loop.scores import Scoreboard
+
+MAX_COUNTERS = 4096  # (weighted route, shape) probe counters; shapes are few, this only bounds a config churn
+
+
+class Shift:
+    """Candidate and variant picks for the event loop; the scoreboard behind it learns in the writer thread."""
+
+    def __init__(self, scoreboard: Scoreboard | None = None, *, rng: random.Random | None = None,
+                 enabled: bool = True) -> None:
+        self.scoreboard = scoreboard if scoreboard is not None else Scoreboard()
+        self.enabled = enabled  # loop.enabled and loop.shift.enabled: off, weights are never changed
+        self._rng = rng or random.Random()
+        self._counters: dict[tuple[str, str], int] = {}
+
+    @property
+    def settings(self) -> ShiftSettings:
+        return self.scoreboard.settings
+
+    def pick(self, weighted: WeightedRoute, shape: str, events: list[str]) -> str:
+        """The name of the candidate this request goes to; what the loop did is appended to `events`."""
+        candidates = weighted.candidates
+        demoted = self.scoreboard.state.demoted if self.enabled else {}
+        if not demoted:
+            return _by_weight(candidates, self._rng)
+        down = [c for c in candidates if (c.route, shape) in demoted]
+        if not down:
+            return _by_weight(candidates, self._rng)
+        if len(down) == len(candidates):
+            events.append(f"all candidates of {weighted.name} demoted for {shape}: normal weights")
+            return _by_weight(candidates, self._rng)
+        if self._probe_due(weighted.name, shape):
+            chosen = _by_weight(down, self._rng)
+            why = demoted[(chosen, shape)]
+            events.append(f"probe: {chosen} (demoted for {shape}, score {why.score:.2f} over {why.calls} calls)")
+            return chosen
+        events.extend(f"avoided: {c.route} (demoted for {shape})" for c in down)
+        return _by_weight([c for c in candidates if (c.route, shape) not in demoted], self._rng)
+
+    def _probe_due(self, name: str, shape: str) -> bool:
+        share = self.settings.probe_share
+        if share <= 0:
+            return False
+        counters = self._counters
+        if len(counters) >= MAX_COUNTERS:
+            counters.clear()
+        key = (name, shape)
+        n = counters.get(key, 0) + 1
+        counters[key] = n
+        return n % max(1, round(1 / share)) == 0
+
+    def variant(self, route: Route, shape: str) -> PromptPrefix | None:
+        """The prompt-prefix variant for a request on `route`: an even split until the loop keeps one, then
+        the kept one but for an `exploration` share spread over the others. None: the route has no variants."""
+        variants = route.prompt_prefixes
+        if not variants:
+            return None
+        rng = self._rng
+        kept = self.scoreboard.state.kept.get((route.name, shape)) if self.enabled else None
+        if kept is None:
+            return variants[rng.randrange(len(variants))]
+        others = [v for v in variants if v.name != kept]
+        if others and rng.random() < self.settings.exploration:
+            return others[rng.randrange(len(others))]
+        return next((v for v in variants if v.name == kept), variants[0])
+
+
+def _by_weight(candidates: Sequence[CandidateEntry], rng: random.Random) -> str:
+    """A candidate's route name, each with probability weight / total."""
+    if len(candidates) == 1:
+        return candidates[0].route
+    total = sum(c.weight for c in candidates)
+    point = rng.random() * total
+    for cand in candidates:
+        point -= cand.weight
+        if point < 0:
+            return cand.route
+    return candidates[-1].route  # float rounding left the point at the very top
+
+
+def variant_names(routes: Sequence[Route]) -> Mapping[str, tuple[str, ...]]:
+    """Each route's prompt variant names, for the scoreboard."""
+    return {route.name: tuple(v.name for v in route.prompt_prefixes) for route in routes if route.prompt_prefixes}
