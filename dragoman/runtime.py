@@ -24,4 +24,5 @@ class Runtime:
         self.upstreams = Upstreams(config, client, previous.upstreams if previous is not None else None)
         self.keys = KeyTable(config.keys)  # looked up by digest: see key_table
         self.max_body = config.server.max_body_bytes
+        self.loop_on = config.loop.enabled  # the correctness loop keeps each call's evidence (loop/evidence.py)
         self.guard = RequestGuard(config.server)

@@ -24,6 +24,7 @@ from dragoman.exchange.lifecycle import Exchange
 from dragoman.not_found_log import NotFoundLog
 from dragoman.config.model import Pricing
 from dragoman.observe.pricing import Pricer
+from dragoman.loop.assess import Assessor
 from dragoman.observe.runtime import Observability
 from dragoman.protocols import anthropic as A
 from dragoman.request_guard import answer_preflight, is_preflight, with_cors
@@ -61,7 +62,11 @@ class Gateway:
         self._client: UpstreamClient | None = None
         self._watcher: ConfigWatcher | None = None
         self._inflight = InFlight()
-        self.observe = Observability(config.observe, _pricing(config))
+        # The correctness loop judges calls in the audit writer's thread (loop/assess.py); the sinks of scores and
+        # config versions register with it.
+        self.assessor = Assessor(config.loop.verdicts)
+        self.observe = Observability(config.observe, _pricing(config), assess=self.assessor.assess,
+                                     assess_pending=self.assessor.pending)
         self._not_found = NotFoundLog(log)
         self._warned_doubled_v1 = False
 
@@ -91,6 +96,7 @@ class Gateway:
                                               response_class=self._inflight.response_class)
         self._client = UpstreamClient(self._session)
         await asyncio.get_running_loop().run_in_executor(None, self.observe.start)
+        self.assessor.attach(self.observe.store, self.observe.metrics)
         self.runtime = Runtime(self.config, self._client)
         if self.config_path is not None:
             self._watcher = ConfigWatcher(self.config_path, self.apply_config)
@@ -197,7 +203,7 @@ class Gateway:
     # ---- endpoints ---------------------------------------------------------------------------------------
 
     async def _messages(self, rt: Runtime, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
-        exchange = Exchange(request_id, scope["headers"], self.observe.tracer)
+        exchange = Exchange(request_id, scope["headers"], self.observe.tracer, capture=rt.loop_on)
         status, error_type = 200, None
         gone: asyncio.Future | None = None  # done when the client disconnects, once its body is read
         try:
@@ -221,7 +227,7 @@ class Gateway:
         finally:
             if gone is not None:
                 gone.cancel()
-            self.observe.record(exchange.finish(status, error_type, self.observe.pricer))
+            self.observe.record(exchange.finish(status, error_type, self.observe.pricer), exchange.evidence())
 
     async def _metrics(self, rt: Runtime, send: Send, request_id: str) -> None:
         metrics = self.observe.metrics

@@ -26,6 +26,7 @@ from dragoman.exchange.candidates import Upstreams, select
 from dragoman.exchange.dialects import Answer
 from dragoman.exchange.stream import OpenStream, answer_stream
 from dragoman.identity import Identity, identity_from
+from dragoman.loop.evidence import Evidence
 from dragoman.loop.shape import turn_shape
 from dragoman.observe.pricing import Pricer
 from dragoman.observe.record import AuditRecord
@@ -48,9 +49,11 @@ class Exchange:
         "request_id", "headers", "started", "wall_start", "span", "identity", "requested_model", "streamed",
         "input_estimate", "policy", "branch", "attempts", "route", "ctx", "upstream_model", "usage", "stop_reason",
         "error_type", "ttfb", "upstream_time", "event_count", "shape", "_tracer", "_key", "_answer", "_opened",
+        "request", "capture", "kept", "stream_end",
     )
 
-    def __init__(self, request_id: str, headers: Headers | None = None, tracer: Tracer | NoopTracer = NOOP_TRACER) -> None:
+    def __init__(self, request_id: str, headers: Headers | None = None, tracer: Tracer | NoopTracer = NOOP_TRACER,
+                 *, capture: bool = False) -> None:
         self.request_id = request_id
         self.headers: Headers = headers if headers is not None else []
         self.started = time.perf_counter()
@@ -77,6 +80,11 @@ class Exchange:
         self._key: tuple[str | None, dict[str, str | None] | None] = (None, None)
         self._answer: Answer | None = None
         self._opened: OpenStream | None = None
+        # The correctness loop's evidence (loop/evidence.py), kept only when `capture` (the loop is on).
+        self.request: A.MessagesRequest | None = None
+        self.capture = capture
+        self.kept: list[bytes] | None = None  # a streamed answer's bytes as the client got them
+        self.stream_end: str | None = None  # how reading the stream ended (loop/evidence.py)
 
     def authenticated(self, key: GatewayKey | None) -> None:
         """The caller passed authentication with `key` (None: inbound auth is off)."""
@@ -92,6 +100,7 @@ class Exchange:
         if not req.messages:
             raise E.InvalidRequest("messages: at least one message is required")
         self.requested_model, self.streamed = req.model, req.stream
+        self.request = req
         if req.metadata is not None and req.metadata.user_id:
             self.identity = identity_from(self.headers, req.metadata.user_id, *self._key)
         self.span = self._tracer.start_request(
@@ -121,6 +130,8 @@ class Exchange:
     def stream(self) -> AsyncGenerator[bytes, None]:
         """The streamed answer's bytes, to write as they come; `aclose()` it on every way out."""
         assert self._opened is not None
+        if self.capture:
+            self.kept = []
         return answer_stream(self, self._opened)
 
     def finish(self, status: int, error_type: str | None, pricer: Pricer) -> AuditRecord:
@@ -140,6 +151,26 @@ class Exchange:
             record.cost_usd = pricer.price(record)
         self.span.finish(record)
         return record
+
+
+    def evidence(self) -> Evidence | None:
+        """What the loop judges this call by, once `finish` ran; None when the loop is off or nothing was asked."""
+        req = self.request
+        if not self.capture or req is None:
+            return None
+        ctx = self.ctx
+        evidence = Evidence(request=req, stop_reason=self.stop_reason,
+                            tool_names=ctx.tool_names if ctx is not None else None)
+        answer, opened = self._answer, self._opened
+        if answer is not None:
+            evidence.body = answer.body
+        elif opened is not None:
+            evidence.chunks = self.kept
+            evidence.ended = opened.relay.ended
+            evidence.stream_end = self.stream_end
+            failure = opened.relay.failure
+            evidence.failure = failure.error_type if failure is not None else None
+        return evidence
 
 
 def _header_map(headers: Headers) -> dict[str, str]:
