@@ -16,7 +16,7 @@ from dragoman.upstreams.client import UpstreamClient
 
 
 class Runtime:
-    __slots__ = ("config", "router", "upstreams", "keys", "max_body", "guard")
+    __slots__ = ("config", "router", "upstreams", "keys", "max_body", "guard", "loop_on")
 
     def __init__(self, config: Config, client: UpstreamClient, previous: Runtime | None = None) -> None:
         self.config = config
