@@ -35,17 +35,20 @@ from dragoman.redaction import redact
 
 log = logging.getLogger("dragoman.loop")
 
-WAITING_LIMIT = 10_000  # tool_result ids waiting for another worker's rows, at most
-_RETRY_EVERY = 0.25  # seconds between two store look-ups of the waiting ids
+WAITING_LIMIT = 2_000  # tool_result ids waiting for another worker's rows, at most
+# A waiting id is looked up again after 0.25 s, then 0.5 s, 1 s, … (doubling) until join_wait: a few look-ups
+# each, so ids that are no one's (another gateway's calls) cost little.
+_FIRST_RETRY = 0.25
 _PRUNE_EVERY = 3600.0  # seconds between two prunes of the store's tool_calls table
 _JUDGE = {V.JUDGE_FAIL: "fail", "judge_pass": "pass"}
 
 
 class _Waiting:
-    __slots__ = ("tool_use_id", "outcome", "text", "deadline")
+    __slots__ = ("tool_use_id", "outcome", "text", "deadline", "next_try", "delay")
 
-    def __init__(self, tool_use_id: str, outcome: str, text: str, deadline: float) -> None:
-        self.tool_use_id, self.outcome, self.text, self.deadline = tool_use_id, outcome, text, deadline
+    def __init__(self, tool_use_id: str, outcome: str, text: str, now: float, wait: float) -> None:
+        self.tool_use_id, self.outcome, self.text = tool_use_id, outcome, text
+        self.deadline, self.next_try, self.delay = now + wait, now + _FIRST_RETRY, _FIRST_RETRY
 
 
 class Assessor:
@@ -61,7 +64,6 @@ class Assessor:
         self._late: collections.deque[LateSignal] = collections.deque()  # appended from any thread
         self._waiting: collections.OrderedDict[str, _Waiting] = collections.OrderedDict()
         self._clock = clock
-        self._next_retry = 0.0
         self._next_prune = clock() + _PRUNE_EVERY
 
     def attach(self, store: AuditStore | None, metrics: Any = None) -> None:
@@ -111,8 +113,7 @@ class Assessor:
             out = out or Followups()
             self._late_signal(late.popleft(), out)
         now = self._clock()
-        if self._waiting and now >= self._next_retry:
-            self._next_retry = now + _RETRY_EVERY
+        if self._waiting:
             out = self._retry_waiting(now, out)
         if now >= self._next_prune and self.store is not None:
             self._next_prune = now + _PRUNE_EVERY
@@ -125,22 +126,27 @@ class Assessor:
         if not outcomes:
             return
         found, missing = self.memory.take(list(outcomes))
+        missing = [tool_use_id for tool_use_id in missing if tool_use_id not in self._waiting]  # retried anyway
         if missing and self.store is not None:
             found += self._from_store(missing)
             known = {row.tool_use_id for row in found}
-            deadline = self._clock() + self.settings.join_wait
+            now = self._clock()
             for tool_use_id in missing:
                 if tool_use_id not in known:
-                    self._wait(_Waiting(tool_use_id, *outcomes[tool_use_id], deadline))
+                    self._wait(_Waiting(tool_use_id, *outcomes[tool_use_id], now, self.settings.join_wait))
         self._attribute([(row, *outcomes[row.tool_use_id]) for row in found], out)
 
     def _retry_waiting(self, now: float, out: Followups | None) -> Followups | None:
         waiting = self._waiting
         for tool_use_id in [k for k, w in waiting.items() if w.deadline <= now]:
             del waiting[tool_use_id]  # never ours, or its worker's batch was lost: give up
-        if not waiting:
+        due = [w for w in waiting.values() if w.next_try <= now]
+        if not due:
             return out
-        rows = self._from_store(list(waiting))
+        for w in due:
+            w.delay *= 2
+            w.next_try = now + w.delay
+        rows = self._from_store([w.tool_use_id for w in due])
         if rows:
             out = out or Followups()
             self._attribute([(row, waiting[row.tool_use_id].outcome, waiting.pop(row.tool_use_id).text)
