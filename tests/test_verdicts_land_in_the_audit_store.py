@@ -25,6 +25,7 @@ from tests.upstreams.anthropic_messages import MessageReply, ScriptedAnthropicUp
 pytestmark = pytest.mark.timeout(60)
 
 CHAT, PASS = "chat-route", "claude-passthrough"
+ADMIN = "adm-verdicts-test-key"
 READ = {"name": "Read", "description": "Read a file",
         "input_schema": {"type": "object", "properties": {"file_path": {"type": "string"}},
                          "required": ["file_path"], "additionalProperties": False}}
@@ -42,6 +43,7 @@ def _config(chat: ScriptedChatUpstream, anthropic_upstream: ScriptedAnthropicUps
                                               "timeout": FAST},
                    "translation": {"passthrough": True}, "retry": NO_RETRY, "breaker": NO_BREAKER}
     data = {"audit": {"store": store, "flush_interval": 0.05}, "metrics": {"enabled": True},
+            "admin": {"keys": [ADMIN]},
             "loop": {"enabled": loop, "verdicts": {"memory": 1000, "schema_cache": 16}},
             "routes": [chat_route, passthrough]}
     return yaml.safe_dump(data, sort_keys=False)
@@ -189,6 +191,9 @@ def test_verdicts_are_counted_and_shown_by_dragoman_logs(gateways, upstreams, st
                      r'verdict="fail"\} [1-9]', metrics), metrics
     out = cli("logs", "--store", store, "--request-id", request_id).stdout
     assert "fail:unknown_tool" in out, out
+    [row] = gateway.request("GET", f"/api/requests?request_id={request_id}", headers={"x-api-key": ADMIN}).json()["data"]
+    assert (row["verdict"], row["verdict_kinds"], row["tool_calls"]) == (V.FAIL, [V.UNKNOWN_TOOL], 1)
+    assert row["verdict_detail"] == "unknown_tool: tool 'Nope' was not offered"
 
 
 def _sorted_labels(text: str) -> str:
