@@ -15,6 +15,7 @@ import pytest
 from dragoman.config.loop import VerdictSettings
 from dragoman.loop import verdict as V
 from dragoman.loop.assess import Assessor
+from dragoman.loop.evidence import last_message
 from dragoman.loop.next_turn import OK, ToolCallMemory, classify, result_text, tool_results
 from dragoman.observe.record import AuditRecord
 from dragoman.observe.stores import ToolCallRow, open_store
@@ -63,8 +64,7 @@ def test_a_users_rejection_is_no_signal(text: str) -> None:
 def test_the_results_in_the_claude_code_fixtures_are_all_fine() -> None:
     seen = 0
     for path in sorted(glob.glob(str(FIXTURES / "*.json"))):
-        req = msgspec.json.decode(Path(path).read_bytes(), type=A.MessagesRequest)
-        for _, outcome, _ in tool_results(req):
+        for _, outcome, _ in tool_results(last_message(Path(path).read_bytes())):
             assert outcome == OK, path
             seen += 1
     assert seen >= 20  # the fixtures' last turns carry that many results
@@ -79,7 +79,7 @@ def test_only_the_last_message_is_read_for_results() -> None:
                             earlier,
                             {"role": "assistant", "content": "ok"},
                             {"role": "user", "content": "thanks"}])
-    assert tool_results(req) == []
+    assert tool_results(last_message(req)) == []
 
 
 def test_the_memory_keeps_the_newest_ids_and_answers_each_once() -> None:

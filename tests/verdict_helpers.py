@@ -24,21 +24,24 @@ TOOLS = [{"name": "Read", "description": "read a file", "input_schema": READ_SCH
              "command": {"type": "string"}}, "required": ["command"]}}]
 
 
-def request(tools: list[dict] | None = TOOLS, messages: list[dict] | None = None, stream: bool = False) -> A.MessagesRequest:
+def request(tools: list[dict] | None = TOOLS, messages: list[dict] | None = None, stream: bool = False) -> bytes:
+    """A Messages request body, checked to decode as the exchange decodes it."""
     body: dict[str, Any] = {"model": "m", "max_tokens": 100, "stream": stream,
                             "messages": messages or [{"role": "user", "content": "hi"}]}
     if tools is not None:
         body["tools"] = tools
-    return msgspec.json.decode(json.dumps(body), type=A.MessagesRequest)
+    raw = json.dumps(body).encode()
+    msgspec.json.decode(raw, type=A.MessagesRequest)
+    return raw
 
 
-def json_evidence(reply: MessageReply, req: A.MessagesRequest | None = None) -> Evidence:
+def json_evidence(reply: MessageReply, req: bytes | None = None) -> Evidence:
     body = json.dumps(render_message(reply)).encode()
     return Evidence(request=req or request(), body=body, stop_reason=reply.stop_reason or _stop(reply),
                     tool_names=ToolNameMap(64))
 
 
-def stream_evidence(reply: MessageReply, req: A.MessagesRequest | None = None, *, cut_after: int | None = None,
+def stream_evidence(reply: MessageReply, req: bytes | None = None, *, cut_after: int | None = None,
                     failure: str | None = None, stream_end: str | None = FINISHED, ended: bool = True,
                     tail: bytes = b"") -> Evidence:
     events = render_message_events(reply)

@@ -81,7 +81,7 @@ class Exchange:
         self._answer: Answer | None = None
         self._opened: OpenStream | None = None
         # The correctness loop's evidence (loop/evidence.py), kept only when `capture` (the loop is on).
-        self.request: A.MessagesRequest | None = None
+        self.request: bytes | None = None  # the body as the client sent it (loop/evidence.py says why bytes)
         self.capture = capture
         self.kept: list[bytes] | None = None  # a streamed answer's bytes as the client got them
         self.stream_end: str | None = None  # how reading the stream ended (loop/evidence.py)
@@ -100,7 +100,7 @@ class Exchange:
         if not req.messages:
             raise E.InvalidRequest("messages: at least one message is required")
         self.requested_model, self.streamed = req.model, req.stream
-        self.request = req
+        self.request = body
         if req.metadata is not None and req.metadata.user_id:
             self.identity = identity_from(self.headers, req.metadata.user_id, *self._key)
         self.span = self._tracer.start_request(

@@ -18,7 +18,7 @@ import msgspec
 
 from dragoman.loop import verdict as V
 from dragoman.loop.answer import ParsedAnswer, ToolCall, from_json, from_stream
-from dragoman.loop.evidence import UPSTREAM_CLOSED, Evidence
+from dragoman.loop.evidence import UPSTREAM_CLOSED, Evidence, OfferedTools
 
 DETAIL_LIMIT = 200  # characters of verdict_detail
 # Translation notes (translate/tool_arguments.py) that say what the gateway did to a call's arguments.
@@ -97,13 +97,14 @@ def check(evidence: Evidence, notes: list[str], schemas: SchemaCache) -> Finding
         return Findings(None, tool_calls=answer.tool_calls)
     found = Findings(V.PASS, tool_calls=answer.tool_calls)
     failed_stream = streamed and evidence.failure is not None
-    offered = _offered(evidence)
+    offered = OfferedTools(evidence.request) if answer.tool_calls else None
     cut = evidence.stop_reason == "max_tokens" and answer.last_block == "tool_use"
     for i, call in enumerate(answer.tool_calls):
         if cut and i == len(answer.tool_calls) - 1:
             continue  # the cut call: its own kind below, its arguments are whatever was left
         if failed_stream and not call.closed:
             continue  # the failure is the kind; a call it interrupted is not judged on its own
+        assert offered is not None
         _check_call(call, evidence, offered, schemas, found)
     if NOTE_INVALID in notes:
         found.add(V.INVALID_JSON, "the upstream's tool arguments were not JSON; the client got {}")
@@ -132,12 +133,8 @@ def check(evidence: Evidence, notes: list[str], schemas: SchemaCache) -> Finding
 _ORDER = {kind: i for i, kind in enumerate((V.UNKNOWN_TOOL, V.INVALID_JSON, V.REPAIRED_JSON, *V.ANSWER_KINDS[2:]))}
 
 
-def _offered(evidence: Evidence) -> dict[str, dict[str, Any] | None]:
-    return {tool.name: tool.input_schema for tool in evidence.request.tools or ()}
-
-
-def _check_call(call: ToolCall, evidence: Evidence, offered: dict[str, dict[str, Any] | None],
-                schemas: SchemaCache, found: Findings) -> None:
+def _check_call(call: ToolCall, evidence: Evidence, offered: OfferedTools, schemas: SchemaCache,
+                found: Findings) -> None:
     names = evidence.tool_names
     name = names.client(call.name) if names is not None else call.name
     if name not in offered:
@@ -146,7 +143,7 @@ def _check_call(call: ToolCall, evidence: Evidence, offered: dict[str, dict[str,
     if call.arguments is None:
         found.add(V.INVALID_JSON, f"{name}: arguments are not a JSON object: {call.raw!r}")
         return
-    schema = offered[name]
+    schema = offered.schema(name)
     if not schema:
         return
     validator = schemas.validator(schema)

@@ -1,11 +1,20 @@
 """What the exchange hands the loop about a finished call: enough to judge it, taken without copying anything.
 
 Built once per request when the loop is on (`loop: {enabled: true}`), on the event loop, from references the
-exchange already holds: the decoded request, the answer's Anthropic bytes as the client got them (the JSON body,
-or the SSE chunks in a list, one append per chunk), how the stream ended, and the names to restore. Everything
-that reads it runs in the audit writer's thread (loop/assess.py)."""
+exchange already holds: the request's body as the client sent it, the answer's Anthropic bytes as the client got
+them (the JSON body, or the SSE chunks in a list, one append per chunk), how the stream ended, and the names to
+restore. Everything that reads it runs in the audit writer's thread (loop/assess.py).
+
+Why the request's bytes and not the decoded request: a decoded Claude Code request is thousands of containers;
+kept alive until the writer's next batch (up to `audit.flush_interval`), they survive young-generation
+collections and make every later one slower (the 78 KB fixture: ~2x the decode cost per request, measured with
+gc thresholds as the server sets them; bench/RESULTS.md, "The correctness loop's cost"). Bytes are one object
+the collector never walks; the writer decodes only the parts a check reads: the tools an answer called, and the
+last message."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import msgspec
 
@@ -21,7 +30,7 @@ TRANSPORT_FAILED = "transport"  # reading failed: timeout, reset, oversized even
 class Evidence(msgspec.Struct, kw_only=True):
     """One finished call, as the client saw it."""
 
-    request: A.MessagesRequest
+    request: bytes  # the Messages request body the client sent (already validated by the exchange)
     body: bytes | None = None  # the JSON answer (not streamed)
     chunks: list[bytes] | None = None  # the SSE bytes the client got, in order (streamed)
     stop_reason: str | None = None
@@ -29,3 +38,57 @@ class Evidence(msgspec.Struct, kw_only=True):
     ended: bool = False  # the stream reached message_stop or an error event
     stream_end: str | None = None  # FINISHED | UPSTREAM_CLOSED | TRANSPORT_FAILED | None (client stopped reading)
     tool_names: ToolNameMap | None = None  # upstream name → client name, for names shortened for the upstream
+
+
+class _Tool(msgspec.Struct):
+    name: str = ""
+    input_schema: msgspec.Raw = msgspec.Raw()  # decoded only for the tools an answer called (empty: none)
+
+
+class _Tools(msgspec.Struct):
+    tools: list[_Tool] | None = None
+
+
+class _Messages(msgspec.Struct):
+    messages: list[msgspec.Raw] = []
+
+
+_decode_tools = msgspec.json.Decoder(_Tools).decode
+_decode_messages = msgspec.json.Decoder(_Messages).decode
+_decode_message = msgspec.json.Decoder(A.Message).decode
+_decode_schema = msgspec.json.Decoder(dict[str, Any] | None).decode
+_MALFORMED = (msgspec.DecodeError, msgspec.ValidationError)
+
+
+class OfferedTools:
+    """The request's tools by name, each schema decoded when first asked for."""
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, request: bytes) -> None:
+        try:
+            tools = _decode_tools(request).tools or ()
+        except _MALFORMED:
+            tools = ()
+        self._raw = {tool.name: tool.input_schema for tool in tools}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._raw
+
+    def schema(self, name: str) -> dict[str, Any] | None:
+        raw = self._raw.get(name)
+        if not raw:
+            return None
+        try:
+            return _decode_schema(raw)
+        except _MALFORMED:
+            return None
+
+
+def last_message(request: bytes) -> A.Message | None:
+    """The request's last message: the turn that answers the previous one."""
+    try:
+        messages = _decode_messages(request).messages
+        return _decode_message(messages[-1]) if messages else None
+    except _MALFORMED:
+        return None

@@ -55,13 +55,10 @@ def classify(is_error: bool, text: str) -> str | None:
     return V.EXECUTION_FAILED
 
 
-def tool_results(req: A.MessagesRequest) -> list[tuple[str, str | None, str]]:
-    """(tool_use_id, outcome, text) for each tool_result of the request's last message: the turn answering the
+def tool_results(last: A.Message | None) -> list[tuple[str, str | None, str]]:
+    """(tool_use_id, outcome, text) for each tool_result of a request's last message: the turn answering the
     previous one. Earlier messages repeat results already attributed when they were the last."""
-    if not req.messages:
-        return []
-    last = req.messages[-1]
-    if last.role != "user" or isinstance(last.content, str):
+    if last is None or last.role != "user" or isinstance(last.content, str):
         return []
     out = []
     for block in last.content:
