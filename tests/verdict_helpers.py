@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from dragoman.loop.evidence import FINISHED, Evidence
+from dragoman.loop.evidence import FINISHED, Evidence, answering, last_message
 from dragoman.protocols import anthropic as A
 from dragoman.translate.tool_names import ToolNameMap
 from tests.upstreams.anthropic_messages import MessageReply, render_message, render_message_events
@@ -37,7 +37,8 @@ def request(tools: list[dict] | None = TOOLS, messages: list[dict] | None = None
 
 def json_evidence(reply: MessageReply, req: bytes | None = None) -> Evidence:
     body = json.dumps(render_message(reply)).encode()
-    return Evidence(request=req or request(), body=body, stop_reason=reply.stop_reason or _stop(reply),
+    req = req or request()
+    return Evidence(request=req, answers=_answers(req), body=body, stop_reason=reply.stop_reason or _stop(reply),
                     tool_names=ToolNameMap(64))
 
 
@@ -47,7 +48,8 @@ def stream_evidence(reply: MessageReply, req: bytes | None = None, *, cut_after:
     events = render_message_events(reply)
     if cut_after is not None:
         events = events[:cut_after]
-    return Evidence(request=req or request(stream=True), chunks=[*events, tail] if tail else events,
+    req = req or request(stream=True)
+    return Evidence(request=req, answers=_answers(req), chunks=[*events, tail] if tail else events,
                     stop_reason=None if cut_after is not None else reply.stop_reason or _stop(reply),
                     failure=failure, ended=ended, stream_end=stream_end, tool_names=ToolNameMap(64))
 
@@ -55,6 +57,11 @@ def stream_evidence(reply: MessageReply, req: bytes | None = None, *, cut_after:
 def error_event(error_type: str = "api_error", message: str = "boom") -> bytes:
     data = json.dumps({"type": "error", "error": {"type": error_type, "message": message}})
     return f"event: error\ndata: {data}\n\n".encode()
+
+
+def _answers(req: bytes):
+    last = last_message(req)
+    return answering(last) if last is not None else None
 
 
 def _stop(reply: MessageReply) -> str:

@@ -26,7 +26,7 @@ from dragoman.exchange.candidates import Upstreams, select
 from dragoman.exchange.dialects import Answer
 from dragoman.exchange.stream import OpenStream, answer_stream
 from dragoman.identity import Identity, identity_from
-from dragoman.loop.evidence import Evidence
+from dragoman.loop.evidence import Evidence, answering
 from dragoman.loop.shape import turn_shape
 from dragoman.observe.pricing import Pricer
 from dragoman.observe.record import AuditRecord
@@ -49,7 +49,7 @@ class Exchange:
         "request_id", "headers", "started", "wall_start", "span", "identity", "requested_model", "streamed",
         "input_estimate", "policy", "branch", "attempts", "route", "ctx", "upstream_model", "usage", "stop_reason",
         "error_type", "ttfb", "upstream_time", "event_count", "shape", "_tracer", "_key", "_answer", "_opened",
-        "request", "capture", "kept", "stream_end",
+        "request", "last_message", "capture", "kept", "stream_end",
     )
 
     def __init__(self, request_id: str, headers: Headers | None = None, tracer: Tracer | NoopTracer = NOOP_TRACER,
@@ -82,6 +82,7 @@ class Exchange:
         self._opened: OpenStream | None = None
         # The correctness loop's evidence (loop/evidence.py), kept only when `capture` (the loop is on).
         self.request: bytes | None = None  # the body as the client sent it (loop/evidence.py says why bytes)
+        self.last_message: A.Message | None = None
         self.capture = capture
         self.kept: list[bytes] | None = None  # a streamed answer's bytes as the client got them
         self.stream_end: str | None = None  # how reading the stream ended (loop/evidence.py)
@@ -100,7 +101,7 @@ class Exchange:
         if not req.messages:
             raise E.InvalidRequest("messages: at least one message is required")
         self.requested_model, self.streamed = req.model, req.stream
-        self.request = body
+        self.request, self.last_message = body, req.messages[-1]
         if req.metadata is not None and req.metadata.user_id:
             self.identity = identity_from(self.headers, req.metadata.user_id, *self._key)
         self.span = self._tracer.start_request(
@@ -159,7 +160,8 @@ class Exchange:
         if not self.capture or req is None:
             return None
         ctx = self.ctx
-        evidence = Evidence(request=req, stop_reason=self.stop_reason,
+        last = self.last_message
+        evidence = Evidence(request=req, stop_reason=self.stop_reason, answers=answering(last) if last else None,
                             tool_names=ctx.tool_names if ctx is not None else None)
         answer, opened = self._answer, self._opened
         if answer is not None:

@@ -26,7 +26,7 @@ from typing import Any
 from dragoman.config.loop import VerdictSettings
 from dragoman.loop import verdict as V
 from dragoman.loop.checks import SchemaCache, check
-from dragoman.loop.evidence import Evidence, last_message
+from dragoman.loop.evidence import Evidence
 from dragoman.loop.next_turn import STRENGTH, ToolCallMemory, stronger, tool_results, weaker_than
 from dragoman.loop.verdict import LateSignal, VerdictSink
 from dragoman.observe.record import AuditRecord
@@ -41,7 +41,6 @@ WAITING_LIMIT = 2_000  # tool_result ids waiting for another worker's rows, at m
 _FIRST_RETRY = 0.25
 _PRUNE_EVERY = 3600.0  # seconds between two prunes of the store's tool_calls table
 _JUDGE = {V.JUDGE_FAIL: "fail", "judge_pass": "pass"}
-_RESULT = b'"tool_result"'  # a request without it answers no tool call: its messages are not decoded
 
 
 class _Waiting:
@@ -92,7 +91,7 @@ class Assessor:
         if self.metrics is not None and found.verdict is not None:
             self.metrics.observe_verdict(record.route, record.upstream_model, found.verdict,
                                          found.kinds[0] if found.kinds else "none")
-        results = tool_results(last_message(evidence.request)) if _RESULT in evidence.request else None
+        results = tool_results(evidence.answers)
         if results:
             self._join(results, out)
         rows = [ToolCallRow(call.id, record.request_id, record.time, record.route, record.upstream_model,

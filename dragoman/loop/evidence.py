@@ -9,8 +9,8 @@ Why the request's bytes and not the decoded request: a decoded Claude Code reque
 kept alive until the writer's next batch (up to `audit.flush_interval`), they survive young-generation
 collections and make every later one slower (the 78 KB fixture: ~2x the decode cost per request, measured with
 gc thresholds as the server sets them; bench/RESULTS.md, "The correctness loop's cost"). Bytes are one object
-the collector never walks; the writer decodes only the parts a check reads: the tools an answer called, and the
-last message."""
+the collector never walks; the writer decodes only the tools, and only for an answer that called one. The last
+message is kept as decoded when it answers tool calls (a few blocks), found by `answering` on the event loop."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ class Evidence(msgspec.Struct, kw_only=True):
     """One finished call, as the client saw it."""
 
     request: bytes  # the Messages request body the client sent (already validated by the exchange)
+    answers: A.Message | None = None  # the request's last message, when it carries tool_results (next_turn.py)
     body: bytes | None = None  # the JSON answer (not streamed)
     chunks: list[bytes] | None = None  # the SSE bytes the client got, in order (streamed)
     stop_reason: str | None = None
@@ -85,8 +86,19 @@ class OfferedTools:
             return None
 
 
+def answering(last: A.Message) -> A.Message | None:
+    """`last` (a request's last message) if it answers tool calls, else None. A few blocks looked at."""
+    content = last.content
+    if last.role != "user" or isinstance(content, str):
+        return None
+    for block in content:
+        if block.type == "tool_result":
+            return last
+    return None
+
+
 def last_message(request: bytes) -> A.Message | None:
-    """The request's last message: the turn that answers the previous one."""
+    """A request body's last message, decoded (tests and tools; the exchange hands it over already decoded)."""
     try:
         messages = _decode_messages(request).messages
         return _decode_message(messages[-1]) if messages else None
