@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from dragoman.loop.evidence import FINISHED, Evidence, answering, last_message
+from dragoman.loop.evidence import FINISHED, Evidence, answering_in
 from dragoman.protocols import anthropic as A
 from dragoman.translate.tool_names import ToolNameMap
 from tests.upstreams.anthropic_messages import MessageReply, render_message, render_message_events
@@ -60,8 +60,7 @@ def error_event(error_type: str = "api_error", message: str = "boom") -> bytes:
 
 
 def _answers(req: bytes):
-    last = last_message(req)
-    return answering(last) if last is not None else None
+    return answering_in(req)
 
 
 def _stop(reply: MessageReply) -> str:

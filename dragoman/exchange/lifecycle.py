@@ -49,7 +49,7 @@ class Exchange:
         "request_id", "headers", "started", "wall_start", "span", "identity", "requested_model", "streamed",
         "input_estimate", "policy", "branch", "attempts", "route", "ctx", "upstream_model", "usage", "stop_reason",
         "error_type", "ttfb", "upstream_time", "event_count", "shape", "_tracer", "_key", "_answer", "_opened",
-        "request", "last_message", "capture", "kept", "stream_end",
+        "request", "messages", "capture", "kept", "stream_end",
     )
 
     def __init__(self, request_id: str, headers: Headers | None = None, tracer: Tracer | NoopTracer = NOOP_TRACER,
@@ -82,7 +82,7 @@ class Exchange:
         self._opened: OpenStream | None = None
         # The correctness loop's evidence (loop/evidence.py), kept only when `capture` (the loop is on).
         self.request: bytes | None = None  # the body as the client sent it (loop/evidence.py says why bytes)
-        self.last_message: A.Message | None = None
+        self.messages: list[A.Message] = []
         self.capture = capture
         self.kept: list[bytes] | None = None  # a streamed answer's bytes as the client got them
         self.stream_end: str | None = None  # how reading the stream ended (loop/evidence.py)
@@ -101,7 +101,7 @@ class Exchange:
         if not req.messages:
             raise E.InvalidRequest("messages: at least one message is required")
         self.requested_model, self.streamed = req.model, req.stream
-        self.request, self.last_message = body, req.messages[-1]
+        self.request, self.messages = body, req.messages
         if req.metadata is not None and req.metadata.user_id:
             self.identity = identity_from(self.headers, req.metadata.user_id, *self._key)
         self.span = self._tracer.start_request(
@@ -160,8 +160,7 @@ class Exchange:
         if not self.capture or req is None:
             return None
         ctx = self.ctx
-        last = self.last_message
-        evidence = Evidence(request=req, stop_reason=self.stop_reason, answers=answering(last) if last else None,
+        evidence = Evidence(request=req, stop_reason=self.stop_reason, answers=answering(self.messages),
                             tool_names=ctx.tool_names if ctx is not None else None)
         answer, opened = self._answer, self._opened
         if answer is not None:

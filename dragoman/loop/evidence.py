@@ -10,7 +10,7 @@ kept alive until the writer's next batch (up to `audit.flush_interval`), they su
 collections and make every later one slower (the 78 KB fixture: ~2x the decode cost per request, measured with
 gc thresholds as the server sets them; bench/RESULTS.md, "The correctness loop's cost"). Bytes are one object
 the collector never walks; the writer decodes only the tools, and only for an answer that called one. The last
-message is kept as decoded when it answers tool calls (a few blocks), found by `answering` on the event loop."""
+turn is kept as decoded when it answers tool calls (a few blocks), found by `answering` on the event loop."""
 
 from __future__ import annotations
 
@@ -86,21 +86,27 @@ class OfferedTools:
             return None
 
 
-def answering(last: A.Message) -> A.Message | None:
-    """`last` (a request's last message) if it answers tool calls, else None. A few blocks looked at."""
-    content = last.content
-    if last.role != "user" or isinstance(content, str):
+def answering(messages: list[A.Message]) -> A.Message | None:
+    """A request's last turn if it answers tool calls, else None: its last message but for trailing `system`
+    messages (Claude Code 2.1.197 appends one after the tool_results). A few blocks looked at."""
+    for message in reversed(messages):
+        if message.role != "system":
+            break
+    else:
+        return None
+    content = message.content
+    if message.role != "user" or isinstance(content, str):
         return None
     for block in content:
         if block.type == "tool_result":
-            return last
+            return message
     return None
 
 
-def last_message(request: bytes) -> A.Message | None:
-    """A request body's last message, decoded (tests and tools; the exchange hands it over already decoded)."""
+def answering_in(request: bytes) -> A.Message | None:
+    """`answering` of a request body (tests and tools; the exchange hands the decoded messages over)."""
     try:
-        messages = _decode_messages(request).messages
-        return _decode_message(messages[-1]) if messages else None
+        raw = _decode_messages(request).messages
+        return answering([_decode_message(m) for m in raw[-3:]])
     except _MALFORMED:
         return None
