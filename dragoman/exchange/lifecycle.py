@@ -26,7 +26,7 @@ from dragoman.exchange.candidates import Upstreams, select
 from dragoman.exchange.dialects import Answer
 from dragoman.exchange.stream import OpenStream, answer_stream
 from dragoman.identity import Identity, identity_from
-from dragoman.loop.evidence import Evidence, answering
+from dragoman.loop.evidence import TOOL_USE, Evidence, answering
 from dragoman.loop.shape import turn_shape
 from dragoman.observe.pricing import Pricer
 from dragoman.observe.record import AuditRecord
@@ -153,24 +153,29 @@ class Exchange:
         self.span.finish(record)
         return record
 
-
     def evidence(self) -> Evidence | None:
-        """What the loop judges this call by, once `finish` ran; None when the loop is off or nothing was asked."""
+        """What the loop judges this call by, once `finish` ran; None when the loop is off or nothing was asked.
+        The request's bytes are held only when the answer mentions a tool call (they are for its schemas)."""
         req = self.request
         if not self.capture or req is None:
             return None
         ctx = self.ctx
-        evidence = Evidence(request=req, stop_reason=self.stop_reason, answers=answering(self.messages),
+        evidence = Evidence(stop_reason=self.stop_reason, answers=answering(self.messages),
                             tool_names=ctx.tool_names if ctx is not None else None)
         answer, opened = self._answer, self._opened
         if answer is not None:
-            evidence.body = answer.body
-        elif opened is not None:
-            evidence.chunks = self.kept
+            evidence.body = data = answer.body
+        elif opened is not None and self.kept is not None:
+            data = b"".join(self.kept)  # one object held until the writer's batch, not one per chunk
+            evidence.chunks = [data]
             evidence.ended = opened.relay.ended
             evidence.stream_end = self.stream_end
             failure = opened.relay.failure
             evidence.failure = failure.error_type if failure is not None else None
+        else:
+            return evidence
+        if TOOL_USE in data:
+            evidence.request = req
         return evidence
 
 

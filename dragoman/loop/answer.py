@@ -13,7 +13,8 @@ from typing import Any
 
 import msgspec
 
-_TOOL_USE = b'"tool_use"'
+from dragoman.loop.evidence import TOOL_USE
+
 # A text delta with at least one character, as both the gateway's encoder and Anthropic write it.
 _SOME_TEXT = re.compile(rb'"text_delta"\s*,\s*"text"\s*:\s*"(?!")')
 
@@ -88,7 +89,7 @@ def from_json(body: bytes) -> ParsedAnswer:
 def from_stream(chunks: list[bytes]) -> ParsedAnswer:
     """A streamed answer's content, from the SSE bytes the client got."""
     data = b"".join(chunks)
-    if _TOOL_USE not in data:  # fast path: no tool call to reassemble
+    if TOOL_USE not in data:  # fast path: no tool call to reassemble
         if _SOME_TEXT.search(data):
             return ParsedAnswer(has_text=True, last_block="text")
         if b'"text_delta"' not in data:

@@ -9,7 +9,8 @@ Why the request's bytes and not the decoded request: a decoded Claude Code reque
 kept alive until the writer's next batch (up to `audit.flush_interval`), they survive young-generation
 collections and make every later one slower (the 78 KB fixture: ~2x the decode cost per request, measured with
 gc thresholds as the server sets them; bench/RESULTS.md, "The correctness loop's cost"). Bytes are one object
-the collector never walks; the writer decodes only the tools, and only for an answer that called one. The last
+the collector never walks, and are held only for an answer that mentions a tool call: holding every 78 KB body
+until the batch still cost ~5-30 µs a request in memory churn; the writer decodes only the tools it needs. The last
 turn is kept as decoded when it answers tool calls (a few blocks), found by `answering` on the event loop."""
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from dragoman.translate.tool_names import ToolNameMap
 FINISHED = "finished"  # the relay produced message_stop or an error event and reading stopped there
 UPSTREAM_CLOSED = "eof"  # the upstream closed its stream (complete, or cut short without its finish)
 TRANSPORT_FAILED = "transport"  # reading failed: timeout, reset, oversized event
+TOOL_USE = b'"tool_use"'  # in an answer's bytes: it may call a tool, the checks need the request's tools
 
 
 class Evidence(msgspec.Struct, kw_only=True):
     """One finished call, as the client saw it."""
 
-    request: bytes  # the Messages request body the client sent (already validated by the exchange)
+    request: bytes = b""  # the request body as the client sent it, when the answer mentions TOOL_USE (else b"")
     answers: A.Message | None = None  # the request's last message, when it carries tool_results (next_turn.py)
     body: bytes | None = None  # the JSON answer (not streamed)
     chunks: list[bytes] | None = None  # the SSE bytes the client got, in order (streamed)
