@@ -39,7 +39,7 @@ def cases() -> dict[str, Callable[[int], Evidence]]:
         request = f.read()
     body = json.loads(request)
     answers = answering_in(request)
-    ids = [b["tool_use_id"] for b in answers.content if b.type == "tool_result"] if answers else []
+    ids = [b.tool_use_id for b in answers.content if b.type == "tool_result"] if answers else []
     text = _message([{"type": "text", "text": "word " * 40}], "end_turn")
     calls = _message([{"type": "text", "text": "Reading."}] + [
         {"type": "tool_use", "id": f"toolu_{i}", "name": "Read", "input": {"file_path": f"/p/{i}.py"}}
@@ -48,13 +48,13 @@ def cases() -> dict[str, Callable[[int], Evidence]]:
              b'"delta":{"type":"text_delta","text":"word "}}\n\n')
     print(f"fixture: {len(request):,} B, {len(body['tools'])} tools, last message answers {len(ids)} calls")
     return {
-        "text answer (JSON)": lambda i: Evidence(request=request, body=text, stop_reason="end_turn"),
-        "text answer (stream, 60 chunks)": lambda i: Evidence(request=request, chunks=[chunk] * 60, ended=True,
+        "text answer (JSON)": lambda i: Evidence(body=text, stop_reason="end_turn"),
+        "text answer (stream, 60 chunks)": lambda i: Evidence(chunks=[chunk * 60], ended=True,
                                                               stop_reason="end_turn", stream_end="finished"),
         "3 tool calls checked against the request's schemas": lambda i: Evidence(
             request=request, body=calls, stop_reason="tool_use", tool_names=ToolNameMap(64)),
         "next turn: tool_results joined in memory": lambda i: Evidence(
-            request=request, body=text, stop_reason="end_turn", answers=answers),
+            body=text, stop_reason="end_turn", answers=answers),
     }, ids
 
 
