@@ -163,7 +163,7 @@ def test_a_result_whose_call_is_not_in_the_store_yet_waits_for_it_then_gives_up(
     worker_b.attach(store)
     record, a_followups = _answer(worker_a, "req_1", [("toolu_a", "Read", {"file_path": "/x"})])
     _, b_followups = _next_turn(worker_b, "req_2", [_result("toolu_a", REFUSED), _result("toolu_never", REFUSED)])
-    assert not b_followups.signals  # worker A's batch is not written yet
+    assert b_followups is None  # worker A's batch is not written yet: nothing to attribute
     store.write([record], a_followups)
     now[0] += 1.0
     later = worker_b.pending()

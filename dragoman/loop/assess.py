@@ -82,9 +82,9 @@ class Assessor:
 
     def assess(self, record: AuditRecord, evidence: Evidence | None) -> Followups | None:
         """Judge one record (its verdict fields are set in place); what to write beside it."""
-        out = self.pending() or Followups()
         if evidence is None:
-            return out
+            return None
+        out = Followups()
         found = check(evidence, record.notes, self.schemas)
         record.tool_calls = len(found.tool_calls)
         record.verdict, record.verdict_kinds, record.verdict_detail = found.verdict, found.kinds, found.detail
@@ -96,17 +96,18 @@ class Assessor:
             self._join(results, out)
         rows = [ToolCallRow(call.id, record.request_id, record.time, record.route, record.upstream_model,
                             record.shape, record.prompt_variant, record.config_version, call.name)
-                for call in found.tool_calls if call.id]
+                for call in found.tool_calls if call.id] if found.tool_calls else None
         if rows:
             self.memory.remember(rows)
             if self.store is not None:
                 out.tool_calls += rows
         for sink in self._sinks:
             _call(sink.verdict, record)
-        return out
+        return out if out.tool_calls or out.signals else None
 
     def pending(self) -> Followups | None:
-        """Late signals reported meanwhile, joins waiting for the store, the periodic prune."""
+        """Late signals reported meanwhile, joins waiting for the store, the periodic prune (the writer calls it
+        once per drain, before the records)."""
         out: Followups | None = None
         late = self._late
         while late:
