@@ -198,13 +198,14 @@ class Dragoman(Gateway):
     - dragoman: defaults but for the audit store, SQLite at ./dragoman.db (the run's folder); routes bench-model (Chat) and bench-responses
       (`api: responses`); requests name a route, so no policy runs;
     - dragoman-noaudit: the same with `audit: {enabled: false}`;
+    - dragoman-noloop: the same with `loop: {enabled: false}` (audit on): the correctness loop's cost;
     - dragoman-policy: the seed's cost_aware_routing policy (`applies_to: ["*"]`) over three Chat routes at the
       same fake upstream; bench-model is no route's name, so the policy picks the route of every request
       (small: gpt-5-mini-via-gateway, cc78k: gpt-5-via-gateway). Audit on, as in `dragoman`, so
       dragoman-policy − dragoman is what the policy adds. No Responses route: skips `responses`.
     """
 
-    def __init__(self, name: str = "dragoman", audit: bool = True, policy: bool = False) -> None:
+    def __init__(self, name: str = "dragoman", audit: bool = True, policy: bool = False, loop: bool = True) -> None:
         super().__init__(
             name,
             "/healthz",
@@ -214,6 +215,7 @@ class Dragoman(Gateway):
         )
         object.__setattr__(self, "audit", audit)
         object.__setattr__(self, "policy", policy)
+        object.__setattr__(self, "loop", loop)
 
     def command(self, config: Path, port: int) -> list[str]:
         return [
@@ -237,6 +239,8 @@ class Dragoman(Gateway):
         # The audit store in the run's folder (the server's cwd), where the runner measures and deletes it; by
         # default Dragoman would write it to the user's data directory.
         text += "audit: {store: sqlite:///./dragoman.db}\n" if self.audit else "audit: {enabled: false}\n"
+        if not self.loop:
+            text += "loop: {enabled: false}\n"
         text += "routes:\n"
         if self.policy:
             text += "".join(_dragoman_route(name, upstream_port) for name in POLICY_ROUTES)
@@ -344,6 +348,7 @@ GATEWAYS: dict[str, Gateway] = {
     "forwarder": Forwarder(),
     "dragoman": Dragoman(),
     "dragoman-noaudit": Dragoman("dragoman-noaudit", audit=False),
+    "dragoman-noloop": Dragoman("dragoman-noloop", loop=False),
     "dragoman-policy": Dragoman("dragoman-policy", policy=True),
     "litellm": LiteLLM(),
 }

@@ -19,7 +19,7 @@ SCENARIO_TITLES = {
     "content_part.done, output_item.done, completed with usage)",
 }
 STREAMED = ("stream", "responses")
-ALL_TARGETS = ("direct", "forwarder", "dragoman", "dragoman-noaudit", "dragoman-policy", "litellm")
+ALL_TARGETS = ("direct", "forwarder", "dragoman", "dragoman-noaudit", "dragoman-noloop", "dragoman-policy", "litellm")
 
 # Dragoman's targets (one worker): (label, scenario, concurrency, summary field, comparison, limit)
 TARGETS = (
@@ -209,16 +209,17 @@ def _paired(raw: list[dict], a: str, b: str, scenario: str, conc: int, fn) -> fl
     return _median(values)
 
 
-def _audit_rows(raw: list[dict]) -> list[tuple]:
-    """(scenario, c, req/s audit on, req/s audit off, median per-repeat ratio on/off)."""
+def _audit_rows(raw: list[dict], off_target: str = "dragoman-noaudit") -> list[tuple]:
+    """(scenario, c, req/s on, req/s off, median per-repeat ratio on/off): dragoman against `off_target`
+    (audit off, or the correctness loop off)."""
     out = []
-    keys = sorted({(c["scenario"], c["concurrency"]) for c in raw if c["target"] == "dragoman-noaudit"})
+    keys = sorted({(c["scenario"], c["concurrency"]) for c in raw if c["target"] == off_target})
     for scenario, conc in keys:
         on = _median([c["rps"] for c in raw if c["target"] == "dragoman" and c["scenario"] == scenario
                       and c["concurrency"] == conc and "failed" not in c])  # fmt: skip
-        off = _median([c["rps"] for c in raw if c["target"] == "dragoman-noaudit" and c["scenario"] == scenario
+        off = _median([c["rps"] for c in raw if c["target"] == off_target and c["scenario"] == scenario
                        and c["concurrency"] == conc and "failed" not in c])  # fmt: skip
-        ratio = _paired(raw, "dragoman", "dragoman-noaudit", scenario, conc, lambda x, y: x["rps"] / y["rps"])
+        ratio = _paired(raw, "dragoman", off_target, scenario, conc, lambda x, y: x["rps"] / y["rps"])
         out.append((scenario, conc, on, off, ratio))
     return out
 
@@ -239,20 +240,20 @@ def _policy_rows(raw: list[dict]) -> list[tuple]:
     return out
 
 
-def _audit_table(summary: dict) -> list[str]:
-    rows = _audit_rows(results_cells(summary))
+def _audit_table(summary: dict, off_target: str = "dragoman-noaudit", what: str = "audit") -> list[str]:
+    rows = _audit_rows(results_cells(summary), off_target)
     if not rows:
         return []
     cells = {(c["target"], c["scenario"], c["concurrency"]): c for c in summary["cells"]}
     lines = [
-        "| scenario | c | req/s audit on (dragoman) | req/s audit off (dragoman-noaudit) | on ÷ off (median of "
+        f"| scenario | c | req/s {what} on (dragoman) | req/s {what} off ({off_target}) | on ÷ off (median of "
         "per-repeat ratios) | CPU/req on − off (ms) | p50 on − off (ms) |",
         "|---|---|---|---|---|---|---|",
     ]
     raw = results_cells(summary)
     for scenario, conc, on, off, ratio in rows:
-        cpu = _paired(raw, "dragoman", "dragoman-noaudit", scenario, conc, _cpu_delta)
-        p50 = _paired(raw, "dragoman", "dragoman-noaudit", scenario, conc, lambda x, y: x["p50_ms"] - y["p50_ms"])
+        cpu = _paired(raw, "dragoman", off_target, scenario, conc, _cpu_delta)
+        p50 = _paired(raw, "dragoman", off_target, scenario, conc, lambda x, y: x["p50_ms"] - y["p50_ms"])
         if (("dragoman", scenario, conc)) not in cells:
             continue
         lines.append(
@@ -383,6 +384,10 @@ def render(results: dict) -> str:
         if audit:
             out += ["### Audit on (SQLite, the default) vs off (`audit: {enabled: false}`), same run", ""]
             out += audit + [""]
+        loop = _audit_table(summary, "dragoman-noloop", "loop")
+        if loop:
+            out += ["### Correctness loop on (the default) vs off (`loop: {enabled: false}`), audit on, same run", ""]
+            out += loop + [""]
         policy = _policy_table(summary)
         if policy:
             out += [

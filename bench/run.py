@@ -34,7 +34,7 @@ from report import render, summarize  # noqa: E402
 from scenarios import SCENARIO_NAMES, Scenario, build_scenarios  # noqa: E402
 from validate import validate  # noqa: E402
 
-TARGETS = ("direct", "forwarder", "dragoman", "dragoman-noaudit", "dragoman-policy", "litellm")
+TARGETS = ("direct", "forwarder", "dragoman", "dragoman-noaudit", "dragoman-noloop", "dragoman-policy", "litellm")
 GATEWAY_CPUS, LOAD_CPUS = "1", "0"
 SETTLE_S = 3.0  # idle time after a gateway is ready, before its idle RSS is read and the load starts
 

@@ -38,11 +38,11 @@ from dragoman.observe.stores import (
 
 FORMATS = ("table", "csv", "json")
 LOG_COLUMNS = ("time_iso", "developer", "repo", "route", "upstream_model", "status", "error_type",
-               "latency_total_ms", "ttfb_ms", "input_tokens", "output_tokens", "cost_usd", "request_id")
+               "latency_total_ms", "ttfb_ms", "input_tokens", "output_tokens", "cost_usd", "verdict", "request_id")
 LOG_FILTERS = ("developer", "team", "repo", "route", "status", "key_id", "session", "request_id")
 _FOLLOW_WIDTHS = {"time_iso": 19, "developer": 14, "repo": 14, "route": 18, "upstream_model": 14, "status": 6,
                   "error_type": 16, "latency_total_ms": 9, "ttfb_ms": 8, "input_tokens": 8, "output_tokens": 8,
-                  "cost_usd": 10, "request_id": 28}
+                  "cost_usd": 10, "verdict": 22, "request_id": 28}
 _HEADERS = {"time_iso": "time (UTC)", "upstream_model": "model", "latency_total_ms": "total_ms",
             "input_tokens": "in", "output_tokens": "out", "cache_read_tokens": "cache_read",
             "reasoning_tokens": "reasoning", "error_type": "error"}
@@ -105,13 +105,25 @@ def format_rows(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: 
 def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     """An aligned text table: numbers right-aligned, empty values as '-'."""
     header = [_HEADERS.get(c, c) for c in columns]
-    cells = [[_cell(c, row.get(c)) for c in columns] for row in rows]
+    cells = [[_cell(c, verdict_text(row) if c == "verdict" else row.get(c)) for c in columns] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
     numeric = [all(_is_number(row.get(c)) for row in rows if row.get(c) is not None) and bool(rows) for c in columns]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
     for r in cells:
         lines.append("  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(r, widths, numeric)).rstrip())
     return "\n".join(lines) + "\n"
+
+
+def verdict_text(row: Mapping[str, Any]) -> str | None:
+    """The correctness loop's verdict as one cell: `pass`, `fail:schema_violation` (the first failure kind), and
+    what the next turn said when it was not fine (`pass>client_refused`)."""
+    verdict = row.get("verdict")
+    if verdict is None:
+        return None
+    kinds = [k for k in row.get("verdict_kinds") or () if k != "repaired_tool_json"]
+    text = f"{verdict}:{kinds[0]}" if verdict == "fail" and kinds else verdict
+    next_turn = row.get("next_turn")
+    return f"{text}>{next_turn}" if next_turn and next_turn != "ok" else text
 
 
 def _cell(column: str, value: Any) -> str:
@@ -209,7 +221,7 @@ def _emit(rows: Sequence[Mapping[str, Any]], out: TextIO, fmt: str, columns: Seq
         if header:
             out.write("  ".join(_HEADERS.get(c, c).ljust(w) for c, w in zip(columns, widths)).rstrip() + "\n")
         for row in rows:
-            cells = [_cell(c, row.get(c))[:w] for c, w in zip(columns, widths)]
+            cells = [_cell(c, verdict_text(row) if c == "verdict" else row.get(c))[:w] for c, w in zip(columns, widths)]
             out.write("  ".join(v.ljust(w) for v, w in zip(cells, widths)).rstrip() + "\n")
     out.flush()
     return len(rows)

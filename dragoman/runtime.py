@@ -17,7 +17,7 @@ from dragoman.upstreams.client import UpstreamClient
 
 
 class Runtime:
-    __slots__ = ("config", "router", "upstreams", "keys", "max_body", "guard")
+    __slots__ = ("config", "router", "upstreams", "keys", "max_body", "guard", "loop_on")
 
     def __init__(self, config: Config, client: UpstreamClient, previous: Runtime | None = None,
                  shift: Shift | None = None) -> None:
@@ -26,4 +26,5 @@ class Runtime:
         self.upstreams = Upstreams(config, client, previous.upstreams if previous is not None else None, shift)
         self.keys = config_grants(config.keys)  # inbound key → user Grant, looked up by digest: see key_table
         self.max_body = config.server.max_body_bytes
+        self.loop_on = config.loop.enabled  # the correctness loop keeps each call's evidence (loop/evidence.py)
         self.guard = RequestGuard(config.server)

@@ -31,6 +31,7 @@ from dragoman.loop_api import LoopView
 from dragoman.not_found_log import NotFoundLog
 from dragoman.config.model import Pricing
 from dragoman.observe.pricing import Pricer
+from dragoman.loop.assess import Assessor
 from dragoman.observe.runtime import Observability
 from dragoman.protocols import anthropic as A
 from dragoman.request_guard import answer_preflight, is_preflight, with_cors
@@ -69,7 +70,11 @@ class Gateway:
         self._client: UpstreamClient | None = None
         self._watcher: ConfigWatcher | None = None
         self._inflight = InFlight()
-        self.observe = Observability(config.observe, _pricing(config))
+        # The correctness loop judges calls in the audit writer's thread (loop/assess.py); the sinks of scores and
+        # config versions register with it.
+        self.assessor = Assessor(config.loop.verdicts)
+        self.observe = Observability(config.observe, _pricing(config), assess=self.assessor.assess,
+                                     assess_pending=self.assessor.pending)
         self._services: Services | None = None  # what the admin API works on, built at startup
         self._loop_parts(config)
         self._not_found = NotFoundLog(log)
@@ -106,6 +111,7 @@ class Gateway:
                                               response_class=self._inflight.response_class)
         self._client = UpstreamClient(self._session)
         await asyncio.get_running_loop().run_in_executor(None, self.observe.start)
+        self.assessor.attach(self.observe.store, self.observe.metrics)
         await self._start_keys()
         self.runtime = Runtime(self.config, self._client, shift=self.shift)
         self.governor = Governor(self.config.governance, lambda: self.observe.store, self.observe.metrics)
@@ -139,6 +145,8 @@ class Gateway:
         self.clusters = Clusters()
         self.shift = Shift(self.scoreboard)
         self.verdict_sinks = (self.scoreboard, self.clusters)
+        for sink in self.verdict_sinks:
+            self.assessor.add_sink(sink)
         self._configure_loop(config)
 
     def _configure_loop(self, config: Config) -> None:
@@ -267,7 +275,7 @@ class Gateway:
         return self._dashboard
 
     async def _messages(self, rt: Runtime, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
-        exchange = Exchange(request_id, scope["headers"], self.observe.tracer)
+        exchange = Exchange(request_id, scope["headers"], self.observe.tracer, capture=rt.loop_on)
         status, error_type = 200, None
         gone: asyncio.Future | None = None  # done when the client disconnects, once its body is read
         admission: Admission | None = None
@@ -306,7 +314,7 @@ class Gateway:
                 if record.cost_usd is None:
                     record.cost_usd = self.observe.pricer.price(record)
                 governor.settle(admission, record.input_tokens, record.output_tokens, record.cost_usd)
-            self.observe.record(record)
+            self.observe.record(record, exchange.evidence())
 
     async def _authenticate(self, rt: Runtime, scope: Scope) -> Grant | None:
         """The caller's grant, or None when inbound auth is off (no key configured, no virtual key ever made);

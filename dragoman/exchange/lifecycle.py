@@ -26,6 +26,7 @@ from dragoman.exchange.candidates import Upstreams, select
 from dragoman.exchange.dialects import Answer
 from dragoman.exchange.stream import OpenStream, answer_stream
 from dragoman.identity import Identity, identity_from
+from dragoman.loop.evidence import TOOL_USE, Evidence, answering
 from dragoman.loop.shape import turn_shape
 from dragoman.observe.pricing import Pricer
 from dragoman.observe.record import AuditRecord
@@ -50,10 +51,11 @@ class Exchange:
         "request_id", "headers", "started", "wall_start", "span", "identity", "requested_model", "streamed",
         "input_estimate", "policy", "branch", "attempts", "route", "ctx", "upstream_model", "usage", "stop_reason",
         "error_type", "ttfb", "upstream_time", "event_count", "shape", "grant", "prompt_variant", "loop_events",
-        "_tracer", "_key", "_answer", "_opened",
+        "_tracer", "_key", "_answer", "_opened", "request", "messages", "capture", "kept", "stream_end",
     )
 
-    def __init__(self, request_id: str, headers: Headers | None = None, tracer: Tracer | NoopTracer = NOOP_TRACER) -> None:
+    def __init__(self, request_id: str, headers: Headers | None = None, tracer: Tracer | NoopTracer = NOOP_TRACER,
+                 *, capture: bool = False) -> None:
         self.request_id = request_id
         self.headers: Headers = headers if headers is not None else []
         self.started = time.perf_counter()
@@ -83,6 +85,12 @@ class Exchange:
         self._key: tuple[str | None, dict[str, str | None] | None] = (None, None)
         self._answer: Answer | None = None
         self._opened: OpenStream | None = None
+        # The correctness loop's evidence (loop/evidence.py), kept only when `capture` (the loop is on).
+        self.request: bytes | None = None  # the body as the client sent it (loop/evidence.py says why bytes)
+        self.messages: list[A.Message] = []
+        self.capture = capture
+        self.kept: list[bytes] | None = None  # a streamed answer's bytes as the client got them
+        self.stream_end: str | None = None  # how reading the stream ended (loop/evidence.py)
 
     def authenticated(self, grant: Grant | None) -> None:
         """The caller passed authentication with `grant` (None: inbound auth is off)."""
@@ -101,6 +109,7 @@ class Exchange:
             raise E.InvalidRequest("messages: at least one message is required")
         self.requested_model, self.streamed = req.model, req.stream
         check_model(self.grant, req.model)  # the key's model allow-list: a 403 before any upstream call
+        self.request, self.messages = body, req.messages
         if req.metadata is not None and req.metadata.user_id:
             self.identity = identity_from(self.headers, req.metadata.user_id, *self._key)
         self.span = self._tracer.start_request(
@@ -133,6 +142,8 @@ class Exchange:
     def stream(self) -> AsyncGenerator[bytes, None]:
         """The streamed answer's bytes, to write as they come; `aclose()` it on every way out."""
         assert self._opened is not None
+        if self.capture:
+            self.kept = []
         return answer_stream(self, self._opened)
 
     def finish(self, status: int, error_type: str | None, pricer: Pricer) -> AuditRecord:
@@ -152,6 +163,31 @@ class Exchange:
             record.cost_usd = pricer.price(record)
         self.span.finish(record)
         return record
+
+    def evidence(self) -> Evidence | None:
+        """What the loop judges this call by, once `finish` ran; None when the loop is off or nothing was asked.
+        The request's bytes are held only when the answer mentions a tool call (they are for its schemas)."""
+        req = self.request
+        if not self.capture or req is None:
+            return None
+        ctx = self.ctx
+        evidence = Evidence(stop_reason=self.stop_reason, answers=answering(self.messages),
+                            tool_names=ctx.tool_names if ctx is not None else None)
+        answer, opened = self._answer, self._opened
+        if answer is not None:
+            evidence.body = data = answer.body
+        elif opened is not None and self.kept is not None:
+            data = b"".join(self.kept)  # one object held until the writer's batch, not one per chunk
+            evidence.chunks = [data]
+            evidence.ended = opened.relay.ended
+            evidence.stream_end = self.stream_end
+            failure = opened.relay.failure
+            evidence.failure = failure.error_type if failure is not None else None
+        else:
+            return evidence
+        if TOOL_USE in data:
+            evidence.request = req
+        return evidence
 
 
 def _header_map(headers: Headers) -> dict[str, str]:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, AsyncGenerator
 
 from dragoman import errors as E
 from dragoman.exchange.dialects import StreamRelay
+from dragoman.loop.evidence import FINISHED, TRANSPORT_FAILED, UPSTREAM_CLOSED
 from dragoman.protocols.sse import EventTooLarge
 from dragoman.upstreams.client import UpstreamStream
 
@@ -35,25 +36,37 @@ async def answer_stream(exchange: Exchange, opened: OpenStream) -> AsyncGenerato
     """The answer's bytes, each yielded as soon as the relay has it. Its end, or `aclose()`, hands the upstream
     connection back (the exchange's `finish` does too, for a stream never read)."""
     upstream, relay = opened.upstream, opened.relay
+    kept = exchange.kept  # the loop's evidence: the bytes the client got (None when the loop is off)
+    if kept is not None:
+        kept.append(opened.first)
     yield opened.first
     exchange.ttfb = time.perf_counter() - exchange.started  # the server asks for more once the first is sent
     began = time.perf_counter()
     try:
         if relay.ended:
+            exchange.stream_end = FINISHED
             return
         try:
             async for data in upstream:
                 out = relay.feed(data)
                 if out:
+                    if kept is not None:
+                        kept.append(out)
                     yield out
                 if relay.ended:
+                    exchange.stream_end = FINISHED
                     return
             tail = relay.eof()
+            exchange.stream_end = UPSTREAM_CLOSED
         except E.GatewayError as err:
             tail = relay.fail(err)
+            exchange.stream_end = TRANSPORT_FAILED
         except EventTooLarge as exc:
             tail = relay.fail(upstream.failure(exc))
+            exchange.stream_end = TRANSPORT_FAILED
         if tail:
+            if kept is not None:
+                kept.append(tail)
             yield tail
     finally:
         upstream.close()

@@ -207,6 +207,40 @@ class Metrics:
     def audit_queue_depth(self, depth: int) -> None:
         self.depth.set(depth)
 
+    # ---- the correctness loop (dragoman.loop.assess, in the writer thread) ---------------------------------
+
+    def observe_verdict(self, route: str | None, model: str | None, verdict: str, kind: str) -> None:
+        """One assessed call: dragoman_verdicts_total{route,model,verdict,kind}, kind its first failure kind
+        ("none" when clean), so the counts over kinds sum to the calls assessed. Applied by flush()."""
+        child = self._loop_child("verdicts", route, model, verdict, kind)
+        with self._counts_lock:
+            self._counts[child] = self._counts.get(child, 0.0) + 1.0
+
+    def observe_late_signal(self, route: str | None, model: str | None, kind: str) -> None:
+        """A signal about an earlier call: dragoman_late_signals_total{route,model,kind}. Applied by flush()."""
+        child = self._loop_child("late", route, model, kind)
+        with self._counts_lock:
+            self._counts[child] = self._counts.get(child, 0.0) + 1.0
+
+    def _loop_child(self, which: str, route: str | None, model: str | None, *labels: str) -> Any:
+        loop = self.__dict__.get("_loop")
+        if loop is None:
+            from prometheus_client import Counter
+
+            loop = self._loop = {
+                "verdicts": Counter("dragoman_verdicts", "Calls assessed by the correctness loop, by verdict and "
+                                    "first failure kind", ["route", "model", "verdict", "kind"], registry=self.registry),
+                "late": Counter("dragoman_late_signals", "Signals learned after a call (its next turn, the judge)",
+                                ["route", "model", "kind"], registry=self.registry),
+                "model": _Bounded(self._route.limit), "children": {},
+            }
+        key = (which, route, model, *labels)
+        child = loop["children"].get(key)
+        if child is None:
+            values = (self._route(route), loop["model"](model), *(self._error(label) for label in labels))
+            child = loop["children"][key] = loop[which].labels(*values)
+        return child
+
     # ---- exposition --------------------------------------------------------------------------------------
 
     def render(self) -> tuple[bytes, str]:
@@ -268,11 +302,11 @@ class Metrics:
 
     def _loop_metrics(self) -> tuple[Any, Any, Any]:
         # Created on first use: a gateway without weighted routes or verdicts exports none of them.
-        found = getattr(self, "_loop", None)
+        found = getattr(self, "_shift_metrics", None)
         if found is None:
             from prometheus_client import Counter, Gauge
 
-            found = self._loop = (
+            found = self._shift_metrics = (
                 Counter("dragoman_loop_demotions", "Candidates demoted for a turn shape by the correctness loop",
                         ["route", "shape"], registry=self.registry),
                 Counter("dragoman_loop_restorations", "Demoted candidates restored once their probes passed",

@@ -139,14 +139,25 @@ CREATE TABLE virtual_keys (
     )
 
 
+def _tool_calls_table(dialect: str) -> tuple[str, ...]:
+    real = "DOUBLE PRECISION" if dialect == POSTGRES else "REAL"
+    return (
+        "CREATE TABLE tool_calls (tool_use_id TEXT PRIMARY KEY, request_id TEXT NOT NULL, "
+        f"time {real} NOT NULL, route TEXT, model TEXT, shape TEXT, prompt_variant TEXT, config_version TEXT, "
+        "tool_name TEXT)",
+        "CREATE INDEX tool_calls_time ON tool_calls (time)",
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "requests table", (_requests_table(SQLITE), *_V1_INDEXES), (_requests_table(POSTGRES), *_V1_INDEXES)),
     Migration(2, "indexes for lookups by request id and cost reports by team, model and key", _V2_INDEXES, _V2_INDEXES),
     Migration(3, "keep only the time and request_id indexes: cheaper inserts", _V3_DROP, _V3_DROP),
     Migration(4, "the correctness loop's columns: verdict, turn shape, config version, loop events",
               _loop_columns(SQLITE), _loop_columns(POSTGRES)),
-    # Numbers reserved while the loop and governance land in parallel: 5 tool-call memory (loop/verdicts),
-    # 6 config versions (loop/versions), 7 loop state.
+    Migration(5, "tool-call memory: the tool_use ids the gateway answered with, for the next-turn join",
+              _tool_calls_table(SQLITE), _tool_calls_table(POSTGRES)),
+    # 6 config versions (loop/versions); 7 was reserved for shared loop state, not used.
     Migration(8, "virtual keys, stored by digest", _keys_table(SQLITE), _keys_table(POSTGRES)),
 )
 

@@ -17,7 +17,7 @@ from dragoman.observe.pricing import Pricer
 from dragoman.observe.record import AuditRecord
 from dragoman.observe.stores import AuditStore, open_store
 from dragoman.observe.tracing import NOOP_TRACER, NoopTracer, Tracer
-from dragoman.observe.writer import AuditWriter
+from dragoman.observe.writer import AssessHook, AuditWriter, PendingHook
 
 log = logging.getLogger("dragoman.observe")
 
@@ -31,12 +31,16 @@ class Observability:
         pricing: Mapping[str, Pricing] | None = None,
         *,
         span_exporter: Any = None,
+        assess: AssessHook | None = None,
+        assess_pending: PendingHook | None = None,
     ) -> None:
         self.settings = (settings or ObserveSettings()).with_env()
         self.pricer = Pricer(pricing)
         self.metrics: Metrics | None = Metrics() if self.settings.metrics.enabled else None
         self.tracer: Tracer | NoopTracer = NOOP_TRACER
         self._span_exporter = span_exporter
+        self._assess = assess  # the correctness loop's hooks (dragoman.loop.assess), run in the writer thread
+        self._assess_pending = assess_pending
         self.store: AuditStore | None = None
         self.writer: AuditWriter | None = None
 
@@ -49,14 +53,16 @@ class Observability:
             return
         self.store = open_store(audit.store)
         self.writer = AuditWriter(
-            self.store, audit.queue_size, audit.batch, audit.flush_interval, pricer=self.pricer, sink=self.metrics
+            self.store, audit.queue_size, audit.batch, audit.flush_interval, pricer=self.pricer, sink=self.metrics,
+            assess=self._assess, assess_pending=self._assess_pending,
         )
 
-    def record(self, record: AuditRecord) -> None:
-        """Hand a finished request's record to the writer (O(1), never blocks). Metrics are updated from it in
-        the writer thread; with auditing off, right here."""
+    def record(self, record: AuditRecord, evidence: Any = None) -> None:
+        """Hand a finished request's record to the writer (O(1), never blocks), with the correctness loop's
+        evidence of the call when the loop is on. Metrics are updated from it in the writer thread; with auditing
+        off, right here (and the loop has no thread to judge calls in: verdicts need the audit writer)."""
         if self.writer is not None:
-            self.writer.submit(record)
+            self.writer.submit(record, evidence)
         elif self.metrics is not None:
             if record.cost_usd is None:
                 record.cost_usd = self.pricer.price(record)

@@ -78,17 +78,31 @@ class PostgresStore:
     def schema_version(self) -> int:
         return self.run(migrations.current_version)
 
-    def write(self, records: Sequence[AuditRecord]) -> None:
-        """Insert a batch in one transaction, pipelined: all of it or none of it."""
-        if not records:
+    def write(self, records: Sequence[AuditRecord], followups: stores.Followups | None = None) -> None:
+        """Insert a batch, then the loop's follow-ups, in one transaction, pipelined: all of it or none of it."""
+        statements = stores.followup_statements("%s", followups) if followups is not None else []
+        if not records and not statements:
             return
         rows = [stores.record_values(r) for r in records]
 
         def insert(conn: Any) -> None:
             with conn.transaction(), conn.cursor() as cur:
-                cur.executemany(_INSERT, rows)
+                if rows:
+                    cur.executemany(_INSERT, rows)
+                for sql, params in statements:
+                    cur.executemany(sql, params)
 
         self.run(insert)
+
+    def find_tool_calls(self, ids: Sequence[str]) -> list[stores.ToolCallRow]:
+        if not ids:
+            return []
+        sql = stores.tool_calls_sql("%s", len(ids))
+        rows = self._run(lambda conn: conn.execute(sql, list(ids)).fetchall())
+        return [stores.ToolCallRow(*row) for row in rows]
+
+    def update_signal(self, update: stores.SignalUpdate) -> None:
+        self.write([], stores.Followups(signals=[update]))
 
     def query_requests(
         self,

@@ -61,20 +61,33 @@ class SQLiteStore:
         """fn(conn) on this thread's connection (autocommit: fn issues BEGIN IMMEDIATE itself to write)."""
         return fn(self._conn())
 
-    def write(self, records: Sequence[AuditRecord]) -> None:
-        """Insert a batch in one transaction: all of it or none of it."""
-        if not records:
+    def write(self, records: Sequence[AuditRecord], followups: stores.Followups | None = None) -> None:
+        """Insert a batch, then the loop's follow-ups, in one transaction: all of it or none of it."""
+        statements = stores.followup_statements("?", followups) if followups is not None else []
+        if not records and not statements:
             return
         rows = [stores.record_values(r) for r in records]
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany(_INSERT, rows)
+            if rows:
+                conn.executemany(_INSERT, rows)
+            for sql, params in statements:
+                conn.executemany(sql, params)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+    def find_tool_calls(self, ids: Sequence[str]) -> list[stores.ToolCallRow]:
+        if not ids:
+            return []
+        rows = self._conn().execute(stores.tool_calls_sql("?", len(ids)), list(ids)).fetchall()
+        return [stores.ToolCallRow(*row) for row in rows]
+
+    def update_signal(self, update: stores.SignalUpdate) -> None:
+        self.write([], stores.Followups(signals=[update]))
 
     def query_requests(
         self,

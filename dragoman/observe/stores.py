@@ -53,12 +53,60 @@ _encode = msgspec.json.encode
 _decode_list = msgspec.json.Decoder(list).decode
 
 
+class ToolCallRow(msgspec.Struct, frozen=True, array_like=True):
+    """A tool_use the gateway answered with (migration 5, table `tool_calls`): the correctness loop joins the
+    client's next turn to it, from any worker or instance on the same store."""
+
+    tool_use_id: str
+    request_id: str
+    time: float
+    route: str | None = None
+    model: str | None = None
+    shape: str | None = None
+    prompt_variant: str | None = None
+    config_version: str | None = None
+    tool_name: str | None = None
+
+
+class SignalUpdate(msgspec.Struct, frozen=True):
+    """Set `column` of an earlier request's record to `value`, unless it already holds a value not in `replaces`
+    (a weaker signal never overwrites a stronger one)."""
+
+    request_id: str
+    column: str  # one of SIGNAL_COLUMNS
+    value: str
+    replaces: tuple[str, ...] = ()
+
+
+class Followups(msgspec.Struct):
+    """What the correctness loop writes beside a batch of records, in the same transaction."""
+
+    tool_calls: list[ToolCallRow] = []
+    signals: list[SignalUpdate] = []
+    prune_before: float | None = None  # forget tool calls answered before this time (epoch seconds)
+
+    def extend(self, other: Followups) -> None:
+        self.tool_calls += other.tool_calls
+        self.signals += other.signals
+        if other.prune_before is not None:
+            self.prune_before = max(self.prune_before or 0.0, other.prune_before)
+
+
+SIGNAL_COLUMNS = ("next_turn", "judge")
+TOOL_CALL_COLUMNS = ("tool_use_id", "request_id", "time", "route", "model", "shape", "prompt_variant",
+                     "config_version", "tool_name")
+
+
 class AuditStore(Protocol):
     """What the writer, the CLI and the admin API need from a store."""
 
     def migrate(self, target: int | None = None) -> int: ...
 
-    def write(self, records: Sequence[AuditRecord]) -> None: ...
+    def write(self, records: Sequence[AuditRecord], followups: Followups | None = None) -> None: ...
+
+    def find_tool_calls(self, ids: Sequence[str]) -> list[ToolCallRow]: ...
+
+    def update_signal(self, update: SignalUpdate) -> None: ...
 
     def query_requests(
         self,
@@ -181,6 +229,38 @@ def row_dict(row: Sequence[Any]) -> dict[str, Any]:
             out[name] = _decode_list(value)
     out["stream"] = bool(out["stream"])
     return out
+
+
+def followup_statements(ph: str, followups: Followups) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """(sql, parameter rows) to run after a batch's inserts, in its transaction."""
+    out: list[tuple[str, list[tuple[Any, ...]]]] = []
+    if followups.tool_calls:
+        values = ", ".join([ph] * len(TOOL_CALL_COLUMNS))
+        out.append((f"INSERT INTO tool_calls ({', '.join(TOOL_CALL_COLUMNS)}) VALUES ({values})"
+                    " ON CONFLICT (tool_use_id) DO NOTHING",
+                    [tuple(msgspec.structs.astuple(row)) for row in followups.tool_calls]))
+    for update in followups.signals:
+        out.append(signal_sql(ph, update))
+    if followups.prune_before is not None:
+        out.append((f"DELETE FROM tool_calls WHERE time < {ph}", [(followups.prune_before,)]))
+    return out
+
+
+def signal_sql(ph: str, update: SignalUpdate) -> tuple[str, list[tuple[Any, ...]]]:
+    """The UPDATE of one late signal."""
+    column = update.column
+    if column not in SIGNAL_COLUMNS:
+        raise StoreError(f"signal column {column!r}: use one of {', '.join(SIGNAL_COLUMNS)}")
+    keep = f"{column} IS NULL"
+    if update.replaces:
+        keep += f" OR {column} IN ({', '.join([ph] * len(update.replaces))})"
+    sql = f"UPDATE requests SET {column} = {ph} WHERE request_id = {ph} AND ({keep})"
+    return sql, [(update.value, update.request_id, *update.replaces)]
+
+
+def tool_calls_sql(ph: str, count: int) -> str:
+    return (f"SELECT {', '.join(TOOL_CALL_COLUMNS)} FROM tool_calls"
+            f" WHERE tool_use_id IN ({', '.join([ph] * count)})")
 
 
 def insert_sql(ph: str, json_cast: str = "") -> str:

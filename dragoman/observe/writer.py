@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from dragoman.observe.pricing import Pricer
 from dragoman.observe.record import AuditRecord, redact
-from dragoman.observe.stores import AuditStore
+from dragoman.observe.stores import AuditStore, Followups
 
 log = logging.getLogger("dragoman.audit")
 
@@ -57,6 +57,13 @@ class _NoSink:
         pass
 
 
+# The correctness loop's hooks (dragoman.loop.assess.Assessor; observe does not import the loop): `assess` judges a
+# record from its evidence before it is priced, redacted and written; `assess_pending` handles what arrived meanwhile
+# (late signals, joins waiting for another worker's rows). Both may return rows to write with the batch.
+AssessHook = Callable[[AuditRecord, Any], "Followups | None"]
+PendingHook = Callable[[], "Followups | None"]
+
+
 class AuditWriter:
     """Batches AuditRecords into a store from one background thread. Thread-safe submit(); idempotent close()."""
 
@@ -70,6 +77,8 @@ class AuditWriter:
         pricer: Pricer | None = None,
         sink: AuditSink | None = None,
         clock: Callable[[], float] = time.monotonic,
+        assess: AssessHook | None = None,
+        assess_pending: PendingHook | None = None,
     ) -> None:
         self.store = store
         self.queue_size = queue_size
@@ -80,9 +89,12 @@ class AuditWriter:
         self.dropped = 0  # records lost: queue full, retry buffer full, or unwritten at close
         self.written = 0
         self._clock = clock
-        # deque.append/popleft are atomic under the GIL: no lock on the hot path.
-        self._queue: collections.deque[AuditRecord] = collections.deque()
-        self._pending: collections.deque[AuditRecord] = collections.deque()  # drained, not yet written
+        self._assess = assess
+        self._assess_pending = assess_pending
+        # deque.append/popleft are atomic under the GIL: no lock on the hot path. Items: (record, evidence).
+        self._queue: collections.deque[tuple[AuditRecord, Any]] = collections.deque()
+        # Drained, not yet written: (record, follow-ups), or (None, follow-ups) for follow-ups of no record.
+        self._pending: collections.deque[tuple[AuditRecord | None, Followups | None]] = collections.deque()
         self._wake = threading.Event()
         self._closing = False
         self._closed = False
@@ -94,13 +106,14 @@ class AuditWriter:
 
     # ---- event loop side -------------------------------------------------------------------------------
 
-    def submit(self, record: AuditRecord) -> bool:
-        """Queue a record; never blocks. False when it was dropped (queue full or writer closed)."""
+    def submit(self, record: AuditRecord, evidence: Any = None) -> bool:
+        """Queue a record (with the loop's evidence of the call, if any); never blocks. False when it was dropped
+        (queue full or writer closed)."""
         queue = self._queue
         if self._closing or len(queue) >= self.queue_size:
             self._drop(1, "the audit queue is full" if not self._closing else "the audit writer is closed")
             return False
-        queue.append(record)
+        queue.append((record, evidence))
         if len(queue) >= self.batch:
             self._wake.set()
         return True
@@ -156,21 +169,35 @@ class AuditWriter:
                 time.sleep(min(backoff, max(0.0, self._close_deadline - self._clock())))
 
     def _drain(self) -> None:
-        """Move queued records to the retry buffer, preparing each once (cost, secrets, metrics)."""
+        """Move queued records to the retry buffer, preparing each once (verdict, cost, secrets, metrics)."""
         queue, pending = self._queue, self._pending
+        if self._assess_pending is not None:
+            waiting = self._followups(self._assess_pending)
+            if waiting is not None:
+                pending.append((None, waiting))
         while queue:
-            record = queue.popleft()
+            record, evidence = queue.popleft()
+            followups = self._followups(self._assess, record, evidence) if self._assess is not None else None
             try:
                 self._prepare(record)
             except Exception:
                 log.exception("audit record %s could not be prepared", getattr(record, "request_id", "?"))
                 continue
-            pending.append(record)
+            pending.append((record, followups))
         overflow = len(pending) - self.queue_size
         if overflow > 0:
             for _ in range(overflow):
                 pending.popleft()  # oldest first: the newest records are the ones an operator looks for
             self._drop(overflow, "the audit store is not keeping up")
+
+    @staticmethod
+    def _followups(hook: Callable[..., Followups | None], *args: Any) -> Followups | None:
+        try:
+            return hook(*args)
+        except Exception:  # noqa: BLE001 - the loop must never cost a record
+            log.exception("the correctness loop failed on audit record %s", getattr(args[0], "request_id", "-")
+                          if args else "-")
+            return None
 
     def _prepare(self, record: AuditRecord) -> None:
         if record.cost_usd is None:
@@ -183,15 +210,20 @@ class AuditWriter:
         pending = self._pending
         while pending:
             batch = [pending[i] for i in range(min(self.batch, len(pending)))]
+            records = [record for record, _ in batch if record is not None]
+            followups = _merged(f for _, f in batch)
             try:
-                self.store.write(batch)
+                if followups is None:
+                    self.store.write(records)
+                else:
+                    self.store.write(records, followups)
             except Exception as exc:  # noqa: BLE001 - any store failure: keep the batch, back off, retry
                 backoff = min(_BACKOFF_MAX, backoff * 2 if backoff else _BACKOFF_START)
                 self._log_store_failure(exc, backoff)
                 return backoff
             for _ in range(min(len(batch), len(pending))):
                 pending.popleft()
-            self.written += len(batch)
+            self.written += len(records)
             if self._queue and len(self._queue) >= self.batch:
                 self._drain()
         return 0.0
@@ -219,6 +251,17 @@ class AuditWriter:
             self._last_failure_log = now
             log.warning("audit store write failed (%s: %s); retrying in %.1fs, %d record(s) waiting",
                         type(exc).__name__, redact(str(exc)), backoff, self.depth)
+
+
+def _merged(followups: Any) -> Followups | None:
+    out: Followups | None = None
+    for f in followups:
+        if f is None or (not f.tool_calls and not f.signals and f.prune_before is None):
+            continue
+        if out is None:
+            out = Followups()
+        out.extend(f)
+    return out
 
 
 def stats(writer: AuditWriter) -> dict[str, Any]:

@@ -1,0 +1,195 @@
+"""The next turn tells whether the last one worked: tool_result texts captured from the real Claude Code CLI
+(tests/fixtures/claude_code/tool_results/, by capture.py there) classified, the fixtures' conversations, and the
+join of a result to the call that produced its id — in one process's memory, and through the store's tool_calls
+table from another worker's Assessor."""
+
+from __future__ import annotations
+
+import glob
+import json
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from dragoman.config.loop import VerdictSettings
+from dragoman.loop import verdict as V
+from dragoman.loop.assess import Assessor
+from dragoman.loop.evidence import answering_in
+from dragoman.loop.next_turn import OK, ToolCallMemory, classify, result_text, tool_results
+from dragoman.observe.record import AuditRecord
+from dragoman.observe.stores import ToolCallRow, open_store
+from dragoman.protocols import anthropic as A
+from tests.upstreams.anthropic_messages import MessageReply
+from tests.verdict_helpers import json_evidence, request
+
+FIXTURES = Path(__file__).parent / "fixtures" / "claude_code"
+CAPTURED = sorted((FIXTURES / "tool_results").glob("cli_*.json"))
+EXPECTED = {
+    "unknown_tool": V.CLIENT_REFUSED,
+    "wrong_type": V.CLIENT_REFUSED,
+    "missing_required": V.CLIENT_REFUSED,
+    "bash_exit_code": V.EXECUTION_FAILED,
+    "read_missing_file": V.EXECUTION_FAILED,
+    "edit_old_string_missing": V.EXECUTION_FAILED,
+    "edit_unread_file": OK,
+    "read_first": OK,
+    "permission_denied": None,  # the client's permission rules said no: not the call's failure
+}
+
+
+def _block(raw: dict) -> A.ContentBlock:
+    return msgspec.convert(raw, A.ContentBlock)
+
+
+@pytest.mark.parametrize("path", CAPTURED, ids=lambda p: p.stem)
+def test_tool_results_captured_from_the_real_cli_are_classified(path: Path) -> None:
+    captured = json.loads(path.read_text())
+    assert set(captured) == set(EXPECTED), "re-run capture.py: the cases changed"
+    for case, raw in captured.items():
+        block = _block(raw)
+        assert classify(bool(block.is_error), result_text(block)) == EXPECTED[case], (case, raw["content"])
+
+
+@pytest.mark.parametrize("text", [
+    "The user doesn't want to proceed with this tool use. The tool use was rejected (eg. if it was a file edit, "
+    "the new_string was NOT written to the file). STOP what you are doing and wait for the user to tell you how to "
+    "proceed.",
+    "[Request interrupted by user for tool use]",
+])
+def test_a_users_rejection_is_no_signal(text: str) -> None:
+    assert classify(True, text) is None
+
+
+def test_the_results_in_the_claude_code_fixtures_are_found_and_all_fine() -> None:
+    for path in sorted(glob.glob(str(FIXTURES / "*.json"))):
+        results = tool_results(answering_in(Path(path).read_bytes()))
+        # Every turn after tools answers them, also 2.1.197's, whose tool_results are followed by a system message.
+        assert bool(results) == ("_after_" in path), path
+        assert all(outcome == OK for _, outcome, _ in results), path
+
+
+def test_only_the_last_message_is_read_for_results() -> None:
+    earlier = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_old", "content": "x",
+                                             "is_error": True}]}
+    req = request(messages=[{"role": "user", "content": "go"},
+                            {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_old", "name": "Read",
+                                                               "input": {}}]},
+                            earlier,
+                            {"role": "assistant", "content": "ok"},
+                            {"role": "user", "content": "thanks"}])
+    assert tool_results(answering_in(req)) == []
+
+
+def test_the_memory_keeps_the_newest_ids_and_answers_each_once() -> None:
+    memory = ToolCallMemory(3)
+    memory.remember(ToolCallRow(f"toolu_{i}", f"req_{i}", float(i)) for i in range(5))
+    found, missing = memory.take(["toolu_0", "toolu_4", "toolu_3"])
+    assert [r.tool_use_id for r in found] == ["toolu_4", "toolu_3"] and missing == ["toolu_0"]
+    assert memory.take(["toolu_4"]) == ([], [])  # answered already: a retried request is not counted twice
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.verdicts: list[AuditRecord] = []
+        self.late: list[V.LateSignal] = []
+
+    def verdict(self, record: AuditRecord) -> None:
+        self.verdicts.append(record)
+
+    def late_signal(self, signal: V.LateSignal) -> None:
+        self.late.append(signal)
+
+
+def _answer(assessor: Assessor, request_id: str, tool_uses: list[tuple[str, str, dict]]):
+    record = AuditRecord(time=1_800_000_000.0, request_id=request_id, route="r1", upstream_model="gpt-x",
+                         shape="tools|8k|json|nothink")
+    return record, assessor.assess(record, json_evidence(MessageReply(text=None, tool_uses=tool_uses)))
+
+
+def _next_turn(assessor: Assessor, request_id: str, results: list[dict]):
+    req = request(messages=[{"role": "user", "content": "go"},
+                            {"role": "assistant", "content": [{"type": "text", "text": "."}]},
+                            {"role": "user", "content": results}])
+    record = AuditRecord(time=1_800_000_001.0, request_id=request_id, route="r1")
+    return record, assessor.assess(record, json_evidence(MessageReply(text="done"), req))
+
+
+def _result(tool_use_id: str, text: str, is_error: bool = True) -> dict:
+    return {"type": "tool_result", "tool_use_id": tool_use_id, "content": text, "is_error": is_error}
+
+
+REFUSED = "<tool_use_error>InputValidationError: Read failed due to the following issue:\nThe required parameter `file_path` is missing</tool_use_error>"
+
+
+def test_a_refusal_in_the_next_turn_is_attributed_to_the_call_that_made_the_id() -> None:
+    assessor, sink = Assessor(), Sink()
+    assessor.add_sink(sink)
+    first, _ = _answer(assessor, "req_1", [("toolu_a", "Read", {"file_path": "/x"}), ("toolu_b", "Bash", {"command": "false"})])
+    assert (first.tool_calls, first.verdict) == (2, V.PASS)
+    _, followups = _next_turn(assessor, "req_2", [_result("toolu_a", REFUSED), _result("toolu_b", "Exit code 1")])
+    assert [(u.request_id, u.column, u.value) for u in followups.signals] == [("req_1", "next_turn", V.CLIENT_REFUSED)]
+    assert [(s.request_id, s.kind, s.tool_name, s.route, s.model, s.shape) for s in sink.late] == [
+        ("req_1", V.CLIENT_REFUSED, "Read", "r1", "gpt-x", "tools|8k|json|nothink"),
+        ("req_1", V.EXECUTION_FAILED, "Bash", "r1", "gpt-x", "tools|8k|json|nothink")]
+    assert [r.request_id for r in sink.verdicts] == ["req_1", "req_2"]
+
+
+def test_the_join_through_the_store_finds_another_workers_calls(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'audit.db'}")
+    worker_a, worker_b = Assessor(), Assessor()
+    worker_a.attach(store)
+    worker_b.attach(store)
+    record, followups = _answer(worker_a, "req_1", [("toolu_a", "Read", {"file_path": "/x"})])
+    store.write([record], followups)  # as worker A's writer does: the record and its tool-call rows together
+    _, followups = _next_turn(worker_b, "req_2", [_result("toolu_a", "Exit code 2")])
+    store.write([], followups)
+    [row] = store.query_requests({"request_id": "req_1"})
+    assert row["next_turn"] == V.EXECUTION_FAILED
+    # A weaker signal later never overwrites a stronger one; a stronger one does.
+    from dragoman.observe.stores import SignalUpdate
+    store.update_signal(SignalUpdate("req_1", "next_turn", OK))
+    assert store.query_requests({"request_id": "req_1"})[0]["next_turn"] == V.EXECUTION_FAILED
+    store.update_signal(SignalUpdate("req_1", "next_turn", V.CLIENT_REFUSED, (OK, V.EXECUTION_FAILED)))
+    assert store.query_requests({"request_id": "req_1"})[0]["next_turn"] == V.CLIENT_REFUSED
+    store.close()
+
+
+def test_a_result_whose_call_is_not_in_the_store_yet_waits_for_it_then_gives_up(tmp_path: Path) -> None:
+    now = [1_800_000_000.0]
+    store = open_store(f"sqlite:///{tmp_path / 'audit.db'}")
+    worker_a, worker_b = Assessor(), Assessor(VerdictSettings(join_wait=5.0), clock=lambda: now[0])
+    worker_a.attach(store)
+    worker_b.attach(store)
+    record, a_followups = _answer(worker_a, "req_1", [("toolu_a", "Read", {"file_path": "/x"})])
+    _, b_followups = _next_turn(worker_b, "req_2", [_result("toolu_a", REFUSED), _result("toolu_never", REFUSED)])
+    assert b_followups is None  # worker A's batch is not written yet: nothing to attribute
+    store.write([record], a_followups)
+    now[0] += 1.0
+    later = worker_b.pending()
+    assert [(u.request_id, u.value) for u in later.signals] == [("req_1", V.CLIENT_REFUSED)]
+    now[0] += 10.0
+    assert worker_b.pending() is None or not worker_b.pending().signals
+    assert not worker_b._waiting  # the id nobody made was given up after join_wait
+    store.close()
+
+
+def test_late_signals_from_other_threads_reach_the_sinks_and_the_judge_column() -> None:
+    assessor, sink = Assessor(), Sink()
+    assessor.add_sink(sink)
+    assessor.report_late(V.LateSignal(request_id="req_9", kind=V.JUDGE_FAIL, time=1.0, route="r1"))
+    followups = assessor.pending()
+    assert [(u.request_id, u.column, u.value) for u in followups.signals] == [("req_9", "judge", "fail")]
+    assert [s.kind for s in sink.late] == [V.JUDGE_FAIL]
+
+
+def test_a_failing_sink_costs_neither_the_other_sinks_nor_the_verdict() -> None:
+    class Broken(Sink):
+        def verdict(self, record: AuditRecord) -> None:
+            raise RuntimeError("bug")
+
+    assessor, good = Assessor(), Sink()
+    assessor.add_sink(Broken())
+    assessor.add_sink(good)
+    record, _ = _answer(assessor, "req_1", [("toolu_a", "Nope", {})])
+    assert record.verdict == V.FAIL and [r.request_id for r in good.verdicts] == ["req_1"]
