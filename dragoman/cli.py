@@ -36,9 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     from dragoman import reports
 
     reports.add_commands(sub)
+    from dragoman import version_commands
+
+    version_commands.add_commands(sub)
     args = parser.parse_args(argv)
     if args.command in ("logs", "costs"):
         return reports.run(args)
+    if args.command in ("versions", "rollback"):
+        return version_commands.run(args)
     if args.command == "check":
         return _check(args.config, args.strict)
     if args.command == "route":

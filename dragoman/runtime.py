@@ -10,13 +10,14 @@ from __future__ import annotations
 from dragoman.config.model import Config
 from dragoman.exchange.candidates import Upstreams
 from dragoman.key_table import KeyTable
+from dragoman.loop.versions import config_version
 from dragoman.request_guard import RequestGuard
 from dragoman.routing.router import Router
 from dragoman.upstreams.client import UpstreamClient
 
 
 class Runtime:
-    __slots__ = ("config", "router", "upstreams", "keys", "max_body", "guard")
+    __slots__ = ("config", "router", "upstreams", "keys", "max_body", "guard", "version")
 
     def __init__(self, config: Config, client: UpstreamClient, previous: Runtime | None = None) -> None:
         self.config = config
@@ -25,3 +26,4 @@ class Runtime:
         self.keys = KeyTable(config.keys)  # looked up by digest: see key_table
         self.max_body = config.server.max_body_bytes
         self.guard = RequestGuard(config.server)
+        self.version = config_version(config)  # every audit record names the version its request started under

@@ -35,6 +35,8 @@ LAYER_OF = {
     "cli": FACE,
     "reports": FACE,
     "admin_api": FACE,
+    "version_api": FACE,
+    "version_commands": FACE,
     "client_keys": FACE,
     "startup_report": FACE,
     "not_found_log": FACE,

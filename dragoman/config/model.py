@@ -209,6 +209,7 @@ class Config(msgspec.Struct, frozen=True):
     client: ClientSettings = ClientSettings()
     loop: LoopSettings = LoopSettings()
     governance: GovernanceSettings = GovernanceSettings()
+    text: str | None = None  # the file's text as loaded (None: zero-config): its config version is its hash
 
     def __repr__(self) -> str:
         # auth_keys are secrets; keep them out of logs.

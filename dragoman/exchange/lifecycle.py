@@ -47,7 +47,7 @@ class Exchange:
     __slots__ = (
         "request_id", "headers", "started", "wall_start", "span", "identity", "requested_model", "streamed",
         "input_estimate", "policy", "branch", "attempts", "route", "ctx", "upstream_model", "usage", "stop_reason",
-        "error_type", "ttfb", "upstream_time", "event_count", "shape", "_tracer", "_key", "_answer", "_opened",
+        "error_type", "ttfb", "upstream_time", "event_count", "shape", "request", "_tracer", "_key", "_answer", "_opened",
     )
 
     def __init__(self, request_id: str, headers: Headers | None = None, tracer: Tracer | NoopTracer = NOOP_TRACER) -> None:
@@ -73,6 +73,7 @@ class Exchange:
         self.upstream_time = 0.0  # seconds spent waiting on the upstreams
         self.event_count = 0
         self.shape: str | None = None  # the turn shape the loop keeps scores per (loop/shape.py)
+        self.request: A.MessagesRequest | None = None  # decoded: the loop's evidence (verdicts, the judge)
         self._tracer = tracer
         self._key: tuple[str | None, dict[str, str | None] | None] = (None, None)
         self._answer: Answer | None = None
@@ -91,7 +92,7 @@ class Exchange:
         req = E.decode_body(_decode_messages, body)
         if not req.messages:
             raise E.InvalidRequest("messages: at least one message is required")
-        self.requested_model, self.streamed = req.model, req.stream
+        self.requested_model, self.streamed, self.request = req.model, req.stream, req
         if req.metadata is not None and req.metadata.user_id:
             self.identity = identity_from(self.headers, req.metadata.user_id, *self._key)
         self.span = self._tracer.start_request(
@@ -117,6 +118,11 @@ class Exchange:
         self.ttfb = time.perf_counter() - self.started
         self.span.capture("response", answer.body)
         return answer.body
+
+    @property
+    def answer_body(self) -> bytes | None:
+        """The JSON answer's body, once there is one (None: streamed, or no answer)."""
+        return self._answer.body if self._answer is not None else None
 
     def stream(self) -> AsyncGenerator[bytes, None]:
         """The streamed answer's bytes, to write as they come; `aclose()` it on every way out."""

@@ -111,12 +111,33 @@ def _loop_columns(dialect: str) -> tuple[str, ...]:
     return tuple(f"ALTER TABLE requests ADD COLUMN {column}" for column in columns)
 
 
+def _config_versions_table(dialect: str) -> tuple[str, ...]:
+    pg = dialect == POSTGRES
+    ident = "BIGSERIAL PRIMARY KEY" if pg else "INTEGER PRIMARY KEY AUTOINCREMENT"
+    real = "DOUBLE PRECISION" if pg else "REAL"
+    # One row per application of a config (loop/version_store.py): `version` is its content hash, so a version
+    # rolled back to appears again; `content` is the file's text with inline secrets masked.
+    return (f"""
+CREATE TABLE config_versions (
+    id {ident},
+    version TEXT NOT NULL,
+    time {real} NOT NULL,
+    applied_by TEXT NOT NULL,
+    rolled_back_from TEXT,
+    reason TEXT,
+    source TEXT,
+    content TEXT
+)""", "CREATE INDEX config_versions_version ON config_versions (version)")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "requests table", (_requests_table(SQLITE), *_V1_INDEXES), (_requests_table(POSTGRES), *_V1_INDEXES)),
     Migration(2, "indexes for lookups by request id and cost reports by team, model and key", _V2_INDEXES, _V2_INDEXES),
     Migration(3, "keep only the time and request_id indexes: cheaper inserts", _V3_DROP, _V3_DROP),
     Migration(4, "the correctness loop's columns: verdict, turn shape, config version, loop events",
               _loop_columns(SQLITE), _loop_columns(POSTGRES)),
+    Migration(6, "config versions: every config applied, with its masked text, for rollback",
+              _config_versions_table(SQLITE), _config_versions_table(POSTGRES)),
     # Numbers reserved while the loop and governance land in parallel: 5 tool-call memory (loop/verdicts),
     # 6 config versions (loop/versions), 7 loop state, 8 virtual keys and budgets (govern/).
 )

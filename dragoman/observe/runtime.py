@@ -31,7 +31,9 @@ class Observability:
         pricing: Mapping[str, Pricing] | None = None,
         *,
         span_exporter: Any = None,
+        assess: Any = None,
     ) -> None:
+        self._assess = assess  # the correctness loop's hook, run in the writer thread (observe must not import loop)
         self.settings = (settings or ObserveSettings()).with_env()
         self.pricer = Pricer(pricing)
         self.metrics: Metrics | None = Metrics() if self.settings.metrics.enabled else None
@@ -49,14 +51,15 @@ class Observability:
             return
         self.store = open_store(audit.store)
         self.writer = AuditWriter(
-            self.store, audit.queue_size, audit.batch, audit.flush_interval, pricer=self.pricer, sink=self.metrics
+            self.store, audit.queue_size, audit.batch, audit.flush_interval, pricer=self.pricer, sink=self.metrics,
+            assess=self._assess,
         )
 
-    def record(self, record: AuditRecord) -> None:
+    def record(self, record: AuditRecord, evidence: Any = None) -> None:
         """Hand a finished request's record to the writer (O(1), never blocks). Metrics are updated from it in
         the writer thread; with auditing off, right here."""
         if self.writer is not None:
-            self.writer.submit(record)
+            self.writer.submit(record, evidence)
         elif self.metrics is not None:
             if record.cost_usd is None:
                 record.cost_usd = self.pricer.price(record)

@@ -11,13 +11,14 @@ so a database restart heals by itself (the writer retries the batch with backoff
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from dragoman.observe import migrations, stores
 from dragoman.observe.record import AuditRecord
 
 _INSERT = stores.insert_sql("%s", "::jsonb")
+T = TypeVar("T")
 
 
 class PostgresStore:
@@ -88,6 +89,17 @@ class PostgresStore:
                 cur.executemany(_INSERT, rows)
 
         self._run(insert)
+
+    def run(self, fn: Callable[[Any], T], *, write: bool = False) -> T:
+        """fn(connection) for the loop's own tables (loop/version_store.py); `write`: in one transaction."""
+        if not write:
+            return self._run(fn)
+
+        def transaction(conn: Any) -> T:
+            with conn.transaction():
+                return fn(conn)
+
+        return self._run(transaction)
 
     def query_requests(
         self,

@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from dragoman.observe import migrations, stores
 from dragoman.observe.record import AuditRecord
 
 _INSERT = stores.insert_sql("?")
+T = TypeVar("T")
 
 
 class SQLiteStore:
@@ -71,6 +72,21 @@ class SQLiteStore:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+    def run(self, fn: Callable[[Any], T], *, write: bool = False) -> T:
+        """fn(connection) for the loop's own tables (loop/version_store.py); `write`: in one locked transaction."""
+        conn = self._conn()
+        if not write:
+            return fn(conn)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return result
 
     def query_requests(
         self,

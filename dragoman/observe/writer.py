@@ -70,8 +70,13 @@ class AuditWriter:
         pricer: Pricer | None = None,
         sink: AuditSink | None = None,
         clock: Callable[[], float] = time.monotonic,
+        assess: Callable[[AuditRecord, Any], None] | None = None,
     ) -> None:
         self.store = store
+        # The correctness loop's verdict, computed here before the record is priced and written (CONTRACTS.md);
+        # a record's evidence waits beside it, keyed by the record's id() (it lives until it is drained).
+        self.assess = assess
+        self._evidence: dict[int, Any] = {}
         self.queue_size = queue_size
         self.batch = batch
         self.flush_interval = flush_interval
@@ -94,12 +99,14 @@ class AuditWriter:
 
     # ---- event loop side -------------------------------------------------------------------------------
 
-    def submit(self, record: AuditRecord) -> bool:
+    def submit(self, record: AuditRecord, evidence: Any = None) -> bool:
         """Queue a record; never blocks. False when it was dropped (queue full or writer closed)."""
         queue = self._queue
         if self._closing or len(queue) >= self.queue_size:
             self._drop(1, "the audit queue is full" if not self._closing else "the audit writer is closed")
             return False
+        if evidence is not None and self.assess is not None:
+            self._evidence[id(record)] = evidence
         queue.append(record)
         if len(queue) >= self.batch:
             self._wake.set()
@@ -173,6 +180,11 @@ class AuditWriter:
             self._drop(overflow, "the audit store is not keeping up")
 
     def _prepare(self, record: AuditRecord) -> None:
+        if self.assess is not None:
+            try:
+                self.assess(record, self._evidence.pop(id(record), None))
+            except Exception:  # noqa: BLE001 - a verdict bug must not lose the record
+                log.exception("audit record %s could not be assessed", record.request_id)
         if record.cost_usd is None:
             record.cost_usd = self.pricer.price(record)
         record.redacted()
