@@ -91,14 +91,18 @@ class ConfigVersions:
     def applied(self, config: Config, applied_by: str, *, rolled_back_from: str | None = None,
                 reason: str | None = None) -> VersionEntry:
         """Record that `config` is now applied in this process, and why."""
+        return self._applied(config, applied_by, rolled_back_from, reason)[0]
+
+    def _applied(self, config: Config, applied_by: str, rolled_back_from: str | None,
+                 reason: str | None) -> tuple[VersionEntry, bool]:
+        """The entry, and whether it is a new row (False: another worker recorded this version first)."""
         text = config_text(config)
         entry = VersionEntry(version=content_version(text), time=self.clock(), applied_by=applied_by,
                              rolled_back_from=rolled_back_from, reason=reason, source=config.source,
                              content=mask_secrets(text) if config.text is not None else text)
         with self._lock:
             before = self.history(_MEMORY, with_scores=False)
-            if self.store is not None:
-                version_store.record_applied(self.store, entry)
+            inserted = self.store is None or version_store.record_applied(self.store, entry)
             if not self._memory or self._memory[0].version != entry.version:
                 self._memory.insert(0, entry)
                 del self._memory[_MEMORY:]
@@ -107,7 +111,7 @@ class ConfigVersions:
             if self.store is not None and not protected:
                 protected = version_store.auto_rolled_back(self.store, entry.version)
             self.scores.live(entry.version, previous, protected=protected)
-        return entry
+        return entry, inserted
 
     def history(self, limit: int = 50, *, with_scores: bool = True) -> list[VersionEntry]:
         """The newest applications first: from the store, or this process's memory without one."""
@@ -139,7 +143,8 @@ class ConfigVersions:
             if not writable and self.apply is None:
                 raise RollbackError(f"cannot write {self.path or 'the config file'}: check its permissions")
             # In the store first: the workers that reload the file find the entry and know it is a rollback.
-            self.applied(config, applied_by, rolled_back_from=live, reason=reason)
+            _, inserted = self._applied(config, applied_by, live, reason)
+            counted = inserted or applied_by != AUTO  # two workers sure at once: the one whose row it is counts
             if not (writable and self._write_file(text)):
                 if self.apply is None:
                     raise RollbackError(f"cannot write {self.path}: the store records a rollback that did not happen")
@@ -148,7 +153,7 @@ class ConfigVersions:
                             "there is no config file" if self.path is None else f"{self.path} is not writable", live)
             if self.apply is not None:
                 self.apply(config)
-        if self.on_rollback is not None:
+        if self.on_rollback is not None and counted:
             self.on_rollback(applied_by.partition(" ")[0].removeprefix("rollback:"))
         return version
 
