@@ -34,6 +34,11 @@ class _Conflict(E.GatewayError):
     error_type = "invalid_request_error"
 
 
+class _MethodNotAllowed(E.GatewayError):
+    status = 405
+    error_type = "invalid_request_error"
+
+
 def is_versions_path(path: str) -> bool:
     return path == "/api/versions" or path.startswith("/api/versions/") or path == "/api/rollback"
 
@@ -53,7 +58,7 @@ async def versions_api(versions: ConfigVersions | None, method: str, path: str, 
     run = asyncio.get_running_loop().run_in_executor
     if path == "/api/rollback":
         if method != "POST":
-            raise E.InvalidRequest(f"method {method} is not allowed here: POST /api/rollback")
+            raise _MethodNotAllowed(f"method {method} is not allowed here: POST /api/rollback")
         target = E.decode_body(msgspec.json.Decoder(RollbackBody).decode, body or b"{}").version
         try:
             live = await run(None, versions.rollback, target, f"rollback:admin {who}", f"by admin key {who}")
@@ -61,7 +66,7 @@ async def versions_api(versions: ConfigVersions | None, method: str, path: str, 
             raise _Conflict(str(err)) from None
         return _encode({"live": live})
     if method not in ("GET", "HEAD"):
-        raise E.InvalidRequest(f"method {method} is not allowed here: GET {path}")
+        raise _MethodNotAllowed(f"method {method} is not allowed here: GET {path}")
     if path == "/api/versions":
         entries = await run(None, versions.history)
         return _encode(listing(entries, versions.live))

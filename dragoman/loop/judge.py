@@ -37,7 +37,7 @@ JUDGE_PASS = "judge_pass"
 JUDGE_CALL = "judge_call"  # loop_events mark of the judge's own calls: never judged, never scored
 MAX_TOKENS = 400
 _PART = 6_000  # characters of each part of the evidence shown to the judge
-_VERDICT = re.compile(r"^\W*(PASS|FAIL)\b[\s:.\-–—]*(.*)", re.IGNORECASE | re.DOTALL)
+_VERDICT = re.compile(r"^\W*(PASS|FAIL)\b[\W_]*(.*)", re.IGNORECASE | re.DOTALL)
 _COLUMN_TRIES = 5  # the judged call's record may not be written yet: try the judge column again this often
 
 SYSTEM = (
