@@ -20,12 +20,8 @@ from dragoman.client_keys import key_holder
 from dragoman.config.model import Config
 from dragoman.config.reload import ConfigWatcher
 from dragoman.config.secrets import GatewayKey
-from dragoman.exchange.candidates import select
+from dragoman.correctness_loop import CorrectnessLoop
 from dragoman.exchange.lifecycle import Exchange
-from dragoman.loop.assess import Assessor
-from dragoman.loop.evidence import Evidence
-from dragoman.loop.judge import JUDGE_CALL, Judge
-from dragoman.loop.versions import ConfigVersions
 from dragoman.not_found_log import NotFoundLog
 from dragoman.config.model import Pricing
 from dragoman.observe.pricing import Pricer
@@ -67,11 +63,8 @@ class Gateway:
         self._client: UpstreamClient | None = None
         self._watcher: ConfigWatcher | None = None
         self._inflight = InFlight()
-        self.assessor = Assessor()
-        self.observe = Observability(config.observe, _pricing(config), assess=self.assessor.assess)
-        self.versions: ConfigVersions | None = None  # built at startup: it needs the audit store
-        self.judge: Judge | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self.loop = CorrectnessLoop(self)  # verdicts, config versions and rollback, the judge
+        self.observe = Observability(config.observe, _pricing(config), assess=self.loop.assessor.assess)
         self._not_found = NotFoundLog(log)
         self._warned_doubled_v1 = False
 
@@ -100,16 +93,11 @@ class Gateway:
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=False,
                                               response_class=self._inflight.response_class)
         self._client = UpstreamClient(self._session)
-        self._loop = asyncio.get_running_loop()
-        await self._loop.run_in_executor(None, self.observe.start)
+        await asyncio.get_running_loop().run_in_executor(None, self.observe.start)
         self.runtime = Runtime(self.config, self._client)
-        self.versions = ConfigVersions(self.config, self.observe.store, self._apply_from_thread,
-                                       path=self.config_path, on_rollback=self._count_rollback)
-        self.assessor.add_sink(self.versions.scores)
-        await self._loop.run_in_executor(None, self._record_version, self.config, "startup")
-        self._start_judge(self.config)
+        await self.loop.start()
         if self.config_path is not None:
-            self._watcher = ConfigWatcher(self.config_path, self.apply_config, applied=self._config_applied)
+            self._watcher = ConfigWatcher(self.config_path, self.apply_config, applied=self.loop.config_applied)
             self._watcher.start()
         _tune_gc()
 
@@ -120,78 +108,6 @@ class Gateway:
         self.config = config
         self.observe.pricer = Pricer(_pricing(config))  # audit, metrics and tracing settings need a restart
 
-    # ---- the correctness loop: config versions, rollback, the judge ----------------------------------------
-
-    def _config_applied(self, config: Config, reason: str) -> None:
-        """The watcher applied a new file (reason: file change, SIGHUP): record its version off the loop."""
-        assert self._loop is not None
-        self._loop.run_in_executor(None, self._record_version, config, reason)
-        self._start_judge(config)
-
-    def _record_version(self, config: Config, applied_by: str) -> None:
-        assert self.versions is not None
-        try:
-            entry = self.versions.applied(config, applied_by)
-        except Exception:  # noqa: BLE001 - the store may be down: the config serves anyway
-            log.exception("could not record the config version")
-            return
-        if self.observe.metrics is not None:
-            self.observe.metrics.config_version_live(entry.version)
-
-    def _apply_from_thread(self, config: Config) -> None:
-        """ConfigVersions swaps a rolled-back config in from the writer thread or an executor."""
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._swap_rolled_back, config)
-
-    def _swap_rolled_back(self, config: Config) -> None:
-        self.apply_config(config)
-        if self._watcher is not None:
-            self._watcher.seen()  # this process wrote the file: no second reload of it
-        self._start_judge(config)
-        if self.observe.metrics is not None and self.versions is not None:
-            self.observe.metrics.config_version_live(self.versions.live)
-
-    def _count_rollback(self, reason: str) -> None:
-        if self.observe.metrics is not None:
-            self.observe.metrics.config_rollback(reason)
-
-    def _start_judge(self, config: Config) -> None:
-        """(Re)start the judge when its settings changed; none without a judge route or with the loop off."""
-        settings = config.loop.judge if config.loop.enabled else None
-        if self.judge is not None and settings == self.judge.settings:
-            return
-        if self.judge is not None:
-            self.judge.stop()
-            self.judge = None
-        if settings is not None and settings.route is not None and settings.sample > 0:
-            self.judge = Judge(settings, self._judge_send, self.assessor.report_late, store=self.observe.store,
-                               metrics=self.observe.metrics)
-            self.judge.start()
-
-    async def _judge_send(self, req: A.MessagesRequest) -> tuple[bytes, float | None]:
-        """The judge's request, through the judge route's candidates; audited, marked as the judge's call."""
-        rt = self.runtime
-        assert rt is not None
-        route = rt.upstreams.by_name.get(req.model)
-        if route is None:
-            raise E.NotFound(f"the judge route {req.model!r} is not in the config any more")
-        exchange = Exchange("req_" + secrets.token_hex(12), [], self.observe.tracer)
-        exchange.requested_model, exchange.request = req.model, req
-        status, error_type = 500, "api_error"
-        try:
-            answer = await select(rt.upstreams, rt.upstreams.candidates(route), req, _encode(req), [], exchange)
-            exchange.usage, exchange.upstream_model = answer.usage, answer.upstream_model
-            status, error_type = 200, None
-        except E.GatewayError as err:
-            status, error_type = err.status, err.error_type
-            raise
-        finally:
-            record = exchange.finish(status, error_type, self.observe.pricer)
-            record.config_version, record.loop_events = rt.version, [JUDGE_CALL]
-            record.cost_usd = self.observe.pricer.price(record)
-            self.observe.record(record)
-        return answer.body, record.cost_usd
-
     def end_inflight(self) -> int:
         """The shutdown's drain limit passed: end each upstream exchange still open with an overloaded error."""
         ended = self._inflight.end_all()
@@ -200,8 +116,7 @@ class Gateway:
         return ended
 
     async def stop(self) -> None:
-        if self.judge is not None:
-            self.judge.stop()
+        self.loop.stop()
         if self._watcher is not None:
             self._watcher.stop()
         if self._session is not None:
@@ -270,7 +185,7 @@ class Gateway:
         elif is_versions_path(path):
             who = admin_id(scope["headers"], self.observe.settings.admin.keys)
             body = await _read_body(scope, receive, _VERSIONS_MAX_BODY) if method == "POST" else None
-            await _send_json(send, 200, await versions_api(self.versions, method, path, body, who), request_id)
+            await _send_json(send, 200, await versions_api(self.loop.versions, method, path, body, who), request_id)
         elif path in ("/", "/healthz", "/api/hello"):  # Claude Code preflights HEAD / (2.1.197) or /api/hello
             if method not in ("GET", "HEAD"):
                 raise _MethodNotAllowed(method)
@@ -315,13 +230,7 @@ class Gateway:
         finally:
             if gone is not None:
                 gone.cancel()
-            record = exchange.finish(status, error_type, self.observe.pricer)
-            record.config_version = rt.version  # the version this request started under
-            answer = exchange.answer_body if status == 200 else None
-            request = exchange.request
-            self.observe.record(record, None if request is None else Evidence(request=request, answer=answer))
-            if self.judge is not None:
-                self.judge.offer(record, request, answer)
+            self.loop.finished(rt, exchange, exchange.finish(status, error_type, self.observe.pricer))
 
     async def _metrics(self, rt: Runtime, send: Send, request_id: str) -> None:
         metrics = self.observe.metrics

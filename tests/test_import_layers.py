@@ -36,6 +36,7 @@ LAYER_OF = {
     "reports": FACE,
     "admin_api": FACE,
     "version_api": FACE,
+    "correctness_loop": FACE,
     "version_commands": FACE,
     "client_keys": FACE,
     "startup_report": FACE,
