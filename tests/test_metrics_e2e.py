@@ -37,7 +37,8 @@ pytestmark = pytest.mark.timeout(30)
 
 USAGE = (120, 30, 20)  # → input 100, cache read 20, output 30
 PRICE = {"input": 1.0, "cached_input": 0.1, "output": 4.0}
-ALLOWED_LABELS = {"route", "upstream", "status", "error_type", "kind", "outcome", "from_route", "to_route", "le"}
+ALLOWED_LABELS = {"route", "upstream", "status", "error_type", "kind", "outcome", "from_route", "to_route", "le",
+                  "version", "reason", "verdict"}  # config versions (a bounded hash), rollbacks, the judge
 REQUEST_ID = re.compile(r"req_[0-9a-f]{8,}|msg_[0-9a-f]{8,}")
 
 
