@@ -128,7 +128,7 @@ class VersionScores:
             if not self.settings.enabled or previous is None or version in self._protected:
                 return
         new = self.tallies[version]
-        if new.calls < self.settings.min_calls:
+        if not self.settings.min_calls <= new.calls <= self.settings.watch_calls:
             return
         why = regression(new, self._baseline(previous, new.calls), self.settings)
         if why is None:
