@@ -107,3 +107,47 @@ def test_a_rollback_is_refused_when_a_masked_secret_is_gone(store: AuditStore, t
     with pytest.raises(RollbackError, match="not in the live config"):
         versions.rollback(None, "rollback:manual")
     assert "sk-rotated-key" in path.read_text()
+
+
+def test_without_a_file_a_rollback_applies_in_this_process_and_says_so(
+        store: AuditStore, caplog: pytest.LogCaptureFixture) -> None:
+    from dragoman.config.load import parse_config
+
+    one, two = (parse_config(ROUTES.format(model=m), "inline.yaml", {}) for m in ("one", "two"))
+    applied = []
+    versions = ConfigVersions(one, store, applied.append, path=None)
+    versions.applied(one, "startup")
+    versions.applied(two, "file change")
+    with caplog.at_level("WARNING", logger="dragoman.loop"):
+        assert versions.rollback(None, "rollback:manual") == content_version(one.text or "")
+    assert [c.routes[0].model for c in applied] == ["one"]
+    assert "applied in this process only: there is no config file" in caplog.text
+
+
+def test_the_watcher_says_why_it_applied_a_config(tmp_path: Path) -> None:
+    import asyncio
+    import signal
+
+    from dragoman.config.reload import ConfigWatcher
+
+    path = tmp_path / "dragoman.yaml"
+    path.write_text(ROUTES.format(model="one"))
+    reasons: list[str] = []
+
+    async def scenario() -> None:
+        told = asyncio.Event()
+
+        def applied(config, reason: str) -> None:  # noqa: ANN001
+            reasons.append(reason)
+            told.set()
+
+        watcher = ConfigWatcher(str(path), lambda config: None, poll=3600, applied=applied)
+        watcher.start()
+        try:
+            os.kill(os.getpid(), signal.SIGHUP)
+            await asyncio.wait_for(told.wait(), 5)
+        finally:
+            watcher.stop()
+
+    asyncio.run(scenario())
+    assert reasons == ["SIGHUP"]
