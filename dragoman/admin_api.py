@@ -71,6 +71,7 @@ class Services:
     governor: Any = None  # govern.governor.Governor: budgets and their spend
     loop: asyncio.AbstractEventLoop | None = None  # the server's loop, for handlers that need async services
     loop_view: Any = None  # loop_api.LoopView: this process's scoreboard and clusters (swapped on reload)
+    versions: Any = None  # loop.versions.ConfigVersions: config versions and rollback
 
 
 class ApiCall(NamedTuple):
@@ -363,3 +364,4 @@ def _shown(value: object) -> str:
 
 # Endpoints other modules own register themselves in the table above when imported.
 from dragoman import loop_api  # noqa: E402,F401 - GET /api/scores, GET /api/clusters
+from dragoman import version_api  # noqa: E402,F401 - GET /api/versions[/{version}], POST /api/rollback

@@ -34,11 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     route.add_argument("--header", action="append", default=[], metavar="NAME:VALUE", help="a request header")
     sub.add_parser("claude", add_help=False, help="run Claude Code through the gateway, for that process only "
                    "(dragoman claude [--config FILE] [--gateway URL] -- [claude ARGS], or just [claude ARGS])")
-    from dragoman import key_commands, loop_reports, reports
+    from dragoman import key_commands, loop_reports, reports, version_commands
 
     reports.add_commands(sub)
     key_commands.add_commands(sub)
     loop_reports.add_commands(sub)
+    version_commands.add_commands(sub)
     args = parser.parse_args(argv)
     if args.command in ("logs", "costs"):
         return reports.run(args)
@@ -46,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         return key_commands.run(args)
     if args.command in loop_reports.COMMANDS:
         return loop_reports.run(args)
+    if args.command in ("versions", "rollback"):
+        return version_commands.run(args)
     if args.command == "check":
         return _check(args.config, args.strict)
     if args.command == "route":

@@ -11,13 +11,14 @@ from dragoman.config.model import Config
 from dragoman.exchange.candidates import Upstreams
 from dragoman.govern.authenticate import config_grants
 from dragoman.loop.shift import Shift
+from dragoman.loop.versions import config_version
 from dragoman.request_guard import RequestGuard
 from dragoman.routing.router import Router
 from dragoman.upstreams.client import UpstreamClient
 
 
 class Runtime:
-    __slots__ = ("config", "router", "upstreams", "keys", "max_body", "guard", "loop_on")
+    __slots__ = ("config", "router", "upstreams", "keys", "max_body", "guard", "loop_on", "version")
 
     def __init__(self, config: Config, client: UpstreamClient, previous: Runtime | None = None,
                  shift: Shift | None = None) -> None:
@@ -28,3 +29,4 @@ class Runtime:
         self.max_body = config.server.max_body_bytes
         self.loop_on = config.loop.enabled  # the correctness loop keeps each call's evidence (loop/evidence.py)
         self.guard = RequestGuard(config.server)
+        self.version = config_version(config)  # every audit record names the version its request started under

@@ -19,6 +19,7 @@ from dragoman.admin_api import AdminApi, Services
 from dragoman.client_keys import client_key
 from dragoman.config.model import Config
 from dragoman.config.reload import ConfigWatcher
+from dragoman.correctness_loop import CorrectnessLoop
 from dragoman.exchange.lifecycle import Exchange
 from dragoman.govern.authenticate import caller_grant
 from dragoman.govern.governor import Admission, Governor
@@ -73,6 +74,7 @@ class Gateway:
         # The correctness loop judges calls in the audit writer's thread (loop/assess.py); the sinks of scores and
         # config versions register with it.
         self.assessor = Assessor(config.loop.verdicts)
+        self.loop = CorrectnessLoop(self, self.assessor)  # config versions and rollback, the judge
         self.observe = Observability(config.observe, _pricing(config), assess=self.assessor.assess,
                                      assess_pending=self.assessor.pending)
         self._services: Services | None = None  # what the admin API works on, built at startup
@@ -114,12 +116,14 @@ class Gateway:
         self.assessor.attach(self.observe.store, self.observe.metrics)
         await self._start_keys()
         self.runtime = Runtime(self.config, self._client, shift=self.shift)
+        await self.loop.start()
         self.governor = Governor(self.config.governance, lambda: self.observe.store, self.observe.metrics)
         self._services = Services(audit=self.observe.store, keys=self.keys, governor=self.governor,
-                                  loop=asyncio.get_running_loop(), loop_view=self.loop_view)
+                                  loop=asyncio.get_running_loop(), loop_view=self.loop_view,
+                                  versions=self.loop.versions)
         self._admin_api = AdminApi(self._services, self.observe.settings.admin.keys)
         if self.config_path is not None:
-            self._watcher = ConfigWatcher(self.config_path, self.apply_config)
+            self._watcher = ConfigWatcher(self.config_path, self.apply_config, applied=self.loop.config_applied)
             self._watcher.start()
         _tune_gc()
 
@@ -181,6 +185,7 @@ class Gateway:
 
     async def stop(self) -> None:
         self.begin_shutdown()
+        self.loop.stop()
         if self._keys_task is not None:
             self._keys_task.cancel()
         if self._watcher is not None:
@@ -314,7 +319,7 @@ class Gateway:
                 if record.cost_usd is None:
                     record.cost_usd = self.observe.pricer.price(record)
                 governor.settle(admission, record.input_tokens, record.output_tokens, record.cost_usd)
-            self.observe.record(record, exchange.evidence())
+            self.loop.finished(rt, exchange, record)
 
     async def _authenticate(self, rt: Runtime, scope: Scope) -> Grant | None:
         """The caller's grant, or None when inbound auth is off (no key configured, no virtual key ever made);
@@ -441,8 +446,6 @@ async def _unless_gone(work: Awaitable[T], gone: asyncio.Future) -> T:
     finally:
         waiting = False
         gone.remove_done_callback(cancel)
-
-
 
 
 def _headers(base: list[tuple[bytes, bytes]], request_id: str, extra: dict[str, str] | None = None) -> list[tuple[bytes, bytes]]:

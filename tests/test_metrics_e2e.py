@@ -38,9 +38,10 @@ pytestmark = pytest.mark.timeout(30)
 USAGE = (120, 30, 20)  # → input 100, cache read 20, output 30
 PRICE = {"input": 1.0, "cached_input": 0.1, "output": 4.0}
 # "model" (the upstream's, bounded like every label), "verdict" and "shape" (32 values: loop/shape.py): the
-# correctness loop's; "scope" and "period": budgets (bounded like routes).
+# correctness loop's; "scope" and "period": budgets (bounded like routes); "version" (a bounded hash) and "reason":
+# config versions and rollbacks.
 ALLOWED_LABELS = {"route", "upstream", "status", "error_type", "kind", "outcome", "from_route", "to_route", "le",
-                  "model", "verdict", "shape", "scope", "period"}
+                  "model", "verdict", "shape", "scope", "period", "version", "reason"}
 REQUEST_ID = re.compile(r"req_[0-9a-f]{8,}|msg_[0-9a-f]{8,}")
 
 

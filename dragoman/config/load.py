@@ -30,6 +30,7 @@ from dragoman.config.model import (
     Upstream,
 )
 from dragoman.config.governance import check_governance
+from dragoman.config.loop import LoopSettings
 from dragoman.config.observe import ObserveSettings
 from dragoman.config.secrets import Secret, env_keys, gateway_keys, resolve_secret, secret_spec
 from dragoman.config.translation_keys import route_translation
@@ -72,7 +73,7 @@ def parse_config(
     if not isinstance(data, dict):
         raise src.error((), "the config must be a mapping (routes:, default_route:, ...)")
     file: ConfigFile = src.convert(data, ConfigFile)
-    return _build(file, src)
+    return msgspec.structs.replace(_build(file, src), text=text)  # the text is what config versions hash
 
 
 # Zero-config serves Claude Code as README says: `--model gpt-5-via-gateway` and Claude Code's own background
@@ -149,11 +150,23 @@ def _build(file: ConfigFile, src: Source) -> Config:
         observe=ObserveSettings(audit=file.audit, metrics=file.metrics, tracing=file.tracing, admin=file.admin),
         server=_server(file.server, src),
         client=_client(file.client, src),
-        loop=loop_settings(file.loop, src),
+        loop=_loop(loop_settings(file.loop, src), names, src),
         governance=file.governance,
         source=src.name,
         weighted=weighted,
     )
+
+
+def _loop(settings: LoopSettings, names: list[str], src: Source) -> LoopSettings:
+    """The loop's keys that refer to the rest of the file, or to each other."""
+    judge = settings.judge
+    if judge.route is not None:
+        _check_route_ref(judge.route, ("loop", "judge", "route"), names, src)
+    rollback = settings.rollback
+    if rollback.min_calls > rollback.watch_calls:
+        raise src.error(("loop", "rollback", "min_calls"), f"min_calls ({rollback.min_calls}) exceeds watch_calls "
+                        f"({rollback.watch_calls}): a new version would never be judged")
+    return settings
 
 
 def _client(settings: ClientSettings, src: Source) -> ClientSettings:

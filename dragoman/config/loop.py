@@ -12,6 +12,9 @@ import msgspec
 
 _PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 _PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+_Fraction = Annotated[float, msgspec.Meta(ge=0, le=1)]
+_Share = Annotated[float, msgspec.Meta(ge=0, le=0.5)]  # of traffic: probes, exploration
+_Calls = Annotated[int, msgspec.Meta(ge=1, le=100_000)]
 
 
 class VerdictSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -21,11 +24,6 @@ class VerdictSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     schema_cache: _PositiveInt = 512  # compiled input_schema validators kept (an LRU keyed by the schema)
     retention_hours: _PositiveFloat = 24.0  # how long the store's tool_calls table keeps an id for the join
     join_wait: _PositiveFloat = 30.0  # seconds a tool_result waits for another worker's id to reach the store
-
-
-_Share = Annotated[float, msgspec.Meta(ge=0, le=0.5)]
-_Fraction = Annotated[float, msgspec.Meta(ge=0, le=1)]
-_Calls = Annotated[int, msgspec.Meta(ge=1, le=100_000)]
 
 
 class ShiftSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -47,11 +45,31 @@ class ShiftSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class RollbackSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Config versions and automatic rollback of a version that scores clearly worse (loop/versions.py)."""
+    """Config versions and automatic rollback of a version that scores clearly worse (loop/rollback.py).
+
+    A newly applied version is rolled back when, over its first `watch_calls` calls, it has at least `min_calls`
+    assessed calls, the version before it has at least `baseline_calls`, its failure rate is at least
+    `min_increase` higher, and a one-sided two-proportion z-test says so with z >= `z` (README)."""
+
+    enabled: bool = True
+    min_calls: _Calls = 50
+    baseline_calls: _Calls = 50
+    watch_calls: _Calls = 500
+    min_increase: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.15
+    z: Annotated[float, msgspec.Meta(gt=0)] = 3.0
 
 
 class JudgeSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The optional judge route (loop/judge.py): off unless a route is named."""
+    """The optional judge route (loop/judge.py): off unless a route is named. A `sample` share of finished calls
+    is sent to it, at most `max_calls_per_hour` calls and `max_usd_per_day` (UTC day) of its cost, `concurrency`
+    at a time, `queue` waiting; beyond those a call is not judged (counted as dropped)."""
+
+    route: str | None = None
+    sample: _Fraction = 0.05
+    max_calls_per_hour: Annotated[int, msgspec.Meta(ge=0)] = 60
+    max_usd_per_day: Annotated[float, msgspec.Meta(ge=0)] = 5.0
+    concurrency: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
+    queue: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 64
 
 
 class LoopSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -236,6 +236,7 @@ class Config(msgspec.Struct, frozen=True):
     loop: LoopSettings = LoopSettings()
     governance: GovernanceSettings = GovernanceSettings()
     weighted: tuple[WeightedRoute, ...] = ()  # routes written with candidates:, in file order
+    text: str | None = None  # the file's text as loaded (None: zero-config): its config version is its hash
 
     def __repr__(self) -> str:
         # auth_keys are secrets; keep them out of logs.

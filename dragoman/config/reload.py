@@ -25,9 +25,17 @@ POLL_SECONDS = 1.0
 class ConfigWatcher:
     """Calls `apply(config)` with each new valid config loaded from `path`."""
 
-    def __init__(self, path: str, apply: Callable[[Config], None], poll: float = POLL_SECONDS) -> None:
+    def __init__(
+        self,
+        path: str,
+        apply: Callable[[Config], None],
+        poll: float = POLL_SECONDS,
+        *,
+        applied: Callable[[Config, str], None] | None = None,
+    ) -> None:
         self.path = path
         self.apply = apply
+        self.applied = applied  # told what was applied and why ("file change", "SIGHUP"): config versions
         self.poll = poll
         self._stamp = file_stamp(path)
         self._task: asyncio.Task[None] | None = None
@@ -35,7 +43,7 @@ class ConfigWatcher:
     def start(self) -> None:
         loop = asyncio.get_running_loop()
         try:
-            loop.add_signal_handler(signal.SIGHUP, self.reload)
+            loop.add_signal_handler(signal.SIGHUP, self.reload, "SIGHUP")
         except (NotImplementedError, RuntimeError, ValueError):  # no signals off the main thread / on Windows
             log.debug("SIGHUP reload unavailable here; the file watch still works")
         self._task = loop.create_task(self._watch())
@@ -48,7 +56,11 @@ class ConfigWatcher:
         except (NotImplementedError, RuntimeError, ValueError):
             pass
 
-    def reload(self) -> bool:
+    def seen(self) -> None:
+        """The file changed by this process's own hand (a rollback it applied already): no reload for it."""
+        self._stamp = file_stamp(self.path)
+
+    def reload(self, reason: str = "file change") -> bool:
         """Load, validate and apply the file now; False (old config kept) when it is invalid or cannot apply."""
         self._stamp = file_stamp(self.path)
         try:
@@ -58,6 +70,8 @@ class ConfigWatcher:
             log.error("config reload failed; still serving the previous config: %s", err)
             return False
         log.warning("config reloaded from %s (%d routes)", self.path, len(config.routes))
+        if self.applied is not None:
+            self.applied(config, reason)
         return True
 
     async def _watch(self) -> None:

@@ -139,6 +139,11 @@ class Exchange:
         self.span.capture("response", answer.body)
         return answer.body
 
+    @property
+    def answer_body(self) -> bytes | None:
+        """The JSON answer's body, once there is one (None: streamed, or no answer)."""
+        return self._answer.body if self._answer is not None else None
+
     def stream(self) -> AsyncGenerator[bytes, None]:
         """The streamed answer's bytes, to write as they come; `aclose()` it on every way out."""
         assert self._opened is not None

@@ -316,6 +316,49 @@ class Metrics:
             )
         return found
 
+    # ---- config versions and the judge (loop/versions.py, loop/judge.py) ----------------------------------
+
+    def _version_metrics(self) -> Any:
+        # Made on first use: a gateway that never rolls back nor judges exports none of them.
+        made = self.__dict__.get("_versions")
+        if made is not None:
+            return made
+        with self._counts_lock:  # two threads may ask first at once: register once
+            return self.__dict__.get("_versions") or self._make_version_metrics()
+
+    def _make_version_metrics(self) -> Any:
+        from prometheus_client import Counter, Gauge
+
+        r = self.registry
+        made = self.__dict__["_versions"] = (
+            Counter("dragoman_config_rollbacks", "Config rollbacks, by reason (auto, manual, admin)",
+                    ["reason"], registry=r),
+            Gauge("dragoman_config_version_info", "The live config version (value 1)", ["version"],
+                  multiprocess_mode="livemax", registry=r),
+            Counter("dragoman_judge_verdicts", "Calls judged by the judge route, by verdict (pass, fail, "
+                    "unclear, error)", ["verdict"], registry=r),
+            Counter("dragoman_judge_dropped", "Calls sampled for the judge but not judged, by reason (queue, "
+                    "calls_per_hour, usd_per_day)", ["reason"], registry=r),
+            set(),
+        )
+        return made
+
+    def config_rollback(self, reason: str) -> None:
+        self._version_metrics()[0].labels(reason if reason in ("auto", "manual", "admin") else "other").inc()
+
+    def config_version_live(self, version: str) -> None:
+        gauge, seen = self._version_metrics()[1], self._version_metrics()[4]
+        for old in seen - {version}:
+            gauge.labels(old).set(0)
+        seen.add(version)
+        gauge.labels(version).set(1)
+
+    def judge_verdict(self, verdict: str) -> None:
+        self._version_metrics()[2].labels(verdict).inc()
+
+    def judge_dropped(self, reason: str) -> None:
+        self._version_metrics()[3].labels(reason).inc()
+
 
 class _GovernanceMetrics:
     def __init__(self, registry: Any) -> None:
@@ -332,6 +375,7 @@ class _GovernanceMetrics:
                            multiprocess_mode="liveall", registry=registry)
         self.limit = Gauge("dragoman_budget_limit_usd", "Cap per budget", ["scope", "period"],
                            multiprocess_mode="liveall", registry=registry)
+
 
 def _mark_dead(pid: int) -> None:
     # Drops this worker's live gauges (queue depth, breaker) from the sums once it exits.

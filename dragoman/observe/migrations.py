@@ -149,6 +149,25 @@ def _tool_calls_table(dialect: str) -> tuple[str, ...]:
     )
 
 
+def _config_versions_table(dialect: str) -> tuple[str, ...]:
+    pg = dialect == POSTGRES
+    ident = "BIGSERIAL PRIMARY KEY" if pg else "INTEGER PRIMARY KEY AUTOINCREMENT"
+    real = "DOUBLE PRECISION" if pg else "REAL"
+    # One row per application of a config (loop/version_store.py): `version` is its content hash, so a version
+    # rolled back to appears again; `content` is the file's text with inline secrets masked.
+    return (f"""
+CREATE TABLE config_versions (
+    id {ident},
+    version TEXT NOT NULL,
+    time {real} NOT NULL,
+    applied_by TEXT NOT NULL,
+    rolled_back_from TEXT,
+    reason TEXT,
+    source TEXT,
+    content TEXT
+)""", "CREATE INDEX config_versions_version ON config_versions (version)")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "requests table", (_requests_table(SQLITE), *_V1_INDEXES), (_requests_table(POSTGRES), *_V1_INDEXES)),
     Migration(2, "indexes for lookups by request id and cost reports by team, model and key", _V2_INDEXES, _V2_INDEXES),
@@ -157,7 +176,9 @@ MIGRATIONS: tuple[Migration, ...] = (
               _loop_columns(SQLITE), _loop_columns(POSTGRES)),
     Migration(5, "tool-call memory: the tool_use ids the gateway answered with, for the next-turn join",
               _tool_calls_table(SQLITE), _tool_calls_table(POSTGRES)),
-    # 6 config versions (loop/versions); 7 was reserved for shared loop state, not used.
+    Migration(6, "config versions: every config applied, with its masked text, for rollback",
+              _config_versions_table(SQLITE), _config_versions_table(POSTGRES)),
+    # 7 was reserved for shared loop state while the loop landed; not used.
     Migration(8, "virtual keys, stored by digest", _keys_table(SQLITE), _keys_table(POSTGRES)),
 )
 

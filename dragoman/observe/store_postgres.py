@@ -11,13 +11,14 @@ so a database restart heals by itself (the writer retries the batch with backoff
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from dragoman.observe import migrations, stats, stores
 from dragoman.observe.record import AuditRecord
 
 _INSERT = stores.insert_sql("%s", "::jsonb")
+T = TypeVar("T")
 
 
 class PostgresStore:
@@ -52,9 +53,16 @@ class PostgresStore:
             self._opened.append(conn)
         return conn
 
-    def run(self, fn: Any) -> Any:
-        """Run fn(conn) on this thread's connection (autocommit); on a connection-level failure drop the
-        connection so the next call reconnects."""
+    def run(self, fn: Callable[[Any], T], *, write: bool = False) -> T:
+        """Run fn(conn) on this thread's connection (autocommit; `write`: in one transaction); on a
+        connection-level failure drop the connection so the next call reconnects."""
+        if write:
+            inner = fn
+
+            def fn(conn: Any) -> T:  # noqa: F811 - the same call, wrapped in a transaction
+                with conn.transaction():
+                    return inner(conn)
+
         conn = self._conn()
         try:
             return fn(conn)
@@ -98,7 +106,7 @@ class PostgresStore:
         if not ids:
             return []
         sql = stores.tool_calls_sql("%s", len(ids))
-        rows = self._run(lambda conn: conn.execute(sql, list(ids)).fetchall())
+        rows = self.run(lambda conn: conn.execute(sql, list(ids)).fetchall())
         return [stores.ToolCallRow(*row) for row in rows]
 
     def update_signal(self, update: stores.SignalUpdate) -> None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from dragoman.observe import migrations, stats, stores
 from dragoman.observe.record import AuditRecord
 
 _INSERT = stores.insert_sql("?")
+T = TypeVar("T")
 
 
 class SQLiteStore:
@@ -57,9 +58,21 @@ class SQLiteStore:
     def schema_version(self) -> int:
         return migrations.current_version(self._conn())
 
-    def run(self, fn: Any) -> Any:
-        """fn(conn) on this thread's connection (autocommit: fn issues BEGIN IMMEDIATE itself to write)."""
-        return fn(self._conn())
+    def run(self, fn: Callable[[Any], T], *, write: bool = False) -> T:
+        """fn(conn) on this thread's connection, in autocommit (fn may issue BEGIN IMMEDIATE itself to write);
+        `write`: in one locked transaction (loop/version_store.py)."""
+        conn = self._conn()
+        if not write:
+            return fn(conn)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return result
 
     def write(self, records: Sequence[AuditRecord], followups: stores.Followups | None = None) -> None:
         """Insert a batch, then the loop's follow-ups, in one transaction: all of it or none of it."""

@@ -1,0 +1,138 @@
+"""The correctness loop as one gateway process runs it: the Assessor the audit writer calls, config versions with
+their automatic rollback, and the judge. The server calls `start()`, `finished(...)` once per Messages request,
+`config_applied(...)` after a reload, and `stop()`; the rest happens off the event loop (the writer thread, the
+default executor) or in the judge's own tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from dragoman import errors as E
+from dragoman.config.model import Config
+from dragoman.exchange.candidates import select
+from dragoman.exchange.lifecycle import Exchange
+from dragoman.loop.assess import Assessor
+from dragoman.loop.judge import JUDGE_CALL, Judge
+from dragoman.loop.versions import ConfigVersions
+from dragoman.observe.record import AuditRecord
+from dragoman.protocols import anthropic as A
+from dragoman.runtime import Runtime
+
+if TYPE_CHECKING:
+    from dragoman.server import Gateway
+
+log = logging.getLogger("dragoman")
+_encode = msgspec.json.encode
+
+
+class CorrectnessLoop:
+    def __init__(self, gateway: Gateway, assessor: Assessor) -> None:
+        self.gateway = gateway
+        self.assessor = assessor
+        self.versions: ConfigVersions | None = None  # built at startup: it needs the audit store
+        self.judge: Judge | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def start(self) -> None:
+        """After the store opened and the first runtime was built: record the version, start the judge."""
+        gw = self.gateway
+        self._loop = asyncio.get_running_loop()
+        self.versions = ConfigVersions(gw.config, gw.observe.store, self._apply_from_thread, path=gw.config_path,
+                                       on_rollback=self._count_rollback)
+        self.assessor.add_sink(self.versions.scores)
+        await self._loop.run_in_executor(None, self._record_version, gw.config, "startup")
+        self._start_judge(gw.config)
+
+    def stop(self) -> None:
+        if self.judge is not None:
+            self.judge.stop()
+
+    def finished(self, rt: Runtime, exchange: Exchange, record: AuditRecord) -> None:
+        """A Messages request is over: its record (naming the version it ran under) and evidence go to the
+        writer, and it may be sampled for the judge. O(1) on the event loop."""
+        record.config_version = rt.version
+        self.gateway.observe.record(record, exchange.evidence())
+        if self.judge is not None and record.status == 200:
+            self.judge.offer(record, exchange.request, exchange.answer_body)
+
+    def config_applied(self, config: Config, reason: str) -> None:
+        """The watcher applied a new file (reason: file change, SIGHUP): record its version off the loop."""
+        assert self._loop is not None
+        self._loop.run_in_executor(None, self._record_version, config, reason)
+        self._start_judge(config)
+
+    # ---- config versions ---------------------------------------------------------------------------------
+
+    def _record_version(self, config: Config, applied_by: str) -> None:
+        assert self.versions is not None
+        try:
+            entry = self.versions.applied(config, applied_by)
+        except Exception:  # noqa: BLE001 - the store may be down: the config serves anyway
+            log.exception("could not record the config version")
+            return
+        metrics = self.gateway.observe.metrics
+        if metrics is not None:
+            metrics.config_version_live(entry.version)
+
+    def _apply_from_thread(self, config: Config) -> None:
+        """ConfigVersions swaps a rolled-back config in from the writer thread or an executor."""
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._swap_rolled_back, config)
+
+    def _swap_rolled_back(self, config: Config) -> None:
+        gw = self.gateway
+        gw.apply_config(config)
+        if gw._watcher is not None:
+            gw._watcher.seen()  # this process wrote the file: no second reload of it
+        self._start_judge(config)
+        if gw.observe.metrics is not None and self.versions is not None:
+            gw.observe.metrics.config_version_live(self.versions.live)
+
+    def _count_rollback(self, reason: str) -> None:
+        if self.gateway.observe.metrics is not None:
+            self.gateway.observe.metrics.config_rollback(reason)
+
+    # ---- the judge ---------------------------------------------------------------------------------------
+
+    def _start_judge(self, config: Config) -> None:
+        """(Re)start the judge when its settings changed; none without a judge route or with the loop off."""
+        settings = config.loop.judge if config.loop.enabled else None
+        if self.judge is not None and settings == self.judge.settings:
+            return
+        if self.judge is not None:
+            self.judge.stop()
+            self.judge = None
+        if settings is not None and settings.route is not None and settings.sample > 0:
+            observe = self.gateway.observe
+            self.judge = Judge(settings, self._judge_send, self.assessor.report_late, store=observe.store,
+                               metrics=observe.metrics)
+            self.judge.start()
+
+    async def _judge_send(self, req: A.MessagesRequest) -> tuple[bytes, float | None]:
+        """The judge's request, through the judge route's candidates; audited, marked as the judge's call."""
+        rt, observe = self.gateway.runtime, self.gateway.observe
+        assert rt is not None
+        route = rt.upstreams.by_name.get(req.model)
+        if route is None:
+            raise E.NotFound(f"the judge route {req.model!r} is not in the config any more")
+        exchange = Exchange("req_" + secrets.token_hex(12), [], observe.tracer)
+        exchange.requested_model = req.model
+        status, error_type = 500, "api_error"
+        try:
+            answer = await select(rt.upstreams, rt.upstreams.candidates(route), req, _encode(req), [], exchange)
+            exchange.usage, exchange.upstream_model = answer.usage, answer.upstream_model
+            status, error_type = 200, None
+        except E.GatewayError as err:
+            status, error_type = err.status, err.error_type
+            raise
+        finally:
+            record = exchange.finish(status, error_type, observe.pricer)
+            record.config_version, record.loop_events = rt.version, [JUDGE_CALL]
+            record.cost_usd = observe.pricer.price(record)
+            observe.record(record)
+        return answer.body, record.cost_usd

@@ -1,0 +1,275 @@
+"""The optional judge: a route named in `loop.judge.route` scores a sampled share of finished calls for task
+completion, asynchronously, within a budget; its verdict is a separate signal (a LateSignal judge_fail or
+judge_pass, and the earlier call's `judge` column).
+
+Nothing here delays a client: `offer` (on the event loop, after the answer was sent) is a random draw and a
+non-blocking put on a bounded queue; `concurrency` tasks take calls from it. A call that finds the queue full,
+or the hour's calls or the day's dollars spent, is not judged and is counted (dragoman_judge_dropped_total).
+The calls-per-hour cap is exact (a call is counted when it starts); the dollar cap is checked before each call,
+so the calls in flight when it is reached (at most `concurrency`) may pass it by their own cost.
+
+The judge's request goes through the gateway's own candidates (retries, breakers, fallbacks, translation to the
+judge route's upstream): `send` is the face's (the loop does not import the exchange)."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+
+from dragoman.config.loop import JudgeSettings
+from dragoman.loop.verdict import JUDGE_FAIL, LateSignal
+from dragoman.observe.migrations import POSTGRES
+from dragoman.observe.record import AuditRecord
+from dragoman.protocols import anthropic as A
+from dragoman.redaction import redact
+
+log = logging.getLogger("dragoman.loop")
+
+JUDGE_PASS = "judge_pass"
+JUDGE_CALL = "judge_call"  # loop_events mark of the judge's own calls: never judged, never scored
+MAX_TOKENS = 400
+_PART = 6_000  # characters of each part of the evidence shown to the judge
+_VERDICT = re.compile(r"^\W*(PASS|FAIL)\b[\W_]*(.*)", re.IGNORECASE | re.DOTALL)
+_COLUMN_TRIES = 5  # the judged call's record may not be written yet: try the judge column again this often
+
+SYSTEM = (
+    "You grade whether an AI coding assistant's answer completes the user's task. You see the user's last turn, "
+    "the tools the assistant could call, and the assistant's answer (its text and its tool calls). A tool call "
+    "that is the right next step counts as progress. Answer with PASS or FAIL on the first line, then one short "
+    "line saying why."
+)
+
+Send = Callable[[A.MessagesRequest], Awaitable[tuple[bytes, float | None]]]  # → the answer's body, its cost
+
+
+_decode_request = msgspec.json.Decoder(A.MessagesRequest).decode
+
+
+class JudgeCall(msgspec.Struct, kw_only=True):
+    """A finished call picked for judging, with what the judge is shown."""
+
+    request_id: str
+    route: str | None
+    model: str | None
+    shape: str | None
+    prompt_variant: str | None
+    config_version: str | None
+    request: A.MessagesRequest
+    answer: bytes
+
+
+class Budget:
+    """Calls per sliding hour and dollars per UTC day; `clock` is injectable (epoch seconds)."""
+
+    def __init__(self, settings: JudgeSettings, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.clock = clock
+        self._starts: collections.deque[float] = collections.deque()
+        self._day = -1
+        self._spent = 0.0
+
+    def take(self) -> str | None:
+        """Count a call about to start, or the reason it may not: calls_per_hour | usd_per_day."""
+        now = self.clock()
+        while self._starts and self._starts[0] <= now - 3600:
+            self._starts.popleft()
+        if len(self._starts) >= self.settings.max_calls_per_hour:
+            return "calls_per_hour"
+        if self._today(now) and self._spent >= self.settings.max_usd_per_day:
+            return "usd_per_day"
+        self._starts.append(now)
+        return None
+
+    def spend(self, usd: float | None) -> None:
+        now = self.clock()
+        self._today(now)
+        self._spent += usd or 0.0
+
+    def _today(self, now: float) -> bool:
+        day = int(now // 86400)
+        if day != self._day:
+            self._day, self._spent = day, 0.0
+            return False
+        return True
+
+
+class Judge:
+    """Samples finished calls and has the judge route score them."""
+
+    def __init__(
+        self,
+        settings: JudgeSettings,
+        send: Send,
+        report: Callable[[LateSignal], None],
+        *,
+        store: Any = None,
+        metrics: Any = None,
+        clock: Callable[[], float] = time.time,
+        draw: Callable[[], float] = random.random,
+    ) -> None:
+        self.settings = settings
+        self.send = send
+        self.report = report  # Assessor.report_late
+        self.store = store  # where the judged call's `judge` column is set
+        self.metrics = metrics
+        self.budget = Budget(settings, clock)
+        self.clock = clock
+        self.draw = draw
+        self.dropped: collections.Counter[str] = collections.Counter()
+        self.judged = 0
+        self._queue: asyncio.Queue[JudgeCall] = asyncio.Queue(settings.queue)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._work()) for _ in range(self.settings.concurrency)]
+
+    def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+
+    def offer(self, record: AuditRecord, body: bytes | None, answer: bytes | None) -> None:
+        """A call finished: maybe judge it (`body`: the request as the client sent it). Only answered calls with a
+        JSON answer are; the request is decoded only for a sampled call."""
+        if body is None or answer is None or record.status != 200 or self.draw() >= self.settings.sample:
+            return
+        try:
+            request = _decode_request(body)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return
+        call = JudgeCall(request_id=record.request_id, route=record.route, model=record.upstream_model,
+                         shape=record.shape, prompt_variant=record.prompt_variant,
+                         config_version=record.config_version, request=request, answer=answer)
+        try:
+            self._queue.put_nowait(call)
+        except asyncio.QueueFull:
+            self._dropped("queue")
+
+    async def _work(self) -> None:
+        while True:
+            call = await self._queue.get()
+            try:
+                await self.judge(call)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - one bad call must not end the worker
+                log.exception("judging %s failed", call.request_id)
+
+    async def judge(self, call: JudgeCall) -> str | None:
+        """Judge one call: "pass", "fail", or None (not judged: over budget, upstream error, unclear answer)."""
+        refused = self.budget.take()
+        if refused is not None:
+            self._dropped(refused)
+            return None
+        try:
+            body, cost = await self.send(judge_request(call, self.settings.route or ""))
+        except Exception as err:  # noqa: BLE001 - the judge route failing says nothing about the call
+            log.warning("judge route %s failed for %s: %s", self.settings.route, call.request_id, redact(str(err)))
+            self._count("error")
+            return None
+        self.budget.spend(cost)
+        verdict, why = parse_verdict(_answer_text(body))
+        self._count(verdict or "unclear")
+        if verdict is None:
+            return None
+        self.judged += 1
+        self.report(LateSignal(request_id=call.request_id, kind=JUDGE_FAIL if verdict == "fail" else JUDGE_PASS,
+                               time=self.clock(), route=call.route, model=call.model, shape=call.shape,
+                               prompt_variant=call.prompt_variant, config_version=call.config_version,
+                               detail=redact(why)[:300] or None))
+        if self.store is not None:
+            await self._set_column(call.request_id, verdict)
+        return verdict
+
+    async def _set_column(self, request_id: str, verdict: str) -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(_COLUMN_TRIES):
+            try:
+                if await loop.run_in_executor(None, set_judge_column, self.store, request_id, verdict):
+                    return
+            except Exception as err:  # noqa: BLE001 - the store is down: the signal went out anyway
+                log.warning("cannot set the judge column of %s: %s", request_id, redact(str(err)))
+                return
+            await asyncio.sleep(1.0)  # its record is still in the audit writer's queue (flushed every 0.5 s)
+
+    def _dropped(self, reason: str) -> None:
+        self.dropped[reason] += 1
+        if self.metrics is not None:
+            self.metrics.judge_dropped(reason)
+
+    def _count(self, verdict: str) -> None:
+        if self.metrics is not None:
+            self.metrics.judge_verdict(verdict)
+
+
+def judge_request(call: JudgeCall, route: str) -> A.MessagesRequest:
+    """The Messages request the judge route gets for one call."""
+    tools = ", ".join(tool.name for tool in call.request.tools or ()) or "(none)"
+    text = (f"<user_turn>\n{_clip(_last_user_turn(call.request))}\n</user_turn>\n"
+            f"<tools_offered>{_clip(tools)}</tools_offered>\n"
+            f"<answer>\n{_clip(_answer_text(call.answer, tool_calls=True))}\n</answer>")
+    return A.MessagesRequest(model=route, max_tokens=MAX_TOKENS, system=SYSTEM, stream=False,
+                             messages=[A.Message(role="user", content=text)])
+
+
+def parse_verdict(text: str) -> tuple[str | None, str]:
+    """("pass" | "fail" | None, the reason) from the judge's answer: PASS or FAIL first, then why."""
+    match = _VERDICT.match(text.strip())
+    if match is None:
+        return None, text.strip()[:300]
+    return match.group(1).lower(), " ".join(match.group(2).split())
+
+
+def set_judge_column(store: Any, request_id: str, verdict: str) -> bool:
+    """Set the judged call's `judge` column; False while its record is not written yet."""
+    ph = "%s" if store.dialect == POSTGRES else "?"
+    cursor = store.run(lambda conn: conn.execute(f"UPDATE requests SET judge = {ph} WHERE request_id = {ph}",
+                                                 (verdict, request_id)))
+    return bool(cursor.rowcount)
+
+
+def _last_user_turn(req: A.MessagesRequest) -> str:
+    for message in reversed(req.messages):
+        if message.role == "user":
+            return _blocks_text(message.content)
+    return ""
+
+
+def _blocks_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    parts = []
+    for block in content or ():
+        if block.type == "text" and block.text:
+            parts.append(block.text)
+        elif block.type == "tool_result":
+            parts.append(f"[tool result{' (error)' if block.is_error else ''}] {_blocks_text(block.content)}")
+    return "\n".join(parts)
+
+
+def _answer_text(body: bytes, *, tool_calls: bool = False) -> str:
+    try:
+        answer = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return ""
+    parts = []
+    for block in answer.get("content") or () if isinstance(answer, dict) else ():
+        if not isinstance(block, dict):
+            continue
+        if block.get("type") == "text":
+            parts.append(str(block.get("text") or ""))
+        elif tool_calls and block.get("type") == "tool_use":
+            parts.append(f"[tool call] {block.get('name')}({msgspec.json.encode(block.get('input')).decode()})")
+    return "\n".join(parts)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _PART else text[:_PART] + " […]"

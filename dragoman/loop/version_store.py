@@ -1,0 +1,115 @@
+"""Config versions in the audit store (table `config_versions`, migration 6), on SQLite and PostgreSQL alike.
+
+One row per application of a config: the gateway's start, a reload, a rollback. Several workers (or gateways on
+one PostgreSQL) apply the same file at about the same time; `record_applied` adds a row only when the newest row
+is another version, under the store's write lock, so they leave one row between them. Scores are not kept here:
+they are counted from the audit records' `config_version` and `verdict` columns when asked for."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from dragoman.observe.migrations import POSTGRES
+
+_PG_LOCK_ID = 0x64726776  # "drgv": serializes record_applied across gateways on one PostgreSQL
+_COLUMNS = "version, time, applied_by, rolled_back_from, reason, source, content"
+
+
+class VersionEntry(msgspec.Struct, kw_only=True):
+    """A config applied: its version (content hash), when, by whom or what, and its masked text."""
+
+    version: str
+    time: float
+    applied_by: str  # startup | file change | SIGHUP | rollback:auto | rollback:manual | rollback:admin key_…
+    rolled_back_from: str | None = None
+    reason: str | None = None  # why a rollback happened (the scores), for people
+    source: str | None = None  # the file, or <zero-config>
+    content: str | None = None  # the text, inline secrets masked (loop/secret_mask.py)
+    calls: int = 0  # assessed calls under this version, and how many passed (from the audit records)
+    passed: int = 0
+
+    @property
+    def score(self) -> float | None:
+        return round(self.passed / self.calls, 4) if self.calls else None
+
+
+def record_applied(store: Any, entry: VersionEntry) -> bool:
+    """Add `entry` unless the newest row already has its version. True when added."""
+    ph = _ph(store)
+
+    def insert(conn: Any) -> bool:
+        if store.dialect == POSTGRES:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_LOCK_ID,))
+        row = conn.execute("SELECT version FROM config_versions ORDER BY id DESC LIMIT 1").fetchone()
+        if row is not None and row[0] == entry.version:
+            return False
+        conn.execute(f"INSERT INTO config_versions ({_COLUMNS}) VALUES ({', '.join([ph] * 7)})",
+                     (entry.version, entry.time, entry.applied_by, entry.rolled_back_from, entry.reason,
+                      entry.source, entry.content))
+        return True
+
+    return store.run(insert, write=True)
+
+
+def history(store: Any, limit: int = 50, *, with_scores: bool = True) -> list[VersionEntry]:
+    """The newest `limit` applications, newest first, each with its version's calls and passes."""
+    ph = _ph(store)
+    rows = store.run(lambda conn: conn.execute(
+        f"SELECT {_COLUMNS} FROM config_versions ORDER BY id DESC LIMIT {ph}", (int(limit),)).fetchall())
+    entries = [_entry(row) for row in rows]
+    if with_scores and entries:
+        scores = _scores(store, min(e.time for e in entries))
+        for entry in entries:
+            entry.calls, entry.passed = scores.get(entry.version, (0, 0))
+    return entries
+
+
+def find(store: Any, version: str) -> VersionEntry | None:
+    """The newest application of `version` (a prefix of at least 6 characters is enough), with its score."""
+    ph = _ph(store)
+    if len(version) < 6:
+        return None
+    rows = store.run(lambda conn: conn.execute(
+        f"SELECT {_COLUMNS} FROM config_versions WHERE version LIKE {ph} ORDER BY id DESC LIMIT 1",
+        (version.replace("%", "").replace("_", "") + "%",)).fetchall())
+    if not rows:
+        return None
+    entry = _entry(rows[0])
+    first = store.run(lambda conn: conn.execute(
+        f"SELECT MIN(time) FROM config_versions WHERE version = {ph}", (entry.version,)).fetchone())
+    entry.calls, entry.passed = _scores(store, first[0], entry.version).get(entry.version, (0, 0))
+    return entry
+
+
+def auto_rolled_back(store: Any, version: str) -> bool:
+    """Whether `version` was once rolled back automatically (it is then never rolled back automatically again)."""
+    ph = _ph(store)
+    row = store.run(lambda conn: conn.execute(
+        f"SELECT COUNT(*) FROM config_versions WHERE rolled_back_from = {ph} AND applied_by = {ph}",
+        (version, "rollback:auto")).fetchone())
+    return bool(row and row[0])
+
+
+def _scores(store: Any, since: float, version: str | None = None) -> dict[str, tuple[int, int]]:
+    """Assessed calls and passes per config version since `since` (the time index bounds the scan)."""
+    ph = _ph(store)
+    sql = ("SELECT config_version, CAST(COUNT(*) AS BIGINT), CAST(SUM(CASE WHEN verdict = 'pass' THEN 1 ELSE 0 END)"
+           f" AS BIGINT) FROM requests WHERE time >= {ph} AND verdict IS NOT NULL AND config_version IS NOT NULL")
+    params: list[Any] = [float(since)]
+    if version is not None:
+        sql += f" AND config_version = {ph}"
+        params.append(version)
+    sql += " GROUP BY config_version"
+    rows = store.run(lambda conn: conn.execute(sql, params).fetchall())
+    return {row[0]: (int(row[1] or 0), int(row[2] or 0)) for row in rows}
+
+
+def _entry(row: Any) -> VersionEntry:
+    return VersionEntry(version=row[0], time=float(row[1]), applied_by=row[2], rolled_back_from=row[3],
+                        reason=row[4], source=row[5], content=row[6])
+
+
+def _ph(store: Any) -> str:
+    return "%s" if store.dialect == POSTGRES else "?"

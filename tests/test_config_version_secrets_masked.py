@@ -1,0 +1,58 @@
+"""Inline secrets never reach the config_versions table in clear: auth.keys values, admin.keys, non-reference
+values under secrets:, URLs with a password are masked; a rollback restores them from the live config, byte for
+byte, and is refused (naming the line) when a masked secret is not in the live config any more."""
+
+from __future__ import annotations
+
+import pytest
+
+from dragoman.loop.secret_mask import UnrestorableSecret, mask_secrets, restore_secrets
+
+CONFIG = """\
+auth:
+  keys:
+    - sk-inline-one
+    - {id: ana, key: "sk-ana-two", developer: ana}
+    - id: bob
+      key_ref: bob_key
+admin:
+  keys:
+    - adm-three
+secrets:
+  bob_key: {env: BOB_KEY}
+audit:
+  store: postgresql://dragoman:pg-four@db.internal/audit
+routes:
+  - name: r
+    upstream: {provider: openai, model: gpt-5, api_key_ref: openai_prod}
+"""
+SECRETS = ("sk-inline-one", "sk-ana-two", "adm-three", "pg-four")
+
+
+def test_every_inline_secret_is_masked_and_references_are_kept() -> None:
+    masked = mask_secrets(CONFIG)
+    for secret in SECRETS:
+        assert secret not in masked
+    assert masked.count("<masked key_") == 4
+    assert "key_ref: bob_key" in masked and "{env: BOB_KEY}" in masked and "api_key_ref: openai_prod" in masked
+
+
+def test_restoring_from_the_same_live_config_gives_back_the_exact_text() -> None:
+    assert restore_secrets(mask_secrets(CONFIG), CONFIG) == CONFIG
+
+
+def test_a_block_scalar_secret_is_masked_without_eating_the_next_line() -> None:
+    text = "admin:\n  keys:\n    - |\n      adm-block\nroutes: []\n"
+    masked = mask_secrets(text)
+    assert "adm-block" not in masked and masked.endswith("\nroutes: []\n")
+    assert restore_secrets(masked, text) == text
+
+
+def test_a_secret_removed_from_the_live_config_is_not_brought_back() -> None:
+    live = CONFIG.replace("adm-three", "adm-rotated")
+    with pytest.raises(UnrestorableSecret, match=r"line 9 \(key_[0-9a-f]{12}\)"):
+        restore_secrets(mask_secrets(CONFIG), live)
+
+
+def test_text_that_is_not_yaml_is_left_alone() -> None:
+    assert mask_secrets("routes: [") == "routes: ["
