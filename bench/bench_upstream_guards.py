@@ -29,7 +29,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from bench_policy import percentiles  # bench/ is on the path: these scripts run as `python bench/…`
 from dragoman.key_table import KeyTable
 from dragoman.protocols.sse import SSEDecoder
-from dragoman.server import _unless_gone
+from dragoman.http_io import unless_gone as _unless_gone
 from dragoman.upstreams.client import _content_type_ok
 
 

@@ -9,7 +9,6 @@ import gc
 import logging
 import os
 import secrets
-from typing import Any, AsyncGenerator, Awaitable, Callable, TypeVar
 
 import aiohttp
 import msgspec
@@ -22,9 +21,14 @@ from dragoman.config.reload import ConfigWatcher
 from dragoman.correctness_loop import CorrectnessLoop
 from dragoman.exchange.lifecycle import Exchange
 from dragoman.govern.authenticate import caller_grant
+from dragoman.http_io import (
+    ClientGone, MethodNotAllowed, Receive, Scope, Send, read_body, require_method, send_error, send_json,
+    stream_answer, unless_gone, wait_disconnect,
+)
 from dragoman.govern.governor import Admission, Governor
 from dragoman.govern.grant import Grant
 from dragoman.govern.key_cache import KeyCache, open_key_cache
+from dragoman.loop.assess import Assessor
 from dragoman.loop.clusters import Clusters
 from dragoman.loop.scores import Scoreboard
 from dragoman.loop.shift import Shift, variant_names
@@ -32,7 +36,6 @@ from dragoman.loop_api import LoopView
 from dragoman.not_found_log import NotFoundLog
 from dragoman.config.model import Pricing
 from dragoman.observe.pricing import Pricer
-from dragoman.loop.assess import Assessor
 from dragoman.observe.runtime import Observability
 from dragoman.protocols import anthropic as A
 from dragoman.request_guard import answer_preflight, is_preflight, with_cors
@@ -44,20 +47,10 @@ from dragoman.upstreams.inflight import InFlight
 
 log = logging.getLogger("dragoman")
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-T = TypeVar("T")
 
 _decode_count = msgspec.json.Decoder(A.CountTokensRequest).decode
 _encode = msgspec.json.encode
 
-_JSON = [(b"content-type", b"application/json")]
-_SSE = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
-
-
-class ClientGone(Exception):
-    """The client disconnected before it got an answer's first byte."""
 
 
 class Gateway:
@@ -210,12 +203,12 @@ class Gateway:
                     return
             await self._dispatch(scope, receive, send, request_id)
         except E.GatewayError as err:
-            await _send_error(send, err, request_id)
+            await send_error(send, err, request_id)
         except ClientGone:
             return
         except Exception:  # noqa: BLE001 - a bug must answer 500, not take the process down
             log.exception("unhandled error in request %s", request_id)
-            await _send_error(send, E.ApiError(f"internal gateway error (request id {request_id})"), request_id)
+            await send_error(send, E.ApiError(f"internal gateway error (request id {request_id})"), request_id)
 
     def _admit(self, scope: Scope, request_id: str) -> bytes | None:
         """Refuse what a web page could forge (request_guard.py); a refused Messages request is still audited."""
@@ -236,23 +229,23 @@ class Gateway:
         rt = self.runtime
         assert rt is not None
         if path == "/v1/messages":
-            _require(method, "POST")
+            require_method(method, "POST")
             await self._messages(rt, scope, receive, send, request_id)
         elif path == "/v1/messages/count_tokens":
-            _require(method, "POST")
+            require_method(method, "POST")
             await self._authenticate(rt, scope)
             await self._count_tokens(rt, scope, receive, send, request_id)
         elif path == "/v1/models" or path.startswith("/v1/models/"):
-            _require(method, "GET")
+            require_method(method, "GET")
             await self._authenticate(rt, scope)
             await self._models(rt, path, send, request_id)
         elif path == "/metrics":
-            _require(method, "GET")
+            require_method(method, "GET")
             await self._metrics(rt, send, request_id)
         elif path in ("/", "/healthz", "/api/hello"):  # Claude Code preflights HEAD / (2.1.197) or /api/hello
             if method not in ("GET", "HEAD"):
-                raise _MethodNotAllowed(method)
-            await _send_json(send, 200, b'{"status":"ok"}', request_id)  # uvicorn drops the body for HEAD
+                raise MethodNotAllowed(method)
+            await send_json(send, 200, b'{"status":"ok"}', request_id)  # uvicorn drops the body for HEAD
         elif path.startswith("/api/"):
             await self._api(rt, scope, receive, send, request_id)
         elif path == "/ui" or path.startswith("/ui/"):
@@ -294,14 +287,14 @@ class Gateway:
         try:
             grant = await self._authenticate(rt, scope)
             exchange.authenticated(grant)
-            body = await _read_body(scope, receive, rt.max_body)
-            gone = asyncio.ensure_future(_wait_disconnect(receive))
-            await _unless_gone(exchange.open(body, rt.router, rt.upstreams, gate), gone)
+            body = await read_body(scope, receive, rt.max_body)
+            gone = asyncio.ensure_future(wait_disconnect(receive))
+            await unless_gone(exchange.open(body, rt.router, rt.upstreams, gate), gone)
             extra = admission.headers if admission is not None else None
             if exchange.streamed:
-                await _stream(send, exchange.stream(), request_id, gone, extra)
+                await stream_answer(send, exchange.stream(), request_id, gone, extra)
             else:
-                await _send_json(send, 200, exchange.answer(), request_id, extra=extra)
+                await send_json(send, 200, exchange.answer(), request_id, extra=extra)
         except E.GatewayError as err:
             status, error_type = err.status, err.error_type
             raise
@@ -330,7 +323,7 @@ class Gateway:
         """/api/…: the dashboard's session or an admin/viewer key, then the admin API (ui/app.py)."""
 
         async def read_body(limit: int) -> bytes:
-            return await _read_body(scope, receive, limit)
+            return await read_body(scope, receive, limit)
 
         await self.dashboard().serve_api(scope, receive, send, request_id, self.observe.store, rt, read_body)
 
@@ -352,11 +345,11 @@ class Gateway:
         await send({"type": "http.response.body", "body": body})
 
     async def _count_tokens(self, rt: Runtime, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
-        body = await _read_body(scope, receive, rt.max_body)
+        body = await read_body(scope, receive, rt.max_body)
         req = E.decode_body(_decode_count, body)
         rt.router.resolve(req.model)
         count = await asyncio.get_running_loop().run_in_executor(None, count_tokens, req)
-        await _send_json(send, 200, _encode(A.TokenCount(input_tokens=count)), request_id)
+        await send_json(send, 200, _encode(A.TokenCount(input_tokens=count)), request_id)
 
     async def _models(self, rt: Runtime, path: str, send: Send, request_id: str) -> None:
         infos = [A.ModelInfo(id=route.name, display_name=route.name) for route in rt.router.routes()]
@@ -365,114 +358,10 @@ class Gateway:
             match = [info for info in infos if info.id == name]
             if not match:
                 raise E.NotFound(f"model {name!r} is not a route of this gateway")
-            await _send_json(send, 200, _encode(match[0]), request_id)
+            await send_json(send, 200, _encode(match[0]), request_id)
             return
         listing = A.ModelList(data=infos, first_id=infos[0].id if infos else None, last_id=infos[-1].id if infos else None)
-        await _send_json(send, 200, _encode(listing), request_id)
-
-
-# ---- helpers ---------------------------------------------------------------------------------------------
-
-
-class _MethodNotAllowed(E.GatewayError):
-    status = 405
-    error_type = "invalid_request_error"
-
-    def __init__(self, method: str) -> None:
-        super().__init__(f"method {method} is not allowed here")
-
-
-def _require(method: str, expected: str) -> None:
-    if method != expected:
-        raise _MethodNotAllowed(method)
-
-
-async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    for name, value in scope["headers"]:
-        if name == b"content-length" and value.isdigit() and int(value) > limit:
-            raise E.RequestTooLarge(f"request body exceeds the gateway's limit of {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise E.RequestTooLarge(f"request body exceeds the gateway's limit of {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-async def _wait_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-async def _stream(send: Send, chunks: AsyncGenerator[bytes, None], request_id: str, gone: asyncio.Future,
-                  extra: dict[str, str] | None = None) -> None:
-    """Write a streamed answer's bytes as the exchange hands them over, until it ends or the client is `gone`."""
-    await send({"type": "http.response.start", "status": 200, "headers": _headers(_SSE, request_id, extra)})
-    try:
-        async for chunk in chunks:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            if gone.done():  # the client left after the first byte: stop reading the upstream
-                break
-    finally:
-        await chunks.aclose()  # hands the upstream connection back, however the loop ended
-    await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-async def _unless_gone(work: Awaitable[T], gone: asyncio.Future) -> T:
-    """`await work`, cancelled the moment the client disconnects (then ClientGone): a client that leaves before
-    the first byte must not keep an upstream call and its connection open until the upstream answers."""
-    task = asyncio.current_task()
-    assert task is not None
-    waiting = True
-
-    def cancel(_: asyncio.Future) -> None:
-        if waiting:  # a disconnect noticed after `work` returned is _stream's (or nobody's) business
-            task.cancel()
-
-    gone.add_done_callback(cancel)
-    try:
-        return await work
-    except asyncio.CancelledError:
-        if gone.done() and not gone.cancelled() and task.uncancel() == 0:
-            raise ClientGone() from None
-        raise  # cancelled for another reason too (shutdown): that one wins
-    finally:
-        waiting = False
-        gone.remove_done_callback(cancel)
-
-
-def _headers(base: list[tuple[bytes, bytes]], request_id: str, extra: dict[str, str] | None = None) -> list[tuple[bytes, bytes]]:
-    headers = base + [(b"request-id", request_id.encode())]
-    if extra:
-        headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
-    return headers
-
-
-async def _send_json(send: Send, status: int, body: bytes, request_id: str, *, extra: dict[str, str] | None = None) -> None:
-    headers = _headers(_JSON, request_id, extra)
-    headers.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _send_error(send: Send, err: E.GatewayError, request_id: str) -> None:
-    if err.status >= 429:
-        log.warning("%s: %d %s: %s", request_id, err.status, err.error_type, err.message)
-    body = E.error_body(err.error_type, err.message)
-    extra = dict(err.headers)
-    if err.status in (429, 500, 529):
-        extra.setdefault("x-should-retry", "true")
-    try:
-        await _send_json(send, err.status, body, request_id, extra=extra)
-    except Exception:  # noqa: BLE001 - the response had already started, or the client is gone
-        log.debug("could not send error for %s", request_id)
+        await send_json(send, 200, _encode(listing), request_id)
 
 
 def _tune_gc() -> None:

@@ -44,6 +44,7 @@ LAYER_OF = {
     "client_keys": FACE,
     "startup_report": FACE,
     "not_found_log": FACE,
+    "http_io": FACE,
     "runtime": FACE,
     "request_guard": FACE,
     "worker_config": FACE,

@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any, Awaitable, Callable
 
 from dragoman import errors as E
+from dragoman.http_io import MethodNotAllowed
+
+__all__ = ["MethodNotAllowed", "redirect", "send_body", "send_error", "send_json"]
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
@@ -22,14 +25,6 @@ SECURITY: Headers = [
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
 NO_STORE: Headers = [(b"cache-control", b"no-store")]
-
-
-class MethodNotAllowed(E.GatewayError):
-    status = 405
-    error_type = "invalid_request_error"
-
-    def __init__(self, method: str) -> None:
-        super().__init__(f"method {method} is not allowed here")
 
 
 async def send_body(send: Send, status: int, body: bytes, content_type: bytes, request_id: str,
