@@ -137,8 +137,7 @@ class Gateway:
         self.scoreboard = Scoreboard(
             config.loop.shift,
             on_event=None if metrics is None else lambda e: metrics.loop_shift(e.kind, e.route, e.shape),
-            on_score=None if metrics is None else metrics.loop_score,
-        )
+        )  # scores reach /metrics at scrape time (_metrics): a gauge write per verdict cost the writer thread
         self.clusters = Clusters()
         self.shift = Shift(self.scoreboard)
         self.verdict_sinks = (self.scoreboard, self.clusters)
@@ -336,6 +335,8 @@ class Gateway:
         writer = self.observe.writer
         if writer is not None:
             metrics.audit_queue_depth(writer.depth)
+        for (route, model, shape), score in self.scoreboard.scores().items():  # read at scrape time too
+            metrics.loop_score(route, model, shape, score)
         if self.governor is not None:  # budgets' spend, read at scrape time
             for row in await self.governor.budgets():
                 metrics.budget_spend(row["scope"], row["period"], row["spent_usd"], row["limit_usd"])

@@ -130,6 +130,9 @@ def test_a_degraded_candidate_is_demoted_probed_and_restored(shifted, degradatio
     metrics = gateway.request("GET", "/metrics").body.decode()
     assert f'dragoman_loop_demotions_total{{route="a",shape="{SHAPE}"}} 1.0' in metrics
     assert f'dragoman_loop_restorations_total{{route="a",shape="{SHAPE}"}} 1.0' in metrics
+    scores = [line for line in metrics.splitlines() if line.startswith("dragoman_loop_score{")
+              and 'route="a"' in line and f'shape="{SHAPE}"' in line]
+    assert scores and 0.0 <= float(scores[0].rsplit(" ", 1)[1]) <= 1.0  # read from the scoreboard at scrape time
 
 
 def test_a_cut_stream_demotes_for_the_streamed_shape_only(shifted) -> None:  # noqa: ANN001

@@ -285,6 +285,17 @@ class Scoreboard:
             })
         return out
 
+    def scores(self) -> dict[tuple[str, str, str], float]:
+        """Each route × model × shape's score over its windows (prompt variants together), for the gauges."""
+        with self._lock:
+            windows = [(key, [c.value for c in window.calls]) for key, window in self._keys.items()]
+        sums: dict[tuple[str, str, str], list[float]] = {}
+        for (route, model, shape, _variant), values in windows:
+            total = sums.setdefault((route, model, shape), [0.0, 0.0])
+            total[0] += sum(values)
+            total[1] += len(values)
+        return {key: value / count for key, (value, count) in sums.items() if count}
+
     def route_state(self, state: ShiftState, route: str, shape: str) -> str:
         """active | demoted | probing (demoted, and probes have been scored since)."""
         if (route, shape) not in state.demoted:
