@@ -19,7 +19,9 @@ from dragoman.observe.record import AuditRecord
 from dragoman.observe.stores import open_store
 from tests.redis_server import RedisServer, running_redis
 
-NOW = 1_796_510_400.0  # 2026-12-05T22:40:00Z, a Saturday
+# 2037-12-05T22:40:00Z, a Saturday. Redis expires keys on its own clock (a budget's counter at its period's end, a
+# stream lease after LEASE): the injected clock must lie in the future, or Redis drops what a test just counted.
+NOW = 2_143_665_600.0
 ANA = Grant(key_id="k-ana", developer="ana", team="platform")
 
 
@@ -96,7 +98,7 @@ def test_a_team_budget_refuses_with_402_once_spent_and_names_cap_spend_and_reset
     err = run(scenario())
     assert err.status == 402 and err.error_type == "billing_error"
     assert err.message == ("budget team:platform is exhausted: $1.20 spent of its $1.00 per month; "
-                           "it resets at 2027-01-01T00:00:00Z")
+                           "it resets at 2038-01-01T00:00:00Z")
 
 
 def test_a_new_period_starts_from_zero(backend, request):
@@ -138,7 +140,7 @@ def test_a_keys_own_budget_applies_to_that_key_only(backend, request):
 
 def test_spend_is_seeded_from_the_audit_store_when_a_counter_is_missing(backend, request, tmp_path):
     store = open_store(f"sqlite:///{tmp_path / 'audit.db'}")
-    start_of_month = 1_796_083_200.0  # 2026-12-01T00:00:00Z
+    start_of_month = 2_143_238_400.0  # 2037-12-01T00:00:00Z
     store.write([
         AuditRecord(time=start_of_month + 10, request_id="r1", team="platform", cost_usd=0.7),
         AuditRecord(time=start_of_month + 20, request_id="r2", team="platform", cost_usd=0.2),
@@ -162,7 +164,7 @@ def test_spend_is_seeded_from_the_audit_store_when_a_counter_is_missing(backend,
     admission, rows = run(scenario())
     assert admission.headers["x-dragoman-budget-warning"] == "team:platform 90% of $1.00/month, global 98% of $6.00/month"
     assert {r["scope"]: r["spent_usd"] for r in rows} == {"team:platform": 1.05, "global": 6.05}
-    assert rows[0]["resets_at"] == "2027-01-01T00:00:00Z" and rows[0]["period"] == "month"
+    assert rows[0]["resets_at"] == "2038-01-01T00:00:00Z" and rows[0]["period"] == "month"
     store.close()
 
 

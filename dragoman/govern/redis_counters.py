@@ -128,6 +128,10 @@ class RedisCounters:
         self._settle = self.client.register_script(_SETTLE)
         self._open_until = 0.0
         self._clock = clock  # the circuit's
+        # Settlements wait here while one pipeline of them is in flight, then go together in the next: a request
+        # costs one round trip of its own (its admission), and settling costs one per batch, not one per answer.
+        self._settles: list[tuple[list[str], list[Any], asyncio.Future]] = []
+        self._settling: asyncio.Task | None = None
 
     async def admit(self, plan: Plan, window: float, now: float) -> Outcome:
         keys = [PREFIX + b.key for b in plan.budgets] + [PREFIX + r.key for r in plan.rates]
@@ -149,7 +153,35 @@ class RedisCounters:
                            len(settlement.streams), repr(settlement.cost), settlement.lease]
         for _, limit, delta in settlement.corrections:
             args += [limit, repr(delta)]
-        await self._call(lambda: self._settle(keys=keys, args=args))
+        done = asyncio.get_running_loop().create_future()
+        self._settles.append((keys, args, done))
+        if self._settling is None:
+            self._settling = asyncio.ensure_future(self._settle_batches())
+        await done
+
+    async def _settle_batches(self) -> None:
+        """Send the waiting settlements as one pipeline, again until none waits; each caller learns its outcome."""
+        try:
+            while self._settles:
+                batch, self._settles = self._settles, []
+                try:
+                    await self._call(lambda: self._pipeline(batch))
+                except Exception as exc:  # noqa: BLE001 - CountersUnavailable (or a bug): every caller hears it
+                    for _, _, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                    continue
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+        finally:
+            self._settling = None
+
+    async def _pipeline(self, batch: list[tuple[list[str], list[Any], asyncio.Future]]) -> Any:
+        pipe = self.client.pipeline(transaction=False)
+        for keys, args, _ in batch:
+            await self._settle(keys=keys, args=args, client=pipe)  # queued on the pipeline, not sent
+        return await pipe.execute()
 
     async def seed(self, key: str, spent: float, expires_at: float) -> None:
         await self._call(lambda: self.client.set(PREFIX + key, repr(spent), nx=True, exat=int(expires_at)))
