@@ -6,6 +6,7 @@ runner can end exactly the processes it started — the group of each, by id —
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -15,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scenarios import ROUTE, ROUTE_RESPONSES
+from scenarios import ROUTE, ROUTE_RESPONSES, ROUTE_TOOLS, TOOLS_PATH_PREFIX
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -52,6 +53,7 @@ class Started:
     port: int
     cold_start_s: float
     log: Path
+    headers: tuple[tuple[str, str], ...] = ()  # what a client sends it (the gateway's own, or a key made at start)
 
 
 @dataclass
@@ -129,6 +131,26 @@ def start_upstream(procs: Processes, workdir: Path, cpus: str | None) -> Started
     return Started("upstream", proc, port, wait_ready(proc, port, "/healthz", t0, 30, log), log)
 
 
+def start_redis(procs: Processes, workdir: Path, cpus: str | None) -> str:
+    """A throwaway redis-server on loopback (no persistence) for the governance targets; its URL."""
+    port = free_port()
+    log = workdir / "redis.log"
+    cmd = ["/usr/bin/redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
+    proc = procs.start(pinned(cmd, cpus), _base_env(), log)
+    deadline = time.perf_counter() + 10
+    while True:  # ready when it answers PING
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return f"redis://127.0.0.1:{port}/0"
+        except OSError:
+            pass
+        if proc.poll() is not None or time.perf_counter() > deadline:
+            raise RuntimeError(f"redis-server did not start; log {log}:\n{log.read_text()[-2000:]}")
+        time.sleep(0.01)
+
+
 @dataclass(frozen=True)
 class Gateway:
     """How to start one gateway and talk to it."""
@@ -146,7 +168,7 @@ class Gateway:
     def command(self, config: Path, port: int) -> list[str]:
         raise NotImplementedError
 
-    def write_config(self, workdir: Path, upstream_port: int) -> Path:
+    def write_config(self, workdir: Path, upstream_port: int, redis_url: str | None = None) -> Path:
         raise NotImplementedError
 
     def env(self) -> dict[str, str]:
@@ -156,14 +178,22 @@ class Gateway:
         """None when it can run here, else why not."""
         return None
 
-    def start(self, procs: Processes, workdir: Path, upstream_port: int, cpus: str | None, tag: str) -> Started:
-        config = self.write_config(workdir, upstream_port)
+    def client_headers(self, config: Path, workdir: Path) -> tuple[tuple[str, str], ...]:
+        """Headers a client sends; called before the server starts (a variant may make its key here)."""
+        return self.headers
+
+    def start(
+        self, procs: Processes, workdir: Path, upstream_port: int, cpus: str | None, tag: str,
+        redis_url: str | None = None,
+    ) -> Started:
+        config = self.write_config(workdir, upstream_port, redis_url)
+        headers = self.client_headers(config, workdir)
         port = free_port()
         log = workdir / f"{self.name}-{tag}.log"
         t0 = time.perf_counter()
         proc = procs.start(pinned(self.command(config, port), cpus), self.env(), log)
         cold = wait_ready(proc, port, self.health_path, t0, self.ready_limit_s, log)
-        return Started(self.name, proc, port, cold, log)
+        return Started(self.name, proc, port, cold, log, headers)
 
 
 # The seed's cost-aware policy (issue 4), as dragoman-policy applies it to every request.
@@ -178,8 +208,8 @@ else:
 POLICY_ROUTES = ("gpt-5-mini-via-gateway", "gpt-5-via-gateway", "claude-opus-fallback")
 
 
-def _dragoman_route(name: str, upstream_port: int, api: str = "chat") -> str:
-    path = "/v1/responses" if api == "responses" else "/v1/chat/completions"
+def _dragoman_route(name: str, upstream_port: int, api: str = "chat", prefix: str = "") -> str:
+    path = prefix + ("/v1/responses" if api == "responses" else "/v1/chat/completions")
     return (
         f"  - name: {name}\n"
         "    inbound_protocol: anthropic\n"
@@ -202,20 +232,29 @@ class Dragoman(Gateway):
     - dragoman-policy: the seed's cost_aware_routing policy (`applies_to: ["*"]`) over three Chat routes at the
       same fake upstream; bench-model is no route's name, so the policy picks the route of every request
       (small: gpt-5-mini-via-gateway, cc78k: gpt-5-via-gateway). Audit on, as in `dragoman`, so
-      dragoman-policy − dragoman is what the policy adds. No Responses route: skips `responses`.
+      dragoman-policy − dragoman is what the policy adds. No Responses or tools route: skips those;
+    - dragoman-gov / dragoman-gov-redis: the same as dragoman plus governance (issue 13): a virtual key made with
+      `dragoman keys create` before the start (its own budget and limits) that every request presents, budgets
+      for its team, each developer and globally, and limit rules for each developer and its team, counted in
+      memory or on a redis-server the runner starts. Caps far above what a run spends: every check runs, none
+      refuses.
     """
 
-    def __init__(self, name: str = "dragoman", audit: bool = True, policy: bool = False, loop: bool = True) -> None:
+    def __init__(
+        self, name: str = "dragoman", audit: bool = True, policy: bool = False, loop: bool = True,
+        governance: str | None = None,
+    ) -> None:
         super().__init__(
             name,
             "/healthz",
             (("x-api-key", "sk-bench-client"), ("anthropic-version", "2023-06-01")),
             60,
-            skips=("responses",) if policy else (),
+            skips=("responses", "tools", "tools-stream") if policy else (),
         )
         object.__setattr__(self, "audit", audit)
         object.__setattr__(self, "policy", policy)
         object.__setattr__(self, "loop", loop)
+        object.__setattr__(self, "governance", governance)  # None, "memory" or "redis"
 
     def command(self, config: Path, port: int) -> list[str]:
         return [
@@ -233,7 +272,7 @@ class Dragoman(Gateway):
             "1",
         ]
 
-    def write_config(self, workdir: Path, upstream_port: int) -> Path:
+    def write_config(self, workdir: Path, upstream_port: int, redis_url: str | None = None) -> Path:
         path = workdir / f"{self.name}.yaml"
         text = "secrets:\n  k: {env: BENCH_KEY}\n"
         # The audit store in the run's folder (the server's cwd), where the runner measures and deletes it; by
@@ -241,6 +280,8 @@ class Dragoman(Gateway):
         text += "audit: {store: sqlite:///./dragoman.db}\n" if self.audit else "audit: {enabled: false}\n"
         if not self.loop:
             text += "loop: {enabled: false}\n"
+        if self.governance:
+            text += _governance_block(self.governance, redis_url)
         text += "routes:\n"
         if self.policy:
             text += "".join(_dragoman_route(name, upstream_port) for name in POLICY_ROUTES)
@@ -248,8 +289,24 @@ class Dragoman(Gateway):
             text += "".join(f"      {line}\n" for line in SEED_POLICY.splitlines())
         else:
             text += _dragoman_route(ROUTE, upstream_port) + _dragoman_route(ROUTE_RESPONSES, upstream_port, "responses")
+            text += _dragoman_route(ROUTE_TOOLS, upstream_port, prefix=TOOLS_PATH_PREFIX)
         path.write_text(text)
         return path
+
+    def client_headers(self, config: Path, workdir: Path) -> tuple[tuple[str, str], ...]:
+        if not self.governance:
+            return self.headers
+        # in the run's folder: the store is ./dragoman.db there, deleted after each start, so a key per start
+        made = subprocess.run(
+            [sys.executable, "-m", "dragoman", "keys", "create", "--config", str(config), "--developer", "bench",
+             "--team", "bench", "--budget", "1000000000/month", "--rpm", "1000000000", "--tpm", "1000000000000",
+             "--output-tpm", "1000000000000", "--concurrent", "1000000", "--format", "json"],
+            capture_output=True, text=True, cwd=workdir, env={**self.env(), "PYTHONPATH": str(REPO)},
+        )
+        if made.returncode != 0:
+            raise RuntimeError(f"dragoman keys create failed: {made.stderr[-1000:]}")
+        key = json.loads(made.stdout)["key"]
+        return (("x-api-key", key), ("anthropic-version", "2023-06-01"))
 
     def env(self) -> dict[str, str]:
         # a fixed signing key: without one Dragoman creates ~/.config/dragoman/signing.key
@@ -263,6 +320,24 @@ class Dragoman(Gateway):
             else "`python -m dragoman serve --help` fails: "
             + (probe.stderr.decode(errors="replace").strip().splitlines() or ["?"])[-1]
         )
+
+
+def _governance_block(backend: str, redis_url: str | None) -> str:
+    """Budgets and limits that apply to the bench key's developer and team (and globally), never reached."""
+    redis = f"    redis_url: {redis_url}\n" if backend == "redis" else ""
+    big = "rpm: 1000000000, input_tpm: 1000000000000, output_tpm: 1000000000000, concurrent_streams: 1000000"
+    return (
+        "governance:\n"
+        "  budgets:\n"
+        "    - {scope: team:bench, limit: 1000000000, period: month}\n"
+        "    - {scope: developer:*, limit: 1000000000, period: week}\n"
+        "    - {scope: global, limit: 1000000000, period: month}\n"
+        "  limits:\n"
+        f"    backend: {backend}\n{redis}"
+        "    rules:\n"
+        f"      - {{scope: developer:*, {big}}}\n"
+        "      - {scope: team:bench, rpm: 1000000000}\n"
+    )
 
 
 class LiteLLM(Gateway):
@@ -288,7 +363,7 @@ class LiteLLM(Gateway):
             "1",
         ]
 
-    def write_config(self, workdir: Path, upstream_port: int) -> Path:
+    def write_config(self, workdir: Path, upstream_port: int, redis_url: str | None = None) -> Path:
         path = workdir / "litellm.yaml"
         path.write_text(
             "model_list:\n"
@@ -296,6 +371,11 @@ class LiteLLM(Gateway):
             "    litellm_params:\n"
             "      model: openai/gpt-4.1\n"
             f"      api_base: http://127.0.0.1:{upstream_port}/v1\n"
+            f"      api_key: {UPSTREAM_KEY}\n"
+            f"  - model_name: {ROUTE_TOOLS}\n"
+            "    litellm_params:\n"
+            "      model: openai/gpt-4.1\n"
+            f"      api_base: http://127.0.0.1:{upstream_port}{TOOLS_PATH_PREFIX}/v1\n"
             f"      api_key: {UPSTREAM_KEY}\n"
             "litellm_settings:\n"
             "  use_chat_completions_url_for_anthropic_messages: true  # /v1/messages -> Chat, not Responses\n"
@@ -338,7 +418,7 @@ class Forwarder(Gateway):
             str(port),
         ]
 
-    def write_config(self, workdir: Path, upstream_port: int) -> Path:
+    def write_config(self, workdir: Path, upstream_port: int, redis_url: str | None = None) -> Path:
         path = workdir / "forwarder.url"
         path.write_text(f"http://127.0.0.1:{upstream_port}\n")  # + the request's own path
         return path
@@ -350,5 +430,7 @@ GATEWAYS: dict[str, Gateway] = {
     "dragoman-noaudit": Dragoman("dragoman-noaudit", audit=False),
     "dragoman-noloop": Dragoman("dragoman-noloop", loop=False),
     "dragoman-policy": Dragoman("dragoman-policy", policy=True),
+    "dragoman-gov": Dragoman("dragoman-gov", governance="memory"),
+    "dragoman-gov-redis": Dragoman("dragoman-gov-redis", governance="redis"),
     "litellm": LiteLLM(),
 }

@@ -85,7 +85,8 @@ def main() -> None:
     try:
         up = start_upstream(procs, workdir, LOAD_CPUS)
         gw = gw_spec.start(procs, workdir, up.port, GATEWAY_CPUS, "profile")
-        problem = validate(gw.port, "/v1/messages", sc.anthropic, gw_spec.headers, sc.stream, anthropic=True)
+        problem = validate(gw.port, "/v1/messages", sc.anthropic, gw.headers, sc.stream, anthropic=True,
+                           tools=bool(sc.path_prefix))
         if problem:
             sys.exit(f"{args.gateway} answers {args.scenario} wrongly: {problem}")
         raw = workdir.parent / f"profile-{args.gateway}-{args.scenario}-c{args.concurrency}-{stamp}.txt"
@@ -126,7 +127,7 @@ def main() -> None:
                 "--server-pid",
                 str(gw.proc.pid),
             ]
-            + [a for k, v in gw_spec.headers for a in ("-H", f"{k}: {v}")],
+            + [a for k, v in gw.headers for a in ("-H", f"{k}: {v}")],
             capture_output=True,
             text=True,
             timeout=args.duration + 120,

@@ -17,9 +17,15 @@ SCENARIO_TITLES = {
     "responses": "the stream request to a route with `upstream: {api: responses}`; upstream: OpenAI Responses SSE "
     "(created, in_progress, output_item.added, content_part.added, 60 output_text.delta, output_text.done, "
     "content_part.done, output_item.done, completed with usage)",
+    "tools": "52 KB Claude Code turn after six parallel Reads (claude_code_2.1.332_after_parallel_reads.json, 12 "
+    "tools, last turn 6 tool_results), answered by the same 6 Read tool calls (JSON, finish tool_calls)",
+    "tools-stream": "the tools request streamed; upstream: one chunk per tool call + finish + usage + [DONE]",
 }
-STREAMED = ("stream", "responses")
-ALL_TARGETS = ("direct", "forwarder", "dragoman", "dragoman-noaudit", "dragoman-noloop", "dragoman-policy", "litellm")
+STREAMED = ("stream", "responses", "tools-stream")
+ALL_TARGETS = (
+    "direct", "forwarder", "dragoman", "dragoman-noaudit", "dragoman-noloop", "dragoman-policy", "dragoman-gov",
+    "dragoman-gov-redis", "litellm",
+)
 
 # Dragoman's targets (one worker): (label, scenario, concurrency, summary field, comparison, limit)
 TARGETS = (
@@ -209,17 +215,19 @@ def _paired(raw: list[dict], a: str, b: str, scenario: str, conc: int, fn) -> fl
     return _median(values)
 
 
-def _audit_rows(raw: list[dict], off_target: str = "dragoman-noaudit") -> list[tuple]:
-    """(scenario, c, req/s on, req/s off, median per-repeat ratio on/off): dragoman against `off_target`
-    (audit off, or the correctness loop off)."""
+def _audit_rows(raw: list[dict], off_target: str = "dragoman-noaudit", on_target: str = "dragoman") -> list[tuple]:
+    """(scenario, c, req/s on, req/s off, median per-repeat ratio on/off): `on_target` against `off_target`
+    (dragoman against audit off or the correctness loop off; governance on against dragoman)."""
     out = []
-    keys = sorted({(c["scenario"], c["concurrency"]) for c in raw if c["target"] == off_target})
+    keys = sorted({(c["scenario"], c["concurrency"]) for c in raw if c["target"] in (off_target, on_target)})
     for scenario, conc in keys:
-        on = _median([c["rps"] for c in raw if c["target"] == "dragoman" and c["scenario"] == scenario
+        on = _median([c["rps"] for c in raw if c["target"] == on_target and c["scenario"] == scenario
                       and c["concurrency"] == conc and "failed" not in c])  # fmt: skip
         off = _median([c["rps"] for c in raw if c["target"] == off_target and c["scenario"] == scenario
                        and c["concurrency"] == conc and "failed" not in c])  # fmt: skip
-        ratio = _paired(raw, "dragoman", off_target, scenario, conc, lambda x, y: x["rps"] / y["rps"])
+        if on is None or off is None:
+            continue
+        ratio = _paired(raw, on_target, off_target, scenario, conc, lambda x, y: x["rps"] / y["rps"])
         out.append((scenario, conc, on, off, ratio))
     return out
 
@@ -240,22 +248,21 @@ def _policy_rows(raw: list[dict]) -> list[tuple]:
     return out
 
 
-def _audit_table(summary: dict, off_target: str = "dragoman-noaudit", what: str = "audit") -> list[str]:
-    rows = _audit_rows(results_cells(summary), off_target)
+def _audit_table(
+    summary: dict, off_target: str = "dragoman-noaudit", what: str = "audit", on_target: str = "dragoman"
+) -> list[str]:
+    rows = _audit_rows(results_cells(summary), off_target, on_target)
     if not rows:
         return []
-    cells = {(c["target"], c["scenario"], c["concurrency"]): c for c in summary["cells"]}
     lines = [
-        f"| scenario | c | req/s {what} on (dragoman) | req/s {what} off ({off_target}) | on ÷ off (median of "
+        f"| scenario | c | req/s {what} on ({on_target}) | req/s {what} off ({off_target}) | on ÷ off (median of "
         "per-repeat ratios) | CPU/req on − off (ms) | p50 on − off (ms) |",
         "|---|---|---|---|---|---|---|",
     ]
     raw = results_cells(summary)
     for scenario, conc, on, off, ratio in rows:
-        cpu = _paired(raw, "dragoman", off_target, scenario, conc, _cpu_delta)
-        p50 = _paired(raw, "dragoman", off_target, scenario, conc, lambda x, y: x["p50_ms"] - y["p50_ms"])
-        if (("dragoman", scenario, conc)) not in cells:
-            continue
+        cpu = _paired(raw, on_target, off_target, scenario, conc, _cpu_delta)
+        p50 = _paired(raw, on_target, off_target, scenario, conc, lambda x, y: x["p50_ms"] - y["p50_ms"])
         lines.append(
             f"| {scenario} | {conc} | {_f(on, 0)} | {_f(off, 0)} | {_f(ratio, 3)} | {_f(cpu, 3)} | {_f(p50, 3)} |"
         )
@@ -388,6 +395,11 @@ def render(results: dict) -> str:
         if loop:
             out += ["### Correctness loop on (the default) vs off (`loop: {enabled: false}`), audit on, same run", ""]
             out += loop + [""]
+        for on_target, backend in (("dragoman-gov", "memory"), ("dragoman-gov-redis", "Redis")):
+            gov = _audit_table(summary, "dragoman", "governance", on_target)
+            if gov:
+                out += [f"### Virtual key + budgets + limits ({backend}) on vs off (dragoman), same run", ""]
+                out += gov + [""]
         policy = _policy_table(summary)
         if policy:
             out += [

@@ -28,13 +28,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gateways import BENCH, GATEWAYS, Processes, Started, start_upstream  # noqa: E402
+from gateways import BENCH, GATEWAYS, Processes, Started, start_redis, start_upstream  # noqa: E402
 from loadgen import core_busy_seconds, process_tree, tree_rss_bytes  # noqa: E402
 from report import render, summarize  # noqa: E402
 from scenarios import SCENARIO_NAMES, Scenario, build_scenarios  # noqa: E402
 from validate import validate  # noqa: E402
 
-TARGETS = ("direct", "forwarder", "dragoman", "dragoman-noaudit", "dragoman-noloop", "dragoman-policy", "litellm")
+TARGETS = (
+    "direct", "forwarder", "dragoman", "dragoman-noaudit", "dragoman-noloop", "dragoman-policy", "dragoman-gov",
+    "dragoman-gov-redis", "litellm",
+)
 GATEWAY_CPUS, LOAD_CPUS = "1", "0"
 SETTLE_S = 3.0  # idle time after a gateway is ready, before its idle RSS is read and the load starts
 
@@ -150,6 +153,7 @@ def run_target(
     server_pid: int,
     repeat: int,
     upstream_port: int,
+    gateway_headers: tuple[tuple[str, str], ...] = (),
 ) -> list[dict]:
     cells = []
     server_core = None if args.no_pin or target == "direct" else int(GATEWAY_CPUS)
@@ -159,8 +163,11 @@ def run_target(
             continue  # no equivalent there (LiteLLM: no Responses route); the report shows "not run"
         body_file = workdir / f"{sc.name}.{sc.api if chat else 'anthropic'}.json"
         path = sc.direct_path if chat else "/v1/messages"
-        headers = (("authorization", "Bearer sk-bench-upstream"),) if target == "direct" else GATEWAYS[target].headers
-        problem = validate(port, path, body_file.read_bytes(), headers, sc.stream, anthropic=not chat, api=sc.api)
+        headers = (("authorization", "Bearer sk-bench-upstream"),) if target == "direct" else gateway_headers
+        problem = validate(
+            port, path, body_file.read_bytes(), headers, sc.stream, anthropic=not chat, api=sc.api,
+            tools=bool(sc.path_prefix),
+        )
         for c in args.concurrency:
             cell = {"repeat": repeat, "target": target, "scenario": sc.name, "concurrency": c}
             if problem:
@@ -211,9 +218,17 @@ def audit_routes(workdir: Path) -> dict:
             rows = conn.execute(
                 "SELECT route, policy, branch, status, count(*) FROM requests GROUP BY 1, 2, 3, 4 ORDER BY 5 DESC"
             ).fetchall()
+            # what the correctness loop concluded (proof that the tools scenarios' calls were checked and joined)
+            verdicts = conn.execute(
+                "SELECT route, coalesce(verdict, '-'), coalesce(next_turn, '-'), count(*), sum(tool_calls) "
+                "FROM requests GROUP BY 1, 2, 3 ORDER BY 4 DESC"
+            ).fetchall()
     except sqlite3.Error as exc:
         return {"audit_routes_error": str(exc)}
-    return {"audit_routes": {f"{r} {p or '-'}/{b or '-'} {st}": n for r, p, b, st, n in rows}}
+    return {
+        "audit_routes": {f"{r} {p or '-'}/{b or '-'} {st}": n for r, p, b, st, n in rows},
+        "audit_verdicts": {f"{r} verdict={v} next_turn={t}": [n, calls] for r, v, t, n, calls in verdicts},
+    }
 
 
 def drop_audit_store(workdir: Path) -> dict:
@@ -268,6 +283,8 @@ def run_matrix(args: argparse.Namespace, workdir: Path, procs: Processes, meta: 
         (workdir / f"{sc.name}.anthropic.json").write_bytes(sc.anthropic)
         (workdir / f"{sc.name}.{sc.api}.json").write_bytes(sc.chat)
     upstream = start_upstream(procs, workdir, LOAD_CPUS if pin else None)
+    # Redis for dragoman-gov-redis, on the load core: the gateway's core stays the gateway's alone
+    redis_url = start_redis(procs, workdir, LOAD_CPUS if pin else None) if "dragoman-gov-redis" in args.only else None
     cells, starts, skipped = [], [], {}
     for target in args.only:
         if target != "direct" and (why := GATEWAYS[target].available()):
@@ -282,7 +299,7 @@ def run_matrix(args: argparse.Namespace, workdir: Path, procs: Processes, meta: 
                 continue
             try:
                 gw: Started = GATEWAYS[target].start(
-                    procs, workdir, upstream.port, GATEWAY_CPUS if pin else None, f"r{repeat}"
+                    procs, workdir, upstream.port, GATEWAY_CPUS if pin else None, f"r{repeat}", redis_url
                 )
             except RuntimeError as exc:
                 starts.append({"repeat": repeat, "target": target, "failed": str(exc)[-2000:]})
@@ -308,7 +325,9 @@ def run_matrix(args: argparse.Namespace, workdir: Path, procs: Processes, meta: 
                 flush=True,
             )
             try:
-                cells += run_target(args, workdir, scenarios, target, gw.port, gw.proc.pid, repeat, upstream.port)
+                cells += run_target(
+                    args, workdir, scenarios, target, gw.port, gw.proc.pid, repeat, upstream.port, gw.headers
+                )
             finally:
                 procs.stop(gw.proc)
                 starts[-1].update(log_errors(gw.log))

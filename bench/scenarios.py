@@ -5,7 +5,8 @@ stream; OpenAI Responses for `responses` (the stream request again, for a route 
 The upstream equivalent is made once, up front: with Dragoman's own translator when it imports (so "direct"
 sends exactly what Dragoman sends upstream), else with a small hand mapping (system blocks -> a system message,
 text blocks -> text, tool_use/tool_result -> tool_calls/tool messages, tools -> functions), close enough that the
-upstream does the same work for both. `Scenario.chat_by` says which one made it. (`Scenario.chat` holds the
+upstream does the same work for both. `Scenario.chat_by` says which one made it. The `tools` scenarios go to
+the upstream's /tools/ path (Scenario.path_prefix), which answers with tool calls. (`Scenario.chat` holds the
 direct body whichever API it is for; `Scenario.api` says which, `Scenario.direct_path` where it goes.)
 """
 
@@ -15,9 +16,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from upstream import TOOLS_FIXTURE
+
 FIXTURE = Path(__file__).resolve().parents[1] / "tests/fixtures/claude_code/claude_code_2.1.197_first_turn.json"
 ROUTE = "bench-model"  # the route/model name every gateway is configured with
 ROUTE_RESPONSES = "bench-responses"  # Dragoman's route with `upstream: {api: responses}`
+ROUTE_TOOLS = "bench-tools"  # the route to the upstream's /tools/ path, which answers with tool calls
+TOOLS_PATH_PREFIX = "/tools"
 UPSTREAM_MODEL = "gpt-4.1"
 # The key the bench Dragoman seals reasoning with (gateways.py sets DRAGOMAN_SIGNING_KEY); no thinking blocks
 # come back in these requests, so direct's body does not depend on it.
@@ -34,10 +39,11 @@ class Scenario:
     stream: bool
     chat_by: str  # "dragoman.translate" or "hand mapping"
     api: str = "chat"  # the upstream API the gateway's route speaks: chat | responses
+    path_prefix: str = ""  # "/tools": the upstream answers with the fixture's tool calls
 
     @property
     def direct_path(self) -> str:
-        return API_PATHS[self.api]
+        return self.path_prefix + API_PATHS[self.api]
 
 
 def _small_request(stream: bool, model: str = ROUTE) -> dict:
@@ -111,6 +117,15 @@ def _fixture_request() -> dict:
     body = json.loads(FIXTURE.read_bytes())
     body["model"] = ROUTE
     body["stream"] = False
+    return body
+
+
+def _tools_request(stream: bool) -> dict:
+    """A Claude Code turn after six parallel Reads (52 KB compact, 12 tools), its last turn the six tool_results; the
+    upstream answers with those same six calls, so every request's results join the previous answer's calls."""
+    body = json.loads(TOOLS_FIXTURE.read_bytes())
+    body["model"] = ROUTE_TOOLS
+    body["stream"] = stream
     return body
 
 
@@ -260,24 +275,29 @@ def _dump(obj: dict) -> bytes:
 
 def build_scenarios() -> list[Scenario]:
     made = []
-    for name, title, body, api in (
-        ("small", "~2 KB request, JSON answer", _small_request(stream=False), "chat"),
-        ("cc78k", "78 KB Claude Code first turn, JSON answer", _fixture_request(), "chat"),
-        ("stream", "~2 KB request, 60-chunk streamed answer", _small_request(stream=True), "chat"),
+    for name, title, body, api, prefix in (
+        ("small", "~2 KB request, JSON answer", _small_request(stream=False), "chat", ""),
+        ("cc78k", "78 KB Claude Code first turn, JSON answer", _fixture_request(), "chat", ""),
+        ("stream", "~2 KB request, 60-chunk streamed answer", _small_request(stream=True), "chat", ""),
         (
             "responses",
             "~2 KB request, 60-delta streamed answer from an OpenAI Responses upstream",
             _small_request(stream=True, model=ROUTE_RESPONSES),
             "responses",
+            "",
         ),
+        ("tools", "52 KB Claude Code turn with 6 tool_results, answered by 6 tool calls (JSON)",
+         _tools_request(stream=False), "chat", TOOLS_PATH_PREFIX),
+        ("tools-stream", "the same, streamed (one chunk per tool call)", _tools_request(stream=True), "chat",
+         TOOLS_PATH_PREFIX),
     ):
         anthropic = _dump(body)
         chat, chat_by = _chat_body(anthropic, body, api)
-        made.append(Scenario(name, title, anthropic, chat, bool(body.get("stream")), chat_by, api))
+        made.append(Scenario(name, title, anthropic, chat, bool(body.get("stream")), chat_by, api, prefix))
     return made
 
 
-SCENARIO_NAMES = ("small", "cc78k", "stream", "responses")
+SCENARIO_NAMES = ("small", "cc78k", "stream", "responses", "tools", "tools-stream")
 
 
 if __name__ == "__main__":

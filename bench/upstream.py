@@ -13,6 +13,10 @@ upstream costs a few tens of microseconds a request and never becomes what the b
   output_item.added (message), content_part.added, STREAM_CHUNKS response.output_text.delta (the same pieces
   as the Chat stream: "Hi", " tok1", ...), output_text.done, content_part.done, output_item.done,
   response.completed (with the full output and usage).
+- POST /tools/v1/chat/completions (the `tools` scenarios): the same, but the answer is the tool calls of the
+  Claude Code fixture TOOLS_FIXTURE's last assistant turn (6 `Read` calls, their ids, names and inputs), so the
+  request's own tool_results answer them (the correctness loop's schema checks and next-turn join both run);
+  streamed: one chunk per call (id, name, whole arguments), a `tool_calls` finish chunk, usage, `[DONE]`.
 - GET /healthz: 200. GET /stats: {"requests": N, "streamed": M, "responses": R} answered so far (so the
   runner can check that a gateway really forwarded every request). Anything else: 404.
 Keep-alive, bodies of any size (the request body is scanned only for the stream flag).
@@ -27,11 +31,14 @@ import asyncio
 import json
 import re
 import sys
+from pathlib import Path
 
 import httptools
 
 STREAM_CHUNKS = 60
 MODEL = "gpt-4.1"
+TOOLS_FIXTURE = Path(__file__).resolve().parents[1] / "tests/fixtures/claude_code/claude_code_2.1.332_after_parallel_reads.json"
+TOOLS_PREFIX = b"/tools/"  # path prefix of the tool-calling answers
 ANSWER_TEXT = "Hi! How can I help you with your project today? I can read files, run commands and edit code."
 
 # After a `"stream"` key: optional spaces, a colon, optional spaces, `true`. A regex over the whole body costs
@@ -96,6 +103,49 @@ def build_stream_events(chunks: int = STREAM_CHUNKS) -> list[bytes]:
     events.append(b"data: " + _json(usage) + b"\n\n")
     events.append(b"data: [DONE]\n\n")
     return events
+
+
+def fixture_tool_calls() -> list[dict]:
+    """The tool_use blocks of TOOLS_FIXTURE's last assistant turn, as Chat tool calls."""
+    messages = json.loads(TOOLS_FIXTURE.read_bytes())["messages"]
+    last = next(m for m in reversed(messages) if m["role"] == "assistant")
+    return [
+        {"id": b["id"], "type": "function", "function": {"name": b["name"], "arguments": _json(b["input"]).decode()}}
+        for b in last["content"]
+        if b["type"] == "tool_use"
+    ]
+
+
+def build_tool_json_answer() -> bytes:
+    """The full HTTP response to a non-streamed Chat request on the tools path: the fixture's tool calls."""
+    message = {"role": "assistant", "content": None, "tool_calls": fixture_tool_calls(), "refusal": None}
+    body = _json(
+        {
+            "id": "chatcmpl-bench0003",
+            "object": "chat.completion",
+            "created": 1764000000,
+            "model": MODEL,
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "tool_calls"}],
+            "usage": {"prompt_tokens": 14000, "completion_tokens": 240, "total_tokens": 14240},
+        }
+    )
+    return _response_head("200 OK", "application/json", f"content-length: {len(body)}\r\n") + body
+
+
+def build_tool_stream_answer() -> bytes:
+    """Streamed: one chunk per tool call (whole arguments), a tool_calls finish chunk, usage, [DONE]."""
+    base = {"id": "chatcmpl-bench0004", "object": "chat.completion.chunk", "created": 1764000000, "model": MODEL}
+    events = []
+    for i, call in enumerate(fixture_tool_calls()):
+        delta: dict = {"tool_calls": [dict(call, index=i)]}
+        if i == 0:
+            delta = {"role": "assistant", "content": None, **delta}
+        chunk = dict(base, choices=[{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}])
+        events.append(b"data: " + _json(chunk) + b"\n\n")
+    finish = dict(base, choices=[{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "tool_calls"}])
+    usage = dict(base, choices=[], usage={"prompt_tokens": 14000, "completion_tokens": 240, "total_tokens": 14240})
+    events += [b"data: " + _json(finish) + b"\n\n", b"data: " + _json(usage) + b"\n\n", b"data: [DONE]\n\n"]
+    return _chunked(events)
 
 
 def stream_pieces(chunks: int = STREAM_CHUNKS) -> list[str]:
@@ -235,7 +285,7 @@ class UpstreamProtocol(asyncio.Protocol):
     __slots__ = ("_transport", "_parser", "_url", "_body", "_answers")
 
     def __init__(self, answers: dict[tuple[bytes, bool], bytes]) -> None:
-        self._answers = answers  # (API path suffix, streamed) -> the whole HTTP response
+        self._answers = answers  # (API path suffix, /tools/... on the tools path; streamed) -> the response
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpRequestParser(self)
         self._url = b""
@@ -270,7 +320,7 @@ class UpstreamProtocol(asyncio.Protocol):
                 COUNTS["streamed"] += 1
             if api == b"/responses":
                 COUNTS["responses"] += 1
-            answer = self._answers[api, stream]
+            answer = self._answers[b"/tools" + api if path.startswith(TOOLS_PREFIX) else api, stream]
         elif url.startswith(b"/stats"):
             answer = _stats_answer()
         elif url.startswith(b"/healthz"):
@@ -291,6 +341,8 @@ async def serve(host: str, port: int, chunks: int) -> None:
         (b"/chat/completions", True): build_stream_answer(chunks),
         (b"/responses", False): build_responses_json_answer(),
         (b"/responses", True): build_responses_stream_answer(chunks),
+        (b"/tools/chat/completions", False): build_tool_json_answer(),
+        (b"/tools/chat/completions", True): build_tool_stream_answer(),
     }
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: UpstreamProtocol(answers), host, port, backlog=1024)

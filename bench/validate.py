@@ -9,9 +9,11 @@ from __future__ import annotations
 import http.client
 import json
 
-from upstream import ANSWER_TEXT, STREAM_CHUNKS, stream_pieces
+from upstream import ANSWER_TEXT, STREAM_CHUNKS, fixture_tool_calls, stream_pieces
 
 STREAM_TEXT = "".join(stream_pieces(STREAM_CHUNKS))  # what every streamed answer must reassemble to
+# what the tools scenarios' answers must carry: (id, name, input) of each call, in order
+TOOL_CALLS = [(c["id"], c["function"]["name"], json.loads(c["function"]["arguments"])) for c in fixture_tool_calls()]
 
 
 def post(
@@ -66,12 +68,38 @@ def check_anthropic(body: bytes, stream: bool) -> str | None:
     return None
 
 
-def check_chat(body: bytes, stream: bool) -> str | None:
+def check_anthropic_tools(body: bytes, stream: bool) -> str | None:
+    """None when `body` is the Anthropic form of the upstream's six tool calls (ids, names, inputs), stop tool_use."""
     if not stream:
         msg = json.loads(body)
-        return None if msg["choices"][0]["message"]["content"] == ANSWER_TEXT else f"unexpected {body[:200]!r}"
+        calls = [(b["id"], b["name"], b["input"]) for b in msg.get("content", []) if b.get("type") == "tool_use"]
+        stop = msg.get("stop_reason")
+    else:
+        events = _sse_data(body)
+        kinds = [e.get("type") for e in events]
+        if not kinds or kinds[0] != "message_start" or kinds[-1] != "message_stop" or "error" in kinds:
+            return f"event order {kinds[:3]}..{kinds[-3:]}"
+        blocks: dict[int, list] = {}
+        for e in events:
+            if e["type"] == "content_block_start" and e["content_block"]["type"] == "tool_use":
+                blocks[e["index"]] = [e["content_block"]["id"], e["content_block"]["name"], ""]
+            elif e["type"] == "content_block_delta" and e["delta"].get("type") == "input_json_delta":
+                blocks[e["index"]][2] += e["delta"]["partial_json"]
+        calls = [(i, n, json.loads(args or "{}")) for i, n, args in blocks.values()]
+        stop = next((e["delta"].get("stop_reason") for e in events if e["type"] == "message_delta"), None)
+    if calls != TOOL_CALLS:
+        return f"tool calls {[c[:2] for c in calls]} != the upstream's {[c[:2] for c in TOOL_CALLS]}"
+    return None if stop == "tool_use" else f"stop_reason {stop!r}"
+
+
+def check_chat(body: bytes, stream: bool, tools: bool = False) -> str | None:
+    if not stream:
+        msg = json.loads(body)["choices"][0]["message"]
+        ok = len(msg.get("tool_calls") or ()) == len(TOOL_CALLS) if tools else msg["content"] == ANSWER_TEXT
+        return None if ok else f"unexpected {body[:200]!r}"
     events = _sse_data(body)
-    return None if len(events) == STREAM_CHUNKS + 2 else f"{len(events)} events"
+    expected = (len(TOOL_CALLS) if tools else STREAM_CHUNKS) + 2
+    return None if len(events) == expected else f"{len(events)} events"
 
 
 def check_responses(body: bytes, stream: bool) -> str | None:
@@ -98,9 +126,10 @@ def validate(
     stream: bool,
     anthropic: bool,
     api: str = "chat",
+    tools: bool = False,
 ) -> str | None:
     """Send one request; None when the answer is right, else a one-line reason. `api`: what a non-Anthropic
-    answer is (chat | responses)."""
+    answer is (chat | responses); `tools`: the answer is the upstream's tool calls, not its text."""
     try:
         status, answer = post(port, path, body, headers)
     except OSError as exc:
@@ -108,7 +137,8 @@ def validate(
     if status != 200:
         return f"HTTP {status}: {answer[:300]!r}"
     try:
-        check = check_anthropic if anthropic else check_responses if api == "responses" else check_chat
-        return check(answer, stream)
+        if anthropic:
+            return (check_anthropic_tools if tools else check_anthropic)(answer, stream)
+        return check_responses(answer, stream) if api == "responses" else check_chat(answer, stream, tools)
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         return f"unparseable answer ({exc!r}): {answer[:200]!r}"
