@@ -32,7 +32,10 @@ _encode = msgspec.json.encode
 
 
 async def feed(store: AuditStore, scope: dict[str, Any], receive: Receive, send: replies.Send, caller: Caller,
-               closing: asyncio.Event, request_id: str, poll: float = POLL_SECONDS) -> None:
+               closing: asyncio.Event, request_id: str, poll: float = POLL_SECONDS,
+               key_live: Callable[[], bool] = lambda: True) -> None:
+    """Stream new records until the client leaves, the gateway closes, or the caller may no longer read them
+    (`key_live`: its key still holds its role; a session also expires)."""
     loop = asyncio.get_running_loop()
     after = _resume_id(scope)
     if after is None:
@@ -45,7 +48,7 @@ async def feed(store: AuditStore, scope: dict[str, Any], receive: Receive, send:
     stop = asyncio.ensure_future(closing.wait())
     quiet_since = time.monotonic()
     try:
-        while not gone.done() and not stop.done() and _session_alive(caller):
+        while not gone.done() and not stop.done() and _session_alive(caller) and key_live():
             rows = await loop.run_in_executor(None, lambda: store.query_requests(None, BATCH, after_id=after))
             if rows:
                 after = rows[-1]["id"]
