@@ -45,7 +45,7 @@ from dragoman.reports import LOG_FILTERS, ReportError, parse_time
 
 MAX_LIMIT = 1000
 MAX_BODY = 64 * 1024  # an admin call's JSON body: a key's settings fit many times over
-_MAX_ID = 2**63 - 1  # the largest SQLite INTEGER / PostgreSQL BIGINT
+MAX_ID = 2**63 - 1  # the largest SQLite INTEGER / PostgreSQL BIGINT
 _REQUESTS_PARAMS = frozenset((*LOG_FILTERS, "limit", "after_id", "since", "until"))
 _COSTS_PARAMS = frozenset(("by", "since", "until"))
 _STATUS = re.compile(r"[1-5][0-9][0-9]|[1-5]xx|ok|error", re.IGNORECASE)
@@ -321,8 +321,8 @@ def _requests(store: AuditStore, params: dict[str, str]) -> list[dict]:
             raise ReportError(f"{name}: a NUL character cannot match anything")
     if "status" in filters and not _STATUS.fullmatch(filters["status"].strip()):
         raise ReportError(f"status={_shown(filters['status'])}: use a code (429), a class (4xx, 5xx), ok or error")
-    limit = _int(params, "limit", 1, MAX_LIMIT)
-    after_id = _int(params, "after_id", 0, _MAX_ID)
+    limit = param_int(params, "limit", 1, MAX_LIMIT)
+    after_id = param_int(params, "after_id", 0, MAX_ID)
     return store.query_requests(
         filters, 100 if limit is None else limit, param_time(params, "since"), param_time(params, "until"), after_id=after_id
     )
@@ -335,7 +335,7 @@ def check_params(params: dict[str, str], accepted: frozenset[str]) -> None:
         raise ReportError(f"unknown query parameter {_shown(unknown[0])}: use {', '.join(sorted(accepted))}")
 
 
-def _int(params: dict[str, str], name: str, low: int, high: int) -> int | None:
+def param_int(params: dict[str, str], name: str, low: int, high: int) -> int | None:
     """The integer parameter `name` (None when absent), which must lie in [low, high]."""
     text = params.get(name)
     if not text:

@@ -321,10 +321,10 @@ class Gateway:
     async def _api(self, rt: Runtime, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         """/api/…: the dashboard's session or an admin/viewer key, then the admin API (ui/app.py)."""
 
-        async def read_body(limit: int) -> bytes:
+        async def body(limit: int) -> bytes:
             return await read_body(scope, receive, limit)
 
-        await self.dashboard().serve_api(scope, receive, send, request_id, self.observe.store, rt, read_body)
+        await self.dashboard().serve_api(scope, receive, send, request_id, self.observe.store, rt, body)
 
     async def _metrics(self, rt: Runtime, send: Send, request_id: str) -> None:
         metrics = self.observe.metrics

@@ -143,8 +143,10 @@ def test_the_readme_examples_load() -> None:
     from pathlib import Path
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = readme[readme.index("### Scores and clusters"):readme.index("### Config versions and rollback")]
-    weighted, loop, variants = re.findall(r"```yaml\n(.*?)```", section, flags=re.DOTALL)
+    section = readme[readme.index("## The correctness loop"):readme.index("## How a request is translated")]
+    blocks = re.findall(r"```yaml\n(.*?)```", section, flags=re.DOTALL)  # the section has other loop: blocks too
+    weighted, variants = [b for b in blocks if b.startswith("  - ")]
+    loop = next(b for b in blocks if b.startswith("loop:\n  shift:"))
     config = parse_config("routes:\n" + weighted + variants.replace("gpt-5-main", "gpt-5-alt") + loop,
                           "README.md", {"OPENAI_PROD": "sk-x"})
     assert [w.name for w in config.weighted] == ["gpt-5-via-gateway"]

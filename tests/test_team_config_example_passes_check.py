@@ -40,7 +40,8 @@ def test_serve_without_config_flag_serves_the_file_dragoman_config_names(tmp_pat
     # The example's counters live on a host named redis; here they stay in memory (loopback only in tests).
     text = TEAM_CONFIG.read_text()
     config = tmp_path / "dragoman.yaml"
-    config.write_text(text.replace("    backend: redis\n", "    backend: memory\n"))
+    memory = text.replace("    backend: redis\n", "    backend: memory\n")
+    config.write_text(memory.replace("    redis_url: redis://redis:6379/0\n", ""))  # only read with backend redis
     with run_gateway(None, env={"DRAGOMAN_CONFIG": str(config), **TEAM_ENV,
                                 "DRAGOMAN_AUDIT_STORE": f"sqlite:///{tmp_path}/audit.db"}) as gw:
         request = urllib.request.Request(f"http://127.0.0.1:{gw.port}/v1/models",

@@ -96,10 +96,16 @@ def check_governance(settings: GovernanceSettings, src: Source) -> None:
     if limits.backend == "redis" and not (limits.redis_url or "").startswith(("redis://", "rediss://", "unix://")):
         raise src.error(("governance", "limits", "redis_url"),
                         "backend redis needs redis_url: redis://host:6379/0 (or rediss://, unix://)")
+    if limits.backend == "memory" and limits.redis_url is not None:
+        raise src.error(("governance", "limits", "redis_url"),
+                        "only read with backend: redis (the memory backend keeps the counters in this process)")
     seen: dict[str, int] = {}
     for i, rule in enumerate(limits.rules):
         path = ("governance", "limits", "rules", i)
         _check_scope(rule.scope, path + ("scope",), src, allow_global=False)
+        if (rule.rpm, rule.input_tpm, rule.output_tpm, rule.concurrent_streams) == (None, None, None, None):
+            raise src.error(path, f"scope {rule.scope} sets no limit: give rpm, input_tpm, output_tpm or "
+                                  "concurrent_streams")
         if rule.scope in seen:
             raise src.error(path + ("scope",), f"scope {rule.scope} already has rules (entry {seen[rule.scope]})")
         seen[rule.scope] = i

@@ -30,7 +30,7 @@ from dragoman.config.model import (
     Upstream,
 )
 from dragoman.config.governance import check_governance
-from dragoman.config.loop import LoopSettings
+from dragoman.config.loop import JudgeSettings, LoopSettings
 from dragoman.config.observe import ObserveSettings
 from dragoman.config.secrets import Secret, env_keys, gateway_keys, resolve_secret, secret_spec
 from dragoman.config.translation_keys import route_translation
@@ -162,6 +162,9 @@ def _loop(settings: LoopSettings, names: list[str], src: Source) -> LoopSettings
     judge = settings.judge
     if judge.route is not None:
         _check_route_ref(judge.route, ("loop", "judge", "route"), names, src)
+    elif judge != JudgeSettings():
+        raise src.error(("loop", "judge"), "these settings need a judge route (loop.judge.route: <a route>); "
+                        "without one the judge is off")
     rollback = settings.rollback
     if rollback.min_calls > rollback.watch_calls:
         raise src.error(("loop", "rollback", "min_calls"), f"min_calls ({rollback.min_calls}) exceeds watch_calls "

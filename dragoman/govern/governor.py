@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dragoman import errors as E
+from dragoman.redaction import redact
 from dragoman.config.governance import GovernanceSettings
 from dragoman.config.secrets import GatewayKey
 from dragoman.govern import budgets as B
@@ -171,7 +172,7 @@ class Governor:
             self._last_error_log = now
             what = "admitting without budget and rate-limit checks" if self.fail_open else "refusing requests"
             log.warning("governance counters unreachable (%s): %s (governance.limits.on_unreachable: %s)",
-                        exc, what, "open" if self.fail_open else "closed")
+                        redact(str(exc)), what, "open" if self.fail_open else "closed")
         if self.fail_open:
             return UNGOVERNED
         raise E.Overloaded("the gateway's shared rate-limit and budget state is unreachable, and it is configured "

@@ -160,8 +160,9 @@ class Judge:
                 await self.judge(call)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - one bad call must not end the worker
-                log.exception("judging %s failed", call.request_id)
+            except Exception as exc:  # noqa: BLE001 - one bad call must not end the worker
+                # No traceback: its text may carry an upstream's words, which reach a log only redacted.
+                log.error("judging %s failed: %s: %s", call.request_id, type(exc).__name__, redact(str(exc)))
 
     async def judge(self, call: JudgeCall) -> str | None:
         """Judge one call: "pass", "fail", or None (not judged: over budget, upstream error, unclear answer)."""

@@ -91,7 +91,8 @@ class PostgresStore:
         statements = stores.followup_statements("%s", followups) if followups is not None else []
         if not records and not statements:
             return
-        rows = [stores.record_values(r) for r in records]
+        rows = [_no_nul(stores.record_values(r)) for r in records]
+        statements = [(sql, [_no_nul(row) for row in params]) for sql, params in statements]
 
         def insert(conn: Any) -> None:
             with conn.transaction(), conn.cursor() as cur:
@@ -157,3 +158,10 @@ def _without_password(url: str) -> str:
         return url
     netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _no_nul(values: Sequence[Any]) -> tuple[Any, ...]:
+    """PostgreSQL refuses NUL in TEXT, and its escape in JSONB text, and a client controls many of
+    these strings (model, metadata): U+FFFD in its place, else one request would stall its whole batch."""
+    return tuple(v.replace("\x00", "\ufffd").replace("\\u0000", "\\ufffd") if isinstance(v, str) and
+                 ("\x00" in v or "\\u0000" in v) else v for v in values)

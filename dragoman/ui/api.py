@@ -32,6 +32,7 @@ async def answer(path: str, query_string: bytes, store: AuditStore | None, runti
     loop = asyncio.get_running_loop()
     try:
         if path == "/api/routes":
+            check_params(params, frozenset())
             return 200, b"application/json", await loop.run_in_executor(None, routes, store, runtime, time.time())
         assert store is not None  # the server answers 404 without an audit store
         if path == "/api/stats":

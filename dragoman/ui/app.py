@@ -68,7 +68,8 @@ class Dashboard:
             raise E.NotFound("the audit log is off (audit: {enabled: false}): nothing to report")
         if path == "/api/feed":
             assert store is not None
-            await feed(store, scope, receive, send, caller, self.closing, request_id)
+            await feed(store, scope, receive, send, caller, self.closing, request_id,
+                       key_live=lambda: self.keys.key_id_live(caller.key_id, caller.role))
         else:
             status, content_type, body = await api.answer(path, query, store, runtime)
             await replies.send_body(send, status, body, content_type, request_id)

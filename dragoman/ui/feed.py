@@ -11,9 +11,14 @@ import asyncio
 import time
 from typing import Any, Awaitable, Callable
 
+from urllib.parse import parse_qsl
+
 import msgspec
 
+from dragoman import errors as E
+from dragoman.admin_api import MAX_ID, check_params, param_int
 from dragoman.observe.stores import AuditStore
+from dragoman.reports import ReportError
 from dragoman.ui import replies
 from dragoman.ui.auth import Caller, header
 
@@ -27,7 +32,10 @@ _encode = msgspec.json.encode
 
 
 async def feed(store: AuditStore, scope: dict[str, Any], receive: Receive, send: replies.Send, caller: Caller,
-               closing: asyncio.Event, request_id: str, poll: float = POLL_SECONDS) -> None:
+               closing: asyncio.Event, request_id: str, poll: float = POLL_SECONDS,
+               key_live: Callable[[], bool] = lambda: True) -> None:
+    """Stream new records until the client leaves, the gateway closes, or the caller may no longer read them
+    (`key_live`: its key still holds its role; a session also expires)."""
     loop = asyncio.get_running_loop()
     after = _resume_id(scope)
     if after is None:
@@ -40,7 +48,7 @@ async def feed(store: AuditStore, scope: dict[str, Any], receive: Receive, send:
     stop = asyncio.ensure_future(closing.wait())
     quiet_since = time.monotonic()
     try:
-        while not gone.done() and not stop.done() and _session_alive(caller):
+        while not gone.done() and not stop.done() and _session_alive(caller) and key_live():
             rows = await loop.run_in_executor(None, lambda: store.query_requests(None, BATCH, after_id=after))
             if rows:
                 after = rows[-1]["id"]
@@ -67,16 +75,18 @@ def _event(row: dict[str, Any]) -> bytes:
 
 
 def _resume_id(scope: dict[str, Any]) -> int | None:
-    """Last-Event-ID (a reconnecting EventSource), else ?after_id=; None: start at the newest record."""
+    """Last-Event-ID (a reconnecting EventSource), else ?after_id=; None: start at the newest record. The query
+    is checked like every admin API query (400 naming a bad or unknown parameter, before the stream opens)."""
+    params = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+    try:
+        check_params(params, frozenset(("after_id",)))
+        after_id = param_int(params, "after_id", 0, MAX_ID)
+    except ReportError as err:
+        raise E.InvalidRequest(str(err)) from None
     text = header(scope["headers"], b"last-event-id")
-    if text is None:
-        for part in scope.get("query_string", b"").decode("latin-1").split("&"):
-            name, _, value = part.partition("=")
-            if name == "after_id":
-                text = value
     if text is not None and text.isascii() and text.isdigit() and len(text) <= 18:
         return int(text)
-    return None
+    return after_id
 
 
 def _session_alive(caller: Caller) -> bool:
