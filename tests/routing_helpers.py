@@ -5,7 +5,6 @@ injected clock."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -108,12 +107,7 @@ def post_stream_then(gateway: Gateway, body: dict, after_first_event: Callable[[
         conn.close()
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str, step: float = 0.02) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(step)
+from tests.waiting import wait_until  # noqa: E402 - one poll loop for the suite (tests/waiting.py)
 
 
 class Clock:

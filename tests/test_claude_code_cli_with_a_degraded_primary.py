@@ -20,7 +20,6 @@ from tests.routing_helpers import route
 from tests.test_claude_code_cli import ThreeTurnScript
 from tests.upstreams import ChatReply, ScriptedChatUpstream
 
-pytest.importorskip("dragoman.loop.assess", reason="verdicts come from the verdicts branch's Assessor")
 pytestmark = pytest.mark.cli
 
 MIN_CALLS = 2

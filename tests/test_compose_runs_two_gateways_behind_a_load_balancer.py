@@ -22,7 +22,6 @@ from tests.deploy_files import (
     team_config,
 )
 
-pytest.importorskip("crossplane", reason="pip install -e '.[test]' (nginx-crossplane)")
 
 GATEWAYS = ("gateway-1", "gateway-2")
 

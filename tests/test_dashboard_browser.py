@@ -11,13 +11,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.waiting import wait_for
 from tests.audit_helpers import headers, messages_body
 from tests.browser import chromium, screenshot
 from tests.dashboard_gateway import ADMIN_KEY, USER_KEY, DashboardEnv, run_dashboard_gateway
@@ -71,12 +71,8 @@ def api_status(env: DashboardEnv, path: str) -> int:
 
 
 def wait_until(condition: Any, what: str, timeout: float = 15.0) -> None:
-    """Poll `condition` until it holds (bounded): the hot reload happens in the gateway's own time."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
+    """Until `condition` holds: the hot reload happens in the gateway's own time (tests/waiting.py)."""
+    wait_for(condition, timeout, what)
 
 
 def require(env: DashboardEnv, path: str) -> None:

@@ -5,7 +5,6 @@ request to someone who no longer may read them."""
 from __future__ import annotations
 
 import http.client
-import json
 import urllib.parse
 from collections.abc import Iterator
 

@@ -13,7 +13,7 @@ from dockerfile_parse import DockerfileParser
 from dragoman.serving import HARD_STOP_MARGIN
 from tests.deploy_files import K8S, ROOT, TEAM_CONFIG, configmap_text, k8s_documents, team_config
 
-kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="pip install -e '.[test]'")
+import kubernetes_validate  # noqa: E402 - the test extra
 
 KUBERNETES_VERSION = "1.33.0"  # the oldest release still supported upstream when this was written; bump on purpose
 KINDS = {"Deployment", "Service", "ConfigMap", "Secret", "HorizontalPodAutoscaler", "PodDisruptionBudget"}

@@ -5,7 +5,6 @@ windows answer. Shapes as CONTRACTS.md gives them to the dashboard."""
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Iterator
 

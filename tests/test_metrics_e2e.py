@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -198,11 +197,11 @@ def test_metrics_sum_over_two_workers(tmp_path: Path) -> None:
             def workers_with_counters() -> int:
                 return len({p.name.split("_")[-1] for p in multiproc.glob("counter_*.db")})
 
-            deadline = time.monotonic() + 12
-            burst(16)
-            while workers_with_counters() < 2 and time.monotonic() < deadline:
-                burst(16)  # until both workers have served (the kernel picks which one accepts)
-            assert workers_with_counters() >= 2, "only one worker ever served a request"
+            def both_served() -> bool:  # the kernel picks which worker accepts: send until both have served
+                burst(16)
+                return workers_with_counters() >= 2
+
+            wait_for(both_served, 12, "both workers serving a request")
             expected = sent[0]
 
             def total() -> float:

@@ -14,18 +14,18 @@ import os
 import shutil
 import subprocess
 import threading
-import time
 from pathlib import Path
 from typing import Iterator
 
 import anthropic
 import pytest
 
+from tests.waiting import wait_for
 from tests.deploy_files import DEPLOY, find_block
 from tests.gateway import ROUTE_NAME, UPSTREAM_ENV, free_port, gateway_config, run_gateway
 from tests.upstreams import ChatReply, Gate, ScriptedChatUpstream
 
-crossplane = pytest.importorskip("crossplane", reason="pip install -e '.[test]' (nginx-crossplane)")
+import crossplane  # noqa: E402 - NGINX's own config parser (the test extra: nginx-crossplane)
 
 NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
 
@@ -66,11 +66,8 @@ def _nginx(tmp: Path, gateway_ports: list[int]) -> Iterator[int]:
     proc = subprocess.Popen([NGINX, "-p", str(tmp), "-c", str(conf), "-g", "daemon off;"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 15
-        while not _answers(port):
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            assert time.monotonic() < deadline, "nginx did not answer"
-            time.sleep(0.05)  # wait until nginx answers its health location
+        wait_for(lambda: _answers(port), 15, "nginx answering its health location", alive=proc,
+                 log=lambda: proc.stderr.read().decode() if proc.stderr else "")
         yield port
     finally:
         proc.terminate()

@@ -18,6 +18,7 @@ from pathlib import Path
 import aiohttp
 
 from dragoman.observe.stores import open_store
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,14 +30,15 @@ def _free_port() -> int:
 
 
 def _wait_listening(port: int, proc: subprocess.Popen, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "server died"
+    def listening() -> bool:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
+            return True
         except OSError:
-            time.sleep(0.05)
-    raise AssertionError("server did not start")
+            return False
+
+    wait_for(listening, max(deadline - time.monotonic(), 1.0), "the server listening", alive=proc,
+             log=lambda: proc.stderr.read().decode() if proc.stderr else "")
 
 
 async def _burst(port: int, proc: subprocess.Popen, total: int = 400, kill_after: int = 60) -> set[str]:

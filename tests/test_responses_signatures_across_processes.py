@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from tests.waiting import wait_for
 from tests.gateway import Gateway, _healthy, _stop, free_port, gateway_config, run_gateway
 from tests.responses_helpers import assert_not_replayed, assert_replayed_in_place, signing_env, turn_1, turn_2
 from tests.routing_helpers import sdk
@@ -104,11 +104,8 @@ def two_workers(responses_upstream: SenderNotingUpstream, tmp_path: Path) -> Ite
                                 stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, env=env, cwd=tmp_path)
     gateway = Gateway(port=port, proc=proc, stderr_path=stderr_path)
     try:
-        deadline = time.monotonic() + 15
-        while not (_healthy(port) and len(_children(proc.pid)) >= 2):
-            assert proc.poll() is None, f"gateway exited with {proc.returncode}:\n{gateway.stderr_text()}"
-            assert time.monotonic() < deadline, f"gateway not up with 2 workers:\n{gateway.stderr_text()}"
-            time.sleep(0.05)
+        wait_for(lambda: _healthy(port) and len(_children(proc.pid)) >= 2, 15, "the gateway up with 2 workers",
+                 alive=proc, log=gateway.stderr_text)
         yield gateway, _children(proc.pid)
     finally:
         _stop(proc)

@@ -5,7 +5,6 @@ required and how many, and whether metrics and tracing are on. With --workers N 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import yaml
 from dragoman.config.load import parse_config, zero_config
 from dragoman.config.observe import AuditSettings, ObserveSettings, TracingSettings
 from dragoman.startup_report import startup_lines
+from tests.waiting import wait_for
 from tests.gateway import Gateway, run_gateway
 from tests.upstreams import ScriptedChatUpstream
 
@@ -126,11 +126,9 @@ def test_with_workers_the_block_is_said_once(upstream: ScriptedChatUpstream, tmp
     store = tmp_path / "audit.db"
     with run_gateway(_config(upstream, store), env={"UPSTREAM_SECRET": UPSTREAM_SECRET},
                      args=("--workers", "2")) as gateway:
-        deadline = time.monotonic() + 15
-        while _workers_with_the_store_open(gateway.proc.pid, store) < 2:  # both workers are past their startup
-            assert time.monotonic() < deadline, gateway.stderr_text()
-            assert gateway.proc.poll() is None, gateway.stderr_text()
-            time.sleep(0.05)
+        wait_for(lambda: _workers_with_the_store_open(gateway.proc.pid, store) >= 2, 15,
+                 "both workers past their startup (each has the store open)", alive=gateway.proc,
+                 log=gateway.stderr_text)
         block = _block(gateway)  # asserts the block is there exactly once
     assert block[0].endswith("dragoman.yaml, 2 workers")
 

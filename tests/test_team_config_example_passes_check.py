@@ -5,12 +5,9 @@ with no --config serves the file $DRAGOMAN_CONFIG names (how the image takes a m
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import urllib.request
-
-import pytest
 
 from tests.deploy_files import ROOT, TEAM_CONFIG, TEAM_ENV
 from tests.gateway import run_gateway

@@ -19,7 +19,6 @@ from tests.gateway import Gateway, run_gateway
 from tests.routing_helpers import KEYS_ENV, post_messages, route, wait_until
 from tests.upstreams import ChatReply, RawStream, ScriptedChatUpstream
 
-pytest.importorskip("dragoman.loop.assess", reason="verdicts come from the verdicts branch's Assessor")
 pytestmark = pytest.mark.timeout(120)
 
 ADMIN = {"x-api-key": "adm-shift"}

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import yaml
 
 from dragoman.loop import verdict as V
 from dragoman.observe.stores import open_store
+from tests.waiting import wait_for
 from tests.anthropic_events import sse_events
 from tests.audit_helpers import ENV, FAST, NO_BREAKER, NO_RETRY, cli, headers
 from tests.gateway import Gateway, run_gateway
@@ -81,15 +81,14 @@ def _body(model: str, *, stream: bool = False, messages: list[dict] | None = Non
 
 def _wait(store: str, request_id: str, ready=lambda row: True, timeout: float = 10.0) -> dict:
     """Poll the store (bounded) until the record exists and `ready(row)` holds."""
-    deadline = time.monotonic() + timeout
     opened = open_store(store, migrate=False)
+
+    def record() -> dict | None:
+        rows = opened.query_requests({"request_id": request_id}, limit=2)
+        return rows[0] if rows and ready(rows[0]) else None
+
     try:
-        while True:
-            rows = opened.query_requests({"request_id": request_id}, limit=2)
-            if rows and ready(rows[0]):
-                return rows[0]
-            assert time.monotonic() < deadline, f"record {request_id}: {rows}"
-            time.sleep(0.02)
+        return wait_for(record, timeout, f"the record of {request_id}")
     finally:
         opened.close()
 
@@ -220,9 +219,7 @@ def test_the_client_gets_the_same_bytes_with_the_loop_on_and_off(upstreams, tmp_
             answers[loop] = got
             rows = open_store(f"sqlite:///{tmp_path / f'loop_{loop}.db'}", migrate=False)
             try:
-                deadline = time.monotonic() + 10
-                while len(rows.query_requests(None, 10)) < 4 and time.monotonic() < deadline:
-                    time.sleep(0.02)
+                wait_for(lambda: len(rows.query_requests(None, 10)) >= 4, 10, "the four records")
                 verdicts = {r["verdict"] for r in rows.query_requests(None, 10)}
             finally:
                 rows.close()
