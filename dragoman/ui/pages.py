@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl
 import msgspec
 
 from dragoman import errors as E
+from dragoman.http_io import read_body
 from dragoman.ui import replies
 from dragoman.ui.auth import Staff, header, session_caller, session_token
 from dragoman.ui.session import COOKIE, SESSION_SECONDS, SessionSigner
@@ -111,7 +112,7 @@ class Pages:
         await replies.send_body(send, 200, asset.body, asset.content_type, request_id, cache)
 
     async def _login(self, scope: dict[str, Any], receive: Receive, send: replies.Send, request_id: str) -> None:
-        presented = _login_key(await _read(receive, _MAX_LOGIN_BODY), header(scope["headers"], b"content-type") or "")
+        presented = _login_key(await read_body(scope, receive, _MAX_LOGIN_BODY), header(scope["headers"], b"content-type") or "")
         caller = await self.keys.caller_for_key(presented) if presented and self.keys else None
         if caller is None:
             await replies.redirect(send, "/ui/login?failed=1", request_id)
@@ -141,18 +142,3 @@ def _cookie(scope: dict[str, Any], value: str, max_age: int) -> tuple[bytes, byt
 def _allow(method: str, *allowed: str) -> None:
     if method not in allowed:
         raise replies.MethodNotAllowed(method)
-
-
-async def _read(receive: Receive, limit: int) -> bytes:
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return b""
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise E.RequestTooLarge(f"a sign-in body is at most {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
