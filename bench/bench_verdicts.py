@@ -1,7 +1,8 @@
-"""What the correctness loop costs per record in the audit writer's thread (loop/assess.py `Assessor.assess`),
-which shares the GIL with the event loop: a text answer, a streamed text answer, a tool-call answer checked
-against the 78 KB Claude Code request's real tool schemas, and a next turn whose tool_results join earlier calls
-in memory.
+"""What the correctness loop costs per record, both halves together (loop/assess.py): `Assessor.examine` on the
+event loop once the answer is out, `Assessor.assess` in the audit writer's thread, which shares the GIL with it.
+Cases: a text answer, a streamed text answer, a tool-call answer checked against the 56 KB Claude Code request's
+real tool schemas, and a next turn whose tool_results join earlier calls in memory. In-process and warm: inside
+the serving process the same work costs about twice this (bench/RESULTS.md, "The tool-calling loop").
 
     python bench/bench_verdicts.py [-n 3000]
 
@@ -20,7 +21,7 @@ from typing import Callable
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from dragoman.loop.assess import Assessor  # noqa: E402
-from dragoman.loop.evidence import Evidence, answering_in  # noqa: E402
+from dragoman.loop.evidence import Evidence, answering_in, decoded  # noqa: E402
 from dragoman.observe.record import AuditRecord  # noqa: E402
 from dragoman.translate.tool_names import ToolNameMap  # noqa: E402
 
@@ -52,7 +53,7 @@ def cases() -> dict[str, Callable[[int], Evidence]]:
         "text answer (stream, 60 chunks)": lambda i: Evidence(chunks=[chunk * 60], ended=True,
                                                               stop_reason="end_turn", stream_end="finished"),
         "3 tool calls checked against the request's schemas": lambda i: Evidence(
-            request=request, body=calls, stop_reason="tool_use", tool_names=ToolNameMap(64)),
+            tools=decoded(request).tools, body=calls, stop_reason="tool_use", tool_names=ToolNameMap(64)),
         "next turn: tool_results joined in memory": lambda i: Evidence(
             body=text, stop_reason="end_turn", answers=answers),
     }, ids
@@ -77,7 +78,7 @@ def main() -> None:
             for i in range(args.n):
                 if name.startswith("next turn"):
                     assessor.memory.remember(rows[i])  # the calls the earlier answer made, remembered
-                assessor.assess(records[i], evidence[i])
+                assessor.assess(records[i], assessor.examine(records[i], evidence[i]))
             runs.append((time.perf_counter() - began) / args.n * 1e6)
         print(f"{name:52s} {statistics.median(runs):7.1f} µs/record")
 

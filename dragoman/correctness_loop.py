@@ -53,10 +53,13 @@ class CorrectnessLoop:
             self.judge.stop()
 
     def finished(self, rt: Runtime, exchange: Exchange, record: AuditRecord) -> None:
-        """A Messages request is over: its record (naming the version it ran under) and evidence go to the
-        writer, and it may be sampled for the judge. O(1) on the event loop."""
+        """A Messages request is over and the client has its last byte: the call is examined (its verdict set on
+        the record), the record (naming the version it ran under) goes to the writer, and the call may be
+        sampled for the judge."""
         record.config_version = rt.version
-        self.gateway.observe.record(record, exchange.evidence())
+        observe = self.gateway.observe
+        examined = self.assessor.examine(record, exchange.evidence()) if observe.writer is not None else None
+        observe.record(record, examined)
         if self.judge is not None and record.status == 200:
             self.judge.offer(record, exchange.request, exchange.answer_body)
 

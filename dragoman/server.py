@@ -37,6 +37,7 @@ from dragoman.not_found_log import NotFoundLog
 from dragoman.config.model import Pricing
 from dragoman.observe.pricing import Pricer
 from dragoman.observe.runtime import Observability
+from dragoman.observe.stores import is_postgres
 from dragoman.protocols import anthropic as A
 from dragoman.request_guard import answer_preflight, is_preflight, with_cors
 from dragoman.runtime import Runtime
@@ -56,9 +57,10 @@ _encode = msgspec.json.encode
 class Gateway:
     """The ASGI application for one loaded Config."""
 
-    def __init__(self, config: Config, config_path: str | None = None) -> None:
+    def __init__(self, config: Config, config_path: str | None = None, *, worker: bool = False) -> None:
         self.config = config
         self.config_path = config_path
+        self.worker = worker  # one of `--workers N`: other processes may receive a call's next turn
         self.runtime: Runtime | None = None  # built at startup: it needs the event loop's HTTP session
         self._session: aiohttp.ClientSession | None = None
         self._client: UpstreamClient | None = None
@@ -106,7 +108,8 @@ class Gateway:
                                               response_class=self._inflight.response_class)
         self._client = UpstreamClient(self._session)
         await asyncio.get_running_loop().run_in_executor(None, self.observe.start)
-        self.assessor.attach(self.observe.store, self.observe.metrics)
+        alone = not self.worker and not is_postgres(self.config.observe.audit.store)
+        self.assessor.attach(self.observe.store, self.observe.metrics, shared=not alone)
         await self._start_keys()
         self.runtime = Runtime(self.config, self._client, shift=self.shift)
         await self.loop.start()
@@ -386,4 +389,4 @@ def create_app() -> Gateway:
         level = os.environ.get("DRAGOMAN_LOG_LEVEL", "INFO").upper()
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
     config = worker_config(os.environ)  # the file, or the supervisor's last good copy when the file is broken
-    return Gateway(config, os.environ.get(CONFIG_ENV) or None)
+    return Gateway(config, os.environ.get(CONFIG_ENV) or None, worker=True)

@@ -134,7 +134,7 @@ def test_a_stream_the_client_stopped_reading_is_not_assessed() -> None:
 
 
 def test_an_error_answer_before_the_first_byte_is_not_assessed() -> None:
-    assert _check(Evidence(request=request())).verdict is None
+    assert _check(Evidence()).verdict is None
 
 
 def test_a_long_tool_name_shortened_for_the_upstream_is_checked_under_its_client_name() -> None:

@@ -21,7 +21,7 @@ from dragoman.observe.record import AuditRecord
 from dragoman.observe.stores import ToolCallRow, open_store
 from dragoman.protocols import anthropic as A
 from tests.upstreams.anthropic_messages import MessageReply
-from tests.verdict_helpers import json_evidence, request
+from tests.verdict_helpers import assessed, json_evidence, request
 
 FIXTURES = Path(__file__).parent / "fixtures" / "claude_code"
 CAPTURED = sorted((FIXTURES / "tool_results").glob("cli_*.json"))
@@ -104,7 +104,7 @@ class Sink:
 def _answer(assessor: Assessor, request_id: str, tool_uses: list[tuple[str, str, dict]]):
     record = AuditRecord(time=1_800_000_000.0, request_id=request_id, route="r1", upstream_model="gpt-x",
                          shape="tools|8k|json|nothink")
-    return record, assessor.assess(record, json_evidence(MessageReply(text=None, tool_uses=tool_uses)))
+    return record, assessed(assessor, record, json_evidence(MessageReply(text=None, tool_uses=tool_uses)))
 
 
 def _next_turn(assessor: Assessor, request_id: str, results: list[dict]):
@@ -112,7 +112,7 @@ def _next_turn(assessor: Assessor, request_id: str, results: list[dict]):
                             {"role": "assistant", "content": [{"type": "text", "text": "."}]},
                             {"role": "user", "content": results}])
     record = AuditRecord(time=1_800_000_001.0, request_id=request_id, route="r1")
-    return record, assessor.assess(record, json_evidence(MessageReply(text="done"), req))
+    return record, assessed(assessor, record, json_evidence(MessageReply(text="done"), req))
 
 
 def _result(tool_use_id: str, text: str, is_error: bool = True) -> dict:
@@ -153,6 +153,39 @@ def test_the_join_through_the_store_finds_another_workers_calls(tmp_path: Path) 
     store.update_signal(SignalUpdate("req_1", "next_turn", V.CLIENT_REFUSED, (OK, V.EXECUTION_FAILED)))
     assert store.query_requests({"request_id": "req_1"})[0]["next_turn"] == V.CLIENT_REFUSED
     store.close()
+
+
+class _CountingStore:
+    """A store that only counts what the Assessor asks of it."""
+
+    def __init__(self) -> None:
+        self.lookups = 0
+
+    def find_tool_calls(self, ids):
+        self.lookups += 1
+        return []
+
+
+def test_a_lone_process_joins_in_memory_and_neither_writes_nor_looks_up_tool_call_rows() -> None:
+    # One worker on SQLite: no other process can receive the next turn, so the store has nothing to add.
+    store = _CountingStore()
+    assessor = Assessor()
+    assessor.attach(store, shared=False)
+    first, followups = _answer(assessor, "req_1", [("toolu_a", "Read", {"file_path": "/x"})])
+    assert followups is None  # no tool_calls rows to write beside the record
+    _, followups = _next_turn(assessor, "req_2", [_result("toolu_a", REFUSED), _result("toolu_elsewhere", REFUSED)])
+    assert [(u.request_id, u.value) for u in followups.signals] == [("req_1", V.CLIENT_REFUSED)]
+    assert store.lookups == 0 and not assessor._waiting  # an id it never made is no one's here: not waited for
+
+
+def test_a_process_sharing_its_store_writes_its_calls_and_looks_up_the_ids_it_did_not_make() -> None:
+    store = _CountingStore()
+    assessor = Assessor()
+    assessor.attach(store)  # shared: a worker of --workers N, or on PostgreSQL
+    _, followups = _answer(assessor, "req_1", [("toolu_a", "Read", {"file_path": "/x"})])
+    assert [row.tool_use_id for row in followups.tool_calls] == ["toolu_a"]
+    _next_turn(assessor, "req_2", [_result("toolu_elsewhere", REFUSED)])
+    assert store.lookups == 1 and "toolu_elsewhere" in assessor._waiting
 
 
 def test_a_result_whose_call_is_not_in_the_store_yet_waits_for_it_then_gives_up(tmp_path: Path) -> None:

@@ -6,10 +6,12 @@ name not offered is always unknown_tool."""
 from __future__ import annotations
 
 import jsonschema
+import msgspec
 from hypothesis import given, settings, strategies as st
 
 from dragoman.loop import verdict as V
 from dragoman.loop.checks import SchemaCache, check
+from dragoman.protocols import anthropic as A
 from tests.upstreams.anthropic_messages import MessageReply
 from tests.verdict_helpers import READ_SCHEMA, json_evidence, request, stream_evidence
 
@@ -78,3 +80,25 @@ def test_a_call_that_passes_has_no_failure_kind_and_a_call_that_fails_says_why(r
     assert (found.verdict == V.FAIL) == bool(failures)
     assert (found.detail is not None) == bool(failures)
     assert set(found.kinds) <= set(V.ANSWER_KINDS) | {V.REPAIRED_JSON}
+
+
+_decode_events = msgspec.json.Decoder(A.StreamEvent).decode
+_decode_response = msgspec.json.Decoder(A.MessagesResponse).decode
+
+
+@settings(max_examples=150, deadline=None)
+@given(replies)
+def test_the_blocks_and_events_the_gateway_encoded_read_as_their_bytes_do(reply: MessageReply) -> None:
+    # A translated answer is checked from the structs the gateway encoded for the client, not re-parsed from the
+    # bytes: the two readings must agree, for the JSON answer and for every event of the stream.
+    as_json = json_evidence(reply)
+    blocks = json_evidence(reply)
+    blocks.content = _decode_response(blocks.body).content
+    blocks.body = None
+    assert _summary(check(blocks, [], CACHE)) == _summary(check(as_json, [], CACHE))
+    as_bytes = stream_evidence(reply)
+    events = stream_evidence(reply)
+    events.events = [_decode_events(line[5:]) for chunk in events.chunks for line in chunk.split(b"\n")
+                     if line.startswith(b"data:")]
+    events.chunks = None
+    assert _summary(check(events, [], CACHE)) == _summary(check(as_bytes, [], CACHE))

@@ -13,7 +13,7 @@ from dragoman.config.loop import VerdictSettings
 from dragoman.loop.assess import Assessor
 from dragoman.observe.stores import ToolCallRow
 from tests.upstreams.anthropic_messages import MessageReply
-from tests.verdict_helpers import json_evidence
+from tests.verdict_helpers import assessed, json_evidence
 
 ROUTE = "routes: [{name: a, upstream: {provider: openai, model: x, endpoint: 'http://127.0.0.1:1/v1'}}]\n"
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -47,7 +47,7 @@ def test_memory_bounds_the_ids_remembered() -> None:
     assessor = Assessor(VerdictSettings(memory=2))
     uses = [(f"toolu_{i}", "Read", {"file_path": "/a"}) for i in range(3)]
     from dragoman.observe.record import AuditRecord
-    assessor.assess(AuditRecord(time=1.0, request_id="req_1"), json_evidence(MessageReply(text=None, tool_uses=uses)))
+    assessed(assessor, AuditRecord(time=1.0, request_id="req_1"), json_evidence(MessageReply(text=None, tool_uses=uses)))
     assert len(assessor.memory) == 2
     assert assessor.memory.take(["toolu_0"]) == ([], ["toolu_0"])  # the oldest was dropped
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,9 +63,10 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def gateways(upstreams, store: str) -> Iterator[tuple[Gateway, Gateway]]:
-    """Two gateway processes on one SQLite store (as two workers or two instances are)."""
+    """Two gateways of two workers each on one SQLite store: a call's next turn may reach another process, so
+    each writes its calls to the store (a lone worker on SQLite keeps them in memory only)."""
     text = _config(*upstreams, store)
-    with run_gateway(text, env=ENV) as first, run_gateway(text, env=ENV) as second:
+    with run_gateway(text, env=ENV, workers=2) as first, run_gateway(text, env=ENV, workers=2) as second:
         yield first, second
 
 
@@ -225,3 +227,41 @@ def test_the_client_gets_the_same_bytes_with_the_loop_on_and_off(upstreams, tmp_
                 rows.close()
             assert verdicts == ({V.PASS, V.FAIL} if loop else {None})  # the loop ran only when on
     assert answers[True] == answers[False]
+
+
+@pytest.fixture(scope="module")
+def lone(upstreams, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gateway, str]]:
+    """One gateway of one worker on its own SQLite store: the embedded default."""
+    store = f"sqlite:///{tmp_path_factory.mktemp('lone') / 'audit.db'}"
+    with run_gateway(_config(*upstreams, store), env=ENV) as gateway:
+        yield gateway, store
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_a_relayed_anthropic_answer_is_judged_from_what_it_relayed(lone, upstreams, stream: bool) -> None:
+    # Translated answers are read from the blocks and events the gateway encoded; a passthrough's are its bytes.
+    gateway, store = lone
+    anthropic_upstream = upstreams[1]
+    anthropic_upstream.reset(MessageReply(text=None, tool_uses=[("toolu_relayed", "Read", {"path": 1})]))
+    request_id, _ = _post(gateway, _body(PASS, stream=stream))
+    row = _wait(store, request_id)
+    assert (row["verdict"], row["verdict_kinds"], row["tool_calls"]) == (V.FAIL, [V.SCHEMA_VIOLATION], 1), row
+    anthropic_upstream.reset(MessageReply(text="Done."))
+    request_id, _ = _post(gateway, _body(PASS, stream=stream))
+    assert _wait(store, request_id)["verdict"] == V.PASS
+
+
+def test_a_lone_worker_joins_the_next_turn_in_memory_and_writes_no_tool_call_rows(lone, upstreams) -> None:
+    gateway, store = lone
+    chat = upstreams[0]
+    chat.reset(ChatReply(tool_calls=[("call_lone", "Read", '{"file_path": "/a.txt"}')]))
+    earlier_id, answer = _post(gateway, _body(CHAT, stream=True))
+    call = _tool_use(answer, True)
+    chat.reset(ChatReply(text="Let me fix that."))
+    conversation = [{"role": "user", "content": "read a.txt"}, {"role": "assistant", "content": [call]},
+                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call["id"],
+                                                  "content": REFUSED, "is_error": True}]}]
+    _post(gateway, _body(CHAT, messages=conversation))
+    assert _wait(store, earlier_id, lambda r: r["next_turn"] is not None)["next_turn"] == V.CLIENT_REFUSED
+    with sqlite3.connect(store.removeprefix("sqlite:///")) as db:
+        assert db.execute("SELECT count(*) FROM tool_calls").fetchone() == (0,)

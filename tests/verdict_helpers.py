@@ -8,7 +8,10 @@ from typing import Any
 
 import msgspec
 
-from dragoman.loop.evidence import FINISHED, Evidence, answering_in
+from dragoman.loop.assess import Assessor
+from dragoman.loop.evidence import FINISHED, Evidence, answering_in, decoded
+from dragoman.observe.record import AuditRecord
+from dragoman.observe.stores import Followups
 from dragoman.protocols import anthropic as A
 from dragoman.translate.tool_names import ToolNameMap
 from tests.upstreams.anthropic_messages import MessageReply, render_message, render_message_events
@@ -38,7 +41,7 @@ def request(tools: list[dict] | None = TOOLS, messages: list[dict] | None = None
 def json_evidence(reply: MessageReply, req: bytes | None = None) -> Evidence:
     body = json.dumps(render_message(reply)).encode()
     req = req or request()
-    return Evidence(request=req, answers=_answers(req), body=body, stop_reason=reply.stop_reason or _stop(reply),
+    return Evidence(tools=_tools(req), answers=_answers(req), body=body, stop_reason=reply.stop_reason or _stop(reply),
                     tool_names=ToolNameMap(64))
 
 
@@ -49,7 +52,8 @@ def stream_evidence(reply: MessageReply, req: bytes | None = None, *, cut_after:
     if cut_after is not None:
         events = events[:cut_after]
     req = req or request(stream=True)
-    return Evidence(request=req, answers=_answers(req), chunks=[*events, tail] if tail else events,
+    chunks = [*events, tail] if tail else events
+    return Evidence(tools=_tools(req), answers=_answers(req), chunks=chunks,
                     stop_reason=None if cut_after is not None else reply.stop_reason or _stop(reply),
                     failure=failure, ended=ended, stream_end=stream_end, tool_names=ToolNameMap(64))
 
@@ -57,6 +61,18 @@ def stream_evidence(reply: MessageReply, req: bytes | None = None, *, cut_after:
 def error_event(error_type: str = "api_error", message: str = "boom") -> bytes:
     data = json.dumps({"type": "error", "error": {"type": error_type, "message": message}})
     return f"event: error\ndata: {data}\n\n".encode()
+
+
+def assessed(assessor: Assessor, record: AuditRecord, evidence: Evidence) -> Followups | None:
+    """A call through both halves of the Assessor, as the gateway runs them: examined on the event loop, then
+    assessed in the writer's thread."""
+    return assessor.assess(record, assessor.examine(record, evidence))
+
+
+def _tools(req: bytes) -> list[A.Tool] | None:
+    """The request's tools as the exchange decodes them."""
+    parsed = decoded(req)
+    return parsed.tools if parsed is not None else None
 
 
 def _answers(req: bytes):

@@ -86,8 +86,9 @@ async def select(
             continue
         probe = allowed and breaker.state == HALF_OPEN  # let through a half-open breaker: we hold its probe
         variant = upstreams.shift.variant(route, exchange.shape or "") if route.prompt_prefixes else None
-        ctx = _context(req, route, exchange, variant.text if variant is not None else "")
         dialect = upstreams.dialects[route.name]
+        ctx = _context(req, route, exchange, variant.text if variant is not None else "",
+                       keep_events=exchange.capture and req.stream and dialect.translated)
         target = upstreams.targets[route.name]
         with exchange.span.translate():
             payload = dialect.request_body(req, raw, ctx)
@@ -146,7 +147,8 @@ def _last_resort(upstreams: Upstreams, candidates: list[Route], route: Route) ->
     return not any(upstreams.breakers[other.name].ready() for other in candidates[1:])
 
 
-def _context(req: A.MessagesRequest, route: Route, exchange: Exchange, system_prefix: str) -> RequestContext:
+def _context(req: A.MessagesRequest, route: Route, exchange: Exchange, system_prefix: str, *,
+             keep_events: bool) -> RequestContext:
     options = route.translation
     return RequestContext(
         message_id="msg_" + exchange.request_id[4:],
@@ -156,6 +158,7 @@ def _context(req: A.MessagesRequest, route: Route, exchange: Exchange, system_pr
         input_estimate=exchange.input_estimate,
         think_tags=options.think_tags,
         system_prefix=system_prefix,
+        kept_events=[] if keep_events else None,
     )
 
 

@@ -26,7 +26,7 @@ from dragoman.exchange.candidates import Upstreams, select
 from dragoman.exchange.dialects import Answer
 from dragoman.exchange.stream import OpenStream, answer_stream
 from dragoman.identity import Identity, identity_from
-from dragoman.loop.evidence import TOOL_USE, Evidence, answering
+from dragoman.loop.evidence import Evidence, answering
 from dragoman.loop.shape import turn_shape
 from dragoman.observe.pricing import Pricer
 from dragoman.observe.record import AuditRecord
@@ -51,7 +51,7 @@ class Exchange:
         "request_id", "headers", "started", "wall_start", "span", "identity", "requested_model", "streamed",
         "input_estimate", "policy", "branch", "attempts", "route", "ctx", "upstream_model", "usage", "stop_reason",
         "error_type", "ttfb", "upstream_time", "event_count", "shape", "grant", "prompt_variant", "loop_events",
-        "_tracer", "_key", "_answer", "_opened", "request", "messages", "capture", "kept", "stream_end",
+        "_tracer", "_key", "_answer", "_opened", "request", "messages", "tools", "capture", "kept", "stream_end",
     )
 
     def __init__(self, request_id: str, headers: Headers | None = None, tracer: Tracer | NoopTracer = NOOP_TRACER,
@@ -86,7 +86,8 @@ class Exchange:
         self._answer: Answer | None = None
         self._opened: OpenStream | None = None
         # The correctness loop's evidence (loop/evidence.py), kept only when `capture` (the loop is on).
-        self.request: bytes | None = None  # the body as the client sent it (loop/evidence.py says why bytes)
+        self.request: bytes | None = None  # the body as the client sent it (the judge's sample)
+        self.tools: list[A.Tool] | None = None  # the request's tools, as decoded (loop/evidence.py)
         self.messages: list[A.Message] = []
         self.capture = capture
         self.kept: list[bytes] | None = None  # a streamed answer's bytes as the client got them
@@ -109,7 +110,7 @@ class Exchange:
             raise E.InvalidRequest("messages: at least one message is required")
         self.requested_model, self.streamed = req.model, req.stream
         check_model(self.grant, req.model)  # the key's model allow-list: a 403 before any upstream call
-        self.request, self.messages = body, req.messages
+        self.request, self.messages, self.tools = body, req.messages, req.tools
         if req.metadata is not None and req.metadata.user_id:
             self.identity = identity_from(self.headers, req.metadata.user_id, *self._key)
         self.span = self._tracer.start_request(
@@ -147,8 +148,8 @@ class Exchange:
     def stream(self) -> AsyncGenerator[bytes, None]:
         """The streamed answer's bytes, to write as they come; `aclose()` it on every way out."""
         assert self._opened is not None
-        if self.capture:
-            self.kept = []
+        if self.capture and (self.ctx is None or self.ctx.kept_events is None):
+            self.kept = []  # a relayed (not translated) stream: the loop reads the bytes
         return answer_stream(self, self._opened)
 
     def finish(self, status: int, error_type: str | None, pricer: Pricer) -> AuditRecord:
@@ -170,28 +171,25 @@ class Exchange:
         return record
 
     def evidence(self) -> Evidence | None:
-        """What the loop judges this call by, once `finish` ran; None when the loop is off or nothing was asked.
-        The request's bytes are held only when the answer mentions a tool call (they are for its schemas)."""
+        """What the loop judges this call by, once `finish` ran; None when the loop is off or nothing was asked."""
         req = self.request
         if not self.capture or req is None:
             return None
         ctx = self.ctx
-        evidence = Evidence(stop_reason=self.stop_reason, answers=answering(self.messages),
+        evidence = Evidence(stop_reason=self.stop_reason, answers=answering(self.messages), tools=self.tools,
                             tool_names=ctx.tool_names if ctx is not None else None)
         answer, opened = self._answer, self._opened
         if answer is not None:
-            evidence.body = data = answer.body
-        elif opened is not None and self.kept is not None:
-            data = b"".join(self.kept)  # one object held until the writer's batch, not one per chunk
-            evidence.chunks = [data]
+            evidence.body, evidence.content = answer.body, answer.content
+        elif opened is not None and (self.kept is not None or ctx is not None and ctx.kept_events is not None):
+            if self.kept is not None:
+                evidence.chunks = self.kept
+            else:
+                evidence.events = ctx.kept_events
             evidence.ended = opened.relay.ended
             evidence.stream_end = self.stream_end
             failure = opened.relay.failure
             evidence.failure = failure.error_type if failure is not None else None
-        else:
-            return evidence
-        if TOOL_USE in data:
-            evidence.request = req
         return evidence
 
 

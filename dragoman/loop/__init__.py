@@ -2,5 +2,6 @@
 optional judge), scores and failure clusters per route × model × turn shape, and the actions taken on them
 (traffic shift between weighted candidates, system-prompt prefix variants, config versions with rollback).
 
-Nothing here runs on a request's hot path but the weighted pick: verdicts are computed off the event loop, from
-what the exchange hands over when a request is finished."""
+Nothing here runs before a request's last byte is written but the weighted pick: a call's verdict is computed
+once the client has its answer, from what the exchange hands over (loop/evidence.py); joins, scores and rollback
+run in the audit writer's thread."""

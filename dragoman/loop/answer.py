@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from dragoman.loop.evidence import TOOL_USE
+from dragoman.protocols import anthropic as A
 
 # A text delta with at least one character, as both the gateway's encoder and Anthropic write it.
 _SOME_TEXT = re.compile(rb'"text_delta"\s*,\s*"text"\s*:\s*"(?!")')
@@ -45,6 +46,10 @@ class _Message(msgspec.Struct):
 
 
 _decode_event = msgspec.json.Decoder(_Event).decode
+_decode_events = msgspec.json.Decoder(list[_Event]).decode
+# An SSE event's payload: a line starting with "data:" (the space after the colon is JSON whitespace). Matched
+# after a newline, the bytes prefixed with one: twice as fast as a MULTILINE ^ anchor.
+_DATA = re.compile(rb"\ndata:([^\n]*)")
 _decode_message = msgspec.json.Decoder(_Message).decode
 _decode_any = msgspec.json.decode
 
@@ -76,14 +81,30 @@ def from_json(body: bytes) -> ParsedAnswer:
         return ParsedAnswer(readable=False)
     out = ParsedAnswer()
     for block in message.content:
-        out.last_block = block.type
-        if block.type == "text":
-            out.has_text = out.has_text or bool(block.text)
-        elif block.type == "tool_use":
-            args = block.input if isinstance(block.input, dict) else None
-            out.tool_calls.append(ToolCall(block.id, block.name or "", args,
-                                           None if args is not None else repr(block.input)[:200]))
+        _take(out, block.type, block.text, block.id, block.name, block.input)
     return out
+
+
+def from_blocks(content: list[A.OutBlock]) -> ParsedAnswer:
+    """A translated answer's content, from the blocks the gateway encoded for the client (no parse)."""
+    out = ParsedAnswer()
+    for block in content:
+        if isinstance(block, A.ToolUseOut):
+            _take(out, "tool_use", None, block.id, block.name, block.input)
+        elif isinstance(block, A.TextOut):
+            _take(out, "text", block.text, None, None, None)
+        else:
+            out.last_block = "thinking"
+    return out
+
+
+def _take(out: ParsedAnswer, kind: str, text: str | None, id: str | None, name: str | None, input: Any) -> None:
+    out.last_block = kind
+    if kind == "text":
+        out.has_text = out.has_text or bool(text)
+    elif kind == "tool_use":
+        args = input if isinstance(input, dict) else None
+        out.tool_calls.append(ToolCall(id, name or "", args, None if args is not None else repr(input)[:200]))
 
 
 def from_stream(chunks: list[bytes]) -> ParsedAnswer:
@@ -105,42 +126,99 @@ def _last_block_type(data: bytes) -> str | None:
     return match.group(1).decode() if match else None
 
 
-def _parse_events(data: bytes) -> ParsedAnswer:
-    out = ParsedAnswer()
-    calls: dict[int, ToolCall] = {}
-    parts: dict[int, list[str]] = {}
-    for line in data.split(b"\n"):
-        if not line.startswith(b"data:"):
-            continue
+def _events(data: bytes) -> list[_Event]:
+    """The stream's events: its `data:` payloads decoded in one call as a JSON array (~3x cheaper than one decode
+    per line); when one does not decode, line by line, that one skipped."""
+    lines = _DATA.findall(b"\n" + data)
+    try:
+        return _decode_events(b"[" + b",".join(lines) + b"]")
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        pass
+    events = []
+    for line in lines:
         try:
-            event = _decode_event(line[5:])
+            events.append(_decode_event(line))
         except (msgspec.DecodeError, msgspec.ValidationError):
             continue
+    return events
+
+
+def _parse_events(data: bytes) -> ParsedAnswer:
+    built = _Reassembly()
+    for event in _events(data):
         kind = event.type
         if kind == "content_block_start" and event.content_block is not None:
             block = event.content_block
-            out.last_block = block.type
-            if block.type == "tool_use":
-                call = ToolCall(block.id, block.name or "", None, closed=False)
-                calls[event.index] = call
-                parts[event.index] = []
-                out.tool_calls.append(call)
-                if isinstance(block.input, dict) and block.input:
-                    parts[event.index].append(msgspec.json.encode(block.input).decode())
-            elif block.type == "text" and block.text:
-                out.has_text = True
+            built.start(event.index, block.type, block.text, block.id, block.name, block.input)
         elif kind == "content_block_delta" and event.delta is not None:
+            built.delta(event.index, event.delta.type, event.delta.text, event.delta.partial_json)
+        elif kind == "content_block_stop":
+            built.stop(event.index)
+    return built.answer()
+
+
+def from_events(events: list[A.StreamEvent]) -> ParsedAnswer:
+    """A translated stream's content, from the events the gateway encoded for the client (no parse)."""
+    built = _Reassembly()
+    for event in events:
+        kind = type(event)
+        if kind is A.ContentBlockDelta:
             delta = event.delta
-            if delta.type == "text_delta" and delta.text:
-                out.has_text = True
-            elif delta.type == "input_json_delta" and delta.partial_json and event.index in parts:
-                parts[event.index].append(delta.partial_json)
-        elif kind == "content_block_stop" and event.index in calls:
-            calls[event.index].closed = True
-    for index, call in calls.items():
-        text = "".join(parts[index])
-        call.arguments, call.raw = _arguments(text)
-    return out
+            if type(delta) is A.InputJsonDelta:
+                built.delta(event.index, "input_json_delta", None, delta.partial_json)
+            elif type(delta) is A.TextDelta:
+                built.delta(event.index, "text_delta", delta.text, None)
+        elif kind is A.ContentBlockStart:
+            block = event.content_block
+            if type(block) is A.ToolUseOut:
+                built.start(event.index, "tool_use", None, block.id, block.name, block.input)
+            elif type(block) is A.TextOut:
+                built.start(event.index, "text", block.text, None, None, None)
+            else:
+                built.start(event.index, "thinking", None, None, None, None)
+        elif kind is A.ContentBlockStop:
+            built.stop(event.index)
+    return built.answer()
+
+
+class _Reassembly:
+    """A streamed answer's blocks put back together, event by event."""
+
+    __slots__ = ("out", "calls", "parts")
+
+    def __init__(self) -> None:
+        self.out = ParsedAnswer()
+        self.calls: dict[int, ToolCall] = {}
+        self.parts: dict[int, list[str]] = {}
+
+    def start(self, index: int, kind: str, text: str | None, id: str | None, name: str | None, input: Any) -> None:
+        out = self.out
+        out.last_block = kind
+        if kind == "tool_use":
+            call = ToolCall(id, name or "", None, closed=False)
+            self.calls[index] = call
+            self.parts[index] = parts = []
+            out.tool_calls.append(call)
+            if isinstance(input, dict) and input:
+                parts.append(msgspec.json.encode(input).decode())
+        elif kind == "text" and text:
+            out.has_text = True
+
+    def delta(self, index: int, kind: str | None, text: str | None, partial_json: str | None) -> None:
+        if kind == "text_delta" and text:
+            self.out.has_text = True
+        elif kind == "input_json_delta" and partial_json and index in self.parts:
+            self.parts[index].append(partial_json)
+
+    def stop(self, index: int) -> None:
+        call = self.calls.get(index)
+        if call is not None:
+            call.closed = True
+
+    def answer(self) -> ParsedAnswer:
+        for index, call in self.calls.items():
+            call.arguments, call.raw = _arguments("".join(self.parts[index]))
+        return self.out
 
 
 def _arguments(text: str) -> tuple[Any, str | None]:

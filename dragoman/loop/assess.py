@@ -1,19 +1,31 @@
-"""`Assessor`: the verdict of every finished call and the next-turn join, run in the audit writer's thread.
+"""`Assessor`: the verdict of every finished call and the next-turn join.
 
 The gateway builds one, hands `assess` and `pending` to Observability (observe cannot import the loop), and
-`attach`es the store and metrics once they exist. For each record the writer drains, before pricing, redaction
-and the write:
+`attach`es the store and metrics once they exist.
 
-1. the checks (loop/checks.py) set tool_calls / verdict / verdict_kinds / verdict_detail from its evidence;
-2. the tool_results of its request's last message are joined to the calls that produced their ids — this
-   process's memory first, then the store's `tool_calls` table (other workers, other instances), and ids found in
-   neither wait up to `join_wait` seconds for another worker's batch; a join updates the earlier record's
-   `next_turn` column in the same transaction as the batch, and refusals and failures go to every sink;
-3. its own tool_use ids are remembered (memory, and rows written with the record);
-4. every sink gets the record.
+On the event loop, once the client has the answer's last byte, `examine` runs the checks (loop/checks.py) on the
+call's evidence and sets the record's tool_calls / verdict / verdict_kinds / verdict_detail; what the writer still
+needs — the ids of the answer's tool calls and the outcomes of the tool_results its request carried — is an
+`Examined`, a few strings. (Why there: loop/evidence.py; an examination never raises into the request.)
+
+In the audit writer's thread, for each record it drains, before pricing, redaction and the write, `assess`:
+
+1. counts the verdict;
+2. joins the tool_results to the calls that produced their ids — this process's memory first, then, when the
+   process shares its store (below), the store's `tool_calls` table (other workers, other instances), and ids
+   found in neither wait up to `join_wait` seconds for another worker's batch; a join updates the earlier
+   record's `next_turn` column in the same transaction as the batch, and refusals and failures go to every sink;
+3. remembers the answer's tool_use ids: in memory, and, when the process shares its store, as rows written with
+   the record;
+4. gives every sink the record.
+
+A process shares its store when another process may receive the next turn: a worker of `--workers N`, or any
+process on PostgreSQL (other instances). A lone process on SQLite answers every next turn itself, so its memory
+is the whole join: writing a row per tool call and looking up ids it never made would cost every tool-calling
+record for nothing (bench/RESULTS.md, "The tool-calling loop").
 
 Late signals from other threads (`report_late`, e.g. the judge on the event loop) queue in a deque and are handled
-here too, so sinks are only ever called from this one thread."""
+in the writer's thread too, so sinks are only ever called from that one thread."""
 
 from __future__ import annotations
 
@@ -22,6 +34,8 @@ import logging
 import time
 from collections.abc import Callable
 from typing import Any
+
+import msgspec
 
 from dragoman.config.loop import VerdictSettings
 from dragoman.loop import verdict as V
@@ -43,6 +57,14 @@ _PRUNE_EVERY = 3600.0  # seconds between two prunes of the store's tool_calls ta
 _JUDGE = {V.JUDGE_FAIL: "fail", "judge_pass": "pass"}
 
 
+class Examined(msgspec.Struct, gc=False):
+    """What the writer needs of an examined call: its answer's tool calls (tool_use id, name) and the
+    (tool_use_id, outcome, text) of the tool_results its request's last turn carried."""
+
+    calls: list[tuple[str, str]]
+    results: list[tuple[str, str | None, str]]
+
+
 class _Waiting:
     __slots__ = ("tool_use_id", "outcome", "text", "deadline", "next_try", "delay")
 
@@ -59,16 +81,20 @@ class Assessor:
         self.schemas = SchemaCache(self.settings.schema_cache)
         self.memory = ToolCallMemory(self.settings.memory)
         self.store: AuditStore | None = None
+        self.shared: AuditStore | None = None  # the store, when other processes join through it (attach)
         self.metrics: Any = None  # observe.metrics.Metrics (observe_verdict, observe_late_signal), when on
         self._sinks: list[VerdictSink] = []
         self._late: collections.deque[LateSignal] = collections.deque()  # appended from any thread
         self._waiting: collections.OrderedDict[str, _Waiting] = collections.OrderedDict()
         self._clock = clock
         self._next_prune = clock() + _PRUNE_EVERY
+        self._next_failure_log = float("-inf")
 
-    def attach(self, store: AuditStore | None, metrics: Any = None) -> None:
-        """The store the join reads from and the metrics verdicts are counted in (after Observability.start)."""
+    def attach(self, store: AuditStore | None, metrics: Any = None, *, shared: bool = True) -> None:
+        """The store (after Observability.start), whether other processes join through it (`shared`: tool-call
+        rows are written to it and looked up in it), and the metrics verdicts are counted in."""
         self.store, self.metrics = store, metrics
+        self.shared = store if shared else None
 
     def add_sink(self, sink: VerdictSink) -> None:
         """Register a consumer of verdicts and late signals (call before serving)."""
@@ -78,28 +104,49 @@ class Assessor:
         """Something learned about an earlier call, from any thread; handled in the writer's thread."""
         self._late.append(signal)
 
-    # ---- the writer thread -----------------------------------------------------------------------------
+    # ---- the event loop ----------------------------------------------------------------------------------
 
-    def assess(self, record: AuditRecord, evidence: Evidence | None) -> Followups | None:
-        """Judge one record (its verdict fields are set in place); what to write beside it."""
+    def examine(self, record: AuditRecord, evidence: Evidence | None) -> Examined | None:
+        """Judge one finished call (its record's verdict fields are set in place); what the writer needs of it.
+        Never raises: a bug in the checks costs that call's verdict, not the request or its record."""
         if evidence is None:
             return None
-        out = Followups()
-        found = check(evidence, record.notes, self.schemas)
+        try:
+            found = check(evidence, record.notes, self.schemas)
+            results = tool_results(evidence.answers)
+        except Exception:  # noqa: BLE001 - the loop must never cost a request
+            self._examine_failed(record)
+            return None
         record.tool_calls = len(found.tool_calls)
         record.verdict, record.verdict_kinds, record.verdict_detail = found.verdict, found.kinds, found.detail
-        if self.metrics is not None and found.verdict is not None:
-            self.metrics.observe_verdict(record.route, record.upstream_model, found.verdict,
-                                         found.kinds[0] if found.kinds else "none")
-        results = tool_results(evidence.answers)
-        if results:
-            self._join(results, out)
-        rows = [ToolCallRow(call.id, record.request_id, record.time, record.route, record.upstream_model,
-                            record.shape, record.prompt_variant, record.config_version, call.name)
-                for call in found.tool_calls if call.id] if found.tool_calls else None
-        if rows:
+        calls = [(call.id, call.name) for call in found.tool_calls if call.id]
+        return Examined(calls, results)
+
+    def _examine_failed(self, record: AuditRecord) -> None:
+        now = self._clock()
+        if now >= self._next_failure_log:
+            self._next_failure_log = now + 60.0
+            log.exception("the correctness loop could not examine call %s (logged once a minute)",
+                          record.request_id)
+
+    # ---- the writer thread -----------------------------------------------------------------------------
+
+    def assess(self, record: AuditRecord, examined: Examined | None) -> Followups | None:
+        """Count, join and remember one examined record and tell the sinks; what to write beside it."""
+        if examined is None:
+            return None
+        if self.metrics is not None and record.verdict is not None:
+            self.metrics.observe_verdict(record.route, record.upstream_model, record.verdict,
+                                         record.verdict_kinds[0] if record.verdict_kinds else "none")
+        out = Followups()
+        if examined.results:
+            self._join(examined.results, out)
+        if examined.calls:
+            rows = [ToolCallRow(tool_use_id, record.request_id, record.time, record.route, record.upstream_model,
+                                record.shape, record.prompt_variant, record.config_version, name)
+                    for tool_use_id, name in examined.calls]
             self.memory.remember(rows)
-            if self.store is not None:
+            if self.shared is not None:
                 out.tool_calls += rows
         for sink in self._sinks:
             _call(sink.verdict, record)
@@ -128,7 +175,7 @@ class Assessor:
             return
         found, missing = self.memory.take(list(outcomes))
         missing = [tool_use_id for tool_use_id in missing if tool_use_id not in self._waiting]  # retried anyway
-        if missing and self.store is not None:
+        if missing and self.shared is not None:
             found += self._from_store(missing)
             known = {row.tool_use_id for row in found}
             now = self._clock()
@@ -155,13 +202,16 @@ class Assessor:
         return out
 
     def _from_store(self, ids: list[str]) -> list[ToolCallRow]:
-        assert self.store is not None
+        """The rows of these ids other processes wrote; each is about to be attributed (memory.take marks the
+        ones found in memory)."""
+        assert self.shared is not None
         rows: list[ToolCallRow] = []
         try:
             for at in range(0, len(ids), 500):
-                rows += self.store.find_tool_calls(ids[at : at + 500])
+                rows += self.shared.find_tool_calls(ids[at : at + 500])
         except Exception as exc:  # noqa: BLE001 - a store hiccup costs a join, never a record
             log.warning("tool-call memory: store look-up failed (%s)", type(exc).__name__)
+        self.memory.answered(row.tool_use_id for row in rows)  # attributed now: a retry is not counted twice
         return rows
 
     def _wait(self, waiting: _Waiting) -> None:
@@ -172,7 +222,6 @@ class Assessor:
     def _attribute(self, joined: list[tuple[ToolCallRow, str, str]], out: Followups) -> None:
         """Set each earlier record's next_turn to the strongest outcome of its calls; tell the sinks."""
         by_request: dict[str, str | None] = {}
-        self.memory.answered(row.tool_use_id for row, _, _ in joined)
         for row, outcome, text in joined:
             by_request[row.request_id] = stronger(by_request.get(row.request_id), outcome)
             if outcome in (V.CLIENT_REFUSED, V.EXECUTION_FAILED):

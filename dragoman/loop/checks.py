@@ -2,7 +2,8 @@
 (loop/verdict.py's vocabulary), in a fixed order, with one short line on the first failure.
 
 Arguments are validated against the tool's `input_schema` by a compiled validator cached per schema (keyed by the
-schema's canonical JSON bytes, bounded). jsonschema-rs was chosen by measuring it against fastjsonschema on the
+schema's JSON bytes as the client ordered them, bounded: a client sends the same tools in the same order every
+turn, and sorting the keys cost more than the rest of the look-up). jsonschema-rs was chosen by measuring it against fastjsonschema on the
 Claude Code fixtures' tool schemas: ~60x cheaper to compile and ~4x cheaper to validate (bench/RESULTS.md,
 "Verdict checks: the schema validator")."""
 
@@ -17,15 +18,16 @@ import jsonschema_rs
 import msgspec
 
 from dragoman.loop import verdict as V
-from dragoman.loop.answer import ParsedAnswer, ToolCall, from_json, from_stream
-from dragoman.loop.evidence import UPSTREAM_CLOSED, Evidence, OfferedTools
+from dragoman.loop.answer import ParsedAnswer, ToolCall, from_blocks, from_events, from_json, from_stream
+from dragoman.loop.evidence import UPSTREAM_CLOSED, Evidence
+from dragoman.protocols import anthropic as A
 
 DETAIL_LIMIT = 200  # characters of verdict_detail
 # Translation notes (translate/tool_arguments.py) that say what the gateway did to a call's arguments.
 NOTE_INVALID = "tool arguments invalid"
 NOTES_REPAIRED = ("tool arguments repaired", "tool arguments unwrapped")
 
-_canonical = msgspec.json.Encoder(order="sorted").encode
+_key = msgspec.json.encode
 
 
 @dataclass(slots=True)
@@ -45,8 +47,8 @@ class Findings:
 
 
 class SchemaCache:
-    """Compiled validators by schema, least recently used dropped beyond `size`. Used from the writer thread;
-    locked so a test or a second thread cannot corrupt it."""
+    """Compiled validators by schema, least recently used dropped beyond `size`. Used from the event loop (each
+    call is examined there); locked so a test or a second thread cannot corrupt it."""
 
     def __init__(self, size: int = 512) -> None:
         self.size = size
@@ -56,7 +58,7 @@ class SchemaCache:
 
     def validator(self, schema: dict[str, Any]) -> Any:
         """The schema's compiled validator, or None when the schema itself is not valid JSON Schema."""
-        key = _canonical(schema)
+        key = _key(schema)
         with self._lock:
             found = self._validators.get(key, False)
             if found is not False:
@@ -79,8 +81,12 @@ class SchemaCache:
 
 def parse(evidence: Evidence) -> ParsedAnswer | None:
     """The answer the client got, or None when there was none (an error before the first byte)."""
+    if evidence.content is not None:
+        return from_blocks(evidence.content)
     if evidence.body is not None:
         return from_json(evidence.body)
+    if evidence.events is not None:
+        return from_events(evidence.events)
     if evidence.chunks:
         return from_stream(evidence.chunks)
     return None
@@ -91,21 +97,24 @@ def check(evidence: Evidence, notes: list[str], schemas: SchemaCache) -> Finding
     answer = parse(evidence)
     if answer is None:
         return Findings(None)
-    streamed = evidence.chunks is not None
+    streamed = evidence.chunks is not None or evidence.events is not None
     if streamed and not evidence.ended and evidence.failure is None:
         # The client stopped reading before the answer ended: nothing to judge the upstream by.
         return Findings(None, tool_calls=answer.tool_calls)
     found = Findings(V.PASS, tool_calls=answer.tool_calls)
     failed_stream = streamed and evidence.failure is not None
-    offered = OfferedTools(evidence.request) if answer.tool_calls else None
     cut = evidence.stop_reason == "max_tokens" and answer.last_block == "tool_use"
-    for i, call in enumerate(answer.tool_calls):
-        if cut and i == len(answer.tool_calls) - 1:
-            continue  # the cut call: its own kind below, its arguments are whatever was left
-        if failed_stream and not call.closed:
-            continue  # the failure is the kind; a call it interrupted is not judged on its own
-        assert offered is not None
-        _check_call(call, evidence, offered, schemas, found)
+    if answer.tool_calls:
+        names = evidence.tool_names
+        restore = names.client if names is not None and names.restored else None
+        called = [restore(call.name) if restore else call.name for call in answer.tool_calls]
+        validators = _validators(set(called), evidence.tools, schemas)
+        for i, (call, name) in enumerate(zip(answer.tool_calls, called)):
+            if cut and i == len(called) - 1:
+                continue  # the cut call: its own kind below, its arguments are whatever was left
+            if failed_stream and not call.closed:
+                continue  # the failure is the kind; a call it interrupted is not judged on its own
+            _check_call(call, name, validators, found)
     if NOTE_INVALID in notes:
         found.add(V.INVALID_JSON, "the upstream's tool arguments were not JSON; the client got {}")
     elif any(note in notes for note in NOTES_REPAIRED):
@@ -133,23 +142,31 @@ def check(evidence: Evidence, notes: list[str], schemas: SchemaCache) -> Finding
 _ORDER = {kind: i for i, kind in enumerate((V.UNKNOWN_TOOL, V.INVALID_JSON, V.REPAIRED_JSON, *V.ANSWER_KINDS[2:]))}
 
 
-def _check_call(call: ToolCall, evidence: Evidence, offered: OfferedTools, schemas: SchemaCache,
-                found: Findings) -> None:
-    names = evidence.tool_names
-    name = names.client(call.name) if names is not None else call.name
-    if name not in offered:
+def _validators(called: set[str], tools: list[A.Tool] | None, schemas: SchemaCache) -> dict[str, Any]:
+    """The validator of each called tool the request offered (None: a tool without a schema to check), by name;
+    a name absent was not offered. One look-up per tool called, however many calls (six parallel Reads: one)."""
+    out: dict[str, Any] = {}
+    for tool in tools or ():
+        name = tool.name
+        if name in called and name not in out:
+            out[name] = schemas.validator(tool.input_schema) if tool.input_schema else None
+    return out
+
+
+def _check_call(call: ToolCall, name: str, validators: dict[str, Any], found: Findings) -> None:
+    validator = validators.get(name, _NOT_OFFERED)
+    if validator is _NOT_OFFERED:
         found.add(V.UNKNOWN_TOOL, f"tool {name!r} was not offered")
         return
     if call.arguments is None:
         found.add(V.INVALID_JSON, f"{name}: arguments are not a JSON object: {call.raw!r}")
         return
-    schema = offered.schema(name)
-    if not schema:
-        return
-    validator = schemas.validator(schema)
     if validator is None or validator.is_valid(call.arguments):
         return
     error = next(iter(validator.iter_errors(call.arguments)), None)
     where = "/".join(str(p) for p in error.instance_path) if error is not None else ""
     message = error.message if error is not None else "invalid"
     found.add(V.SCHEMA_VIOLATION, f"{name}: {message}" + (f" at /{where}" if where else ""))
+
+
+_NOT_OFFERED: Any = object()

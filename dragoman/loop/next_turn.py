@@ -63,8 +63,11 @@ def tool_results(last: A.Message | None) -> list[tuple[str, str | None, str]]:
     out = []
     for block in last.content:
         if block.type == "tool_result" and block.tool_use_id:
+            if not block.is_error:  # a result's text (a whole file, for a Read) is read only when it failed
+                out.append((block.tool_use_id, OK, ""))
+                continue
             text = result_text(block)
-            out.append((block.tool_use_id, classify(bool(block.is_error), text), text))
+            out.append((block.tool_use_id, classify(True, text), text))
     return out
 
 

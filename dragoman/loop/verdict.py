@@ -3,7 +3,8 @@ arrive about a call after it finished (its next turn, the judge). The checks the
 a new kind is a name here, a check there, and a metric label (docs/ARCHITECTURE.md, "Where new things go").
 
 Who consumes verdicts implements `VerdictSink`: scores and clusters (loop/scores), config versions (loop/versions).
-Calls come from one background thread (the audit writer's), never from the event loop."""
+Calls come from one background thread (the audit writer's), never from the event loop: the event loop examines a
+call (loop/assess.py) and the writer hands the examined record to the sinks."""
 
 from __future__ import annotations
 

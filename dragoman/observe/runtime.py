@@ -57,12 +57,12 @@ class Observability:
             assess=self._assess, assess_pending=self._assess_pending,
         )
 
-    def record(self, record: AuditRecord, evidence: Any = None) -> None:
-        """Hand a finished request's record to the writer (O(1), never blocks), with the correctness loop's
-        evidence of the call when the loop is on. Metrics are updated from it in the writer thread; with auditing
-        off, right here (and the loop has no thread to judge calls in: verdicts need the audit writer)."""
+    def record(self, record: AuditRecord, examined: Any = None) -> None:
+        """Hand a finished request's record to the writer (O(1), never blocks), with what the correctness loop
+        examined of the call when the loop is on. Metrics are updated from it in the writer thread; with auditing
+        off, right here (and the loop has no thread to attribute calls in: verdicts need the audit writer)."""
         if self.writer is not None:
-            self.writer.submit(record, evidence)
+            self.writer.submit(record, examined)
         elif self.metrics is not None:
             if record.cost_usd is None:
                 record.cost_usd = self.pricer.price(record)

@@ -183,11 +183,16 @@ def sqlite_file(url: str) -> str:
     return url
 
 
+def is_postgres(url: str | None) -> bool:
+    """The store is a PostgreSQL server (shared by instances), not a local SQLite file."""
+    return url is not None and url.startswith(("postgresql://", "postgres://"))
+
+
 def describe_store(url: str | None) -> str:
     """Where a store is, for people: `SQLite /path/x.db` or `PostgreSQL user@host:5432/db` (never a password)."""
     if url is None:
         url = default_store()
-    if not url.startswith(("postgresql://", "postgres://")):
+    if not is_postgres(url):
         return f"SQLite {os.path.abspath(sqlite_file(url))}"
     parts = urlsplit(url)
     user, _, host = parts.netloc.rpartition("@")

@@ -57,8 +57,9 @@ class _NoSink:
         pass
 
 
-# The correctness loop's hooks (dragoman.loop.assess.Assessor; observe does not import the loop): `assess` judges a
-# record from its evidence before it is priced, redacted and written; `assess_pending` handles what arrived meanwhile
+# The correctness loop's hooks (dragoman.loop.assess.Assessor; observe does not import the loop): `assess` takes a
+# record with what the loop examined of its call (submitted beside it) before the record is priced, redacted and
+# written; `assess_pending` handles what arrived meanwhile
 # (late signals, joins waiting for another worker's rows). Both may return rows to write with the batch.
 AssessHook = Callable[[AuditRecord, Any], "Followups | None"]
 PendingHook = Callable[[], "Followups | None"]
@@ -91,7 +92,7 @@ class AuditWriter:
         self._clock = clock
         self._assess = assess
         self._assess_pending = assess_pending
-        # deque.append/popleft are atomic under the GIL: no lock on the hot path. Items: (record, evidence).
+        # deque.append/popleft are atomic under the GIL: no lock on the hot path. Items: (record, examined).
         self._queue: collections.deque[tuple[AuditRecord, Any]] = collections.deque()
         # Drained, not yet written: (record, follow-ups), or (None, follow-ups) for follow-ups of no record.
         self._pending: collections.deque[tuple[AuditRecord | None, Followups | None]] = collections.deque()
@@ -106,14 +107,14 @@ class AuditWriter:
 
     # ---- event loop side -------------------------------------------------------------------------------
 
-    def submit(self, record: AuditRecord, evidence: Any = None) -> bool:
-        """Queue a record (with the loop's evidence of the call, if any); never blocks. False when it was dropped
+    def submit(self, record: AuditRecord, examined: Any = None) -> bool:
+        """Queue a record (with what the loop examined of the call, if any); never blocks. False when it was dropped
         (queue full or writer closed)."""
         queue = self._queue
         if self._closing or len(queue) >= self.queue_size:
             self._drop(1, "the audit queue is full" if not self._closing else "the audit writer is closed")
             return False
-        queue.append((record, evidence))
+        queue.append((record, examined))
         if len(queue) >= self.batch:
             self._wake.set()
         return True
@@ -176,8 +177,8 @@ class AuditWriter:
             if waiting is not None:
                 pending.append((None, waiting))
         while queue:
-            record, evidence = queue.popleft()
-            followups = self._followups(self._assess, record, evidence) if self._assess is not None else None
+            record, examined = queue.popleft()
+            followups = self._followups(self._assess, record, examined) if self._assess is not None else None
             try:
                 self._prepare(record)
             except Exception:

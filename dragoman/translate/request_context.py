@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from dragoman.translate.tool_names import ToolNameMap
 
@@ -23,6 +24,9 @@ class RequestContext:
     visible_max_tokens: int = 0
     system_prefix: str = ""  # the route's prompt-prefix variant: put before the client's system prompt
     notes: list[str] = field(default_factory=list)  # what was dropped or changed, for the audit record
+    # A translated stream's events as the client gets them, kept for the correctness loop when it is on (the
+    # exchange sets a list; the relay extends it as it encodes): the checks read these instead of the bytes.
+    kept_events: list[Any] | None = None
 
     def note(self, text: str) -> None:
         if text not in self.notes:

@@ -16,10 +16,12 @@ from dragoman.translate.request_context import RequestContext
 class Answer:
     """A complete (non-streamed) answer in Anthropic's JSON, with what the audit record needs from it."""
 
-    __slots__ = ("body", "usage", "stop_reason", "upstream_model")
+    __slots__ = ("body", "usage", "stop_reason", "upstream_model", "content")
 
-    def __init__(self, body: bytes, usage: A.Usage | None, stop_reason: str | None, upstream_model: str | None) -> None:
+    def __init__(self, body: bytes, usage: A.Usage | None, stop_reason: str | None, upstream_model: str | None,
+                 content: list[A.OutBlock] | None = None) -> None:
         self.body = body
+        self.content = content  # the blocks `body` encodes, when the gateway built them (the loop reads these)
         self.usage = usage
         self.stop_reason = stop_reason
         self.upstream_model = upstream_model
@@ -53,6 +55,7 @@ class Dialect(Protocol):
     """One upstream wire protocol, bound to a route."""
 
     route: Route
+    translated: bool  # answers are built by the gateway (Chat, Responses), not relayed as the upstream sent them
 
     def request_body(self, req: A.MessagesRequest, raw: bytes, ctx: RequestContext) -> bytes: ...
 

@@ -22,6 +22,8 @@ _DONE = b"[DONE]"
 
 
 class ChatDialect:
+    translated = True  # its stream is built from events the loop can read (RequestContext.kept_events)
+
     def __init__(self, route: Route) -> None:
         self.route = route
         # OpenAI's own API (and Azure's) take max_completion_tokens, prompt_cache_key, safety_identifier;
@@ -44,7 +46,7 @@ class ChatDialect:
                 f"upstream for route {self.route.name!r} sent an answer that is not a Chat completion", retryable=True
             ) from None
         message = translate_response(chat, ctx)
-        return Answer(_encode(message), message.usage, message.stop_reason, chat.model)
+        return Answer(_encode(message), message.usage, message.stop_reason, chat.model, message.content)
 
     def relay(self, ctx: RequestContext) -> BridgeRelay:
         return chat_relay(ctx, self.route.name, self.route.api_key)

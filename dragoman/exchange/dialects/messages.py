@@ -62,6 +62,8 @@ _decode_event = msgspec.json.Decoder(_Event).decode
 
 
 class AnthropicPassthrough:
+    translated = False  # the upstream's own stream is relayed as is: the loop reads its bytes
+
     def __init__(self, route: Route) -> None:
         self.route = route
         drop = route.translation.drop_headers  # what the route's drop_headers strips, decided once

@@ -20,6 +20,8 @@ _decode_response = msgspec.json.Decoder(R.Response).decode
 
 
 class ResponsesDialect:
+    translated = True  # its stream is built from events the loop can read (RequestContext.kept_events)
+
     def __init__(self, route: Route, key: bytes | None = None) -> None:
         self.route = route
         self.key = key if key is not None else signing_key()
@@ -44,7 +46,7 @@ class ResponsesDialect:
                 retryable=True,
             ) from None
         message = translate_response(resp, ctx, self.key)
-        return Answer(_encode(message), message.usage, message.stop_reason, resp.model)
+        return Answer(_encode(message), message.usage, message.stop_reason, resp.model, message.content)
 
     def relay(self, ctx: RequestContext) -> BridgeRelay:
         return responses_relay(ctx, self.key, self.route.name, self.route.api_key)
