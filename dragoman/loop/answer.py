@@ -88,11 +88,16 @@ def from_json(body: bytes) -> ParsedAnswer:
 def from_blocks(content: list[A.OutBlock]) -> ParsedAnswer:
     """A translated answer's content, from the blocks the gateway encoded for the client (no parse)."""
     out = ParsedAnswer()
+    calls = out.tool_calls
     for block in content:
-        if isinstance(block, A.ToolUseOut):
-            _take(out, "tool_use", None, block.id, block.name, block.input)
-        elif isinstance(block, A.TextOut):
-            _take(out, "text", block.text, None, None, None)
+        kind = type(block)
+        if kind is A.ToolUseOut:
+            out.last_block = "tool_use"
+            args = block.input if isinstance(block.input, dict) else None
+            calls.append(ToolCall(block.id, block.name, args, None if args is not None else repr(block.input)[:200]))
+        elif kind is A.TextOut:
+            out.last_block = "text"
+            out.has_text = out.has_text or bool(block.text)
         else:
             out.last_block = "thinking"
     return out
