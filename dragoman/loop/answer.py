@@ -52,6 +52,7 @@ _decode_events = msgspec.json.Decoder(list[_Event]).decode
 _DATA = re.compile(rb"\ndata:([^\n]*)")
 _decode_message = msgspec.json.Decoder(_Message).decode
 _decode_any = msgspec.json.decode
+_encode = msgspec.json.encode
 
 
 @dataclass(slots=True)
@@ -163,27 +164,41 @@ def _parse_events(data: bytes) -> ParsedAnswer:
 
 
 def from_events(events: list[A.StreamEvent]) -> ParsedAnswer:
-    """A translated stream's content, from the events the gateway encoded for the client (no parse)."""
-    built = _Reassembly()
+    """A translated stream's content, from the events the gateway encoded for the client (no parse). Dispatched on
+    the events' struct types inline, not through `_Reassembly`'s calls: it runs for every streamed call, once the
+    client has its last byte, and the calls were half its cost."""
+    out = ParsedAnswer()
+    calls: dict[int, tuple[ToolCall, list[str]]] = {}
     for event in events:
         kind = type(event)
         if kind is A.ContentBlockDelta:
             delta = event.delta
             if type(delta) is A.InputJsonDelta:
-                built.delta(event.index, "input_json_delta", None, delta.partial_json)
-            elif type(delta) is A.TextDelta:
-                built.delta(event.index, "text_delta", delta.text, None)
+                entry = calls.get(event.index)
+                if entry is not None and delta.partial_json:
+                    entry[1].append(delta.partial_json)
+            elif type(delta) is A.TextDelta and delta.text:
+                out.has_text = True
         elif kind is A.ContentBlockStart:
             block = event.content_block
             if type(block) is A.ToolUseOut:
-                built.start(event.index, "tool_use", None, block.id, block.name, block.input)
+                out.last_block = "tool_use"
+                call = ToolCall(block.id, block.name, None, closed=False)
+                given = block.input
+                calls[event.index] = (call, [_encode(given).decode()] if isinstance(given, dict) and given else [])
+                out.tool_calls.append(call)
             elif type(block) is A.TextOut:
-                built.start(event.index, "text", block.text, None, None, None)
+                out.last_block = "text"
+                out.has_text = out.has_text or bool(block.text)
             else:
-                built.start(event.index, "thinking", None, None, None, None)
+                out.last_block = "thinking"
         elif kind is A.ContentBlockStop:
-            built.stop(event.index)
-    return built.answer()
+            entry = calls.get(event.index)
+            if entry is not None:
+                entry[0].closed = True
+    for call, parts in calls.values():
+        call.arguments, call.raw = _arguments("".join(parts))
+    return out
 
 
 class _Reassembly:
@@ -205,7 +220,7 @@ class _Reassembly:
             self.parts[index] = parts = []
             out.tool_calls.append(call)
             if isinstance(input, dict) and input:
-                parts.append(msgspec.json.encode(input).decode())
+                parts.append(_encode(input).decode())
         elif kind == "text" and text:
             out.has_text = True
 

@@ -8,16 +8,16 @@ call's evidence and sets the record's tool_calls / verdict / verdict_kinds / ver
 needs — the ids of the answer's tool calls and the outcomes of the tool_results its request carried — is an
 `Examined`, a few strings. (Why there: loop/evidence.py; an examination never raises into the request.)
 
-In the audit writer's thread, for each record it drains, before pricing, redaction and the write, `assess`:
+In the audit writer's thread, for each record it drains, before pricing, redaction, metrics (which count the
+verdict) and the write, `assess`:
 
-1. counts the verdict;
-2. joins the tool_results to the calls that produced their ids — this process's memory first, then, when the
+1. joins the tool_results to the calls that produced their ids — this process's memory first, then, when the
    process shares its store (below), the store's `tool_calls` table (other workers, other instances), and ids
    found in neither wait up to `join_wait` seconds for another worker's batch; a join updates the earlier
    record's `next_turn` column in the same transaction as the batch, and refusals and failures go to every sink;
-3. remembers the answer's tool_use ids: in memory, and, when the process shares its store, as rows written with
+2. remembers the answer's tool_use ids: in memory, and, when the process shares its store, as rows written with
    the record;
-4. gives every sink the record.
+3. gives every sink the record.
 
 A process shares its store when another process may receive the next turn: a worker of `--workers N`, or any
 process on PostgreSQL (other instances). A lone process on SQLite answers every next turn itself, so its memory
@@ -82,7 +82,8 @@ class Assessor:
         self.memory = ToolCallMemory(self.settings.memory)
         self.store: AuditStore | None = None
         self.shared: AuditStore | None = None  # the store, when other processes join through it (attach)
-        self.metrics: Any = None  # observe.metrics.Metrics (observe_verdict, observe_late_signal), when on
+        self.metrics: Any = None  # observe.metrics.Metrics (observe_late_signal), when on; verdicts are counted
+        # with the rest of the record (Metrics.observe_request)
         self._sinks: list[VerdictSink] = []
         self._late: collections.deque[LateSignal] = collections.deque()  # appended from any thread
         self._waiting: collections.OrderedDict[str, _Waiting] = collections.OrderedDict()
@@ -135,9 +136,6 @@ class Assessor:
         """Count, join and remember one examined record and tell the sinks; what to write beside it."""
         if examined is None:
             return None
-        if self.metrics is not None and record.verdict is not None:
-            self.metrics.observe_verdict(record.route, record.upstream_model, record.verdict,
-                                         record.verdict_kinds[0] if record.verdict_kinds else "none")
         out = Followups()
         if examined.results:
             self._join(examined.results, out)

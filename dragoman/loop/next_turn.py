@@ -24,6 +24,7 @@ from dragoman.protocols import anthropic as A
 OK = "ok"
 # What the earlier record's next_turn column may say, weakest first: a stronger signal replaces a weaker one.
 STRENGTH = (OK, V.EXECUTION_FAILED, V.CLIENT_REFUSED)
+_RANK = {outcome: i for i, outcome in enumerate(STRENGTH)}
 
 # The CLI's own refusals: the call never ran because it was malformed (Claude Code 2.1.x texts).
 _REFUSED = ("InputValidationError", "No such tool available", "Invalid tool parameters", "is not valid JSON",
@@ -76,7 +77,7 @@ def stronger(a: str | None, b: str | None) -> str | None:
         return b
     if b is None:
         return a
-    return a if STRENGTH.index(a) >= STRENGTH.index(b) else b
+    return a if _RANK[a] >= _RANK[b] else b
 
 
 def weaker_than(outcome: str) -> tuple[str, ...]:

@@ -174,6 +174,10 @@ class Metrics:
             increments.append((attempt, 1.0))
             if i + 1 < len(candidates) and cand.outcome != "ok":
                 increments.append((self.fallbacks.labels(self._route(cand.route), self._route(candidates[i + 1].route)), 1.0))
+        if record.verdict is not None:  # the correctness loop judged it (dragoman_verdicts_total)
+            kinds = record.verdict_kinds
+            increments.append((self._loop_child("verdicts", record.route, record.upstream_model, record.verdict,
+                                                kinds[0] if kinds else "none"), 1.0))
         with self._counts_lock:
             counts = self._counts
             for child, amount in increments:
@@ -208,13 +212,6 @@ class Metrics:
         self.depth.set(depth)
 
     # ---- the correctness loop (dragoman.loop.assess, in the writer thread) ---------------------------------
-
-    def observe_verdict(self, route: str | None, model: str | None, verdict: str, kind: str) -> None:
-        """One assessed call: dragoman_verdicts_total{route,model,verdict,kind}, kind its first failure kind
-        ("none" when clean), so the counts over kinds sum to the calls assessed. Applied by flush()."""
-        child = self._loop_child("verdicts", route, model, verdict, kind)
-        with self._counts_lock:
-            self._counts[child] = self._counts.get(child, 0.0) + 1.0
 
     def observe_late_signal(self, route: str | None, model: str | None, kind: str) -> None:
         """A signal about an earlier call: dragoman_late_signals_total{route,model,kind}. Applied by flush()."""
