@@ -103,6 +103,8 @@ async def select(
                 chosen = await attempt(upstreams.client, target, dialect, payload, headers, req.stream, ctx)
             except E.GatewayError as err:
                 span.end(err.error_type, err.message)
+                if ctx.kept_events:  # a try whose first word was an error: the client never got its events
+                    ctx.kept_events.clear()
                 exchange.upstream_time += time.perf_counter() - began
                 exchange.attempts.append(_failed(route.name, err, began, target.host, model))
                 if not err.retryable:
