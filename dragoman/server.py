@@ -102,14 +102,18 @@ class Gateway:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    def shares_store(self) -> bool:
+        """Another process may receive a call's next turn: this is a worker of `--workers N`, or the store is
+        PostgreSQL (other instances), as written or from DRAGOMAN_AUDIT_STORE (the settings observe applied)."""
+        return self.worker or is_postgres(self.observe.settings.audit.store)
+
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=False,
                                               response_class=self._inflight.response_class)
         self._client = UpstreamClient(self._session)
         await asyncio.get_running_loop().run_in_executor(None, self.observe.start)
-        alone = not self.worker and not is_postgres(self.config.observe.audit.store)
-        self.assessor.attach(self.observe.store, self.observe.metrics, shared=not alone)
+        self.assessor.attach(self.observe.store, self.observe.metrics, shared=self.shares_store())
         await self._start_keys()
         self.runtime = Runtime(self.config, self._client, shift=self.shift)
         await self.loop.start()

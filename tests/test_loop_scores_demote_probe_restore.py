@@ -186,3 +186,35 @@ def test_a_new_window_size_starts_scores_over() -> None:
     feed(board, 5, verdict="fail")
     board.configure(ShiftSettings(window=20, min_calls=5), {})
     assert board.state.demoted == {} and board.rows() == []
+
+
+def test_a_windows_score_does_not_drift_across_a_threshold_as_calls_come_and_go() -> None:
+    # Values such as 0.7 (execution_failed_weight 0.3) leave rounding in a running sum once they leave the window:
+    # six passes in ten must score 0.6 exactly, not 0.5999999999999999 (which is below demote_below 0.6).
+    from dragoman.loop.scores import Call, Window
+
+    revision = [0]
+    for mixed in range(1, 60):
+        window = Window(10, revision)
+        for i in range(mixed):
+            window.add(Call(f"r{i}", "a", "s", (0.7, 1.0, 0.0)[i % 3]))
+            window.score()  # scored after every call, as the scoreboard does
+        for i, value in enumerate([1.0] * 6 + [0.0] * 4):
+            window.add(Call(f"s{i}", "a", "s", value))
+            window.score()
+        assert window.score() == 0.6, mixed
+
+
+def test_a_late_signal_changes_the_score_of_every_window_holding_its_call() -> None:
+    from dragoman.loop.scores import Call, Window
+
+    revision = [0]
+    shown, candidates = Window(10, revision), Window(10, revision)
+    call = Call("r1", "a", "s", 1.0)
+    for window in (shown, candidates):
+        window.add(call)
+        window.add(Call("r2", "a", "s", 1.0))
+        assert window.score() == 1.0
+    call.value = 0.0  # the client refused the call (Scoreboard._late), which bumps the revision
+    revision[0] += 1
+    assert shown.score() == candidates.score() == 0.5

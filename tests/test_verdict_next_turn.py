@@ -226,3 +226,20 @@ def test_a_failing_sink_costs_neither_the_other_sinks_nor_the_verdict() -> None:
     assessor.add_sink(good)
     record, _ = _answer(assessor, "req_1", [("toolu_a", "Nope", {})])
     assert record.verdict == V.FAIL and [r.request_id for r in good.verdicts] == ["req_1"]
+
+
+@pytest.mark.parametrize(("store", "worker", "shares"), [
+    ("sqlite:///./audit.db", False, False),  # one worker on SQLite: the embedded default, alone
+    ("sqlite:///./audit.db", True, True),  # a worker of --workers N
+    ("postgresql://gw@db:5432/dragoman", False, True),  # other instances
+])
+def test_a_gateway_shares_its_calls_through_the_store_when_another_process_may_get_the_next_turn(
+        monkeypatch: pytest.MonkeyPatch, store: str, worker: bool, shares: bool) -> None:
+    from dragoman.config.load import parse_config
+    from dragoman.server import Gateway
+
+    # The store as deploy/ sets it: from the environment, not the file.
+    monkeypatch.setenv("DRAGOMAN_AUDIT_STORE", store)
+    config = parse_config("routes: [{name: a, upstream: {provider: openai, model: x, "
+                          "endpoint: 'http://127.0.0.1:9/v1/chat/completions'}}]\n", "gw.yaml", {})
+    assert Gateway(config, worker=worker).shares_store() is shares

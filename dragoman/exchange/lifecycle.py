@@ -51,7 +51,8 @@ class Exchange:
         "request_id", "headers", "started", "wall_start", "span", "identity", "requested_model", "streamed",
         "input_estimate", "policy", "branch", "attempts", "route", "ctx", "upstream_model", "usage", "stop_reason",
         "error_type", "ttfb", "upstream_time", "event_count", "shape", "grant", "prompt_variant", "loop_events",
-        "_tracer", "_key", "_answer", "_opened", "request", "messages", "tools", "capture", "kept", "stream_end",
+        "_tracer", "_key", "_answer", "_opened", "request", "messages", "tools", "capture", "kept", "kept_events",
+        "stream_end",
     )
 
     def __init__(self, request_id: str, headers: Headers | None = None, tracer: Tracer | NoopTracer = NOOP_TRACER,
@@ -90,7 +91,8 @@ class Exchange:
         self.tools: list[A.Tool] | None = None  # the request's tools, as decoded (loop/evidence.py)
         self.messages: list[A.Message] = []
         self.capture = capture
-        self.kept: list[bytes] | None = None  # a streamed answer's bytes as the client got them
+        self.kept: list[bytes] | None = None  # a relayed streamed answer's bytes as the client got them
+        self.kept_events: list[Any] | None = None  # a translated one's events (RequestContext.kept_events)
         self.stream_end: str | None = None  # how reading the stream ended (loop/evidence.py)
 
     def authenticated(self, grant: Grant | None) -> None:
@@ -148,8 +150,12 @@ class Exchange:
     def stream(self) -> AsyncGenerator[bytes, None]:
         """The streamed answer's bytes, to write as they come; `aclose()` it on every way out."""
         assert self._opened is not None
-        if self.capture and (self.ctx is None or self.ctx.kept_events is None):
-            self.kept = []  # a relayed (not translated) stream: the loop reads the bytes
+        if self.capture:  # the loop judges a stream only once the client was given it
+            events = self.ctx.kept_events if self.ctx is not None else None
+            if events is not None:
+                self.kept_events = events
+            else:
+                self.kept = []  # a relayed (not translated) stream: the loop reads its bytes
         return answer_stream(self, self._opened)
 
     def finish(self, status: int, error_type: str | None, pricer: Pricer) -> AuditRecord:
@@ -181,11 +187,8 @@ class Exchange:
         answer, opened = self._answer, self._opened
         if answer is not None:
             evidence.body, evidence.content = answer.body, answer.content
-        elif opened is not None and (self.kept is not None or ctx is not None and ctx.kept_events is not None):
-            if self.kept is not None:
-                evidence.chunks = self.kept
-            else:
-                evidence.events = ctx.kept_events
+        elif opened is not None and (self.kept is not None or self.kept_events is not None):
+            evidence.chunks, evidence.events = self.kept, self.kept_events
             evidence.ended = opened.relay.ended
             evidence.stream_end = self.stream_end
             failure = opened.relay.failure

@@ -115,7 +115,9 @@ class Assessor:
         try:
             found = check(evidence, record.notes, self.schemas)
             results = tool_results(evidence.answers)
-        except Exception:  # noqa: BLE001 - the loop must never cost a request
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException:  # noqa: BLE001 - the loop must never cost a request (a Rust panic is a BaseException)
             self._examine_failed(record)
             return None
         record.tool_calls = len(found.tool_calls)

@@ -65,7 +65,7 @@ class SchemaCache:
                 self._validators.move_to_end(key)
                 return found
         try:
-            compiled: Any = jsonschema_rs.validator_for(schema)
+            compiled: Any = jsonschema_rs.validator_for(schema, retriever=_no_remote_refs)
         except (ValueError, TypeError, jsonschema_rs.ValidationError):  # a tool's broken schema: nothing to check
             compiled = None
         with self._lock:
@@ -77,6 +77,12 @@ class SchemaCache:
 
     def __len__(self) -> int:
         return len(self._validators)
+
+
+def _no_remote_refs(uri: str) -> Any:
+    """A schema's `$ref` to anything but itself is not fetched: the schema is the client's, and jsonschema-rs would
+    fetch it (http, file) while compiling, on the event loop. Raising makes the schema one with nothing to check."""
+    raise ValueError(f"the gateway does not fetch schema references ({uri[:100]})")
 
 
 def parse(evidence: Evidence) -> ParsedAnswer | None:
@@ -145,12 +151,11 @@ _ORDER = {kind: i for i, kind in enumerate((V.UNKNOWN_TOOL, V.INVALID_JSON, V.RE
 def _validators(called: set[str], tools: list[A.Tool] | None, schemas: SchemaCache) -> dict[str, Any]:
     """The validator of each called tool the request offered (None: a tool without a schema to check), by name;
     a name absent was not offered. One look-up per tool called, however many calls (six parallel Reads: one)."""
-    out: dict[str, Any] = {}
+    chosen: dict[str, A.Tool] = {}
     for tool in tools or ():
-        name = tool.name
-        if name in called and name not in out:
-            out[name] = schemas.validator(tool.input_schema) if tool.input_schema else None
-    return out
+        if tool.name in called:
+            chosen[tool.name] = tool  # a name offered twice: the last one, as a client reading the list would
+    return {name: schemas.validator(tool.input_schema) if tool.input_schema else None for name, tool in chosen.items()}
 
 
 def _check_call(call: ToolCall, name: str, validators: dict[str, Any], found: Findings) -> None:
