@@ -174,3 +174,34 @@ def test_a_text_only_stream_never_parses_its_events() -> None:
     evidence = stream_evidence(MessageReply(text="Hello"))
     evidence.chunks.insert(2, b"data: {not json\n\n")
     assert _check(evidence).verdict == V.PASS
+
+
+def test_a_schema_pointing_at_another_document_is_not_fetched_and_not_checked() -> None:
+    # The schema is the client's and the checks run on the event loop: a $ref to a URL must not make the gateway
+    # fetch it (jsonschema-rs would, while compiling).
+    import http.server
+    import threading
+
+    hits: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b'{"type": "integer"}')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        ref = f"http://127.0.0.1:{server.server_address[1]}/path.json"
+        req = request(tools=[{"name": "Read", "input_schema": {"type": "object", "properties": {"p": {"$ref": ref}}}}])
+        evidence = json_evidence(MessageReply(tool_uses=[("toolu_1", "Read", {"p": "not an integer"})]), req)
+        assert _check(evidence).verdict == V.PASS  # nothing to check against
+        assert hits == []
+    finally:
+        server.shutdown()
+        server.server_close()
