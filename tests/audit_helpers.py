@@ -159,12 +159,15 @@ def assert_no_secrets(text: str, where: str, secrets: Iterable[str] = SECRETS) -
 def assert_sane_latencies(record: Mapping[str, Any], *, streamed_delay: float = 0.0) -> None:
     total, ttfb, upstream, overhead = (record[k] for k in ("latency_total_ms", "ttfb_ms", "upstream_ms", "overhead_ms"))
     rid = record["request_id"]
-    assert total is not None and 0 < total < 30_000, (rid, total)
+    assert total is not None and total > 0, (rid, total)
     assert ttfb is not None and 0 < ttfb <= total, (rid, ttfb, total)
     assert upstream is not None and 0 <= upstream <= total + 0.01, (rid, upstream, total)
     assert overhead is not None and overhead >= 0, (rid, overhead)
     assert abs(overhead - (total - upstream)) < 0.01, (rid, overhead, total, upstream)
     if streamed_delay:
+        # The upstream waited `streamed_delay` after its first chunk (a floor it enforces): the record must count
+        # that wait after the first byte. A busy machine only lengthens it; the 0.8 leaves room for the first
+        # byte's own relay, which starts the ttfb clock a little after the upstream's first chunk left.
         assert total - ttfb >= streamed_delay * 1000 * 0.8, (rid, total, ttfb)
 
 

@@ -42,8 +42,10 @@ def _sdk(audit_env: AuditEnv, key: str, extra: dict[str, str] | None = None) -> 
 def test_key_identity_wins_over_headers_and_route_pricing_overrides_the_table(audit_env: AuditEnv) -> None:
     client = _sdk(audit_env, ALICE_KEY, {"x-dragoman-developer": "mallory", "x-dragoman-repo": "evil",
                                          "x-dragoman-team": "red"})
+    sent = time.time()
     raw = client.messages.with_raw_response.create(model=PRICED, max_tokens=64,
                                                    messages=[{"role": "user", "content": "hi"}])
+    answered = time.time()
     message = raw.parse()
     assert message.content[0].text == "Hello from upstream"
     request_id = raw.headers["request-id"]
@@ -77,7 +79,7 @@ def test_key_identity_wins_over_headers_and_route_pricing_overrides_the_table(au
     assert 0 < rec["input_estimate"] < 200  # a one-line request
     assert rec["notes"] == ["max_tokens raised"]  # 64 → 1024 for a reasoning model
     assert_sane_latencies(rec)
-    assert abs(rec["time"] - time.time()) < 60
+    assert sent <= rec["time"] <= answered  # when the gateway took the request: between our send and its answer
     assert rec["time_iso"].endswith("+00:00")
 
 
@@ -172,7 +174,7 @@ def test_fallback_records_both_candidates(audit_env: AuditEnv) -> None:
         BUILTIN, "ok", 200, None, "gpt-5-mini")
     for cand in (first, second):
         assert cand["upstream"] == "127.0.0.1"
-        assert cand["latency_ms"] is not None and 0 <= cand["latency_ms"] < 10_000
+        assert cand["latency_ms"] is not None and cand["latency_ms"] >= 0
     assert rec["route"] == BUILTIN
     assert rec["upstream_model"] == dated("gpt-5-mini")
     assert rec["status"] == 200 and rec["error_type"] is None
