@@ -163,6 +163,21 @@ def test_a_validator_is_compiled_once_per_schema_and_the_cache_is_bounded() -> N
     assert len(cache) == 2
 
 
+def test_a_tool_whose_schema_changed_is_checked_against_its_new_schema() -> None:
+    # The cache remembers the last schema of each tool name: a client that changes the schema under the same name
+    # is judged by the new one, and a schema equal to the last one (decoded afresh, as every request is) reuses it.
+    cache = SchemaCache(8)
+    reply = MessageReply(tool_uses=[("toolu_1", "Read", {"file_path": "/a"})])
+    renamed = {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"],
+               "additionalProperties": False}
+    assert check(json_evidence(reply), [], cache).verdict == V.PASS
+    changed = check(json_evidence(reply, request(tools=[{"name": "Read", "input_schema": renamed}])), [], cache)
+    assert changed.kinds == [V.SCHEMA_VIOLATION] and "path" in changed.detail
+    assert check(json_evidence(reply), [], cache).verdict == V.PASS  # and back
+    assert check(json_evidence(reply), [], cache).verdict == V.PASS
+    assert cache.compiled == 2
+
+
 def test_a_tool_with_a_broken_schema_is_not_failed_for_it() -> None:
     req = request(tools=[{"name": "Odd", "input_schema": {"type": 12}}])
     assert _check(json_evidence(MessageReply(tool_uses=[("toolu_1", "Odd", {"a": 1})]), req)).verdict == V.PASS

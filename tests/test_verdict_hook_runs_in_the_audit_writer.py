@@ -34,6 +34,37 @@ def test_the_hook_judges_each_record_in_the_writer_thread_before_redaction_and_i
     reopened.close()
 
 
+def test_a_drain_runs_the_hook_on_every_record_in_order_before_pricing_and_counting_any(tmp_path) -> None:
+    # The loop's work for a whole drain, then the rest: each phase stays warm from one record to the next (bench/
+    # RESULTS.md, "The tool-calling loop"). Queue order is kept, so a next turn drained with the call it answers
+    # still finds the call remembered.
+    steps: list[str] = []
+
+    class Counting:
+        def observe_request(self, record: AuditRecord) -> None:
+            steps.append(f"count {record.request_id}")
+
+        def audit_dropped(self, count: int) -> None:
+            pass
+
+        def audit_queue_depth(self, depth: int) -> None:
+            pass
+
+        def flush(self) -> None:
+            pass
+
+    def assess(record: AuditRecord, examined: object) -> None:
+        steps.append(f"assess {record.request_id}")
+
+    # Nothing wakes the writer before close(): the three records are one drain.
+    writer = AuditWriter(open_store(f"sqlite:///{tmp_path / 'a.db'}"), batch=100, flush_interval=3600.0,
+                         sink=Counting(), assess=assess)
+    for i in range(3):
+        assert writer.submit(AuditRecord(time=1.0, request_id=f"req_{i}"), object())
+    assert writer.close(5.0) and writer.written == 3
+    assert steps == ["assess req_0", "assess req_1", "assess req_2", "count req_0", "count req_1", "count req_2"]
+
+
 def test_a_failing_hook_costs_no_record(tmp_path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'a.db'}")
 

@@ -3,9 +3,12 @@
 
 Arguments are validated against the tool's `input_schema` by a compiled validator cached per schema (keyed by the
 schema's JSON bytes as the client ordered them, bounded: a client sends the same tools in the same order every
-turn, and sorting the keys cost more than the rest of the look-up). jsonschema-rs was chosen by measuring it against fastjsonschema on the
-Claude Code fixtures' tool schemas: ~60x cheaper to compile and ~4x cheaper to validate (bench/RESULTS.md,
-"Verdict checks: the schema validator")."""
+turn, and sorting the keys cost more than the rest of the look-up). In front of it, the last schema seen for each
+tool name is compared as decoded: a client sends the same schema for a name every turn, and comparing the two
+dicts touches the request's (cache-cold) schema once where encoding it to bytes, hashing and comparing the key
+cost ~4 µs more a call (bench/RESULTS.md, "The tool-calling loop"). jsonschema-rs was chosen by measuring it
+against fastjsonschema on the Claude Code fixtures' tool schemas: ~60x cheaper to compile and ~4x cheaper to
+validate (bench/RESULTS.md, "Verdict checks: the schema validator")."""
 
 from __future__ import annotations
 
@@ -55,6 +58,7 @@ class SchemaCache:
         self._validators: collections.OrderedDict[bytes, Any] = collections.OrderedDict()
         self._lock = threading.Lock()
         self.compiled = 0  # schemas compiled so far (a cache miss each)
+        self._by_name: dict[str, tuple[dict[str, Any], Any]] = {}  # tool name -> (its last schema, validator)
 
     def validator(self, schema: dict[str, Any]) -> Any:
         """The schema's compiled validator, or None when the schema itself is not valid JSON Schema."""
@@ -73,6 +77,20 @@ class SchemaCache:
             self._validators[key] = compiled
             while len(self._validators) > self.size:
                 self._validators.popitem(last=False)
+        return compiled
+
+    def for_tool(self, name: str, schema: dict[str, Any]) -> Any:
+        """`validator(schema)`, through the last schema seen for this tool name when it is equal. Python's equality
+        is JSON's but for 1 == 1.0 == true (and 0 == false): a name whose schema changed only there (`"const": 1`
+        to `"const": true`) keeps the earlier validator until its schema differs otherwise."""
+        seen = self._by_name.get(name)
+        if seen is not None and seen[0] == schema:
+            return seen[1]
+        compiled = self.validator(schema)
+        with self._lock:
+            if len(self._by_name) >= self.size:
+                self._by_name.clear()
+            self._by_name[name] = (schema, compiled)
         return compiled
 
     def __len__(self) -> int:
@@ -155,7 +173,8 @@ def _validators(called: set[str], tools: list[A.Tool] | None, schemas: SchemaCac
     for tool in tools or ():
         if tool.name in called:
             chosen[tool.name] = tool  # a name offered twice: the last one, as a client reading the list would
-    return {name: schemas.validator(tool.input_schema) if tool.input_schema else None for name, tool in chosen.items()}
+    return {name: schemas.for_tool(name, tool.input_schema) if tool.input_schema else None
+            for name, tool in chosen.items()}
 
 
 def _check_call(call: ToolCall, name: str, validators: dict[str, Any], found: Findings) -> None:

@@ -170,15 +170,20 @@ class AuditWriter:
                 time.sleep(min(backoff, max(0.0, self._close_deadline - self._clock())))
 
     def _drain(self) -> None:
-        """Move queued records to the retry buffer, preparing each once (verdict, cost, secrets, metrics)."""
+        """Move queued records to the retry buffer, preparing each once (the loop's join, cost, secrets, metrics)."""
         queue, pending = self._queue, self._pending
         if self._assess_pending is not None:
             waiting = self._followups(self._assess_pending)
             if waiting is not None:
                 pending.append((None, waiting))
-        while queue:
-            record, examined = queue.popleft()
-            followups = self._followups(self._assess, record, examined) if self._assess is not None else None
+        drained = [queue.popleft() for _ in range(len(queue))]  # what is queued now; later ones wait their turn
+        # The loop's work for the whole drain first, then pricing, redaction and metrics for the whole drain: each
+        # phase's code and data stay warm from one record to the next. Measured (bench/thread_cpu.py, tools, c=32):
+        # the writer's CPU per tool-calling record 91 -> 79 µs against one record through both phases at a time.
+        assess = self._assess
+        assessed = ([(record, self._followups(assess, record, examined)) for record, examined in drained]
+                    if assess is not None else [(record, None) for record, _ in drained])
+        for record, followups in assessed:
             try:
                 self._prepare(record)
             except Exception:
