@@ -8,8 +8,8 @@ call's evidence and sets the record's tool_calls / verdict / verdict_kinds / ver
 needs — the ids of the answer's tool calls and the outcomes of the tool_results its request carried — is an
 `Examined`, a few strings. (Why there: loop/evidence.py; an examination never raises into the request.)
 
-In the audit writer's thread, for each record it drains, before pricing, redaction, metrics (which count the
-verdict) and the write, `assess`:
+In the audit writer's thread, for each record of a drain, in queue order and before any of the drain's records is
+priced, redacted, counted in metrics (which count the verdict) and written, `assess`:
 
 1. joins the tool_results to the calls that produced their ids — this process's memory first, then, when the
    process shares its store (below), the store's `tool_calls` table (other workers, other instances), and ids
