@@ -8,7 +8,7 @@ import threading
 
 from dragoman.observe.record import AuditRecord
 from dragoman.observe.stores import Followups, SignalUpdate, ToolCallRow, open_store
-from dragoman.observe.writer import AuditWriter
+from dragoman.observe.writer import AuditWriter, NullSink
 from tests.audit_helpers import wait_for
 
 SECRET = "sk-proj-" + "A1b2C3d4" * 5
@@ -40,18 +40,9 @@ def test_a_drain_runs_the_hook_on_every_record_in_order_before_pricing_and_count
     # still finds the call remembered.
     steps: list[str] = []
 
-    class Counting:
+    class Counting(NullSink):
         def observe_request(self, record: AuditRecord) -> None:
             steps.append(f"count {record.request_id}")
-
-        def audit_dropped(self, count: int) -> None:
-            pass
-
-        def audit_queue_depth(self, depth: int) -> None:
-            pass
-
-        def flush(self) -> None:
-            pass
 
     def assess(record: AuditRecord, examined: object) -> None:
         steps.append(f"assess {record.request_id}")

@@ -43,7 +43,9 @@ class AuditSink(Protocol):
     def flush(self) -> None: ...
 
 
-class _NoSink:
+class NullSink:
+    """An AuditSink that counts nothing: the writer's default, and a base for sinks that count only some things."""
+
     def observe_request(self, record: AuditRecord) -> None:
         pass
 
@@ -86,7 +88,7 @@ class AuditWriter:
         self.batch = batch
         self.flush_interval = flush_interval
         self.pricer = pricer or Pricer()
-        self.sink: AuditSink = sink or _NoSink()
+        self.sink: AuditSink = sink or NullSink()
         self.dropped = 0  # records lost: queue full, retry buffer full, or unwritten at close
         self.written = 0
         self._clock = clock
