@@ -25,7 +25,7 @@ pytestmark = pytest.mark.timeout(20)
 
 ROUTE = "gpt-5-via-gateway"
 SIZE = 1024  # every config written here is padded to this size (see _write_keeping_stamp)
-LOAD_SECONDS = 8.0
+LOAD_SECONDS = 60.0  # an upper bound: the loop stops when its test leaves it
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +144,7 @@ class LoadLoop:
 
     def wait_for_answers_after(self, moment: float, n: int) -> None:
         """Block until `n` answers finished after `moment` (the load loop is the event: no fixed sleep)."""
-        wait_until(lambda: len(self.since(moment)) >= n, 5, f"{n} answers")
+        wait_until(lambda: len(self.since(moment)) >= n, 20, f"{n} answers")
 
     def settled_on(self, text: str, moment: float, n: int = 12) -> bool:
         """The last `n` answers finished after `moment` are all `text`."""
@@ -163,16 +163,16 @@ def test_file_replaced_under_load_reloads_and_an_invalid_file_keeps_the_old_conf
     with run_gateway(valid(u1), env=KEYS_ENV) as gw:
         path = gw.stderr_path.parent / "dragoman.yaml"
         with LoadLoop(gw.base_url) as load:
-            wait_until(lambda: load.settled_on("from-u1", 0, 4), 3, "answers from the first upstream")
+            wait_until(lambda: load.settled_on("from-u1", 0, 4), 20, "answers from the first upstream")
 
             replaced = time.monotonic()
             replace_atomically(path, valid(u2))
-            wait_until(lambda: load.settled_on("from-u2", replaced), 4, "answers from the new upstream (rename)")
+            wait_until(lambda: load.settled_on("from-u2", replaced), 20, "answers from the new upstream (rename)")
 
             text, line = invalid(u1)
             broken = time.monotonic()
             write_in_place(path, text)
-            wait_until(lambda: _reload_errors(gw.stderr_text()), 4, "the reload error on stderr")
+            wait_until(lambda: _reload_errors(gw.stderr_text()), 20, "the reload error on stderr")
             error = _reload_errors(gw.stderr_text())[-1]
             assert f"{path}:{line}:" in error and "openai_compatibel" in error, error
             load.wait_for_answers_after(time.monotonic(), 4)
@@ -180,7 +180,7 @@ def test_file_replaced_under_load_reloads_and_an_invalid_file_keeps_the_old_conf
 
             fixed = time.monotonic()
             write_in_place(path, valid(u1))
-            wait_until(lambda: load.settled_on("from-u1", fixed), 4, "answers from the first upstream again (in place)")
+            wait_until(lambda: load.settled_on("from-u1", fixed), 20, "answers from the first upstream again (in place)")
         assert load.failures == [], load.failures[:5]
         assert len(load.answers) > 20
         assert gw.proc.poll() is None
@@ -189,19 +189,19 @@ def test_file_replaced_under_load_reloads_and_an_invalid_file_keeps_the_old_conf
 def test_sighup_reloads_and_a_broken_file_on_sighup_is_refused(u1, u2):
     with run_gateway(valid(u1), env=KEYS_ENV) as gw:
         path = gw.stderr_path.parent / "dragoman.yaml"
-        with LoadLoop(gw.base_url, seconds=6) as load:
-            wait_until(lambda: load.settled_on("from-u1", 0, 4), 3, "answers from the first upstream")
+        with LoadLoop(gw.base_url) as load:
+            wait_until(lambda: load.settled_on("from-u1", 0, 4), 20, "answers from the first upstream")
 
             write_keeping_stamp(path, valid(u2))  # invisible to the file watch: only SIGHUP can load it
             hup = time.monotonic()
             os.kill(gw.proc.pid, signal.SIGHUP)
-            wait_until(lambda: load.settled_on("from-u2", hup), 2, "answers from the new upstream after SIGHUP")
+            wait_until(lambda: load.settled_on("from-u2", hup), 20, "answers from the new upstream after SIGHUP")
 
             text, line = broken_yaml(u1)
             write_keeping_stamp(path, text)
             hup = time.monotonic()
             os.kill(gw.proc.pid, signal.SIGHUP)
-            wait_until(lambda: _reload_errors(gw.stderr_text()), 2, "the reload error on stderr")
+            wait_until(lambda: _reload_errors(gw.stderr_text()), 20, "the reload error on stderr")
             error = _reload_errors(gw.stderr_text())[-1]
             assert f"{path}:{line}" in error, error
             load.wait_for_answers_after(time.monotonic(), 4)
@@ -231,12 +231,12 @@ def test_requests_in_flight_finish_on_the_config_they_started_with(u1, u2):
         thread = threading.Thread(target=slow)
         thread.start()
         try:
-            assert gate.reached.wait(5), "the slow request never reached u1"
+            assert gate.reached.wait(20), "the slow request never reached u1"
             write_keeping_stamp(path, valid(u2))
             os.kill(gw.proc.pid, signal.SIGHUP)
             with anthropic.Anthropic(base_url=gw.base_url, api_key="k", max_retries=0, timeout=10) as client:
                 wait_until(lambda: client.messages.create(model=ROUTE, max_tokens=50, messages=USER_HI)
-                           .content[0].text == "from-u2", 3, "the new config", step=0.1)
+                           .content[0].text == "from-u2", 20, "the new config", step=0.1)
             assert "text" not in result, "the slow request finished before the reload"
         finally:
             gate.open()
@@ -256,17 +256,17 @@ def test_two_workers_reload_on_file_change_and_on_sighup(u1, u2):
     with run_workers(valid(u1)) as gw:
         path = gw.stderr_path.parent / "dragoman.yaml"
         with LoadLoop(gw.base_url) as load:
-            wait_until(lambda: load.settled_on("from-u1", 0, 8), 4, "answers from the first upstream")
+            wait_until(lambda: load.settled_on("from-u1", 0, 8), 20, "answers from the first upstream")
 
             replaced = time.monotonic()
             replace_atomically(path, valid(u2))
-            wait_until(lambda: load.settled_on("from-u2", replaced, 20), 4, "every worker on the new upstream")
+            wait_until(lambda: load.settled_on("from-u2", replaced, 20), 20, "every worker on the new upstream")
 
             text, line = invalid(u1)
             write_keeping_stamp(path, text)
             hup = time.monotonic()
             os.kill(gw.proc.pid, signal.SIGHUP)  # the supervisor passes it on to each worker
-            wait_until(lambda: len(_reload_errors(gw.stderr_text())) >= 2, 3, "both workers refusing the file")
+            wait_until(lambda: len(_reload_errors(gw.stderr_text())) >= 2, 20, "both workers refusing the file")
             assert all(f"{path}:{line}:" in error for error in _reload_errors(gw.stderr_text()))
             load.wait_for_answers_after(time.monotonic(), 8)
             assert set(load.since(hup)) == {"from-u2"}, "an invalid file must keep the previous config serving"
@@ -274,6 +274,6 @@ def test_two_workers_reload_on_file_change_and_on_sighup(u1, u2):
             write_keeping_stamp(path, valid(u1))
             hup = time.monotonic()
             os.kill(gw.proc.pid, signal.SIGHUP)
-            wait_until(lambda: load.settled_on("from-u1", hup, 20), 3, "every worker back on the first upstream")
+            wait_until(lambda: load.settled_on("from-u1", hup, 20), 20, "every worker back on the first upstream")
         assert load.failures == [], load.failures[:5]
         assert gw.proc.poll() is None, "SIGHUP must not stop the supervisor"
