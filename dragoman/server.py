@@ -70,7 +70,7 @@ class Gateway:
         # config versions register with it.
         self.assessor = Assessor(config.loop.verdicts)
         self.loop = CorrectnessLoop(self, self.assessor)  # config versions and rollback, the judge
-        self.observe = Observability(config.observe, _pricing(config), assess=self.assessor.assess,
+        self.observe = Observability(config.observe, _pricing(config), assess=self.assessor.assess_drain,
                                      assess_pending=self.assessor.pending)
         self._services: Services | None = None  # what the admin API works on, built at startup
         self._loop_parts(config)

@@ -18,10 +18,13 @@ def test_the_hook_judges_each_record_in_the_writer_thread_before_redaction_and_i
     store = open_store(f"sqlite:///{tmp_path / 'a.db'}")
     seen: list[tuple[str, str, object]] = []
 
-    def assess(record: AuditRecord, evidence: object) -> Followups:
-        seen.append((record.request_id, threading.current_thread().name, evidence))
-        record.verdict, record.verdict_detail = "fail", f"quoted {SECRET}"
-        return Followups(tool_calls=[ToolCallRow("toolu_1", record.request_id, record.time)])
+    def assess(items: list[tuple[AuditRecord, object]]) -> list[Followups]:
+        out = []
+        for record, evidence in items:
+            seen.append((record.request_id, threading.current_thread().name, evidence))
+            record.verdict, record.verdict_detail = "fail", f"quoted {SECRET}"
+            out.append(Followups(tool_calls=[ToolCallRow("toolu_1", record.request_id, record.time)]))
+        return out
 
     writer = AuditWriter(store, flush_interval=0.01, assess=assess)
     assert writer.submit(AuditRecord(time=1.0, request_id="req_1"), {"evidence": 1})
@@ -44,8 +47,9 @@ def test_a_drain_runs_the_hook_on_every_record_in_order_before_pricing_and_count
         def observe_request(self, record: AuditRecord) -> None:
             steps.append(f"count {record.request_id}")
 
-    def assess(record: AuditRecord, examined: object) -> None:
-        steps.append(f"assess {record.request_id}")
+    def assess(items: list[tuple[AuditRecord, object]]) -> list[None]:
+        steps.extend(f"assess {record.request_id}" for record, _ in items)
+        return [None] * len(items)
 
     # Nothing wakes the writer before close(): the three records are one drain.
     writer = AuditWriter(open_store(f"sqlite:///{tmp_path / 'a.db'}"), batch=100, flush_interval=3600.0,
@@ -59,12 +63,24 @@ def test_a_drain_runs_the_hook_on_every_record_in_order_before_pricing_and_count
 def test_a_failing_hook_costs_no_record(tmp_path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'a.db'}")
 
-    def assess(record: AuditRecord, evidence: object) -> Followups:
+    def assess(items: list[tuple[AuditRecord, object]]) -> list[Followups]:
         raise RuntimeError("bug in a check")
 
     writer = AuditWriter(store, flush_interval=0.01, assess=assess)
     writer.submit(AuditRecord(time=1.0, request_id="req_1"), object())
     assert writer.close(5.0) and writer.written == 1
+
+
+def test_a_hook_that_answers_for_fewer_records_than_it_was_given_costs_no_record(tmp_path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'a.db'}")
+
+    def assess(items: list[tuple[AuditRecord, object]]) -> list[Followups]:
+        return []  # a bug: had the writer paired records with this list, every record would be lost
+
+    writer = AuditWriter(store, batch=100, flush_interval=3600.0, assess=assess)
+    for i in range(3):
+        writer.submit(AuditRecord(time=1.0, request_id=f"req_{i}"), object())
+    assert writer.close(5.0) and writer.written == 3
 
 
 def test_pending_work_is_written_without_any_record_passing(tmp_path) -> None:

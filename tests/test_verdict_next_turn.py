@@ -16,7 +16,7 @@ from dragoman.config.loop import VerdictSettings
 from dragoman.loop import verdict as V
 from dragoman.loop.assess import Assessor
 from dragoman.loop.evidence import answering_in
-from dragoman.loop.next_turn import OK, ToolCallMemory, classify, result_text, tool_results
+from dragoman.loop.next_turn import OK, UNKNOWN, Remembered, ToolCallMemory, classify, result_text, tool_results
 from dragoman.observe.record import AuditRecord
 from dragoman.observe.stores import ToolCallRow, open_store
 from dragoman.protocols import anthropic as A
@@ -81,21 +81,41 @@ def test_only_the_last_message_is_read_for_results() -> None:
     assert tool_results(answering_in(req)) == []
 
 
-def test_the_memory_keeps_the_newest_ids_and_answers_each_once() -> None:
+def _remembered(i: int, calls: int = 2) -> Remembered:
+    ids = [f"toolu_{i}_{n}" for n in range(calls)]
+    return Remembered(ToolCallRow(ids[0], f"req_{i}", float(i), tool_name="Read"), [(id_, "Read") for id_ in ids])
+
+
+def test_the_memory_keeps_the_newest_answers_by_their_first_call_and_answers_each_once() -> None:
     memory = ToolCallMemory(3)
-    memory.remember(ToolCallRow(f"toolu_{i}", f"req_{i}", float(i)) for i in range(5))
-    found, missing = memory.take(["toolu_0", "toolu_4", "toolu_3"])
-    assert [r.tool_use_id for r in found] == ["toolu_4", "toolu_3"] and missing == ["toolu_0"]
-    assert memory.take(["toolu_4"]) == ([], [])  # answered already: a retried request is not counted twice
+    for i in range(5):
+        memory.remember(_remembered(i))
+    assert len(memory) == 3
+    assert memory.take([("toolu_0_1", "ok", ""), ("toolu_0_0", "ok", "")]) is UNKNOWN  # the oldest was dropped
+    assert memory.take([("toolu_4_1", "ok", "")]) is UNKNOWN  # an answer is found by its first call's id only
+    found = memory.take([("toolu_4_1", "ok", ""), ("toolu_4_0", "ok", "")])  # results in any order
+    assert found.origin.request_id == "req_4" and [id_ for id_, _ in found.calls] == ["toolu_4_0", "toolu_4_1"]
+    assert memory.take([("toolu_4_0", "ok", "")]) is None  # answered already: a retry is not counted twice
+
+
+def test_ids_attributed_from_the_store_are_not_attributed_again() -> None:
+    memory = ToolCallMemory(3)
+    memory.remember(_remembered(1))
+    memory.answered(["toolu_1_0"])
+    assert memory.take([("toolu_1_0", "ok", "")]) is None
 
 
 class Sink:
     def __init__(self) -> None:
-        self.verdicts: list[AuditRecord] = []
+        self.scored: list[AuditRecord] = []
         self.late: list[V.LateSignal] = []
 
+    def verdicts(self, records: list[AuditRecord]) -> None:
+        for record in records:
+            self.verdict(record)
+
     def verdict(self, record: AuditRecord) -> None:
-        self.verdicts.append(record)
+        self.scored.append(record)
 
     def late_signal(self, signal: V.LateSignal) -> None:
         self.late.append(signal)
@@ -132,7 +152,32 @@ def test_a_refusal_in_the_next_turn_is_attributed_to_the_call_that_made_the_id()
     assert [(s.request_id, s.kind, s.tool_name, s.route, s.model, s.shape) for s in sink.late] == [
         ("req_1", V.CLIENT_REFUSED, "Read", "r1", "gpt-x", "tools|8k|json|nothink"),
         ("req_1", V.EXECUTION_FAILED, "Bash", "r1", "gpt-x", "tools|8k|json|nothink")]
-    assert [r.request_id for r in sink.verdicts] == ["req_1", "req_2"]
+    assert [r.request_id for r in sink.scored] == ["req_1", "req_2"]
+
+
+def test_a_refusal_drained_with_the_call_it_refuses_is_scored_after_that_calls_verdict() -> None:
+    # The writer hands a whole drain over at once (assess_drain) and the sinks get its verdicts together; a next turn
+    # drained with the call it answers must still find that call scored, or the refusal would be lost to the scores.
+    from dragoman.config.loop import ShiftSettings
+    from dragoman.loop.scores import Scoreboard
+
+    assessor, board, sink = Assessor(), Scoreboard(), Sink()
+    board.configure(ShiftSettings(), {}, frozenset())
+    assessor.add_sink(board)
+    assessor.add_sink(sink)
+    call = AuditRecord(time=1.0, request_id="req_1", route="r1", upstream_model="gpt-x", shape="tools|8k|json|nothink")
+    turn = AuditRecord(time=2.0, request_id="req_2", route="r1", upstream_model="gpt-x", shape="tools|8k|json|nothink")
+    answer = json_evidence(MessageReply(text=None, tool_uses=[("toolu_a", "Read", {"file_path": "/x"})]))
+    req = request(messages=[{"role": "user", "content": "go"},
+                            {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_a", "name": "Read",
+                                                               "input": {"file_path": "/x"}}]},
+                            {"role": "user", "content": [_result("toolu_a", REFUSED)]}])
+    next_turn = json_evidence(MessageReply(text="done"), req)
+    followups = assessor.assess_drain([(call, assessor.examine(call, answer)), (turn, assessor.examine(turn, next_turn))])
+    assert followups[0] is None and [u.value for u in followups[1].signals] == [V.CLIENT_REFUSED]
+    assert [r.request_id for r in sink.scored] == ["req_1", "req_2"] and [s.kind for s in sink.late] == [V.CLIENT_REFUSED]
+    [row] = board.rows()
+    assert (row["calls"], row["passed"], row["score"]) == (2, 1, 0.5)  # req_1 refused, req_2 passed
 
 
 def test_the_join_through_the_store_finds_another_workers_calls(tmp_path: Path) -> None:
@@ -225,7 +270,7 @@ def test_a_failing_sink_costs_neither_the_other_sinks_nor_the_verdict() -> None:
     assessor.add_sink(Broken())
     assessor.add_sink(good)
     record, _ = _answer(assessor, "req_1", [("toolu_a", "Nope", {})])
-    assert record.verdict == V.FAIL and [r.request_id for r in good.verdicts] == ["req_1"]
+    assert record.verdict == V.FAIL and [r.request_id for r in good.scored] == ["req_1"]
 
 
 @pytest.mark.parametrize(("store", "worker", "shares"), [

@@ -10,6 +10,7 @@ import msgspec
 from hypothesis import given, settings, strategies as st
 
 from dragoman.loop import verdict as V
+from dragoman.loop.answer import StreamFacts
 from dragoman.loop.checks import SchemaCache, check
 from dragoman.protocols import anthropic as A
 from tests.upstreams.anthropic_messages import MessageReply
@@ -98,7 +99,8 @@ def test_the_blocks_and_events_the_gateway_encoded_read_as_their_bytes_do(reply:
     assert _summary(check(blocks, [], CACHE)) == _summary(check(as_json, [], CACHE))
     as_bytes = stream_evidence(reply)
     events = stream_evidence(reply)
-    events.events = [_decode_events(line[5:]) for chunk in events.chunks for line in chunk.split(b"\n")
-                     if line.startswith(b"data:")]
+    events.facts = StreamFacts()  # shown the events a batch at a time, as the relay shows them as it encodes
+    for chunk in events.chunks:
+        events.facts.see([_decode_events(line[5:]) for line in chunk.split(b"\n") if line.startswith(b"data:")])
     events.chunks = None
     assert _summary(check(events, [], CACHE)) == _summary(check(as_bytes, [], CACHE))

@@ -43,13 +43,15 @@ def test_the_readme_block_loads_as_written() -> None:
     assert config.loop.enabled and config.loop.verdicts == VerdictSettings()
 
 
-def test_memory_bounds_the_ids_remembered() -> None:
+def test_memory_bounds_the_answers_remembered() -> None:
     assessor = Assessor(VerdictSettings(memory=2))
-    uses = [(f"toolu_{i}", "Read", {"file_path": "/a"}) for i in range(3)]
+    from dragoman.loop.next_turn import UNKNOWN
     from dragoman.observe.record import AuditRecord
-    assessed(assessor, AuditRecord(time=1.0, request_id="req_1"), json_evidence(MessageReply(text=None, tool_uses=uses)))
+    for i in range(3):
+        reply = MessageReply(text=None, tool_uses=[(f"toolu_{i}", "Read", {"file_path": "/a"})])
+        assessed(assessor, AuditRecord(time=1.0, request_id=f"req_{i}"), json_evidence(reply))
     assert len(assessor.memory) == 2
-    assert assessor.memory.take(["toolu_0"]) == ([], ["toolu_0"])  # the oldest was dropped
+    assert assessor.memory.take([("toolu_0", "ok", "")]) is UNKNOWN  # the oldest was dropped
 
 
 def test_schema_cache_bounds_the_compiled_validators() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from dragoman.loop.assess import Assessor
-from dragoman.loop.evidence import FINISHED, Evidence, answering_in, decoded
+from dragoman.loop.evidence import FINISHED, Evidence, request_part
 from dragoman.observe.record import AuditRecord
 from dragoman.observe.stores import Followups
 from dragoman.protocols import anthropic as A
@@ -41,7 +41,7 @@ def request(tools: list[dict] | None = TOOLS, messages: list[dict] | None = None
 def json_evidence(reply: MessageReply, req: bytes | None = None) -> Evidence:
     body = json.dumps(render_message(reply)).encode()
     req = req or request()
-    return Evidence(tools=_tools(req), answers=_answers(req), body=body, stop_reason=reply.stop_reason or _stop(reply),
+    return Evidence(**request_part(req), body=body, stop_reason=reply.stop_reason or _stop(reply),
                     tool_names=ToolNameMap(64))
 
 
@@ -53,7 +53,7 @@ def stream_evidence(reply: MessageReply, req: bytes | None = None, *, cut_after:
         events = events[:cut_after]
     req = req or request(stream=True)
     chunks = [*events, tail] if tail else events
-    return Evidence(tools=_tools(req), answers=_answers(req), chunks=chunks,
+    return Evidence(**request_part(req), chunks=chunks,
                     stop_reason=None if cut_after is not None else reply.stop_reason or _stop(reply),
                     failure=failure, ended=ended, stream_end=stream_end, tool_names=ToolNameMap(64))
 
@@ -67,16 +67,6 @@ def assessed(assessor: Assessor, record: AuditRecord, evidence: Evidence) -> Fol
     """A call through both halves of the Assessor, as the gateway runs them: examined on the event loop, then
     assessed in the writer's thread."""
     return assessor.assess(record, assessor.examine(record, evidence))
-
-
-def _tools(req: bytes) -> list[A.Tool] | None:
-    """The request's tools as the exchange decodes them."""
-    parsed = decoded(req)
-    return parsed.tools if parsed is not None else None
-
-
-def _answers(req: bytes):
-    return answering_in(req)
 
 
 def _stop(reply: MessageReply) -> str:

@@ -20,7 +20,7 @@ _Calls = Annotated[int, msgspec.Meta(ge=1, le=100_000)]
 class VerdictSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Verdict checks and the next-turn join (loop/checks.py, loop/next_turn.py)."""
 
-    memory: _PositiveInt = 100_000  # tool_use ids each process remembers for the next-turn join (an LRU)
+    memory: _PositiveInt = 100_000  # answers with tool calls each process remembers for the next-turn join (an LRU)
     schema_cache: _PositiveInt = 512  # compiled input_schema validators kept (an LRU keyed by the schema)
     retention_hours: _PositiveFloat = 24.0  # how long the store's tool_calls table keeps an id for the join
     join_wait: _PositiveFloat = 30.0  # seconds a tool_result waits for another worker's id to reach the store

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dragoman import errors as E
 from dragoman.exchange.attempt import Attempt, attempt
@@ -18,6 +18,7 @@ from dragoman.exchange.targets import target_for
 from dragoman.protocols import anthropic as A
 from dragoman.routing.breaker import HALF_OPEN, OPEN, CircuitBreaker
 from dragoman.config.model import Config, Route, WeightedRoute
+from dragoman.loop.answer import StreamFacts
 from dragoman.loop.shift import Shift
 from dragoman.routing.retry import retry_delay
 from dragoman.translate.request_context import RequestContext
@@ -103,8 +104,8 @@ async def select(
                 chosen = await attempt(upstreams.client, target, dialect, payload, headers, req.stream, ctx)
             except E.GatewayError as err:
                 span.end(err.error_type, err.message)
-                if ctx.kept_events:  # a try whose first word was an error: the client never got its events
-                    ctx.kept_events.clear()
+                if ctx.stream_facts is not None:  # a try whose first word was an error: the client got none of it
+                    ctx.stream_facts.clear()
                 exchange.upstream_time += time.perf_counter() - began
                 exchange.attempts.append(_failed(route.name, err, began, target.host, model))
                 if not err.retryable:
@@ -152,6 +153,7 @@ def _last_resort(upstreams: Upstreams, candidates: list[Route], route: Route) ->
 def _context(req: A.MessagesRequest, route: Route, exchange: Exchange, system_prefix: str, *,
              keep_events: bool) -> RequestContext:
     options = route.translation
+    inputs: dict[int, Any] | None = {} if keep_events else None
     return RequestContext(
         message_id="msg_" + exchange.request_id[4:],
         requested_model=req.model,
@@ -160,7 +162,8 @@ def _context(req: A.MessagesRequest, route: Route, exchange: Exchange, system_pr
         input_estimate=exchange.input_estimate,
         think_tags=options.think_tags,
         system_prefix=system_prefix,
-        kept_events=[] if keep_events else None,
+        stream_facts=StreamFacts(inputs) if inputs is not None else None,
+        kept_arguments=inputs,
     )
 
 

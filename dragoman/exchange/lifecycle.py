@@ -26,7 +26,8 @@ from dragoman.exchange.candidates import Upstreams, select
 from dragoman.exchange.dialects import Answer
 from dragoman.exchange.stream import OpenStream, answer_stream
 from dragoman.identity import Identity, identity_from
-from dragoman.loop.evidence import Evidence, answering
+from dragoman.loop.evidence import Evidence, offered, results_of
+from dragoman.loop.next_turn import Outcome
 from dragoman.loop.shape import turn_shape
 from dragoman.observe.pricing import Pricer
 from dragoman.observe.record import AuditRecord
@@ -51,7 +52,7 @@ class Exchange:
         "request_id", "headers", "started", "wall_start", "span", "identity", "requested_model", "streamed",
         "input_estimate", "policy", "branch", "attempts", "route", "ctx", "upstream_model", "usage", "stop_reason",
         "error_type", "ttfb", "upstream_time", "event_count", "shape", "grant", "prompt_variant", "loop_events",
-        "_tracer", "_key", "_answer", "_opened", "request", "messages", "tools", "capture", "kept", "kept_events",
+        "_tracer", "_key", "_answer", "_opened", "request", "offered", "results", "capture", "kept", "kept_facts",
         "stream_end",
     )
 
@@ -88,11 +89,11 @@ class Exchange:
         self._opened: OpenStream | None = None
         # The correctness loop's evidence (loop/evidence.py), kept only when `capture` (the loop is on).
         self.request: bytes | None = None  # the body as the client sent it (the judge's sample)
-        self.tools: list[A.Tool] | None = None  # the request's tools, as decoded (loop/evidence.py)
-        self.messages: list[A.Message] = []
+        self.offered: dict[str, A.Tool] | None = None  # the request's tools by name (loop/evidence.py)
+        self.results: list[Outcome] = []  # what the tool_results of its last turn say (loop/evidence.py)
         self.capture = capture
         self.kept: list[bytes] | None = None  # a relayed streamed answer's bytes as the client got them
-        self.kept_events: list[Any] | None = None  # a translated one's events (RequestContext.kept_events)
+        self.kept_facts: Any = None  # what a translated one's events said (RequestContext.stream_facts)
         self.stream_end: str | None = None  # how reading the stream ended (loop/evidence.py)
 
     def authenticated(self, grant: Grant | None) -> None:
@@ -112,7 +113,9 @@ class Exchange:
             raise E.InvalidRequest("messages: at least one message is required")
         self.requested_model, self.streamed = req.model, req.stream
         check_model(self.grant, req.model)  # the key's model allow-list: a 403 before any upstream call
-        self.request, self.messages, self.tools = body, req.messages, req.tools
+        self.request = body
+        if self.capture:  # read while the request's objects are in the caches (loop/evidence.py)
+            self.offered, self.results = offered(req.tools), results_of(req.messages)
         if req.metadata is not None and req.metadata.user_id:
             self.identity = identity_from(self.headers, req.metadata.user_id, *self._key)
         self.span = self._tracer.start_request(
@@ -151,9 +154,9 @@ class Exchange:
         """The streamed answer's bytes, to write as they come; `aclose()` it on every way out."""
         assert self._opened is not None
         if self.capture:  # the loop judges a stream only once the client was given it
-            events = self.ctx.kept_events if self.ctx is not None else None
-            if events is not None:
-                self.kept_events = events
+            facts = self.ctx.stream_facts if self.ctx is not None else None
+            if facts is not None:
+                self.kept_facts = facts
             else:
                 self.kept = []  # a relayed (not translated) stream: the loop reads its bytes
         return answer_stream(self, self._opened)
@@ -182,13 +185,13 @@ class Exchange:
         if not self.capture or req is None:
             return None
         ctx = self.ctx
-        evidence = Evidence(stop_reason=self.stop_reason, answers=answering(self.messages), tools=self.tools,
+        evidence = Evidence(stop_reason=self.stop_reason, offered=self.offered, results=self.results,
                             tool_names=ctx.tool_names if ctx is not None else None)
         answer, opened = self._answer, self._opened
         if answer is not None:
             evidence.body, evidence.content = answer.body, answer.content
-        elif opened is not None and (self.kept is not None or self.kept_events is not None):
-            evidence.chunks, evidence.events = self.kept, self.kept_events
+        elif opened is not None and (self.kept is not None or self.kept_facts is not None):
+            evidence.chunks, evidence.facts = self.kept, self.kept_facts
             evidence.ended = opened.relay.ended
             evidence.stream_end = self.stream_end
             failure = opened.relay.failure

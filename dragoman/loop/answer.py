@@ -8,7 +8,6 @@ that ignores every field the checks do not read."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -55,9 +54,9 @@ _decode_any = msgspec.json.decode
 _encode = msgspec.json.encode
 
 
-@dataclass(slots=True)
-class ToolCall:
-    """One tool_use block of the answer."""
+class ToolCall(msgspec.Struct, gc=False):
+    """One tool_use block of the answer. (Structs, not dataclasses: one is built per call the gateway answers, and a
+    Struct's constructor is C.)"""
 
     id: str | None
     name: str
@@ -66,9 +65,8 @@ class ToolCall:
     closed: bool = True  # its block was closed (content_block_stop); a JSON answer's always are
 
 
-@dataclass(slots=True)
-class ParsedAnswer:
-    tool_calls: list[ToolCall] = field(default_factory=list)
+class ParsedAnswer(msgspec.Struct, gc=False):
+    tool_calls: list[ToolCall] = []
     has_text: bool = False
     last_block: str | None = None  # the type of the answer's last content block
     readable: bool = True  # False: the bytes could not be read as an Anthropic answer
@@ -163,42 +161,84 @@ def _parse_events(data: bytes) -> ParsedAnswer:
     return built.answer()
 
 
-def from_events(events: list[A.StreamEvent]) -> ParsedAnswer:
-    """A translated stream's content, from the events the gateway encoded for the client (no parse). Dispatched on
-    the events' struct types inline, not through `_Reassembly`'s calls: it runs for every streamed call, once the
-    client has its last byte, and the calls were half its cost."""
-    out = ParsedAnswer()
-    calls: dict[int, tuple[ToolCall, list[str]]] = {}
-    for event in events:
-        kind = type(event)
-        if kind is A.ContentBlockDelta:
-            delta = event.delta
-            if type(delta) is A.InputJsonDelta:
-                entry = calls.get(event.index)
-                if entry is not None and delta.partial_json:
-                    entry[1].append(delta.partial_json)
-            elif type(delta) is A.TextDelta and delta.text:
-                out.has_text = True
-        elif kind is A.ContentBlockStart:
-            block = event.content_block
-            if type(block) is A.ToolUseOut:
-                out.last_block = "tool_use"
-                call = ToolCall(block.id, block.name, None, closed=False)
-                given = block.input
-                calls[event.index] = (call, [_encode(given).decode()] if isinstance(given, dict) and given else [])
-                out.tool_calls.append(call)
-            elif type(block) is A.TextOut:
-                out.last_block = "text"
-                out.has_text = out.has_text or bool(block.text)
-            else:
-                out.last_block = "thinking"
-        elif kind is A.ContentBlockStop:
-            entry = calls.get(event.index)
-            if entry is not None:
-                entry[0].closed = True
-    for call, parts in calls.values():
-        call.arguments, call.raw = _arguments("".join(parts))
-    return out
+def from_events(events: list[A.StreamEvent], inputs: dict[int, Any] | None = None) -> ParsedAnswer:
+    """A translated stream's content, from the events the gateway encoded for the client (`StreamFacts` fed once)."""
+    facts = StreamFacts(inputs)
+    facts.see(events)
+    return facts.answer()
+
+
+class StreamFacts:
+    """What the checks read of a translated stream, taken as the relay encodes each batch of events for the client
+    (exchange/dialects/bridge_relay.py), so the events need not be kept until the stream ends: its tool calls (id,
+    name, whether the block closed, the input), whether any text was said, and the kind of the last block.
+    Keeping the events cost more than reading them: a stream's event objects, held to the end and freed there,
+    cache-cold, and walked again (bench/RESULTS.md, "Halving the loop's cost").
+
+    `inputs`: the input object of each call the bridge closed, by block index (RequestContext.kept_arguments, filled
+    just before the block's stop event is made). A call found there when its block stops is not put back together
+    from its deltas: its block reached the client whole (StreamCut holds a tool_use block until it is complete).
+    Dispatched on the events' struct types inline: it runs for every event of every stream the loop judges."""
+
+    __slots__ = ("_out", "_calls", "_parts", "_inputs")
+
+    def __init__(self, inputs: dict[int, Any] | None = None) -> None:
+        self._inputs = inputs
+        self._out = ParsedAnswer()
+        self._calls: dict[int, ToolCall] = {}
+        self._parts: dict[int, list[str]] = {}  # the open calls' argument deltas
+
+    def clear(self) -> None:
+        """Forget what was seen (a try whose events the client never got), and the inputs kept with it."""
+        self._out, self._calls, self._parts = ParsedAnswer(), {}, {}
+        if self._inputs:
+            self._inputs.clear()
+
+    def see(self, events: list[A.StreamEvent]) -> None:
+        out, calls, parts = self._out, self._calls, self._parts
+        for event in events:
+            kind = type(event)
+            if kind is A.ContentBlockDelta:
+                delta = event.delta
+                if type(delta) is A.InputJsonDelta:
+                    held = parts.get(event.index)
+                    if held is not None and delta.partial_json:
+                        held.append(delta.partial_json)
+                elif not out.has_text and type(delta) is A.TextDelta and delta.text:
+                    out.has_text = True
+            elif kind is A.ContentBlockStart:
+                block = event.content_block
+                if type(block) is A.ToolUseOut:
+                    out.last_block = "tool_use"
+                    call = ToolCall(block.id, block.name, None, closed=False)
+                    calls[event.index] = call
+                    given = block.input
+                    parts[event.index] = [_encode(given).decode()] if isinstance(given, dict) and given else []
+                    out.tool_calls.append(call)
+                elif type(block) is A.TextOut:
+                    out.last_block = "text"
+                    out.has_text = out.has_text or bool(block.text)
+                else:
+                    out.last_block = "thinking"
+            elif kind is A.ContentBlockStop:
+                index = event.index
+                call = calls.get(index)
+                if call is not None:
+                    call.closed = True
+                    known = self._inputs.get(index) if self._inputs else None
+                    if known is not None:
+                        call.arguments = known
+                        del parts[index]
+
+    def answer(self) -> ParsedAnswer:
+        """The stream's content as seen so far; a call still open (or closed without a kept input) is put back
+        together from its deltas."""
+        calls, parts = self._calls, self._parts
+        for index, held in parts.items():
+            call = calls[index]
+            call.arguments, call.raw = _arguments("".join(held))
+        parts.clear()
+        return self._out
 
 
 class _Reassembly:
@@ -242,7 +282,7 @@ class _Reassembly:
 
 
 def _arguments(text: str) -> tuple[Any, str | None]:
-    if not text.strip():
+    if not text or text.isspace():
         return {}, None
     try:
         value = _decode_any(text)

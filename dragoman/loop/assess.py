@@ -41,7 +41,7 @@ from dragoman.config.loop import VerdictSettings
 from dragoman.loop import verdict as V
 from dragoman.loop.checks import SchemaCache, check
 from dragoman.loop.evidence import Evidence
-from dragoman.loop.next_turn import STRENGTH, ToolCallMemory, stronger, tool_results, weaker_than
+from dragoman.loop.next_turn import OK, RANK, STRENGTH, UNKNOWN, Outcome, Remembered, ToolCallMemory, weaker_than
 from dragoman.loop.verdict import LateSignal, VerdictSink
 from dragoman.observe.record import AuditRecord
 from dragoman.observe.stores import AuditStore, Followups, SignalUpdate, ToolCallRow
@@ -55,6 +55,8 @@ WAITING_LIMIT = 2_000  # tool_result ids waiting for another worker's rows, at m
 _FIRST_RETRY = 0.25
 _PRUNE_EVERY = 3600.0  # seconds between two prunes of the store's tool_calls table
 _JUDGE = {V.JUDGE_FAIL: "fail", "judge_pass": "pass"}
+_REPLACES = {outcome: weaker_than(outcome) for outcome in STRENGTH}  # what each next_turn value may overwrite
+_NO_FOLLOWUPS = Followups()  # shared, never changed: what a record with nothing to write beside it gets
 
 
 class Examined(msgspec.Struct, gc=False):
@@ -62,7 +64,7 @@ class Examined(msgspec.Struct, gc=False):
     (tool_use_id, outcome, text) of the tool_results its request's last turn carried."""
 
     calls: list[tuple[str, str]]
-    results: list[tuple[str, str | None, str]]
+    results: list[Outcome]
 
 
 class _Waiting:
@@ -86,6 +88,7 @@ class Assessor:
         # with the rest of the record (Metrics.observe_request)
         self._sinks: list[VerdictSink] = []
         self._late: collections.deque[LateSignal] = collections.deque()  # appended from any thread
+        self._unscored: list[AuditRecord] = []  # a drain's verdicts the sinks have not had yet (writer thread)
         self._waiting: collections.OrderedDict[str, _Waiting] = collections.OrderedDict()
         self._clock = clock
         self._next_prune = clock() + _PRUNE_EVERY
@@ -114,7 +117,6 @@ class Assessor:
             return None
         try:
             found = check(evidence, record.notes, self.schemas)
-            results = tool_results(evidence.answers)
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException:  # noqa: BLE001 - the loop must never cost a request (a Rust panic is a BaseException)
@@ -123,7 +125,7 @@ class Assessor:
         record.tool_calls = len(found.tool_calls)
         record.verdict, record.verdict_kinds, record.verdict_detail = found.verdict, found.kinds, found.detail
         calls = [(call.id, call.name) for call in found.tool_calls if call.id]
-        return Examined(calls, results)
+        return Examined(calls, evidence.results)
 
     def _examine_failed(self, record: AuditRecord) -> None:
         now = self._clock()
@@ -135,21 +137,56 @@ class Assessor:
     # ---- the writer thread -----------------------------------------------------------------------------
 
     def assess(self, record: AuditRecord, examined: Examined | None) -> Followups | None:
-        """Count, join and remember one examined record and tell the sinks; what to write beside it."""
-        if examined is None:
-            return None
-        out = Followups()
-        if examined.results:
-            self._join(examined.results, out)
-        if examined.calls:
-            rows = [ToolCallRow(tool_use_id, record.request_id, record.time, record.route, record.upstream_model,
-                                record.shape, record.prompt_variant, record.config_version, name)
-                    for tool_use_id, name in examined.calls]
-            self.memory.remember(rows)
-            if self.shared is not None:
-                out.tool_calls += rows
+        """`assess_drain` of one record."""
+        return self.assess_drain([(record, examined)])[0]
+
+    def assess_drain(self, items: list[tuple[AuditRecord, Examined | None]]) -> list[Followups | None]:
+        """Join, remember and tell the sinks about each examined record of a drain, in order; what to write beside
+        each. One call per drain, not per record, and the sinks get the drain's verdicts in one call too: the
+        per-record calls, locks and decisions around this work cost as much as the work (bench/RESULTS.md,
+        "Halving the loop's cost"). A failure costs that record's part of the loop, never the others or the record
+        itself; a late signal reaches the sinks after the verdicts of the records before it."""
+        out: list[Followups | None] = []
+        unscored = self._unscored
+        for record, examined in items:
+            if examined is None:
+                out.append(None)
+                continue
+            try:
+                out.append(self._followups(record, examined))
+            except Exception:  # noqa: BLE001 - the loop must never cost a record
+                log.exception("the correctness loop failed on audit record %s", record.request_id)
+                out.append(None)
+            unscored.append(record)
+        self._score_pending()
+        return out
+
+    def _score_pending(self) -> None:
+        unscored = self._unscored
+        if not unscored:
+            return
+        records = unscored[:]
+        unscored.clear()
         for sink in self._sinks:
-            _call(sink.verdict, record)
+            _call(sink.verdicts, records)
+
+    def _followups(self, record: AuditRecord, examined: Examined) -> Followups | None:
+        out = _NO_FOLLOWUPS
+        if examined.results:
+            out = Followups()
+            self._join(examined.results, out)
+        calls = examined.calls
+        if calls:
+            r = record
+            request_id, at, route, model, shape, variant, version = (
+                r.request_id, r.time, r.route, r.upstream_model, r.shape, r.prompt_variant, r.config_version)
+            first, name = calls[0]
+            self.memory.remember(Remembered(ToolCallRow(first, request_id, at, route, model, shape, variant, version,
+                                                        name), calls))
+            if self.shared is not None:
+                out = Followups() if out is _NO_FOLLOWUPS else out
+                out.tool_calls += [ToolCallRow(tool_use_id, request_id, at, route, model, shape, variant, version,
+                                               name) for tool_use_id, name in calls]
         return out if out.tool_calls or out.signals else None
 
     def pending(self) -> Followups | None:
@@ -169,20 +206,51 @@ class Assessor:
             out.prune_before = now - self.settings.retention_hours * 3600
         return out
 
-    def _join(self, results: list[tuple[str, str | None, str]], out: Followups) -> None:
-        outcomes = {tool_use_id: (outcome, text) for tool_use_id, outcome, text in results if outcome is not None}
-        if not outcomes:
+    def _join(self, results: list[Outcome], out: Followups) -> None:
+        """The results' outcomes to the answer they answer: found in memory by its first call's id among theirs, or,
+        when this process did not give it and shares its store, by each result's id in the store's tool_calls rows."""
+        remembered = self.memory.take(results)
+        if remembered is None:
+            return  # attributed already: a retried request
+        if remembered is not UNKNOWN:
+            self._attribute_answer(remembered, results, out)
             return
-        found, missing = self.memory.take(list(outcomes))
-        missing = [tool_use_id for tool_use_id in missing if tool_use_id not in self._waiting]  # retried anyway
-        if missing and self.shared is not None:
-            found += self._from_store(missing)
-            known = {row.tool_use_id for row in found}
-            now = self._clock()
-            for tool_use_id in missing:
-                if tool_use_id not in known:
-                    self._wait(_Waiting(tool_use_id, *outcomes[tool_use_id], now, self.settings.join_wait))
-        self._attribute([(row, *outcomes[row.tool_use_id]) for row in found], out)
+        if self.shared is None:
+            return
+        waiting = self._waiting
+        missing = [result for result in results if result[1] is not None and result[0] not in waiting]
+        if not missing:
+            return
+        rows = self._from_store([tool_use_id for tool_use_id, _, _ in missing])
+        by_id = {row.tool_use_id: row for row in rows}
+        found = []
+        now = self._clock()
+        for tool_use_id, outcome, text in missing:
+            row = by_id.get(tool_use_id)
+            if row is not None:
+                found.append((row, outcome, text))
+            else:
+                self._wait(_Waiting(tool_use_id, outcome, text, now, self.settings.join_wait))
+        if found:
+            self._attribute(found, out)
+
+    def _attribute_answer(self, remembered: Remembered, results: list[Outcome], out: Followups) -> None:
+        """Set the answering record's next_turn to the strongest outcome of its results; tell the sinks of each
+        refusal and failure. Every result counts for that answer: a turn's tool_results answer the calls of the
+        message before it (the Messages API and Chat both refuse a conversation where they do not)."""
+        strongest = None
+        for tool_use_id, outcome, text in results:
+            if outcome is None:
+                continue  # a person declined: no signal
+            if strongest is None or RANK[outcome] > RANK[strongest]:
+                strongest = outcome
+            if outcome != OK:
+                origin = remembered.origin
+                self._tell(self._late_of(msgspec.structs.replace(origin, tool_use_id=tool_use_id,
+                                                                 tool_name=remembered.name_of(tool_use_id)),
+                                         outcome, text))
+        if strongest is not None:
+            out.signals.append(SignalUpdate(remembered.origin.request_id, "next_turn", strongest, _REPLACES[strongest]))
 
     def _retry_waiting(self, now: float, out: Followups | None) -> Followups | None:
         waiting = self._waiting
@@ -221,18 +289,22 @@ class Assessor:
 
     def _attribute(self, joined: list[tuple[ToolCallRow, str, str]], out: Followups) -> None:
         """Set each earlier record's next_turn to the strongest outcome of its calls; tell the sinks."""
-        by_request: dict[str, str | None] = {}
+        by_request: dict[str, str] = {}
         for row, outcome, text in joined:
-            by_request[row.request_id] = stronger(by_request.get(row.request_id), outcome)
-            if outcome in (V.CLIENT_REFUSED, V.EXECUTION_FAILED):
-                signal = LateSignal(request_id=row.request_id, kind=outcome, time=self._clock(), route=row.route,
-                                    model=row.model, shape=row.shape, prompt_variant=row.prompt_variant,
-                                    config_version=row.config_version, tool_name=row.tool_name,
-                                    detail=redact(text[:200]) or None)
-                self._tell(signal)
+            request_id = row.request_id
+            before = by_request.get(request_id)
+            if before is None or RANK[outcome] > RANK[before]:
+                by_request[request_id] = outcome
+            if outcome != OK:
+                self._tell(self._late_of(row, outcome, text))
         for request_id, outcome in by_request.items():
-            if outcome is not None:
-                out.signals.append(SignalUpdate(request_id, "next_turn", outcome, weaker_than(outcome)))
+            out.signals.append(SignalUpdate(request_id, "next_turn", outcome, _REPLACES[outcome]))
+
+    def _late_of(self, row: ToolCallRow, outcome: str, text: str) -> LateSignal:
+        return LateSignal(request_id=row.request_id, kind=outcome, time=self._clock(), route=row.route,
+                          model=row.model, shape=row.shape, prompt_variant=row.prompt_variant,
+                          config_version=row.config_version, tool_name=row.tool_name,
+                          detail=redact(text[:200]) or None)
 
     def _late_signal(self, signal: LateSignal, out: Followups) -> None:
         if signal.kind in _JUDGE:
@@ -242,6 +314,7 @@ class Assessor:
         self._tell(signal)
 
     def _tell(self, signal: LateSignal) -> None:
+        self._score_pending()  # the call a signal is about may be in this drain: its verdict goes first
         if self.metrics is not None:
             self.metrics.observe_late_signal(signal.route, signal.model, signal.kind)
         for sink in self._sinks:

@@ -14,33 +14,30 @@ from __future__ import annotations
 
 import collections
 import threading
-from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema_rs
 import msgspec
 
 from dragoman.loop import verdict as V
-from dragoman.loop.answer import ParsedAnswer, ToolCall, from_blocks, from_events, from_json, from_stream
+from dragoman.loop.answer import ParsedAnswer, ToolCall, from_blocks, from_json, from_stream
 from dragoman.loop.evidence import UPSTREAM_CLOSED, Evidence
-from dragoman.protocols import anthropic as A
 
 DETAIL_LIMIT = 200  # characters of verdict_detail
 # Translation notes (translate/tool_arguments.py) that say what the gateway did to a call's arguments.
 NOTE_INVALID = "tool arguments invalid"
-NOTES_REPAIRED = ("tool arguments repaired", "tool arguments unwrapped")
+NOTE_REPAIRED, NOTE_UNWRAPPED = "tool arguments repaired", "tool arguments unwrapped"
 
 _key = msgspec.json.encode
 
 
-@dataclass(slots=True)
-class Findings:
+class Findings(msgspec.Struct, gc=False):
     """What the checks found: the verdict fields of the record."""
 
     verdict: str | None  # "pass" | "fail" | None (not assessed: no answer, or the client stopped reading)
-    kinds: list[str] = field(default_factory=list)
+    kinds: list[str] = []
     detail: str | None = None
-    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_calls: list[ToolCall] = []
 
     def add(self, kind: str, detail: str) -> None:
         if kind not in self.kinds:
@@ -109,83 +106,98 @@ def parse(evidence: Evidence) -> ParsedAnswer | None:
         return from_blocks(evidence.content)
     if evidence.body is not None:
         return from_json(evidence.body)
-    if evidence.events is not None:
-        return from_events(evidence.events)
+    if evidence.facts is not None:
+        return evidence.facts.answer()
     if evidence.chunks:
         return from_stream(evidence.chunks)
     return None
 
 
 def check(evidence: Evidence, notes: list[str], schemas: SchemaCache) -> Findings:
-    """Every check over one call, in the vocabulary's order."""
+    """Every check over one call, in the vocabulary's order. It runs once per call on the event loop: a passing
+    call touches as little as it can (no kind list sorted, no note searched when there is none)."""
     answer = parse(evidence)
     if answer is None:
         return Findings(None)
-    streamed = evidence.chunks is not None or evidence.events is not None
+    streamed = evidence.chunks is not None or evidence.facts is not None
+    calls = answer.tool_calls
     if streamed and not evidence.ended and evidence.failure is None:
         # The client stopped reading before the answer ended: nothing to judge the upstream by.
-        return Findings(None, tool_calls=answer.tool_calls)
-    found = Findings(V.PASS, tool_calls=answer.tool_calls)
+        return Findings(None, tool_calls=calls)
+    found = Findings(V.PASS, tool_calls=calls)
     failed_stream = streamed and evidence.failure is not None
-    cut = evidence.stop_reason == "max_tokens" and answer.last_block == "tool_use"
-    if answer.tool_calls:
-        names = evidence.tool_names
-        restore = names.client if names is not None and names.restored else None
-        called = [restore(call.name) if restore else call.name for call in answer.tool_calls]
-        validators = _validators(set(called), evidence.tools, schemas)
-        for i, (call, name) in enumerate(zip(answer.tool_calls, called)):
-            if cut and i == len(called) - 1:
-                continue  # the cut call: its own kind below, its arguments are whatever was left
-            if failed_stream and not call.closed:
-                continue  # the failure is the kind; a call it interrupted is not judged on its own
-            _check_call(call, name, validators, found)
-    if NOTE_INVALID in notes:
-        found.add(V.INVALID_JSON, "the upstream's tool arguments were not JSON; the client got {}")
-    elif any(note in notes for note in NOTES_REPAIRED):
-        found.add(V.REPAIRED_JSON, "the gateway repaired the upstream's tool arguments")
-    if evidence.stop_reason == "refusal":
+    stop = evidence.stop_reason
+    cut = stop == "max_tokens" and answer.last_block == "tool_use"
+    if calls:
+        _check_calls(calls, evidence, schemas, found, cut, failed_stream)
+    if notes:
+        if NOTE_INVALID in notes:
+            found.add(V.INVALID_JSON, "the upstream's tool arguments were not JSON; the client got {}")
+        elif NOTE_REPAIRED in notes or NOTE_UNWRAPPED in notes:
+            found.add(V.REPAIRED_JSON, "the gateway repaired the upstream's tool arguments")
+    if stop == "refusal":
         found.add(V.REFUSAL, "the upstream refused")
     if not answer.readable:
         found.add(V.EMPTY_ANSWER, "the answer could not be read")
-    elif not answer.has_text and not answer.tool_calls and not failed_stream:
-        found.add(V.EMPTY_ANSWER, f"no text and no tool call (stop_reason {evidence.stop_reason})")
+    elif not answer.has_text and not calls and not failed_stream:
+        found.add(V.EMPTY_ANSWER, f"no text and no tool call (stop_reason {stop})")
     if cut:
-        name = answer.tool_calls[-1].name if answer.tool_calls else "?"
+        name = calls[-1].name if calls else "?"
         found.add(V.CUT_TOOL_CALL, f"max_tokens hit inside a call to {name!r}")
     if failed_stream:
         if evidence.stream_end == UPSTREAM_CLOSED:
             found.add(V.UNFINISHED_STREAM, "the upstream closed the stream before its finish")
         else:
             found.add(V.ERROR_AFTER_FIRST_BYTE, f"the stream ended with an error ({evidence.failure})")
-    found.kinds.sort(key=_ORDER.__getitem__)
-    if any(kind != V.REPAIRED_JSON for kind in found.kinds):
-        found.verdict = V.FAIL
+    kinds = found.kinds
+    if kinds:
+        kinds.sort(key=_ORDER.__getitem__)
+        if len(kinds) > 1 or kinds[0] != V.REPAIRED_JSON:
+            found.verdict = V.FAIL
     return found
 
 
 _ORDER = {kind: i for i, kind in enumerate((V.UNKNOWN_TOOL, V.INVALID_JSON, V.REPAIRED_JSON, *V.ANSWER_KINDS[2:]))}
 
 
-def _validators(called: set[str], tools: list[A.Tool] | None, schemas: SchemaCache) -> dict[str, Any]:
-    """The validator of each called tool the request offered (None: a tool without a schema to check), by name;
-    a name absent was not offered. One look-up per tool called, however many calls (six parallel Reads: one)."""
-    chosen: dict[str, A.Tool] = {}
-    for tool in tools or ():
-        if tool.name in called:
-            chosen[tool.name] = tool  # a name offered twice: the last one, as a client reading the list would
-    return {name: schemas.for_tool(name, tool.input_schema) if tool.input_schema else None
-            for name, tool in chosen.items()}
+def _check_calls(calls: list[ToolCall], evidence: Evidence, schemas: SchemaCache, found: Findings, cut: bool,
+                 failed_stream: bool) -> None:
+    """Each call against the tool the request offered under its name (after long-name restoration), its validator
+    looked up once per tool however many calls it got (six parallel Reads: one)."""
+    names = evidence.tool_names
+    restore = names.client if names is not None and names.restored else None
+    offered = evidence.offered or {}
+    validators: dict[str, Any] = {}
+    last = len(calls) - 1
+    for i, call in enumerate(calls):
+        if cut and i == last:
+            continue  # the cut call: its own kind, its arguments are whatever was left
+        if failed_stream and not call.closed:
+            continue  # the failure is the kind; a call it interrupted is not judged on its own
+        name = restore(call.name) if restore is not None else call.name
+        validator = validators.get(name, _UNSEEN)
+        if validator is _UNSEEN:
+            tool = offered.get(name)
+            if tool is None:
+                validator = _NOT_OFFERED
+            elif tool.input_schema:
+                validator = schemas.for_tool(name, tool.input_schema)
+            else:
+                validator = None  # a tool without a schema to check
+            validators[name] = validator
+        arguments = call.arguments
+        if validator is _NOT_OFFERED or arguments is None or (validator is not None and
+                                                               not validator.is_valid(arguments)):
+            _failed(call, name, validator, found)  # the passing call, the common one, stays inline
 
 
-def _check_call(call: ToolCall, name: str, validators: dict[str, Any], found: Findings) -> None:
-    validator = validators.get(name, _NOT_OFFERED)
+def _failed(call: ToolCall, name: str, validator: Any, found: Findings) -> None:
+    """Why a call failed its checks: not offered, arguments not a JSON object, or not valid for its schema."""
     if validator is _NOT_OFFERED:
         found.add(V.UNKNOWN_TOOL, f"tool {name!r} was not offered")
         return
     if call.arguments is None:
         found.add(V.INVALID_JSON, f"{name}: arguments are not a JSON object: {call.raw!r}")
-        return
-    if validator is None or validator.is_valid(call.arguments):
         return
     error = next(iter(validator.iter_errors(call.arguments)), None)
     where = "/".join(str(p) for p in error.instance_path) if error is not None else ""
@@ -193,4 +205,5 @@ def _check_call(call: ToolCall, name: str, validators: dict[str, Any], found: Fi
     found.add(V.SCHEMA_VIOLATION, f"{name}: {message}" + (f" at /{where}" if where else ""))
 
 
+_UNSEEN: Any = object()
 _NOT_OFFERED: Any = object()

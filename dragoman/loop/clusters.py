@@ -77,8 +77,12 @@ class Clusters:
     # ---- VerdictSink -------------------------------------------------------------------------------------
 
     def verdict(self, record: AuditRecord) -> None:
-        if record.verdict == FAIL:
-            self.add_record(record)
+        self.verdicts([record])
+
+    def verdicts(self, records: list[AuditRecord]) -> None:
+        for record in records:
+            if record.verdict == FAIL:
+                self.add_record(record)
 
     def late_signal(self, signal: LateSignal) -> None:
         if signal.kind in _LATE_FAILURES:

@@ -1,19 +1,25 @@
 """What the exchange hands the loop about a finished call: enough to judge it, taken without copying anything.
 
-Built once per request when the loop is on (`loop: {enabled: true}`), on the event loop, once the client has
-its last byte, from references the exchange holds: the request's tools and last turn as it decoded them, the
-answer as the client got it (a translated answer: the blocks or stream events the gateway encoded; a relayed
-Anthropic answer: its JSON bytes, or its SSE chunks in a list, one append per chunk), how the stream ended, and
-the names to restore. It is examined there and then (loop/assess.py
-`Assessor.examine`) and dropped: the audit writer gets the verdict on the record and a few ids.
+Two parts, taken at two moments. While the request is decoded the exchange keeps the offered tools by name and reads
+the outcomes of the tool_results its last turn carries (`offered`, `results_of`: a dict of the tools and a tuple
+per result). Once the client has its last byte it adds the answer as the client got it (a translated answer: the
+blocks the gateway encoded, or what its stream events said, read as the relay encoded them; a relayed
+Anthropic answer: its JSON bytes, or its SSE chunks in a list, one append per chunk), how the stream ended, and the
+names to restore. It is examined there and then (loop/assess.py `Assessor.examine`) and dropped: the audit writer
+gets the verdict on the record and a few ids.
 
-Why there and not in the writer's thread: in one process the writer is not off the serving core (it takes the
-GIL from the event loop), and what it would need is large or is thrown away at once here. Measured on Claude
-Code's 52 KB turn answered by six tool calls (bench/RESULTS.md, "The tool-calling loop"): decoding the tools again
-from held request bytes (the design before) cost ~21 µs a record; holding the decoded tools until the writer's
-batch instead cost ~14 µs a record to free them there, cache-cold, against ~3 µs freed by the exchange at once;
-re-reading the answer from its bytes costs ~3.5 µs (JSON) to ~20 µs (six streamed calls) that reading the blocks
-and events the gateway encoded does not."""
+Why the request's part is taken at decode: its objects were just made and are about to be walked by the
+translation; once the answer is in, a busy gateway has decoded dozens of other requests since. It is ~1.5 µs of work
+either way for Claude Code's turn after six parallel Reads; taking it early is part of the change that halved the
+loop's cost (bench/RESULTS.md, "Halving the loop's cost").
+
+Why the examination runs on the event loop and not in the writer's thread: in one process the writer is not off the
+serving core (it takes the GIL from the event loop), and what it would need is large or is thrown away at once here.
+Measured on Claude Code's 52 KB turn answered by six tool calls (bench/RESULTS.md, "The tool-calling loop"):
+decoding the tools again from held request bytes (the design before) cost ~21 µs a record; holding the decoded tools
+until the writer's batch instead cost ~14 µs a record to free them there, cache-cold, against ~3 µs freed by the
+exchange at once; re-reading the answer from its bytes costs ~3.5 µs (JSON) to ~20 µs (six streamed calls) that
+reading the blocks and events the gateway encoded does not."""
 
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ from typing import Any
 
 import msgspec
 
+from dragoman.loop.next_turn import Outcome, tool_results
 from dragoman.protocols import anthropic as A
 from dragoman.translate.tool_names import ToolNameMap
 
@@ -31,15 +38,16 @@ TRANSPORT_FAILED = "transport"  # reading failed: timeout, reset, oversized even
 TOOL_USE = b'"tool_use"'  # in an answer's bytes: it may call a tool
 
 
-class Evidence(msgspec.Struct, kw_only=True):
-    """One finished call, as the client saw it."""
+class Evidence(msgspec.Struct, kw_only=True, gc=False):
+    """One finished call, as the client saw it. (Not tracked by the garbage collector: it only points at what the
+    exchange holds, nothing points back at it, and one is built and dropped per request.)"""
 
-    tools: list[A.Tool] | None = None  # the request's tools as decoded
-    answers: A.Message | None = None  # the request's last message, when it carries tool_results (next_turn.py)
+    offered: dict[str, A.Tool] | None = None  # the request's tools by name (`offered`)
+    results: list[Outcome] = []  # the outcomes of the tool_results the request's last turn carries (`results_of`)
     body: bytes | None = None  # the JSON answer (not streamed)
     content: list[A.OutBlock] | None = None  # the blocks `body` encodes, when the gateway built them (translated)
     chunks: list[bytes] | None = None  # the SSE bytes the client got, in order (streamed, relayed as is)
-    events: list[A.StreamEvent] | None = None  # the events the client got, as encoded (streamed, translated)
+    facts: Any = None  # what the events the client got said (streamed, translated): a loop/answer.py StreamFacts
     stop_reason: str | None = None
     failure: str | None = None  # the error type the stream ended with (an Anthropic `error` event was its last)
     ended: bool = False  # the stream reached message_stop or an error event
@@ -48,6 +56,17 @@ class Evidence(msgspec.Struct, kw_only=True):
 
 
 _decode_messages = msgspec.json.Decoder(A.MessagesRequest).decode
+
+
+def offered(tools: list[A.Tool] | None) -> dict[str, A.Tool] | None:
+    """The request's tools by name; a name offered twice is the last one, as a client reading the list would."""
+    return {tool.name: tool for tool in tools} if tools else None
+
+
+def results_of(messages: list[A.Message]) -> list[Outcome]:
+    """The outcomes of the tool_results a request's last turn carries (none when it answers no tool call)."""
+    last = answering(messages)
+    return tool_results(last) if last is not None else []
 
 
 def answering(messages: list[A.Message]) -> A.Message | None:
@@ -79,3 +98,12 @@ def answering_in(request: bytes) -> A.Message | None:
     """`answering` of a request body."""
     req = decoded(request)
     return answering(req.messages) if req is not None else None
+
+
+def request_part(request: bytes) -> dict[str, Any]:
+    """`offered` and `results_of` of a request body as the exchange takes them, as Evidence's keyword arguments
+    (tests and tools)."""
+    req = decoded(request)
+    if req is None:
+        return {}
+    return {"offered": offered(req.tools), "results": results_of(req.messages)}

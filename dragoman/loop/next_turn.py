@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import collections
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
+
+import msgspec
 
 from dragoman.loop import verdict as V
 from dragoman.observe.stores import ToolCallRow
@@ -24,7 +26,7 @@ from dragoman.protocols import anthropic as A
 OK = "ok"
 # What the earlier record's next_turn column may say, weakest first: a stronger signal replaces a weaker one.
 STRENGTH = (OK, V.EXECUTION_FAILED, V.CLIENT_REFUSED)
-_RANK = {outcome: i for i, outcome in enumerate(STRENGTH)}
+RANK = {outcome: i for i, outcome in enumerate(STRENGTH)}  # a higher rank is a stronger signal
 
 # The CLI's own refusals: the call never ran because it was malformed (Claude Code 2.1.x texts).
 _REFUSED = ("InputValidationError", "No such tool available", "Invalid tool parameters", "is not valid JSON",
@@ -56,7 +58,12 @@ def classify(is_error: bool, text: str) -> str | None:
     return V.EXECUTION_FAILED
 
 
-def tool_results(last: A.Message | None) -> list[tuple[str, str | None, str]]:
+# (tool_use_id, outcome, text): what a tool_result says of the call it answers (outcome None: a person declined;
+# text: the result's text when it is an error, else "").
+Outcome = tuple[str, str | None, str]
+
+
+def tool_results(last: A.Message | None) -> list[Outcome]:
     """(tool_use_id, outcome, text) for each tool_result of a request's last message: the turn answering the
     previous one. Earlier messages repeat results already attributed when they were the last."""
     if last is None or last.role != "user" or isinstance(last.content, str):
@@ -72,62 +79,69 @@ def tool_results(last: A.Message | None) -> list[tuple[str, str | None, str]]:
     return out
 
 
-def stronger(a: str | None, b: str | None) -> str | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return a if _RANK[a] >= _RANK[b] else b
-
-
 def weaker_than(outcome: str) -> tuple[str, ...]:
     """The next_turn values `outcome` may replace."""
     return STRENGTH[: STRENGTH.index(outcome)]
 
 
+class Remembered(msgspec.Struct, gc=False):
+    """An answer's tool calls, as the memory keeps them: the record that made them (a row naming its first call)
+    and each call's (tool_use_id, name)."""
+
+    origin: ToolCallRow
+    calls: list[tuple[str, str]]
+
+    def name_of(self, tool_use_id: str) -> str | None:
+        for call_id, name in self.calls:
+            if call_id == tool_use_id:
+                return name
+        return None
+
+
 class ToolCallMemory:
-    """The tool_use ids this process answered with, newest kept, at most `size` (an LRU): the join's fast path.
-    The store's `tool_calls` table is the shared one (other workers, other instances). An id whose result was
-    attributed stays as a tombstone, so a client's retry of the same request is not counted twice."""
+    """The answers with tool calls this process gave, by their first tool_use id, newest kept, at most `size` (an
+    LRU): the join's fast path. A next turn answers every call of the answer before it (the Messages API and Chat
+    both require it), so the answer is found by whichever of its results' ids is the answer's first call's, and all
+    its calls are attributed at once: one entry remembered and one found per answer, not one per call. The store's
+    `tool_calls` table, one row per call, is the shared one (other workers, other instances). A key whose results
+    were attributed stays as a tombstone, so a client's retry of the same request is not counted twice."""
 
     def __init__(self, size: int = 100_000) -> None:
         self.size = size
-        self._rows: collections.OrderedDict[str, ToolCallRow | None] = collections.OrderedDict()
+        self._answers: collections.OrderedDict[str, Remembered | None] = collections.OrderedDict()
         self._lock = threading.Lock()
 
-    def remember(self, rows: Iterable[ToolCallRow]) -> None:
+    def remember(self, answer: Remembered) -> None:
         with self._lock:
-            for row in rows:
-                self._rows[row.tool_use_id] = row
-            self._trim()
+            answers = self._answers
+            answers[answer.calls[0][0]] = answer
+            if len(answers) > self.size:
+                answers.popitem(last=False)
 
     def answered(self, ids: Iterable[str]) -> None:
-        """These ids' results were attributed (from the store): ignore them from now on."""
+        """These ids' results were attributed (from the store): ignore them, as keys, from now on."""
         with self._lock:
             for tool_use_id in ids:
-                self._rows[tool_use_id] = None
-            self._trim()
+                self._answers[tool_use_id] = None
+            while len(self._answers) > self.size:
+                self._answers.popitem(last=False)
 
-    def take(self, ids: Sequence[str]) -> tuple[list[ToolCallRow], list[str]]:
-        """(rows found, ids unknown here); found rows become tombstones, ids already answered are in neither."""
-        found, missing = [], []
+    def take(self, results: list[Outcome]) -> Remembered | None | Any:
+        """The answer these results answer, found by its first call's id among theirs (a tombstone from now on);
+        None when its results were attributed already; UNKNOWN when this process never gave it (or forgot it)."""
         with self._lock:
-            rows = self._rows
-            for tool_use_id in ids:
-                row = rows.get(tool_use_id, _UNKNOWN)
-                if row is _UNKNOWN:
-                    missing.append(tool_use_id)
-                elif row is not None:
-                    found.append(row)
-                    rows[tool_use_id] = None
-        return found, missing
-
-    def _trim(self) -> None:
-        while len(self._rows) > self.size:
-            self._rows.popitem(last=False)
+            answers = self._answers
+            for result in results:
+                found = answers.get(result[0], UNKNOWN)
+                if found is UNKNOWN:
+                    continue
+                if found is not None:
+                    answers[result[0]] = None
+                return found
+            return UNKNOWN
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self._answers)
 
 
-_UNKNOWN: Any = object()
+UNKNOWN: Any = object()  # what ToolCallMemory.take says of a key it never had

@@ -100,6 +100,10 @@ class VersionScores:
     def tally(self, version: str) -> Tally:
         return self.tallies.get(version) or Tally()
 
+    def verdicts(self, records: list[AuditRecord]) -> None:
+        for record in records:
+            self.verdict(record)
+
     def verdict(self, record: AuditRecord) -> None:
         version = record.config_version
         if version is None or record.verdict is None or JUDGE_CALL in record.loop_events:
@@ -123,6 +127,8 @@ class VersionScores:
                 self._check(signal.config_version)
 
     def _check(self, version: str) -> None:
+        if self.previous is None:  # nothing to roll back to (read without the lock: one attribute, set whole)
+            return
         with self._lock:
             previous = self.previous
             if not self.settings.enabled or previous is None or version in self._protected:

@@ -34,20 +34,18 @@ MAX_INDEXED = 20_000  # calls a late signal can still find (Claude Code's next t
 MAX_EVENTS = 500
 
 DEMOTED, RESTORED, VARIANT_KEPT = "demoted", "restored", "variant_kept"
+_SCORED = (PASS, FAIL)
 
 
-class Call:
+class Call(msgspec.Struct, gc=False):
     """One scored call: mutable, a late signal changes its value wherever the call is held (and bumps the
-    scoreboard's revision, so every window sums again)."""
+    scoreboard's revision, so every window sums again). A Struct: one is built per verdict, in C."""
 
-    __slots__ = ("request_id", "route", "shape", "value", "late")
-
-    def __init__(self, request_id: str, route: str, shape: str, value: float) -> None:
-        self.request_id = request_id
-        self.route = route
-        self.shape = shape
-        self.value = value
-        self.late = False  # an execution failure already counted against it
+    request_id: str
+    route: str
+    shape: str
+    value: float
+    late: bool = False  # an execution failure already counted against it
 
 
 class Window:
@@ -178,10 +176,15 @@ class Scoreboard:
     # ---- VerdictSink -------------------------------------------------------------------------------------
 
     def verdict(self, record: AuditRecord) -> None:
-        if record.verdict not in (PASS, FAIL) or record.route is None:
-            return
+        self.verdicts([record])
+
+    def verdicts(self, records: list[AuditRecord]) -> None:
+        """Score each call and decide after each (a demotion is taken at the call that crossed the threshold, as
+        README states); one lock for a whole drain of the audit writer, not one per call."""
         with self._lock:
-            self._score(record)
+            for record in records:
+                if record.verdict in _SCORED and record.route is not None:
+                    self._score(record)
 
     def _score(self, record: AuditRecord) -> None:
         route, shape, variant = record.route, record.shape or "", record.prompt_variant or ""

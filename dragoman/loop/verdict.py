@@ -56,6 +56,6 @@ class LateSignal(msgspec.Struct, frozen=True, kw_only=True):
 class VerdictSink(Protocol):
     """What consumes verdicts. Both calls come from the audit writer's thread, in order, never concurrently."""
 
-    def verdict(self, record: AuditRecord) -> None: ...  # a finished call, its verdict fields set
+    def verdicts(self, records: list[AuditRecord]) -> None: ...  # finished calls, in order, their verdict fields set
 
     def late_signal(self, signal: LateSignal) -> None: ...  # something learned later about an earlier call

@@ -53,7 +53,7 @@ _encode = msgspec.json.encode
 _decode_list = msgspec.json.Decoder(list).decode
 
 
-class ToolCallRow(msgspec.Struct, frozen=True, array_like=True):
+class ToolCallRow(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """A tool_use the gateway answered with (migration 5, table `tool_calls`): the correctness loop joins the
     client's next turn to it, from any worker or instance on the same store."""
 
@@ -68,7 +68,7 @@ class ToolCallRow(msgspec.Struct, frozen=True, array_like=True):
     tool_name: str | None = None
 
 
-class SignalUpdate(msgspec.Struct, frozen=True):
+class SignalUpdate(msgspec.Struct, frozen=True, gc=False):
     """Set `column` of an earlier request's record to `value`, unless it already holds a value not in `replaces`
     (a weaker signal never overwrites a stronger one)."""
 
@@ -244,8 +244,11 @@ def followup_statements(ph: str, followups: Followups) -> list[tuple[str, list[t
         out.append((f"INSERT INTO tool_calls ({', '.join(TOOL_CALL_COLUMNS)}) VALUES ({values})"
                     " ON CONFLICT (tool_use_id) DO NOTHING",
                     [tuple(msgspec.structs.astuple(row)) for row in followups.tool_calls]))
+    by_sql: dict[str, list[tuple[Any, ...]]] = {}  # one executemany per statement: most updates are next_turn "ok"
     for update in followups.signals:
-        out.append(signal_sql(ph, update))
+        sql, params = signal_sql(ph, update)
+        by_sql.setdefault(sql, []).extend(params)
+    out.extend(by_sql.items())
     if followups.prune_before is not None:
         out.append((f"DELETE FROM tool_calls WHERE time < {ph}", [(followups.prune_before,)]))
     return out

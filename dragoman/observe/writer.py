@@ -60,10 +60,10 @@ class NullSink:
 
 
 # The correctness loop's hooks (dragoman.loop.assess.Assessor; observe does not import the loop): `assess` takes a
-# record with what the loop examined of its call (submitted beside it) before the record is priced, redacted and
-# written; `assess_pending` handles what arrived meanwhile
-# (late signals, joins waiting for another worker's rows). Both may return rows to write with the batch.
-AssessHook = Callable[[AuditRecord, Any], "Followups | None"]
+# drain's records, each with what the loop examined of its call (submitted beside it), in queue order, before any of
+# them is priced, redacted and written, and returns what to write beside each (one entry per record); `assess_pending`
+# handles what arrived meanwhile (late signals, joins waiting for another worker's rows).
+AssessHook = Callable[[list[tuple[AuditRecord, Any]]], "list[Followups | None]"]
 PendingHook = Callable[[], "Followups | None"]
 
 
@@ -182,16 +182,22 @@ class AuditWriter:
         # The loop's work for the whole drain first, then pricing, redaction and metrics for the whole drain: each
         # phase's code and data stay warm from one record to the next. Measured (bench/thread_cpu.py, tools, c=32):
         # the writer's CPU per tool-calling record 81 -> 72 µs, 8 interleaved runs, against one record at a time.
-        assess = self._assess
-        assessed = ([(record, self._followups(assess, record, examined)) for record, examined in drained]
-                    if assess is not None else [(record, None) for record, _ in drained])
-        for record, followups in assessed:
+        followups: list[Followups | None] = [None] * len(drained)
+        if self._assess is not None and drained:
+            try:
+                assessed = self._assess(drained)
+                if len(assessed) != len(drained):
+                    raise ValueError(f"{len(assessed)} follow-ups for {len(drained)} records")
+                followups = assessed
+            except Exception:  # noqa: BLE001 - the loop must never cost a record
+                log.exception("the correctness loop failed on a drain of %d audit records", len(drained))
+        for (record, _), followup in zip(drained, followups):
             try:
                 self._prepare(record)
             except Exception:
                 log.exception("audit record %s could not be prepared", getattr(record, "request_id", "?"))
                 continue
-            pending.append((record, followups))
+            pending.append((record, followup))
         overflow = len(pending) - self.queue_size
         if overflow > 0:
             for _ in range(overflow):
@@ -199,12 +205,11 @@ class AuditWriter:
             self._drop(overflow, "the audit store is not keeping up")
 
     @staticmethod
-    def _followups(hook: Callable[..., Followups | None], *args: Any) -> Followups | None:
+    def _followups(hook: PendingHook) -> Followups | None:
         try:
-            return hook(*args)
+            return hook()
         except Exception:  # noqa: BLE001 - the loop must never cost a record
-            log.exception("the correctness loop failed on audit record %s", getattr(args[0], "request_id", "-")
-                          if args else "-")
+            log.exception("the correctness loop failed on its pending work")
             return None
 
     def _prepare(self, record: AuditRecord) -> None:

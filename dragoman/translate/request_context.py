@@ -24,9 +24,12 @@ class RequestContext:
     visible_max_tokens: int = 0
     system_prefix: str = ""  # the route's prompt-prefix variant: put before the client's system prompt
     notes: list[str] = field(default_factory=list)  # what was dropped or changed, for the audit record
-    # A translated stream's events as the client gets them, kept for the correctness loop when it is on (the
-    # exchange sets a list; the relay extends it as it encodes): the checks read these instead of the bytes.
-    kept_events: list[Any] | None = None
+    # For the correctness loop, when it is on (the exchange sets both): what a translated stream's events say as the
+    # client gets them (a loop/answer.py StreamFacts, which the relay shows each batch it encodes: the checks read it
+    # instead of the bytes), and the input object of each tool call the bridge closed, by block index (a bridge
+    # decodes the arguments anyway to tell whether they are whole, so the checks need not decode them again).
+    stream_facts: Any = None
+    kept_arguments: dict[int, Any] | None = None
 
     def note(self, text: str) -> None:
         if text not in self.notes:

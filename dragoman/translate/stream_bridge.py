@@ -87,11 +87,14 @@ class StreamBridge:
         if call.closed:
             return
         call.closed = True
-        fragment, note = closing_fragment(call.text(), call.wrapped)
+        fragment, note, value = closing_fragment(call.text(), call.wrapped)
         if fragment:
             out.append(A.ContentBlockDelta(index=call.block, delta=A.InputJsonDelta(partial_json=fragment)))  # type: ignore[arg-type]
         if note:
             self.ctx.note(note)
+        kept = self.ctx.kept_arguments
+        if kept is not None and value is not None:
+            kept[call.block] = value  # type: ignore[index]
 
     def _final_delta(self, usage: A.Usage, reason: str | None, sequence: str | None = None) -> A.MessageDelta:
         """The message_delta that declares the answer over; what it reports is kept for the audit record."""

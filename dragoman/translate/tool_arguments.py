@@ -39,10 +39,15 @@ def parse_arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
 
 def is_complete_object(text: str) -> bool:
     """True when `text` is one whole JSON object: no later fragment can belong to it."""
+    return _object(text) is not None
+
+
+def _object(text: str) -> dict[str, Any] | None:
     try:
-        return isinstance(_decode(text), dict)
+        value = _decode(text)
     except msgspec.DecodeError:
-        return False
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def is_wrapped(first_fragment: str) -> bool:
@@ -50,19 +55,25 @@ def is_wrapped(first_fragment: str) -> bool:
     return first_fragment.lstrip().startswith('"')
 
 
-def closing_fragment(text: str, wrapped: bool) -> tuple[str | None, str | None]:
-    """(fragment, note) to send before a streamed call's block stops: the whole input when it was held wrapped,
-    or the brackets a truncated stream left open; the note says what was repaired, or that it could not be."""
+def closing_fragment(text: str, wrapped: bool) -> tuple[str | None, str | None, dict[str, Any] | None]:
+    """(fragment, note, input) when a streamed call's block stops: the fragment to send first (the whole input when
+    it was held wrapped, or the brackets a truncated stream left open), the note that says what was repaired or that
+    it could not be, and the input object the client's arguments now decode to (None when they do not). The input
+    costs nothing more: telling whether the arguments are whole decodes them."""
     if wrapped:
         value, note = parse_arguments(text)
-        return (_encode(value).decode() if value else None), note
+        return (_encode(value).decode() if value else None), note, value
     stripped = text.strip()
-    if not stripped or is_complete_object(text):
-        return None, None
+    if not stripped:
+        return None, None, {}
+    whole = _object(text)
+    if whole is not None:
+        return None, None, whole
     closed = close_truncated(stripped)
-    if closed is not None and is_complete_object(closed):
-        return closed[len(stripped) :], "tool arguments repaired"
-    return None, "tool arguments invalid"
+    repaired = _object(closed) if closed is not None else None
+    if closed is not None and repaired is not None:
+        return closed[len(stripped) :], "tool arguments repaired", repaired
+    return None, "tool arguments invalid", None
 
 
 def _repair(raw: str) -> tuple[dict[str, Any], str | None]:

@@ -92,7 +92,7 @@ class BridgeRelay:
             error.message = redact(error.message, self._secret)
             self.failure = upstream_failed(self._route, error.type, error.message)
         self.event_count += len(events)
-        kept = self._bridge.ctx.kept_events
-        if kept is not None:
-            kept += events
+        facts = self._bridge.ctx.stream_facts
+        if facts is not None:
+            facts.see(events)
         return encode_events(events)

@@ -22,7 +22,7 @@ _DONE = b"[DONE]"
 
 
 class ChatDialect:
-    translated = True  # its stream is built from events the loop can read (RequestContext.kept_events)
+    translated = True  # its stream is built from events the loop can read (RequestContext.stream_facts)
 
     def __init__(self, route: Route) -> None:
         self.route = route

@@ -20,7 +20,7 @@ _decode_response = msgspec.json.Decoder(R.Response).decode
 
 
 class ResponsesDialect:
-    translated = True  # its stream is built from events the loop can read (RequestContext.kept_events)
+    translated = True  # its stream is built from events the loop can read (RequestContext.stream_facts)
 
     def __init__(self, route: Route, key: bytes | None = None) -> None:
         self.route = route
