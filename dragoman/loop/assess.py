@@ -41,7 +41,7 @@ from dragoman.config.loop import VerdictSettings
 from dragoman.loop import verdict as V
 from dragoman.loop.checks import SchemaCache, check
 from dragoman.loop.evidence import Evidence
-from dragoman.loop.next_turn import OK, RANK, STRENGTH, UNKNOWN, Outcome, Remembered, ToolCallMemory, weaker_than
+from dragoman.loop.next_turn import OK, RANK, REPLACES, STRENGTH, UNKNOWN, Outcome, Remembered, ToolCallMemory
 from dragoman.loop.verdict import LateSignal, VerdictSink
 from dragoman.observe.record import AuditRecord
 from dragoman.observe.stores import AuditStore, Followups, SignalUpdate, ToolCallRow
@@ -55,7 +55,6 @@ WAITING_LIMIT = 2_000  # tool_result ids waiting for another worker's rows, at m
 _FIRST_RETRY = 0.25
 _PRUNE_EVERY = 3600.0  # seconds between two prunes of the store's tool_calls table
 _JUDGE = {V.JUDGE_FAIL: "fail", "judge_pass": "pass"}
-_REPLACES = {outcome: weaker_than(outcome) for outcome in STRENGTH}  # what each next_turn value may overwrite
 _NO_FOLLOWUPS = Followups()  # shared, never changed: what a record with nothing to write beside it gets
 
 
@@ -250,7 +249,7 @@ class Assessor:
                                                                  tool_name=remembered.name_of(tool_use_id)),
                                          outcome, text))
         if strongest is not None:
-            out.signals.append(SignalUpdate(remembered.origin.request_id, "next_turn", strongest, _REPLACES[strongest]))
+            out.signals.append(SignalUpdate(remembered.origin.request_id, "next_turn", strongest, REPLACES[strongest]))
 
     def _retry_waiting(self, now: float, out: Followups | None) -> Followups | None:
         waiting = self._waiting
@@ -298,7 +297,7 @@ class Assessor:
             if outcome != OK:
                 self._tell(self._late_of(row, outcome, text))
         for request_id, outcome in by_request.items():
-            out.signals.append(SignalUpdate(request_id, "next_turn", outcome, _REPLACES[outcome]))
+            out.signals.append(SignalUpdate(request_id, "next_turn", outcome, REPLACES[outcome]))
 
     def _late_of(self, row: ToolCallRow, outcome: str, text: str) -> LateSignal:
         return LateSignal(request_id=row.request_id, kind=outcome, time=self._clock(), route=row.route,
@@ -310,7 +309,7 @@ class Assessor:
         if signal.kind in _JUDGE:
             out.signals.append(SignalUpdate(signal.request_id, "judge", _JUDGE[signal.kind]))
         elif signal.kind in STRENGTH:
-            out.signals.append(SignalUpdate(signal.request_id, "next_turn", signal.kind, weaker_than(signal.kind)))
+            out.signals.append(SignalUpdate(signal.request_id, "next_turn", signal.kind, REPLACES[signal.kind]))
         self._tell(signal)
 
     def _tell(self, signal: LateSignal) -> None:

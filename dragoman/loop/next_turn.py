@@ -27,6 +27,7 @@ OK = "ok"
 # What the earlier record's next_turn column may say, weakest first: a stronger signal replaces a weaker one.
 STRENGTH = (OK, V.EXECUTION_FAILED, V.CLIENT_REFUSED)
 RANK = {outcome: i for i, outcome in enumerate(STRENGTH)}  # a higher rank is a stronger signal
+REPLACES = {outcome: STRENGTH[:i] for i, outcome in enumerate(STRENGTH)}  # the next_turn values each may overwrite
 
 # The CLI's own refusals: the call never ran because it was malformed (Claude Code 2.1.x texts).
 _REFUSED = ("InputValidationError", "No such tool available", "Invalid tool parameters", "is not valid JSON",
@@ -77,11 +78,6 @@ def tool_results(last: A.Message | None) -> list[Outcome]:
             text = result_text(block)
             out.append((block.tool_use_id, classify(True, text), text))
     return out
-
-
-def weaker_than(outcome: str) -> tuple[str, ...]:
-    """The next_turn values `outcome` may replace."""
-    return STRENGTH[: STRENGTH.index(outcome)]
 
 
 class Remembered(msgspec.Struct, gc=False):
