@@ -39,7 +39,10 @@ def _config(primary: ScriptedChatUpstream, backup: ScriptedChatUpstream) -> str:
         "default_route": ROUTE,
         "auth": {"keys": [INBOUND_KEY]},
         "admin": {"keys": ["adm-cli"]},
-        "audit": {"flush_interval": 0.05},
+        # The writer scores a call when it drains; the CLI answers a broken call and sends its next turn within
+        # ~20 ms on a fast host. A drain every 50 ms let all its remaining turns go before the demotion once
+        # (2026-12-06): every 5 ms, the demotion is in place well before the CLI's next turn.
+        "audit": {"flush_interval": 0.005},
         "loop": {"shift": {"window": 10, "min_calls": MIN_CALLS, "demote_below": 0.5, "restore_above": 0.9,
                            "probe_share": 0}},
         "routes": [

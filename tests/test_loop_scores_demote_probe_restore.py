@@ -32,7 +32,7 @@ class Clock:
 def record(route: str = "a", verdict: str = "pass", shape: str = TOOLS, variant: str | None = None,
            model: str = "gpt-x") -> AuditRecord:
     return AuditRecord(time=1000.0, request_id=f"req_{next(_ids)}", route=route, upstream_model=model,
-                       verdict=verdict, shape=shape, prompt_variant=variant)
+                       verdict=verdict, shape=shape, prompt_variant=variant, tool_calls=1)
 
 
 def feed(board: Scoreboard, n: int, **kwargs: str) -> list[AuditRecord]:
@@ -117,6 +117,44 @@ def test_an_execution_failure_is_a_weaker_signal_counted_once_per_call() -> None
     for rec in recs:  # every call ran and failed: 0.75 is still above demote_below
         board.late_signal(LateSignal(request_id=rec.request_id, kind=EXECUTION_FAILED, time=1.0))
     assert board.state.demoted == {}
+
+
+def test_a_late_signal_finds_only_the_last_indexed_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The index of calls a late signal can change keeps the last MAX_INDEXED passed calls with tool calls: an older
+    one, or a text answer's (no tool call a next turn could refuse), is scored as it was."""
+    monkeypatch.setattr(S, "MAX_INDEXED", 3)
+    board = Scoreboard(ShiftSettings(window=10, min_calls=50), clock=Clock())
+    recs = feed(board, 5)
+    text = record()
+    text.tool_calls = 0
+    board.verdict(text)
+    for rec in (recs[0], recs[1], text):
+        board.late_signal(LateSignal(request_id=rec.request_id, kind=CLIENT_REFUSED, time=1.0))
+    assert board.rows()[0]["score"] == 1.0
+    board.late_signal(LateSignal(request_id=recs[4].request_id, kind=CLIENT_REFUSED, time=1.0))
+    assert board.rows()[0]["score"] == pytest.approx(5 / 6, abs=1e-4)  # rows() rounds to 4 places
+
+
+def test_a_call_no_window_holds_leaves_the_late_signal_index() -> None:
+    """A call that has left every window (the shown one and its candidate one) changes no score whatever a late
+    signal says: the index lets it go, so it holds no more than the windows do."""
+    board = Scoreboard(ShiftSettings(window=3, min_calls=50), clock=Clock())
+    feed(board, 5)
+    assert board.indexed() == 3
+    feed(board, 2, shape="notools|8k|json|nothink")  # a second shape: its own windows, their own calls
+    assert board.indexed() == 5
+
+
+def test_a_late_signal_reaches_the_probe_calls_a_restored_candidate_is_judged_by() -> None:
+    clock = Clock()
+    board = Scoreboard(ShiftSettings(window=10, min_calls=3, demote_below=0.5, restore_above=0.6), clock=clock)
+    feed(board, 3, verdict="fail")
+    assert ("a", TOOLS) in board.state.demoted
+    probes = feed(board, 3)  # probes that pass: restored, and the candidate window starts from them
+    assert ("a", TOOLS) not in board.state.demoted
+    board.late_signal(LateSignal(request_id=probes[0].request_id, kind=CLIENT_REFUSED, time=1.0))
+    board.late_signal(LateSignal(request_id=probes[1].request_id, kind=CLIENT_REFUSED, time=1.0))
+    assert board.state.demoted[("a", TOOLS)].score == pytest.approx(1 / 3)
 
 
 def test_a_late_signal_for_an_unknown_call_changes_nothing() -> None:

@@ -53,6 +53,28 @@ def test_the_update_in_a_batch_sees_the_record_inserted_in_the_same_batch(store:
     assert store.query_requests({"request_id": "req_1"})[0]["next_turn"] == "ok"
 
 
+def test_a_batch_of_signals_lands_as_if_each_were_applied_alone(store: AuditStore) -> None:
+    """A batch's signals are written a statement per kind over many records (observe/stores.py): every record gets
+    its own value, a stronger one wins whichever comes first in the batch, and more records than one statement
+    takes (250 > 200) all land."""
+    from dragoman.observe import stores
+
+    ids = [f"req_{i}" for i in range(250)]
+    store.write([AuditRecord(time=T0, request_id=i) for i in ids])
+    signals = [SignalUpdate(i, "next_turn", "ok") for i in ids]
+    signals[3:3] = [SignalUpdate("req_7", "next_turn", "client_refused", ("ok", "execution_failed"))]
+    signals += [SignalUpdate("req_8", "next_turn", "execution_failed", ("ok",)),
+                SignalUpdate("req_7", "next_turn", "execution_failed", ("ok",)), SignalUpdate("req_9", "judge", "fail")]
+    statements = stores.followup_statements("?", Followups(signals=signals))
+    assert len(statements) == 5  # ok (two statements: 200 + 50 ids), client_refused, execution_failed, judge
+    store.write([], Followups(signals=signals))
+    rows = {r["request_id"]: r for r in store.query_requests(limit=1000)}
+    assert len(rows) == 250
+    assert {i: rows[i]["next_turn"] for i in ("req_0", "req_7", "req_8", "req_249")} == {
+        "req_0": "ok", "req_7": "client_refused", "req_8": "execution_failed", "req_249": "ok"}
+    assert [rows[i]["judge"] for i in ("req_8", "req_9")] == [None, "fail"]
+
+
 def test_old_tool_calls_are_pruned(store: AuditStore) -> None:
     store.write([], Followups(tool_calls=[_row(0, T0 - 100_000), _row(1, T0)]))
     store.write([], Followups(prune_before=T0 - 1))

@@ -10,7 +10,7 @@ deal with upstreams that fail outright.
 `Scoreboard` is a VerdictSink: only the audit writer's thread calls it. What the event loop reads (who is demoted
 for which shape, which variant is kept) is published as an immutable `ShiftState`, swapped whole on change, so the
 hot path reads one attribute and takes no lock. Memory is bounded: at most `MAX_KEYS` windows per level of `window`
-calls each, `MAX_INDEXED` request ids for late signals, `MAX_EVENTS` events."""
+calls each, the last `MAX_INDEXED` calls a late signal can still change, `MAX_EVENTS` events."""
 
 from __future__ import annotations
 
@@ -46,6 +46,8 @@ class Call(msgspec.Struct, gc=False):
     shape: str
     value: float
     late: bool = False  # an execution failure already counted against it
+    held: int = 0  # windows holding it: at 0 no score can change with it, and the index lets it go
+    slot: int = -1  # its place in the index's ring, when indexed
 
 
 class Window:
@@ -55,11 +57,14 @@ class Window:
     such changes) and once per `size` additions; scores are rounded to 9 places, so the rounding of adding and
     removing values such as 0.7 never moves a score across a threshold."""
 
-    __slots__ = ("calls", "total", "revision", "seen", "adds")
+    __slots__ = ("calls", "total", "revision", "seen", "adds", "index")
 
-    def __init__(self, size: int, revision: list[int], calls: Any = ()) -> None:
+    def __init__(self, size: int, revision: list[int], calls: Any = (), index: _Index | None = None) -> None:
         self.calls: deque[Call] = deque(calls, maxlen=size)
+        for call in self.calls:
+            call.held += 1
         self.revision = revision  # shared with the scoreboard: [changes of a call's value so far]
+        self.index = index  # the scoreboard's late-signal index: a call no window holds leaves it
         self.total = 0.0
         self.seen = -1  # the revision `total` was summed at (-1: never)
         self.adds = 0  # additions since
@@ -67,10 +72,23 @@ class Window:
     def add(self, call: Call) -> None:
         calls = self.calls
         if len(calls) == calls.maxlen:
-            self.total -= calls[0].value
+            oldest = calls[0]
+            self.total -= oldest.value
+            oldest.held -= 1
+            if not oldest.held and self.index is not None:
+                self.index.discard(oldest)
         calls.append(call)
+        call.held += 1
         self.total += call.value
         self.adds += 1
+
+    def release(self) -> None:
+        """The window is dropped: its calls are held by one window fewer."""
+        index = self.index
+        for call in self.calls:
+            call.held -= 1
+            if not call.held and index is not None:
+                index.discard(call)
 
     def count(self) -> int:
         return len(self.calls)
@@ -114,23 +132,72 @@ class ShiftEvent(msgspec.Struct, frozen=True):
     detail: str
 
 
+class _Index:
+    """The calls a late signal can still change, by request id. Only a passed call with tool calls is kept: the
+    late signals that change a value (client_refused, execution_failed) are about an answer's tool calls, and a
+    failed call's value is 0 already. And only while a window holds it (`Call.held`): once it has left every window
+    no score depends on it. A ring of the calls in the order they came bounds it besides (`size`; windows forgotten
+    with their key are not counted out). What the index keeps lives as long as it does, and a 20,000-call index
+    was the dearest single part of the loop on a busy core (bench/RESULTS.md, "The loop's cost, read side by side"):
+    it keeps no more than it must."""
+
+    __slots__ = ("calls", "ring", "at")
+
+    def __init__(self, size: int) -> None:
+        self.calls: dict[str, Call] = {}
+        self.ring: list[Call | None] = [None] * size  # the indexed calls in the order they came (None: let go)
+        self.at = 0
+
+    def add(self, call: Call) -> None:
+        ring, at = self.ring, self.at
+        oldest = ring[at]
+        if oldest is not None:
+            self.discard(oldest)
+        ring[at] = call
+        call.slot = at
+        self.at = at + 1 if at + 1 < len(ring) else 0
+        self.calls[call.request_id] = call
+
+    def get(self, request_id: str) -> Call | None:
+        return self.calls.get(request_id)
+
+    def discard(self, call: Call) -> None:
+        """Let `call` go (its ring slot too: the ring keeps nothing the index let go)."""
+        if self.calls.get(call.request_id) is call:
+            del self.calls[call.request_id]
+            self.ring[call.slot] = None
+
+    def __len__(self) -> int:
+        return len(self.calls)
+
+
 class _Bounded(OrderedDict):
     """Windows by key, at most MAX_KEYS, least recently used forgotten first."""
 
-    def __init__(self, size: int, revision: list[int]) -> None:
+    def __init__(self, size: int, revision: list[int], index: _Index) -> None:
         super().__init__()
         self.size = size
         self.revision = revision
+        self.index = index
 
     def window(self, key: Any) -> Window:
         found = self.get(key)
         if found is None:
             if len(self) >= MAX_KEYS:
-                self.popitem(last=False)
-            found = self[key] = Window(self.size, self.revision)
+                self.popitem(last=False)[1].release()
+            found = self[key] = Window(self.size, self.revision, index=self.index)
         else:
             self.move_to_end(key)
         return found
+
+    def drop(self, key: Any) -> None:
+        window = self.pop(key, None)
+        if window is not None:
+            window.release()
+
+    def replace(self, key: Any, window: Window) -> None:
+        self.drop(key)
+        self[key] = window
 
 
 class Scoreboard:
@@ -155,11 +222,11 @@ class Scoreboard:
         self._resize(self.settings.window)
 
     def _resize(self, size: int) -> None:
-        self._keys = _Bounded(size, self._revision)  # (route, model, shape, variant): what is shown
-        self._candidates = _Bounded(size, self._revision)  # (route, shape): what demotion reads
-        self._variants = _Bounded(size, self._revision)  # (route, shape, variant): what the variant choice reads
-        self._probes = _Bounded(size, self._revision)  # (route, shape) while demoted: the calls since demotion
-        self._index: OrderedDict[str, Call] = OrderedDict()
+        self._index = index = _Index(MAX_INDEXED)
+        self._keys = _Bounded(size, self._revision, index)  # (route, model, shape, variant): what is shown
+        self._candidates = _Bounded(size, self._revision, index)  # (route, shape): what demotion reads
+        self._variants = _Bounded(size, self._revision, index)  # (route, shape, variant): what the variant choice reads
+        self._probes = _Bounded(size, self._revision, index)  # (route, shape) while demoted: the calls since demotion
 
     def configure(self, settings: ShiftSettings, variants: Mapping[str, tuple[str, ...]],
                   candidates: frozenset[str] | None = None) -> None:
@@ -189,21 +256,22 @@ class Scoreboard:
     def _score(self, record: AuditRecord) -> None:
         route, shape, variant = record.route, record.shape or "", record.prompt_variant or ""
         model = record.upstream_model or ""
-        call = Call(record.request_id, route, shape, 1.0 if record.verdict == PASS else 0.0)
-        index = self._index
-        if len(index) >= MAX_INDEXED:
-            index.popitem(last=False)
-        index[record.request_id] = call
+        passed = record.verdict == PASS
+        call = Call(record.request_id, route, shape, 1.0 if passed else 0.0)
+        if passed and record.tool_calls:
+            self._index.add(call)
         shown = self._keys.window((route, model, shape, variant))
         shown.add(call)
-        self._candidates.window((route, shape)).add(call)
-        if (route, shape) in self.state.demoted:
-            self._probes.window((route, shape)).add(call)
+        key = (route, shape)
+        candidate = self._candidates.window(key)
+        candidate.add(call)
+        if key in self.state.demoted:
+            self._probes.window(key).add(call)
         if variant:
             self._variants.window((route, shape, variant)).add(call)
         if self._on_score is not None:
             self._on_score(route, model, shape, shown.score())
-        self._decide(route, shape)
+        self._decide(key, candidate)
 
     def late_signal(self, signal: LateSignal) -> None:
         with self._lock:
@@ -222,29 +290,32 @@ class Scoreboard:
             self._revision[0] += 1
         else:
             return
-        self._decide(call.route, call.shape)
+        self._decide((call.route, call.shape))
 
     # ---- decisions ---------------------------------------------------------------------------------------
 
-    def _decide(self, route: str, shape: str) -> None:
-        key = (route, shape)
-        state = self.state
-        if key in state.demoted:
+    def _decide(self, key: tuple[str, str], window: Window | None = None) -> None:
+        """Demote, restore or keep a variant for `key` (route, shape) if its scores say so; `window`: its candidate
+        window, when the caller has it at hand (one look-up a verdict, not two)."""
+        route = key[0]
+        if key in self.state.demoted:
             self._maybe_restore(key)
         elif self.candidates is None or route in self.candidates:
-            self._maybe_demote(key)
+            self._maybe_demote(key, window if window is not None else self._candidates.window(key))
         if len(self.variants.get(route, ())) > 1:
             self._maybe_keep_variant(key)
 
-    def _maybe_demote(self, key: tuple[str, str]) -> None:
-        window = self._candidates.window(key)
+    def _maybe_demote(self, key: tuple[str, str], window: Window) -> None:
         s = self.settings
-        score, calls = window.score(), window.count()
-        if calls < s.min_calls or score >= s.demote_below:
+        calls = window.count()
+        if calls < s.min_calls:
+            return
+        score = window.score()
+        if score >= s.demote_below:
             return
         demoted = dict(self.state.demoted)
         demoted[key] = Demotion(score=score, calls=calls, since=self._clock())
-        self._probes.pop(key, None)
+        self._probes.drop(key)
         self.state = msgspec.structs.replace(self.state, demoted=demoted)
         self._event(DEMOTED, key, score, calls, f"score {score:.2f} over {calls} calls is below demote_below "
                     f"{s.demote_below}; probe_share {s.probe_share} keeps measuring it")
@@ -259,8 +330,10 @@ class Scoreboard:
             return
         demoted = dict(self.state.demoted)
         demoted.pop(key, None)
-        self._probes.pop(key, None)
-        self._candidates[key] = Window(s.window, self._revision, probes.calls)  # judged from now on by how it does since it healed
+        # judged from now on by how it does since it healed (the new window holds the probes' calls before the old
+        # windows let them go, so the index keeps them)
+        self._candidates.replace(key, Window(s.window, self._revision, probes.calls, self._index))
+        self._probes.drop(key)
         self.state = msgspec.structs.replace(self.state, demoted=demoted)
         self._event(RESTORED, key, score, calls, f"probe score {score:.2f} over {calls} calls is above restore_above "
                     f"{s.restore_above}")
@@ -320,6 +393,11 @@ class Scoreboard:
             total[0] += sum(values)
             total[1] += len(values)
         return {key: value / count for key, (value, count) in sums.items() if count}
+
+    def indexed(self) -> int:
+        """How many calls a late signal can still change (the index's size)."""
+        with self._lock:
+            return len(self._index)
 
     def route_state(self, state: ShiftState, route: str, shape: str) -> str:
         """active | demoted | probing (demoted, and probes have been scored since)."""

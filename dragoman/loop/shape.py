@@ -23,7 +23,15 @@ def size_bucket(input_tokens: int) -> str:
 
 def turn_shape(req: A.MessagesRequest, input_tokens: int) -> str:
     """`tools|8k|stream|think`: tools offered or `notools`, the input's size bucket, `stream` or `json`,
-    thinking `think` or `nothink`."""
-    tools = "tools" if req.tools else "notools"
+    thinking `think` or `nothink`. One of the few shapes there are, the same string object every time: the loop
+    keeps a call's shape as long as it keeps the call, and a string per request would be kept with each."""
     thinking = req.thinking is not None and req.thinking.type != "disabled"
-    return f"{tools}|{size_bucket(input_tokens)}|{'stream' if req.stream else 'json'}|{'think' if thinking else 'nothink'}"
+    return _SHAPES[(bool(req.tools), size_bucket(input_tokens), bool(req.stream), thinking)]
+
+
+_SHAPES = {
+    (tools, bucket, stream, thinking): (f"{'tools' if tools else 'notools'}|{bucket}|{'stream' if stream else 'json'}"
+                                        f"|{'think' if thinking else 'nothink'}")
+    for tools in (False, True) for bucket in (*(name for _, name in SIZE_BUCKETS), LARGEST)
+    for stream in (False, True) for thinking in (False, True)
+}

@@ -1,0 +1,139 @@
+"""Two gateways compared in interleaved slices: the steady reading of a small difference between them (a feature's
+cost, such as the correctness loop's: `dragoman` against `dragoman-noloop`).
+
+`run.py` starts each gateway afresh per repeat and measures them minutes apart; on a shared machine that drifts by
+10-25 % over minutes, its ratios between two gateways move by 5-10 points from run to run on identical code
+(bench/RESULTS.md). Here both gateways run side by side for the whole measurement, pinned to the same core as in
+run.py, and the load alternates between them in short slices, in ABBA order (A B, B A, A B, ...) so a drift
+during a pair weighs on both sides alike. Each slice pair gives one ratio B ÷ A of requests/s, of p50 latency and
+of each thread's CPU per request; the medians of those ratios, with their quartiles, are what to quote.
+
+    python bench/ab.py --scenario tools -c 32 --pairs 12
+    python bench/ab.py --a dragoman-noloop --b dragoman --scenario small -c 1 --pairs 12 --slice 2
+
+After each slice the runner waits `--settle` seconds before the next one, so the audit writer of the gateway just
+loaded (it writes every 0.5 s) has written what the slice left queued before the other gateway is measured: a
+writer's tail never runs during the other's slice. The thread CPU of a slice is read after its settle, so it
+counts that tail. Thread CPU is read from /proc (Linux): for Dragoman the event loop is its first thread, the
+audit writer the second."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from gateways import BENCH, GATEWAYS, Processes, Started, start_upstream  # noqa: E402
+from run import GATEWAY_CPUS, LOAD_CPUS  # noqa: E402
+from scenarios import SCENARIO_NAMES, build_scenarios  # noqa: E402
+from thread_cpu import thread_cpu  # noqa: E402
+
+
+def load(gw: Started, body: Path, concurrency: int, seconds: float) -> dict:
+    """One closed-loop load of `seconds` on a gateway: loadgen.py's report."""
+    cmd = [sys.executable, str(BENCH / "loadgen.py"), "--url", f"http://127.0.0.1:{gw.port}/v1/messages",
+           "--body", str(body), "-c", str(concurrency), "-d", str(seconds), "--warmup", "0"]
+    cmd += [a for k, v in gw.headers for a in ("-H", f"{k}: {v}")]
+    report = json.loads(subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120).stdout)
+    if report["errors"] or set(report["statuses"]) != {"200"}:
+        raise RuntimeError(f"{gw.name}: requests failed during a slice: {report['statuses']}")
+    return report
+
+
+def slice_of(gw: Started, body: Path, concurrency: int, seconds: float, settle: float) -> dict:
+    """Requests/s, p50 and each thread's CPU µs per request (in thread order) of one slice."""
+    before = thread_cpu(gw.proc.pid)
+    report = load(gw, body, concurrency, seconds)
+    time.sleep(settle)  # the writer's tail (module docstring); not a wait on another thread's state
+    after = thread_cpu(gw.proc.pid)
+    n = report["requests"]
+    threads = sorted(after, key=lambda name: int(name.rsplit(":", 1)[1]))
+    cpu = [(after[t] - before.get(t, 0.0)) * 1e6 / n for t in threads]
+    return {"rps": report["rps"], "p50_ms": report["p50_ms"], "cpu": [c for c in cpu if c > 0.05][:2]}
+
+
+def quartiles(values: list[float]) -> tuple[float, float, float]:
+    if len(values) < 4:
+        return min(values), statistics.median(values), max(values)
+    q1, q2, q3 = statistics.quantiles(values, n=4)
+    return q1, q2, q3
+
+
+def summary(a: str, b: str, slices: list[tuple[dict, dict]]) -> list[str]:
+    """Lines: each gateway's medians, then the medians (and quartiles) of the per-pair ratios and differences."""
+    out = []
+    for name, side in ((a, 0), (b, 1)):
+        rows = [pair[side] for pair in slices]
+        loop = statistics.median(r["cpu"][0] for r in rows)
+        writer = statistics.median(r["cpu"][1] if len(r["cpu"]) > 1 else 0.0 for r in rows)
+        out.append(f"  {name:18s} {statistics.median(r['rps'] for r in rows):8.0f} req/s  p50 "
+                   f"{statistics.median(r['p50_ms'] for r in rows):7.3f} ms  CPU µs/request: first thread "
+                   f"{loop:6.1f}, second {writer:6.1f}")
+    ratios = {
+        "req/s": [y["rps"] / x["rps"] for x, y in slices],
+        "p50": [y["p50_ms"] / x["p50_ms"] for x, y in slices],
+    }
+    for label, values in ratios.items():
+        q1, q2, q3 = quartiles(values)
+        out.append(f"  {b} ÷ {a} {label:6s} median {q2:.3f}  (quartiles {q1:.3f}-{q3:.3f}, {len(values)} pairs)")
+    cpu = [sum(y["cpu"]) - sum(x["cpu"]) for x, y in slices]
+    q1, q2, q3 = quartiles(cpu)
+    out.append(f"  {b} − {a} CPU µs/request (both threads) median {q2:+.1f}  (quartiles {q1:+.1f} to {q3:+.1f})")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="two gateways, interleaved slices, paired ratios")
+    ap.add_argument("--a", default="dragoman-noloop", choices=sorted(GATEWAYS), help="the baseline")
+    ap.add_argument("--b", default="dragoman", choices=sorted(GATEWAYS), help="the one compared with it")
+    ap.add_argument("--scenario", default="tools", choices=list(SCENARIO_NAMES))
+    ap.add_argument("-c", "--concurrency", type=int, default=32)
+    ap.add_argument("--pairs", type=int, default=12, help="slice pairs (each gateway gets this many slices)")
+    ap.add_argument("--slice", type=float, default=2.0, help="seconds of load per slice")
+    ap.add_argument("--settle", type=float, default=1.0, help="seconds after each slice (module docstring)")
+    args = ap.parse_args()
+    os.sched_setaffinity(0, {int(LOAD_CPUS)})  # the runner and its loadgens beside the upstream, as in run.py
+    workdir = BENCH / "results" / f"ab-{datetime.now():%Y%m%d-%H%M%S}"
+    scenario = next(s for s in build_scenarios() if s.name == args.scenario)
+    procs = Processes()
+    slices: list[tuple[dict, dict]] = []
+    try:
+        workdir.mkdir(parents=True)
+        upstream = start_upstream(procs, workdir, LOAD_CPUS)
+        body = workdir / "body.json"
+        body.write_bytes(scenario.anthropic)
+        started = []
+        for side, name in (("a", args.a), ("b", args.b)):
+            folder = workdir / side  # each its own cwd: its own ./dragoman.db
+            folder.mkdir()
+            started.append(GATEWAYS[name].start(procs, folder, upstream.port, GATEWAY_CPUS, side))
+        gw_a, gw_b = started
+        for gw in started:
+            load(gw, body, args.concurrency, 1.0)  # warm-up, not measured
+        time.sleep(args.settle)
+        for i in range(args.pairs):
+            order = ((0, gw_a), (1, gw_b)) if i % 2 == 0 else ((1, gw_b), (0, gw_a))  # ABBA
+            got = {side: slice_of(gw, body, args.concurrency, args.slice, args.settle) for side, gw in order}
+            slices.append((got[0], got[1]))
+            print(f"pair {i + 1}: " + "  ".join(f"{gw.name} {got[side]['rps']:.0f} req/s "
+                                                 f"{sum(got[side]['cpu']):.1f} µs" for side, gw in order), flush=True)
+    finally:
+        procs.stop_all()
+        for path in workdir.glob("*/dragoman.db*"):
+            path.unlink()
+    lines = [f"{args.scenario} c={args.concurrency}, {args.pairs} pairs of {args.slice:g} s slices (ABBA):",
+             *summary(args.a, args.b, slices)]
+    print("\n".join(lines))
+    (workdir / "ab.json").write_text(json.dumps({"args": vars(args), "slices": slices, "summary": lines}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
