@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from datetime import datetime
@@ -34,18 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gateways import BENCH, GATEWAYS, Processes, Started, start_upstream  # noqa: E402
 from run import GATEWAY_CPUS, LOAD_CPUS  # noqa: E402
 from scenarios import SCENARIO_NAMES, build_scenarios  # noqa: E402
-from thread_cpu import thread_cpu  # noqa: E402
-
-
-def load(gw: Started, body: Path, concurrency: int, seconds: float) -> dict:
-    """One closed-loop load of `seconds` on a gateway: loadgen.py's report."""
-    cmd = [sys.executable, str(BENCH / "loadgen.py"), "--url", f"http://127.0.0.1:{gw.port}/v1/messages",
-           "--body", str(body), "-c", str(concurrency), "-d", str(seconds), "--warmup", "0"]
-    cmd += [a for k, v in gw.headers for a in ("-H", f"{k}: {v}")]
-    report = json.loads(subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120).stdout)
-    if report["errors"] or set(report["statuses"]) != {"200"}:
-        raise RuntimeError(f"{gw.name}: requests failed during a slice: {report['statuses']}")
-    return report
+from thread_cpu import load, thread_cpu  # noqa: E402
 
 
 def slice_of(gw: Started, body: Path, concurrency: int, seconds: float, settle: float) -> dict:

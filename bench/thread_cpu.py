@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gateways import BENCH, GATEWAYS, Processes, start_upstream  # noqa: E402
+from gateways import BENCH, GATEWAYS, Processes, Started, start_upstream  # noqa: E402
 from run import GATEWAY_CPUS, LOAD_CPUS  # noqa: E402
 from scenarios import SCENARIO_NAMES, build_scenarios  # noqa: E402
 
@@ -42,6 +42,18 @@ def thread_cpu(pid: int) -> dict[str, float]:
     return out
 
 
+def load(gw: Started, body: Path, concurrency: int, seconds: float) -> dict:
+    """One closed-loop load of `seconds` on a gateway (loadgen.py, no warm-up of its own): its report. Refuses a
+    load in which any request failed: a gateway that errs is not measured."""
+    cmd = [sys.executable, str(BENCH / "loadgen.py"), "--url", f"http://127.0.0.1:{gw.port}/v1/messages",
+           "--body", str(body), "-c", str(concurrency), "-d", str(seconds), "--warmup", "0"]
+    cmd += [a for k, v in gw.headers for a in ("-H", f"{k}: {v}")]
+    report = json.loads(subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120).stdout)
+    if report["errors"] or set(report["statuses"]) != {"200"}:
+        raise RuntimeError(f"{gw.name}: requests failed under load: {report['statuses']}")
+    return report
+
+
 def measure(gateway: str, scenario_name: str, concurrency: int, duration: float) -> tuple[float, list[float]]:
     """(req/s, CPU µs per request of each thread that spent any, by thread id) for one gateway under load; prints
     what it measured."""
@@ -55,15 +67,9 @@ def measure(gateway: str, scenario_name: str, concurrency: int, duration: float)
         upstream = start_upstream(procs, workdir, LOAD_CPUS)
         gw = GATEWAYS[gateway].start(procs, workdir, upstream.port, GATEWAY_CPUS, "threads")
 
-        def load(seconds: float) -> dict:
-            cmd = [sys.executable, str(BENCH / "loadgen.py"), "--url", f"http://127.0.0.1:{gw.port}/v1/messages",
-                   "--body", str(body), "-c", str(concurrency), "-d", str(seconds), "--warmup", "0"]
-            cmd += [a for k, v in gw.headers for a in ("-H", f"{k}: {v}")]
-            return json.loads(subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120).stdout)
-
-        load(1.0)
+        load(gw, body, concurrency, 1.0)
         before = thread_cpu(gw.proc.pid)
-        report = load(duration)
+        report = load(gw, body, concurrency, duration)
         time.sleep(1.0)  # the audit writer flushes every 0.5 s: what the load left queued is written by then
         after = thread_cpu(gw.proc.pid)
         n = report["requests"]
