@@ -52,8 +52,10 @@ def count_tokens(req: A.CountTokensRequest) -> int:
         texts.append(tool.name)
         if tool.description:
             texts.append(tool.description)
-        if tool.input_schema:
-            texts.append(msgspec.json.encode(tool.input_schema).decode())
+        if A.schema_given(tool.input_schema):
+            schema = msgspec.json.encode(msgspec.json.decode(tool.input_schema))  # compact, escapes undone
+            if schema != b"{}":
+                texts.append(schema.decode())
     encoding = _get_encoding()
     total = sum(_count_text(encoding, text) for text in texts if text)
     return max(total + extra, 1)

@@ -37,6 +37,7 @@ from dragoman.translate.responses.request import translate_request as responses_
 from dragoman.translate.responses.stream import ResponsesStreamBridge
 from dragoman.translate.tool_names import ToolNameMap
 from tests.anthropic_events import check_grammar, wire_events
+from tests.wire import messages_request
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("DRAGOMAN_UPDATE_GOLDEN") == "1"
@@ -73,7 +74,7 @@ def _context(spec: dict[str, Any], requested_model: str = "claude-sonnet-4-5") -
 
 def _translate_request(case: dict[str, Any], protocol: str = "chat") -> dict[str, Any]:
     options = msgspec.convert(case.get("options", {}), TranslationOptions)
-    req = msgspec.convert(case["request"], A.MessagesRequest)
+    req = messages_request(case["request"])
     ctx = RequestContext(
         message_id=MESSAGE_ID,
         requested_model=req.model,

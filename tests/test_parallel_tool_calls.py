@@ -17,6 +17,7 @@ from dragoman.translate.options import TranslationOptions
 from dragoman.translate.request_context import RequestContext
 from dragoman.translate.tool_names import ToolNameMap
 from tests.anthropic_events import check_grammar, reassemble, wire_events
+from tests.wire import as_sent, messages_request
 
 FILES = [f"/home/dev/project/mod{i}.py" for i in range(6)]
 
@@ -79,15 +80,14 @@ def test_request_one_assistant_message_and_results_in_call_order() -> None:
     uses = [{"type": "tool_use", "id": f"toolu_{i}", "name": "Read", "input": {"file_path": p}} for i, p in enumerate(FILES)]
     order = [3, 0, 5, 1, 4, 2]  # completion order, as Claude Code sends them
     results = [{"type": "tool_result", "tool_use_id": f"toolu_{i}", "content": f"contents {i}"} for i in order]
-    req = msgspec.convert(
+    req = messages_request(
         {"model": "claude", "max_tokens": 100, "messages": [
             {"role": "user", "content": "read them"},
             {"role": "assistant", "content": [{"type": "text", "text": "Reading."}, *uses]},
             {"role": "user", "content": results},
         ]},
-        A.MessagesRequest,
     )
-    chat = msgspec.to_builtins(translate_request(req, "gpt-4.1", TranslationOptions(), _ctx()))
+    chat = as_sent(translate_request(req, "gpt-4.1", TranslationOptions(), _ctx()))
     roles = [m["role"] for m in chat["messages"]]
     assert roles == ["user", "assistant"] + ["tool"] * 6
     assistant = chat["messages"][1]

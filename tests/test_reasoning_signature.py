@@ -31,6 +31,7 @@ from tests.upstreams.openai_responses import (
     render_events,
     render_response,
 )
+from tests.wire import as_sent, messages_request
 
 KEY = b"k" * 32
 OTHER_KEY = b"o" * 32
@@ -129,8 +130,8 @@ def _turn_2(assistant_content: list[dict], key: bytes = KEY) -> tuple[dict, Requ
         ],
     }
     ctx = _ctx()
-    req = translate_request(msgspec.convert(body, A.MessagesRequest), "gpt-5", TranslationOptions(), ctx, reasoning_key=key)
-    return msgspec.to_builtins(req), ctx
+    req = translate_request(messages_request(body), "gpt-5", TranslationOptions(), ctx, reasoning_key=key)
+    return as_sent(req), ctx
 
 
 def _turn_1_reasoning_item() -> dict:
@@ -232,6 +233,6 @@ def test_a_reasoning_item_with_nothing_after_it_is_dropped() -> None:
         ],
     }
     ctx = _ctx()
-    req = translate_request(msgspec.convert(body, A.MessagesRequest), "gpt-5", TranslationOptions(), ctx, reasoning_key=KEY)
+    req = translate_request(messages_request(body), "gpt-5", TranslationOptions(), ctx, reasoning_key=KEY)
     assert not any(isinstance(i, R.ReasoningItem) for i in req.input)
     assert "trailing reasoning item dropped" in ctx.notes

@@ -10,6 +10,7 @@ from dragoman.identity import Identity
 from dragoman.protocols import anthropic as A
 from dragoman.policy.features import RequestFeatures, extract_features
 from tests.shared_fixtures import CLAUDE_CODE_FIXTURES
+from tests.wire import count_tokens_request, messages_request
 
 FIXTURES = CLAUDE_CODE_FIXTURES
 _decode = msgspec.json.Decoder(A.MessagesRequest).decode
@@ -59,7 +60,7 @@ def test_input_tokens_estimate_against_o200k(name: str, size: int, real: int, wh
     req, body_size = _load(name)
     assert body_size == size
     assert extract_features(req, body_size, {}).input_tokens == estimate
-    count_request = msgspec.convert(msgspec.to_builtins(req), A.CountTokensRequest)
+    count_request = count_tokens_request(req)
     assert tokens.count_tokens(count_request) == real  # the table above is measured, not typed in
     assert abs(estimate - real) / real < 0.05
 
@@ -76,7 +77,7 @@ def _with_image(data: str, *, nested: bool) -> A.MessagesRequest:
     image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}}
     block = {"type": "tool_result", "tool_use_id": "t1", "content": [image]} if nested else image
     body = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": [block]}]}
-    return msgspec.convert(body, A.MessagesRequest)
+    return messages_request(body)
 
 
 @pytest.mark.parametrize("nested", [False, True], ids=["user-image", "image-in-tool-result"])
@@ -90,13 +91,13 @@ def test_image_base64_is_not_counted_as_text(nested: bool) -> None:
 
 def test_thinking_off_without_thinking_or_effort() -> None:
     base = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
-    assert extract_features(msgspec.convert(base, A.MessagesRequest), 80, {}).thinking is False
+    assert extract_features(messages_request(base), 80, {}).thinking is False
     disabled = base | {"thinking": {"type": "disabled"}}
-    assert extract_features(msgspec.convert(disabled, A.MessagesRequest), 80, {}).thinking is False
+    assert extract_features(messages_request(disabled), 80, {}).thinking is False
     effort = disabled | {"output_config": {"effort": "low"}}
-    assert extract_features(msgspec.convert(effort, A.MessagesRequest), 80, {}).thinking is True
+    assert extract_features(messages_request(effort), 80, {}).thinking is True
     enabled = base | {"thinking": {"type": "enabled", "budget_tokens": 2048}}
-    assert extract_features(msgspec.convert(enabled, A.MessagesRequest), 80, {}).thinking is True
+    assert extract_features(messages_request(enabled), 80, {}).thinking is True
 
 
 def test_identity_and_headers() -> None:
@@ -126,4 +127,4 @@ def test_last_assistant_turn_is_found_behind_trailing_messages() -> None:
             {"role": "system", "content": "reminder"},
         ],
     }
-    assert extract_features(msgspec.convert(body, A.MessagesRequest), 300, {}).tool_call_count == 3
+    assert extract_features(messages_request(body), 300, {}).tool_call_count == 3

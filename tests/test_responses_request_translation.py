@@ -11,11 +11,11 @@ import msgspec
 import pytest
 
 from dragoman.errors import GatewayError, InvalidRequest
-from dragoman.protocols import anthropic as A
 from dragoman.translate.responses.request import translate_request
 from dragoman.translate.options import TranslationOptions
 from dragoman.translate.request_context import RequestContext
 from dragoman.translate.tool_names import ToolNameMap, shorten
+from tests.wire import as_sent, messages_request
 
 KEY = b"translation-test-key"
 MODEL = "claude-sonnet-4-5"
@@ -28,10 +28,10 @@ NO_PARAMETERS = {"type": "object", "properties": {}}
 
 def _request(upstream_model: str, request: dict, options: dict | None = None, **kw: Any) -> tuple[dict, list[str]]:
     opts = msgspec.convert(options or {}, TranslationOptions)
-    req = msgspec.convert({"model": MODEL, "max_tokens": 1024, **request}, A.MessagesRequest)
+    req = messages_request({"model": MODEL, "max_tokens": 1024, **request})
     ctx = RequestContext(message_id="msg_golden", requested_model=MODEL, tool_names=ToolNameMap(opts.max_tool_name_length))
     out = translate_request(req, upstream_model, opts, ctx, reasoning_key=KEY, **kw)
-    return msgspec.json.decode(msgspec.json.encode(out)), ctx.notes
+    return as_sent(out), ctx.notes
 
 
 def _user(text: str) -> dict:

@@ -13,6 +13,7 @@ from dragoman.translate.chat.response import translate_response
 from dragoman.translate.options import TranslationOptions
 from dragoman.translate.request_context import RequestContext
 from dragoman.translate.tool_names import ToolNameMap, shorten
+from tests.wire import messages_request
 
 PREFIX = "mcp__claude_ai_Google_Drive__google_drive_search_files_by_name_and_owner_"
 LONG_A, LONG_B = PREFIX + "v1", PREFIX + "v2"  # same first 64 characters
@@ -23,14 +24,11 @@ def _ctx(limit: int = 64) -> RequestContext:
 
 
 def _request(*names: str) -> A.MessagesRequest:
-    return msgspec.convert(
-        {
+    return messages_request({
             "model": "claude", "max_tokens": 100,
             "tools": [{"name": n, "input_schema": {"type": "object", "properties": {}}} for n in names],
             "messages": [{"role": "user", "content": "go"}],
-        },
-        A.MessagesRequest,
-    )
+        })
 
 
 def test_short_names_untouched_even_odd_ones() -> None:
@@ -71,8 +69,7 @@ def test_restored_in_stream() -> None:
 
 
 def test_history_uses_the_same_short_name() -> None:
-    req = msgspec.convert(
-        {
+    req = messages_request({
             "model": "claude", "max_tokens": 100,
             "tools": [{"name": LONG_A, "input_schema": {"type": "object"}}],
             "tool_choice": {"type": "tool", "name": LONG_A},
@@ -81,9 +78,7 @@ def test_history_uses_the_same_short_name() -> None:
                 {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": LONG_A, "input": {}}]},
                 {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "ok"}]},
             ],
-        },
-        A.MessagesRequest,
-    )
+        })
     chat = translate_request(req, "gpt-4.1", TranslationOptions(), _ctx())
     short = shorten(LONG_A, 64)
     assert chat.tools and chat.tools[0].function.name == short

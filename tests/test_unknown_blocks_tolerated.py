@@ -3,20 +3,18 @@ the next Claude Code release will add more."""
 
 from __future__ import annotations
 
-import msgspec
-
-from dragoman.protocols import anthropic as A
 from dragoman.translate.chat.request import translate_request
 from dragoman.translate.options import TranslationOptions
 from dragoman.translate.request_context import RequestContext
 from dragoman.translate.tool_names import ToolNameMap
+from tests.wire import as_sent, messages_request
 
 
 def _translate(body: dict) -> tuple[dict, list[str]]:
-    req = msgspec.json.decode(msgspec.json.encode(body), type=A.MessagesRequest)
+    req = messages_request(body)
     ctx = RequestContext(message_id="msg_u", requested_model=req.model, tool_names=ToolNameMap(64))
     chat = translate_request(req, "gpt-4.1", TranslationOptions(), ctx)
-    return msgspec.to_builtins(chat), ctx.notes
+    return as_sent(chat), ctx.notes
 
 
 def test_unknown_block_with_unknown_fields() -> None:

@@ -159,13 +159,13 @@ def test_a_validator_is_compiled_once_per_schema_and_the_cache_is_bounded() -> N
         check(json_evidence(reply), [], cache)
     assert cache.compiled == 1
     for i in range(5):
-        cache.validator({"type": "object", "title": str(i)})
+        cache.validator(b'{"type": "object", "title": "%d"}' % i)
     assert len(cache) == 2
 
 
 def test_a_tool_whose_schema_changed_is_checked_against_its_new_schema() -> None:
     # The cache remembers the last schema of each tool name: a client that changes the schema under the same name
-    # is judged by the new one, and a schema equal to the last one (decoded afresh, as every request is) reuses it.
+    # is judged by the new one, and the same schema text as the last one (in a new request body) reuses it.
     cache = SchemaCache(8)
     reply = MessageReply(tool_uses=[("toolu_1", "Read", {"file_path": "/a"})])
     renamed = {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"],

@@ -57,7 +57,7 @@ def test_memory_bounds_the_answers_remembered() -> None:
 def test_schema_cache_bounds_the_compiled_validators() -> None:
     assessor = Assessor(VerdictSettings(schema_cache=1))
     for i in range(3):
-        assessor.schemas.validator({"type": "object", "title": str(i)})
+        assessor.schemas.validator(b'{"type": "object", "title": "%d"}' % i)
     assert len(assessor.schemas) == 1
 
 

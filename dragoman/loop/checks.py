@@ -1,12 +1,10 @@
 """The verdict checks: pure functions from a finished call's evidence to the failure kinds it shows
 (loop/verdict.py's vocabulary), in a fixed order, with one short line on the first failure.
 
-Arguments are validated against the tool's `input_schema` by a compiled validator cached per schema (keyed by the
-schema's JSON bytes as the client ordered them, bounded: a client sends the same tools in the same order every
-turn, and sorting the keys cost more than the rest of the look-up). In front of it, the last schema seen for each
-tool name is compared as decoded: a client sends the same schema for a name every turn, and comparing the two
-dicts touches the request's (cache-cold) schema once where encoding it to bytes, hashing and comparing the key
-cost ~4 µs more a call (bench/RESULTS.md, "The tool-calling loop"). jsonschema-rs was chosen by measuring it
+Arguments are validated against the tool's `input_schema` by a compiled validator cached per schema, keyed by the
+schema's JSON text as the client sent it (the request keeps it undecoded: protocols/anthropic.py), bounded. In
+front of it, the last schema seen for each tool name is compared byte for byte: a client sends the same schema for
+a name every turn, and comparing is cheaper than hashing the text for the cache's key. jsonschema-rs was chosen by measuring it
 against fastjsonschema on the Claude Code fixtures' tool schemas: ~60x cheaper to compile and ~4x cheaper to
 validate (bench/RESULTS.md, "Verdict checks: the schema validator")."""
 
@@ -22,13 +20,15 @@ import msgspec
 from dragoman.loop import verdict as V
 from dragoman.loop.answer import ParsedAnswer, ToolCall, from_blocks, from_json, from_stream
 from dragoman.loop.evidence import UPSTREAM_CLOSED, Evidence
+from dragoman.protocols import anthropic as A
+from dragoman.protocols import json_depth
 
 DETAIL_LIMIT = 200  # characters of verdict_detail
 # Translation notes (translate/tool_arguments.py) that say what the gateway did to a call's arguments.
 NOTE_INVALID = "tool arguments invalid"
 NOTE_REPAIRED, NOTE_UNWRAPPED = "tool arguments repaired", "tool arguments unwrapped"
 
-_key = msgspec.json.encode
+_decode_any = msgspec.json.decode
 
 
 class Findings(msgspec.Struct, gc=False):
@@ -55,39 +55,38 @@ class SchemaCache:
         self._validators: collections.OrderedDict[bytes, Any] = collections.OrderedDict()
         self._lock = threading.Lock()
         self.compiled = 0  # schemas compiled so far (a cache miss each)
-        self._by_name: dict[str, tuple[dict[str, Any], Any]] = {}  # tool name -> (its last schema, validator)
+        self._by_name: dict[str, tuple[msgspec.Raw, Any]] = {}  # tool name -> (its last schema, validator)
 
-    def validator(self, schema: dict[str, Any]) -> Any:
-        """The schema's compiled validator, or None when the schema itself is not valid JSON Schema."""
-        key = _key(schema)
+    def validator(self, schema: bytes) -> Any:
+        """The compiled validator of a schema's JSON text, or None when it is not a valid JSON Schema."""
         with self._lock:
-            found = self._validators.get(key, False)
+            found = self._validators.get(schema, False)
             if found is not False:
-                self._validators.move_to_end(key)
+                self._validators.move_to_end(schema)
                 return found
         try:
-            compiled: Any = jsonschema_rs.validator_for(schema, retriever=_no_remote_refs)
-        except (ValueError, TypeError, jsonschema_rs.ValidationError):  # a tool's broken schema: nothing to check
-            compiled = None
+            compiled: Any = jsonschema_rs.validator_for(json_depth.decode(_decode_any, schema),
+                                                        retriever=_no_remote_refs)
+        except (ValueError, TypeError, msgspec.DecodeError, jsonschema_rs.ValidationError):
+            compiled = None  # a tool's broken schema (or one nested deeper than the gateway follows): nothing to check
         with self._lock:
             self.compiled += 1
-            self._validators[key] = compiled
+            self._validators[schema] = compiled
             while len(self._validators) > self.size:
                 self._validators.popitem(last=False)
         return compiled
 
-    def for_tool(self, name: str, schema: dict[str, Any]) -> Any:
-        """`validator(schema)`, through the last schema seen for this tool name when it is equal. Python's equality
-        is JSON's but for 1 == 1.0 == true (and 0 == false): a name whose schema changed only there (`"const": 1`
-        to `"const": true`) keeps the earlier validator until its schema differs otherwise."""
+    def for_tool(self, name: str, schema: msgspec.Raw) -> Any:
+        """`validator(schema)`, through the last schema seen for this tool name when it is the same text."""
         seen = self._by_name.get(name)
         if seen is not None and seen[0] == schema:
             return seen[1]
-        compiled = self.validator(schema)
+        text = bytes(schema)  # a copy: what the cache keeps must not keep the request's body alive
+        compiled = self.validator(text)
         with self._lock:
             if len(self._by_name) >= self.size:
                 self._by_name.clear()
-            self._by_name[name] = (schema, compiled)
+            self._by_name[name] = (msgspec.Raw(text), compiled)
         return compiled
 
     def __len__(self) -> int:
@@ -180,7 +179,7 @@ def _check_calls(calls: list[ToolCall], evidence: Evidence, schemas: SchemaCache
             tool = offered.get(name)
             if tool is None:
                 validator = _NOT_OFFERED
-            elif tool.input_schema:
+            elif A.schema_given(tool.input_schema):
                 validator = schemas.for_tool(name, tool.input_schema)
             else:
                 validator = None  # a tool without a schema to check

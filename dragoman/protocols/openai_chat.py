@@ -62,7 +62,7 @@ class ChatMessage(msgspec.Struct, omit_defaults=True, gc=False):
 class FunctionDef(msgspec.Struct, omit_defaults=True, gc=False):
     name: str
     description: str | None = None
-    parameters: dict[str, Any] | None = None
+    parameters: msgspec.Raw | dict[str, Any] | None = None  # a client schema as sent, or one the gateway built
 
 
 class ToolDef(msgspec.Struct, tag_field="type", tag="function", gc=False):

@@ -82,7 +82,7 @@ class FunctionTool(msgspec.Struct, tag_field="type", tag="function", omit_defaul
     """A function tool, flat (Chat nests name/parameters under `function`)."""
 
     name: str
-    parameters: dict[str, Any]
+    parameters: msgspec.Raw | dict[str, Any]  # a client schema as sent, or one the gateway built
     # Responses treats function tools as strict unless told otherwise, and strict mode rejects schemas
     # without `additionalProperties: false` on every object; Claude Code's schemas are not written for it.
     # No default, so it is always sent.
