@@ -75,7 +75,7 @@ def _long_conversation(req: MessagesRequest) -> tuple[MessagesRequest, int]:
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"t{i}", "content": "x = 1\n" * 40}
                                      for i in range(3)]},
     ]  # fmt: skip
-    body = msgspec.to_builtins(req)
+    body = msgspec.json.decode(msgspec.json.encode(req))  # a tool schema is JSON text (msgspec.Raw): encode, not to_builtins
     body["messages"] = body["messages"][:1] + turn * 200
     raw = msgspec.json.encode(body)
     return msgspec.json.decode(raw, type=MessagesRequest), len(raw)

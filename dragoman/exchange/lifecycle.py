@@ -89,7 +89,7 @@ class Exchange:
         self._opened: OpenStream | None = None
         # The correctness loop's evidence (loop/evidence.py), kept only when `capture` (the loop is on).
         self.request: bytes | None = None  # the body as the client sent it (the judge's sample)
-        self.offered: dict[str, A.Tool] | None = None  # the request's tools by name (loop/evidence.py)
+        self.offered: dict[str, msgspec.Raw] | None = None  # the request's tool schemas by name (loop/evidence.py)
         self.results: list[Outcome] = []  # what the tool_results of its last turn say (loop/evidence.py)
         self.capture = capture
         self.kept: list[bytes] | None = None  # a relayed streamed answer's bytes as the client got them

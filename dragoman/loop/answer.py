@@ -14,6 +14,7 @@ import msgspec
 
 from dragoman.loop.evidence import TOOL_USE
 from dragoman.protocols import anthropic as A
+from dragoman.translate.stream_bridge import Made, StreamBridge
 
 # A text delta with at least one character, as both the gateway's encoder and Anthropic write it.
 _SOME_TEXT = re.compile(rb'"text_delta"\s*,\s*"text"\s*:\s*"(?!")')
@@ -169,28 +170,46 @@ def from_events(events: list[A.StreamEvent], inputs: dict[int, Any] | None = Non
 
 
 class StreamFacts:
-    """What the checks read of a translated stream, taken as the relay encodes each batch of events for the client
-    (exchange/dialects/bridge_relay.py), so the events need not be kept until the stream ends: its tool calls (id,
-    name, whether the block closed, the input), whether any text was said, and the kind of the last block.
-    Keeping the events cost more than reading them: a stream's event objects, held to the end and freed there,
-    cache-cold, and walked again (bench/RESULTS.md, "Halving the loop's cost").
+    """What the checks read of a translated stream: its tool calls (id, name, whether the block closed, the input),
+    whether any text was said, and the kind of the last block.
 
-    `inputs`: the input object of each call the bridge closed, by block index (RequestContext.kept_arguments, filled
-    just before the block's stop event is made). A call found there when its block stops is not put back together
-    from its deltas: its block reached the client whole (StreamCut holds a tool_use block until it is complete).
-    Dispatched on the events' struct types inline: it runs for every event of every stream the loop judges."""
+    Read, once the stream is over, from what the bridge that made the client's events noted as it opened each block
+    (translate/stream_bridge.py `Made`: `follow`), and the inputs it kept: nothing per event. Showing the checks every batch of events cost ~0.1 µs a batch, ~7 µs for a 60-chunk text answer
+    (bench/RESULTS.md, "Tool schemas as sent"). Only when the bridge cuts the answer at the client's max_tokens does
+    the client get less than the bridge made: then the relay shows each batch it encodes (`see`), and these are
+    read from the events themselves. Neither keeps the events until the stream ends: a stream's event objects, held
+    to the end and freed there, cache-cold, cost more than reading them (bench/RESULTS.md, "Halving the loop's
+    cost").
 
-    __slots__ = ("_out", "_calls", "_parts", "_inputs")
+    `inputs`: what the bridge kept of each call it closed, by block index (RequestContext.kept_arguments, filled
+    just before the block's stop event is made): its input object, or the text the client got when that is not a
+    JSON object. With it, a call's argument deltas are not gathered: the call takes its input when its block stops
+    (its block reached the client whole: StreamCut holds a tool_use block until it is complete), and a call whose
+    block never stopped is one the checks do not judge (the stream failed in it, or the client stopped reading).
+    Without it (`from_events`), the deltas are put back together. `see` dispatches on the events' struct types
+    inline: when it runs, it runs for every event."""
+
+    __slots__ = ("_out", "_calls", "_parts", "_inputs", "_made")
 
     def __init__(self, inputs: dict[int, Any] | None = None) -> None:
         self._inputs = inputs
+        self._made: Made | None = None  # what the bridge of the try the client gets made, when it does not cut
         self._out = ParsedAnswer()
         self._calls: dict[int, ToolCall] = {}
-        self._parts: dict[int, list[str]] = {}  # the open calls' argument deltas
+        # The open calls' argument deltas, gathered only when no bridge keeps the calls' inputs.
+        self._parts: dict[int, list[str]] | None = {} if inputs is None else None
+
+    def follow(self, bridge: StreamBridge) -> bool:
+        """A try's bridge makes the client's events from now on; True when it may cut them, so that each batch must be
+        shown (`see`)."""
+        self._made = None if bridge.cuts else bridge.made
+        return bridge.cuts
 
     def clear(self) -> None:
         """Forget what was seen (a try whose events the client never got), and the inputs kept with it."""
-        self._out, self._calls, self._parts = ParsedAnswer(), {}, {}
+        self._out, self._calls = ParsedAnswer(), {}
+        if self._parts is not None:
+            self._parts = {}
         if self._inputs:
             self._inputs.clear()
 
@@ -201,9 +220,10 @@ class StreamFacts:
             if kind is A.ContentBlockDelta:
                 delta = event.delta
                 if type(delta) is A.InputJsonDelta:
-                    held = parts.get(event.index)
-                    if held is not None and delta.partial_json:
-                        held.append(delta.partial_json)
+                    if parts is not None and delta.partial_json:
+                        held = parts.get(event.index)
+                        if held is not None:
+                            held.append(delta.partial_json)
                 elif not out.has_text and type(delta) is A.TextDelta and delta.text:
                     out.has_text = True
             elif kind is A.ContentBlockStart:
@@ -212,33 +232,55 @@ class StreamFacts:
                     out.last_block = "tool_use"
                     call = ToolCall(block.id, block.name, None, closed=False)
                     calls[event.index] = call
-                    given = block.input
-                    parts[event.index] = [_encode(given).decode()] if isinstance(given, dict) and given else []
                     out.tool_calls.append(call)
+                    if parts is not None:
+                        given = block.input
+                        parts[event.index] = [_encode(given).decode()] if isinstance(given, dict) and given else []
                 elif type(block) is A.TextOut:
                     out.last_block = "text"
                     out.has_text = out.has_text or bool(block.text)
                 else:
                     out.last_block = "thinking"
             elif kind is A.ContentBlockStop:
-                index = event.index
-                call = calls.get(index)
+                call = calls.get(event.index)
                 if call is not None:
                     call.closed = True
-                    known = self._inputs.get(index) if self._inputs else None
-                    if known is not None:
-                        call.arguments = known
-                        del parts[index]
+                    if parts is None:
+                        kept = self._inputs.get(event.index)  # type: ignore[union-attr]
+                        if type(kept) is str:
+                            call.arguments, call.raw = _arguments(kept)
+                        else:
+                            call.arguments = kept
 
     def answer(self) -> ParsedAnswer:
-        """The stream's content as seen so far; a call still open (or closed without a kept input) is put back
-        together from its deltas."""
-        calls, parts = self._calls, self._parts
-        for index, held in parts.items():
-            call = calls[index]
-            call.arguments, call.raw = _arguments("".join(held))
-        parts.clear()
+        """The stream's content so far: as its bridge made it, or as seen (without kept inputs, each call put back
+        together from its deltas)."""
+        if self._made is not None:
+            return self._from(self._made)
+        parts = self._parts
+        if parts:
+            calls = self._calls
+            for index, held in parts.items():
+                call = calls[index]
+                call.arguments, call.raw = _arguments("".join(held))
+            parts.clear()
         return self._out
+
+    def _from(self, made: Made) -> ParsedAnswer:
+        inputs = self._inputs or {}
+        calls = []
+        for index, tool_use_id, name in made.tool_blocks:
+            kept = inputs.get(index, _OPEN)
+            if kept is _OPEN:  # its block never stopped
+                calls.append(ToolCall(tool_use_id, name, None, closed=False))
+            elif type(kept) is str:  # the text the client got, not a JSON object
+                calls.append(ToolCall(tool_use_id, name, *_arguments(kept)))
+            else:
+                calls.append(ToolCall(tool_use_id, name, kept))
+        return ParsedAnswer(calls, made.said, made.last_block)
+
+
+_OPEN: Any = object()
 
 
 class _Reassembly:

@@ -176,11 +176,11 @@ def _check_calls(calls: list[ToolCall], evidence: Evidence, schemas: SchemaCache
         name = restore(call.name) if restore is not None else call.name
         validator = validators.get(name, _UNSEEN)
         if validator is _UNSEEN:
-            tool = offered.get(name)
-            if tool is None:
+            schema = offered.get(name)
+            if schema is None:
                 validator = _NOT_OFFERED
-            elif A.schema_given(tool.input_schema):
-                validator = schemas.for_tool(name, tool.input_schema)
+            elif A.schema_given(schema):
+                validator = schemas.for_tool(name, schema)
             else:
                 validator = None  # a tool without a schema to check
             validators[name] = validator

@@ -1,11 +1,11 @@
 """What the exchange hands the loop about a finished call: enough to judge it, taken without copying anything.
 
-Two parts, taken at two moments. While the request is decoded the exchange keeps the offered tools by name and reads
-the outcomes of the tool_results its last turn carries (`offered`, `results_of`: a dict of the tools and a tuple
-per result). Once the client has its last byte it adds the answer as the client got it (a translated answer: the
-blocks the gateway encoded, or what its stream events said, read as the relay encoded them; a relayed
-Anthropic answer: its JSON bytes, or its SSE chunks in a list, one append per chunk), how the stream ended, and the
-names to restore. It is examined there and then (loop/assess.py `Assessor.examine`) and dropped: the audit writer
+Two parts, taken at two moments. While the request is decoded the exchange keeps the offered tools' schemas by name
+and reads the outcomes of the tool_results its last turn carries (`offered`, `results_of`: a dict of the schemas and
+a tuple per result). Once the client has its last byte it adds the answer as the client got it (a translated answer:
+the blocks the gateway encoded, or what the stream's bridge noted of each block it made, loop/answer.py StreamFacts;
+a relayed Anthropic answer: its JSON bytes, or its SSE chunks in a list, one append per chunk), how the stream ended,
+and the names to restore. It is examined there and then (loop/assess.py `Assessor.examine`) and dropped: the audit writer
 gets the verdict on the record and a few ids.
 
 Why the request's part is taken at decode: its objects were just made and are about to be walked by the
@@ -42,7 +42,7 @@ class Evidence(msgspec.Struct, kw_only=True, gc=False):
     """One finished call, as the client saw it. (Not tracked by the garbage collector: it only points at what the
     exchange holds, nothing points back at it, and one is built and dropped per request.)"""
 
-    offered: dict[str, A.Tool] | None = None  # the request's tools by name (`offered`)
+    offered: dict[str, msgspec.Raw] | None = None  # the request's tool schemas by name (`offered`)
     results: list[Outcome] = []  # the outcomes of the tool_results the request's last turn carries (`results_of`)
     body: bytes | None = None  # the JSON answer (not streamed)
     content: list[A.OutBlock] | None = None  # the blocks `body` encodes, when the gateway built them (translated)
@@ -58,9 +58,11 @@ class Evidence(msgspec.Struct, kw_only=True, gc=False):
 _decode_messages = msgspec.json.Decoder(A.MessagesRequest).decode
 
 
-def offered(tools: list[A.Tool] | None) -> dict[str, A.Tool] | None:
-    """The request's tools by name; a name offered twice is the last one, as a client reading the list would."""
-    return {tool.name: tool for tool in tools} if tools else None
+def offered(tools: list[A.Tool] | None) -> dict[str, msgspec.Raw] | None:
+    """The request's tools' schemas by name (NO_SCHEMA: a tool without one); a name offered twice is the last one,
+    as a client reading the list would. Only the schemas (JSON text, a view of the body): the tools themselves, their
+    long descriptions, are freed with the decoded request, while the caches hold them, not at the request's end."""
+    return {tool.name: tool.input_schema for tool in tools} if tools else None
 
 
 def results_of(messages: list[A.Message]) -> list[Outcome]:

@@ -27,7 +27,8 @@ class RequestContext:
     # For the correctness loop, when it is on (the exchange sets both): what a translated stream's events say as the
     # client gets them (a loop/answer.py StreamFacts, which the relay shows each batch it encodes: the checks read it
     # instead of the bytes), and the input object of each tool call the bridge closed, by block index (a bridge
-    # decodes the arguments anyway to tell whether they are whole, so the checks need not decode them again).
+    # decodes the arguments anyway to tell whether they are whole, so the checks need not decode them again), or
+    # the text the client got when it is not a JSON object.
     stream_facts: Any = None
     kept_arguments: dict[int, Any] | None = None
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+import msgspec
+
 from dragoman.protocols import anthropic as A
 from dragoman.translate.output_budget import StreamCut
 from dragoman.translate.request_context import RequestContext
@@ -27,6 +29,16 @@ class StreamedCall(Protocol):
     def text(self) -> str: ...
 
 
+class Made(msgspec.Struct, gc=False):
+    """What a bridge made of the answer, for the correctness loop (loop/answer.py StreamFacts), noted once per block,
+    not per event; without a cut (`StreamBridge.cuts`) it is what the client got. Its own object, so that what reads
+    it holds neither the bridge nor its context (the context holds the reader: a cycle)."""
+
+    tool_blocks: list[tuple[int, str, str]] = []  # (block index, tool_use id, name) of each tool_use block
+    said: bool = False  # a text delta with text was made
+    last_block: str | None = None  # the type of the last block opened
+
+
 class StreamBridge:
     """The lifecycle of one translated stream; subclasses feed it upstream events."""
 
@@ -40,6 +52,12 @@ class StreamBridge:
         self.upstream_model: str | None = None  # the model that answered, as the upstream names it
         # Only a request whose max_tokens was raised for the upstream has its output cut back (and paid for).
         self._cut = StreamCut(ctx) if ctx.visible_max_tokens else None
+        self.made = Made()
+
+    @property
+    def cuts(self) -> bool:
+        """Whether what the client gets may be less than what the bridge makes (cut at the client's max_tokens)."""
+        return self._cut is not None
 
     def on_error(self, error_type: str, message: str) -> list[A.StreamEvent]:
         """A failure after the first byte: an Anthropic `error` event ends the stream, never a clean stop."""
@@ -81,20 +99,33 @@ class StreamBridge:
             self.stop_reason = "max_tokens"
         return out
 
+    def _opened(self, index: int, block: A.OutBlock) -> None:
+        """A block opened (each bridge calls it as it makes the block's start event)."""
+        made, kind = self.made, type(block)
+        if kind is A.ToolUseOut:
+            made.last_block = "tool_use"
+            made.tool_blocks.append((index, block.id, block.name))  # type: ignore[union-attr]
+        elif kind is A.TextOut:
+            made.last_block = "text"
+        else:
+            made.last_block = "thinking"
+
     def _close_arguments(self, call: StreamedCall, out: list[A.StreamEvent]) -> None:
         """Before a tool block stops, once: send held (wrapped) arguments, or close what a truncated stream left
         open; the note says what was repaired, or that it could not be."""
         if call.closed:
             return
         call.closed = True
-        fragment, note, value = closing_fragment(call.text(), call.wrapped)
+        text = call.text()
+        fragment, note, value = closing_fragment(text, call.wrapped)
         if fragment:
             out.append(A.ContentBlockDelta(index=call.block, delta=A.InputJsonDelta(partial_json=fragment)))  # type: ignore[arg-type]
         if note:
             self.ctx.note(note)
         kept = self.ctx.kept_arguments
-        if kept is not None and value is not None:
-            kept[call.block] = value  # type: ignore[index]
+        if kept is not None:
+            # Not a JSON object: the client got the text as it streamed (a wrapped call's is held and never sent).
+            kept[call.block] = value if value is not None else text  # type: ignore[index]
 
     def _final_delta(self, usage: A.Usage, reason: str | None, sequence: str | None = None) -> A.MessageDelta:
         """The message_delta that declares the answer over; what it reports is kept for the audit record."""

@@ -21,6 +21,7 @@ class Bridge(Protocol):
     final_usage: A.Usage | None
     stop_reason: str | None
     upstream_model: str | None
+    cuts: bool  # what the client gets may be less than what the bridge makes (translate/stream_bridge.py)
 
     def on_eof(self) -> list[A.StreamEvent]: ...
 
@@ -31,7 +32,7 @@ FrameHandler = Callable[[bytes | None, bytes], list[A.StreamEvent]]
 
 
 class BridgeRelay:
-    __slots__ = ("_bridge", "_on_frame", "_route", "_secret", "_decoder", "event_count", "failure")
+    __slots__ = ("_bridge", "_on_frame", "_route", "_secret", "_decoder", "event_count", "failure", "_facts")
 
     def __init__(self, bridge: Bridge, on_frame: FrameHandler, route: str, secret: str | None) -> None:
         self._bridge = bridge
@@ -41,6 +42,10 @@ class BridgeRelay:
         self._decoder = SSEDecoder()
         self.event_count = 0
         self.failure: E.GatewayError | None = None
+        # The loop's StreamFacts (when on) reads what this bridge made once the stream is over; it is shown each
+        # batch only when the bridge may cut what the client gets (loop/answer.py).
+        facts = bridge.ctx.stream_facts
+        self._facts = facts if facts is not None and facts.follow(bridge) else None
 
     @property
     def started(self) -> bool:
@@ -92,7 +97,6 @@ class BridgeRelay:
             error.message = redact(error.message, self._secret)
             self.failure = upstream_failed(self._route, error.type, error.message)
         self.event_count += len(events)
-        facts = self._bridge.ctx.stream_facts
-        if facts is not None:
-            facts.see(events)
+        if self._facts is not None:
+            self._facts.see(events)
         return encode_events(events)

@@ -165,6 +165,7 @@ class ChatStreamBridge(StreamBridge):
             return
         if self._open != "text":
             self._open_block("text", A.TextOut(text=""), out)
+            self.made.said = True  # text is never empty here
         out.append(A.ContentBlockDelta(index=self._next_index - 1, delta=A.TextDelta(text=text)))
         self._out_chars += len(text)
         if self.ctx.stop_sequences:
@@ -249,6 +250,7 @@ class ChatStreamBridge(StreamBridge):
     def _open_block(self, kind: str, block: A.OutBlock, out: list[A.StreamEvent]) -> None:
         self._close(out)
         out.append(A.ContentBlockStart(index=self._next_index, content_block=block))
+        self._opened(self._next_index, block)
         self._next_index += 1
         self._open = kind
 

@@ -214,6 +214,8 @@ class ResponsesStreamBridge(StreamBridge):
             self._open_block(item, out)
         out.append(A.ContentBlockDelta(index=item.block, delta=_delta(item.kind, piece)))  # type: ignore[arg-type]
         self._out_chars += len(piece)
+        if piece and item.kind == "text":
+            self.made.said = True
 
     def _activate(self, item: _Item, out: list[A.StreamEvent]) -> None:
         self._active = item
@@ -241,6 +243,7 @@ class ResponsesStreamBridge(StreamBridge):
         item.block = self._next_index
         self._next_index += 1
         out.append(A.ContentBlockStart(index=item.block, content_block=block))
+        self._opened(item.block, block)
 
     def _finish(self, item: _Item, out: list[A.StreamEvent]) -> None:
         """Close the active item's block: catch up with the final item, then sign or repair, then stop."""
