@@ -47,7 +47,7 @@ class Evidence(msgspec.Struct, kw_only=True, gc=False):
     body: bytes | None = None  # the JSON answer (not streamed)
     content: list[A.OutBlock] | None = None  # the blocks `body` encodes, when the gateway built them (translated)
     chunks: list[bytes] | None = None  # the SSE bytes the client got, in order (streamed, relayed as is)
-    facts: Any = None  # what the events the client got said (streamed, translated): a loop/answer.py StreamFacts
+    facts: Any = None  # what the stream the client got said (streamed, translated): a loop/answer.py StreamFacts
     stop_reason: str | None = None
     failure: str | None = None  # the error type the stream ended with (an Anthropic `error` event was its last)
     ended: bool = False  # the stream reached message_stop or an error event

@@ -24,11 +24,11 @@ class RequestContext:
     visible_max_tokens: int = 0
     system_prefix: str = ""  # the route's prompt-prefix variant: put before the client's system prompt
     notes: list[str] = field(default_factory=list)  # what was dropped or changed, for the audit record
-    # For the correctness loop, when it is on (the exchange sets both): what a translated stream's events say as the
-    # client gets them (a loop/answer.py StreamFacts, which the relay shows each batch it encodes: the checks read it
-    # instead of the bytes), and the input object of each tool call the bridge closed, by block index (a bridge
-    # decodes the arguments anyway to tell whether they are whole, so the checks need not decode them again), or
-    # the text the client got when it is not a JSON object.
+    # For the correctness loop, when it is on (the exchange sets both): what a translated stream said as the client
+    # got it (a loop/answer.py StreamFacts, which reads what the bridge noted of each block it made, or is shown each
+    # batch when the bridge cuts: the checks read it instead of the bytes), and the input object of each tool call
+    # the bridge closed, by block index (a bridge decodes the arguments anyway to tell whether they are whole, so
+    # the checks need not decode them again), or the text the client got when it is not a JSON object.
     stream_facts: Any = None
     kept_arguments: dict[int, Any] | None = None
 
