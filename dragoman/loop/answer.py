@@ -174,12 +174,12 @@ class StreamFacts:
     whether any text was said, and the kind of the last block.
 
     Read, once the stream is over, from what the bridge that made the client's events noted as it opened each block
-    (translate/stream_bridge.py `Made`: `follow`), and the inputs it kept: nothing per event. Showing the checks every batch of events cost ~0.1 µs a batch, ~7 µs for a 60-chunk text answer
-    (bench/RESULTS.md, "Tool schemas as sent"). Only when the bridge cuts the answer at the client's max_tokens does
-    the client get less than the bridge made: then the relay shows each batch it encodes (`see`), and these are
-    read from the events themselves. Neither keeps the events until the stream ends: a stream's event objects, held
-    to the end and freed there, cache-cold, cost more than reading them (bench/RESULTS.md, "Halving the loop's
-    cost").
+    (translate/stream_bridge.py `Made`: `follow`), and the inputs it kept: nothing per event. Showing the checks every
+    batch of events cost ~0.1 µs a batch, ~10 µs for a 60-chunk text answer (bench/RESULTS.md, "Tool schemas as
+    sent"). Only when the bridge cuts the answer at the client's max_tokens does the client get less than the bridge
+    made: then the relay shows each batch it encodes (`see`), and these are read from the events themselves. Neither
+    keeps the events until the stream ends: a stream's event objects, held to the end and freed there, cache-cold,
+    cost more than reading them (bench/RESULTS.md, "Halving the loop's cost").
 
     `inputs`: what the bridge kept of each call it closed, by block index (RequestContext.kept_arguments, filled
     just before the block's stop event is made): its input object, or the text the client got when that is not a

@@ -2,11 +2,11 @@
 (loop/verdict.py's vocabulary), in a fixed order, with one short line on the first failure.
 
 Arguments are validated against the tool's `input_schema` by a compiled validator cached per schema, keyed by the
-schema's JSON text as the client sent it (the request keeps it undecoded: protocols/anthropic.py), bounded. In
-front of it, the last schema seen for each tool name is compared byte for byte: a client sends the same schema for
-a name every turn, and comparing is cheaper than hashing the text for the cache's key. jsonschema-rs was chosen by measuring it
-against fastjsonschema on the Claude Code fixtures' tool schemas: ~60x cheaper to compile and ~4x cheaper to
-validate (bench/RESULTS.md, "Verdict checks: the schema validator")."""
+schema's JSON text as the client sent it (the request keeps it undecoded: protocols/anthropic.py), bounded. In front of
+it, the last schema seen for each tool name is compared byte for byte: a client sends the same schema for a name every
+turn, and comparing is cheaper than hashing the text for the cache's key. jsonschema-rs was chosen by measuring it
+against fastjsonschema on the Claude Code fixtures' tool schemas: ~60x cheaper to compile and ~4x cheaper to validate
+(bench/RESULTS.md, "Verdict checks: the schema validator")."""
 
 from __future__ import annotations
 

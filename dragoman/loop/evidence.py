@@ -5,8 +5,8 @@ and reads the outcomes of the tool_results its last turn carries (`offered`, `re
 a tuple per result). Once the client has its last byte it adds the answer as the client got it (a translated answer:
 the blocks the gateway encoded, or what the stream's bridge noted of each block it made, loop/answer.py StreamFacts;
 a relayed Anthropic answer: its JSON bytes, or its SSE chunks in a list, one append per chunk), how the stream ended,
-and the names to restore. It is examined there and then (loop/assess.py `Assessor.examine`) and dropped: the audit writer
-gets the verdict on the record and a few ids.
+and the names to restore. It is examined there and then (loop/assess.py `Assessor.examine`) and dropped: the audit
+writer gets the verdict on the record and a few ids.
 
 Why the request's part is taken at decode: its objects were just made and are about to be walked by the
 translation; once the answer is in, a busy gateway has decoded dozens of other requests since. It is ~1.5 µs of work
@@ -60,8 +60,9 @@ _decode_messages = msgspec.json.Decoder(A.MessagesRequest).decode
 
 def offered(tools: list[A.Tool] | None) -> dict[str, msgspec.Raw] | None:
     """The request's tools' schemas by name (NO_SCHEMA: a tool without one); a name offered twice is the last one,
-    as a client reading the list would. Only the schemas (JSON text, a view of the body): the tools themselves, their
-    long descriptions, are freed with the decoded request, while the caches hold them, not at the request's end."""
+    as a client reading the list would. Only the schemas (JSON text, views of the body the exchange keeps anyway):
+    the tools, with their long descriptions, are freed with the decoded request while it is still in the caches,
+    not cache-cold at the request's end (bench/RESULTS.md, "Tool schemas as sent")."""
     return {tool.name: tool.input_schema for tool in tools} if tools else None
 
 

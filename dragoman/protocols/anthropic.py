@@ -80,7 +80,8 @@ class Message(msgspec.Struct, omit_defaults=True, gc=False):
 # A tool's input_schema is kept as the JSON text the client sent (a msgspec.Raw, a view of the body, never
 # decoded on the way through): the gateway passes a schema on (Chat and Responses take it as it is) and the loop
 # validates against it by its bytes. Decoding Claude Code's twelve schemas into dicts was ~15 of the ~52 µs its
-# tool-calling turn took to decode, and freeing them ~10 µs more (bench/RESULTS.md, "Tool schemas as sent").
+# tool-calling turn took to decode and encoding them again ~6 µs, and with the loop on they were freed cache-cold
+# at the request's end (bench/RESULTS.md, "Tool schemas as sent").
 NO_SCHEMA = msgspec.Raw()  # a tool sent without input_schema
 _NULL = msgspec.Raw(b"null")
 
