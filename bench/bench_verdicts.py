@@ -44,7 +44,7 @@ def cases() -> dict[str, Callable[[int], Evidence]]:
         request = f.read()
     body = json.loads(request)
     part = request_part(request)
-    ids = [tool_use_id for tool_use_id, _, _ in part["results"]]
+    ids = part["results"].ids
     answered = [b for b in body["messages"][-2]["content"] if b["type"] == "tool_use"]  # the calls it answers
     text = _message([{"type": "text", "text": "word " * 40}], "end_turn")
     calls = _message([{"type": "text", "text": "Reading."}] + [
@@ -76,7 +76,6 @@ def main() -> None:
     args = parser.parse_args()
     built, ids = cases()
     from dragoman.loop.next_turn import Remembered
-    from dragoman.observe.stores import ToolCallRow
 
     for name, make in built.items():
         runs = []
@@ -85,8 +84,9 @@ def main() -> None:
             evidence = [make(i) for i in range(args.n)]
             records = [AuditRecord(time=1.0, request_id=f"req_{i}") for i in range(args.n)]
             if name.startswith("next turn"):
-                calls = [(tool_use_id, "Read") for tool_use_id in reversed(ids)]  # the first call answered last
-                rows = [Remembered(ToolCallRow(calls[0][0], f"req_old_{i}", 1.0), calls) for i in range(args.n)]
+                calls = list(reversed(ids))  # the first call answered last
+                rows = [Remembered(f"req_old_{i}", 1.0, "r", "m", None, None, None, calls, ["Read"] * len(calls))
+                        for i in range(args.n)]
             began = time.perf_counter()
             if name == DRAIN_CASE:  # as the gateway runs it: examined one by one, assessed a writer's drain at a time
                 for at in range(0, args.n, DRAIN):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -15,7 +14,7 @@ import msgspec
 from dragoman import errors as E
 from dragoman.config.model import Config
 from dragoman.exchange.candidates import select
-from dragoman.exchange.lifecycle import Exchange
+from dragoman.exchange.lifecycle import Exchange, new_request_id
 from dragoman.loop.assess import Assessor
 from dragoman.loop.judge import JUDGE_CALL, Judge
 from dragoman.loop.versions import ConfigVersions
@@ -123,7 +122,7 @@ class CorrectnessLoop:
         route = rt.upstreams.by_name.get(req.model)
         if route is None:
             raise E.NotFound(f"the judge route {req.model!r} is not in the config any more")
-        exchange = Exchange("req_" + secrets.token_hex(12), [], observe.tracer)
+        exchange = Exchange(new_request_id(), [], observe.tracer)
         exchange.requested_model = req.model
         status, error_type = 500, "api_error"
         try:

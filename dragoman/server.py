@@ -8,7 +8,6 @@ import asyncio
 import gc
 import logging
 import os
-import secrets
 
 import aiohttp
 import msgspec
@@ -19,7 +18,7 @@ from dragoman.client_keys import client_key
 from dragoman.config.model import Config
 from dragoman.config.reload import ConfigWatcher
 from dragoman.correctness_loop import CorrectnessLoop
-from dragoman.exchange.lifecycle import Exchange
+from dragoman.exchange.lifecycle import Exchange, new_request_id
 from dragoman.govern.authenticate import caller_grant
 from dragoman.http_io import (
     ClientGone, MethodNotAllowed, Receive, Scope, Send, read_body, require_method, send_error, send_json,
@@ -199,7 +198,7 @@ class Gateway:
     # ---- dispatch ----------------------------------------------------------------------------------------
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_id = "req_" + secrets.token_hex(12)
+        request_id = new_request_id()
         try:
             origin = self._admit(scope, request_id)
             if origin is not None:

@@ -15,10 +15,10 @@ import pytest
 from dragoman.config.loop import VerdictSettings
 from dragoman.loop import verdict as V
 from dragoman.loop.assess import Assessor
-from dragoman.loop.evidence import answering_in
+from dragoman.loop.evidence import decoded, results_of
 from dragoman.loop.next_turn import OK, UNKNOWN, Remembered, ToolCallMemory, classify, result_text, tool_results
 from dragoman.observe.record import AuditRecord
-from dragoman.observe.stores import ToolCallRow, open_store
+from dragoman.observe.stores import open_store
 from dragoman.protocols import anthropic as A
 from tests.upstreams.anthropic_messages import MessageReply
 from tests.verdict_helpers import assessed, json_evidence, request
@@ -63,10 +63,10 @@ def test_a_users_rejection_is_no_signal(text: str) -> None:
 
 def test_the_results_in_the_claude_code_fixtures_are_found_and_all_fine() -> None:
     for path in sorted(glob.glob(str(FIXTURES / "*.json"))):
-        results = tool_results(answering_in(Path(path).read_bytes()))
+        results = results_of(decoded(Path(path).read_bytes()).messages)
         # Every turn after tools answers them, also 2.1.197's, whose tool_results are followed by a system message.
-        assert bool(results) == ("_after_" in path), path
-        assert all(outcome == OK for _, outcome, _ in results), path
+        assert (results is not None) == ("_after_" in path), path
+        assert results is None or (results.ids and results.others is None), path
 
 
 def test_only_the_last_message_is_read_for_results() -> None:
@@ -78,12 +78,12 @@ def test_only_the_last_message_is_read_for_results() -> None:
                             earlier,
                             {"role": "assistant", "content": "ok"},
                             {"role": "user", "content": "thanks"}])
-    assert tool_results(answering_in(req)) == []
+    assert results_of(decoded(req).messages) is None
 
 
 def _remembered(i: int, calls: int = 2) -> Remembered:
     ids = [f"toolu_{i}_{n}" for n in range(calls)]
-    return Remembered(ToolCallRow(ids[0], f"req_{i}", float(i), tool_name="Read"), [(id_, "Read") for id_ in ids])
+    return Remembered(f"req_{i}", float(i), "r", "m", None, None, None, ids, ["Read"] * calls)
 
 
 def test_the_memory_keeps_the_newest_answers_by_their_first_call_and_answers_each_once() -> None:
@@ -91,18 +91,47 @@ def test_the_memory_keeps_the_newest_answers_by_their_first_call_and_answers_eac
     for i in range(5):
         memory.remember(_remembered(i))
     assert len(memory) == 3
-    assert memory.take([("toolu_0_1", "ok", ""), ("toolu_0_0", "ok", "")]) is UNKNOWN  # the oldest was dropped
-    assert memory.take([("toolu_4_1", "ok", "")]) is UNKNOWN  # an answer is found by its first call's id only
-    found = memory.take([("toolu_4_1", "ok", ""), ("toolu_4_0", "ok", "")])  # results in any order
-    assert found.origin.request_id == "req_4" and [id_ for id_, _ in found.calls] == ["toolu_4_0", "toolu_4_1"]
-    assert memory.take([("toolu_4_0", "ok", "")]) is None  # answered already: a retry is not counted twice
+    assert memory.take(["toolu_0_1", "toolu_0_0"]) is UNKNOWN  # the oldest was dropped
+    assert memory.take(["toolu_4_1"]) is UNKNOWN  # an answer is found by its first call's id only
+    found = memory.take(["toolu_4_1", "toolu_4_0"])  # results in any order
+    assert found.request_id == "req_4" and found.ids == ["toolu_4_0", "toolu_4_1"]
+    assert memory.take(["toolu_4_0"]) is None  # answered already: a retry is not counted twice
+
+
+def test_the_memory_remembers_an_answer_in_the_same_step_that_finds_the_one_before() -> None:
+    memory = ToolCallMemory(3)
+    memory.remember(_remembered(1))
+    found = memory.take(["toolu_1_0", "toolu_1_1"], remember=_remembered(2))
+    assert found.request_id == "req_1"
+    assert memory.take(["toolu_2_0"]).request_id == "req_2"
+    assert memory.take(["toolu_9_0"], remember=_remembered(3)) is UNKNOWN and len(memory) == 3
+    assert memory.take(["toolu_3_0"]).request_id == "req_3"
+
+
+def test_a_turns_results_keep_an_outcome_only_for_those_that_are_not_plain_successes() -> None:
+    turn = A.Message(role="user", content=[
+        A.ContentBlock(type="tool_result", tool_use_id="toolu_a", content="fine"),
+        A.ContentBlock(type="tool_result", tool_use_id="toolu_b", is_error=True,
+                       content="<tool_use_error>InputValidationError: Read failed</tool_use_error>"),
+        A.ContentBlock(type="tool_result", tool_use_id="toolu_c", is_error=True, content="Exit code 1"),
+        A.ContentBlock(type="text", text="go on"),
+    ])
+    answered = tool_results(turn)
+    assert answered.ids == ["toolu_a", "toolu_b", "toolu_c"]
+    assert [(i, outcome) for i, outcome, _ in answered.others] == [("toolu_b", V.CLIENT_REFUSED),
+                                                                   ("toolu_c", V.EXECUTION_FAILED)]
+    assert [(i, outcome) for i, outcome, _ in answered.outcomes()] == [
+        ("toolu_a", OK), ("toolu_b", V.CLIENT_REFUSED), ("toolu_c", V.EXECUTION_FAILED)]
+    fine = tool_results(A.Message(role="user", content=[A.ContentBlock(type="tool_result", tool_use_id="toolu_a")]))
+    assert fine.ids == ["toolu_a"] and fine.others is None
+    assert tool_results(A.Message(role="user", content=[A.ContentBlock(type="text", text="hi")])) is None
 
 
 def test_ids_attributed_from_the_store_are_not_attributed_again() -> None:
     memory = ToolCallMemory(3)
     memory.remember(_remembered(1))
     memory.answered(["toolu_1_0"])
-    assert memory.take([("toolu_1_0", "ok", "")]) is None
+    assert memory.take(["toolu_1_0"]) is None
 
 
 class Sink:

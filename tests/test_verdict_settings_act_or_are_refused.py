@@ -51,7 +51,7 @@ def test_memory_bounds_the_answers_remembered() -> None:
         reply = MessageReply(text=None, tool_uses=[(f"toolu_{i}", "Read", {"file_path": "/a"})])
         assessed(assessor, AuditRecord(time=1.0, request_id=f"req_{i}"), json_evidence(reply))
     assert len(assessor.memory) == 2
-    assert assessor.memory.take([("toolu_0", "ok", "")]) is UNKNOWN  # the oldest was dropped
+    assert assessor.memory.take(["toolu_0"]) is UNKNOWN  # the oldest was dropped
 
 
 def test_schema_cache_bounds_the_compiled_validators() -> None:

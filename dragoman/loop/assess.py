@@ -5,8 +5,9 @@ The gateway builds one, hands `assess` and `pending` to Observability (observe c
 
 On the event loop, once the client has the answer's last byte, `examine` runs the checks (loop/checks.py) on the
 call's evidence and sets the record's tool_calls / verdict / verdict_kinds / verdict_detail; what the writer still
-needs — the ids of the answer's tool calls and the outcomes of the tool_results its request carried — is an
-`Examined`, a few strings. (Why there: loop/evidence.py; an examination never raises into the request.)
+needs — the answer's tool calls as the memory keeps them and what the tool_results its request carried say — is an
+`Examined`, two lists of strings each. (Why there: loop/evidence.py; an examination never raises into the
+request.)
 
 In the audit writer's thread, for each record of a drain, in queue order and before any of the drain's records is
 priced, redacted, counted in metrics (which count the verdict) and written, `assess`:
@@ -39,9 +40,10 @@ import msgspec
 
 from dragoman.config.loop import VerdictSettings
 from dragoman.loop import verdict as V
+from dragoman.loop.answer import ToolCall
 from dragoman.loop.checks import SchemaCache, check
 from dragoman.loop.evidence import Evidence
-from dragoman.loop.next_turn import OK, RANK, REPLACES, STRENGTH, UNKNOWN, Outcome, Remembered, ToolCallMemory
+from dragoman.loop.next_turn import OK, RANK, REPLACES, STRENGTH, UNKNOWN, Answered, Remembered, ToolCallMemory
 from dragoman.loop.verdict import LateSignal, VerdictSink
 from dragoman.observe.record import AuditRecord
 from dragoman.observe.stores import AuditStore, Followups, SignalUpdate, ToolCallRow
@@ -59,11 +61,14 @@ _NO_FOLLOWUPS = Followups()  # shared, never changed: what a record with nothing
 
 
 class Examined(msgspec.Struct, gc=False):
-    """What the writer needs of an examined call: its answer's tool calls (tool_use id, name) and the
-    (tool_use_id, outcome, text) of the tool_results its request's last turn carried."""
+    """What the writer needs of an examined call: what the tool_results its request's last turn carried say, and its
+    answer's tool calls as the memory keeps them (None: none)."""
 
-    calls: list[tuple[str, str]]
-    results: list[Outcome]
+    answered: Answered | None = None
+    answer: Remembered | None = None
+
+
+_NOTHING_TO_JOIN = Examined()  # shared, never changed: a call that answers no tool call and makes none
 
 
 class _Waiting:
@@ -121,10 +126,13 @@ class Assessor:
         except BaseException:  # noqa: BLE001 - the loop must never cost a request (a Rust panic is a BaseException)
             self._examine_failed(record)
             return None
-        record.tool_calls = len(found.tool_calls)
+        calls = found.tool_calls
+        record.tool_calls = len(calls)
         record.verdict, record.verdict_kinds, record.verdict_detail = found.verdict, found.kinds, found.detail
-        calls = [(call.id, call.name) for call in found.tool_calls if call.id]
-        return Examined(calls, evidence.results)
+        answer = _remembered(record, calls) if calls else None
+        if answer is None and evidence.results is None:
+            return _NOTHING_TO_JOIN
+        return Examined(evidence.results, answer)
 
     def _examine_failed(self, record: AuditRecord) -> None:
         now = self._clock()
@@ -171,21 +179,15 @@ class Assessor:
 
     def _followups(self, record: AuditRecord, examined: Examined) -> Followups | None:
         out = _NO_FOLLOWUPS
-        if examined.results:
+        answered, answer = examined.answered, examined.answer
+        if answered is not None:
             out = Followups()
-            self._join(examined.results, out)
-        calls = examined.calls
-        if calls:
-            r = record
-            request_id, at, route, model, shape, variant, version = (
-                r.request_id, r.time, r.route, r.upstream_model, r.shape, r.prompt_variant, r.config_version)
-            first, name = calls[0]
-            self.memory.remember(Remembered(ToolCallRow(first, request_id, at, route, model, shape, variant, version,
-                                                        name), calls))
-            if self.shared is not None:
-                out = Followups() if out is _NO_FOLLOWUPS else out
-                out.tool_calls += [ToolCallRow(tool_use_id, request_id, at, route, model, shape, variant, version,
-                                               name) for tool_use_id, name in calls]
+            self._join(answered, answer, out)
+        elif answer is not None:
+            self.memory.remember(answer)
+        if answer is not None and self.shared is not None:
+            out = Followups() if out is _NO_FOLLOWUPS else out
+            out.tool_calls += answer.rows()
         return out if out.tool_calls or out.signals else None
 
     def pending(self) -> Followups | None:
@@ -205,19 +207,20 @@ class Assessor:
             out.prune_before = now - self.settings.retention_hours * 3600
         return out
 
-    def _join(self, results: list[Outcome], out: Followups) -> None:
+    def _join(self, answered: Answered, answer: Remembered | None, out: Followups) -> None:
         """The results' outcomes to the answer they answer: found in memory by its first call's id among theirs, or,
-        when this process did not give it and shares its store, by each result's id in the store's tool_calls rows."""
-        remembered = self.memory.take(results)
+        when this process did not give it and shares its store, by each result's id in the store's tool_calls rows.
+        `answer`: this record's own calls, remembered under the same lock."""
+        remembered = self.memory.take(answered.ids, answer)
         if remembered is None:
             return  # attributed already: a retried request
         if remembered is not UNKNOWN:
-            self._attribute_answer(remembered, results, out)
+            self._attribute_answer(remembered, answered, out)
             return
         if self.shared is None:
             return
         waiting = self._waiting
-        missing = [result for result in results if result[1] is not None and result[0] not in waiting]
+        missing = [result for result in answered.outcomes() if result[1] is not None and result[0] not in waiting]
         if not missing:
             return
         rows = self._from_store([tool_use_id for tool_use_id, _, _ in missing])
@@ -233,23 +236,20 @@ class Assessor:
         if found:
             self._attribute(found, out)
 
-    def _attribute_answer(self, remembered: Remembered, results: list[Outcome], out: Followups) -> None:
+    def _attribute_answer(self, remembered: Remembered, answered: Answered, out: Followups) -> None:
         """Set the answering record's next_turn to the strongest outcome of its results; tell the sinks of each
         refusal and failure. Every result counts for that answer: a turn's tool_results answer the calls of the
         message before it (the Messages API and Chat both refuse a conversation where they do not)."""
-        strongest = None
-        for tool_use_id, outcome, text in results:
+        others = answered.others or ()
+        strongest = OK if len(others) < len(answered.ids) else None  # one result at least is a plain success
+        for tool_use_id, outcome, text in others:
             if outcome is None:
                 continue  # a person declined: no signal
             if strongest is None or RANK[outcome] > RANK[strongest]:
                 strongest = outcome
-            if outcome != OK:
-                origin = remembered.origin
-                self._tell(self._late_of(msgspec.structs.replace(origin, tool_use_id=tool_use_id,
-                                                                 tool_name=remembered.name_of(tool_use_id)),
-                                         outcome, text))
+            self._tell(self._late_of(remembered.row(tool_use_id), outcome, text))
         if strongest is not None:
-            out.signals.append(SignalUpdate(remembered.origin.request_id, "next_turn", strongest, REPLACES[strongest]))
+            out.signals.append(SignalUpdate(remembered.request_id, "next_turn", strongest, REPLACES[strongest]))
 
     def _retry_waiting(self, now: float, out: Followups | None) -> Followups | None:
         waiting = self._waiting
@@ -318,6 +318,17 @@ class Assessor:
             self.metrics.observe_late_signal(signal.route, signal.model, signal.kind)
         for sink in self._sinks:
             _call(sink.late_signal, signal)
+
+
+def _remembered(record: AuditRecord, calls: list[ToolCall]) -> Remembered | None:
+    """An answer's calls as the memory keeps them (None: none has an id to be answered by)."""
+    ids = [call.id for call in calls if call.id]
+    if not ids:
+        return None
+    names = [call.name for call in calls if call.id]
+    r = record
+    return Remembered(r.request_id, r.time, r.route, r.upstream_model, r.shape, r.prompt_variant, r.config_version,
+                      ids, names)
 
 
 def _call(fn: Callable[[Any], None], arg: Any) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 
 import msgspec
 
-from dragoman.loop.next_turn import Outcome, tool_results
+from dragoman.loop.next_turn import Answered, tool_results
 from dragoman.protocols import anthropic as A
 from dragoman.translate.tool_names import ToolNameMap
 
@@ -43,7 +43,7 @@ class Evidence(msgspec.Struct, kw_only=True, gc=False):
     exchange holds, nothing points back at it, and one is built and dropped per request.)"""
 
     offered: dict[str, msgspec.Raw] | None = None  # the request's tool schemas by name (`offered`)
-    results: list[Outcome] = []  # the outcomes of the tool_results the request's last turn carries (`results_of`)
+    results: Answered | None = None  # what the tool_results of the request's last turn say (`results_of`)
     body: bytes | None = None  # the JSON answer (not streamed)
     content: list[A.OutBlock] | None = None  # the blocks `body` encodes, when the gateway built them (translated)
     chunks: list[bytes] | None = None  # the SSE bytes the client got, in order (streamed, relayed as is)
@@ -66,25 +66,15 @@ def offered(tools: list[A.Tool] | None) -> dict[str, msgspec.Raw] | None:
     return {tool.name: tool.input_schema for tool in tools} if tools else None
 
 
-def results_of(messages: list[A.Message]) -> list[Outcome]:
-    """The outcomes of the tool_results a request's last turn carries (none when it answers no tool call)."""
-    last = answering(messages)
-    return tool_results(last) if last is not None else []
+def results_of(messages: list[A.Message]) -> Answered | None:
+    """What the tool_results a request's last turn carries say (None when it answers no tool call)."""
+    return tool_results(_last_turn(messages))
 
 
-def answering(messages: list[A.Message]) -> A.Message | None:
-    """A request's last turn if it answers tool calls, else None: its last message but for trailing `system`
-    messages (Claude Code 2.1.197 appends one after the tool_results). A few blocks looked at."""
+def _last_turn(messages: list[A.Message]) -> A.Message | None:
+    """A request's last message but for trailing `system` ones."""
     for message in reversed(messages):
         if message.role != "system":
-            break
-    else:
-        return None
-    content = message.content
-    if message.role != "user" or isinstance(content, str):
-        return None
-    for block in content:
-        if block.type == "tool_result":
             return message
     return None
 
@@ -95,12 +85,6 @@ def decoded(request: bytes) -> A.MessagesRequest | None:
         return _decode_messages(request)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
-
-
-def answering_in(request: bytes) -> A.Message | None:
-    """`answering` of a request body."""
-    req = decoded(request)
-    return answering(req.messages) if req is not None else None
 
 
 def request_part(request: bytes) -> dict[str, Any]:

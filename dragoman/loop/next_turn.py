@@ -64,34 +64,61 @@ def classify(is_error: bool, text: str) -> str | None:
 Outcome = tuple[str, str | None, str]
 
 
-def tool_results(last: A.Message | None) -> list[Outcome]:
-    """(tool_use_id, outcome, text) for each tool_result of a request's last message: the turn answering the
-    previous one. Earlier messages repeat results already attributed when they were the last."""
+class Answered(msgspec.Struct, gc=False):
+    """What the tool_results of a request's last turn say: the tool_use ids they answer, in order, and the outcome of
+    each one that is not a plain success (an error, or a person declining). A turn's results are nearly always all
+    fine, so a success is only its id: one list of strings the request already holds, not a tuple per result, made
+    at decode and freed in the audit writer (bench/RESULTS.md, "The next turn, lighter")."""
+
+    ids: list[str]
+    others: list[Outcome] | None = None  # the results that are not "ok", in order (None: every one is)
+
+    def outcomes(self) -> list[Outcome]:
+        """(tool_use_id, outcome, text) of every result, in order."""
+        others = {other[0]: other for other in self.others} if self.others else {}
+        return [others.get(tool_use_id) or (tool_use_id, OK, "") for tool_use_id in self.ids]
+
+
+def tool_results(last: A.Message | None) -> Answered | None:
+    """What the tool_results of a request's last message say (None: it carries none): the turn answering the previous
+    one. Earlier messages repeat results already attributed when they were the last."""
     if last is None or last.role != "user" or isinstance(last.content, str):
-        return []
-    out = []
+        return None
+    ids: list[str] = []
+    others: list[Outcome] | None = None
     for block in last.content:
         if block.type == "tool_result" and block.tool_use_id:
-            if not block.is_error:  # a result's text (a whole file, for a Read) is read only when it failed
-                out.append((block.tool_use_id, OK, ""))
-                continue
-            text = result_text(block)
-            out.append((block.tool_use_id, classify(True, text), text))
-    return out
+            ids.append(block.tool_use_id)
+            if block.is_error:  # a result's text (a whole file, for a Read) is read only when it failed
+                text = result_text(block)
+                if others is None:
+                    others = []
+                others.append((block.tool_use_id, classify(True, text), text))
+    return Answered(ids, others) if ids else None
 
 
 class Remembered(msgspec.Struct, gc=False):
-    """An answer's tool calls, as the memory keeps them: the record that made them (a row naming its first call)
-    and each call's (tool_use_id, name)."""
+    """An answer's tool calls, as the memory keeps them: the record that made them and each call's tool_use id and
+    tool name. Built on the event loop when the call is examined, from the record at hand."""
 
-    origin: ToolCallRow
-    calls: list[tuple[str, str]]
+    request_id: str
+    time: float
+    route: str | None
+    model: str | None
+    shape: str | None
+    prompt_variant: str | None
+    config_version: str | None
+    ids: list[str]
+    names: list[str]
 
-    def name_of(self, tool_use_id: str) -> str | None:
-        for call_id, name in self.calls:
-            if call_id == tool_use_id:
-                return name
-        return None
+    def row(self, tool_use_id: str) -> ToolCallRow:
+        """The store's row of one of its calls (the tool_calls table's, and what a late signal is made from)."""
+        name = self.names[self.ids.index(tool_use_id)] if tool_use_id in self.ids else None
+        return ToolCallRow(tool_use_id, self.request_id, self.time, self.route, self.model, self.shape,
+                           self.prompt_variant, self.config_version, name)
+
+    def rows(self) -> list[ToolCallRow]:
+        return [self.row(tool_use_id) for tool_use_id in self.ids]
 
 
 class ToolCallMemory:
@@ -109,10 +136,13 @@ class ToolCallMemory:
 
     def remember(self, answer: Remembered) -> None:
         with self._lock:
-            answers = self._answers
-            answers[answer.calls[0][0]] = answer
-            if len(answers) > self.size:
-                answers.popitem(last=False)
+            self._remember(answer)
+
+    def _remember(self, answer: Remembered) -> None:
+        answers = self._answers
+        answers[answer.ids[0]] = answer
+        if len(answers) > self.size:
+            answers.popitem(last=False)
 
     def answered(self, ids: Iterable[str]) -> None:
         """These ids' results were attributed (from the store): ignore them, as keys, from now on."""
@@ -122,19 +152,24 @@ class ToolCallMemory:
             while len(self._answers) > self.size:
                 self._answers.popitem(last=False)
 
-    def take(self, results: list[Outcome]) -> Remembered | None | Any:
-        """The answer these results answer, found by its first call's id among theirs (a tombstone from now on);
-        None when its results were attributed already; UNKNOWN when this process never gave it (or forgot it)."""
+    def take(self, ids: list[str], remember: Remembered | None = None) -> Remembered | None | Any:
+        """The answer results with these tool_use ids answer, found by its first call's id among them (a tombstone
+        from now on); None when its results were attributed already; UNKNOWN when this process never gave it (or
+        forgot it). `remember`: an answer to remember next, under the same lock (a record that answers the turn
+        before it and makes calls of its own: most of Claude Code's)."""
         with self._lock:
             answers = self._answers
-            for result in results:
-                found = answers.get(result[0], UNKNOWN)
+            found = UNKNOWN
+            for tool_use_id in ids:
+                found = answers.get(tool_use_id, UNKNOWN)
                 if found is UNKNOWN:
                     continue
                 if found is not None:
-                    answers[result[0]] = None
-                return found
-            return UNKNOWN
+                    answers[tool_use_id] = None
+                break
+            if remember is not None:
+                self._remember(remember)
+            return found
 
     def __len__(self) -> int:
         return len(self._answers)
