@@ -11,6 +11,14 @@ of each thread's CPU per request; the medians of those ratios, with their quarti
     python bench/ab.py --scenario tools -c 32 --pairs 12
     python bench/ab.py --a dragoman-noloop --b dragoman --scenario small -c 1 --pairs 12 --slice 2
 
+`--one-process` (two Dragoman variants whose configs differ only in what a reload applies, such as the loop's
+`loop: {enabled: false}`): one gateway process serves both sides, its config file rewritten and reloaded (SIGHUP)
+before each slice. The two sides then share one heap, one audit store and one placement in memory, which moves a
+reading between two processes by several µs a request (bench/RESULTS.md, "The next turn, lighter"); what a
+feature keeps in memory while it is switched off is not measured.
+
+    python bench/ab.py --one-process --scenario tools -c 32 --pairs 16
+
 After each slice the runner waits `--settle` seconds before the next one, so the audit writer of the gateway just
 loaded (it writes every 0.5 s) has written what the slice left queued before the other gateway is measured: a
 writer's tail never runs during the other's slice. The thread CPU of a slice is read after its settle, so it
@@ -22,10 +30,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import sys
 import time
 from datetime import datetime
+from typing import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -46,6 +56,23 @@ def slice_of(gw: Started, body: Path, concurrency: int, seconds: float, settle: 
     threads = sorted(after, key=lambda name: int(name.rsplit(":", 1)[1]))
     cpu = [(after[t] - before.get(t, 0.0)) * 1e6 / n for t in threads]
     return {"rps": report["rps"], "p50_ms": report["p50_ms"], "cpu": [c for c in cpu if c > 0.05][:2]}
+
+
+def reloaded(gw: Started, config: Path, text: str, limit: float = 30.0) -> None:
+    """Swap `text` in as the gateway's config file and reload it (SIGHUP); returns once its log says it reloaded."""
+    before = gw.log.read_text(errors="replace").count(RELOADED)
+    temporary = config.with_suffix(".next")
+    temporary.write_text(text)
+    os.replace(temporary, config)
+    os.kill(gw.proc.pid, signal.SIGHUP)
+    deadline = time.monotonic() + limit
+    while gw.log.read_text(errors="replace").count(RELOADED) <= before:  # the reload's own log line
+        if time.monotonic() > deadline or gw.proc.poll() is not None:
+            raise RuntimeError(f"{gw.name} did not reload its config (see {gw.log})")
+        time.sleep(0.05)
+
+
+RELOADED = "config reloaded from"  # dragoman/config/reload.py's log line
 
 
 def quartiles(values: list[float]) -> tuple[float, float, float]:
@@ -87,6 +114,8 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=12, help="slice pairs (each gateway gets this many slices)")
     ap.add_argument("--slice", type=float, default=2.0, help="seconds of load per slice")
     ap.add_argument("--settle", type=float, default=1.0, help="seconds after each slice (module docstring)")
+    ap.add_argument("--one-process", action="store_true",
+                    help="one gateway, --a's and --b's configs swapped in by reload before each slice")
     args = ap.parse_args()
     os.sched_setaffinity(0, {int(LOAD_CPUS)})  # the runner and its loadgens beside the upstream, as in run.py
     workdir = BENCH / "results" / f"ab-{datetime.now():%Y%m%d-%H%M%S}"
@@ -99,17 +128,35 @@ def main() -> None:
         body = workdir / "body.json"
         body.write_bytes(scenario.anthropic)
         started = []
-        for side, name in (("a", args.a), ("b", args.b)):
+        for side, name in (("a", args.a), ("b", args.b)) if not args.one_process else (("b", args.b),):
             folder = workdir / side  # each its own cwd: its own ./dragoman.db
             folder.mkdir()
             started.append(GATEWAYS[name].start(procs, folder, upstream.port, GATEWAY_CPUS, side))
+        switch: Callable[[int], None] | None = None
+        if args.one_process:
+            (workdir / "a").mkdir()
+            config = workdir / "b" / f"{args.b}.yaml"
+            texts = (GATEWAYS[args.a].write_config(workdir / "a", upstream.port).read_text(), config.read_text())
+            gw_b = started[0]
+            gw_a = Started(args.a, gw_b.proc, gw_b.port, gw_b.cold_start_s, gw_b.log, gw_b.headers)
+            started = [gw_a, gw_b]
+
+            def swap_in(side: int) -> None:
+                reloaded(gw_b, config, texts[side])
+                time.sleep(args.settle)  # the other side's writer tail, as after a slice
+
+            switch = swap_in
         gw_a, gw_b = started
         for gw in started:
             load(gw, body, args.concurrency, 1.0)  # warm-up, not measured
         time.sleep(args.settle)
         for i in range(args.pairs):
             order = ((0, gw_a), (1, gw_b)) if i % 2 == 0 else ((1, gw_b), (0, gw_a))  # ABBA
-            got = {side: slice_of(gw, body, args.concurrency, args.slice, args.settle) for side, gw in order}
+            got = {}
+            for side, gw in order:
+                if switch is not None:
+                    switch(side)
+                got[side] = slice_of(gw, body, args.concurrency, args.slice, args.settle)
             slices.append((got[0], got[1]))
             print(f"pair {i + 1}: " + "  ".join(f"{gw.name} {got[side]['rps']:.0f} req/s "
                                                  f"{sum(got[side]['cpu']):.1f} µs" for side, gw in order), flush=True)
