@@ -91,8 +91,8 @@ def test_the_checks_read_a_kept_input_as_they_would_have_read_the_deltas() -> No
     texts = ['{"file_path": "a.py"}', '{"file_path": "b.py", "limit": 2}', "file_path=c.py", '{"file_path": "d']
     events = _stream(texts, closed=3)  # the fourth call's block never closed: nothing kept for it
     kept = {0: {"file_path": "a.py"}, 1: {"file_path": "b.py", "limit": 2}, 2: "file_path=c.py"}
-    read = [(c.id, c.arguments, c.raw, c.closed) for c in from_events(events).tool_calls]
-    assert [(c.id, c.arguments, c.raw, c.closed) for c in from_events(events, kept).tool_calls][:3] == read[:3]
+    read = [(c.id, c.input, c.raw, c.closed) for c in from_events(events).tool_calls]
+    assert [(c.id, c.input, c.raw, c.closed) for c in from_events(events, kept).tool_calls][:3] == read[:3]
     assert read[2] == ("toolu_2", None, "file_path=c.py", True)
     # A call whose block never stopped is not judged (the stream failed in it, or the client stopped reading): with
     # kept inputs, its deltas are not gathered for it.
@@ -104,7 +104,7 @@ def test_a_kept_input_is_what_the_checks_read_even_when_the_deltas_differ() -> N
     # Not a case the bridges produce: it shows the kept input is read, not the deltas (the checks' cost).
     events = _stream(['{"file_path": "a.py"}'], closed=1)
     [call] = from_events(events, {0: {"file_path": "kept.py"}}).tool_calls
-    assert call.arguments == {"file_path": "kept.py"} and call.closed
+    assert call.input == {"file_path": "kept.py"} and call.closed
 
 
 def test_a_failed_try_forgets_what_its_events_said_and_the_inputs_kept() -> None:

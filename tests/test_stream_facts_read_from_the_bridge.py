@@ -42,7 +42,7 @@ def _loop_on(ctx: RequestContext, budget: int) -> RequestContext:
 
 def _calls(answer: ParsedAnswer) -> list[tuple]:
     # A call whose block never stopped is not judged (loop/checks.py): only its id, name and that it is open count.
-    return [(c.id, c.name, c.closed) + ((c.arguments, c.raw) if c.closed else ()) for c in answer.tool_calls]
+    return [(c.id, c.name, c.closed) + ((c.input, c.raw) if c.closed else ()) for c in answer.tool_calls]
 
 
 def _assert_same(made: ParsedAnswer, client_bytes: bytes) -> None:

@@ -27,7 +27,7 @@ def test_a_text_answer_passes(build) -> None:
 def test_a_valid_tool_call_passes_and_is_counted(build) -> None:
     found = _check(build(MessageReply(text=None, tool_uses=[("toolu_1", "Read", {"file_path": "/a", "limit": 3})])))
     assert found.verdict == V.PASS and found.kinds == []
-    assert [(c.id, c.name, c.arguments) for c in found.tool_calls] == [("toolu_1", "Read", {"file_path": "/a", "limit": 3})]
+    assert [(c.id, c.name, c.input) for c in found.tool_calls] == [("toolu_1", "Read", {"file_path": "/a", "limit": 3})]
 
 
 @BOTH

@@ -33,7 +33,7 @@ replies = st.builds(
 
 
 def _summary(found):
-    return found.verdict, found.kinds, [(c.id, c.name, c.arguments) for c in found.tool_calls]
+    return found.verdict, found.kinds, [(c.id, c.name, c.input) for c in found.tool_calls]
 
 
 @settings(max_examples=150, deadline=None)

@@ -1,5 +1,5 @@
 """An answer as the checks read it, reassembled from the Anthropic bytes the client got: its tool calls (name,
-id, arguments, whether the block was closed), whether it said anything, and the kind of its last block.
+id, input, whether the block was closed), whether it said anything, and the kind of its last block.
 
 Only what the checks need is parsed. A stream whose bytes never mention `tool_use` has no tool call to parse:
 its text is found with one search (the fast path); otherwise its `data:` lines are decoded with a loose schema
@@ -8,7 +8,7 @@ that ignores every field the checks do not read."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Union
 
 import msgspec
 
@@ -56,18 +56,23 @@ _encode = msgspec.json.encode
 
 
 class ToolCall(msgspec.Struct, gc=False):
-    """One tool_use block of the answer. (Structs, not dataclasses: one is built per call the gateway answers, and a
+    """One tool_use block of the answer, as the checks read it: id, name, input (and raw, closed). A translated JSON
+    answer's well-formed calls are its `A.ToolUseOut` blocks themselves, which read the same (closed, no raw): nothing
+    is built for them (`from_blocks`). (Structs, not dataclasses: one is built per call the gateway reads, and a
     Struct's constructor is C.)"""
 
     id: str | None
     name: str
-    arguments: Any  # the parsed input (a dict when well-formed), or None when its JSON did not parse
+    input: Any  # the parsed input (a dict when well-formed), or None when its JSON did not parse
     raw: str | None = None  # the streamed input text, when it did not parse
     closed: bool = True  # its block was closed (content_block_stop); a JSON answer's always are
 
 
+Call = Union[ToolCall, A.ToolUseOut]  # a tool call as the checks read it (ToolCall's docstring)
+
+
 class ParsedAnswer(msgspec.Struct, gc=False):
-    tool_calls: list[ToolCall] = []
+    tool_calls: list[Call] = []
     has_text: bool = False
     last_block: str | None = None  # the type of the answer's last content block
     readable: bool = True  # False: the bytes could not be read as an Anthropic answer
@@ -93,8 +98,8 @@ def from_blocks(content: list[A.OutBlock]) -> ParsedAnswer:
         kind = type(block)
         if kind is A.ToolUseOut:
             out.last_block = "tool_use"
-            args = block.input if isinstance(block.input, dict) else None
-            calls.append(ToolCall(block.id, block.name, args, None if args is not None else repr(block.input)[:200]))
+            given = block.input
+            calls.append(block if isinstance(given, dict) else ToolCall(block.id, block.name, None, repr(given)[:200]))
         elif kind is A.TextOut:
             out.last_block = "text"
             out.has_text = out.has_text or bool(block.text)
@@ -248,9 +253,9 @@ class StreamFacts:
                     if parts is None:
                         kept = self._inputs.get(event.index)  # type: ignore[union-attr]
                         if type(kept) is str:
-                            call.arguments, call.raw = _arguments(kept)
+                            call.input, call.raw = _arguments(kept)
                         else:
-                            call.arguments = kept
+                            call.input = kept
 
     def answer(self) -> ParsedAnswer:
         """The stream's content so far: as its bridge made it, or as seen (without kept inputs, each call put back
@@ -262,7 +267,7 @@ class StreamFacts:
             calls = self._calls
             for index, held in parts.items():
                 call = calls[index]
-                call.arguments, call.raw = _arguments("".join(held))
+                call.input, call.raw = _arguments("".join(held))
             parts.clear()
         return self._out
 
@@ -319,7 +324,7 @@ class _Reassembly:
 
     def answer(self) -> ParsedAnswer:
         for index, call in self.calls.items():
-            call.arguments, call.raw = _arguments("".join(self.parts[index]))
+            call.input, call.raw = _arguments("".join(self.parts[index]))
         return self.out
 
 

@@ -40,7 +40,7 @@ import msgspec
 
 from dragoman.config.loop import VerdictSettings
 from dragoman.loop import verdict as V
-from dragoman.loop.answer import ToolCall
+from dragoman.loop.answer import Call
 from dragoman.loop.checks import SchemaCache, check
 from dragoman.loop.evidence import Evidence
 from dragoman.loop.next_turn import OK, RANK, REPLACES, STRENGTH, UNKNOWN, Answered, Remembered, ToolCallMemory
@@ -320,7 +320,7 @@ class Assessor:
             _call(sink.late_signal, signal)
 
 
-def _remembered(record: AuditRecord, calls: list[ToolCall]) -> Remembered | None:
+def _remembered(record: AuditRecord, calls: list[Call]) -> Remembered | None:
     """An answer's calls as the memory keeps them (None: none has an id to be answered by)."""
     ids = [call.id for call in calls if call.id]
     if not ids:

@@ -18,7 +18,7 @@ import jsonschema_rs
 import msgspec
 
 from dragoman.loop import verdict as V
-from dragoman.loop.answer import ParsedAnswer, ToolCall, from_blocks, from_json, from_stream
+from dragoman.loop.answer import Call, ParsedAnswer, from_blocks, from_json, from_stream
 from dragoman.loop.evidence import UPSTREAM_CLOSED, Evidence
 from dragoman.protocols import anthropic as A
 from dragoman.protocols import json_depth
@@ -37,7 +37,7 @@ class Findings(msgspec.Struct, gc=False):
     verdict: str | None  # "pass" | "fail" | None (not assessed: no answer, or the client stopped reading)
     kinds: list[str] = []
     detail: str | None = None
-    tool_calls: list[ToolCall] = []
+    tool_calls: list[Call] = []
 
     def add(self, kind: str, detail: str) -> None:
         if kind not in self.kinds:
@@ -159,7 +159,7 @@ def check(evidence: Evidence, notes: list[str], schemas: SchemaCache) -> Finding
 _ORDER = {kind: i for i, kind in enumerate((V.UNKNOWN_TOOL, V.INVALID_JSON, V.REPAIRED_JSON, *V.ANSWER_KINDS[2:]))}
 
 
-def _check_calls(calls: list[ToolCall], evidence: Evidence, schemas: SchemaCache, found: Findings, cut: bool,
+def _check_calls(calls: list[Call], evidence: Evidence, schemas: SchemaCache, found: Findings, cut: bool,
                  failed_stream: bool) -> None:
     """Each call against the tool the request offered under its name (after long-name restoration), its validator
     looked up once per tool however many calls it got (six parallel Reads: one)."""
@@ -167,11 +167,8 @@ def _check_calls(calls: list[ToolCall], evidence: Evidence, schemas: SchemaCache
     restore = names.client if names is not None and names.restored else None
     offered = evidence.offered or {}
     validators: dict[str, Any] = {}
-    last = len(calls) - 1
-    for i, call in enumerate(calls):
-        if cut and i == last:
-            continue  # the cut call: its own kind, its arguments are whatever was left
-        if failed_stream and not call.closed:
+    for call in calls[:-1] if cut else calls:  # the cut call: its own kind, its arguments are whatever was left
+        if failed_stream and not call.closed:  # (a stream's calls are ToolCalls: only a stream fails midway)
             continue  # the failure is the kind; a call it interrupted is not judged on its own
         name = restore(call.name) if restore is not None else call.name
         validator = validators.get(name, _UNSEEN)
@@ -184,21 +181,21 @@ def _check_calls(calls: list[ToolCall], evidence: Evidence, schemas: SchemaCache
             else:
                 validator = None  # a tool without a schema to check
             validators[name] = validator
-        arguments = call.arguments
+        arguments = call.input
         if validator is _NOT_OFFERED or arguments is None or (validator is not None and
                                                                not validator.is_valid(arguments)):
             _failed(call, name, validator, found)  # the passing call, the common one, stays inline
 
 
-def _failed(call: ToolCall, name: str, validator: Any, found: Findings) -> None:
+def _failed(call: Call, name: str, validator: Any, found: Findings) -> None:
     """Why a call failed its checks: not offered, arguments not a JSON object, or not valid for its schema."""
     if validator is _NOT_OFFERED:
         found.add(V.UNKNOWN_TOOL, f"tool {name!r} was not offered")
         return
-    if call.arguments is None:
+    if call.input is None:
         found.add(V.INVALID_JSON, f"{name}: arguments are not a JSON object: {call.raw!r}")
         return
-    error = next(iter(validator.iter_errors(call.arguments)), None)
+    error = next(iter(validator.iter_errors(call.input)), None)
     where = "/".join(str(p) for p in error.instance_path) if error is not None else ""
     message = error.message if error is not None else "invalid"
     found.add(V.SCHEMA_VIOLATION, f"{name}: {message}" + (f" at /{where}" if where else ""))
