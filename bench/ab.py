@@ -35,8 +35,8 @@ import statistics
 import sys
 import time
 from datetime import datetime
-from typing import Callable
 from pathlib import Path
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -73,6 +73,11 @@ def reloaded(gw: Started, config: Path, text: str, limit: float = 30.0) -> None:
 
 
 RELOADED = "config reloaded from"  # dragoman/config/reload.py's log line
+
+
+def _unreloaded(config: str) -> list[str]:
+    """A config's lines but its `loop:` section (one line in the bench's configs): what must match for --one-process."""
+    return [line for line in config.splitlines() if not line.startswith("loop:")]
 
 
 def quartiles(values: list[float]) -> tuple[float, float, float]:
@@ -137,6 +142,9 @@ def main() -> None:
             (workdir / "a").mkdir()
             config = workdir / "b" / f"{args.b}.yaml"
             texts = (GATEWAYS[args.a].write_config(workdir / "a", upstream.port).read_text(), config.read_text())
+            if _unreloaded(texts[0]) != _unreloaded(texts[1]):
+                raise SystemExit(f"--one-process: {args.a} and {args.b} differ in more than `loop:` (a reload applies "
+                                 "only that here: audit, tracing and governance need a restart)")
             gw_b = started[0]
             gw_a = Started(args.a, gw_b.proc, gw_b.port, gw_b.cold_start_s, gw_b.log, gw_b.headers)
             started = [gw_a, gw_b]

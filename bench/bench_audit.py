@@ -6,9 +6,12 @@
 Measures, best of --repeat runs:
 - submit(): the only audit call on the event loop (target: a few µs);
 - building an AuditRecord the way the server would (also on the event loop);
-- the writer thread's per-record preparation (price, redact, metrics) and store throughput (records/s), with the
-  gateway's request ids (time-ordered) and with random ones (what it made before): the store's request_id index
-  takes every insert at its end, or on a random page.
+- the writer thread's per-record preparation (price, redact, metrics) and store throughput (records/s);
+- the correctness loop's next-turn update of a record written a moment before (µs per record, drains of 64, as the
+  writer sends them: `UPDATE … WHERE request_id IN (…)`).
+The store figures are taken with the gateway's request ids (time-ordered) and, on the default SQLite store (a fresh
+file for each), with random ones (what it made before): the store's request_id index takes every insert at its
+end, or on a random page.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from dragoman.exchange.lifecycle import new_request_id
 from dragoman.observe.metrics import Metrics
 from dragoman.observe.pricing import Pricer
 from dragoman.observe.record import AuditRecord, Candidate
-from dragoman.observe.stores import open_store
+from dragoman.observe.stores import Followups, SignalUpdate, open_store
 from dragoman.observe.writer import AuditWriter
 
 
@@ -91,8 +94,9 @@ def _random_request_id() -> str:
     return "req_" + secrets.token_hex(12)
 
 
-def bench_throughput(url: str, n: int, batch: int, request_id=new_request_id) -> float:
-    """Records per second from first submit to close() returning (everything committed)."""
+def bench_throughput(url: str, n: int, batch: int, request_id=new_request_id) -> tuple[float, float]:
+    """Records per second from first submit to close() returning (everything committed); then µs per next-turn
+    update of the last records written (each the turn before of a next one), in drains of 64."""
     store = open_store(url)
     writer = AuditWriter(store, queue_size=n + 1, batch=batch, flush_interval=0.05, sink=Metrics())
     records = [make_record(i) for i in range(n)]
@@ -102,7 +106,14 @@ def bench_throughput(url: str, n: int, batch: int, request_id=new_request_id) ->
     for record in records:
         writer.submit(record)
     assert writer.close(120), "records were dropped"
-    return n / (time.perf_counter() - t0)
+    rate = n / (time.perf_counter() - t0)
+    ids = [record.request_id for record in records[-6400:]]
+    t0 = time.perf_counter()
+    for at in range(0, len(ids), 64):
+        store.write([], Followups(signals=[SignalUpdate(i, "next_turn", "ok", ()) for i in ids[at : at + 64]]))
+    update_us = (time.perf_counter() - t0) / len(ids) * 1e6
+    store.close()
+    return rate, update_us
 
 
 def main() -> None:
@@ -116,10 +127,12 @@ def main() -> None:
     print(f"submit() on the event loop:      {submit_ns / 1000:8.2f} µs/record")
     print(f"AuditRecord build (server side): {build_ns / 1000:8.2f} µs/record")
     print(f"writer-thread prepare:           {bench_prepare(min(args.n, 50_000)):8.2f} µs/record (price, redact, metrics)")
-    for ids, request_id in (("the gateway's", new_request_id), ("random", _random_request_id)):
+    kinds = (("the gateway's", new_request_id), ("random", _random_request_id))
+    for ids, request_id in kinds if args.store is None else kinds[:1]:  # one store given: one run into it
         url = args.store or f"sqlite:///{tempfile.mkdtemp(prefix='dragoman-bench-')}/audit.db"
-        rate = bench_throughput(url, args.n, args.batch, request_id)
-        print(f"writer throughput ({url.split(':', 1)[0]}, batch {args.batch}, {ids} ids): {rate:10,.0f} records/s")
+        rate, update_us = bench_throughput(url, args.n, args.batch, request_id)
+        print(f"writer throughput ({url.split(':', 1)[0]}, batch {args.batch}, {ids} ids): {rate:10,.0f} records/s; "
+              f"next-turn update {update_us:.2f} µs/record")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from dragoman.config.loop import VerdictSettings
 from dragoman.loop import verdict as V
 from dragoman.loop.assess import Assessor
 from dragoman.loop.evidence import decoded, results_of
-from dragoman.loop.next_turn import OK, UNKNOWN, Remembered, ToolCallMemory, classify, result_text, tool_results
+from dragoman.loop.next_turn import OK, UNKNOWN, Answered, Remembered, ToolCallMemory, classify, result_text, tool_results
 from dragoman.observe.record import AuditRecord
 from dragoman.observe.stores import open_store
 from dragoman.protocols import anthropic as A
@@ -122,6 +122,8 @@ def test_a_turns_results_keep_an_outcome_only_for_those_that_are_not_plain_succe
                                                                    ("toolu_c", V.EXECUTION_FAILED)]
     assert [(i, outcome) for i, outcome, _ in answered.outcomes()] == [
         ("toolu_a", OK), ("toolu_b", V.CLIENT_REFUSED), ("toolu_c", V.EXECUTION_FAILED)]
+    twice = Answered(["toolu_a", "toolu_b", "toolu_a"], [("toolu_a", V.EXECUTION_FAILED, "Exit code 1")])
+    assert sorted(outcome for _, outcome, _ in twice.outcomes()) == sorted([OK, OK, V.EXECUTION_FAILED])  # both kept
     fine = tool_results(A.Message(role="user", content=[A.ContentBlock(type="tool_result", tool_use_id="toolu_a")]))
     assert fine.ids == ["toolu_a"] and fine.others is None
     assert tool_results(A.Message(role="user", content=[A.ContentBlock(type="text", text="hi")])) is None

@@ -47,12 +47,11 @@ Gate = Callable[["Exchange"], Awaitable[None]]
 
 
 def new_request_id(clock_ns: Callable[[], int] = time.time_ns) -> str:
-    """A request's id: "req_", the time in milliseconds (12 hex digits) and 64 random bits (16). Ids made later sort
-    later, so the audit store's request_id index grows at its end, and the record a next turn updates (the turn
-    before, seconds ago) sits in its recent pages. Random ids put every insert and look-up on a random page of an
-    index that outgrows SQLite's page cache: measured (bench/bench_audit.py, a store of 150,000 records) each insert
-    cost ~4.5 µs more and each next-turn update ~0.9 µs more in the writer (bench/RESULTS.md, "The next turn,
-    lighter")."""
+    """A request's id: "req_", the time in milliseconds (12 hex digits) and 64 random bits (16). Ids made in a later
+    millisecond sort later, so the audit store's request_id index grows at its end, and the record a next turn
+    updates (the turn before, seconds ago) sits in its recent pages. Random ids put every insert and look-up on a
+    random page of an index that outgrows SQLite's page cache (bench/bench_audit.py compares both; bench/RESULTS.md,
+    "The next turn, lighter")."""
     return f"req_{clock_ns() // 1_000_000:012x}{secrets.token_hex(8)}"
 
 

@@ -56,9 +56,10 @@ _encode = msgspec.json.encode
 
 
 class ToolCall(msgspec.Struct, gc=False):
-    """One tool_use block of the answer, as the checks read it: id, name, input (and raw, closed). A translated JSON
-    answer's well-formed calls are its `A.ToolUseOut` blocks themselves, which read the same (closed, no raw): nothing
-    is built for them (`from_blocks`). (Structs, not dataclasses: one is built per call the gateway reads, and a
+    """One tool_use block of the answer, as the checks read it: id, name, input, and, of a call whose input is not an
+    object or that a stream may have left open, raw and closed. A translated JSON answer's calls with an object input
+    are its `A.ToolUseOut` blocks themselves (`from_blocks`): nothing is built for them, and the checks read only
+    their id, name and input (`Call`). (Structs, not dataclasses: one is built per call the gateway reads, and a
     Struct's constructor is C.)"""
 
     id: str | None
@@ -68,7 +69,8 @@ class ToolCall(msgspec.Struct, gc=False):
     closed: bool = True  # its block was closed (content_block_stop); a JSON answer's always are
 
 
-Call = Union[ToolCall, A.ToolUseOut]  # a tool call as the checks read it (ToolCall's docstring)
+# A tool call as the checks read it: id, name, input of either; raw and closed only of a ToolCall (its docstring).
+Call = Union[ToolCall, A.ToolUseOut]
 
 
 class ParsedAnswer(msgspec.Struct, gc=False):

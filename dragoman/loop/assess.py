@@ -5,9 +5,9 @@ The gateway builds one, hands `assess` and `pending` to Observability (observe c
 
 On the event loop, once the client has the answer's last byte, `examine` runs the checks (loop/checks.py) on the
 call's evidence and sets the record's tool_calls / verdict / verdict_kinds / verdict_detail; what the writer still
-needs — the answer's tool calls as the memory keeps them and what the tool_results its request carried say — is an
-`Examined`, two lists of strings each. (Why there: loop/evidence.py; an examination never raises into the
-request.)
+needs — what the tool_results its request carried say (`Answered`) and the answer's tool calls as the memory keeps
+them (`Remembered`, built here from the record at hand) — is an `Examined`. (Why there: loop/evidence.py; an
+examination never raises into the request.)
 
 In the audit writer's thread, for each record of a drain, in queue order and before any of the drain's records is
 priced, redacted, counted in metrics (which count the verdict) and written, `assess`:

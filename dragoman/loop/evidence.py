@@ -1,12 +1,12 @@
 """What the exchange hands the loop about a finished call: enough to judge it, taken without copying anything.
 
 Two parts, taken at two moments. While the request is decoded the exchange keeps the offered tools' schemas by name
-and reads the outcomes of the tool_results its last turn carries (`offered`, `results_of`: a dict of the schemas and
-a tuple per result). Once the client has its last byte it adds the answer as the client got it (a translated answer:
+and reads what the tool_results its last turn carries say (`offered`, `results_of`: a dict of the schemas, and the
+results' ids with an outcome only for those that are not plain successes, loop/next_turn.py `Answered`). Once the client has its last byte it adds the answer as the client got it (a translated answer:
 the blocks the gateway encoded, or what the stream's bridge noted of each block it made, loop/answer.py StreamFacts;
 a relayed Anthropic answer: its JSON bytes, or its SSE chunks in a list, one append per chunk), how the stream ended,
 and the names to restore. It is examined there and then (loop/assess.py `Assessor.examine`) and dropped: the audit
-writer gets the verdict on the record and a few ids.
+writer gets the verdict on the record, the results' `Answered` and the answer's calls as the memory keeps them.
 
 Why the request's part is taken at decode: its objects were just made and are about to be walked by the
 translation; once the answer is in, a busy gateway has decoded dozens of other requests since. It is ~1.5 µs of work

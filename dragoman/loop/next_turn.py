@@ -74,9 +74,18 @@ class Answered(msgspec.Struct, gc=False):
     others: list[Outcome] | None = None  # the results that are not "ok", in order (None: every one is)
 
     def outcomes(self) -> list[Outcome]:
-        """(tool_use_id, outcome, text) of every result, in order."""
-        others = {other[0]: other for other in self.others} if self.others else {}
-        return [others.get(tool_use_id) or (tool_use_id, OK, "") for tool_use_id in self.ids]
+        """(tool_use_id, outcome, text) of every result, in order: `others` taken in turn where their ids come (a
+        malformed turn that answers one id twice keeps both of its results)."""
+        others = self.others or []
+        out: list[Outcome] = []
+        taken = 0
+        for tool_use_id in self.ids:
+            if taken < len(others) and others[taken][0] == tool_use_id:
+                out.append(others[taken])
+                taken += 1
+            else:
+                out.append((tool_use_id, OK, ""))
+        return out
 
 
 def tool_results(last: A.Message | None) -> Answered | None:
