@@ -15,7 +15,7 @@ import pytest
 from dragoman.config.loop import VerdictSettings
 from dragoman.loop import verdict as V
 from dragoman.loop.assess import Assessor
-from dragoman.loop.evidence import decoded, results_of
+from dragoman.loop.evidence import decoded, taken
 from dragoman.loop.next_turn import OK, UNKNOWN, Answered, Remembered, ToolCallMemory, classify, result_text, tool_results
 from dragoman.observe.record import AuditRecord
 from dragoman.observe.stores import open_store
@@ -63,7 +63,7 @@ def test_a_users_rejection_is_no_signal(text: str) -> None:
 
 def test_the_results_in_the_claude_code_fixtures_are_found_and_all_fine() -> None:
     for path in sorted(glob.glob(str(FIXTURES / "*.json"))):
-        results = results_of(decoded(Path(path).read_bytes()).messages)
+        _, results = taken(decoded(Path(path).read_bytes()))
         # Every turn after tools answers them, also 2.1.197's, whose tool_results are followed by a system message.
         assert (results is not None) == ("_after_" in path), path
         assert results is None or (results.ids and results.others is None), path
@@ -78,7 +78,7 @@ def test_only_the_last_message_is_read_for_results() -> None:
                             earlier,
                             {"role": "assistant", "content": "ok"},
                             {"role": "user", "content": "thanks"}])
-    assert results_of(decoded(req).messages) is None
+    assert taken(decoded(req))[1] is None
 
 
 def _remembered(i: int, calls: int = 2) -> Remembered:

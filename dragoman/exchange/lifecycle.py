@@ -27,7 +27,7 @@ from dragoman.exchange.candidates import Upstreams, select
 from dragoman.exchange.dialects import Answer
 from dragoman.exchange.stream import OpenStream, answer_stream
 from dragoman.identity import Identity, identity_from
-from dragoman.loop.evidence import Evidence, offered, results_of
+from dragoman.loop.evidence import Evidence, taken
 from dragoman.loop.next_turn import Answered
 from dragoman.loop.shape import turn_shape
 from dragoman.observe.pricing import Pricer
@@ -125,7 +125,7 @@ class Exchange:
         check_model(self.grant, req.model)  # the key's model allow-list: a 403 before any upstream call
         self.request = body
         if self.capture:  # read while the request's objects are in the caches (loop/evidence.py)
-            self.offered, self.results = offered(req.tools), results_of(req.messages)
+            self.offered, self.results = taken(req)
         if req.metadata is not None and req.metadata.user_id:
             self.identity = identity_from(self.headers, req.metadata.user_id, *self._key)
         self.span = self._tracer.start_request(

@@ -40,7 +40,6 @@ import msgspec
 
 from dragoman.config.loop import VerdictSettings
 from dragoman.loop import verdict as V
-from dragoman.loop.answer import Call
 from dragoman.loop.checks import SchemaCache, check
 from dragoman.loop.evidence import Evidence
 from dragoman.loop.next_turn import OK, RANK, REPLACES, STRENGTH, UNKNOWN, Answered, Remembered, ToolCallMemory
@@ -129,7 +128,17 @@ class Assessor:
         calls = found.tool_calls
         record.tool_calls = len(calls)
         record.verdict, record.verdict_kinds, record.verdict_detail = found.verdict, found.kinds, found.detail
-        answer = _remembered(record, calls) if calls else None
+        answer = None
+        if calls:  # the answer's calls as the memory keeps them (inline: loop/checks.py `check` says why)
+            ids, names = [], []
+            for call in calls:
+                if call.id:
+                    ids.append(call.id)
+                    names.append(call.name)
+            if ids:
+                r = record
+                answer = Remembered(r.request_id, r.time, r.route, r.upstream_model, r.shape, r.prompt_variant,
+                                    r.config_version, ids, names)
         if answer is None and evidence.results is None:
             return _NOTHING_TO_JOIN
         return Examined(evidence.results, answer)
@@ -318,17 +327,6 @@ class Assessor:
             self.metrics.observe_late_signal(signal.route, signal.model, signal.kind)
         for sink in self._sinks:
             _call(sink.late_signal, signal)
-
-
-def _remembered(record: AuditRecord, calls: list[Call]) -> Remembered | None:
-    """An answer's calls as the memory keeps them (None: none has an id to be answered by)."""
-    ids = [call.id for call in calls if call.id]
-    if not ids:
-        return None
-    names = [call.name for call in calls if call.id]
-    r = record
-    return Remembered(r.request_id, r.time, r.route, r.upstream_model, r.shape, r.prompt_variant, r.config_version,
-                      ids, names)
 
 
 def _call(fn: Callable[[Any], None], arg: Any) -> None:

@@ -18,7 +18,7 @@ import jsonschema_rs
 import msgspec
 
 from dragoman.loop import verdict as V
-from dragoman.loop.answer import Call, ParsedAnswer, from_blocks, from_json, from_stream
+from dragoman.loop.answer import Call, from_blocks, from_json, from_stream
 from dragoman.loop.evidence import UPSTREAM_CLOSED, Evidence
 from dragoman.protocols import anthropic as A
 from dragoman.protocols import json_depth
@@ -55,7 +55,8 @@ class SchemaCache:
         self._validators: collections.OrderedDict[bytes, Any] = collections.OrderedDict()
         self._lock = threading.Lock()
         self.compiled = 0  # schemas compiled so far (a cache miss each)
-        self._by_name: dict[str, tuple[msgspec.Raw, Any]] = {}  # tool name -> (its last schema, validator)
+        # tool name -> (its last schema, validator): `for_tool`'s first look, which `_check_calls` takes inline
+        self.last: dict[str, tuple[msgspec.Raw, Any]] = {}
 
     def validator(self, schema: bytes) -> Any:
         """The compiled validator of a schema's JSON text, or None when it is not a valid JSON Schema."""
@@ -78,15 +79,15 @@ class SchemaCache:
 
     def for_tool(self, name: str, schema: msgspec.Raw) -> Any:
         """`validator(schema)`, through the last schema seen for this tool name when it is the same text."""
-        seen = self._by_name.get(name)
+        seen = self.last.get(name)
         if seen is not None and seen[0] == schema:
             return seen[1]
         text = bytes(schema)  # a copy: what the cache keeps must not keep the request's body alive
         compiled = self.validator(text)
         with self._lock:
-            if len(self._by_name) >= self.size:
-                self._by_name.clear()
-            self._by_name[name] = (msgspec.Raw(text), compiled)
+            if len(self.last) >= self.size:
+                self.last.clear()
+            self.last[name] = (msgspec.Raw(text), compiled)
         return compiled
 
     def __len__(self) -> int:
@@ -99,24 +100,21 @@ def _no_remote_refs(uri: str) -> Any:
     raise ValueError(f"the gateway does not fetch schema references ({uri[:100]})")
 
 
-def parse(evidence: Evidence) -> ParsedAnswer | None:
-    """The answer the client got, or None when there was none (an error before the first byte)."""
-    if evidence.content is not None:
-        return from_blocks(evidence.content)
-    if evidence.body is not None:
-        return from_json(evidence.body)
-    if evidence.facts is not None:
-        return evidence.facts.answer()
-    if evidence.chunks:
-        return from_stream(evidence.chunks)
-    return None
-
-
 def check(evidence: Evidence, notes: list[str], schemas: SchemaCache) -> Findings:
     """Every check over one call, in the vocabulary's order. It runs once per call on the event loop: a passing
-    call touches as little as it can (no kind list sorted, no note searched when there is none)."""
-    answer = parse(evidence)
-    if answer is None:
+    call touches as little as it can (no kind list sorted, no note searched when there is none), in as few functions
+    as reads well: run once a request among a busy gateway's other work, its code is fetched cache-cold each time,
+    and each function called costs more in fetching than in running (bench/RESULTS.md, "The next turn, lighter")."""
+    # The answer the client got: none (an error before the first byte) has nothing to judge.
+    if evidence.content is not None:
+        answer = from_blocks(evidence.content)
+    elif evidence.body is not None:
+        answer = from_json(evidence.body)
+    elif evidence.facts is not None:
+        answer = evidence.facts.answer()
+    elif evidence.chunks:
+        answer = from_stream(evidence.chunks)
+    else:
         return Findings(None)
     streamed = evidence.chunks is not None or evidence.facts is not None
     calls = answer.tool_calls
@@ -166,6 +164,7 @@ def _check_calls(calls: list[Call], evidence: Evidence, schemas: SchemaCache, fo
     names = evidence.tool_names
     restore = names.client if names is not None and names.restored else None
     offered = evidence.offered or {}
+    last = schemas.last
     validators: dict[str, Any] = {}
     for call in calls[:-1] if cut else calls:  # the cut call: its own kind, its arguments are whatever was left
         if failed_stream and not call.closed:  # (a stream's calls are ToolCalls: only a stream fails midway)
@@ -174,8 +173,11 @@ def _check_calls(calls: list[Call], evidence: Evidence, schemas: SchemaCache, fo
         validator = validators.get(name, _UNSEEN)
         if validator is _UNSEEN:
             schema = offered.get(name)
+            seen = last.get(name)
             if schema is None:
                 validator = _NOT_OFFERED
+            elif seen is not None and seen[0] == schema:  # the name's schema as last time (`for_tool`, inline)
+                validator = seen[1]
             elif A.schema_given(schema):
                 validator = schemas.for_tool(name, schema)
             else:

@@ -1,8 +1,8 @@
 """What the exchange hands the loop about a finished call: enough to judge it, taken without copying anything.
 
 Two parts, taken at two moments. While the request is decoded the exchange keeps the offered tools' schemas by name
-and reads what the tool_results its last turn carries say (`offered`, `results_of`: a dict of the schemas, and the
-results' ids with an outcome only for those that are not plain successes, loop/next_turn.py `Answered`). Once the client has its last byte it adds the answer as the client got it (a translated answer:
+and reads what the tool_results its last turn carries say (`taken`: a dict of the schemas, and the results' ids with
+an outcome only for those that are not plain successes, loop/next_turn.py `Answered`). Once the client has its last byte it adds the answer as the client got it (a translated answer:
 the blocks the gateway encoded, or what the stream's bridge noted of each block it made, loop/answer.py StreamFacts;
 a relayed Anthropic answer: its JSON bytes, or its SSE chunks in a list, one append per chunk), how the stream ended,
 and the names to restore. It is examined there and then (loop/assess.py `Assessor.examine`) and dropped: the audit
@@ -42,8 +42,8 @@ class Evidence(msgspec.Struct, kw_only=True, gc=False):
     """One finished call, as the client saw it. (Not tracked by the garbage collector: it only points at what the
     exchange holds, nothing points back at it, and one is built and dropped per request.)"""
 
-    offered: dict[str, msgspec.Raw] | None = None  # the request's tool schemas by name (`offered`)
-    results: Answered | None = None  # what the tool_results of the request's last turn say (`results_of`)
+    offered: dict[str, msgspec.Raw] | None = None  # the request's tool schemas by name (`taken`)
+    results: Answered | None = None  # what the tool_results of the request's last turn say (`taken`)
     body: bytes | None = None  # the JSON answer (not streamed)
     content: list[A.OutBlock] | None = None  # the blocks `body` encodes, when the gateway built them (translated)
     chunks: list[bytes] | None = None  # the SSE bytes the client got, in order (streamed, relayed as is)
@@ -58,25 +58,26 @@ class Evidence(msgspec.Struct, kw_only=True, gc=False):
 _decode_messages = msgspec.json.Decoder(A.MessagesRequest).decode
 
 
-def offered(tools: list[A.Tool] | None) -> dict[str, msgspec.Raw] | None:
-    """The request's tools' schemas by name (NO_SCHEMA: a tool without one); a name offered twice is the last one,
-    as a client reading the list would. Only the schemas (JSON text, views of the body the exchange keeps anyway):
-    the tools, with their long descriptions, are freed with the decoded request while it is still in the caches,
-    not cache-cold at the request's end (bench/RESULTS.md, "Tool schemas as sent")."""
-    return {tool.name: tool.input_schema for tool in tools} if tools else None
+def taken(req: A.MessagesRequest) -> tuple[dict[str, msgspec.Raw] | None, Answered | None]:
+    """The request's part of the evidence: its tools' schemas by name (NO_SCHEMA: a tool without one; a name offered
+    twice is the last one, as a client reading the list would), and what the tool_results of its last turn say (its
+    last message but for trailing `system` ones, which Claude Code 2.1.197 appends after them).
 
-
-def results_of(messages: list[A.Message]) -> Answered | None:
-    """What the tool_results a request's last turn carries say (None when it answers no tool call)."""
-    return tool_results(_last_turn(messages))
-
-
-def _last_turn(messages: list[A.Message]) -> A.Message | None:
-    """A request's last message but for trailing `system` ones."""
-    for message in reversed(messages):
-        if message.role != "system":
-            return message
-    return None
+    Only the schemas (JSON text, views of the body the exchange keeps anyway): the tools, with their long
+    descriptions, are freed with the decoded request while it is still in the caches, not cache-cold at the
+    request's end (bench/RESULTS.md, "Tool schemas as sent"). One function with plain loops, not four: run once a
+    request among a busy gateway's other work, the loop's code is fetched cache-cold each time, and each function
+    called costs more in fetching than in running (bench/RESULTS.md, "The next turn, lighter")."""
+    schemas = None
+    if req.tools:
+        schemas = {}
+        for tool in req.tools:
+            schemas[tool.name] = tool.input_schema
+    messages = req.messages
+    at = len(messages) - 1
+    while at >= 0 and messages[at].role == "system":
+        at -= 1
+    return schemas, tool_results(messages[at]) if at >= 0 else None
 
 
 def decoded(request: bytes) -> A.MessagesRequest | None:
@@ -88,9 +89,9 @@ def decoded(request: bytes) -> A.MessagesRequest | None:
 
 
 def request_part(request: bytes) -> dict[str, Any]:
-    """`offered` and `results_of` of a request body as the exchange takes them, as Evidence's keyword arguments
-    (tests and tools)."""
+    """`taken` of a request body, as Evidence's keyword arguments (tests and tools)."""
     req = decoded(request)
     if req is None:
         return {}
-    return {"offered": offered(req.tools), "results": results_of(req.messages)}
+    schemas, answered = taken(req)
+    return {"offered": schemas, "results": answered}
