@@ -2,10 +2,10 @@
 
 Two parts, taken at two moments. While the request is decoded the exchange keeps the offered tools' schemas by name
 and reads what the tool_results its last turn carries say (`taken`: a dict of the schemas, and the results' ids with
-an outcome only for those that are not plain successes, loop/next_turn.py `Answered`). Once the client has its last byte it adds the answer as the client got it (a translated answer:
-the blocks the gateway encoded, or what the stream's bridge noted of each block it made, loop/answer.py StreamFacts;
-a relayed Anthropic answer: its JSON bytes, or its SSE chunks in a list, one append per chunk), how the stream ended,
-and the names to restore. It is examined there and then (loop/assess.py `Assessor.examine`) and dropped: the audit
+an outcome only for those that are not plain successes, loop/next_turn.py `Answered`). Once the client has its last
+byte it adds the answer as the client got it (a translated answer: the blocks the gateway encoded, or what the
+stream's bridge noted of each block it made, loop/answer.py StreamFacts; a relayed Anthropic answer: its JSON bytes,
+or its SSE chunks in a list, one append per chunk), how the stream ended, and the names to restore. It is examined there and then (loop/assess.py `Assessor.examine`) and dropped: the audit
 writer gets the verdict on the record, the results' `Answered` and the answer's calls as the memory keeps them.
 
 Why the request's part is taken at decode: its objects were just made and are about to be walked by the

@@ -127,7 +127,10 @@ class Remembered(msgspec.Struct, gc=False):
                            self.prompt_variant, self.config_version, name)
 
     def rows(self) -> list[ToolCallRow]:
-        return [self.row(tool_use_id) for tool_use_id in self.ids]
+        """One row per call, for the store's tool_calls table (a process that shares its store)."""
+        return [ToolCallRow(tool_use_id, self.request_id, self.time, self.route, self.model, self.shape,
+                            self.prompt_variant, self.config_version, name)
+                for tool_use_id, name in zip(self.ids, self.names)]
 
 
 class ToolCallMemory:
