@@ -59,8 +59,13 @@ class CorrectnessLoop:
         observe = self.gateway.observe
         examined = self.assessor.examine(record, exchange.evidence()) if observe.writer is not None else None
         observe.record(record, examined)
-        if self.judge is not None and record.status == 200:
-            self.judge.offer(record, exchange.request, exchange.answer_body)
+        if self.judge is not None and exchange.keep_answer:
+            self.judge.offer(record, exchange.request, exchange.kept_answer(), streamed=exchange.streamed)
+
+    def sampled(self) -> bool:
+        """Whether the judge is to judge the call of a request arriving now (loop/judge.py `sampled`)."""
+        judge = self.judge
+        return judge is not None and judge.sampled()
 
     def config_applied(self, config: Config, reason: str) -> None:
         """The watcher applied a new file (reason: file change, SIGHUP): record its version off the loop."""

@@ -278,7 +278,8 @@ class Gateway:
         return self._dashboard
 
     async def _messages(self, rt: Runtime, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
-        exchange = Exchange(request_id, scope["headers"], self.observe.tracer, capture=rt.loop_on)
+        exchange = Exchange(request_id, scope["headers"], self.observe.tracer, capture=rt.loop_on,
+                            keep_answer=self.loop.sampled())
         status, error_type = 200, None
         gone: asyncio.Future | None = None  # done when the client disconnects, once its body is read
         admission: Admission | None = None

@@ -63,11 +63,11 @@ class Exchange:
         "input_estimate", "policy", "branch", "attempts", "route", "ctx", "upstream_model", "usage", "stop_reason",
         "error_type", "ttfb", "upstream_time", "event_count", "shape", "grant", "prompt_variant", "loop_events",
         "_tracer", "_key", "_answer", "_opened", "request", "offered", "results", "capture", "kept", "kept_facts",
-        "stream_end",
+        "stream_end", "keep_answer",
     )
 
     def __init__(self, request_id: str, headers: Headers | None = None, tracer: Tracer | NoopTracer = NOOP_TRACER,
-                 *, capture: bool = False) -> None:
+                 *, capture: bool = False, keep_answer: bool = False) -> None:
         self.request_id = request_id
         self.headers: Headers = headers if headers is not None else []
         self.started = time.perf_counter()
@@ -102,9 +102,11 @@ class Exchange:
         self.offered: dict[str, msgspec.Raw] | None = None  # the request's tool schemas by name (loop/evidence.py)
         self.results: Answered | None = None  # what the tool_results of its last turn say (loop/evidence.py)
         self.capture = capture
-        self.kept: list[bytes] | None = None  # a relayed streamed answer's bytes as the client got them
+        self.kept: list[bytes] | None = None  # a streamed answer's bytes as the client got them (relayed, or judged)
         self.kept_facts: Any = None  # what a translated one's events said (RequestContext.stream_facts)
         self.stream_end: str | None = None  # how reading the stream ended (loop/evidence.py)
+        # The judge may judge this call (loop/judge.py `sampled`): a streamed answer's bytes are kept for it.
+        self.keep_answer = keep_answer
 
     def authenticated(self, grant: Grant | None) -> None:
         """The caller passed authentication with `grant` (None: inbound auth is off)."""
@@ -155,10 +157,12 @@ class Exchange:
         self.span.capture("response", answer.body)
         return answer.body
 
-    @property
-    def answer_body(self) -> bytes | None:
-        """The JSON answer's body, once there is one (None: streamed, or no answer)."""
-        return self._answer.body if self._answer is not None else None
+    def kept_answer(self) -> bytes | None:
+        """The answer as the client got it, for the judge: the JSON body, or the SSE bytes of a stream whose bytes
+        were kept (`keep_answer`, or a relayed stream while the loop is on); None when there is neither."""
+        if self._answer is not None:
+            return self._answer.body
+        return b"".join(self.kept) if self.kept is not None else None
 
     def stream(self) -> AsyncGenerator[bytes, None]:
         """The streamed answer's bytes, to write as they come; `aclose()` it on every way out."""
@@ -167,8 +171,8 @@ class Exchange:
             facts = self.ctx.stream_facts if self.ctx is not None else None
             if facts is not None:
                 self.kept_facts = facts
-            else:
-                self.kept = []  # a relayed (not translated) stream: the loop reads its bytes
+            if facts is None or self.keep_answer:
+                self.kept = []  # a relayed (not translated) stream, or one the judge may see: the client's bytes
         return answer_stream(self, self._opened)
 
     def finish(self, status: int, error_type: str | None, pricer: Pricer) -> AuditRecord:

@@ -330,6 +330,36 @@ class _Reassembly:
         return self.out
 
 
+def stream_content(data: bytes) -> list[dict[str, Any]]:
+    """A streamed answer's text and tool_use blocks, put back together from the SSE bytes the client got, as a JSON
+    answer's `content` would carry them (what the judge is shown: loop/judge.py). A call's input is its arguments'
+    object, or their text when they are not one (a cut stream's last call); thinking blocks are left out."""
+    blocks: dict[int, dict[str, Any]] = {}
+    parts: dict[int, list[str]] = {}  # each open block's text or argument pieces, joined once at the end
+    for event in _events(data):
+        kind, index = event.type, event.index
+        if kind == "content_block_start" and event.content_block is not None:
+            block = event.content_block
+            if block.type == "text":
+                blocks[index], parts[index] = {"type": "text", "text": ""}, [block.text or ""]
+            elif block.type == "tool_use":
+                blocks[index] = {"type": "tool_use", "id": block.id, "name": block.name or "", "input": {}}
+                given = block.input
+                parts[index] = [_encode(given).decode()] if isinstance(given, dict) and given else []
+        elif kind == "content_block_delta" and event.delta is not None and index in parts:
+            piece = event.delta.text if event.delta.type == "text_delta" else event.delta.partial_json
+            if piece:
+                parts[index].append(piece)
+    for index, block in blocks.items():
+        joined = "".join(parts[index])
+        if block["type"] == "text":
+            block["text"] = joined
+        else:
+            value, raw = _arguments(joined)
+            block["input"] = value if value is not None else raw
+    return [blocks[index] for index in sorted(blocks)]
+
+
 def _arguments(text: str) -> tuple[Any, str | None]:
     if not text or text.isspace():
         return {}, None

@@ -2,8 +2,12 @@
 completion, asynchronously, within a budget; its verdict is a separate signal (a LateSignal judge_fail or
 judge_pass, and the earlier call's `judge` column).
 
-Nothing here delays a client: `offer` (on the event loop, after the answer was sent) is a random draw and a
-non-blocking put on a bounded queue; `concurrency` tasks take calls from it. A call that finds the queue full,
+Nothing here delays a client. Whether a call is judged is drawn when its request arrives (`sampled`): a streamed
+answer's bytes are kept only for a call that may be judged (a translated stream's are not kept otherwise). `offer`
+(on the event loop, after the answer was sent) is a non-blocking put on a bounded queue; `concurrency` tasks take
+calls from it. A streamed answer is shown to the judge as its blocks put back together (loop/answer.py
+`stream_content`), as a JSON one's are read from its body; a stream that ended in an error is not judged (its
+verdict already says so). A call that finds the queue full,
 or the hour's calls or the day's dollars spent, is not judged and is counted (dragoman_judge_dropped_total).
 The calls-per-hour cap is exact (a call is counted when it starts); the dollar cap is checked before each call,
 so the calls in flight when it is reached (at most `concurrency`) may pass it by their own cost.
@@ -25,6 +29,7 @@ from typing import Any
 import msgspec
 
 from dragoman.config.loop import JudgeSettings
+from dragoman.loop.answer import stream_content
 from dragoman.loop.verdict import JUDGE_FAIL, LateSignal
 from dragoman.observe.migrations import POSTGRES
 from dragoman.observe.record import AuditRecord
@@ -63,7 +68,8 @@ class JudgeCall(msgspec.Struct, kw_only=True):
     prompt_variant: str | None
     config_version: str | None
     request: A.MessagesRequest
-    answer: bytes
+    answer: bytes  # the JSON answer, or the SSE bytes the client got (`streamed`)
+    streamed: bool = False
 
 
 class Budget:
@@ -136,10 +142,15 @@ class Judge:
         for task in self._tasks:
             task.cancel()
 
-    def offer(self, record: AuditRecord, body: bytes | None, answer: bytes | None) -> None:
-        """A call finished: maybe judge it (`body`: the request as the client sent it). Only answered calls with a
-        JSON answer are; the request is decoded only for a sampled call."""
-        if body is None or answer is None or record.status != 200 or self.draw() >= self.settings.sample:
+    def sampled(self) -> bool:
+        """Whether a call arriving now is to be judged once answered: drawn once per request, before its answer, so
+        that a streamed one's bytes are kept for the judge only when it is."""
+        return self.draw() < self.settings.sample
+
+    def offer(self, record: AuditRecord, body: bytes | None, answer: bytes | None, *, streamed: bool = False) -> None:
+        """A sampled call finished: judge it if it was answered (`body`: the request as the client sent it; `answer`:
+        the JSON answer, or the SSE bytes the client got when `streamed`), its stream not ended by an error."""
+        if body is None or not answer or record.status != 200 or record.error_type is not None:
             return
         try:
             request = _decode_request(body)
@@ -147,7 +158,7 @@ class Judge:
             return
         call = JudgeCall(request_id=record.request_id, route=record.route, model=record.upstream_model,
                          shape=record.shape, prompt_variant=record.prompt_variant,
-                         config_version=record.config_version, request=request, answer=answer)
+                         config_version=record.config_version, request=request, answer=answer, streamed=streamed)
         try:
             self._queue.put_nowait(call)
         except asyncio.QueueFull:
@@ -216,7 +227,7 @@ def judge_request(call: JudgeCall, route: str) -> A.MessagesRequest:
     tools = ", ".join(tool.name for tool in call.request.tools or ()) or "(none)"
     text = (f"<user_turn>\n{_clip(_last_user_turn(call.request))}\n</user_turn>\n"
             f"<tools_offered>{_clip(tools)}</tools_offered>\n"
-            f"<answer>\n{_clip(_answer_text(call.answer, tool_calls=True))}\n</answer>")
+            f"<answer>\n{_clip(_content_text(_answer_content(call), tool_calls=True))}\n</answer>")
     return A.MessagesRequest(model=route, max_tokens=MAX_TOKENS, system=SYSTEM, stream=False,
                              messages=[A.Message(role="user", content=text)])
 
@@ -256,13 +267,27 @@ def _blocks_text(content: Any) -> str:
     return "\n".join(parts)
 
 
-def _answer_text(body: bytes, *, tool_calls: bool = False) -> str:
+def _answer_content(call: JudgeCall) -> Any:
+    """The judged answer's content blocks (dicts, as a JSON answer's body carries them)."""
+    return stream_content(call.answer) if call.streamed else _json_content(call.answer)
+
+
+def _answer_text(body: bytes) -> str:
+    """The text of a JSON answer (the judge route's)."""
+    return _content_text(_json_content(body), tool_calls=False)
+
+
+def _json_content(body: bytes) -> Any:
     try:
         answer = msgspec.json.decode(body)
     except msgspec.DecodeError:
-        return ""
+        return ()
+    return answer.get("content") or () if isinstance(answer, dict) else ()
+
+
+def _content_text(content: Any, *, tool_calls: bool) -> str:
     parts = []
-    for block in answer.get("content") or () if isinstance(answer, dict) else ():
+    for block in content if isinstance(content, list) else ():
         if not isinstance(block, dict):
             continue
         if block.get("type") == "text":
