@@ -65,7 +65,7 @@ def test_a_full_queue_drops_the_call_and_counts_it() -> None:
         request = b'{"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "hi"}]}'  # as sent
         judge.offer(record, request, b'{"content": []}')
         judge.offer(record, request, b'{"content": []}')
-        judge.offer(record, request, None)  # a streamed answer: not sampled at all
+        judge.offer(record, request, None)  # no whole answer (a stream the client stopped reading): not queued
         return judge
 
     assert asyncio.run(scenario()).dropped == {"queue": 1}

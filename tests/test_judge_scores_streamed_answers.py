@@ -16,14 +16,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dragoman.loop.answer import stream_content
+from dragoman.config.loop import JudgeSettings
+from dragoman.exchange.lifecycle import Exchange
+from dragoman.loop.answer import StreamFacts, stream_content
+from dragoman.loop.judge import Judge
+from dragoman.translate.request_context import RequestContext
+from dragoman.translate.tool_names import ToolNameMap
 from tests.gateway import Gateway, run_gateway
 from tests.routing_helpers import KEYS_ENV, config_yaml, route, sdk, wait_until
 from tests.upstreams import ChatReply, RawStream, ScriptedChatUpstream
+from tests.upstreams.openai_chat import Gate
 from tests.upstreams.anthropic_messages import (
     MessageReply, ScriptedAnthropicUpstream, render_message, render_message_sse,
 )
 from tests.versions_helpers import cli
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -61,10 +68,14 @@ def _answer_shown(body: dict[str, Any]) -> str:
     return text.split("<answer>", 1)[1]
 
 
-def _judge_column(gateway: Gateway) -> dict[str, Any]:
+def _rows(gateway: Gateway) -> list[dict[str, Any]]:
     done = cli(gateway, "logs", "--format", "json", "--limit", "50")
     assert done.returncode == 0, done.stderr
-    return {row["route"]: row["judge"] for row in json.loads(done.stdout) if "judge_call" not in row["loop_events"]}
+    return [row for row in json.loads(done.stdout) if "judge_call" not in row["loop_events"]]
+
+
+def _judge_column(gateway: Gateway) -> dict[str, Any]:
+    return {row["route"]: row["judge"] for row in _rows(gateway)}
 
 
 def test_a_translated_and_a_relayed_stream_are_shown_to_the_judge_as_the_client_got_them(env) -> None:  # noqa: ANN001
@@ -118,3 +129,52 @@ def test_a_streamed_answer_reads_back_as_its_json_content(text: str | None, inpu
                                                enumerate(inputs)], thinking=thinking, pieces=pieces)
     expected = [block for block in render_message(reply)["content"] if block["type"] in ("text", "tool_use")]
     assert stream_content(render_message_sse(reply)) == expected
+
+
+def test_a_stream_the_client_stopped_reading_is_not_judged(env) -> None:  # noqa: ANN001
+    gateway, chat, _, judge = env
+    gate = Gate()
+    # Paced: the gateway sees the client gone well before the answer's end (it looks after each chunk it sends).
+    chat.reset([ChatReply(text="The first half of the answer, then the second half.", pieces=6, gate=gate,
+                          gate_before=3, chunk_delay=0.05),
+                ChatReply(text="A whole answer.", pieces=2)])
+    judge.requests.clear()
+    conn = gateway.connection()
+    body = {"model": TRANSLATED, "max_tokens": 100, "stream": True,
+            "messages": [{"role": "user", "content": "tell me"}]}
+    conn.request("POST", "/v1/messages", json.dumps(body), {"content-type": "application/json",
+                                                            "anthropic-version": "2023-06-01"})
+    response = conn.getresponse()
+    assert response.status == 200 and b"message_start" in response.read1(65536)
+    abandoned = response.getheader("request-id")
+    conn.close()  # Esc in Claude Code: the client walks away with part of the answer
+    gate.open()
+    # Its record is written after it was offered to the judge, or not (CorrectnessLoop.finished).
+    row = wait_for(lambda: next((row for row in _rows(gateway) if row["request_id"] == abandoned), None), 15,
+                   "the abandoned call's record")
+    assert row["verdict"] is None  # the gateway saw the client leave: nothing to judge the upstream by
+    _stream(gateway, TRANSLATED, "second")
+    # The judge takes its calls in order, one at a time: had the abandoned stream been offered, it would come first.
+    wait_until(lambda: len(judge.bodies) >= 1, 15, "the whole answer judged")
+    assert len(judge.bodies) == 1 and "A whole answer." in _answer_shown(judge.bodies[0])
+
+
+def test_a_call_is_drawn_for_the_judge_at_its_share() -> None:
+    draws = iter([0.05, 0.5, 0.2499, 0.25, 0.99])
+    judge = Judge(JudgeSettings(route="j", sample=0.25), _never_sent, lambda signal: None, draw=lambda: next(draws))
+    assert [judge.sampled() for _ in range(5)] == [True, False, True, False, False]
+
+
+async def _never_sent(request: Any) -> tuple[bytes, float | None]:
+    raise AssertionError("no judge call in this test")
+
+
+@pytest.mark.parametrize("sampled", [False, True])
+def test_a_translated_stream_keeps_its_bytes_only_when_sampled(sampled: bool) -> None:
+    ctx = RequestContext(message_id="msg_k", requested_model="claude", tool_names=ToolNameMap(64))
+    ctx.stream_facts = StreamFacts()
+    exchange = Exchange("req_k", capture=True, keep_answer=sampled)
+    exchange.ctx, exchange._opened = ctx, object()  # type: ignore[assignment]
+    exchange.stream()  # (not iterated: what it keeps is decided when it is made)
+    assert exchange.kept_facts is ctx.stream_facts  # the verdict reads the bridge's facts either way
+    assert exchange.kept == ([] if sampled else None)

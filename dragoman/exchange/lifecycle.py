@@ -27,7 +27,7 @@ from dragoman.exchange.candidates import Upstreams, select
 from dragoman.exchange.dialects import Answer
 from dragoman.exchange.stream import OpenStream, answer_stream
 from dragoman.identity import Identity, identity_from
-from dragoman.loop.evidence import Evidence, taken
+from dragoman.loop.evidence import FINISHED, Evidence, taken
 from dragoman.loop.next_turn import Answered
 from dragoman.loop.shape import turn_shape
 from dragoman.observe.pricing import Pricer
@@ -158,11 +158,14 @@ class Exchange:
         return answer.body
 
     def kept_answer(self) -> bytes | None:
-        """The answer as the client got it, for the judge: the JSON body, or the SSE bytes of a stream whose bytes
-        were kept (`keep_answer`, or a relayed stream while the loop is on); None when there is neither."""
+        """The whole answer as the client got it, for the judge: the JSON body, or the SSE bytes of a stream whose
+        bytes were kept (`keep_answer`, or a relayed stream while the loop is on) and that was read to its end. None
+        for a stream the client stopped reading (Esc in Claude Code): what it got is not the answer."""
         if self._answer is not None:
             return self._answer.body
-        return b"".join(self.kept) if self.kept is not None else None
+        if self.kept is None or self.stream_end != FINISHED:
+            return None
+        return b"".join(self.kept)
 
     def stream(self) -> AsyncGenerator[bytes, None]:
         """The streamed answer's bytes, to write as they come; `aclose()` it on every way out."""

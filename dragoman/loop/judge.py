@@ -2,13 +2,13 @@
 completion, asynchronously, within a budget; its verdict is a separate signal (a LateSignal judge_fail or
 judge_pass, and the earlier call's `judge` column).
 
-Nothing here delays a client. Whether a call is judged is drawn when its request arrives (`sampled`): a streamed
-answer's bytes are kept only for a call that may be judged (a translated stream's are not kept otherwise). `offer`
-(on the event loop, after the answer was sent) is a non-blocking put on a bounded queue; `concurrency` tasks take
-calls from it. A streamed answer is shown to the judge as its blocks put back together (loop/answer.py
-`stream_content`), as a JSON one's are read from its body; a stream that ended in an error is not judged (its
-verdict already says so). A call that finds the queue full,
-or the hour's calls or the day's dollars spent, is not judged and is counted (dragoman_judge_dropped_total).
+Nothing here delays a client. Whether a call is judged is drawn when its request arrives (`sampled`): a translated
+stream's bytes are kept only for a call that may be judged. `offer` (on the event loop, after the answer was sent) is
+a non-blocking put on a bounded queue; `concurrency` tasks take calls from it. A streamed answer is shown to the
+judge as its blocks put back together (loop/answer.py `stream_content`), as a JSON one's are read from its body; a
+stream that ended in an error or that the client stopped reading is not judged. A call that finds the queue full,
+or the hour's calls or the day's dollars spent, or whose answer cannot be shown, is not judged and is counted
+(dragoman_judge_dropped_total).
 The calls-per-hour cap is exact (a call is counted when it starts); the dollar cap is checked before each call,
 so the calls in flight when it is reached (at most `concurrency`) may pass it by their own cost.
 
@@ -177,12 +177,17 @@ class Judge:
 
     async def judge(self, call: JudgeCall) -> str | None:
         """Judge one call: "pass", "fail", or None (not judged: over budget, upstream error, unclear answer)."""
+        try:
+            request = judge_request(call, self.settings.route or "")
+        except Exception:  # noqa: BLE001 - an answer the judge cannot be shown (arguments nested too deep) costs no call
+            self._dropped("unreadable")
+            return None
         refused = self.budget.take()
         if refused is not None:
             self._dropped(refused)
             return None
         try:
-            body, cost = await self.send(judge_request(call, self.settings.route or ""))
+            body, cost = await self.send(request)
         except Exception as err:  # noqa: BLE001 - the judge route failing says nothing about the call
             log.warning("judge route %s failed for %s: %s", self.settings.route, call.request_id, redact(str(err)))
             self._count("error")

@@ -335,7 +335,7 @@ class Metrics:
             Counter("dragoman_judge_verdicts", "Calls judged by the judge route, by verdict (pass, fail, "
                     "unclear, error)", ["verdict"], registry=r),
             Counter("dragoman_judge_dropped", "Calls sampled for the judge but not judged, by reason (queue, "
-                    "calls_per_hour, usd_per_day)", ["reason"], registry=r),
+                    "calls_per_hour, usd_per_day, unreadable)", ["reason"], registry=r),
             set(),
         )
         return made
