@@ -61,8 +61,23 @@ def _median_per_item(run: Callable[[], int], repeats: int) -> float:
     return statistics.median(samples)
 
 
-def chat_bridge(reply: ChatReply, cut: bool) -> Callable[[], int]:
-    chunks = [msgspec.convert(c, C.ChatChunk) for c in render_chunks(reply)]
+def interleaved(size: int, fragment: int) -> list[dict]:
+    """Two Write calls, their arguments ~`size` characters each, that a server interleaves `fragment` characters a
+    chunk (one of each call's in turn): the Chat bridge holds the second until the first is whole."""
+    texts = [msgspec.json.encode({"file_path": f"/src/{n}.py", "content": n * size}).decode() for n in "ab"]
+    chunks = [{"choices": [{"index": 0, "delta": {"tool_calls": [{"index": i, "id": f"call_{i}", "type": "function",
+                                                                  "function": {"name": "Write", "arguments": ""}}]}}]}
+              for i in range(2)]
+    for at in range(0, len(texts[0]), fragment):
+        for i, text in enumerate(texts):
+            piece = {"index": i, "function": {"arguments": text[at : at + fragment]}}
+            chunks.append({"choices": [{"index": 0, "delta": {"tool_calls": [piece]}}]})
+    return chunks + [{"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}]
+
+
+def chat_bridge(reply: ChatReply | list[dict], cut: bool) -> Callable[[], int]:
+    given = render_chunks(reply) if isinstance(reply, ChatReply) else reply
+    chunks = [msgspec.convert(c, C.ChatChunk) for c in given]
 
     def run() -> int:
         bridge = ChatStreamBridge(_ctx(cut))
@@ -116,6 +131,10 @@ def main() -> None:
             (f"responses bridge, tools{tag}", responses_bridge(r_tools, cut)),
             (f"responses relay, text{tag}", relay(lambda ctx: responses_relay(ctx, KEY, "bench"), sse_events(render_events(r_text)), cut)),
         ]
+    # The cost of an interleaving server's stream per chunk, flat in the arguments' length (quadratic before: each
+    # fragment of the held call decoded the open call's whole text; bench/RESULTS.md, "Interleaved calls, read once").
+    rows += [(f"chat bridge, interleaved {size // 1000}k", chat_bridge(interleaved(size, 4), False))
+             for size in (2_000, 20_000)]
     print(f"{'stream':32} {'ns per upstream chunk (median of ' + str(args.repeats) + ')':>40}")
     for name, run in rows:
         run()  # warm up

@@ -9,6 +9,7 @@ at the end (`is_wrapped`, `closing_fragment`), and arguments a truncated stream 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import msgspec
@@ -40,6 +41,73 @@ def parse_arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
 def is_complete_object(text: str) -> bool:
     """True when `text` is one whole JSON object: no later fragment can belong to it."""
     return _object(text) is not None
+
+
+_NON_SPACE = re.compile(r"\S")
+_IN_STRING = re.compile(r'["\\]')  # what ends a JSON string or escapes its next character
+_STRUCTURE = re.compile(r'[{}\[\]"]')  # outside strings, what opens or closes something
+
+
+class ObjectScan:
+    """Whether streamed text can be one whole JSON object, read once, piece by piece: the brackets' depth outside
+    strings, and whether anything but whitespace comes before the object or after it. A necessary condition only
+    (`closed` says the brackets balance, not that the JSON is valid): `is_complete_object` decides, once `closed`.
+
+    Why: the Chat bridge asks whether the open call is whole each time another call's fragment arrives (servers that
+    interleave parallel calls), and decoding the open call's whole text each time made a stream quadratic in its
+    arguments (160 KB of arguments in 4-character fragments: 4.6 s of the event loop). Fed only what is new, the
+    scan is linear; it reads only a long text asked about again (translate/chat/stream.py `_ToolCall.whole`)."""
+
+    __slots__ = ("depth", "opened", "in_string", "escaped", "junk")
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.opened = False  # the object's `{` was read
+        self.in_string = False
+        self.escaped = False  # a string's backslash ended the last piece: this piece's first character is escaped
+        self.junk = False  # not one object: something else first, or anything but whitespace after it
+
+    @property
+    def closed(self) -> bool:
+        """The object's brackets balance, with nothing but whitespace after it so far."""
+        return self.opened and self.depth == 0 and not self.junk
+
+    def feed(self, piece: str) -> None:
+        at, end = 0, len(piece)
+        if self.escaped and end:
+            at, self.escaped = 1, False
+        while at < end and not self.junk:
+            if self.in_string:
+                found = _IN_STRING.search(piece, at)
+                if found is None:
+                    return
+                at = found.end()
+                if found.group() == '"':
+                    self.in_string = False
+                elif at < end:
+                    at += 1  # the escaped character
+                else:
+                    self.escaped = True
+            elif self.depth == 0:  # before the object, or after it
+                found = _NON_SPACE.search(piece, at)
+                if found is None:
+                    return
+                if self.opened or found.group() != "{":
+                    self.junk = True
+                    return
+                self.opened, self.depth, at = True, 1, found.end()
+            else:
+                found = _STRUCTURE.search(piece, at)
+                if found is None:
+                    return
+                at = found.end()
+                char = found.group()
+                if char == '"':
+                    self.in_string = True
+                elif char in "{[":
+                    self.depth += 1
+                else:
+                    self.depth -= 1
 
 
 def _object(text: str) -> dict[str, Any] | None:
