@@ -12,9 +12,10 @@ from typing import Any
 
 import msgspec
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from dragoman.protocols import anthropic as A
 from dragoman.protocols import openai_chat as C
 from dragoman.translate.chat import stream as chat_stream
 from dragoman.translate.chat.stream import _SCAN_FROM, ChatStreamBridge
@@ -126,3 +127,50 @@ def test_an_object_fed_one_character_at_a_time_closes_exactly_at_its_end(text: s
     for at, char in enumerate(text):
         scan.feed(char)  # every cut falls somewhere, between a backslash and what it escapes too
         assert scan.closed == is_complete_object(text[: at + 1]), text[: at + 1]
+
+
+_WHITESPACE = st.text(st.sampled_from(" \n\t\r\xa0\x0c\u2028"), max_size=2)  # JSON's four, and three it refuses
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.dictionaries(_KEYS, _JSON, max_size=3), before=_WHITESPACE,
+       after=st.text(st.sampled_from(" \n\t\r\xa0\x0c\u2028x}{"), max_size=4),
+       cuts=st.lists(st.integers(1, 60), max_size=10), asks=st.lists(st.booleans(), min_size=12, max_size=12),
+       scan_from=st.sampled_from([0, 3, 10]))
+@example(value={"a": 1}, before="", after="\xa0", cuts=[4, 8], asks=[True] * 12, scan_from=0)  # whole, then not
+def test_a_call_is_whole_exactly_when_its_arguments_decode(value: dict, before: str, after: str, cuts: list[int],
+                                                           asks: list[bool], scan_from: int) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(chat_stream, "_SCAN_FROM", scan_from)  # the scan's path even for short texts
+        _ask_along(before + json.dumps(value) + after, cuts, asks)
+
+
+def _ask_along(text: str, cuts: list[int], asks: list[bool]) -> None:
+    call = chat_stream._ToolCall()
+    at = 0
+    for k, cut in enumerate(sorted({min(cut, len(text)) for cut in cuts} | {len(text)})):
+        if cut <= at:
+            continue
+        call.add(text[at:cut])
+        at = cut
+        if asks[k % len(asks)]:  # asked after some fragments, not others: what it read must still add up
+            assert call.whole() == is_complete_object(call.text()), call.text()
+    assert call.whole() == is_complete_object(call.text()), call.text()
+
+
+def test_a_held_call_opens_as_soon_as_the_long_open_one_is_whole() -> None:
+    short, long = (json.dumps({"path": "a.py", "content": "a" * 3_000}),
+                   json.dumps({"path": "b.py", "content": "b" * 9_000}))
+    chunks = _interleaved([short, long], 4)
+    bridge = ChatStreamBridge(RequestContext(message_id="msg_h", requested_model="claude",
+                                             tool_names=ToolNameMap(64)))
+    opened_at, live = {}, 0
+    for number, chunk in enumerate(chunks):
+        for event in bridge.on_chunk(chunk):
+            if isinstance(event, A.ContentBlockStart):
+                opened_at[event.index] = number
+            elif isinstance(event, A.ContentBlockDelta) and event.index == 1:
+                live += 1
+    last_of_first = 2 + 2 * (len(short) // 4)  # two naming chunks, then the calls' fragments in turn
+    assert opened_at[0] < 2 and last_of_first <= opened_at[1] <= last_of_first + 2
+    assert live > (len(long) - len(short)) // 4  # its later fragments streamed as they came, not held to the end

@@ -365,6 +365,6 @@ def _arguments(text: str) -> tuple[Any, str | None]:
         return {}, None
     try:
         value = _decode_any(text)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # (nested deeper than the decoder follows: not an object it reads)
         return None, text[:200]
     return (value, None) if isinstance(value, dict) else (None, text[:200])

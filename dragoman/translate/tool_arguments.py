@@ -14,8 +14,26 @@ from typing import Any
 
 import msgspec
 
+from dragoman.protocols import json_depth
+
 _decode = msgspec.json.decode
 _encode = msgspec.json.encode
+# A JSON text nests at most as deep as it is long: one shorter than this is far from the decoder's limit (~900
+# levels from the event loop's stack: protocols/json_depth.py) and is decoded plainly. A longer one is decoded with
+# the headroom json_depth keeps for the walks after it (encoding the client's answer), so arguments nested deeper than
+# the gateway follows are invalid arguments, never a RecursionError and a 500 (an upstream's call with arguments
+# 1,200 levels deep was one, JSON or streamed).
+_PLAIN_BELOW = 512
+
+
+def _decode_json(text: str) -> Any:
+    """`msgspec.json.decode(text)`; arguments nested too deep raise DecodeError, as arguments that are not JSON do."""
+    if len(text) < _PLAIN_BELOW:
+        return _decode(text)
+    try:
+        return json_depth.decode(_decode, text)  # type: ignore[arg-type]
+    except json_depth.TooDeep as exc:
+        raise msgspec.DecodeError(str(exc)) from None
 
 
 def parse_arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
@@ -27,7 +45,7 @@ def parse_arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
     if not isinstance(raw, str):
         return {}, "tool arguments invalid"
     try:
-        value = _decode(raw)
+        value = _decode_json(raw)
     except msgspec.DecodeError:
         return _repair(raw)
     if isinstance(value, dict):
@@ -43,7 +61,7 @@ def is_complete_object(text: str) -> bool:
     return _object(text) is not None
 
 
-_NON_SPACE = re.compile(r"\S")
+_NON_SPACE = re.compile(r"[^ \t\r\n]")  # JSON's whitespace only (`\S` would pass \xa0, \u2028, …)
 _IN_STRING = re.compile(r'["\\]')  # what ends a JSON string or escapes its next character
 _STRUCTURE = re.compile(r'[{}\[\]"]')  # outside strings, what opens or closes something
 
@@ -112,7 +130,7 @@ class ObjectScan:
 
 def _object(text: str) -> dict[str, Any] | None:
     try:
-        value = _decode(text)
+        value = _decode_json(text)
     except msgspec.DecodeError:
         return None
     return value if isinstance(value, dict) else None
@@ -150,12 +168,12 @@ def _repair(raw: str) -> tuple[dict[str, Any], str | None]:
         value, _ = json.JSONDecoder().raw_decode(text)
         if isinstance(value, dict):
             return value, "tool arguments repaired"
-    except ValueError:
+    except (ValueError, RecursionError):  # (nested deeper than Python's json follows)
         pass
     closed = close_truncated(text)
     if closed is not None:
         try:
-            value = _decode(closed)
+            value = _decode_json(closed)
             if isinstance(value, dict):
                 return value, "tool arguments repaired"
         except msgspec.DecodeError:

@@ -85,6 +85,13 @@ class BridgeRelay:
             except (msgspec.DecodeError, msgspec.ValidationError):
                 events += bridge.on_error("api_error", "the upstream sent a stream event that is not valid JSON")
                 break
+            except RecursionError:
+                # msgspec follows nesting by C recursion under Python's recursion limit (protocols/json_depth.py): an
+                # upstream's JSON nested ~900 levels deep (a tool call's arguments as an object) raises this, not
+                # DecodeError. Not the stack's depth checked per event: a try costs nothing until it raises.
+                events += bridge.on_error("api_error", "the upstream sent a stream event nested deeper than the "
+                                                       "gateway reads")
+                break
         return events
 
     def _emit(self, events: list[A.StreamEvent]) -> bytes:

@@ -41,7 +41,7 @@ class ChatDialect:
     def answer(self, raw: bytes, ctx: RequestContext) -> Answer:
         try:
             chat = _decode_response(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):  # (bridge_relay.py: why RecursionError)
             raise E.Overloaded(
                 f"upstream for route {self.route.name!r} sent an answer that is not a Chat completion", retryable=True
             ) from None

@@ -94,7 +94,7 @@ class AnthropicPassthrough:
     def answer(self, raw: bytes, ctx: RequestContext) -> Answer:
         try:
             message = _decode_message(raw)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):  # (bridge_relay.py: why RecursionError)
             raise E.Overloaded(
                 f"upstream for route {self.route.name!r} sent an answer that is not JSON", retryable=True
             ) from None
@@ -169,7 +169,7 @@ class PassthroughRelay:
     def _account(self, payload: bytes) -> None:
         try:
             event = _decode_event(payload)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):  # (bridge_relay.py: why)
             return
         if event.type in ("message_stop", "error"):
             self._ended = True

@@ -40,7 +40,7 @@ class ResponsesDialect:
     def answer(self, raw: bytes, ctx: RequestContext) -> Answer:
         try:
             resp = _decode_response(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):  # (bridge_relay.py: why RecursionError)
             raise E.Overloaded(
                 f"upstream for route {self.route.name!r} sent an answer that is not a Responses response",
                 retryable=True,

@@ -25,8 +25,9 @@ from dragoman.translate.usage import chat_usage
 
 _encode = msgspec.json.encode
 _TAIL = 64  # characters of text kept to tell which stop sequence ended the answer
-# A call's arguments at least this long are scanned, not decoded, when asked again whether they are whole: decoding
-# a text this short costs ~1 µs, so an interleaving server's questions cost at most that each (`_ToolCall.whole`).
+# A call's arguments at least this long are scanned, not decoded, when asked again whether they are whole: decoding a
+# text this short costs 1 µs (mostly strings) to 20 µs (many small objects), so an interleaving server's questions
+# cost at most that each, one per fragment it sends (`_ToolCall.whole`).
 _SCAN_FROM = 2048
 
 
@@ -74,8 +75,9 @@ class _ToolCall:
         A server that sends calls one after another asks once a call: that question decodes the text. A server that
         interleaves calls asks after each fragment of another call: the answer is kept until the text grows, a short
         text is decoded again, and a long one is read only where it grew (tool_arguments.py `ObjectScan` says why)
-        and decoded once its brackets balance. Scanning in Python costs more than decoding a short text (the
-        bench's two interleaved Reads: +170 ns a chunk), so only a long text that is asked about again is scanned."""
+        and decoded once its brackets balance. Scanning in Python costs more than decoding a short text (scanning
+        at every question cost bench_stream_bridges.py's `chat bridge, tools` row +170 ns a chunk), so only a long
+        text that is asked about again is scanned."""
         if self.asked_at == self.seen:
             return self.was_whole
         first = self.asked_at < 0
