@@ -75,6 +75,13 @@ def interleaved(size: int, fragment: int) -> list[dict]:
     return chunks + [{"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}]
 
 
+def many_calls(count: int) -> list[dict]:
+    """`count` whole Read calls, one a chunk: the bridge's cost per chunk must not grow with the calls before it."""
+    chunks = [{"choices": [{"index": 0, "delta": {"tool_calls": [{"index": i, "id": f"call_{i}", "type": "function",
+               "function": {"name": "Read", "arguments": ARGS}}]}}]} for i in range(count)]
+    return chunks + [{"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}]
+
+
 def chat_bridge(reply: ChatReply | list[dict], cut: bool) -> Callable[[], int]:
     given = render_chunks(reply) if isinstance(reply, ChatReply) else reply
     chunks = [msgspec.convert(c, C.ChatChunk) for c in given]
@@ -135,6 +142,7 @@ def main() -> None:
     # fragment of the held call decoded the open call's whole text; bench/RESULTS.md, "Interleaved calls, read once").
     rows += [(f"chat bridge, interleaved {size // 1000}k", chat_bridge(interleaved(size, 4), False))
              for size in (2_000, 20_000)]
+    rows += [(f"chat bridge, {count:,} calls", chat_bridge(many_calls(count), False)) for count in (20, 2_000)]
     print(f"{'stream':32} {'ns per upstream chunk (median of ' + str(args.repeats) + ')':>40}")
     for name, run in rows:
         run()  # warm up

@@ -33,9 +33,10 @@ _SCAN_FROM = 2048
 
 class _ToolCall:
     __slots__ = ("id", "name", "parts", "block", "closed", "cumulative", "wrapped", "seen", "asked_at", "was_whole",
-                 "scan", "scanned", "verdict")
+                 "scan", "scanned", "verdict", "position")
 
-    def __init__(self) -> None:
+    def __init__(self, position: int = 0) -> None:
+        self.position = position  # the call's place among the answer's calls (its made-up id, when it has none)
         self.id: str | None = None
         self.name: str | None = None
         self.parts: list[str] = []
@@ -111,6 +112,10 @@ class ChatStreamBridge(StreamBridge):
         self._active: _ToolCall | None = None
         self._calls: dict[int, _ToolCall] = {}
         self._order: list[_ToolCall] = []
+        # Calls open in `_order`'s order: the first not opened yet, and the index after the highest seen. Kept, not
+        # searched for at each fragment: an answer of thousands of calls made the bridge quadratic in their number.
+        self._unopened = 0
+        self._next_free = 0
         self._last_call: int | None = None
         self._finish: str | None = None
         self._usage: C.ChatUsage | None = None
@@ -250,15 +255,16 @@ class ChatStreamBridge(StreamBridge):
             if last is None:
                 index = 0
             elif delta.id and self._calls[last].id and delta.id != self._calls[last].id:
-                index = max(self._calls) + 1
+                index = self._next_free
             else:
                 index = last
         self._last_call = index
         call = self._calls.get(index)
         if call is None:
-            call = _ToolCall()
+            call = _ToolCall(len(self._order))
             self._calls[index] = call
             self._order.append(call)
+            self._next_free = max(self._next_free, index + 1)
         if delta.id and not call.id:
             call.id = delta.id
         return call
@@ -271,14 +277,18 @@ class ChatStreamBridge(StreamBridge):
                 return
             # Calls open in the upstream's order (the order of the JSON answer's tool_calls), each once it has a
             # name and its id or first fragment: some servers name the call a chunk before they send its id.
-            nxt = next((c for c in self._order if c.block is None), None)
+            order, at = self._order, self._unopened
+            while at < len(order) and order[at].block is not None:
+                at += 1
+            self._unopened = at
+            nxt = order[at] if at < len(order) else None
             if nxt is None or nxt.name is None or not (nxt.id or nxt.parts):
                 return
             self._open_tool(nxt, out)
 
     def _open_tool(self, call: _ToolCall, out: list[A.StreamEvent]) -> None:
         if call.id is None:
-            call.id = tool_use_id(self.ctx.message_id, self._order.index(call))
+            call.id = tool_use_id(self.ctx.message_id, call.position)
         block = A.ToolUseOut(id=call.id, name=self.ctx.tool_names.client(call.name or ""), input={})
         self._open_block("tool", block, out)
         call.block = self._next_index - 1
