@@ -19,6 +19,14 @@ feature keeps in memory while it is switched off is not measured.
 
     python bench/ab.py --one-process --scenario tools -c 32 --pairs 16
 
+`--rounds N` starts fresh processes N times (A first, then B first in every other round) and pools the pairs of
+all rounds. Two processes of the same code read apart by a few points for as long as they live (each has its own
+hash seed, heap and placement in memory, and the one started second read faster in some runs): one pair of
+processes is one draw of that, and only several rounds average it out. `--a-tree` / `--b-tree` run a side from
+another checkout (a change against main: `--a dragoman --b dragoman --b-tree ../wt/change`).
+
+    python bench/ab.py --scenario tools -c 32 --rounds 4 --pairs 4
+
 After each slice the runner waits `--settle` seconds before the next one, so the audit writer of the gateway just
 loaded (it writes every 0.5 s) has written what the slice left queued before the other gateway is measured: a
 writer's tail never runs during the other's slice. The thread CPU of a slice is read after its settle, so it
@@ -40,6 +48,7 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import gateways  # noqa: E402
 from gateways import BENCH, GATEWAYS, Processes, Started, start_upstream  # noqa: E402
 from run import GATEWAY_CPUS, LOAD_CPUS  # noqa: E402
 from scenarios import SCENARIO_NAMES, build_scenarios  # noqa: E402
@@ -110,72 +119,130 @@ def summary(a: str, b: str, slices: list[tuple[dict, dict]]) -> list[str]:
     return out
 
 
+def start_sides(procs: Processes, workdir: Path, args: argparse.Namespace, upstream_port: int,
+                order: tuple[int, ...]) -> tuple[list[Started], Callable[[int], None] | None]:
+    """Side A's and side B's gateways, started in `order` (each from its tree, in its own cwd: its own
+    ./dragoman.db), and, with --one-process, the switch that swaps a side's config into the one gateway."""
+    names, trees = (args.a, args.b), (args.a_tree, args.b_tree)
+    if args.one_process:
+        folder = workdir / "b"
+        folder.mkdir()
+        gw_b = start_from(procs, folder, args.b, trees[1], upstream_port)
+        (workdir / "a").mkdir()
+        config = folder / f"{args.b}.yaml"
+        texts = (GATEWAYS[args.a].write_config(workdir / "a", upstream_port).read_text(), config.read_text())
+        if _unreloaded(texts[0]) != _unreloaded(texts[1]):
+            raise SystemExit(f"--one-process: {args.a} and {args.b} differ in more than `loop:` (a reload applies "
+                             "only that here: audit, tracing and governance need a restart)")
+        gw_a = Started(args.a, gw_b.proc, gw_b.port, gw_b.cold_start_s, gw_b.log, gw_b.headers)
+
+        def swap_in(side: int) -> None:
+            reloaded(gw_b, config, texts[side])
+            time.sleep(args.settle)  # the other side's writer tail, as after a slice
+
+        return [gw_a, gw_b], swap_in
+    started: dict[int, Started] = {}
+    for side in order:
+        folder = workdir / "ab"[side]
+        folder.mkdir()
+        started[side] = start_from(procs, folder, names[side], trees[side], upstream_port)
+    return [started[0], started[1]], None
+
+
+def start_from(procs: Processes, folder: Path, name: str, tree: Path, upstream_port: int) -> Started:
+    """`name`'s gateway, running the dragoman package of checkout `tree` (gateways.REPO is its PYTHONPATH)."""
+    gateways.REPO = tree
+    try:
+        return GATEWAYS[name].start(procs, folder, upstream_port, GATEWAY_CPUS, folder.name)
+    finally:
+        gateways.REPO = BENCH.parent
+
+
+def run_round(gws: list[Started], switch: Callable[[int], None] | None, body: Path, args: argparse.Namespace,
+              label: str) -> list[tuple[dict, dict]]:
+    """Warm both sides, then `args.pairs` slice pairs in ABBA order; each pair as (A's slice, B's slice)."""
+    for side, gw in enumerate(gws):
+        if switch is not None:
+            switch(side)
+        load(gw, body, args.concurrency, 1.0)  # warm-up, not measured
+    time.sleep(args.settle)
+    slices = []
+    for i in range(args.pairs):
+        order = ((0, gws[0]), (1, gws[1])) if i % 2 == 0 else ((1, gws[1]), (0, gws[0]))  # ABBA
+        got = {}
+        for side, gw in order:
+            if switch is not None:
+                switch(side)
+            got[side] = slice_of(gw, body, args.concurrency, args.slice, args.settle)
+        slices.append((got[0], got[1]))
+        print(f"{label}pair {i + 1}: " + "  ".join(f"{gw.name} {got[side]['rps']:.0f} req/s "
+                                                   f"{sum(got[side]['cpu']):.1f} µs" for side, gw in order),
+              flush=True)
+    return slices
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description="two gateways, interleaved slices, paired ratios")
     ap.add_argument("--a", default="dragoman-noloop", choices=sorted(GATEWAYS), help="the baseline")
     ap.add_argument("--b", default="dragoman", choices=sorted(GATEWAYS), help="the one compared with it")
+    ap.add_argument("--a-tree", type=Path, default=BENCH.parent,
+                    help="the checkout whose dragoman package side A runs (default: this one)")
+    ap.add_argument("--b-tree", type=Path, default=BENCH.parent, help="the same for side B")
     ap.add_argument("--scenario", default="tools", choices=list(SCENARIO_NAMES))
     ap.add_argument("-c", "--concurrency", type=int, default=32)
-    ap.add_argument("--pairs", type=int, default=12, help="slice pairs (each gateway gets this many slices)")
+    ap.add_argument("--pairs", type=int, default=12, help="slice pairs a round (each gateway gets this many slices)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="fresh gateway processes for each round, started B first in every other one (module "
+                         "docstring); the pairs of every round are pooled")
     ap.add_argument("--slice", type=float, default=2.0, help="seconds of load per slice")
     ap.add_argument("--settle", type=float, default=1.0, help="seconds after each slice (module docstring)")
     ap.add_argument("--one-process", action="store_true",
                     help="one gateway, --a's and --b's configs swapped in by reload before each slice")
     args = ap.parse_args()
+    args.a_tree, args.b_tree = args.a_tree.resolve(), args.b_tree.resolve()
+    if args.one_process and args.a_tree != args.b_tree:
+        raise SystemExit("--one-process runs one gateway: one tree")
     os.sched_setaffinity(0, {int(LOAD_CPUS)})  # the runner and its loadgens beside the upstream, as in run.py
     workdir = BENCH / "results" / f"ab-{datetime.now():%Y%m%d-%H%M%S}"
     scenario = next(s for s in build_scenarios() if s.name == args.scenario)
-    procs = Processes()
     slices: list[tuple[dict, dict]] = []
+    by_round: list[float] = []
+    procs = Processes()
     try:
         workdir.mkdir(parents=True)
         upstream = start_upstream(procs, workdir, LOAD_CPUS)
         body = workdir / "body.json"
         body.write_bytes(scenario.anthropic)
-        started = []
-        for side, name in (("a", args.a), ("b", args.b)) if not args.one_process else (("b", args.b),):
-            folder = workdir / side  # each its own cwd: its own ./dragoman.db
+        for r in range(args.rounds):
+            folder = workdir / f"round{r + 1}"
             folder.mkdir()
-            started.append(GATEWAYS[name].start(procs, folder, upstream.port, GATEWAY_CPUS, side))
-        switch: Callable[[int], None] | None = None
-        if args.one_process:
-            (workdir / "a").mkdir()
-            config = workdir / "b" / f"{args.b}.yaml"
-            texts = (GATEWAYS[args.a].write_config(workdir / "a", upstream.port).read_text(), config.read_text())
-            if _unreloaded(texts[0]) != _unreloaded(texts[1]):
-                raise SystemExit(f"--one-process: {args.a} and {args.b} differ in more than `loop:` (a reload applies "
-                                 "only that here: audit, tracing and governance need a restart)")
-            gw_b = started[0]
-            gw_a = Started(args.a, gw_b.proc, gw_b.port, gw_b.cold_start_s, gw_b.log, gw_b.headers)
-            started = [gw_a, gw_b]
-
-            def swap_in(side: int) -> None:
-                reloaded(gw_b, config, texts[side])
-                time.sleep(args.settle)  # the other side's writer tail, as after a slice
-
-            switch = swap_in
-        gw_a, gw_b = started
-        for gw in started:
-            load(gw, body, args.concurrency, 1.0)  # warm-up, not measured
-        time.sleep(args.settle)
-        for i in range(args.pairs):
-            order = ((0, gw_a), (1, gw_b)) if i % 2 == 0 else ((1, gw_b), (0, gw_a))  # ABBA
-            got = {}
-            for side, gw in order:
-                if switch is not None:
-                    switch(side)
-                got[side] = slice_of(gw, body, args.concurrency, args.slice, args.settle)
-            slices.append((got[0], got[1]))
-            print(f"pair {i + 1}: " + "  ".join(f"{gw.name} {got[side]['rps']:.0f} req/s "
-                                                 f"{sum(got[side]['cpu']):.1f} µs" for side, gw in order), flush=True)
+            order = (0, 1) if r % 2 == 0 else (1, 0)
+            gws, switch = start_sides(procs, folder, args, upstream.port, order)
+            try:
+                got = run_round(gws, switch, body, args, f"round {r + 1} " if args.rounds > 1 else "")
+            finally:
+                for gw in {id(g.proc): g for g in gws}.values():
+                    procs.stop(gw.proc)
+                for path in folder.glob("*/dragoman.db*"):
+                    path.unlink()
+            slices += got
+            by_round.append(statistics.median(y["rps"] / x["rps"] for x, y in got))
     finally:
         procs.stop_all()
-        for path in workdir.glob("*/dragoman.db*"):
-            path.unlink()
-    lines = [f"{args.scenario} c={args.concurrency}, {args.pairs} pairs of {args.slice:g} s slices (ABBA):",
-             *summary(args.a, args.b, slices)]
+    a, b = _side_name(args.a, args.a_tree, args), _side_name(args.b, args.b_tree, args)
+    lines = [f"{args.scenario} c={args.concurrency}, {args.rounds} round(s) of {args.pairs} pairs of {args.slice:g} s "
+             "slices (ABBA):", *summary(a, b, slices)]
+    if args.rounds > 1:
+        lines.append(f"  {b} ÷ {a} req/s by round (median of its pairs): "
+                     + ", ".join(f"{ratio:.3f}" for ratio in by_round))
     print("\n".join(lines))
-    (workdir / "ab.json").write_text(json.dumps({"args": vars(args), "slices": slices, "summary": lines}, indent=1))
+    (workdir / "ab.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
+                                                 "slices": slices, "by_round": by_round, "summary": lines},
+                                                indent=1))
+
+
+def _side_name(name: str, tree: Path, args: argparse.Namespace) -> str:
+    return name if args.a_tree == args.b_tree else f"{name}@{tree.name}"
 
 
 if __name__ == "__main__":
