@@ -56,3 +56,25 @@ def test_a_secret_removed_from_the_live_config_is_not_brought_back() -> None:
 
 def test_text_that_is_not_yaml_is_left_alone() -> None:
     assert mask_secrets("routes: [") == "routes: ["
+
+
+QUERY_CREDENTIALS = """\
+audit:
+  store: postgresql://dragoman@db.internal/audit?sslmode=require&password=pg-query-five
+governance:
+  redis_url: redis://cache:6379/0?password=redis-six
+routes:
+  - name: azure
+    endpoint: https://x.openai.azure.com/openai?api-version=2024-10-21&api-key=az-seven
+  - name: plain
+    endpoint: https://api.openai.com/v1?api-version=2024-10-21
+"""
+
+
+def test_urls_with_a_credential_in_their_query_are_masked_and_restored() -> None:
+    masked = mask_secrets(QUERY_CREDENTIALS)
+    for secret in ("pg-query-five", "redis-six", "az-seven"):
+        assert secret not in masked
+    assert masked.count("<masked key_") == 3
+    assert "https://api.openai.com/v1?api-version=2024-10-21" in masked  # no credential: kept as written
+    assert restore_secrets(masked, QUERY_CREDENTIALS) == QUERY_CREDENTIALS

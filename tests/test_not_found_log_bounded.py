@@ -75,3 +75,11 @@ def test_client_text_stays_on_one_bounded_line(lines: Lines) -> None:
     assert "\n" not in line and "\r" not in line
     assert line.startswith("404 GET /a\\nFAKE 200 OK\\r")
     assert len(line) < 300
+
+
+def test_a_key_in_the_path_is_redacted(lines: Lines) -> None:
+    # a client that put its key into ANTHROPIC_BASE_URL sends it in every path
+    note = _log(Clock())
+    key = "sk-ant-api03-" + "Ab3" * 30
+    note("POST", f"/{key}/v1/messages")
+    assert key not in lines()[0] and "[REDACTED]" in lines()[0]

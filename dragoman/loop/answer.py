@@ -84,7 +84,7 @@ def from_json(body: bytes) -> ParsedAnswer:
     """A JSON answer's content."""
     try:
         message = _decode_message(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):  # (RecursionError: nested too deep)
         return ParsedAnswer(readable=False)
     out = ParsedAnswer()
     for block in message.content:
@@ -144,13 +144,13 @@ def _events(data: bytes) -> list[_Event]:
     lines = _DATA.findall(b"\n" + data)
     try:
         return _decode_events(b"[" + b",".join(lines) + b"]")
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):  # (RecursionError: nested too deep)
         pass
     events = []
     for line in lines:
         try:
             events.append(_decode_event(line))
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             continue
     return events
 

@@ -22,11 +22,10 @@ from dragoman.loop.answer import Call, from_blocks, from_json, from_stream
 from dragoman.loop.evidence import UPSTREAM_CLOSED, Evidence
 from dragoman.protocols import anthropic as A
 from dragoman.protocols import json_depth
+# Translation notes that say what the gateway did to a call's arguments.
+from dragoman.translate.tool_arguments import NOTE_INVALID, NOTE_REPAIRED, NOTE_UNWRAPPED
 
 DETAIL_LIMIT = 200  # characters of verdict_detail
-# Translation notes (translate/tool_arguments.py) that say what the gateway did to a call's arguments.
-NOTE_INVALID = "tool arguments invalid"
-NOTE_REPAIRED, NOTE_UNWRAPPED = "tool arguments repaired", "tool arguments unwrapped"
 
 _decode_any = msgspec.json.decode
 

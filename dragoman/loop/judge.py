@@ -285,7 +285,7 @@ def _answer_text(body: bytes) -> str:
 def _json_content(body: bytes) -> Any:
     try:
         answer = msgspec.json.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # (RecursionError: the judge route's answer nested too deep)
         return ()
     return answer.get("content") or () if isinstance(answer, dict) else ()
 

@@ -3,9 +3,9 @@ live config when a version is rolled back to.
 
 What counts as an inline secret: an `auth.keys` entry written as a string, an entry's `key:`, an `admin.keys`
 entry, any value under `secrets:` that is not a reference (`env:` / `file:` name where a secret lives, not the
-secret), and any URL carrying a password (`audit.store: postgresql://user:pw@host/db`). Each is replaced, in place,
-by `"<masked key_…>"`: the same fingerprint `key_fingerprint` gives a key without an id (12 hex digits of its
-sha256, as audit records show already). Restoring looks the fingerprint up among the live config's secrets: a
+secret), and any URL carrying a password (`audit.store: postgresql://user:pw@host/db`, or `?password=…`,
+`?api-key=…` in its query). Each is replaced, in place, by `"<masked key_…>"`: the same fingerprint
+`key_fingerprint` gives a key without an id (12 hex digits of its sha256, as audit records show already). Restoring looks the fingerprint up among the live config's secrets: a
 secret that is not in the live config any more (a revoked key) is never brought back; the rollback is refused and
 says which one, at which line."""
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 
@@ -118,10 +118,20 @@ def _scalars(node: yaml.Node, depth: int = 0) -> Iterator[yaml.ScalarNode]:
                 yield from _scalars(part, depth + 1)
 
 
+# A URL's query parameters that carry a credential, as people write them into configs: libpq's `password` and
+# `sslpassword` (postgresql://dragoman@db/audit?password=…), Redis' `password`, providers' `api-key` / `key` /
+# `access_token`, signed URLs' `sig`. Masking a URL that needed none costs nothing: a rollback restores it.
+_CREDENTIAL_PARAM = re.compile(r"(pass(word|wd)?|pwd|secret|token|key|sig(nature)?|auth|credential)s?$", re.I)
+
+
 def _has_password(value: str) -> bool:
-    if "://" not in value or "@" not in value:
+    """Whether a scalar is a URL that carries a credential: a password before its host, or in its query."""
+    if "://" not in value or ("@" not in value and "=" not in value):
         return False
     try:
-        return urlsplit(value.strip()).password is not None
+        parts = urlsplit(value.strip())
+        if parts.password is not None:
+            return True
     except ValueError:
         return False
+    return any(_CREDENTIAL_PARAM.search(name) for name, _ in parse_qsl(parts.query, keep_blank_values=True))

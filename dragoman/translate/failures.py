@@ -25,24 +25,36 @@ _FAILURE_TYPES = {
 
 def chat_chunk_failure(error: object) -> tuple[str, str]:
     """(error type, message) for a Chat chunk holding `error` (some servers report a failure mid-stream so)."""
-    if isinstance(error, dict):
-        return "api_error", str(error.get("message") or "the upstream reported an error mid-stream")
-    return "api_error", str(error) or "the upstream reported an error mid-stream"
+    message = _scalar_text(error.get("message")) if isinstance(error, dict) else _scalar_text(error)
+    return "api_error", message or "the upstream reported an error mid-stream"
 
 
 def responses_failure(error: R.ResponseError | None) -> tuple[str, str]:
     """(error type, message) for a failed response or an `error` event."""
-    code = error.code if error is not None else None
+    code = _scalar_text(error.code) if error is not None else None  # `code` is untyped (`_scalar_text`)
     message = (error.message if error is not None else None) or "the upstream failed to complete the response"
-    error_type = _FAILURE_TYPES.get(code, "api_error") if isinstance(code, str) else "api_error"
+    error_type = _FAILURE_TYPES.get(code, "api_error") if code is not None else "api_error"
     return error_type, f"{message} ({code})" if code else message
 
 
 def error_event_failure(ev: R.ErrorEvent) -> tuple[str, str]:
     """(error type, message) for a Responses `error` event, flat (OpenAI) or nested in `error` (other servers)."""
     if isinstance(ev.error, dict):
-        return responses_failure(R.ResponseError(code=ev.error.get("code") or ev.error.get("type"), message=ev.error.get("message")))
+        nested = ev.error
+        code = _scalar_text(nested.get("code")) or _scalar_text(nested.get("type"))
+        return responses_failure(R.ResponseError(code=code, message=_scalar_text(nested.get("message"))))
     return responses_failure(R.ResponseError(code=ev.code, message=ev.message))
+
+
+def _scalar_text(value: object) -> str | None:
+    """A field of a nested `error` object, which nothing types: other servers have put objects and numbers where
+    OpenAI puts a string, and the message is redacted and sent on as text. A number or a boolean is its text; an
+    object or a list says nothing the client can use (None: the default message)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bool, int, float)):
+        return str(value)
+    return None
 
 
 def failed_response_error(error: R.ResponseError | None) -> E.GatewayError:

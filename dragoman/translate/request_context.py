@@ -5,7 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from dragoman.translate.tool_arguments import NOTE_INVALID, NOTE_REPAIRED, NOTE_UNWRAPPED
 from dragoman.translate.tool_names import ToolNameMap
+
+# Notes are kept for the audit record and the trace span. Some name what the input carried (`user {type} block
+# dropped`, `output {type} item dropped`), so a request or an answer with thousands of made-up block types would
+# otherwise make thousands of notes, each compared with all before it (quadratic, on the event loop: 8,000 blocks
+# held it 0.35 s) and all written to the record. At most MAX_NOTES notes of at most NOTE_LENGTH characters are
+# kept, then one OVERFLOW note; the notes the correctness loop reads are kept past the cap, so a request cannot
+# hide what the upstream's tool arguments needed from the checks.
+MAX_NOTES = 32
+NOTE_LENGTH = 200
+OVERFLOW = "further notes left out"
+_LOOP_READS = frozenset((NOTE_INVALID, NOTE_REPAIRED, NOTE_UNWRAPPED))
 
 
 @dataclass(slots=True)
@@ -33,5 +45,13 @@ class RequestContext:
     kept_arguments: dict[int, Any] | None = None
 
     def note(self, text: str) -> None:
-        if text not in self.notes:
-            self.notes.append(text)
+        """Note what was dropped or changed, once (the list stays short: module comment)."""
+        notes = self.notes
+        if len(text) > NOTE_LENGTH:
+            text = text[: NOTE_LENGTH - 1] + "…"
+        if text in notes:  # at most MAX_NOTES + 4 entries to compare with
+            return
+        if len(notes) < MAX_NOTES or text in _LOOP_READS:
+            notes.append(text)
+        elif OVERFLOW not in notes:
+            notes.append(OVERFLOW)

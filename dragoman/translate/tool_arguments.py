@@ -16,6 +16,11 @@ import msgspec
 
 from dragoman.protocols import json_depth
 
+# The notes this module leaves (RequestContext.note): the correctness loop's checks read them (loop/checks.py).
+NOTE_INVALID = "tool arguments invalid"
+NOTE_REPAIRED = "tool arguments repaired"
+NOTE_UNWRAPPED = "tool arguments unwrapped"
+
 _decode = msgspec.json.decode
 _encode = msgspec.json.encode
 # A JSON text nests at most as deep as it is long: one shorter than this is far from the decoder's limit (~900
@@ -43,7 +48,7 @@ def parse_arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return {}, None
     if not isinstance(raw, str):
-        return {}, "tool arguments invalid"
+        return {}, NOTE_INVALID
     try:
         value = _decode_json(raw)
     except msgspec.DecodeError:
@@ -52,8 +57,8 @@ def parse_arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
         return value, None
     if isinstance(value, str):  # arguments wrapped in an extra JSON string
         inner, note = parse_arguments(value)
-        return inner, note or "tool arguments unwrapped"
-    return {}, "tool arguments invalid"
+        return inner, note or NOTE_UNWRAPPED
+    return {}, NOTE_INVALID
 
 
 def is_complete_object(text: str) -> bool:
@@ -158,8 +163,8 @@ def closing_fragment(text: str, wrapped: bool) -> tuple[str | None, str | None, 
     closed = close_truncated(stripped)
     repaired = _object(closed) if closed is not None else None
     if closed is not None and repaired is not None:
-        return closed[len(stripped) :], "tool arguments repaired", repaired
-    return None, "tool arguments invalid", None
+        return closed[len(stripped) :], NOTE_REPAIRED, repaired
+    return None, NOTE_INVALID, None
 
 
 def _repair(raw: str) -> tuple[dict[str, Any], str | None]:
@@ -167,7 +172,7 @@ def _repair(raw: str) -> tuple[dict[str, Any], str | None]:
     try:  # one object followed by junk (some servers append a second copy or a stray token)
         value, _ = json.JSONDecoder().raw_decode(text)
         if isinstance(value, dict):
-            return value, "tool arguments repaired"
+            return value, NOTE_REPAIRED
     except (ValueError, RecursionError):  # (nested deeper than Python's json follows)
         pass
     closed = close_truncated(text)
@@ -175,10 +180,10 @@ def _repair(raw: str) -> tuple[dict[str, Any], str | None]:
         try:
             value = _decode_json(closed)
             if isinstance(value, dict):
-                return value, "tool arguments repaired"
+                return value, NOTE_REPAIRED
         except msgspec.DecodeError:
             pass
-    return {}, "tool arguments invalid"
+    return {}, NOTE_INVALID
 
 
 def close_truncated(text: str) -> str | None:

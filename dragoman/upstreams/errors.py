@@ -30,7 +30,7 @@ def error_from_status(status: int, body: bytes, headers: dict[str, str], route: 
     detail = _upstream_message(body)
     where = f"upstream for route {route!r}"
     if status == 429:
-        keep = {k.lower(): v for k, v in headers.items() if k.lower() in ("retry-after", "retry-after-ms")}
+        keep = {k.lower(): v for k, v in headers.items() if k.lower() in _RETRY_HEADERS and _header_value(v)}
         return E.RateLimited(f"{where} is rate limited: {detail}", headers=keep, retryable=True)
     if status in (401, 403):
         # The client's key is fine (or we would have said so); the gateway's own credential was refused.
@@ -42,6 +42,16 @@ def error_from_status(status: int, body: bytes, headers: dict[str, str], route: 
     if 400 <= status < 500:
         return E.InvalidRequest(f"{where} rejected the request (HTTP {status}): {detail}")
     return E.Overloaded(f"{where} failed (HTTP {status}): {detail}", retryable=True)
+
+
+_RETRY_HEADERS = ("retry-after", "retry-after-ms")
+
+
+def _header_value(value: str) -> bool:
+    """Whether an upstream's Retry-After value may be passed on to the client: printable ASCII, as both of its forms
+    (seconds, an HTTP date) are. aiohttp hands other bytes over as surrogates, which cannot be encoded into the
+    client's answer: that answer would be lost."""
+    return len(value) <= 64 and value.isascii() and value.isprintable()
 
 
 def error_from_redirect(status: int, location: str | None, url: str, route: str) -> E.GatewayError:
@@ -96,7 +106,9 @@ def read_failure(exc: BaseException, route: str, answering: bool) -> E.GatewayEr
 def _upstream_message(body: bytes) -> str:
     try:
         err = _decode_error(body).error
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        # RecursionError: a body nested deeper than the decoder follows (an unknown field is skipped by recursion
+        # too); its text is the message, as for any body that is not the error JSON (protocols/json_depth.py)
         text = body.decode("utf-8", "replace").strip()
         return text[:_MAX_MESSAGE] if text else "no details"
     if isinstance(err, C.ChatErrorBody) and err.message:
