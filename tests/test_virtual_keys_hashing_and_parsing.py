@@ -64,6 +64,8 @@ def test_cli_syntaxes_become_the_grants_types() -> None:
     ("rpm", "0", "rpm"),
     ("rpm", "many", "rpm"),
     ("tpm", "400q", "tpm"),
+    ("rpm", "9" * 400, "rpm"),  # read as a float it is inf: was an OverflowError, a 500 from the admin API
+    ("output_tpm", "9" * 400 + "M", "output_tpm"),
     ("expires", "30 days", "30d"),
     ("expires", "0d", "30d"),
     ("role", "root", "admin, viewer, user"),

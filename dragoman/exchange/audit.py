@@ -62,7 +62,18 @@ def record_for(exchange: Exchange, status: int, error_type: str | None) -> Audit
         loop_events=exchange.loop_events,
     )
     if usage is not None:
-        record.input_tokens = usage.input_tokens
-        record.output_tokens = usage.output_tokens
-        record.cache_read_tokens = usage.cache_read_input_tokens
+        record.input_tokens = token_count(usage.input_tokens)
+        record.output_tokens = token_count(usage.output_tokens)
+        record.cache_read_tokens = token_count(usage.cache_read_input_tokens)
     return record
+
+
+def token_count(reported: int) -> int:
+    """An upstream's token count as the record keeps it: 0 to MAX_TOKEN_COUNT. The upstream's JSON may say anything:
+    a count past SQLite's and PostgreSQL's 64-bit integers stopped the audit writer at that record's batch (retried
+    until 10,000 newer records pushed it out), and a negative one would be a negative cost, refunded to budgets."""
+    return min(max(reported, 0), MAX_TOKEN_COUNT)
+
+
+# A billion tokens a request: far beyond any model's context, and a billion such records still sum within 64 bits.
+MAX_TOKEN_COUNT = 1_000_000_000

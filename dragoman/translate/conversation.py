@@ -171,6 +171,7 @@ def _user_turn(
     texts: dict[str, str] = {}
     attachments: list[Part] = []
     parts: list[Part] = []
+    waiting = set(open_calls)  # looked up per result: a list's scan made N results of N calls quadratic
     for j, block in enumerate(content):
         if block.cache_control is not None:
             ctx.note("cache_control dropped")
@@ -178,7 +179,7 @@ def _user_turn(
             if block.type == "tool_result":
                 call_id = block.tool_use_id or ""
                 text, extra = tool_result(block, ctx, loaded)
-                if call_id in open_calls and call_id not in texts:
+                if call_id in waiting and call_id not in texts:
                     texts[call_id] = text
                     attachments.extend(extra)
                 else:

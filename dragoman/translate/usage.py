@@ -27,5 +27,8 @@ def responses_usage(usage: R.ResponsesUsage | None, *, fallback_input: int, fall
 
 
 def _usage(prompt: int | None, output: int | None, details: C.PromptTokensDetails | R.InputTokensDetails | None) -> A.Usage:
-    cached = (details.cached_tokens or 0) if details is not None else 0
-    return A.Usage(input_tokens=max((prompt or 0) - cached, 0), output_tokens=output or 0, cache_read_input_tokens=cached)
+    # Never below 0 (the client's SDK and the record read them as counts); the record bounds them above too
+    # (exchange/audit.py token_count).
+    cached = max((details.cached_tokens or 0) if details is not None else 0, 0)
+    return A.Usage(input_tokens=max((prompt or 0) - cached, 0), output_tokens=max(output or 0, 0),
+                   cache_read_input_tokens=cached)

@@ -50,7 +50,10 @@ def content_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+        # a part's text is read only when it is a string: servers have sent `"text": null` (and the JSON may say
+        # anything), and a join of anything else raised TypeError, past every error the relays turn into answers
+        return "".join(text for p in content if isinstance(p, dict) and p.get("type") == "text"
+                       and isinstance(text := p.get("text"), str))
     return ""
 
 
