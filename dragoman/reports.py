@@ -48,6 +48,8 @@ _HEADERS = {"time_iso": "time (UTC)", "upstream_model": "model", "latency_total_
             "reasoning_tokens": "reasoning", "error_type": "error"}
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_EARLIEST = datetime(1, 1, 1, tzinfo=UTC).timestamp()
+_LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 _json = msgspec.json.Encoder()
 
 T = TypeVar("T")
@@ -63,10 +65,19 @@ class NoStore(Exception):
 
 def parse_time(text: str | None, now: float | None = None) -> float | None:
     """`7d`, `24h`, `30m`, `2w` (that long ago), `2026-11-01` or `2026-11-01T10:00` (UTC unless an offset is
-    given), or epoch seconds → epoch seconds. None stays None."""
+    given), or epoch seconds → epoch seconds, from year 1 to 9999. None stays None."""
     if text is None or text == "":
         return None
-    now = time.time() if now is None else now
+    moment = _moment(text, time.time() if now is None else now)
+    # float() reads "inf", "nan" and 400 digits (inf): arithmetic on such a time ends in a ValueError deep in a
+    # query (math.ceil(nan)), so only the times a datetime can hold pass.
+    if not _EARLIEST <= moment <= _LATEST:
+        raise ReportError(f"time {text[:40]!r}: write a time from year 1 to 9999, such as 7d, 24h, 30m, 2026-11-01 "
+                          "or 2026-11-01T10:00")
+    return moment
+
+
+def _moment(text: str, now: float) -> float:
     match = _RELATIVE.match(text)
     if match:
         return now - float(match.group(1)) * _UNIT[match.group(2)]
@@ -77,7 +88,7 @@ def parse_time(text: str | None, now: float | None = None) -> float | None:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise ReportError(f"time {text!r}: write 7d, 24h, 30m, 2026-11-01 or 2026-11-01T10:00") from None
+        raise ReportError(f"time {text[:40]!r}: write 7d, 24h, 30m, 2026-11-01 or 2026-11-01T10:00") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()

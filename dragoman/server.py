@@ -132,6 +132,8 @@ class Gateway:
         assert self._client is not None
         self.runtime = Runtime(config, self._client, previous=self.runtime, shift=self.shift)
         self.config = config
+        if self._admin_api is not None:  # a leaked key taken out of admin.keys must stop working now
+            self._admin_api.use_admin_keys(config.observe.with_env().admin.keys)
         if self.governor is not None:
             self.governor.configure(config.governance)  # the counters' backend needs a restart
         self._configure_loop(config)

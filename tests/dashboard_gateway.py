@@ -8,7 +8,7 @@ import http.client
 import re
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,9 +75,12 @@ def session_cookie(response: RawResponse) -> str | None:
 
 
 @contextlib.contextmanager
-def run_dashboard_gateway(data_dir: Path, store: str | None = None, extra_yaml: str = "") -> Iterator[DashboardEnv]:
+def run_dashboard_gateway(data_dir: Path, store: str | None = None, extra_yaml: str = "",
+                          admin_keys: Sequence[str] = (ADMIN_KEY,),
+                          extra_env: Mapping[str, str] | None = None) -> Iterator[DashboardEnv]:
     """The gateway on `store` (default: SQLite under `data_dir`), seeded before it starts; `extra_yaml` is
-    appended to its config (top-level blocks)."""
+    appended to its config (top-level blocks), `admin_keys` are its `admin.keys`, `extra_env` joins its
+    environment."""
     store = store or f"sqlite:///{data_dir}/audit.db"
     seeded = seed_records(time.time())
     seed = open_store(store)
@@ -89,9 +92,9 @@ def run_dashboard_gateway(data_dir: Path, store: str | None = None, extra_yaml: 
     with ScriptedChatUpstream(lambda body: reply) as upstream:
         routes = [route(ROUTE, upstream.base_url, pricing={"input": 2.0, "cached_input": 0.5, "output": 8.0}),
                   route("backup", upstream.base_url, model="gpt-5-mini")]
-        text = config(routes, store=store, admin=[ADMIN_KEY], default_route=ROUTE,
+        text = config(routes, store=store, admin=list(admin_keys), default_route=ROUTE,
                       keys=[{"id": "dash-user", "key": USER_KEY, "developer": "dee", "repo": "live"}]) + extra_yaml
-        env = {**ENV, "DRAGOMAN_AUDIT_STORE": "", "DRAGOMAN_SIGNING_KEY": SIGNING_SECRET}
+        env = {**ENV, "DRAGOMAN_AUDIT_STORE": "", "DRAGOMAN_SIGNING_KEY": SIGNING_SECRET, **(extra_env or {})}
         with run_gateway(text, env=env) as gateway:
             yield DashboardEnv(gateway, store, upstream, seeded)
 

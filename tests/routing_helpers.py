@@ -1,10 +1,11 @@
-"""Helpers for the routing tests (fallback, breaker, passthrough, hot reload): multi-route configs, SSE
-parsing and grammar checks, and `candidates.select` run in-process against scripted upstreams with breakers on an
-injected clock."""
+"""Helpers for the routing tests (fallback, breaker, passthrough, hot reload): multi-route configs, a config
+rewrite only SIGHUP can see, SSE parsing and grammar checks, and `candidates.select` run in-process against
+scripted upstreams with breakers on an injected clock."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -14,6 +15,7 @@ import msgspec
 import yaml
 
 from dragoman.config.load import parse_config
+from dragoman.config.reload import file_stamp
 from dragoman.protocols import anthropic as A
 from dragoman.exchange.candidates import Upstreams, select
 from dragoman.exchange.lifecycle import Exchange
@@ -69,6 +71,17 @@ def config_yaml(routes: list[dict[str, Any]], *, default_route: str | None = Non
         text += "#" + " " * pad + "\n\n"
         assert len(text.encode()) == pad_to
     return text
+
+
+def write_keeping_stamp(path: Path, text: str) -> None:
+    """Rewrite in place with the same size, inode and mtime: the file watch cannot see it, only SIGHUP can."""
+    before = path.stat()
+    assert len(text.encode()) == before.st_size
+    stamp = file_stamp(str(path))
+    with open(path, "r+", encoding="utf-8") as f:
+        f.write(text)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert file_stamp(str(path)) == stamp, "the file watch compares this stamp: it must not change"
 
 
 def sdk(gateway: Gateway, *, api_key: str = "sk-client-key", timeout: float = 15.0) -> anthropic.Anthropic:

@@ -16,15 +16,14 @@ from typing import Iterator
 import anthropic
 import pytest
 
-from dragoman.config.reload import file_stamp
 from tests.gateway import Gateway, run_gateway
-from tests.routing_helpers import KEYS_ENV, USER_HI, config_yaml, route, wait_until
+from tests.routing_helpers import KEYS_ENV, USER_HI, config_yaml, route, wait_until, write_keeping_stamp
 from tests.upstreams import ChatReply, Gate, ScriptedChatUpstream
 
 pytestmark = pytest.mark.timeout(20)
 
 ROUTE = "gpt-5-via-gateway"
-SIZE = 1024  # every config written here is padded to this size (see _write_keeping_stamp)
+SIZE = 1024  # every config written here is padded to this size (see routing_helpers.write_keeping_stamp)
 LOAD_SECONDS = 60.0  # an upper bound: the loop stops when its test leaves it
 
 
@@ -85,17 +84,6 @@ def write_in_place(path: Path, text: str) -> None:
     with open(path, "r+", encoding="utf-8") as f:
         f.truncate(0)
         f.write(text)
-
-
-def write_keeping_stamp(path: Path, text: str) -> None:
-    """Rewrite in place with the same size, inode and mtime: the file watch cannot see it, only SIGHUP can."""
-    before = path.stat()
-    assert len(text.encode()) == before.st_size
-    stamp = file_stamp(str(path))
-    with open(path, "r+", encoding="utf-8") as f:
-        f.write(text)
-    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
-    assert file_stamp(str(path)) == stamp, "the file watch compares this stamp: it must not change"
 
 
 class LoadLoop:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 import re
 import secrets
 from fnmatch import fnmatchcase
@@ -223,8 +222,8 @@ def _count(value: int | str | None, what: str) -> int | None:
         number = value
     else:
         match = _COUNT.fullmatch(value.strip()) if isinstance(value, str) else None
-        scaled = float(match.group(1)) * _SCALE[match.group(2).lower()] if match else 0.0
-        number = int(scaled) if math.isfinite(scaled) else 0  # 400 nines read as a float are inf: refused below
+        amount = float(match.group(1)) * _SCALE[match.group(2).lower()] if match else 0.0
+        number = int(amount) if amount < 2**63 else 0  # 400 digits read as inf, and int(inf) raises OverflowError
     if not 0 < number < 2**63:
         raise KeyInputError(f"{what} {value!r}: write a positive number like 60, 400k or 1.5M")
     return number

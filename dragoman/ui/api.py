@@ -17,8 +17,9 @@ import msgspec
 
 from dragoman import errors as E
 from dragoman.admin_api import check_params, costs_rows, param_time
+from dragoman.govern.keys import KeyInputError, parse_duration
 from dragoman.observe.stores import COST_KEYS, AuditStore, StoreError
-from dragoman.reports import ReportError, format_rows, parse_time
+from dragoman.reports import ReportError, format_rows
 from dragoman.runtime import Runtime
 
 PATHS = ("/api/stats", "/api/costs.csv", "/api/routes")
@@ -47,9 +48,10 @@ async def answer(path: str, query_string: bytes, store: AuditStore | None, runti
 def stats(store: AuditStore, params: dict[str, str], now: float) -> bytes:
     check_params(params, frozenset(("since", "until", "bucket")))
     since = param_time(params, "since", "24h")
-    until = param_time(params, "until") or now
+    until = param_time(params, "until")
+    until = now if until is None else until  # until=0 is 1970, not "now"
     assert since is not None
-    bucket = _duration(params.get("bucket", "1h"))
+    bucket = _bucket(params.get("bucket", "1h"))
     if until <= since:
         raise ReportError("until must be after since")
     if (until - since) / bucket > MAX_BUCKETS:
@@ -92,9 +94,10 @@ def _host(endpoint: str) -> str:
     return f"{host}:{parts.port}" if parts.port else host
 
 
-def _duration(text: str) -> float:
-    """`1h`, `15m`, `1d` → seconds (the relative times the reports take, read as a length)."""
-    start = parse_time(text, now=0.0)
-    if start is None or start >= 0 or not text.strip()[-1:].isalpha():
-        raise ReportError(f"bucket={text!r}: write a length such as 5m, 1h or 1d")
-    return -start
+def _bucket(text: str) -> float:
+    """`5m`, `1h`, `1d` → seconds: more than zero and at most 100 years, as a key's durations (a bucket of inf
+    or nan seconds put nan into the bucket arithmetic: a 500)."""
+    try:
+        return parse_duration(text, "bucket")
+    except KeyInputError as err:
+        raise ReportError(str(err)) from None

@@ -1,7 +1,8 @@
 """/ui: the static pages and assets (read once at start), sign-in, sign-out and the session's CSRF token.
 
     GET  /ui, /ui/          the dashboard shell (303 to /ui/login without a session)
-    GET  /ui/login          the sign-in page          POST /ui/login   key=… (a form post, never a URL)
+    GET  /ui/login          the sign-in page          POST /ui/login   key=… (a form post, never a URL;
+                                                                       or JSON {"key": …}, 400 when unreadable)
     POST /ui/logout         ends the session (x-csrf-token)
     GET  /ui/session        {"key_id", "role", "expires", "csrf"} for the page's scripts
     GET  /ui/static/<file>  scripts, styles, the vendored chart library (login's own two without a session)
@@ -27,6 +28,7 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 STATIC = Path(__file__).parent / "static"
 PUBLIC = frozenset(("login.html", "login.js", "style.css"))  # what the sign-in page needs; no data in any
 _MAX_LOGIN_BODY = 4096
+_decode_any = msgspec.json.Decoder().decode
 _TYPES = {".js": b"text/javascript; charset=utf-8", ".css": b"text/css; charset=utf-8",
           ".html": b"text/html; charset=utf-8", ".svg": b"image/svg+xml", ".txt": b"text/plain; charset=utf-8"}
 
@@ -122,15 +124,13 @@ class Pages:
 
 
 def _login_key(body: bytes, content_type: str) -> str | None:
-    text = body.decode("utf-8", "replace")
+    """The key a sign-in presents (None: none); a JSON body that cannot be read is a 400, as any API body's is
+    (decode_body bounds the nesting: `[` x 2000 would otherwise raise RecursionError, a 500)."""
     if content_type.partition(";")[0].strip().lower() == "application/json":
-        try:
-            value = msgspec.json.decode(body)
-        except msgspec.DecodeError:
-            return None
+        value = E.decode_body(_decode_any, body)
         key = value.get("key") if isinstance(value, dict) else None
         return key.strip() if isinstance(key, str) else None
-    fields = dict(parse_qsl(text))
+    fields = dict(parse_qsl(body.decode("utf-8", "replace")))
     return fields.get("key", "").strip() or None
 
 

@@ -65,7 +65,9 @@ class SessionSigner:
 
     def verify(self, token: str | None) -> Session | None:
         """The session a token names, or None when it is missing, forged, malformed or expired."""
-        if not token or token.count(".") != 1 or len(token) > 1024:
+        # A token we issued is ASCII; a cookie can carry any byte, and compare_digest raises TypeError on a str
+        # with non-ASCII characters: such a cookie is simply no session.
+        if not token or not token.isascii() or token.count(".") != 1 or len(token) > 1024:
             return None
         payload, mac = token.split(".")
         if not hmac.compare_digest(mac, self._sign(payload)):
