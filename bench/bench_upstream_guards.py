@@ -73,6 +73,10 @@ async def _watched() -> int:
 class _OldDecoder(SSEDecoder):
     """SSEDecoder.feed as it was before the bound (a frozen copy, on purpose): the baseline of the per-chunk row."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._buf = b""  # the old decoder's held line (the current one holds it as pieces)
+
     def feed(self, chunk: bytes) -> list[tuple[bytes | None, bytes]]:
         buf = self._buf + chunk if self._buf else chunk
         lines = buf.split(b"\n")

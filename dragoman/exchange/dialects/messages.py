@@ -1,6 +1,6 @@
 """Anthropic as an upstream: the body and the stream pass through untouched but for the credential and the
-model name. The stream is not parsed on the hot path beyond the events that carry usage, and `error`: its
-upstream text passes the same redaction as every upstream error before it is relayed."""
+model name. The stream is not parsed on the hot path beyond the events that carry usage, `error` (its upstream
+text passes the same redaction as every upstream error before it is relayed) and any without an `event:` name."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from typing import Any
 import msgspec
 
 from dragoman import errors as E
+from dragoman.config.model import Route
 from dragoman.exchange.dialects import Answer, upstream_failed
 from dragoman.protocols import anthropic as A
-from dragoman.protocols.sse import SSEDecoder, encode_events
+from dragoman.protocols.sse import SSEDecoder, encode_events, last_event_end
 from dragoman.redaction import redact
 from dragoman.translate.messages.request import drop_cache_control
 from dragoman.translate.request_context import RequestContext
@@ -107,9 +108,12 @@ class AnthropicPassthrough:
 
 
 class PassthroughRelay:
-    """Bytes out as they came in; usage read from message_start / message_delta on the side."""
+    """Bytes out as they came in, whole events at a time; usage read from message_start / message_delta on the
+    side. Every legal SSE line end (CRLF, LF, CR, mixed) is relayed as sent, none rewritten: events are cut where
+    the decoder saw their blank line end, never searched for again in the bytes. A blank line ended by a CR is
+    whole at that CR (an LF in the next read, if one comes, is CRLF's end and is held as the next event's start)."""
 
-    __slots__ = ("_decoder", "_started", "_ended", "_usage", "_stop_reason", "event_count", "failure", "_tail",
+    __slots__ = ("_decoder", "_started", "_ended", "_usage", "_stop_reason", "event_count", "failure", "_held",
                  "upstream_model", "_route", "_secret", "_error_payload", "_error")
 
     def __init__(self, route: str, secret: str | None = None) -> None:
@@ -117,7 +121,10 @@ class PassthroughRelay:
         self._secret = secret  # the route's credential, redacted from a relayed error event
         self._error_payload = b""
         self._error: A.ErrorBody | None = None  # the upstream's error event, its message redacted
-        self._tail = b""  # bytes after the last complete event, held so a failure never splices into an event
+        # The reads since the last complete event, held so a failure never splices into an event: kept as they
+        # came (joined once, when their event ends) so a read costs its own bytes, not a copy of all that is held;
+        # the decoder bounds them (every line counts) and raises EventTooLarge past its limit.
+        self._held: list[bytes] = []
         self.upstream_model: str | None = None
         self.failure: E.GatewayError | None = None
         self._decoder = SSEDecoder()
@@ -138,25 +145,29 @@ class PassthroughRelay:
     def feed(self, data: bytes) -> bytes:
         self._started = True
         failed = self.failure is not None
-        for event, payload in self._decoder.feed(data):
+        decoder = self._decoder
+        for event, payload in decoder.feed(data):
             self.event_count += 1
-            if event in _USAGE_EVENTS:
-                self._account(payload)
-        data = self._tail + data if self._tail else data
-        cut = _event_boundary(data)
-        self._tail = data[cut:]
+            if not event or event in _USAGE_EVENTS:  # one without a name is known by its data's type
+                self._account(event, payload)
+        cut = decoder.event_end
+        if not cut:
+            self._held.append(data)
+            return b""
+        held, self._held = self._held, ([data[cut:]] if cut < len(data) else [])
+        out = b"".join((*held, data[:cut])) if held else data[:cut]
         if not failed and self._error is not None:
-            return self._clean_error(data[:cut], self._error)
-        return data[:cut]
+            return self._clean_error(out, self._error)
+        return out
 
     def eof(self) -> bytes:
         if self._ended:
-            tail, self._tail = self._tail, b""
-            return tail
+            held, self._held = self._held, []
+            return b"".join(held)
         return self.fail(E.ApiError("the upstream closed the stream before the answer was complete"))
 
     def fail(self, err: E.GatewayError) -> bytes:
-        self._tail = b""  # an event cut short is dropped, not completed by the error event
+        self._held = []  # an event cut short is dropped, not completed by the error event
         self._ended = True
         self.failure = err
         self.event_count += 1
@@ -166,20 +177,19 @@ class PassthroughRelay:
     def usage(self) -> tuple[A.Usage | None, str | None]:
         return self._usage, self._stop_reason
 
-    def _account(self, payload: bytes) -> None:
+    def _account(self, name: bytes | None, payload: bytes) -> None:
+        """Read an event that may carry usage or end the stream (one of `_USAGE_EVENTS`, or unnamed). Its kind is
+        its `event:` name or, when it has none, its data's `type`: an upstream that sends only `data:` lines (legal
+        SSE) still has its error redacted and its message_stop seen."""
         try:
             event = _decode_event(payload)
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):  # (bridge_relay.py: why)
             return
-        if event.type in ("message_stop", "error"):
+        kind = name.decode("latin-1") if name else event.type
+        if kind in ("message_stop", "error"):
             self._ended = True
-            if event.type == "error":
-                error = event.error or _ErrorBody()
-                error_type = error.type if error.type in _ERROR_TYPES else "api_error"
-                message = redact(error.message, self._secret) or "the upstream sent an error event"
-                self._error = A.ErrorBody(type=error_type, message=message)
-                self.failure = upstream_failed(self._route, error_type, message)
-                self._error_payload = payload
+            if kind == "error":
+                self._note_error(event.error or _ErrorBody(), payload)
         if event.message is not None and event.message.model:
             self.upstream_model = event.message.model
         usage = event.message.usage if event.message is not None else event.usage
@@ -188,22 +198,22 @@ class PassthroughRelay:
         if event.delta is not None and event.delta.stop_reason:
             self._stop_reason = event.delta.stop_reason
 
+    def _note_error(self, error: _ErrorBody, payload: bytes) -> None:
+        error_type = error.type if error.type in _ERROR_TYPES else "api_error"
+        message = redact(error.message, self._secret) or "the upstream sent an error event"
+        self._error = A.ErrorBody(type=error_type, message=message)
+        self.failure = upstream_failed(self._route, error_type, message)
+        self._error_payload = payload
+
     def _clean_error(self, out: bytes, error: A.ErrorBody) -> bytes:
         """`out` with the error event that ends it as sent, or rebuilt from the redacted message if it held a secret."""
         text = self._error_payload.decode("utf-8", "replace")
         if redact(text, self._secret) == text:
             return out
-        self._tail = b""  # the stream ends with this event: nothing after it is relayed
+        self._held = []  # the stream ends with this event: nothing after it is relayed
         found = out.find(self._error_payload.split(b"\n", 1)[0])
-        kept = out[: _event_boundary(out[:found])] if found >= 0 else out
+        kept = out[: last_event_end(out[:found])] if found >= 0 else out  # the error event's own lines dropped
         return kept + encode_events([A.Error(error=error)])
-
-
-def _event_boundary(data: bytes) -> int:
-    """Where the last complete SSE event in `data` ends (0: none is complete yet)."""
-    lf = data.rfind(b"\n\n")
-    crlf = data.rfind(b"\r\n\r\n")
-    return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
 
 
 def _usage(usage: _Usage | None) -> A.Usage | None:

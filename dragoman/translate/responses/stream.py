@@ -11,6 +11,7 @@ whole once the open one is done, so no fragment lands in a closed block.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Callable
 
 from dragoman.protocols import anthropic as A
@@ -58,7 +59,9 @@ class ResponsesStreamBridge(StreamBridge):
         self._next_index = 0
         self._items: dict[int, _Item] = {}
         self._active: _Item | None = None  # the item whose block is (or will be) the open one
-        self._waiting: list[_Item] = []  # items added while another was active, in order
+        # Items added while another was active, in order: a deque, since a list's pop(0) moves every item behind
+        # it (quadratic for an upstream that opens thousands of items behind one it never finishes).
+        self._waiting: deque[_Item] = deque()
         self._has_tools = False
         self._refusal = False
         self._out_chars = 0
@@ -227,7 +230,7 @@ class ResponsesStreamBridge(StreamBridge):
     def _activate_next(self, out: list[A.StreamEvent]) -> None:
         self._active = None
         while self._waiting and self._active is None:
-            item = self._waiting.pop(0)
+            item = self._waiting.popleft()
             self._activate(item, out)
             if item.finished:
                 self._finish(item, out)
