@@ -247,7 +247,7 @@ def costs_rows(store: AuditStore, params: dict[str, str]) -> tuple[str, float | 
     check_params(params, _COSTS_PARAMS)
     by = params.get("by", "developer")
     if by not in COST_GROUPS:
-        raise ReportError(f"by={_shown(by)}: choose one of {', '.join(COST_GROUPS)}")
+        raise ReportError(f"by={E.quoted(by)}: choose one of {', '.join(COST_GROUPS)}")
     since = param_time(params, "since", "30d")
     return by, since, store.query_costs(by, since, param_time(params, "until"))
 
@@ -324,7 +324,7 @@ def _requests(store: AuditStore, params: dict[str, str]) -> list[dict]:
         if "\x00" in value:  # PostgreSQL refuses NUL in text
             raise ReportError(f"{name}: a NUL character cannot match anything")
     if "status" in filters and not _STATUS.fullmatch(filters["status"].strip()):
-        raise ReportError(f"status={_shown(filters['status'])}: use a code (429), a class (4xx, 5xx), ok or error")
+        raise ReportError(f"status={E.quoted(filters['status'])}: use a code (429), a class (4xx, 5xx), ok or error")
     limit = param_int(params, "limit", 1, MAX_LIMIT)
     after_id = param_int(params, "after_id", 0, MAX_ID)
     return store.query_requests(
@@ -336,7 +336,7 @@ def check_params(params: dict[str, str], accepted: frozenset[str]) -> None:
     """ReportError naming the first query parameter not in `accepted`."""
     unknown = sorted(set(params) - accepted)
     if unknown:
-        raise ReportError(f"unknown query parameter {_shown(unknown[0])}: use {', '.join(sorted(accepted))}")
+        raise ReportError(f"unknown query parameter {E.quoted(unknown[0])}: use {', '.join(sorted(accepted))}")
 
 
 def param_int(params: dict[str, str], name: str, low: int, high: int) -> int | None:
@@ -346,7 +346,7 @@ def param_int(params: dict[str, str], name: str, low: int, high: int) -> int | N
         return None
     # isdigit() alone takes "²"; the length check keeps int() clear of Python's 4300-digit conversion limit.
     if not (text.isascii() and text.isdigit() and len(text) <= 19 and low <= int(text) <= high):
-        raise ReportError(f"{name}={_shown(text)}: expected an integer from {low} to {high}")
+        raise ReportError(f"{name}={E.quoted(text)}: expected an integer from {low} to {high}")
     return int(text)
 
 
@@ -357,10 +357,6 @@ def param_time(params: dict[str, str], name: str, default: str | None = None) ->
         return parse_time(params.get(name, default))
     except ReportError as err:
         raise ReportError(f"{name}: {err}") from None
-
-
-def _shown(value: object) -> str:
-    return repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
 
 
 # Endpoints other modules own register themselves in the table above when imported.

@@ -110,3 +110,10 @@ def decode_body(decode: Callable[[bytes], T], body: bytes) -> T:
 
 class ConfigError(Exception):
     """A config file problem, located: the message names the file and line."""
+
+
+def quoted(value: object, limit: int = 60) -> str:
+    """`repr(value)` cut to `limit` characters: how an error message quotes a refused value (a client may send
+    megabytes of it)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

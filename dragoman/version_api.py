@@ -16,6 +16,7 @@ import msgspec
 
 from dragoman import errors as E
 from dragoman.admin_api import ApiCall, check_params, endpoint
+from dragoman.loop.secret_mask import mask_secrets
 from dragoman.loop.version_store import VersionEntry
 from dragoman.loop.versions import ConfigVersions, RollbackError
 
@@ -51,7 +52,10 @@ def _one(call: ApiCall) -> dict[str, Any]:
     entry = versions.find(version) if version.isalnum() else None
     if entry is None:
         raise E.NotFound(f"no config version {version[:40]!r} (GET /api/versions lists them)")
-    return {**shown(entry, versions.live), "content": entry.content}
+    # masked again as it is read: a version stored before a kind of secret was masked (a URL's ?password=) is
+    # shown masked too; a masked text is left as it is
+    content = mask_secrets(entry.content) if entry.content is not None else None
+    return {**shown(entry, versions.live), "content": content}
 
 
 def _rollback(call: ApiCall) -> dict[str, Any]:

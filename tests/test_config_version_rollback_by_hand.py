@@ -67,3 +67,21 @@ def test_refused_rollbacks_say_why(upstream: ScriptedChatUpstream) -> None:
         assert missing.status == 404
         done = cli(gateway, "rollback", "--config", str(config_path(gateway)))
         assert done.returncode == 2 and "no version before" in done.stderr
+
+
+def test_a_version_stored_with_a_secret_in_a_url_query_is_shown_masked(upstream: ScriptedChatUpstream) -> None:
+    # A version an earlier gateway stored before it masked ?password=… in URLs: the API masks it as it reads it.
+    from dragoman.loop.version_store import VersionEntry, record_applied
+    from dragoman.observe.stores import open_store
+
+    old = config(upstream.chat_url, note="stored by an earlier gateway") + (
+        "x_old_store: postgresql://dragoman@db/audit?password=pg-query-secret\n")
+    with run_gateway(config(upstream.chat_url), env=UPSTREAM_ENV) as gateway:
+        store = open_store(gateway.audit_store)
+        try:
+            assert record_applied(store, VersionEntry(version="0ld0ld0ld0ld", time=1.0, applied_by="startup",
+                                                      content=old))
+        finally:
+            store.close()
+        shown = admin(gateway, "GET", "/api/versions/0ld0ld0ld0ld")["content"]
+    assert "x_old_store: \"<masked key_" in shown and "pg-query-secret" not in shown

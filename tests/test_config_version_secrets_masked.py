@@ -78,3 +78,9 @@ def test_urls_with_a_credential_in_their_query_are_masked_and_restored() -> None
     assert masked.count("<masked key_") == 3
     assert "https://api.openai.com/v1?api-version=2024-10-21" in masked  # no credential: kept as written
     assert restore_secrets(masked, QUERY_CREDENTIALS) == QUERY_CREDENTIALS
+
+
+@pytest.mark.parametrize("text", [CONFIG, QUERY_CREDENTIALS])
+def test_masking_a_masked_text_changes_nothing(text: str) -> None:
+    masked = mask_secrets(text)
+    assert masked != text and mask_secrets(masked) == masked

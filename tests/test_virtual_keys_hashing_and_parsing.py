@@ -89,3 +89,10 @@ def test_the_allow_list_admits_matching_models_and_names_the_patterns_otherwise(
     assert "'o3'" in refused.value.message and "gpt-5*, claude-*" in refused.value.message
     with pytest.raises(E.PermissionDenied):
         check_model(grant, "GPT-5")  # patterns match case-sensitively, as model names are
+
+
+@pytest.mark.parametrize("field", ["rpm", "budget", "expires", "role"])
+def test_a_refused_value_is_quoted_short(field: str) -> None:
+    with pytest.raises(KeyInputError) as refused:
+        build_key(KeySpec(**{field: "9" * 100_000 + "x"}), now=0.0)
+    assert len(str(refused.value)) < 200 and "999..." in str(refused.value)

@@ -174,7 +174,7 @@ def check_model(grant: Grant | None, model: str) -> None:
 def parse_role(text: str) -> str:
     role = (text or "").strip().lower()
     if role not in ROLES:
-        raise KeyInputError(f"role {text!r}: choose one of {', '.join(ROLES)}")
+        raise KeyInputError(f"role {E.quoted(text)}: choose one of {', '.join(ROLES)}")
     return role
 
 
@@ -201,7 +201,7 @@ def parse_budget(text: str) -> Budget:
     except ValueError:
         limit = -1.0
     if period not in PERIODS or not 0 < limit < 1e12:
-        raise KeyInputError(f"budget {text!r}: write USD per period, like 50/month, 20/day or 100/week")
+        raise KeyInputError(f"budget {E.quoted(text)}: write USD per period, like 50/month, 20/day or 100/week")
     return Budget(limit_usd=limit, period=period)
 
 
@@ -210,7 +210,7 @@ def parse_duration(text: str, what: str, *, zero: bool = False) -> float:
     match = _DURATION.fullmatch(text.strip().lower()) if isinstance(text, str) else None
     seconds = float(match.group(1)) * _UNIT[match.group(2)] if match else -1.0
     if not (0 <= seconds if zero else 0 < seconds) or seconds > 100 * 365 * 86400:
-        raise KeyInputError(f"{what} {text!r}: write a duration like 30d, 24h, 90m, 2w or 45s")
+        raise KeyInputError(f"{what} {E.quoted(text)}: write a duration like 30d, 24h, 90m, 2w or 45s")
     return seconds
 
 
@@ -225,7 +225,7 @@ def _count(value: int | str | None, what: str) -> int | None:
         amount = float(match.group(1)) * _SCALE[match.group(2).lower()] if match else 0.0
         number = int(amount) if amount < 2**63 else 0  # 400 digits read as inf, and int(inf) raises OverflowError
     if not 0 < number < 2**63:
-        raise KeyInputError(f"{what} {value!r}: write a positive number like 60, 400k or 1.5M")
+        raise KeyInputError(f"{what} {E.quoted(value)}: write a positive number like 60, 400k or 1.5M")
     return number
 
 

@@ -21,6 +21,7 @@ from dragoman.config.secrets import key_fingerprint
 from dragoman.config.yaml_source import parse_yaml
 
 _PLACEHOLDER = re.compile(r'"<masked (key_[0-9a-f]{12})>"')
+_MASKED = re.compile(r"<masked key_[0-9a-f]{12}>")  # a placeholder's value: masking a masked text changes nothing
 _REFERENCE_KEYS = frozenset(("env", "file"))
 
 
@@ -63,7 +64,7 @@ def _secret_spans(text: str) -> Iterator[tuple[int, int, str]]:
         return
     seen: set[int] = set()
     for node in _secret_nodes(root):
-        if id(node) not in seen and node.value:
+        if id(node) not in seen and node.value and not _MASKED.fullmatch(node.value):  # masked already: as is
             seen.add(id(node))
             yield _span(text, node)
     for node in _scalars(root):
