@@ -302,3 +302,33 @@ def test_a_read_costs_the_relay_its_own_bytes_not_what_it_holds(read):
     finally:
         tracemalloc.stop()
     assert max(peaks) < 16 * len(read), f"a read of {len(read)} bytes allocated up to {max(peaks)}"
+
+
+def _named_error(message: str) -> bytes:
+    return ("event: error\ndata: " + json.dumps({"type": "error", "error": {"type": "api_error", "message": message}})
+            + "\n\n").encode()
+
+
+@pytest.mark.parametrize("chunk", [
+    _named_error("first: " + UPSTREAM_KEY) + _named_error("second, clean"),
+    _named_error("first, clean") + _named_error("second: " + UPSTREAM_KEY),
+    b"event: error\ndata: not json " + UPSTREAM_KEY.encode() + b"\n\n",
+], ids=["secret-in-the-first", "secret-in-the-second", "not-json"])
+def test_an_error_read_with_more_after_it_or_not_json_is_redacted_and_ends_the_stream(chunk: bytes) -> None:
+    relay = PassthroughRelay(ROUTE, UPSTREAM_KEY)
+    out = relay.feed(render_message_events(MessageReply(text="partial"))[0] + chunk)
+    assert UPSTREAM_KEY.encode() not in out and relay.ended and relay.failure is not None
+    assert out.count(b"event: error") == 1 and out.endswith(b"\n\n")
+
+
+def test_an_empty_read_between_a_cr_and_its_lf_changes_nothing() -> None:
+    decoder = SSEDecoder()
+    got = [(decoder.feed(chunk), decoder.event_end) for chunk in (b"data: a\r", b"", b"\ndata: b\n\n")]
+    assert got == [([], 0), ([], 0), ([(None, b"a\nb")], 10)]
+
+
+def test_a_rebuilt_error_keeps_the_blank_line_its_read_starts_with() -> None:
+    relay = PassthroughRelay(ROUTE, UPSTREAM_KEY)
+    assert relay.feed(b'data: {"type":"ping"}\r\r') == b'data: {"type":"ping"}\r\r'
+    out = relay.feed(b"\n" + _named_error(UPSTREAM_KEY))  # the \n ends the CRLF the last read's CR began
+    assert out.startswith(b"\nevent: error") and UPSTREAM_KEY.encode() not in out

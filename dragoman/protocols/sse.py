@@ -43,6 +43,9 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[Frame]:
         """The frames `chunk` completes; raises EventTooLarge when the event still open exceeds the limit."""
+        if not chunk:  # nothing to read, and a CRLF cut before it is still waiting for its LF
+            self.event_end = 0
+            return []
         # `13 in chunk` (an int: a memchr, ~20 ns) rather than `b"\r" in chunk` (~160 ns for a 180-byte chunk).
         if 13 in chunk or self._after_cr:
             lines, end = self._split_cr(chunk)

@@ -184,6 +184,9 @@ class PassthroughRelay:
         try:
             event = _decode_event(payload)
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):  # (bridge_relay.py: why)
+            if name == b"error":  # an error event whose data is not JSON: still the end, its text still redacted
+                self._ended = True
+                self._note_error(_ErrorBody(), payload)
             return
         kind = name.decode("latin-1") if name else event.type
         if kind in ("message_stop", "error"):
@@ -199,6 +202,8 @@ class PassthroughRelay:
             self._stop_reason = event.delta.stop_reason
 
     def _note_error(self, error: _ErrorBody, payload: bytes) -> None:
+        if self._error is not None:
+            return  # the stream ended at its first error: a later one in the same read is not relayed (_clean_error)
         error_type = error.type if error.type in _ERROR_TYPES else "api_error"
         message = redact(error.message, self._secret) or "the upstream sent an error event"
         self._error = A.ErrorBody(type=error_type, message=message)
@@ -207,12 +212,14 @@ class PassthroughRelay:
 
     def _clean_error(self, out: bytes, error: A.ErrorBody) -> bytes:
         """`out` with the error event that ends it as sent, or rebuilt from the redacted message if it held a secret."""
-        text = self._error_payload.decode("utf-8", "replace")
+        found = out.find(self._error_payload.split(b"\n", 1)[0])
+        # From the error event on: what follows it in the same read (another error, say) is checked too.
+        text = (out[found:] if found >= 0 else out).decode("utf-8", "replace")
         if redact(text, self._secret) == text:
             return out
         self._held = []  # the stream ends with this event: nothing after it is relayed
-        found = out.find(self._error_payload.split(b"\n", 1)[0])
-        kept = out[: last_event_end(out[:found])] if found >= 0 else out  # the error event's own lines dropped
+        # the error event's own lines dropped (`out` starts where an event does: a blank line first is one)
+        kept = out[: last_event_end(out[:found], at_line_start=True)] if found >= 0 else out
         return kept + encode_events([A.Error(error=error)])
 
 
