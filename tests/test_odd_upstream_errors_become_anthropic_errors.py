@@ -131,8 +131,8 @@ def responses_env() -> Iterator[tuple[Gateway, ScriptedResponsesUpstream]]:
 def test_a_responses_error_event_with_an_odd_message_ends_the_answer_cleanly(responses_env, odd: dict) -> None:  # noqa: ANN001
     gateway, upstream = responses_env
     opening = render_events(ResponsesReply(text="partial"))[:-1]  # all but response.completed
-    upstream.reset(RawStream(sse_events([opening[0], odd]), done=False))
-    status, raw, _ = _post(gateway, "resp", stream=True)  # before the first byte: an error answer
+    upstream.reset(RawStream(sse_events([odd]), done=False))
+    status, raw, _ = _post(gateway, "resp", stream=True)  # the first event: before the first byte, an error answer
     error = json.loads(raw)
     assert status == 529 and error["error"]["type"] == "overloaded_error", raw
     assert "sk-ant-api03" not in raw.decode()
