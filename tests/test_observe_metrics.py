@@ -72,6 +72,22 @@ def test_labels_are_bounded_and_carry_no_ids() -> None:
     assert "req_" not in body
 
 
+def test_verdicts_from_an_upstream_naming_a_new_model_each_answer_are_all_counted_in_bounded_memory() -> None:
+    from dragoman.observe import metrics as M
+
+    metrics = Metrics(max_label_values=3)
+    n = M._CHILDREN_KEPT + 500
+    for i in range(n):
+        metrics.observe_request(AuditRecord(time=0.0, request_id=f"req_{i}", route="r", status=200,
+                                            upstream_model=f"model-{i}", verdict="pass", verdict_kinds=[]))
+    counted = {labels: value for (name, labels), value in _samples(metrics).items()
+               if name == "dragoman_verdicts_total"}
+    assert sum(counted.values()) == n  # every verdict counted, also those resolved again after a clear
+    assert {dict(labels)["model"] for labels in counted} == {"model-0", "model-1", "model-2", "other"}
+    # the resolved children are kept by the raw model name: bounded, not one per name ever seen
+    assert len(metrics._verdicts) <= M._CHILDREN_KEPT and len(metrics._loop["children"]) <= M._CHILDREN_KEPT
+
+
 def test_two_registries_do_not_collide() -> None:
     Metrics().observe_request(_fallback_record())
     assert _samples(Metrics()).get(("dragoman_audit_dropped_total", ())) == 0

@@ -205,7 +205,8 @@ def test_a_refusal_drained_with_the_call_it_refuses_is_scored_after_that_calls_v
                             {"role": "user", "content": [_result("toolu_a", REFUSED)]}])
     next_turn = json_evidence(MessageReply(text="done"), req)
     followups = assessor.assess_drain([(call, assessor.examine(call, answer)), (turn, assessor.examine(turn, next_turn))])
-    assert followups[0] is None and [u.value for u in followups[1].signals] == [V.CLIENT_REFUSED]
+    # req_1 is in the drain, not written yet: its next_turn is set on it, and nothing is left to update after
+    assert followups == [None, None] and call.next_turn == V.CLIENT_REFUSED
     assert [r.request_id for r in sink.scored] == ["req_1", "req_2"] and [s.kind for s in sink.late] == [V.CLIENT_REFUSED]
     [row] = board.rows()
     assert (row["calls"], row["passed"], row["score"]) == (2, 1, 0.5)  # req_1 refused, req_2 passed
@@ -319,3 +320,50 @@ def test_a_gateway_shares_its_calls_through_the_store_when_another_process_may_g
     config = parse_config("routes: [{name: a, upstream: {provider: openai, model: x, "
                           "endpoint: 'http://127.0.0.1:9/v1/chat/completions'}}]\n", "gw.yaml", {})
     assert Gateway(config, worker=worker).shares_store() is shares
+
+
+def _written_next_turns(tmp_path: Path, same_drain: bool) -> dict[str, str | None]:
+    """req_1 makes two calls, req_2 answers them (one refused); both through a real AuditWriter into SQLite, either
+    drained together or req_1 written before req_2 arrives."""
+    from dragoman.observe.writer import AuditWriter
+    from tests.waiting import wait_for
+
+    store = open_store(f"sqlite:///{tmp_path / 'audit.db'}")
+    assessor = Assessor()
+    assessor.attach(store, shared=False)  # a lone process: the join is its memory's
+    writer = AuditWriter(store, batch=2 if same_drain else 1, flush_interval=3600.0, assess=assessor.assess_drain,
+                         assess_pending=assessor.pending)
+    first, first_examined = _answer_examined(assessor, "req_1")
+    writer.submit(first, first_examined)
+    if not same_drain:
+        wait_for(lambda: writer.written == 1, 10, "the answer's record written")
+    second, second_examined = _next_turn_examined(assessor, "req_2", [_result("toolu_a", REFUSED),
+                                                                      _result("toolu_b", "fine", is_error=False)])
+    writer.submit(second, second_examined)
+    assert writer.close()
+    reopened = open_store(f"sqlite:///{tmp_path / 'audit.db'}")
+    return {row["request_id"]: row["next_turn"] for row in reopened.query_requests({})}
+
+
+def _answer_examined(assessor: Assessor, request_id: str):
+    record = AuditRecord(time=1_800_000_000.0, request_id=request_id, route="r1", upstream_model="gpt-x",
+                         shape="tools|8k|json|nothink")
+    answer = MessageReply(text=None, tool_uses=[("toolu_a", "Read", {"file_path": "/x"}),
+                                                ("toolu_b", "Read", {"file_path": "/y"})])
+    return record, assessor.examine(record, json_evidence(answer))
+
+
+def _next_turn_examined(assessor: Assessor, request_id: str, results: list[dict]):
+    req = request(messages=[{"role": "user", "content": "go"},
+                            {"role": "assistant", "content": [{"type": "text", "text": "."}]},
+                            {"role": "user", "content": results}])
+    record = AuditRecord(time=1_800_000_001.0, request_id=request_id, route="r1")
+    return record, assessor.examine(record, json_evidence(MessageReply(text="done"), req))
+
+
+@pytest.mark.parametrize("same_drain", [True, False], ids=["drained-together", "answer-written-first"])
+def test_the_next_turns_outcome_reaches_the_stored_answer_whether_or_not_it_was_written_yet(
+        tmp_path: Path, same_drain: bool) -> None:
+    # Drained together, the answer's row is inserted with its next_turn set (no UPDATE after); written first, the
+    # next turn's drain updates it. The store reads the same either way.
+    assert _written_next_turns(tmp_path, same_drain) == {"req_1": V.CLIENT_REFUSED, "req_2": None}

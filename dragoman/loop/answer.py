@@ -94,20 +94,22 @@ def from_json(body: bytes) -> ParsedAnswer:
 
 def from_blocks(content: list[A.OutBlock]) -> ParsedAnswer:
     """A translated answer's content, from the blocks the gateway encoded for the client (no parse)."""
-    out = ParsedAnswer()
-    calls = out.tool_calls
-    for block in content:
+    calls: list[Call] = []
+    has_text = False
+    last = None
+    for block in content:  # (locals, the answer built once at the end: it runs for every translated answer)
         kind = type(block)
         if kind is A.ToolUseOut:
-            out.last_block = "tool_use"
+            last = "tool_use"
             given = block.input
             calls.append(block if isinstance(given, dict) else ToolCall(block.id, block.name, None, repr(given)[:200]))
         elif kind is A.TextOut:
-            out.last_block = "text"
-            out.has_text = out.has_text or bool(block.text)
+            last = "text"
+            if block.text:
+                has_text = True
         else:
-            out.last_block = "thinking"
-    return out
+            last = "thinking"
+    return ParsedAnswer(calls, has_text, last)
 
 
 def _take(out: ParsedAnswer, kind: str, text: str | None, id: str | None, name: str | None, input: Any) -> None:

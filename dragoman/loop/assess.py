@@ -15,7 +15,9 @@ priced, redacted, counted in metrics (which count the verdict) and written, `ass
 1. joins the tool_results to the calls that produced their ids — this process's memory first, then, when the
    process shares its store (below), the store's `tool_calls` table (other workers, other instances), and ids
    found in neither wait up to `join_wait` seconds for another worker's batch; a join updates the earlier
-   record's `next_turn` column in the same transaction as the batch, and refusals and failures go to every sink;
+   record's `next_turn` column in the same transaction as the batch (or, when the earlier record is in the same
+   drain and so not written yet, sets it on the record: one insert, no update), and refusals and failures go to
+   every sink;
 2. remembers the answer's tool_use ids: in memory, and, when the process shares its store, as rows written with
    the record;
 3. gives every sink the record.
@@ -56,7 +58,6 @@ WAITING_LIMIT = 2_000  # tool_result ids waiting for another worker's rows, at m
 _FIRST_RETRY = 0.25
 _PRUNE_EVERY = 3600.0  # seconds between two prunes of the store's tool_calls table
 _JUDGE = {V.JUDGE_FAIL: "fail", "judge_pass": "pass"}
-_NO_FOLLOWUPS = Followups()  # shared, never changed: what a record with nothing to write beside it gets
 
 
 class Examined(msgspec.Struct, gc=False):
@@ -92,6 +93,10 @@ class Assessor:
         self._sinks: list[VerdictSink] = []
         self._late: collections.deque[LateSignal] = collections.deque()  # appended from any thread
         self._unscored: list[AuditRecord] = []  # a drain's verdicts the sinks have not had yet (writer thread)
+        # The drain's records that made tool calls, by request id, while it is assessed: not written yet, so a join
+        # to one of them sets its next_turn in place (assess_drain).
+        self._drained: dict[str, AuditRecord] = {}
+        self._scratch = Followups()  # the next record's follow-ups, while it has none (`_followups`)
         self._waiting: collections.OrderedDict[str, _Waiting] = collections.OrderedDict()
         self._clock = clock
         self._next_prune = clock() + _PRUNE_EVERY
@@ -130,11 +135,11 @@ class Assessor:
         record.verdict, record.verdict_kinds, record.verdict_detail = found.verdict, found.kinds, found.detail
         answer = None
         if calls:  # the answer's calls as the memory keeps them (inline: loop/checks.py `check` says why)
-            ids, names = [], []
-            for call in calls:
-                if call.id:
-                    ids.append(call.id)
-                    names.append(call.name)
+            ids = [call.id for call in calls]
+            if all(ids):  # every call has its id, as every upstream's do
+                names = [call.name for call in calls]
+            else:
+                ids, names = [c.id for c in calls if c.id], [c.name for c in calls if c.id]
             if ids:
                 r = record
                 answer = Remembered(r.request_id, r.time, r.route, r.upstream_model, r.shape, r.prompt_variant,
@@ -164,6 +169,7 @@ class Assessor:
         itself; a late signal reaches the sinks after the verdicts of the records before it."""
         out: list[Followups | None] = []
         unscored = self._unscored
+        drained = self._drained = {}
         for record, examined in items:
             if examined is None:
                 out.append(None)
@@ -174,6 +180,9 @@ class Assessor:
                 log.exception("the correctness loop failed on audit record %s", record.request_id)
                 out.append(None)
             unscored.append(record)
+            if examined.answer is not None:
+                drained[record.request_id] = record
+        self._drained = {}
         self._score_pending()
         return out
 
@@ -187,17 +196,20 @@ class Assessor:
             _call(sink.verdicts, records)
 
     def _followups(self, record: AuditRecord, examined: Examined) -> Followups | None:
-        out = _NO_FOLLOWUPS
+        # Into a Followups kept for the next record while it stays empty, as it nearly always does now that a join
+        # to a record of the same drain sets its column in place (`_attribute_answer`).
+        out = self._scratch
         answered, answer = examined.answered, examined.answer
         if answered is not None:
-            out = Followups()
             self._join(answered, answer, out)
         elif answer is not None:
             self.memory.remember(answer)
         if answer is not None and self.shared is not None:
-            out = Followups() if out is _NO_FOLLOWUPS else out
             out.tool_calls += answer.rows()
-        return out if out.tool_calls or out.signals else None
+        if not out.tool_calls and not out.signals:
+            return None
+        self._scratch = Followups()
+        return out
 
     def pending(self) -> Followups | None:
         """Late signals reported meanwhile, joins waiting for the store, the periodic prune (the writer calls it
@@ -257,8 +269,16 @@ class Assessor:
             if strongest is None or RANK[outcome] > RANK[strongest]:
                 strongest = outcome
             self._tell(self._late_of(remembered.row(tool_use_id), outcome, text))
-        if strongest is not None:
+        if strongest is None:
+            return
+        earlier = self._drained.get(remembered.request_id)
+        if earlier is None:
             out.signals.append(SignalUpdate(remembered.request_id, "next_turn", strongest, REPLACES[strongest]))
+        elif earlier.next_turn is None or earlier.next_turn in REPLACES[strongest]:
+            # The answer's record is in this drain, not written yet: its row goes in with the outcome, and the
+            # store runs no UPDATE for it (a next turn that comes within the writer's flush interval: most of
+            # Claude Code's after quick tools, and every one of the bench's `tools` turns).
+            earlier.next_turn = strongest
 
     def _retry_waiting(self, now: float, out: Followups | None) -> Followups | None:
         waiting = self._waiting

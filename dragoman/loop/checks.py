@@ -165,11 +165,14 @@ def _check_calls(calls: list[Call], evidence: Evidence, schemas: SchemaCache, fo
     offered = evidence.offered or {}
     last = schemas.last
     validators: dict[str, Any] = {}
+    named, validator = None, _UNSEEN  # the previous call's tool and validator: parallel calls mostly share one
     for call in calls[:-1] if cut else calls:  # the cut call: its own kind, its arguments are whatever was left
         if failed_stream and not call.closed:  # (a stream's calls are ToolCalls: only a stream fails midway)
             continue  # the failure is the kind; a call it interrupted is not judged on its own
         name = restore(call.name) if restore is not None else call.name
-        validator = validators.get(name, _UNSEEN)
+        if name != named:
+            named = name
+            validator = validators.get(name, _UNSEEN)
         if validator is _UNSEEN:
             schema = offered.get(name)
             seen = last.get(name)

@@ -101,22 +101,29 @@ class VersionScores:
         return self.tallies.get(version) or Tally()
 
     def verdicts(self, records: list[AuditRecord]) -> None:
+        """Tally each call, and check the live version after each of its calls (a rollback is taken at the call
+        that made the regression clear). One loop, no call a record: the writer runs it for every record."""
+        tallies = self.tallies
         for record in records:
-            self.verdict(record)
+            version = record.config_version
+            if version is None or record.verdict is None or (record.loop_events and JUDGE_CALL in record.loop_events):
+                continue
+            tally = tallies.get(version)
+            if tally is None:
+                tally = self._tally(version)
+            tally.calls += 1
+            tally.passed += record.verdict == PASS
+            if version == self.live_version and self.previous is not None:
+                self._check(version)
 
     def verdict(self, record: AuditRecord) -> None:
-        version = record.config_version
-        if version is None or record.verdict is None or JUDGE_CALL in record.loop_events:
-            return
-        tally = self.tallies.get(version)
-        if tally is None:
-            tally = self.tallies[version] = Tally()
-            if len(self.tallies) > _KEEP_VERSIONS:
-                self.tallies.pop(next(v for v in self.tallies if v not in (version, self.live_version, self.previous)))
-        tally.calls += 1
-        tally.passed += record.verdict == PASS
-        if version == self.live_version:
-            self._check(version)
+        self.verdicts([record])
+
+    def _tally(self, version: str) -> Tally:
+        tally = self.tallies[version] = Tally()
+        if len(self.tallies) > _KEEP_VERSIONS:
+            self.tallies.pop(next(v for v in self.tallies if v not in (version, self.live_version, self.previous)))
+        return tally
 
     def late_signal(self, signal: LateSignal) -> None:
         # The client refused a tool call that had passed the answer's checks: that call failed after all.
@@ -127,15 +134,15 @@ class VersionScores:
                 self._check(signal.config_version)
 
     def _check(self, version: str) -> None:
-        if self.previous is None:  # nothing to roll back to (read without the lock: one attribute, set whole)
+        # Nothing to roll back to, or the version is not in its watched first calls (read without the lock: one
+        # attribute, set whole, and a count only this thread changes): no lock taken, as for nearly every call.
+        new = self.tallies[version]
+        if self.previous is None or not self.settings.min_calls <= new.calls <= self.settings.watch_calls:
             return
         with self._lock:
             previous = self.previous
             if not self.settings.enabled or previous is None or version in self._protected:
                 return
-        new = self.tallies[version]
-        if not self.settings.min_calls <= new.calls <= self.settings.watch_calls:
-            return
         why = regression(new, self._baseline(previous, new.calls), self.settings)
         if why is None:
             return

@@ -132,6 +132,11 @@ class ShiftEvent(msgspec.Struct, frozen=True):
     detail: str
 
 
+# A drain's look-up of one route × model × shape × variant: its shown window, its (route, shape) key and candidate
+# window, its variant window (None: no variant).
+_Keyed = tuple[Window, tuple[str, str], Window, "Window | None"]
+
+
 class _Index:
     """The calls a late signal can still change, by request id. Only a passed call with tool calls is kept: the
     late signals that change a value (client_refused, execution_failed) are about an answer's tool calls, and a
@@ -219,6 +224,7 @@ class Scoreboard:
         # never taken on the event loop.
         self._lock = threading.Lock()
         self._revision = [0]  # late signals that changed a call's value so far: windows sum again after one
+        self._drain: dict[tuple[str, str, str, str], _Keyed] = {}  # the windows a drain looked up (`verdicts`)
         self._resize(self.settings.window)
 
     def _resize(self, size: int) -> None:
@@ -247,31 +253,50 @@ class Scoreboard:
 
     def verdicts(self, records: list[AuditRecord]) -> None:
         """Score each call and decide after each (a demotion is taken at the call that crossed the threshold, as
-        README states); one lock for a whole drain of the audit writer, not one per call."""
+        README states); one lock for a whole drain of the audit writer, not one per call, and each key's windows
+        looked up once a drain (a drain's calls share a few keys), not once per call."""
         with self._lock:
+            drain = self._drain = {}
             for record in records:
                 if record.verdict in _SCORED and record.route is not None:
-                    self._score(record)
+                    self._score(record, drain)
+            self._drain = {}
 
-    def _score(self, record: AuditRecord) -> None:
+    def _score(self, record: AuditRecord, drain: dict[tuple[str, str, str, str], _Keyed]) -> None:
         route, shape, variant = record.route, record.shape or "", record.prompt_variant or ""
         model = record.upstream_model or ""
         passed = record.verdict == PASS
         call = Call(record.request_id, route, shape, 1.0 if passed else 0.0)
         if passed and record.tool_calls:
             self._index.add(call)
-        shown = self._keys.window((route, model, shape, variant))
+        keyed = drain.get((route, model, shape, variant))
+        if keyed is None:
+            keyed = drain[(route, model, shape, variant)] = self._keyed(drain, route, model, shape, variant)
+        shown, key, candidate, varied = keyed
         shown.add(call)
-        key = (route, shape)
-        candidate = self._candidates.window(key)
         candidate.add(call)
         if key in self.state.demoted:
             self._probes.window(key).add(call)
-        if variant:
-            self._variants.window((route, shape, variant)).add(call)
+        if varied is not None:
+            varied.add(call)
         if self._on_score is not None:
             self._on_score(route, model, shape, shown.score())
-        self._decide(key, candidate)
+        if key in self.state.demoted or len(self.variants.get(route, ())) > 1:
+            self._decide(key, candidate)
+        elif self.candidates is None or route in self.candidates:  # `_decide`'s common case, inline: no demotion
+            s = self.settings
+            if len(candidate.calls) >= s.min_calls and candidate.score() < s.demote_below:
+                self._maybe_demote(key, candidate)
+
+    def _keyed(self, drain: dict[tuple[str, str, str, str], _Keyed], route: str, model: str, shape: str,
+               variant: str) -> _Keyed:
+        """The windows a call of this route × model × shape × variant goes to. A new key can push out the least
+        recently scored one, whose window a drain's look-up may hold: the drain looks them up afresh after it."""
+        if MAX_KEYS <= max(len(self._keys), len(self._candidates), len(self._variants)):
+            drain.clear()
+        key = (route, shape)
+        varied = self._variants.window((route, shape, variant)) if variant else None
+        return self._keys.window((route, model, shape, variant)), key, self._candidates.window(key), varied
 
     def late_signal(self, signal: LateSignal) -> None:
         with self._lock:
@@ -358,6 +383,7 @@ class Scoreboard:
                     f"exploration {s.exploration} keeps trying the others")
 
     def _event(self, kind: str, key: tuple[str, str], score: float, calls: int, detail: str) -> None:
+        self._drain.clear()  # a demotion or restoration replaces windows: the drain looks them up afresh
         event = ShiftEvent(time=self._clock(), kind=kind, route=key[0], shape=key[1], score=round(score, 4),
                            calls=calls, detail=detail)
         self.events = (self.events + (event,))[-MAX_EVENTS:]

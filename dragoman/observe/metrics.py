@@ -58,6 +58,9 @@ class _RouteChildren(NamedTuple):
     cost: Any
 
 
+_CHILDREN_KEPT = 4096  # resolved loop counter children kept by raw labels; re-resolving one costs ~1.5 µs
+
+
 class _Bounded:
     """Label values seen so far, at most `limit`; later newcomers read as "other"."""
 
@@ -126,6 +129,9 @@ class Metrics:
         self._outcomes: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
         self._attempts: dict[tuple[str, str | None, str], Any] = {}  # resolved children: labels() costs ~1.5 µs
         self._per_route: dict[str, _RouteChildren] = {}
+        # dragoman_verdicts_total's children by (route, model, verdict, kind) as records carry them: one look-up a
+        # record. Keyed by raw values (an upstream names its model), so bounded: emptied when it grows past this.
+        self._verdicts: dict[tuple[str | None, str | None, str, str], Any] = {}
         self._counts: dict[Any, float] = {}  # counter child -> increments not yet applied (see flush)
         self._counts_lock = threading.Lock()
         if self.multiprocess:
@@ -176,8 +182,13 @@ class Metrics:
                 increments.append((self.fallbacks.labels(self._route(cand.route), self._route(candidates[i + 1].route)), 1.0))
         if record.verdict is not None:  # the correctness loop judged it (dragoman_verdicts_total)
             kinds = record.verdict_kinds
-            increments.append((self._loop_child("verdicts", record.route, record.upstream_model, record.verdict,
-                                                kinds[0] if kinds else "none"), 1.0))
+            verdict_key = (record.route, record.upstream_model, record.verdict, kinds[0] if kinds else "none")
+            child = self._verdicts.get(verdict_key)
+            if child is None:
+                if len(self._verdicts) >= _CHILDREN_KEPT:
+                    self._verdicts.clear()
+                child = self._verdicts[verdict_key] = self._loop_child("verdicts", *verdict_key)
+            increments.append((child, 1.0))
         with self._counts_lock:
             counts = self._counts
             for child, amount in increments:
@@ -234,6 +245,8 @@ class Metrics:
         key = (which, route, model, *labels)
         child = loop["children"].get(key)
         if child is None:
+            if len(loop["children"]) >= _CHILDREN_KEPT:  # keyed by raw values: bounded as `_verdicts` is
+                loop["children"].clear()
             values = (self._route(route), loop["model"](model), *(self._error(label) for label in labels))
             child = loop["children"][key] = loop[which].labels(*values)
         return child
