@@ -17,6 +17,7 @@ from dragoman.admin_api import AdminApi, Services
 from dragoman.client_keys import client_key
 from dragoman.config.model import Config
 from dragoman.config.reload import ConfigWatcher
+from dragoman.config.restart import needing_restart
 from dragoman.correctness_loop import CorrectnessLoop
 from dragoman.exchange.lifecycle import Exchange, new_request_id
 from dragoman.govern.authenticate import caller_grant
@@ -130,14 +131,18 @@ class Gateway:
     def apply_config(self, config: Config) -> None:
         """Swap in a new, already validated config; requests in flight keep the runtime they started with."""
         assert self._client is not None
+        waiting = needing_restart(self.config, config)
+        if waiting:
+            log.warning("config reloaded; these settings take effect at the next restart (this process keeps the "
+                        "values it started with): %s", ", ".join(waiting))
         self.runtime = Runtime(config, self._client, previous=self.runtime, shift=self.shift)
         self.config = config
         if self._admin_api is not None:  # a leaked key taken out of admin.keys must stop working now
             self._admin_api.use_admin_keys(config.observe.with_env().admin.keys)
         if self.governor is not None:
-            self.governor.configure(config.governance)  # the counters' backend needs a restart
+            self.governor.configure(config.governance)  # (the counters' backend: config/restart.py)
         self._configure_loop(config)
-        self.observe.pricer = Pricer(_pricing(config))  # audit, metrics and tracing settings need a restart
+        self.observe.pricer = Pricer(_pricing(config))  # (audit, metrics, tracing: config/restart.py)
 
     def _loop_parts(self, config: Config) -> None:
         """The correctness loop's scores, clusters and traffic shift: one scoreboard per process (workers do not

@@ -198,6 +198,31 @@ def test_sighup_reloads_and_a_broken_file_on_sighup_is_refused(u1, u2):
         assert gw.proc.poll() is None, "SIGHUP must not stop the server"
 
 
+def test_a_reload_names_the_settings_that_wait_for_a_restart_and_applies_the_rest(u1, u2):
+    waits = "take effect at the next restart"
+    with run_gateway(valid(u1), env=KEYS_ENV) as gw:
+        path = gw.stderr_path.parent / "dragoman.yaml"
+        with LoadLoop(gw.base_url) as load:
+            wait_until(lambda: load.settled_on("from-u1", 0, 4), 20, "answers from the first upstream")
+            # The virtual-key cache and the audit writer are built once per process: a reload cannot apply them
+            write_keeping_stamp(path, _pad(_plain(u2) + "governance:\n  keys: {enabled: false}\n"
+                                                        "audit:\n  flush_interval: 0.2\n"))
+            hup = time.monotonic()
+            os.kill(gw.proc.pid, signal.SIGHUP)
+            wait_until(lambda: load.settled_on("from-u2", hup), 20, "answers from the new upstream after SIGHUP")
+            wait_until(lambda: waits in gw.stderr_text(), 20, "the reload naming what waits for a restart")
+            [line] = [row for row in gw.stderr_text().splitlines() if waits in row]
+            assert line.endswith(": audit, governance.keys"), line
+            # a reload that changes only what a reload applies says nothing of the kind
+            write_keeping_stamp(path, _pad(_plain(u1) + "governance:\n  keys: {enabled: false}\n"
+                                                        "audit:\n  flush_interval: 0.2\n"))
+            hup = time.monotonic()
+            os.kill(gw.proc.pid, signal.SIGHUP)
+            wait_until(lambda: load.settled_on("from-u1", hup), 20, "answers from the first upstream again")
+        assert [row for row in gw.stderr_text().splitlines() if waits in row] == [line]
+        assert load.failures == [], load.failures[:5]
+
+
 def test_requests_in_flight_finish_on_the_config_they_started_with(u1, u2):
     # The first request to u1 streams its first words, then waits at the gate until the reload is done.
     gate = Gate()
