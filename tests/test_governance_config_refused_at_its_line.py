@@ -41,6 +41,12 @@ def test_the_readme_governance_examples_load():
     ("governance:\n  limits:\n    rules:\n      - {scope: team:a, rpm: 0}\n", "team.yaml:4", "rpm"),
     ("governance:\n  limits:\n    rules:\n      - {scope: team:a, rpm: 5}\n      - {scope: team:a, rpm: 6}\n",
      "team.yaml:5: governance.limits.rules[1].scope", "scope team:a already has rules"),
+    ("governance:\n  budgets:\n    - {scope: global, limit: 100}\n    - {scope: global, limit: 50, period: month}\n",
+     "team.yaml:4: governance.budgets[1].scope",
+     "scope global already has a month budget (entry 0, line 3); write one cap per scope and period"),
+    ("governance:\n  budgets:\n    - {scope: 'key:*', limit: 5, period: day}\n"
+     "    - {scope: 'key:*', limit: 9, period: day}\n",
+     "team.yaml:4: governance.budgets[1].scope", "scope key:* already has a day budget (entry 0, line 3)"),
     ("governance:\n  limits:\n    backend: memcached\n", "team.yaml:3: governance.limits.backend",
      '"memcached" is not one of: memory, redis'),
     ("governance:\n  limits:\n    backend: redis\n", "team.yaml:", "backend redis needs redis_url"),
@@ -54,3 +60,12 @@ def test_a_governance_mistake_is_refused_at_its_line(governance, where, problem)
         _load(governance)
     message = str(refused.value)
     assert message.startswith(where) and problem in message, message
+
+
+def test_budgets_on_one_scope_over_different_periods_load():
+    governance = _load("governance:\n  budgets:\n    - {scope: team:a, limit: 5, period: day}\n"
+                       "    - {scope: team:a, limit: 50, period: month}\n"
+                       "    - {scope: 'team:*', limit: 5, period: day}\n"
+                       "    - {scope: 'key:k1', limit: 1, period: day}\n").governance
+    assert [(b.scope, b.period) for b in governance.budgets] == [
+        ("team:a", "day"), ("team:a", "month"), ("team:*", "day"), ("key:k1", "day")]

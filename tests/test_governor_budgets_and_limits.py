@@ -138,6 +138,45 @@ def test_a_keys_own_budget_applies_to_that_key_only(backend, request):
     assert second.headers["x-dragoman-budget-warning"] == "key:k-capped 60% of $0.50/week"
 
 
+def test_key_budget_rules_cap_each_key_and_are_seeded_from_its_audit_spend(backend, request, tmp_path):
+    store = open_store(f"sqlite:///{tmp_path / 'audit.db'}")
+    start_of_day = NOW - NOW % 86400
+    store.write([
+        AuditRecord(time=start_of_day + 10, request_id="r1", key_id="k-ana", developer="ana", cost_usd=0.7),
+        AuditRecord(time=start_of_day + 20, request_id="r2", key_id="k-bo", developer="ana", cost_usd=0.5),
+        AuditRecord(time=start_of_day - 10, request_id="r0", key_id="k-ana", cost_usd=99.0),  # yesterday
+    ])
+    budgets = [BudgetRule(scope="key:k-ana", limit=1.0, period="day"),  # k-ana's, in place of key:*
+               BudgetRule(scope="key:*", limit=0.6, period="day")]  # every other key's, each its own
+    gov = _governor(backend, request, budgets=budgets, store=store)
+    bo, new = Grant(key_id="k-bo", developer="ana"), Grant(key_id="k-new", developer="ana")
+    own = Grant(key_id="k-own", budget=Budget(limit_usd=5.0, period="day"))  # a key's own budget replaces key:*
+
+    async def refused(grant: Grant) -> str:
+        with pytest.raises(E.BillingError) as refusal:
+            await gov.admit(grant, "gpt-5", 10, False)
+        return refusal.value.message
+
+    async def scenario():
+        await _use(gov, ANA, 0.4)  # seeded with k-ana's 0.7 today (not yesterday's, not k-bo's): admitted at 0.7
+        bo_admission = await _use(gov, bo, 0.2)  # seeded with k-bo's 0.5: admitted, past the soft share
+        await _use(gov, new, 0.6)  # nothing in the audit: admitted at 0
+        await _use(gov, own, 1.0)
+        await _use(gov, own, 1.0)  # 2.0 of its own 5.0: key:*'s 0.6 does not apply
+        messages = [await refused(grant) for grant in (ANA, bo, new)]
+        await gov.close()
+        return bo_admission, messages
+
+    bo_admission, messages = run(scenario())
+    assert bo_admission.headers["x-dragoman-budget-warning"] == "key:k-bo 83% of $0.60/day"
+    assert [m.split(";")[0] for m in messages] == [
+        "budget key:k-ana is exhausted: $1.10 spent of its $1.00 per day",
+        "budget key:k-bo is exhausted: $0.70 spent of its $0.60 per day",
+        "budget key:k-new is exhausted: $0.60 spent of its $0.60 per day",
+    ]
+    store.close()
+
+
 def test_spend_is_seeded_from_the_audit_store_when_a_counter_is_missing(backend, request, tmp_path):
     store = open_store(f"sqlite:///{tmp_path / 'audit.db'}")
     start_of_month = 2_143_238_400.0  # 2037-12-01T00:00:00Z

@@ -6,7 +6,7 @@ Sub-blocks belong to the part of dragoman.govern that acts on them: keys (the ke
 
 ```yaml
 governance:
-  budgets:                                  # USD caps per UTC calendar period (a key's own budget is on the key)
+  budgets:                                  # USD caps per UTC calendar period, one per scope and period
     - {scope: team:platform, limit: 500, period: month, soft: 0.8}
     - {scope: developer:*, limit: 50, period: week}   # each developer separately
     - {scope: global, limit: 5000, period: month}
@@ -49,7 +49,7 @@ class KeySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class BudgetRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A USD cap for one scope (`team:platform`, `developer:ana`, `developer:*` for each one, `global`)."""
+    """A USD cap for one scope (`key:<id>`, `team:platform`, `developer:ana`, `developer:*` for each one, `global`)."""
 
     scope: str
     limit: _Positive
@@ -86,11 +86,25 @@ class GovernanceSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True
 
 def check_governance(settings: GovernanceSettings, src: Source) -> None:
     """Refuse, at its line, a budget or limit the gateway could not act on as written."""
-    for i, budget in enumerate(settings.budgets):
+    _check_budgets(settings.budgets, src)
+    _check_limits(settings.limits, src)
+
+
+def _check_budgets(budgets: tuple[BudgetRule, ...], src: Source) -> None:
+    first: dict[tuple[str, str], int] = {}
+    for i, budget in enumerate(budgets):
         path: Path = ("governance", "budgets", i)
         _check_scope(budget.scope, path + ("scope",), src, allow_global=True)
         src.choice(path + ("period",), budget.period, PERIODS)
-    limits = settings.limits
+        # Both caps would share one counter and each add every request's cost to it: the spend counted twice.
+        seen = first.setdefault((budget.scope, budget.period), i)
+        if seen != i:
+            line = src.line(("governance", "budgets", seen))
+            raise src.error(path + ("scope",), f"scope {budget.scope} already has a {budget.period} budget (entry "
+                                               f"{seen}, line {line}); write one cap per scope and period")
+
+
+def _check_limits(limits: LimitSettings, src: Source) -> None:
     src.choice(("governance", "limits", "backend"), limits.backend, ("memory", "redis"))
     src.choice(("governance", "limits", "on_unreachable"), limits.on_unreachable, ("open", "closed"))
     if limits.backend == "redis" and not (limits.redis_url or "").startswith(("redis://", "rediss://", "unix://")):

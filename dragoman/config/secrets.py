@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from dragoman.config.yaml_source import Path, Source
+from dragoman.config.yaml_source import Path, Source, format_path
 
 
 class Secret(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -92,26 +92,43 @@ def _file_secret(file: str, ref: str, path: Path, src: Source) -> str | None:
 def gateway_keys(auth: Auth, secrets: dict[str, Secret], src: Source) -> dict[str, GatewayKey]:
     """Inbound key → its holder, from `auth.keys` and DRAGOMAN_API_KEYS; a key_ref is resolved like api_key_ref."""
     keys: dict[str, GatewayKey] = {}
+    first: dict[str, Path] = {}
     for i, entry in enumerate(auth.keys):
-        path = ("auth", "keys", i)
-        if isinstance(entry, str):
-            value = entry.strip()
-            if not value:
-                raise src.error(path, "an inbound key must not be empty")
-            keys[value] = GatewayKey(id=key_fingerprint(value))
-            continue
-        if (entry.key is None) == (entry.key_ref is None):
-            raise src.error(path, "give exactly one of key or key_ref")
-        if entry.key is not None:
-            value = entry.key.strip()
-        else:
-            value = resolve_secret(entry.key_ref or "", path + ("key_ref",), secrets, src)
-            if value is None:
-                continue  # missing, and noted: only `dragoman check` loads this way
-        if not value:
-            raise src.error(path + ("key",), "an inbound key must not be empty")
-        keys[value] = GatewayKey(id=entry.id, developer=entry.developer, team=entry.team, repo=entry.repo)
+        path: Path = ("auth", "keys", i)
+        found = _key_entry(entry, path, secrets, src)
+        if found is None:
+            continue  # missing, and noted: only `dragoman check` loads this way
+        value, holder, where = found
+        # A key names one holder: a second entry with the same value would take over the first one's identity and
+        # have its spend, budgets and limits counted as the other's.
+        if value in first:
+            raise src.error(where, f"the same key as {format_path(first[value])} (line {src.line(first[value])}); "
+                                   "give each holder a key of its own")
+        first[value] = path
+        keys[value] = holder
     return {**env_keys(src.env), **keys}
+
+
+def _key_entry(
+    entry: str | KeyEntry, path: Path, secrets: dict[str, Secret], src: Source
+) -> tuple[str, GatewayKey, Path] | None:
+    """An `auth.keys` entry's key, its holder, and where the key is written; None: its key_ref is missing."""
+    if isinstance(entry, str):
+        value = entry.strip()
+        if not value:
+            raise src.error(path, "an inbound key must not be empty")
+        return value, GatewayKey(id=key_fingerprint(value)), path
+    if (entry.key is None) == (entry.key_ref is None):
+        raise src.error(path, "give exactly one of key or key_ref")
+    if entry.key is not None:
+        value, where = entry.key.strip(), path + ("key",)
+    else:
+        value, where = resolve_secret(entry.key_ref or "", path + ("key_ref",), secrets, src), path + ("key_ref",)
+        if value is None:
+            return None
+    if not value:
+        raise src.error(path + ("key",), "an inbound key must not be empty")
+    return value, GatewayKey(id=entry.id, developer=entry.developer, team=entry.team, repo=entry.repo), where
 
 
 def env_keys(env: Mapping[str, str]) -> dict[str, GatewayKey]:

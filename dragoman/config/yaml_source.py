@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -159,10 +160,29 @@ class Source:
 
     def convert(self, data: Any, cls: type, path: Path = ()) -> Any:
         """msgspec.convert, with a failure reported at the YAML line it came from."""
+        self._refuse_non_finite(data, path)
         try:
             return msgspec.convert(data, cls)
         except msgspec.ValidationError as exc:
             raise self._located(exc, cls, path) from None
+
+    def _refuse_non_finite(self, data: Any, path: Path, visited: set[int] | None = None) -> None:
+        # YAML reads .inf, .nan and 1.0e+400 as floats that pass every bound msgspec checks (inf > 0), and no
+        # setting means anything with them: an infinite window or price turns the governance arithmetic into NaN
+        # (a 500 on every request, or a budget never reached). One pass here covers every number in the file.
+        if isinstance(data, float) and not math.isfinite(data):
+            node = self.node(path)
+            written = node.value if isinstance(node, yaml.ScalarNode) else str(data)
+            raise self.error(path, f"{written} is not a finite number: write a finite value (no .inf or .nan)")
+        if not isinstance(data, (dict, list)):
+            return
+        visited = set() if visited is None else visited
+        if id(data) in visited:  # an alias shares (or, recursively, contains) its anchor's data
+            return
+        visited.add(id(data))
+        items = data.items() if isinstance(data, dict) else enumerate(data)
+        for part, value in items:
+            self._refuse_non_finite(value, path + (part,), visited)
 
     def _located(self, exc: msgspec.ValidationError, cls: type, prefix: Path) -> ConfigError:
         found = _AT.match(str(exc))

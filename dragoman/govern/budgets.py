@@ -1,5 +1,5 @@
-"""Budgets in USD per key (its Grant's own), developer, team and globally, per UTC day, week (from Monday) or
-month, priced as the audit prices (observe/pricing.py).
+"""Budgets in USD per key (its Grant's own, else a `key:` rule), developer, team and globally, per UTC day, week
+(from Monday) or month, priced as the audit prices (observe/pricing.py).
 
 - Admission reads what each of the caller's budgets has spent this period: at or past a hard cap, the request is
   refused before any upstream call (402 billing_error, naming the budget, its cap, the spend and the reset time);
@@ -41,8 +41,10 @@ class BudgetItem(NamedTuple):
 
 
 class BudgetRules:
-    """Which budgets apply to a caller: its key's own; `developer:<name>` else `developer:*`; `team:<name>` else
-    `team:*`; `global`. Rules for explicit scopes come first in the order written."""
+    """Which budgets apply to a caller: its key's own, else `key:<id>`, else `key:*`; `developer:<name>` else
+    `developer:*`; `team:<name>` else `team:*`; `global`. Rules for explicit scopes come first in the order
+    written. A key's own budget replaces the `key:` rules as its own rate limits replace theirs (LimitRules): both
+    would count on the key's one counter."""
 
     def __init__(self, rules: tuple[BudgetRule, ...]) -> None:
         self._by_scope: dict[str, list[BudgetRef]] = {}
@@ -62,13 +64,19 @@ class BudgetRules:
             if grant.budget is not None:
                 b = grant.budget
                 out.append(BudgetRef(f"key:{grant.key_id}", b.limit_usd, b.period, b.soft_fraction))
+            else:
+                out += self._rules_for("key", grant.key_id)
             for kind, name in (("developer", grant.developer), ("team", grant.team)):
                 if name:
-                    scope = f"{kind}:{name}"
-                    found = self._by_scope.get(scope) or self._by_scope.get(f"{kind}:*", [])
-                    out += [ref._replace(scope=scope) for ref in found]
+                    out += self._rules_for(kind, name)
         out += self._by_scope.get("global", [])
         return out
+
+    def _rules_for(self, kind: str, name: str) -> list[BudgetRef]:
+        """`kind:name`'s rules, else `kind:*`'s, scoped to `name` so that each one counts on its own."""
+        scope = f"{kind}:{name}"
+        found = self._by_scope.get(scope) or self._by_scope.get(f"{kind}:*", [])
+        return [ref._replace(scope=scope) for ref in found]
 
 
 def budget_items(refs: list[BudgetRef], now: float) -> list[BudgetItem]:
