@@ -25,12 +25,16 @@ PRICE = {"input": 10_000.0, "cached_input": 10_000.0, "output": 20_000.0}
 COST = 0.2
 
 
-def _config(endpoint: str, governance: dict[str, Any]) -> str:
+SHARED_KEY = "sk-gw-shared-93ab"
+SHARED = {"id": "k-shared", "key": SHARED_KEY}  # a team's shared key: no developer or team of its own
+
+
+def _config(endpoint: str, governance: dict[str, Any], store: str | None = None) -> str:
     return yaml.safe_dump({
         "default_route": "priced",
-        "auth": {"keys": [ANA]},
+        "auth": {"keys": [ANA, SHARED]},
         "admin": {"keys": [ADMIN_KEY]},
-        "audit": {"flush_interval": 0.05},
+        "audit": {"flush_interval": 0.05, **({"store": store} if store else {})},
         "governance": governance,
         "routes": [route("priced", endpoint, pricing=PRICE)],
     }, sort_keys=False)
@@ -78,6 +82,23 @@ def test_a_budget_stops_requests_with_402_once_exceeded_and_spend_matches_the_au
         assert ana["spent_usd"] == pytest.approx(audit_spend)
         assert (ana["limit_usd"], ana["period"], ana["soft_fraction"]) == (0.5, "day", 0.8)
         assert ana["resets_at"] == message.rsplit(" ", 1)[1]
+
+
+def test_after_a_restart_a_budget_is_seeded_with_its_keys_spend_not_with_header_claimed_spend(upstream, tmp_path):
+    governance = {"budgets": [{"scope": "developer:*", "limit": 0.5, "period": "day"}]}
+    store = f"sqlite:///{tmp_path}/audit.db"  # one store for both processes
+    config = _config(upstream.chat_url, governance, store)
+    claims_ana = headers(SHARED_KEY, **{"x-dragoman-developer": "ana"})
+    with run_gateway(config, env=ENV) as gateway:
+        mine = [_post(gateway, stream=False) for _ in range(2)]  # $0.40 charged to developer:ana
+        claimed = [gateway.request("POST", "/v1/messages", messages_body("gpt-5"), claims_ana) for _ in range(3)]
+        assert [a.status for a in mine + claimed] == [200] * 5  # the shared key has no developer budget
+        records = wait_records(store, [a.headers["request-id"] for a in mine + claimed])
+        assert {r["developer"] for r in records.values()} == {"ana"}  # attributed to ana all the same
+    with run_gateway(config, env=ENV) as gateway:  # a fresh process: ana's counter is seeded from the audit
+        assert [_post(gateway, stream=False).status for _ in range(2)] == [200, 402]  # from $0.40, not $1.00
+        budgets = gateway.request("GET", "/api/budgets", headers={"x-api-key": ADMIN_KEY}).json()["data"]
+        assert [b["spent_usd"] for b in budgets if b["scope"] == "developer:ana"] == [pytest.approx(3 * COST)]
 
 
 def test_budgets_api_needs_an_admin_or_viewer_key(upstream):

@@ -181,10 +181,10 @@ def test_spend_is_seeded_from_the_audit_store_when_a_counter_is_missing(backend,
     store = open_store(f"sqlite:///{tmp_path / 'audit.db'}")
     start_of_month = 2_143_238_400.0  # 2037-12-01T00:00:00Z
     store.write([
-        AuditRecord(time=start_of_month + 10, request_id="r1", team="platform", cost_usd=0.7),
-        AuditRecord(time=start_of_month + 20, request_id="r2", team="platform", cost_usd=0.2),
-        AuditRecord(time=start_of_month - 10, request_id="r0", team="platform", cost_usd=99.0),  # last month
-        AuditRecord(time=start_of_month + 30, request_id="r3", team="other", cost_usd=5.0),
+        AuditRecord(time=start_of_month + 10, request_id="r1", budget_team="platform", cost_usd=0.7),
+        AuditRecord(time=start_of_month + 20, request_id="r2", budget_team="platform", cost_usd=0.2),
+        AuditRecord(time=start_of_month - 10, request_id="r0", budget_team="platform", cost_usd=99.0),  # last month
+        AuditRecord(time=start_of_month + 30, request_id="r3", budget_team="other", cost_usd=5.0),
     ])
     budgets = [BudgetRule(scope="team:platform", limit=1.0, period="month"),
                BudgetRule(scope="global", limit=6.0, period="month")]

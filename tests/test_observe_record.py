@@ -28,6 +28,8 @@ def test_record_has_every_field_the_issue_lists() -> None:
         # the correctness loop's (issue 12)
         "tool_calls", "verdict", "verdict_kinds", "verdict_detail", "next_turn", "judge", "shape", "prompt_variant",
         "config_version", "loop_events",
+        # whose budgets it was charged against: the key's developer and team, never a header's
+        "budget_developer", "budget_team",
     }
     assert set(Candidate.__struct_fields__) == {"route", "upstream", "model", "outcome", "status", "error_type", "latency_ms"}
 

@@ -104,6 +104,7 @@ def test_a_record_comes_back_field_by_field(store: AuditStore) -> None:
                     Candidate(route="gpt-5-via-gateway", upstream="azure", model="gpt-5", latency_ms=800.0)],
         latency_total_ms=1500.5, ttfb_ms=420.25, upstream_ms=1490.0, overhead_ms=10.5, reasoning_tokens=64,
         notes=["cache_control dropped", "thinking.display dropped"], stream_events=42,
+        budget_developer="alice", budget_team="web",
     )
     store.write([record])
     [row] = store.query_requests()

@@ -61,6 +61,9 @@ def record_for(exchange: Exchange, status: int, error_type: str | None) -> Audit
         prompt_variant=exchange.prompt_variant,
         loop_events=exchange.loop_events,
     )
+    grant = exchange.grant
+    if grant is not None:  # the budgets it was charged against: the key's identity alone (govern/budgets.py)
+        record.budget_developer, record.budget_team = grant.developer, grant.team
     if usage is not None:
         record.input_tokens = token_count(usage.input_tokens)
         record.output_tokens = token_count(usage.output_tokens)

@@ -18,8 +18,9 @@ from dragoman.config.governance import BudgetRule
 from dragoman.govern.grant import Grant
 from dragoman.govern.periods import period_bounds, period_label, rfc3339
 
-# A scope kind → the audit column its spend is summed over (observe.stores.COST_GROUPS names).
-SCOPE_COLUMNS = {"key": "key", "developer": "developer", "team": "team", "global": "team"}
+# A scope kind → the audit column its spend is summed over (observe.stores.SPEND_COLUMNS): the developer and team
+# the request was charged to (its key's), never `developer`/`team`, which a client's headers may fill.
+SCOPE_COLUMNS = {"key": "key_id", "developer": "budget_developer", "team": "budget_team"}
 
 
 class BudgetRef(NamedTuple):
@@ -88,10 +89,10 @@ def budget_items(refs: list[BudgetRef], now: float) -> list[BudgetItem]:
     return items
 
 
-def seed_filter(scope: str) -> tuple[str, str | None]:
-    """(COST_GROUPS name, group value) whose audit spend is the scope's; value None: every group (global)."""
+def seed_filter(scope: str) -> tuple[str | None, str | None]:
+    """(audit column, value) whose spend is the scope's; column None: every record (global)."""
     if scope == "global":
-        return SCOPE_COLUMNS["global"], None
+        return None, None
     kind, _, name = scope.partition(":")
     return SCOPE_COLUMNS[kind], name
 

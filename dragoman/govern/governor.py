@@ -208,9 +208,9 @@ class Governor:
         store = self._store()
         if store is None:
             return 0.0
-        by, value = B.seed_filter(scope)
-        rows = store.query_costs(by, start, end)
-        return float(sum(row["cost_usd"] or 0.0 for row in rows if value is None or row[by] == value))
+        column, value = B.seed_filter(scope)
+        # To the micro-dollar, as the cost reports round: a float SUM drifts (0.7 + 0.2 is 0.8999…).
+        return round(store.query_spend(column, value, start, end), 6)
 
     # ---- settlement --------------------------------------------------------------------------------------
 

@@ -168,6 +168,14 @@ CREATE TABLE config_versions (
 )""", "CREATE INDEX config_versions_version ON config_versions (version)")
 
 
+# Budgets are charged to the key's developer and team, while `developer`/`team` may come from a client's headers:
+# seeding a budget from those would count anyone's spend who claims the name. No index: seeding reads one period,
+# which the time index serves, and every index is paid on every insert (see _V3_DROP).
+_BUDGET_COLUMNS = _same(
+    "ALTER TABLE requests ADD COLUMN budget_developer TEXT",
+    "ALTER TABLE requests ADD COLUMN budget_team TEXT",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "requests table", (_requests_table(SQLITE), *_V1_INDEXES), (_requests_table(POSTGRES), *_V1_INDEXES)),
     Migration(2, "indexes for lookups by request id and cost reports by team, model and key", _V2_INDEXES, _V2_INDEXES),
@@ -180,6 +188,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _config_versions_table(SQLITE), _config_versions_table(POSTGRES)),
     # 7 was reserved for shared loop state while the loop landed; not used.
     Migration(8, "virtual keys, stored by digest", _keys_table(SQLITE), _keys_table(POSTGRES)),
+    Migration(9, "the developer and team whose budgets a request was charged against (its key's)",
+              _BUDGET_COLUMNS, _BUDGET_COLUMNS),
 )
 
 LATEST = MIGRATIONS[-1].version

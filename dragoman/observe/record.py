@@ -69,6 +69,11 @@ class AuditRecord(msgspec.Struct, kw_only=True):
     prompt_variant: str | None = None  # the route's system-prompt prefix variant used, if it has variants
     config_version: str | None = None  # the config version the request ran under
     loop_events: list[str] = []  # what the loop did to this request: "demoted a for shape …", "probe", …
+    # Whose budgets the request was charged against: its key's developer and team (the Grant's), never a header's,
+    # so a budget seeded from the audit sums what its live counter counted; `developer`/`team` above attribute.
+    # Not redacted: an admin set them (stored as such with the key), and seeding must match the budget's name.
+    budget_developer: str | None = None
+    budget_team: str | None = None
 
     @property
     def time_iso(self) -> str:

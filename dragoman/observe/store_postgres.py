@@ -136,6 +136,10 @@ class PostgresStore:
         rows = self.run(lambda conn: conn.execute(sql, params).fetchall())
         return stats.stats_buckets(rows, since, until, bucket)
 
+    def query_spend(self, column: str | None, value: str | None, since: float, until: float) -> float:
+        sql, params = stores.spend_sql("%s", column, value, since, until)
+        return float(self.run(lambda conn: conn.execute(sql, params).fetchone()[0]) or 0.0)
+
     def latest_id(self) -> int:
         return int(self.run(lambda conn: conn.execute(stores.LATEST_ID_SQL).fetchone()[0]) or 0)
 

@@ -122,6 +122,10 @@ class SQLiteStore:
         sql, params = stats.stats_sql("?", False, since, until, bucket)
         return stats.stats_buckets(self._conn().execute(sql, params), since, until, bucket)
 
+    def query_spend(self, column: str | None, value: str | None, since: float, until: float) -> float:
+        sql, params = stores.spend_sql("?", column, value, since, until)
+        return float(self._conn().execute(sql, params).fetchone()[0] or 0.0)
+
     def latest_id(self) -> int:
         return int(self._conn().execute(stores.LATEST_ID_SQL).fetchone()[0] or 0)
 

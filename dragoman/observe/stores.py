@@ -27,7 +27,7 @@ COLUMNS: tuple[str, ...] = (
     "error_type", "stream", "latency_total_ms", "ttfb_ms", "upstream_ms", "overhead_ms", "input_tokens",
     "output_tokens", "cache_read_tokens", "reasoning_tokens", "cost_usd", "notes", "stream_events",
     "tool_calls", "verdict", "verdict_kinds", "verdict_detail", "next_turn", "judge", "shape", "prompt_variant",
-    "config_version", "loop_events",
+    "config_version", "loop_events", "budget_developer", "budget_team",
 )
 JSON_COLUMNS = frozenset({"candidates", "notes", "verdict_kinds", "loop_events"})
 ROW_KEYS: tuple[str, ...] = ("id", *COLUMNS)
@@ -46,6 +46,8 @@ COST_GROUPS: dict[str, str] = {
     "model": "COALESCE(upstream_model, requested_model)",
     "key": "key_id",
 }
+# The columns a budget's spend is summed over (govern/budgets.py): the key, and the key's developer and team.
+SPEND_COLUMNS = ("key_id", "budget_developer", "budget_team")
 COST_KEYS = ("requests", "errors", "input_tokens", "output_tokens", "cache_read_tokens", "reasoning_tokens",
              "cost_usd", "unpriced")
 
@@ -121,6 +123,8 @@ class AuditStore(Protocol):
     def query_costs(self, by: str, since: float | None = None, until: float | None = None) -> list[dict[str, Any]]: ...
 
     def query_stats(self, since: float, until: float, bucket: float) -> list[dict[str, Any]]: ...
+
+    def query_spend(self, column: str | None, value: str | None, since: float, until: float) -> float: ...
 
     def latest_id(self) -> int: ...
 
@@ -221,7 +225,7 @@ def record_values(record: AuditRecord) -> tuple[Any, ...]:
         r.overhead_ms, r.input_tokens, r.output_tokens, r.cache_read_tokens, r.reasoning_tokens, r.cost_usd,
         _encode(r.notes).decode(), r.stream_events,
         r.tool_calls, r.verdict, _encode(r.verdict_kinds).decode(), r.verdict_detail, r.next_turn, r.judge, r.shape,
-        r.prompt_variant, r.config_version, _encode(r.loop_events).decode(),
+        r.prompt_variant, r.config_version, _encode(r.loop_events).decode(), r.budget_developer, r.budget_team,
     )
 
 
@@ -325,6 +329,18 @@ def costs_sql(ph: str, by: str, since: float | None, until: float | None) -> tup
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += f" GROUP BY {expr} ORDER BY COALESCE(SUM(cost_usd), 0) DESC, COUNT(*) DESC, COALESCE({expr}, '')"
+    return sql, params
+
+
+def spend_sql(ph: str, column: str | None, value: str | None, since: float, until: float) -> tuple[str, list[Any]]:
+    """SELECT for query_spend: SUM(cost_usd) over [since, until) where `column` (a SPEND_COLUMNS name) is `value`;
+    column None: every record."""
+    sql, params = f"SELECT SUM(cost_usd) FROM requests WHERE time >= {ph} AND time < {ph}", [float(since), float(until)]
+    if column is not None:
+        if column not in SPEND_COLUMNS:
+            raise StoreError(f"spend by {column!r}: use one of {', '.join(SPEND_COLUMNS)}")
+        sql += f" AND {column} = {ph}"
+        params.append(value)
     return sql, params
 
 
