@@ -42,7 +42,7 @@ from dragoman.protocols import anthropic as A
 from dragoman.redaction import redact
 from dragoman.request_guard import answer_preflight, is_preflight, with_cors
 from dragoman.runtime import Runtime
-from dragoman.tokens import count_tokens
+from dragoman.tokens import count_in_turn
 from dragoman.ui.app import Dashboard
 from dragoman.upstreams.client import UpstreamClient
 from dragoman.upstreams.inflight import InFlight
@@ -365,7 +365,7 @@ class Gateway:
         body = await read_body(scope, receive, rt.max_body)
         req = E.decode_body(_decode_count, body)
         rt.router.resolve(req.model)
-        count = await asyncio.get_running_loop().run_in_executor(None, count_tokens, req)
+        count = await count_in_turn(req)  # off the loop, one count at a time (tokens.py)
         await send_json(send, 200, _encode(A.TokenCount(input_tokens=count)), request_id)
 
     async def _models(self, rt: Runtime, path: str, send: Send, request_id: str) -> None:

@@ -162,11 +162,11 @@ class Candidates:
         assert self.upstreams is not None
         return self.upstreams.breakers[name]
 
-    async def ask(self, model: str) -> tuple[str, Exchange]:
-        """One non-streamed request for route `model`: (the name of the route that answered, the exchange);
-        the GatewayError select raised, if any, propagates."""
+    async def ask(self, model: str, **fields: Any) -> tuple[str, Exchange]:
+        """One non-streamed request for route `model` (`fields` added to or replacing the body's): (the name of
+        the route that answered, the exchange); the GatewayError select raised, if any, propagates."""
         assert self.upstreams is not None
-        raw = json.dumps({"model": model, "max_tokens": 50, "messages": USER_HI}).encode()
+        raw = json.dumps({"model": model, "max_tokens": 50, "messages": USER_HI, **fields}).encode()
         req = msgspec.json.decode(raw, type=A.MessagesRequest)
         exchange = Exchange("req_" + "0" * 24)
         candidates = self.upstreams.candidates(self.upstreams.by_name[model])

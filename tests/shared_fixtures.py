@@ -1,6 +1,6 @@
 """Where the captured Claude Code request bodies are: tests/fixtures/claude_code in this checkout (its README says
-what each holds), or DRAGOMAN_FIXTURES/claude_code to try the tests on another set; and the headers Claude Code
-sends with them."""
+what each holds), or DRAGOMAN_FIXTURES/claude_code to try the tests on another set; the headers Claude Code
+sends with them; and their prose as a text of any length."""
 
 from __future__ import annotations
 
@@ -18,6 +18,18 @@ def _claude_code_fixtures() -> Path:
 
 CLAUDE_CODE_FIXTURES = _claude_code_fixtures()
 CLAUDE_CODE_FIXTURE_FILES = sorted(p.name for p in CLAUDE_CODE_FIXTURES.glob("claude_code_*.json"))
+
+
+def claude_code_text(chars: int) -> str:
+    """`chars` characters of Claude Code's own prose (system prompts and tool descriptions), repeated as needed."""
+    texts: list[str] = []
+    for name in CLAUDE_CODE_FIXTURE_FILES:
+        request = json.loads((CLAUDE_CODE_FIXTURES / name).read_text())
+        system = request.get("system")
+        texts += [system] if isinstance(system, str) else [b.get("text", "") for b in system or ()]
+        texts += [tool.get("description", "") for tool in request.get("tools", ())]
+    corpus = "\n".join(texts)
+    return (corpus * (chars // len(corpus) + 1))[:chars]
 
 
 def claude_code_headers(body: dict) -> dict[str, str]:

@@ -150,3 +150,41 @@ def test_an_open_primary_is_skipped_for_a_ready_fallback(primary, backup):
 
     asyncio.run(scenario())
     assert not primary.requests
+
+
+_TOOL = {"name": "lookup", "input_schema": {"type": "object"}}
+_REFUSED_IN_TRANSLATION = {
+    "unknown_tool_choice": {"tools": [_TOOL], "tool_choice": {"type": "bogus"}},
+    "max_tokens_below_one": {"max_tokens": 0},
+    "server_tool": {"tools": [{"type": "web_search_20250305", "name": "web_search"}]},
+    "unsupported_image_source": {"messages": [{"role": "user", "content": [
+        {"type": "image", "source": {"type": "file", "file_id": "file_1"}}]}]},
+}
+
+
+@pytest.mark.parametrize("fields", list(_REFUSED_IN_TRANSLATION.values()), ids=list(_REFUSED_IN_TRANSLATION))
+def test_a_request_refused_in_translation_leaves_the_due_probe_to_the_next_request(fields, primary, backup):
+    # A dead primary behind a healthy backup: its breaker opens and cools down. The next request is refused
+    # (400) while it is translated for the primary: the client's fault, not the upstream's, so it neither
+    # closes nor re-opens the breaker, and must not keep the probe slot — else the primary is skipped for good.
+    clock = Clock()
+
+    async def scenario() -> None:
+        async with Candidates(_config(primary, backup, primary_breaker=GUARDED, backup_breaker=UNGUARDED), clock) as c:
+            primary.script(_server_error())
+            assert (await c.ask("primary"))[0] == "backup"
+            assert c.breaker("primary").state == OPEN
+            clock.advance(COOLDOWN)
+
+            with pytest.raises(E.InvalidRequest):
+                await c.ask("primary", **fields)
+            assert c.breaker("primary").ready(), "the refused request kept the probe slot"
+
+            primary.script(ChatReply(text="healthy again"))
+            answered, exchange = await c.ask("primary")
+            assert [(a.route, a.outcome) for a in exchange.attempts] == [("primary", "ok")]
+            assert c.breaker("primary").state == CLOSED
+
+    asyncio.run(scenario())
+    assert len(primary.requests) == 2  # the failure that opened the breaker, then the probe
+    assert len(backup.requests) == 1

@@ -1,6 +1,7 @@
 """count_tokens counts a text of a million characters or more (bpe-openai refuses one that long, and one that
 yields over 200,000 tokens; both were 500s): in pieces cut at whitespace, whose sum matches the whole text's
-count on Claude Code's own text and is within a token per piece of an independent reference."""
+count on Claude Code's own text and is within a token per piece of an independent reference. Past
+`tokens.COUNT_CHARS` characters the rest is estimated: close to the whole count."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from dragoman import tokens
 from dragoman.protocols import anthropic as A
 from tests.attack_gateway import CHAT, AttackGateway, attack_gateway
-from tests.shared_fixtures import CLAUDE_CODE_FIXTURES
+from tests.shared_fixtures import claude_code_text
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -67,15 +68,16 @@ def test_pieces_cut_at_whitespace_and_lose_nothing():
 
 
 def test_piecewise_count_equals_the_whole_count_on_claude_code_text():
-    texts = []
-    for path in sorted(CLAUDE_CODE_FIXTURES.glob("claude_code_*.json")):
-        request = json.loads(path.read_text())
-        system = request.get("system")
-        texts += [system] if isinstance(system, str) else [b.get("text", "") for b in system or ()]
-        texts += [tool.get("description", "") for tool in request.get("tools", ())]
-    corpus = "\n".join(texts)
-    text = (corpus * (600_000 // len(corpus) + 1))[:600_000]  # under both limits: the whole count works
+    text = claude_code_text(600_000)  # under both limits: the whole count works
     encoding = tokens._get_encoding()
     whole = len(encoding.encode_ordinary(text))
     request = A.CountTokensRequest(model=CHAT, messages=[A.Message(role="user", content=text)])
     assert tokens.count_tokens(request) == whole + 4  # 4: the message's framing
+
+
+def test_text_past_the_exact_count_cap_is_answered_with_a_close_estimate(gateway):
+    text = claude_code_text(tokens.COUNT_CHARS + 500_000)
+    response = _count(gateway, text)
+    assert response.status == 200, response.text
+    exact = sum(len(tokens._get_encoding().encode_ordinary(piece)) for piece in tokens.pieces(text)) + 4
+    assert abs(response.json()["input_tokens"] - exact) <= exact * 0.03, (response.text, exact)

@@ -76,16 +76,16 @@ async def select(
     Every try is recorded in `exchange.attempts`; the one that answered sets `exchange.route` and `.ctx`.
 
     A candidate's breaker is asked only when that candidate is about to be tried: asking claims a half-open
-    breaker's one probe slot, and a claim is settled (success, failure or release) on every way out."""
+    breaker's one probe slot, and a claim is settled (success, failure or release) on every way out. The request
+    is translated before the breaker is asked, so a request refused in translation (a 400, the client's fault)
+    never holds a claim; a candidate its breaker skips is not translated."""
     last: E.GatewayError | None = None
     for route in candidates:
         breaker = upstreams.breakers[route.name]
         model = route.upstream_model(req.model)
-        allowed = breaker.allow()
-        if not allowed and not _last_resort(upstreams, candidates, route):
+        if not breaker.ready() and not _last_resort(upstreams, candidates, route):
             exchange.attempts.append(Attempt(route.name, "skipped", error_type="breaker_open", model=model))
             continue
-        probe = allowed and breaker.state == HALF_OPEN  # let through a half-open breaker: we hold its probe
         variant = upstreams.shift.variant(route, exchange.shape or "") if route.prompt_prefixes else None
         dialect = upstreams.dialects[route.name]
         ctx = _context(req, route, exchange, variant.text if variant is not None else "",
@@ -95,6 +95,8 @@ async def select(
             payload = dialect.request_body(req, raw, ctx)
         exchange.span.capture("request", payload)  # a no-op unless tracing.capture_bodies (redacted there)
         headers = dialect.request_headers(target.headers, client_headers)
+        # Nothing since ready() awaited, so allow() agrees with it (False only for a last resort, sent unclaimed).
+        probe = breaker.allow() and breaker.state == HALF_OPEN  # let through a half-open breaker: we hold its probe
         tries = 0
         while True:
             tries += 1
