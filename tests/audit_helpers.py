@@ -1,19 +1,26 @@
 """Helpers for the audit / metrics / tracing end-to-end tests: configs with identity, pricing, policies and
-observe blocks; bounded polling of the audit store; the CLI; secret scanning; Prometheus text parsing."""
+observe blocks; a gateway in front of a scripted Chat and a scripted Responses upstream, asked through the SDK;
+bounded polling of the audit store; the CLI; secret scanning; Prometheus text parsing."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import yaml
 
 from dragoman.observe.stores import open_store
+from tests.gateway import Gateway, run_gateway
+from tests.upstreams import ScriptedChatUpstream
+from tests.upstreams.openai_responses import ScriptedResponsesUpstream
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -93,6 +100,39 @@ def headers(key: str | None, **more: str) -> dict[str, str]:
         out["x-api-key"] = key
     out.update(more)
     return out
+
+
+# ---- a gateway on both OpenAI APIs ----------------------------------------------------------------------
+
+
+@dataclass
+class BothApis:
+    """A gateway with an SQLite audit store, its routes on a scripted Chat and a scripted Responses upstream."""
+
+    gateway: Gateway
+    store: str
+    chat: ScriptedChatUpstream
+    responses: ScriptedResponsesUpstream
+
+    def ask(self, stream: bool, **body: Any) -> tuple[anthropic.types.Message, str]:
+        """One Messages call through the SDK, as JSON or streamed: (the message it builds, the gateway's request id)."""
+        with anthropic.Anthropic(base_url=self.gateway.base_url, api_key="sk-client", max_retries=0, timeout=20) as sdk:
+            if stream:
+                with sdk.messages.stream(**body) as events:
+                    return events.get_final_message(), events.response.headers["request-id"]
+            raw = sdk.messages.with_raw_response.create(**body)
+            return raw.parse(), raw.headers["request-id"]
+
+
+@contextlib.contextmanager
+def both_apis(store_dir: Path, routes: Callable[[str, str], list[dict[str, Any]]], signing_key: str) -> Iterator[BothApis]:
+    """`routes(chat_endpoint, responses_endpoint)` served by one gateway, its records in `store_dir`."""
+    store = f"sqlite:///{store_dir}/audit.db"
+    with ScriptedChatUpstream() as chat, ScriptedResponsesUpstream() as responses:
+        endpoints = routes(chat.base_url + "/chat/completions", responses.base_url + "/responses")
+        process_env = {**ENV, "DRAGOMAN_AUDIT_STORE": "", "DRAGOMAN_SIGNING_KEY": signing_key}
+        with run_gateway(config(endpoints, store=store), env=process_env) as gateway:
+            yield BothApis(gateway, store, chat, responses)
 
 
 # ---- reading records -------------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ JSON and streamed.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import anthropic
@@ -19,11 +18,10 @@ import pytest
 
 from dragoman.translate.output_budget import NOTE
 from tests.anthropic_events import check_sse_grammar, sse_events
-from tests.audit_helpers import ENV, config, route, wait_record
-from tests.gateway import Gateway, run_gateway
+from tests.audit_helpers import BothApis, both_apis, route, wait_record
 from tests.routing_helpers import USER_HI, post_messages
-from tests.upstreams import ChatReply, ScriptedChatUpstream
-from tests.upstreams.openai_responses import ResponsesReply, ScriptedResponsesUpstream
+from tests.upstreams import ChatReply
+from tests.upstreams.openai_responses import ResponsesReply
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -33,36 +31,24 @@ LONG_ARGS = '{"file_path": "/srv/app/src/handlers/payments/refunds.py", "offset"
 UPSTREAM_OUTPUT = 230  # output tokens the upstream reports (reasoning included): what is billed
 
 
-@dataclass
-class Env:
-    gateway: Gateway
-    store: str
-    chat: ScriptedChatUpstream
-    responses: ScriptedResponsesUpstream
-
-
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    store = f"sqlite:///{tmp_path_factory.mktemp('audit')}/audit.db"
-    with ScriptedChatUpstream() as chat, ScriptedResponsesUpstream() as responses:
-        routes = [
-            route("gpt-5-chat", chat.base_url + "/chat/completions", model="gpt-5"),
-            route("gpt-5-responses", responses.base_url + "/responses", model="gpt-5"),
-            route("gpt-4.1-chat", chat.base_url + "/chat/completions", model="gpt-4.1"),
-        ]
-        process_env = {**ENV, "DRAGOMAN_AUDIT_STORE": "", "DRAGOMAN_SIGNING_KEY": "max-tokens-e2e"}
-        with run_gateway(config(routes, store=store), env=process_env) as gateway:
-            yield Env(gateway, store, chat, responses)
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BothApis]:
+    def routes(chat: str, responses: str) -> list[dict[str, Any]]:
+        return [route("gpt-5-chat", chat, model="gpt-5"), route("gpt-5-responses", responses, model="gpt-5"),
+                route("gpt-4.1-chat", chat, model="gpt-4.1")]
+
+    with both_apis(tmp_path_factory.mktemp("audit"), routes, "max-tokens-e2e") as running:
+        yield running
 
 
 @pytest.fixture(params=["chat", "responses"])
-def api(request: pytest.FixtureRequest, env: Env) -> str:
+def api(request: pytest.FixtureRequest, env: BothApis) -> str:
     env.chat.reset()
     env.responses.reset()
     return request.param
 
 
-def _script(env: Env, api: str, *, text: str | None, calls: list[tuple[str, str, str]] = (), reasoning: str | None = REASONING) -> None:
+def _script(env: BothApis, api: str, *, text: str | None, calls: list[tuple[str, str, str]] = (), reasoning: str | None = REASONING) -> None:
     if api == "chat":
         env.chat.reset(ChatReply(text=text, reasoning=reasoning, tool_calls=list(calls), usage=(12, UPSTREAM_OUTPUT, 0)))
     else:
@@ -70,20 +56,14 @@ def _script(env: Env, api: str, *, text: str | None, calls: list[tuple[str, str,
                                            usage=(12, UPSTREAM_OUTPUT, 0, 200)))
 
 
-def _upstream_budget(env: Env, api: str) -> int:
+def _upstream_budget(env: BothApis, api: str) -> int:
     body = env.chat.last_body if api == "chat" else env.responses.last_body
     return body["max_completion_tokens"] if api == "chat" else body["max_output_tokens"]
 
 
-def _ask(env: Env, model: str, max_tokens: int, stream: bool, **extra: Any) -> tuple[anthropic.types.Message, str]:
+def _ask(env: BothApis, model: str, max_tokens: int, stream: bool, **extra: Any) -> tuple[anthropic.types.Message, str]:
     """(the message the SDK builds, the gateway's request id)."""
-    body = {"model": model, "max_tokens": max_tokens, "messages": USER_HI, **extra}
-    with anthropic.Anthropic(base_url=env.gateway.base_url, api_key="sk-client", max_retries=0, timeout=20) as sdk:
-        if stream:
-            with sdk.messages.stream(**body) as events:
-                return events.get_final_message(), events.response.headers["request-id"]
-        raw = sdk.messages.with_raw_response.create(**body)
-        return raw.parse(), raw.headers["request-id"]
+    return env.ask(stream, model=model, max_tokens=max_tokens, messages=USER_HI, **extra)
 
 
 def _text(message: anthropic.types.Message) -> str:
@@ -91,7 +71,7 @@ def _text(message: anthropic.types.Message) -> str:
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
-def test_max_tokens_1_probe_gets_a_valid_answer_cut_at_its_budget(env: Env, api: str, stream: bool) -> None:
+def test_max_tokens_1_probe_gets_a_valid_answer_cut_at_its_budget(env: BothApis, api: str, stream: bool) -> None:
     _script(env, api, text=ANSWER)
     message, request_id = _ask(env, f"gpt-5-{api}", 1, stream)
     assert _upstream_budget(env, api) == 1024  # the reasoning model still gets room to think
@@ -104,7 +84,7 @@ def test_max_tokens_1_probe_gets_a_valid_answer_cut_at_its_budget(env: Env, api:
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
-def test_tool_call_past_the_budget_is_dropped_whole(env: Env, api: str, stream: bool) -> None:
+def test_tool_call_past_the_budget_is_dropped_whole(env: BothApis, api: str, stream: bool) -> None:
     _script(env, api, text="Let me read it.", calls=[("call_1", "Read", LONG_ARGS)])
     message, _ = _ask(env, f"gpt-5-{api}", 20, stream, tools=[READ])  # 80 characters: 15 of text, then 73
     assert [block.type for block in message.content] == ["thinking", "text"]
@@ -114,7 +94,7 @@ def test_tool_call_past_the_budget_is_dropped_whole(env: Env, api: str, stream: 
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
-def test_tool_call_within_the_budget_arrives_whole(env: Env, api: str, stream: bool) -> None:
+def test_tool_call_within_the_budget_arrives_whole(env: BothApis, api: str, stream: bool) -> None:
     _script(env, api, text="Let me read it.", calls=[("call_1", "Read", LONG_ARGS)])
     message, _ = _ask(env, f"gpt-5-{api}", 30, stream, tools=[READ])  # 120 characters: both fit
     tool_uses = [block for block in message.content if block.type == "tool_use"]
@@ -123,7 +103,7 @@ def test_tool_call_within_the_budget_arrives_whole(env: Env, api: str, stream: b
     assert message.stop_reason == "tool_use"
 
 
-def test_cut_stream_is_a_valid_event_sequence(env: Env, api: str) -> None:
+def test_cut_stream_is_a_valid_event_sequence(env: BothApis, api: str) -> None:
     """On the wire: every started block stops, the message_delta says max_tokens, message_stop ends it."""
     _script(env, api, text=ANSWER, calls=[("call_1", "Read", LONG_ARGS)])
     resp = post_messages(env.gateway, {"model": f"gpt-5-{api}", "max_tokens": 2, "stream": True,
@@ -141,7 +121,7 @@ def test_cut_stream_is_a_valid_event_sequence(env: Env, api: str) -> None:
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
-def test_model_that_does_not_reason_gets_the_client_max_tokens_and_is_not_cut(env: Env, stream: bool) -> None:
+def test_model_that_does_not_reason_gets_the_client_max_tokens_and_is_not_cut(env: BothApis, stream: bool) -> None:
     env.chat.reset(ChatReply(text=ANSWER, finish_reason="length", usage=(12, 9, 0)))
     message, _ = _ask(env, "gpt-4.1-chat", 1, stream)
     assert env.chat.last_body["max_completion_tokens"] == 1  # no floor: the upstream cuts its answer itself

@@ -12,7 +12,7 @@ from anthropic.lib.streaming._messages import accumulate_event
 from dragoman.protocols import anthropic as A
 from dragoman.protocols import openai_chat as C
 from dragoman.translate.chat.request import translate_request
-from dragoman.translate.chat.response import tool_use_id
+from dragoman.translate.tool_ids import tool_use_id
 from dragoman.translate.chat.stream import ChatStreamBridge
 from dragoman.translate.options import TranslationOptions
 from dragoman.translate.request_context import RequestContext

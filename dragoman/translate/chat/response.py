@@ -11,6 +11,7 @@ from dragoman.translate.request_context import RequestContext
 from dragoman.translate.stop_reasons import chat_stop_reason
 from dragoman.translate.think_tags import ThinkTagSplitter
 from dragoman.translate.tool_arguments import parse_arguments
+from dragoman.translate.tool_ids import ToolUseIds
 from dragoman.translate.usage import chat_usage
 
 def translate_response(resp: C.ChatResponse, ctx: RequestContext) -> A.MessagesResponse:
@@ -28,8 +29,10 @@ def translate_response(resp: C.ChatResponse, ctx: RequestContext) -> A.MessagesR
         blocks.append(A.TextOut(text=text))
     if message.refusal and not text:
         blocks.append(A.TextOut(text=message.refusal))
-    for index, call in enumerate(message.tool_calls or ()):
-        blocks.append(_tool_use(call, index, ctx))
+    if message.tool_calls:
+        ids = ToolUseIds(ctx)
+        for index, call in enumerate(message.tool_calls):
+            blocks.append(_tool_use(call, index, ids, ctx))
     refusal = bool(message.refusal) and not text
     stop_reason, stop_sequence = chat_stop_reason(choice.finish_reason, bool(message.tool_calls), refusal, text, ctx)
     message = A.MessagesResponse(
@@ -68,18 +71,13 @@ def _split_think_tags(text: str) -> list[A.OutBlock]:
     return out
 
 
-def _tool_use(call: C.ResponseToolCall, index: int, ctx: RequestContext) -> A.ToolUseOut:
+def _tool_use(call: C.ResponseToolCall, index: int, ids: ToolUseIds, ctx: RequestContext) -> A.ToolUseOut:
     fn = call.function or C.ResponseFunctionCall()
     value, note = parse_arguments(fn.arguments)
     if note:
         ctx.note(note)
     return A.ToolUseOut(
-        id=call.id or tool_use_id(ctx.message_id, index),
+        id=ids.client(call.id, index),
         name=ctx.tool_names.client(fn.name or ""),
         input=value,
     )
-
-
-def tool_use_id(message_id: str, index: int) -> str:
-    """A stable id for a tool call the upstream sent without one."""
-    return f"toolu_{message_id.removeprefix('msg_')}_{index}"

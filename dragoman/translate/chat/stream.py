@@ -13,7 +13,7 @@ import msgspec
 
 from dragoman.protocols import anthropic as A
 from dragoman.protocols import openai_chat as C
-from dragoman.translate.chat.response import content_text, tool_use_id
+from dragoman.translate.chat.response import content_text
 from dragoman.translate.estimates import output_estimate
 from dragoman.translate.failures import CUT_SHORT, chat_chunk_failure
 from dragoman.translate.request_context import RequestContext
@@ -21,6 +21,7 @@ from dragoman.translate.stop_reasons import chat_stop_reason
 from dragoman.translate.stream_bridge import StreamBridge
 from dragoman.translate.think_tags import ThinkTagSplitter
 from dragoman.translate.tool_arguments import ObjectScan, is_complete_object, is_wrapped
+from dragoman.translate.tool_ids import ToolUseIds
 from dragoman.translate.usage import chat_usage
 
 _encode = msgspec.json.encode
@@ -112,6 +113,7 @@ class ChatStreamBridge(StreamBridge):
         self._active: _ToolCall | None = None
         self._calls: dict[int, _ToolCall] = {}
         self._order: list[_ToolCall] = []
+        self._ids = ToolUseIds(ctx)
         # Calls open in `_order`'s order: the first not opened yet, and the index after the highest seen. Kept, not
         # searched for at each fragment: an answer of thousands of calls made the bridge quadratic in their number.
         self._unopened = 0
@@ -287,9 +289,12 @@ class ChatStreamBridge(StreamBridge):
             self._open_tool(nxt, out)
 
     def _open_tool(self, call: _ToolCall, out: list[A.StreamEvent]) -> None:
+        # Decided once a call, as its block opens. `call.id` stays the upstream's: a server that sends calls without
+        # an index is told apart by it (`_call_for`).
+        block_id = self._ids.client(call.id, call.position)
         if call.id is None:
-            call.id = tool_use_id(self.ctx.message_id, call.position)
-        block = A.ToolUseOut(id=call.id, name=self.ctx.tool_names.client(call.name or ""), input={})
+            call.id = block_id
+        block = A.ToolUseOut(id=block_id, name=self.ctx.tool_names.client(call.name or ""), input={})
         self._open_block("tool", block, out)
         call.block = self._next_index - 1
         self._active = call

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from dragoman.protocols import anthropic as A
 from dragoman.protocols import openai_responses as R
-from dragoman.translate.chat.response import tool_use_id
 from dragoman.translate.failures import failed_response_error
 from dragoman.translate.output_budget import cut_message
 from dragoman.translate.reasoning_signature import seal_reasoning
 from dragoman.translate.request_context import RequestContext
 from dragoman.translate.stop_reasons import responses_stop_reason
 from dragoman.translate.tool_arguments import parse_arguments
+from dragoman.translate.tool_ids import ToolUseIds
 from dragoman.translate.usage import responses_usage
 
 SUMMARY_SEPARATOR = "\n\n"  # between the parts of a reasoning summary, in one thinking block
@@ -25,6 +25,7 @@ def translate_response(resp: R.Response, ctx: RequestContext, reasoning_key: byt
         raise failed_response_error(resp.error)
     blocks: list[A.OutBlock] = []
     has_tools = refusal = False
+    ids = ToolUseIds(ctx)
     for index, item in enumerate(resp.output):
         kind = item.type
         if kind == "reasoning":
@@ -35,7 +36,7 @@ def translate_response(resp: R.Response, ctx: RequestContext, reasoning_key: byt
                 blocks.append(A.TextOut(text=text))
             refusal = refusal or is_refusal
         elif kind == "function_call":
-            blocks.append(tool_use_block(item, index, ctx))
+            blocks.append(tool_use_block(item, index, ids, ctx))
             has_tools = True
         else:
             ctx.note(f"output {kind} item dropped")
@@ -68,14 +69,16 @@ def message_text(item: R.OutputItem) -> tuple[str, bool]:
     return "".join(texts), refusal
 
 
-def tool_use_block(item: R.OutputItem, index: int, ctx: RequestContext) -> A.ToolUseOut:
-    """A function_call item as a tool_use block: call_id kept (the client answers with it), name restored."""
+def tool_use_block(item: R.OutputItem, index: int, ids: ToolUseIds, ctx: RequestContext) -> A.ToolUseOut:
+    """A function_call item as a tool_use block: call_id kept (the client answers with it) unless `ids` must
+    replace it, name restored."""
     value, note = parse_arguments(item.arguments)
     if note:
         ctx.note(note)
-    return A.ToolUseOut(id=call_id(item, index, ctx), name=ctx.tool_names.client(item.name or ""), input=value)
+    return A.ToolUseOut(id=call_id(item, index, ids), name=ctx.tool_names.client(item.name or ""), input=value)
 
 
-def call_id(item: R.OutputItem, index: int, ctx: RequestContext) -> str:
-    """The id the tool_use carries: the call_id the function_call_output must answer with next turn."""
-    return item.call_id or item.id or tool_use_id(ctx.message_id, index)
+def call_id(item: R.OutputItem, index: int, ids: ToolUseIds) -> str:
+    """The id the tool_use carries, which the function_call_output answers with next turn: the item's call_id
+    (or, without one, its item id) when `ids` takes it."""
+    return ids.client(item.call_id or item.id, index)

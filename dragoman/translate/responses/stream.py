@@ -24,6 +24,7 @@ from dragoman.translate.responses.response import SUMMARY_SEPARATOR, call_id, me
 from dragoman.translate.stop_reasons import responses_stop_reason
 from dragoman.translate.stream_bridge import StreamBridge
 from dragoman.translate.tool_arguments import is_wrapped
+from dragoman.translate.tool_ids import ToolUseIds
 from dragoman.translate.usage import responses_usage
 
 _KINDS = {"message": "text", "reasoning": "thinking", "function_call": "tool"}
@@ -63,6 +64,7 @@ class ResponsesStreamBridge(StreamBridge):
         # it (quadratic for an upstream that opens thousands of items behind one it never finishes).
         self._waiting: deque[_Item] = deque()
         self._has_tools = False
+        self._ids = ToolUseIds(ctx)
         self._refusal = False
         self._out_chars = 0
 
@@ -242,7 +244,7 @@ class ResponsesStreamBridge(StreamBridge):
         elif item.kind == "thinking":
             block = A.ThinkingOut(thinking="")
         else:
-            block = A.ToolUseOut(id=call_id(item.source, item.index, self.ctx), name=self.ctx.tool_names.client(item.source.name or ""), input={})
+            block = A.ToolUseOut(id=call_id(item.source, item.index, self._ids), name=self.ctx.tool_names.client(item.source.name or ""), input={})
         item.block = self._next_index
         self._next_index += 1
         out.append(A.ContentBlockStart(index=item.block, content_block=block))
