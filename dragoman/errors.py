@@ -44,8 +44,17 @@ class GatewayError(Exception):
 
 def error_body(error_type: str, message: str) -> bytes:
     """Anthropic's error JSON, {"type": "error", "error": {"type": ..., "message": ...}}: the body of every error
-    answer and the data of a stream's `error` event."""
-    return _encode(A.Error(error=A.ErrorBody(type=error_type, message=message)))
+    answer and the data of a stream's `error` event. Never fails on the message's text: one holding a lone
+    surrogate (a header's non-UTF-8 bytes, as aiohttp keeps them) has it escaped, or the answer would be lost."""
+    try:
+        return _encode(A.Error(error=A.ErrorBody(type=error_type, message=message)))
+    except UnicodeEncodeError:
+        return _encode(A.Error(error=A.ErrorBody(type=error_type, message=encodable(message))))
+
+
+def encodable(text: str) -> str:
+    """`text` with what UTF-8 cannot encode (lone surrogates) escaped (`\\udcff`)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class InvalidRequest(GatewayError):

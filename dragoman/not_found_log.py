@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from dragoman.redaction import redact
+from dragoman.redaction import redact_cut
 
 _MAX_PATH = 200  # characters of a path kept in the log line
 
@@ -39,8 +39,8 @@ class NotFoundLog:
     def __call__(self, method: str, path: str) -> None:
         """Note a 404 for an unknown path: log it unless it was seen before or this window's lines are spent."""
         # The path is the client's text: escaped, so it stays one line, and cut to a bounded length.
-        # redacted: a client that put its key into the base URL sends it in every path
-        key = redact(f"{method} {path[:_MAX_PATH]}".encode("unicode_escape").decode("ascii"))
+        # redacted (before the cut): a client that put its key into the base URL sends it in every path
+        key = f"{method} {redact_cut(path, _MAX_PATH)}".encode("unicode_escape").decode("ascii")
         if key in self._seen:
             return
         if len(self._seen) >= self._max_paths:

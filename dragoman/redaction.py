@@ -37,6 +37,29 @@ def redact(text: str, secret: str | None = None) -> str:
     return _SECRET.sub(REDACTED, text)
 
 
+# What `redact_cut` reads past the characters it keeps: room for a key that starts among them to be read whole (more
+# than the longest text any _SECRET alternative needs to match, plus the route's secret), and for what redaction
+# takes out (each key it replaces pulls later characters forward).
+_KEY_ROOM = 256
+_SHRINK_ROOM = 4096
+
+
+def redact_cut(text: str, limit: int, secret: str | None = None) -> str:
+    """The first `limit` characters of `text` once redacted. Redaction comes before the cut (a key cut in two is no
+    longer one `redact` finds: half of it would be shown) but reads a bounded window, never a whole 16 MiB upstream
+    body, so its cost stays bounded."""
+    room = _KEY_ROOM + (len(secret) if secret else 0)
+    window = text[: limit + room + _SHRINK_ROOM]
+    shown = redact(window, secret)
+    if len(window) < len(text):
+        # A key may straddle the window's end, where redaction saw only its start: what is shown must come from
+        # before the window's last `room` characters. Shown character i was at most i + (what redaction took out
+        # before it) in the window: the net shrinking, plus what replacing a secret shorter than REDACTED added.
+        grown = window.count(secret) * max(0, len(REDACTED) - len(secret)) if secret else 0
+        limit = min(limit, len(window) - room - (len(window) - len(shown)) - grown)
+    return shown[: max(limit, 0)]
+
+
 def holds_secret(text: str) -> bool:
     """Whether `redact` would change `text` (no route secret): a substring check first, ~0.5 µs, then the regex."""
     lowered = text.lower()

@@ -39,7 +39,7 @@ from dragoman.observe.pricing import Pricer
 from dragoman.observe.runtime import Observability
 from dragoman.observe.stores import is_postgres
 from dragoman.protocols import anthropic as A
-from dragoman.redaction import redact
+from dragoman.redaction import redact_cut
 from dragoman.request_guard import answer_preflight, is_preflight, with_cors
 from dragoman.runtime import Runtime
 from dragoman.tokens import count_in_turn
@@ -274,7 +274,7 @@ class Gateway:
             self._warned_doubled_v1 = True
             log.warning("a client called %r: its ANTHROPIC_BASE_URL ends in /v1, and clients add /v1 themselves; "
                         "drop the /v1 suffix from ANTHROPIC_BASE_URL (served as under one /v1 meanwhile)",
-                        redact(path[:200]))  # a key put into the base URL is in every path
+                        redact_cut(path, 200))  # a key put into the base URL is in every path
         return path[3:]
 
     # ---- endpoints ---------------------------------------------------------------------------------------

@@ -3,6 +3,8 @@ never as a 500 or a lost answer, and never with a traceback in the log:
 - an error body nested deeper than the decoder follows (its text is the message; the fallback is tried);
 - a 429 whose Retry-After is not ASCII (aiohttp hands such bytes over as surrogates, which the client's answer
   cannot carry: it is left out);
+- a redirect whose Location is not UTF-8 (its host, quoted in the message, is escaped: before, the message held
+  surrogates and the answer was a plain-text 500), and any error message holding a lone surrogate;
 - a Responses `error` event whose message or code is an object or a number, before the first byte and after it."""
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from dragoman import errors as E
 from tests.gateway import Gateway, run_gateway
 from tests.routing_helpers import KEYS_ENV, config_yaml, post_stream_then, route
 from tests.upstreams import ChatReply, RawStream, ScriptedChatUpstream
@@ -107,6 +110,26 @@ def test_a_rate_limit_with_a_retry_after_that_is_not_ascii_reaches_the_client() 
                 assert "retry-after" not in headers and headers["retry-after-ms"] == "7000"
             assert upstream.requests == 2
             _no_traceback(gateway)
+
+
+def test_a_redirect_to_a_host_that_is_not_utf8_is_an_overloaded_error() -> None:
+    answer = b"HTTP/1.1 302 Found\r\nLocation: http://\xff\xfe.example/x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    with RawUpstream(answer) as upstream:
+        config = config_yaml([route("gpt", f"http://127.0.0.1:{upstream.port}/v1", retry={"attempts": 1})])
+        with run_gateway(config, env=KEYS_ENV) as gateway:
+            for stream in (False, True):
+                status, raw, headers = _post(gateway, "gpt", stream)
+                assert status == 529 and headers["content-type"] == "application/json", raw
+                error = json.loads(raw)
+                assert error["type"] == "error" and error["error"]["type"] == "overloaded_error", raw
+                assert "redirected the request to \\udcff\\udcfe.example (HTTP 302)" in error["error"]["message"]
+            assert upstream.requests == 2
+            _no_traceback(gateway)
+
+
+def test_an_error_message_with_a_lone_surrogate_is_still_an_anthropic_error_body() -> None:
+    body = json.loads(E.error_body("overloaded_error", "upstream said \udcff\udcfe"))
+    assert body == {"type": "error", "error": {"type": "overloaded_error", "message": "upstream said \\udcff\\udcfe"}}
 
 
 ODD_ERRORS = [  # messages and codes other servers have sent in a Responses `error` event

@@ -1,7 +1,9 @@
 """An upstream that quotes the gateway's key in an error ("Incorrect API key provided: sk-…", as OpenAI does in
 a mid-stream error chunk) never gets the key to the client, the gateway's log, the audit record or a span: every
 upstream error text, from an HTTP body, a Chat error chunk, a Responses failure or a relayed Anthropic `error`
-event, passes the same redaction. Its message still reaches the client, with the key replaced by [REDACTED]."""
+event, passes the same redaction. Its message still reaches the client, with the key replaced by [REDACTED].
+Redaction comes before the message is cut to its length: a key straddling the cut is not shown in part, and a huge
+text is redacted through a bounded window."""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from dataclasses import dataclass
 import pytest
 import yaml
 
-from dragoman.redaction import REDACTED, redact
+import dragoman.redaction
+from dragoman.redaction import REDACTED, redact, redact_cut
 from tests.anthropic_events import check_sse_grammar, sse_events
 from tests.audit_helpers import all_records, assert_no_secrets, wait_for, wait_record
 from tests.gateway import Gateway, RawResponse, run_gateway
@@ -200,3 +203,51 @@ def test_redact_hides_the_route_secret_and_half_masked_keys():
     assert redact("tool name shortened: mcp__github__create_pull_request", "sk-x") == (
         "tool name shortened: mcp__github__create_pull_request"
     )
+
+
+# The upstream's message is cut at 1000 characters: the key starts 14 characters before the cut.
+ACROSS_THE_CUT = "x" * 985 + " " + AZURE_STYLE_KEY + " tail"
+
+
+@pytest.mark.parametrize("reply", [
+    ErrorReply(400, {"error": {"message": ACROSS_THE_CUT, "type": "invalid_request_error"}}),
+    RawBody(ACROSS_THE_CUT.encode(), "text/plain", status=500),
+], ids=["json_message", "text_body"])
+def test_a_key_straddling_the_message_cut_is_not_shown_in_part(setup: Setup, spans, reply):
+    sink, _ = spans
+    setup.responses.reset(reply)
+    resp = post_messages(setup.gateway, {"model": "responses", "max_tokens": 64,
+                                         "messages": [{"role": "user", "content": "hi"}]})
+    assert resp.status in (400, 529), resp.text
+    message = resp.json()["error"]["message"]
+    assert message.endswith("x " + REDACTED) or (" " + REDACTED + " ") in message, message
+    request_id = resp.headers["request-id"]
+    wait_record(setup.store, request_id)
+    wait_for(lambda: request_id in sink.text(), 10, f"the span of {request_id}")
+    head = AZURE_STYLE_KEY[:8]  # what the cut would have left of it
+    for where, text in [("the client's answer", resp.text), ("the gateway's log", setup.gateway.stderr_text()),
+                        ("the audit store", json.dumps(all_records(setup.store))), ("the exported spans", sink.text())]:
+        assert head not in text, f"{where} holds the key's first characters"
+
+
+@pytest.mark.parametrize("start", range(990, 1000))  # the key begins 10 to 1 characters before the cut
+def test_redact_cut_redacts_a_secret_at_any_offset_before_cutting(start):
+    text = "x" * start + AZURE_STYLE_KEY + "y" * 5000
+    shown = redact_cut(text, 1000, AZURE_STYLE_KEY)
+    assert len(shown) == 1000 and AZURE_STYLE_KEY[:4] not in shown and REDACTED[:1] in shown
+
+
+def test_redact_cut_shows_nothing_a_shrinking_redaction_pulls_in_from_past_its_window():
+    # Long secrets back to back: each one redacted pulls later text forward, up to the window's end, where a secret
+    # is cut in two and not recognised. That cut-off start must not be shown.
+    secret = "Q" + "0123456789abcdef" * 12
+    shown = redact_cut(secret * 200, 1000, secret)
+    assert secret[:8] not in shown and set(shown.replace(REDACTED, "")) == set()
+
+
+def test_redact_cut_reads_a_bounded_window_of_a_huge_text(monkeypatch):
+    read = []
+    real = dragoman.redaction.redact
+    monkeypatch.setattr(dragoman.redaction, "redact", lambda text, secret=None: read.append(len(text)) or real(text, secret))
+    shown = redact_cut("z" * (16 << 20) + " " + OPENAI_KEY, 1000, OPENAI_KEY)
+    assert shown == "z" * 1000 and read and max(read) < 10_000

@@ -14,6 +14,7 @@ import msgspec
 
 from dragoman.loop.evidence import TOOL_USE
 from dragoman.protocols import anthropic as A
+from dragoman.redaction import redact_cut
 from dragoman.translate.stream_bridge import Made, StreamBridge
 
 # A text delta with at least one character, as both the gateway's encoder and Anthropic write it.
@@ -368,5 +369,5 @@ def _arguments(text: str) -> tuple[Any, str | None]:
     try:
         value = _decode_any(text)
     except (msgspec.DecodeError, RecursionError):  # (nested deeper than the decoder follows: not an object it reads)
-        return None, text[:200]
-    return (value, None) if isinstance(value, dict) else (None, text[:200])
+        return None, redact_cut(text, 200)  # redacted before the cut: a key cut in two would be shown in part
+    return (value, None) if isinstance(value, dict) else (None, redact_cut(text, 200))

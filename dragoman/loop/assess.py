@@ -48,7 +48,7 @@ from dragoman.loop.next_turn import OK, RANK, REPLACES, STRENGTH, UNKNOWN, Answe
 from dragoman.loop.verdict import LateSignal, VerdictSink
 from dragoman.observe.record import AuditRecord
 from dragoman.observe.stores import AuditStore, Followups, SignalUpdate, ToolCallRow
-from dragoman.redaction import redact
+from dragoman.redaction import redact_cut
 
 log = logging.getLogger("dragoman.loop")
 
@@ -332,7 +332,7 @@ class Assessor:
         return LateSignal(request_id=row.request_id, kind=outcome, time=self._clock(), route=row.route,
                           model=row.model, shape=row.shape, prompt_variant=row.prompt_variant,
                           config_version=row.config_version, tool_name=row.tool_name,
-                          detail=redact(text[:200]) or None)
+                          detail=redact_cut(text, 200) or None)
 
     def _late_signal(self, signal: LateSignal, out: Followups) -> None:
         if signal.kind in _JUDGE:

@@ -22,6 +22,7 @@ from dragoman.loop.answer import Call, from_blocks, from_json, from_stream
 from dragoman.loop.evidence import UPSTREAM_CLOSED, Evidence
 from dragoman.protocols import anthropic as A
 from dragoman.protocols import json_depth
+from dragoman.redaction import redact_cut
 # Translation notes that say what the gateway did to a call's arguments.
 from dragoman.translate.tool_arguments import NOTE_INVALID, NOTE_REPAIRED, NOTE_UNWRAPPED
 
@@ -42,7 +43,7 @@ class Findings(msgspec.Struct, gc=False):
         if kind not in self.kinds:
             self.kinds.append(kind)
         if self.detail is None and kind != V.REPAIRED_JSON:
-            self.detail = f"{kind}: {detail}"[:DETAIL_LIMIT]
+            self.detail = redact_cut(f"{kind}: {detail}", DETAIL_LIMIT)  # it may quote a call's arguments
 
 
 class SchemaCache:

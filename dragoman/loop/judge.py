@@ -34,7 +34,7 @@ from dragoman.loop.verdict import JUDGE_FAIL, LateSignal
 from dragoman.observe.migrations import POSTGRES
 from dragoman.observe.record import AuditRecord
 from dragoman.protocols import anthropic as A
-from dragoman.redaction import redact
+from dragoman.redaction import redact, redact_cut
 
 log = logging.getLogger("dragoman.loop")
 
@@ -201,7 +201,7 @@ class Judge:
         self.report(LateSignal(request_id=call.request_id, kind=JUDGE_FAIL if verdict == "fail" else JUDGE_PASS,
                                time=self.clock(), route=call.route, model=call.model, shape=call.shape,
                                prompt_variant=call.prompt_variant, config_version=call.config_version,
-                               detail=redact(why)[:300] or None))
+                               detail=redact_cut(why, 300) or None))
         if self.store is not None:
             await self._set_column(call.request_id, verdict)
         return verdict

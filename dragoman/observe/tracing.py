@@ -7,7 +7,7 @@ no-op span (no allocation, no OpenTelemetry import). On, spans go to the OTLP/HT
 The tracer has its own TracerProvider: the gateway never touches the process-global one.
 
 Secrets: headers are never recorded; captured bodies (`capture_bodies: true`) and error messages pass
-`redact()`, and bodies are cut at `_BODY_LIMIT` characters.
+`redact()`, and bodies are cut at `_BODY_LIMIT` characters (redacted first: `redact_cut`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any, Self
 
 from dragoman.observe.record import AuditRecord, redact
+from dragoman.redaction import redact_cut
 
 _BODY_LIMIT = 16_384
 
@@ -168,7 +169,7 @@ class RequestSpan:
         if not self._tracer.capture_bodies:
             return
         text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-        self._span.set_attribute(f"dragoman.{kind}.body", redact(text[:_BODY_LIMIT]))
+        self._span.set_attribute(f"dragoman.{kind}.body", redact_cut(text, _BODY_LIMIT))
 
     def finish(self, record: AuditRecord) -> None:
         """Set the response attributes from the request's audit record and end the span."""

@@ -87,11 +87,42 @@ class _SchemaTop(msgspec.Struct, gc=False):
 
 _decode_top = msgspec.json.Decoder(_SchemaTop).decode
 _EMPTY_OBJECT_SCHEMA = msgspec.Raw(b'{"type":"object","properties":{}}')
-# The last schema seen under each tool name and what `_object_schema` made of it (None: the schema as sent). A
-# client sends the same schemas every turn: comparing the bytes is ~20x cheaper than reading the schema's top
-# level again (~0.5 µs for one of Claude Code's). A memo of a pure function, bounded; the translation stays pure.
-_SEEN_SCHEMAS: dict[str, tuple[msgspec.Raw, dict[str, Any] | None]] = {}
-_SEEN_LIMIT = 512
+_MEMO_ENTRY_LIMIT = 512
+_MEMO_SCHEMA_LIMIT = 32 * 1024  # bytes of one schema memoized; Claude Code's are 0.1-2 KB, MCP servers' a few KB
+_MEMO_BYTE_LIMIT = 2 * 1024 * 1024  # bytes the memo holds: its schemas and their completed forms
+
+
+class _SchemaMemo:
+    """The last schema seen under each tool name and what `_object_schema` made of it (None: the schema as sent),
+    both as JSON bytes. A client sends the same schemas every turn: comparing the bytes is ~20x cheaper than reading
+    the schema's top level again (~0.5 µs for one of Claude Code's). A memo of a pure function; the translation
+    stays pure. Bounded by entries and by bytes (cleared when either is spent), and a schema larger than
+    `_MEMO_SCHEMA_LIMIT` is read every time instead: a request with a fresh tool name and an 8 MiB schema leaves
+    nothing behind once it ends."""
+
+    __slots__ = ("schemas", "size")
+
+    def __init__(self) -> None:
+        self.schemas: dict[str, tuple[msgspec.Raw, msgspec.Raw | None]] = {}
+        self.size = 0  # bytes held in `schemas`
+
+    def keep(self, name: str, schema: msgspec.Raw, completed: dict[str, Any] | None) -> msgspec.Raw | None:
+        """Remember what `schema` became under `name`; the completed schema as bytes (what the memo holds)."""
+        made = msgspec.Raw(msgspec.json.encode(completed)) if completed is not None else None
+        size = len(schema) + (len(made) if made is not None else 0)
+        old = self.schemas.pop(name, None)
+        if old is not None:
+            self.size -= len(old[0]) + (len(old[1]) if old[1] is not None else 0)
+        if len(self.schemas) >= _MEMO_ENTRY_LIMIT or self.size + size > _MEMO_BYTE_LIMIT:
+            self.schemas.clear()
+            self.size = 0
+        self.schemas[name] = (msgspec.Raw(bytes(schema)), made)  # a copy: the memo must not keep the body alive
+        self.size += size
+        return made
+
+
+_SEEN_SCHEMAS = _SchemaMemo()
+_seen_schema = _SEEN_SCHEMAS.schemas.get  # (the same dict for the process's life: `keep` clears it, never replaces it)
 
 
 def _object_schema(name: str, schema: msgspec.Raw, k: int, ctx: RequestContext) -> msgspec.Raw | dict[str, Any]:
@@ -100,16 +131,18 @@ def _object_schema(name: str, schema: msgspec.Raw, k: int, ctx: RequestContext) 
     ("schema must be a JSON Schema of 'type: object'", "object schema missing properties": spring-ai#4776)."""
     if not A.schema_given(schema):
         return _EMPTY_OBJECT_SCHEMA
-    seen = _SEEN_SCHEMAS.get(name)
-    if seen is None or seen[0] != schema:
-        seen = (msgspec.Raw(bytes(schema)), _completed(schema, k))  # a copy: the memo must not keep the body alive
-        if len(_SEEN_SCHEMAS) >= _SEEN_LIMIT:
-            _SEEN_SCHEMAS.clear()
-        _SEEN_SCHEMAS[name] = seen
-    if seen[1] is None:
+    completed: msgspec.Raw | dict[str, Any] | None
+    seen = _seen_schema(name)
+    if seen is not None and seen[0] == schema:
+        completed = seen[1]
+    else:
+        completed = _completed(schema, k)
+        if len(schema) <= _MEMO_SCHEMA_LIMIT:
+            completed = _SEEN_SCHEMAS.keep(name, schema, completed)
+    if completed is None:
         return schema
     ctx.note("tool input_schema completed")
-    return seen[1]
+    return completed
 
 
 def _completed(schema: msgspec.Raw, k: int) -> dict[str, Any] | None:

@@ -17,11 +17,14 @@ import aiohttp
 
 from dragoman import errors as E
 from dragoman.redaction import redacted
-from dragoman.upstreams.errors import error_from_exception, error_from_redirect, error_from_status, read_failure
+from dragoman.upstreams.errors import (
+    error_from_exception, error_from_redirect, error_from_status, header_text, read_failure,
+)
 
 # The largest non-streamed answer read from an upstream (decompressed): a 128k-token answer is under 1 MB of JSON.
 MAX_ANSWER_BYTES = 16 << 20
 _MAX_ERROR_BYTES = 64 << 10  # of an error answer's body: only its message is used, cut at 1000 characters
+_MAX_CONTENT_TYPE = 200  # characters of an unwanted content type shown
 
 
 class Target:
@@ -141,7 +144,8 @@ class UpstreamClient:
             resp.release()
             wanted = "text/event-stream" if stream else "JSON"
             raise E.Overloaded(
-                f"upstream for route {target.route!r} answered with content type {resp.content_type}, not {wanted}",
+                f"upstream for route {target.route!r} answered with content type "
+                f"{header_text(resp.content_type, _MAX_CONTENT_TYPE)}, not {wanted}",
                 retryable=True, upstream_status=resp.status,
             )
         return resp
@@ -157,7 +161,7 @@ async def _error_answer(resp: aiohttp.ClientResponse, target: Target) -> E.Gatew
                 raw = await _read_at_most(resp, _MAX_ERROR_BYTES)
             except Exception:  # noqa: BLE001 - the status alone still says what happened
                 raw = b""
-            err = error_from_status(resp.status, raw, dict(resp.headers), target.route)
+            err = error_from_status(resp.status, raw, dict(resp.headers), target.route, target.secret)
     finally:
         resp.release()
     err.upstream_status = resp.status

@@ -1,8 +1,10 @@
 """Upstream failures → the Anthropic errors a client sees (design §5), as values: each error says its attempt's
 `outcome` (error | timeout | rate_limited), decided here where the status or the exception is seen. Never the
-upstream's raw text for credential failures, and never a secret: every error the client raises passes
-`redaction.redacted` with the route's secret (client.py), every stream `error` event `redact` (the relays),
-before a client, a log, a record or a span sees it."""
+upstream's raw text for credential failures, and never a secret: an upstream's message is redacted with the route's
+secret before it is cut (`redact_cut`: a key cut in two is one redaction no longer finds), every error the client
+raises passes `redaction.redacted` with it too (client.py), every stream `error` event `redact` (the relays),
+before a client, a log, a record or a span sees it. What an upstream put in a header is shown escaped
+(`header_text`): aiohttp keeps bytes that are not UTF-8 as lone surrogates, which no answer can encode."""
 
 from __future__ import annotations
 
@@ -15,9 +17,11 @@ import msgspec
 from dragoman import errors as E
 from dragoman.protocols import openai_chat as C
 from dragoman.protocols.sse import EventTooLarge
+from dragoman.redaction import redact_cut
 
 _decode_error = msgspec.json.Decoder(C.ChatError).decode
 _MAX_MESSAGE = 1000
+_MAX_HOST = 255  # characters of a redirect's host shown (DNS names are at most 253)
 
 
 class GatewayShuttingDown(aiohttp.ClientError):
@@ -25,9 +29,12 @@ class GatewayShuttingDown(aiohttp.ClientError):
     fault, and not worth another candidate."""
 
 
-def error_from_status(status: int, body: bytes, headers: dict[str, str], route: str) -> E.GatewayError:
-    """Map an upstream HTTP error answer to the error the client gets (its text not yet redacted)."""
-    detail = _upstream_message(body)
+def error_from_status(
+    status: int, body: bytes, headers: dict[str, str], route: str, secret: str | None
+) -> E.GatewayError:
+    """Map an upstream HTTP error answer to the error the client gets, the upstream's text redacted (`secret`: the
+    credential the gateway sent) and cut."""
+    detail = _upstream_message(body, secret)
     where = f"upstream for route {route!r}"
     if status == 429:
         keep = {k.lower(): v for k, v in headers.items() if k.lower() in _RETRY_HEADERS and _header_value(v)}
@@ -60,7 +67,8 @@ def error_from_redirect(status: int, location: str | None, url: str, route: str)
     The message names the target's host only: a redirect URL's path and query may carry a signed token."""
     try:
         parts = urlsplit(urljoin(url, location or ""))
-        where = f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname or "an unknown host"
+        host = header_text(parts.hostname, _MAX_HOST) if parts.hostname else "an unknown host"
+        where = f"{host}:{parts.port}" if parts.port else host
     except ValueError:
         where = "an invalid URL"
     return E.Overloaded(
@@ -103,16 +111,25 @@ def read_failure(exc: BaseException, route: str, answering: bool) -> E.GatewayEr
     return E.ApiError(f"the upstream connection failed mid-stream ({type(exc).__name__})")
 
 
-def _upstream_message(body: bytes) -> str:
+def header_text(value: str, limit: int) -> str:
+    """An upstream's header value (or a part of one) as an error message may show it: cut to `limit` characters,
+    anything but printable ASCII escaped (a lone surrogate, `\\udcff`, is what aiohttp made of a byte 0xff)."""
+    value = value[:limit]
+    if value.isascii() and value.isprintable():
+        return value
+    return value.encode("unicode_escape").decode("ascii")
+
+
+def _upstream_message(body: bytes, secret: str | None) -> str:
     try:
         err = _decode_error(body).error
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         # RecursionError: a body nested deeper than the decoder follows (an unknown field is skipped by recursion
         # too); its text is the message, as for any body that is not the error JSON (protocols/json_depth.py)
         text = body.decode("utf-8", "replace").strip()
-        return text[:_MAX_MESSAGE] if text else "no details"
+        return redact_cut(text, _MAX_MESSAGE, secret) if text else "no details"
     if isinstance(err, C.ChatErrorBody) and err.message:
-        return err.message[:_MAX_MESSAGE]
+        return redact_cut(err.message, _MAX_MESSAGE, secret)
     if isinstance(err, str) and err:
-        return err[:_MAX_MESSAGE]
+        return redact_cut(err, _MAX_MESSAGE, secret)
     return "no details"
