@@ -4,6 +4,7 @@ The spec says a JSON string holding an object; servers also send objects, JSON w
 string, truncated JSON, or trailing junk. One function decides for the JSON and the streamed paths; the
 stream bridges share the streaming rules: arguments that start as a JSON string are held and sent unwrapped
 at the end (`is_wrapped`, `closing_fragment`), and arguments a truncated stream left open are closed then.
+Whatever the form, arguments nested deeper than the client could send back (MAX_DEPTH) are invalid arguments.
 """
 
 from __future__ import annotations
@@ -29,6 +30,17 @@ _encode = msgspec.json.encode
 # the gateway follows are invalid arguments, never a RecursionError and a 500 (an upstream's call with arguments
 # 1,200 levels deep was one, JSON or streamed).
 _PLAIN_BELOW = 512
+# Arguments nested deeper than this are invalid arguments, however they decode. The client sends each tool_use back
+# in its next request, its input 5 levels in (body, messages, a message, its content, the block), and a request nested
+# deeper than json_depth's limit (~947 levels from the server on CPython 3.11) is a 400: an input 960 deep was
+# answered, and the conversation could never continue. 512 keeps well under that limit less the envelope, with room
+# for a Python that leaves the decoder fewer levels (json_depth's docstring); real tools' inputs nest a few levels.
+MAX_DEPTH = 512
+_SHALLOW_BELOW = 2 * MAX_DEPTH + 2  # JSON nested N deep holds N opening brackets and N closing ones
+# Repairing arguments longer than this is refused (they are invalid): a repair decodes the text up to twice more and
+# reads it between, each pass costing with what it holds (15 MiB of `"k": 1, ` held the event loop 0.7 s), for
+# arguments a broken answer sent. Whole arguments are decoded once, at any length.
+REPAIR_LIMIT = 1 << 20
 
 
 def _decode_json(text: str) -> Any:
@@ -44,7 +56,7 @@ def _decode_json(text: str) -> Any:
 def parse_arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
     """Return (input, note): note is None when the arguments were well-formed, else what was repaired."""
     if isinstance(raw, dict):
-        return raw, None
+        return (raw, None) if _flat(raw) or not _nested_deeper(raw, MAX_DEPTH, None) else ({}, NOTE_INVALID)
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return {}, None
     if not isinstance(raw, str):
@@ -54,7 +66,9 @@ def parse_arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
     except msgspec.DecodeError:
         return _repair(raw)
     if isinstance(value, dict):
-        return value, None
+        if len(raw) < _SHALLOW_BELOW or _within_depth(raw, value):  # (the test inlined: every call passes it)
+            return value, None
+        return {}, NOTE_INVALID
     if isinstance(value, str):  # arguments wrapped in an extra JSON string
         inner, note = parse_arguments(value)
         return inner, note or NOTE_UNWRAPPED
@@ -141,6 +155,53 @@ def _object(text: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def _within_depth(text: str, value: dict[str, Any]) -> bool:
+    """Whether `value`, decoded from `text`, nests at most MAX_DEPTH levels, at a small fraction of the decode's cost.
+
+    JSON nested N deep holds N opening brackets and N closing ones, so a text shorter than 2N, or one with fewer
+    than N opening brackets (those inside strings count too, which only errs towards walking), cannot be that deep;
+    nor can an object none of whose values is an object or an array. Counting costs ~1 ns a character, walking the
+    value ~40 ns a value: the walk settles the usual arguments, a few values and long strings (a Write's file); past
+    a value per 64 characters the text is dense and counting is the cheaper test. Only a text with more than
+    MAX_DEPTH opening brackets and that many values is walked to the end."""
+    if len(text) < _SHALLOW_BELOW or _flat(value):
+        return True
+    deeper = _nested_deeper(value, MAX_DEPTH, len(text) // 64)
+    if deeper is None:
+        if text.count("{") + text.count("[") <= MAX_DEPTH:
+            return True
+        deeper = _nested_deeper(value, MAX_DEPTH, None)
+    return not deeper
+
+
+_NESTING = frozenset((dict, list))
+
+
+def _flat(value: dict[str, Any]) -> bool:
+    """No value of the object is an object or an array (the usual arguments; one C pass over the values)."""
+    return _NESTING.isdisjoint(map(type, value.values()))
+
+
+def _nested_deeper(value: dict[str, Any], levels: int, budget: int | None) -> bool | None:
+    """True when `value` nests objects and arrays more than `levels` deep (`value` itself is the first); None when
+    it holds more than `budget` values (None: no budget) before that is known."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    seen = 0
+    while stack:
+        container, depth = stack.pop()
+        if depth > levels:
+            return True
+        items = container.values() if type(container) is dict else container
+        seen += len(items)
+        if budget is not None and seen > budget:
+            return None
+        for item in items:
+            kind = type(item)
+            if kind is dict or kind is list:
+                stack.append((item, depth + 1))
+    return False
+
+
 def is_wrapped(first_fragment: str) -> bool:
     """True when streamed arguments open as a JSON string (wrapped twice): they are held until the call ends."""
     return first_fragment.lstrip().startswith('"')
@@ -159,54 +220,81 @@ def closing_fragment(text: str, wrapped: bool) -> tuple[str | None, str | None, 
         return None, None, {}
     whole = _object(text)
     if whole is not None:
-        return None, None, whole
+        return (None, None, whole) if _within_depth(text, whole) else (None, NOTE_INVALID, None)
     closed = close_truncated(stripped)
     repaired = _object(closed) if closed is not None else None
-    if closed is not None and repaired is not None:
+    if closed is not None and repaired is not None and _within_depth(closed, repaired):
         return closed[len(stripped) :], NOTE_REPAIRED, repaired
     return None, NOTE_INVALID, None
 
 
 def _repair(raw: str) -> tuple[dict[str, Any], str | None]:
     text = raw.strip()
+    if len(text) > REPAIR_LIMIT:
+        return {}, NOTE_INVALID
     try:  # one object followed by junk (some servers append a second copy or a stray token)
         value, _ = json.JSONDecoder().raw_decode(text)
         if isinstance(value, dict):
-            return value, NOTE_REPAIRED
+            return (value, NOTE_REPAIRED) if _within_depth(text, value) else ({}, NOTE_INVALID)
     except (ValueError, RecursionError):  # (nested deeper than Python's json follows)
         pass
     closed = close_truncated(text)
     if closed is not None:
         try:
             value = _decode_json(closed)
-            if isinstance(value, dict):
+            if isinstance(value, dict) and _within_depth(closed, value):
                 return value, NOTE_REPAIRED
         except msgspec.DecodeError:
             pass
     return {}, NOTE_INVALID
 
 
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+_CLOSER = str.maketrans("{[", "}]")
+_OPENS = {ord("]"): ord("["), ord("}"): ord("{")}
+
+
 def close_truncated(text: str) -> str | None:
-    """Close the strings, arrays and objects a truncated JSON text left open, or None if it is not JSON-like."""
-    if not text.startswith("{"):
+    """Close the strings, arrays and objects a truncated JSON text left open; None if it is not JSON-like, is longer
+    than REPAIR_LIMIT, or would nest deeper than MAX_DEPTH once closed (its arguments are invalid either way).
+
+    In C steps, not a Python step a character (a 15 MiB open string held the event loop 0.4 s): with the escaped
+    backslashes and quotes gone, every quote left opens or closes a string, so splitting at the quotes leaves the
+    text outside strings at the even places and an odd count of quotes says the text was cut in a string; what is
+    outside is reduced to its brackets. (A backslash outside a string is read differently than a parser would, and
+    the text cannot be valid JSON then, closed or not.) `ObjectScan` reads streamed pieces as they come; this reads
+    one text once."""
+    if not text.startswith("{") or len(text) > REPAIR_LIMIT:
         return None
-    stack: list[str] = []
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "{[":
-            stack.append("}" if ch == "{" else "]")
-        elif ch in "}]":
-            if not stack:
-                return None
-            stack.pop()
-    tail = ('"' if in_string else "") + "".join(reversed(stack))
+    # Runs of backslashes pair from their first, as str.replace does, left to right.
+    parts = text.replace("\\\\", "").replace('\\"', "").split('"')
+    cut_in_string = len(parts) % 2 == 0
+    outside = "".join(parts[::2])
+    # UTF-8 puts no ASCII byte inside a multi-byte character: deleting bytes keeps exactly the brackets.
+    unclosed = _unclosed(outside.encode("utf-8", "surrogatepass").translate(None, _NOT_BRACKETS))
+    if unclosed is None or len(unclosed) > MAX_DEPTH:
+        return None
+    tail = ('"' if cut_in_string else "") + unclosed[::-1].decode().translate(_CLOSER)
     return text + tail if tail else None
+
+
+def _unclosed(brackets: bytes) -> bytes | None:
+    """The opening brackets left open, outermost first; None when a bracket closes one it does not match."""
+    # Innermost pairs go in C, a pass a level, while a pass removes a 32nd of what is left (a pass costs about what
+    # the loop below does on a 32nd of it): siblings go at once, nesting with few siblings is left to the loop.
+    while brackets:
+        shorter = brackets.replace(b"[]", b"").replace(b"{}", b"")
+        done = 32 * (len(brackets) - len(shorter)) < len(brackets)
+        brackets = shorter
+        if done:
+            break
+    if b"]" not in brackets and b"}" not in brackets:
+        return brackets
+    stack = bytearray()
+    for byte in brackets:
+        opens = _OPENS.get(byte)
+        if opens is None:
+            stack.append(byte)
+        elif not stack or stack.pop() != opens:
+            return None
+    return bytes(stack)
