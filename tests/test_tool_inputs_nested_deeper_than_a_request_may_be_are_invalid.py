@@ -17,6 +17,7 @@ from dragoman.translate.chat.stream import ChatStreamBridge, _ToolCall
 from dragoman.translate.request_context import RequestContext
 from dragoman.translate.responses.response import tool_use_block
 from dragoman.translate.tool_arguments import MAX_DEPTH, NOTE_INVALID, closing_fragment, parse_arguments
+from dragoman.translate.tool_ids import ToolUseIds
 from dragoman.translate.tool_names import ToolNameMap
 from tests.gateway import Gateway, run_gateway
 from tests.routing_helpers import KEYS_ENV, config_yaml, route
@@ -81,7 +82,7 @@ def test_a_stream_closing_deep_arguments_notes_them_invalid() -> None:
 def test_a_responses_answer_carries_deep_arguments_as_an_empty_input() -> None:
     ctx = _ctx()
     item = R.OutputItem(type="function_call", name="Read", call_id="call_1", arguments=_nested(DEEP))
-    assert tool_use_block(item, 0, ctx).input == {}
+    assert tool_use_block(item, 0, ToolUseIds(ctx), ctx).input == {}
     assert ctx.notes == [NOTE_INVALID]
 
 
