@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from dragoman import errors as E
+from dragoman.config.loop import JudgeSettings
 from dragoman.config.model import Config
 from dragoman.exchange.candidates import select
 from dragoman.exchange.lifecycle import Exchange, new_request_id
 from dragoman.loop.assess import Assessor
-from dragoman.loop.judge import JUDGE_CALL, Judge
+from dragoman.loop.judge import JUDGE_CALL, Budget, Judge
 from dragoman.loop.versions import ConfigVersions
 from dragoman.observe.record import AuditRecord
 from dragoman.protocols import anthropic as A
@@ -35,6 +36,9 @@ class CorrectnessLoop:
         self.assessor = assessor
         self.versions: ConfigVersions | None = None  # built at startup: it needs the audit store
         self.judge: Judge | None = None
+        # The judge's calls this hour and dollars today, kept here: a reload or rollback that changes the judge's
+        # settings replaces the Judge, and must not give it a fresh budget.
+        self.judge_budget: Budget | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
@@ -117,8 +121,16 @@ class CorrectnessLoop:
         if settings is not None and settings.route is not None and settings.sample > 0:
             observe = self.gateway.observe
             self.judge = Judge(settings, self._judge_send, self.assessor.report_late, store=observe.store,
-                               metrics=observe.metrics)
+                               metrics=observe.metrics, budget=self._budget_for(settings))
             self.judge.start()
+
+    def _budget_for(self, settings: JudgeSettings) -> Budget:
+        """The process's one judge budget, held to `settings`' limits from now on (what was spent stays spent)."""
+        if self.judge_budget is None:
+            self.judge_budget = Budget(settings)
+        else:
+            self.judge_budget.limit(settings)
+        return self.judge_budget
 
     async def _judge_send(self, req: A.MessagesRequest) -> tuple[bytes, float | None]:
         """The judge's request, through the judge route's candidates; audited, marked as the judge's call."""

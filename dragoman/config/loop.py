@@ -61,8 +61,8 @@ class RollbackSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class JudgeSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The optional judge route (loop/judge.py): off unless a route is named. A `sample` share of finished calls
-    is sent to it, at most `max_calls_per_hour` calls and `max_usd_per_day` (UTC day) of its cost, `concurrency`
-    at a time, `queue` waiting; beyond those a call is not judged (counted as dropped)."""
+    is sent to it, at most `max_calls_per_hour` calls and `max_usd_per_day` (UTC day) of its cost in each process,
+    `concurrency` at a time, `queue` waiting; beyond those a call is not judged (counted as dropped)."""
 
     route: str | None = None
     sample: _Fraction = 0.05

@@ -9,8 +9,12 @@ judge as its blocks put back together (loop/answer.py `stream_content`), as a JS
 stream that ended in an error or that the client stopped reading is not judged. A call that finds the queue full,
 or the hour's calls or the day's dollars spent, or whose answer cannot be shown, is not judged and is counted
 (dragoman_judge_dropped_total).
-The calls-per-hour cap is exact (a call is counted when it starts); the dollar cap is checked before each call,
-so the calls in flight when it is reached (at most `concurrency`) may pass it by their own cost.
+The calls-per-hour cap is exact in one process (a call is counted when it starts; each worker of `--workers N`
+has its own caps); the dollar cap is checked before each call, so the calls in flight when it is reached (at most
+`concurrency`) may pass it by their own cost. A call the gateway cannot price (no `pricing:` block on the route
+that served it, and a model the built-in table does not know) counts at the table's highest prices, never as $0.
+The budget outlives the Judge: a reload or a rollback that changes the judge's settings builds a new Judge, which
+is handed the same Budget (correctness_loop.py), held to the new limits.
 
 The judge's request goes through the gateway's own candidates (retries, breakers, fallbacks, translation to the
 judge route's upstream): `send` is the face's (the loop does not import the exchange)."""
@@ -32,6 +36,7 @@ from dragoman.config.loop import JudgeSettings
 from dragoman.loop.answer import stream_content
 from dragoman.loop.verdict import JUDGE_FAIL, LateSignal
 from dragoman.observe.migrations import POSTGRES
+from dragoman.observe.pricing import CEILING, cost_usd
 from dragoman.observe.record import AuditRecord
 from dragoman.protocols import anthropic as A
 from dragoman.redaction import redact, redact_cut
@@ -58,6 +63,13 @@ Send = Callable[[A.MessagesRequest], Awaitable[tuple[bytes, float | None]]]  # â
 _decode_request = msgspec.json.Decoder(A.MessagesRequest).decode
 
 
+class _Billed(msgspec.Struct):
+    usage: A.Usage | None = None
+
+
+_decode_billed = msgspec.json.Decoder(_Billed).decode
+
+
 class JudgeCall(msgspec.Struct, kw_only=True):
     """A finished call picked for judging, with what the judge is shown."""
 
@@ -73,7 +85,8 @@ class JudgeCall(msgspec.Struct, kw_only=True):
 
 
 class Budget:
-    """Calls per sliding hour and dollars per UTC day; `clock` is injectable (epoch seconds)."""
+    """Calls per sliding hour and dollars per UTC day; `clock` is injectable (epoch seconds). One per process,
+    kept across Judges (`limit` sets a new Judge's limits on the spend so far)."""
 
     def __init__(self, settings: JudgeSettings, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
@@ -81,6 +94,11 @@ class Budget:
         self._starts: collections.deque[float] = collections.deque()
         self._day = -1
         self._spent = 0.0
+        self.unpriced_logged = False  # an unpriced call is logged once per process, not once per call
+
+    def limit(self, settings: JudgeSettings) -> None:
+        """The limits of new judge settings, applied to the calls and dollars already spent."""
+        self.settings = settings
 
     def take(self) -> str | None:
         """Count a call about to start, or the reason it may not: calls_per_hour | usd_per_day."""
@@ -94,10 +112,10 @@ class Budget:
         self._starts.append(now)
         return None
 
-    def spend(self, usd: float | None) -> None:
+    def spend(self, usd: float) -> None:
         now = self.clock()
         self._today(now)
-        self._spent += usd or 0.0
+        self._spent += usd
 
     def _today(self, now: float) -> bool:
         day = int(now // 86400)
@@ -120,13 +138,14 @@ class Judge:
         metrics: Any = None,
         clock: Callable[[], float] = time.time,
         draw: Callable[[], float] = random.random,
+        budget: Budget | None = None,
     ) -> None:
         self.settings = settings
         self.send = send
         self.report = report  # Assessor.report_late
         self.store = store  # where the judged call's `judge` column is set
         self.metrics = metrics
-        self.budget = Budget(settings, clock)
+        self.budget = budget if budget is not None else Budget(settings, clock)
         self.clock = clock
         self.draw = draw
         self.dropped: collections.Counter[str] = collections.Counter()
@@ -192,7 +211,7 @@ class Judge:
             log.warning("judge route %s failed for %s: %s", self.settings.route, call.request_id, redact(str(err)))
             self._count("error")
             return None
-        self.budget.spend(cost)
+        self.budget.spend(cost if cost is not None else self._unpriced(body, request))
         verdict, why = parse_verdict(_answer_text(body))
         self._count(verdict or "unclear")
         if verdict is None:
@@ -205,6 +224,20 @@ class Judge:
         if self.store is not None:
             await self._set_column(call.request_id, verdict)
         return verdict
+
+    def _unpriced(self, body: bytes, request: A.MessagesRequest) -> float:
+        """What a call without a price counts against max_usd_per_day: its tokens (the answer's usage, or, without
+        one, the request's bytes and the most it may answer) at the built-in table's highest prices. As $0 it would
+        leave the cap unreachable."""
+        usage = _usage(body) or A.Usage(input_tokens=len(msgspec.json.encode(request)), output_tokens=MAX_TOKENS)
+        bound = cost_usd(None, usage, CEILING) or 0.0
+        if not self.budget.unpriced_logged:
+            self.budget.unpriced_logged = True
+            log.warning("a call to the judge route %s has no price (neither a pricing: block on the route that "
+                        "served it nor a known model): max_usd_per_day counts such calls at the highest built-in "
+                        "price ($%.4f for this one); give the route a pricing: block to count them exactly",
+                        self.settings.route, bound)
+        return bound
 
     async def _set_column(self, request_id: str, verdict: str) -> None:
         loop = asyncio.get_running_loop()
@@ -280,6 +313,14 @@ def _answer_content(call: JudgeCall) -> Any:
 def _answer_text(body: bytes) -> str:
     """The text of a JSON answer (the judge route's)."""
     return _content_text(_json_content(body), tool_calls=False)
+
+
+def _usage(body: bytes) -> A.Usage | None:
+    """The token counts of a JSON answer (the judge route's), if it says."""
+    try:
+        return _decode_billed(body).usage
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return None
 
 
 def _json_content(body: bytes) -> Any:

@@ -57,6 +57,15 @@ BUILTIN: dict[str, Pricing] = {
 }
 
 
+# The highest price in the table for each kind of token: an upper bound for a call whose model has no price, where a
+# cap must count it as something (the judge's dollars per day), never as $0. Not a cost: records keep None.
+CEILING = Pricing(
+    max(p.input for p in BUILTIN.values()),
+    max(p.cached_input for p in BUILTIN.values()),
+    max(p.output for p in BUILTIN.values()),
+)
+
+
 class UsageLike(Protocol):
     """Anything with these counts: an AuditRecord, or the server's own usage struct."""
 
