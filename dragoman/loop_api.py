@@ -4,10 +4,12 @@ an admin key (shapes: README, "Scores and clusters").
     GET /api/scores?since=24h     {"since", "data": [{route, model, shape, prompt_variant, calls, passed, score,
                                    state, weight}], "events": [{time, kind, route, shape, score, calls, detail}]}
     GET /api/clusters?since=24h   {"since", "data": [{kind, tool, route, model, count, first_seen, last_seen,
-                                   examples}]}
+                                   examples}], "truncated", "covered_since" (only when truncated)}
 
-Rows come from the audit store over `since` (every worker's calls); state, weight and events from this process's
-scoreboard (what drives its shifts). Without a store, the in-process windows answer."""
+Rows come from the audit store over [since, until) (every worker's calls); state, weight and events from this
+process's scoreboard (what drives its shifts). Without a store, the in-process windows answer. Clusters read at
+most report.MAX_FAILURES failing records, the newest: past that, `truncated` is true and `covered_since` is the
+oldest time they cover."""
 
 from __future__ import annotations
 
@@ -47,18 +49,23 @@ def _scores(call: ApiCall) -> dict:
     view, since, until = _window(call)
     board, store = view.board, _audit_or_none(call)
     if store is not None:
-        rows = report.score_rows(report.records(store, since, until), board.settings.execution_failed_weight)
+        rows = report.score_rows(report.verdict_counts(store, since, until), board.settings.execution_failed_weight)
     else:
         rows = [{k: v for k, v in row.items() if k != "state"} for row in board.rows()]
     return {"since": since, "data": report.with_state(rows, board, view.weighted, view.shifting),
-            "events": report.events(board, since)}
+            "events": report.events(board, since, until)}
 
 
 def _clusters(call: ApiCall) -> dict:
     view, since, until = _window(call)
     store = _audit_or_none(call)
-    data = report.cluster_rows(report.records(store, since, until)) if store is not None else view.clusters.rows()
-    return {"since": since, "data": data}
+    if store is None:
+        return {"since": since, "data": view.clusters.rows(), "truncated": False}
+    found = report.cluster_report(store, since, until)
+    answer = {"since": since, "data": found.rows, "truncated": found.truncated}
+    if found.truncated:
+        answer["covered_since"] = found.covered_since
+    return answer
 
 
 endpoint("GET", "/api/scores", _scores)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import Any, TextIO
 
 from dragoman.config.loop import ShiftSettings
@@ -37,18 +38,28 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         return opened
     store, (since, weight) = opened
     try:
-        rows = report.records(store, since)
         if args.command == "scores":
             by = (args.by,) if args.by else report.SCORE_GROUPS
-            out.write(format_rows(report.score_rows(rows, weight, by), (*by, "calls", "passed", "score"), args.fmt))
+            rows = report.score_rows(report.verdict_counts(store, since), weight, by)
+            out.write(format_rows(rows, (*by, "calls", "passed", "score"), args.fmt))
         else:
-            out.write(format_rows(report.cluster_rows(rows), _CLUSTER_COLUMNS, args.fmt))
+            found = report.cluster_report(store, since)
+            out.write(format_rows(found.rows, _CLUSTER_COLUMNS, args.fmt))
+            if found.truncated:
+                _say_truncated(found.covered_since)
         return 0
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     finally:
         store.close()
+
+
+def _say_truncated(covered_since: float | None) -> None:
+    """On stderr, so that --format csv|json output stays parseable."""
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(covered_since or 0))
+    print(f"note: more than {report.MAX_FAILURES} failing records in the range: these clusters count the newest, "
+          f"back to {when}", file=sys.stderr)
 
 
 def _execution_failed_weight(config_path: str | None) -> float:

@@ -16,9 +16,10 @@ from dragoman.admin_api import AdminApi, Services
 from dragoman.cli import main
 from dragoman.config.loop import ShiftSettings
 from dragoman.config.model import CandidateEntry, WeightedRoute
-from dragoman.loop.clusters import Clusters
+from dragoman.loop import report
+from dragoman.loop.clusters import MAX_GROUPS, Clusters
 from dragoman.loop.scores import Scoreboard
-from dragoman.loop.verdict import CLIENT_REFUSED, EXECUTION_FAILED, INVALID_JSON
+from dragoman.loop.verdict import CLIENT_REFUSED, EXECUTION_FAILED, INVALID_JSON, SCHEMA_VIOLATION, UNKNOWN_TOOL
 from dragoman.observe.record import AuditRecord
 from dragoman.observe.stores import AuditStore, open_store
 from tests.observe_pg import cluster
@@ -99,7 +100,8 @@ def test_clusters_from_the_store(store: AuditStore) -> None:
     assert [(r["kind"], r["tool"], r["route"], r["model"], r["count"]) for r in answer["data"]] == [
         (INVALID_JSON, "Bash", "a", "m-a", 3), (EXECUTION_FAILED, None, "b", "m-b", 1),
         (CLIENT_REFUSED, None, "a", "m-a", 1)]  # largest first, then the most recently seen
-    assert answer["data"][0]["examples"] == ["req_a_0", "req_a_1", "req_a_2"]
+    assert answer["data"][0]["examples"] == ["req_a_2", "req_a_1", "req_a_0"]  # read newest first
+    assert answer["truncated"] is False and "covered_since" not in answer
     assert answer["data"][0]["first_seen"] < answer["data"][0]["last_seen"]
 
 
@@ -131,3 +133,104 @@ def test_the_cli_prints_scores_and_clusters(store: AuditStore, store_url: str, c
     assert main(["clusters", "--store", url, "--since", "1h"]) == 0
     table = capsys.readouterr().out
     assert "invalid_tool_json" in table and "Bash" in table and "req_a_0" in table
+
+
+# ---- ranges bigger than a report reads ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def empty_store(store_url: str) -> Iterator[AuditStore]:
+    opened = open_store(store_url)
+    yield opened
+    opened.close()
+
+
+def _failing(i: int, at: float, kind: str, tool: str) -> AuditRecord:
+    return AuditRecord(time=at, request_id=f"req_{tool}_{i}", route="a", upstream_model="m", shape=TOOLS,
+                       verdict="fail", verdict_kinds=[kind], verdict_detail=f"tool {tool}: failed")
+
+
+def _old_passes_then_new_failures(store: AuditStore) -> None:
+    """100 passing calls an hour ago, then 50 failing ones in the last minute, 10 of them at the same instant."""
+    old = [AuditRecord(time=NOW - 3600 + i, request_id=f"req_old{i}", route="a", upstream_model="m", shape=TOOLS,
+                       verdict="pass") for i in range(100)]
+    new = [_failing(i, NOW - 60 + min(i, 40), UNKNOWN_TOOL, "Frob") for i in range(50)]
+    store.write(old + new)
+
+
+def _small_read_cap(monkeypatch: pytest.MonkeyPatch, rows: int) -> None:
+    """What a report may read, scaled down so that a test writes a few records, not 200,000 (raising=False: the
+    names a cap has had)."""
+    for name in ("MAX_ROWS", "MAX_FAILURES"):
+        monkeypatch.setattr(report, name, rows, raising=False)
+    monkeypatch.setattr(report, "PAGE", 10)
+
+
+def test_scores_count_every_call_of_the_range_however_many(empty_store: AuditStore,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    _old_passes_then_new_failures(empty_store)
+    _small_read_cap(monkeypatch, 30)
+    (row,) = _get(empty_store, _view(), "/api/scores", "since=24h")["data"]
+    assert (row["calls"], row["passed"], row["score"]) == (150, 100, 0.6667)
+
+
+def test_scores_are_counted_by_the_store_without_reading_records(store: AuditStore) -> None:
+    class NoRecordReads:
+        def __getattr__(self, name: str) -> object:
+            assert name != "query_requests", "a score report read the records themselves"
+            return getattr(store, name)
+
+    answer = _get(NoRecordReads(), _view(), "/api/scores")  # type: ignore[arg-type]
+    rows = {row["route"]: row for row in answer["data"]}
+    assert (rows["a"]["calls"], rows["b"]["calls"]) == (5, 5)
+
+
+def test_clusters_past_the_read_cap_count_the_newest_failures_and_say_so(
+        empty_store: AuditStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    empty_store.write([_failing(i, NOW - 3600 + i, SCHEMA_VIOLATION, "Bash") for i in range(40)])
+    _old_passes_then_new_failures(empty_store)  # the passing calls are not read, nor counted against the cap
+    _small_read_cap(monkeypatch, 50)
+    answer = _get(empty_store, _view(), "/api/clusters", "since=24h")
+    assert [(r["kind"], r["tool"], r["count"]) for r in answer["data"]] == [(UNKNOWN_TOOL, "Frob", 50)]
+    assert answer["truncated"] is True and answer["covered_since"] == NOW - 60
+
+
+def test_clusters_at_exactly_the_read_cap_are_complete(empty_store: AuditStore,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    _old_passes_then_new_failures(empty_store)
+    _small_read_cap(monkeypatch, 50)
+    answer = _get(empty_store, _view(), "/api/clusters", "since=24h")
+    assert [(r["tool"], r["count"]) for r in answer["data"]] == [("Frob", 50)]
+    assert answer["truncated"] is False and "covered_since" not in answer
+
+
+def test_the_cli_says_on_stderr_when_clusters_were_cut(empty_store: AuditStore, store_url: str,
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    empty_store.write([_failing(i, NOW - 3600 + i, SCHEMA_VIOLATION, "Bash") for i in range(40)])
+    _old_passes_then_new_failures(empty_store)
+    _small_read_cap(monkeypatch, 50)
+    assert main(["clusters", "--store", store_url, "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    assert [(r["tool"], r["count"]) for r in msgspec.json.decode(captured.out)] == [("Frob", 50)]
+    assert "failing records" in captured.err and "newest" in captured.err
+    assert main(["scores", "--store", store_url, "--by", "route", "--format", "json"]) == 0
+    assert msgspec.json.decode(capsys.readouterr().out) == [{"route": "a", "calls": 190, "passed": 100,
+                                                             "score": 0.5263}]
+
+
+def test_the_cluster_report_keeps_its_largest_cluster_among_many_small_later_ones(empty_store: AuditStore) -> None:
+    big = [_failing(i, NOW - 3600 + i, SCHEMA_VIOLATION, "Bash") for i in range(20)]
+    hallucinated = [_failing(0, NOW - 600 + i * 0.1, UNKNOWN_TOOL, f"Tool{i}") for i in range(MAX_GROUPS)]
+    empty_store.write(big + hallucinated)
+    rows = _get(empty_store, _view(), "/api/clusters", "since=24h")["data"]
+    assert (rows[0]["kind"], rows[0]["tool"], rows[0]["count"]) == (SCHEMA_VIOLATION, "Bash", 20)
+    assert len(rows) == MAX_GROUPS  # the largest MAX_GROUPS of MAX_GROUPS + 1 groups
+
+
+@pytest.mark.parametrize("with_store", [True, False])
+def test_score_events_are_bounded_by_until(store: AuditStore, with_store: bool) -> None:
+    view = _view()  # a demotion now
+    answer = _get(store if with_store else None, view, "/api/scores", "since=2000-01-01&until=2000-01-02")
+    assert answer["events"] == []
+    assert [e["kind"] for e in _get(store if with_store else None, view, "/api/scores")["events"]] == ["demoted"]

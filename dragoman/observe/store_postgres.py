@@ -131,6 +131,16 @@ class PostgresStore:
         rows = self.run(lambda conn: conn.execute(sql, params).fetchall())
         return [stores.cost_dict(by, row) for row in rows]
 
+    def query_verdict_counts(self, since: float | None = None, until: float | None = None) -> list[dict[str, Any]]:
+        sql, params = stores.verdict_counts_sql("%s", since, until)
+        return [stores.verdict_count_dict(row) for row in self.run(lambda conn: conn.execute(sql, params).fetchall())]
+
+    def query_failures(self, since: float | None, until: float | None, *, verdicts: Sequence[str],
+                       next_turns: Sequence[str], limit: int, before: tuple[float, int] | None = None,
+                       ) -> list[dict[str, Any]]:
+        sql, params = stores.failures_sql("%s", since, until, verdicts, next_turns, limit, before)
+        return [stores.row_dict(row, stores.FAILURE_KEYS) for row in self.run(lambda conn: conn.execute(sql, params).fetchall())]
+
     def query_stats(self, since: float, until: float, bucket: float) -> list[dict[str, Any]]:
         sql, params = stats.stats_sql("%s", True, since, until, bucket)
         rows = self.run(lambda conn: conn.execute(sql, params).fetchall())

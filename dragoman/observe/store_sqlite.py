@@ -118,6 +118,16 @@ class SQLiteStore:
         sql, params = stores.costs_sql("?", by, since, until)
         return [stores.cost_dict(by, row) for row in self._conn().execute(sql, params)]
 
+    def query_verdict_counts(self, since: float | None = None, until: float | None = None) -> list[dict[str, Any]]:
+        sql, params = stores.verdict_counts_sql("?", since, until)
+        return [stores.verdict_count_dict(row) for row in self._conn().execute(sql, params)]
+
+    def query_failures(self, since: float | None, until: float | None, *, verdicts: Sequence[str],
+                       next_turns: Sequence[str], limit: int, before: tuple[float, int] | None = None,
+                       ) -> list[dict[str, Any]]:
+        sql, params = stores.failures_sql("?", since, until, verdicts, next_turns, limit, before)
+        return [stores.row_dict(row, stores.FAILURE_KEYS) for row in self._conn().execute(sql, params)]
+
     def query_stats(self, since: float, until: float, bucket: float) -> list[dict[str, Any]]:
         sql, params = stats.stats_sql("?", False, since, until, bucket)
         return stats.stats_buckets(self._conn().execute(sql, params), since, until, bucket)

@@ -50,6 +50,12 @@ COST_GROUPS: dict[str, str] = {
 SPEND_COLUMNS = ("key_id", "budget_developer", "budget_team")
 COST_KEYS = ("requests", "errors", "input_tokens", "output_tokens", "cache_read_tokens", "reasoning_tokens",
              "cost_usd", "unpriced")
+# query_verdict_counts: records with a verdict, counted per distinct combination of these (the loop's scores,
+# loop/report.py), so a score over any range reads a few grouped rows, never the records themselves.
+VERDICT_GROUPS = ("route", "upstream_model", "shape", "prompt_variant", "verdict", "next_turn")
+# query_failures: the columns a failure cluster needs (loop/clusters.py), not the whole record.
+FAILURE_KEYS = ("id", "time", "request_id", "route", "upstream_model", "verdict", "verdict_kinds", "verdict_detail",
+                "next_turn")
 
 _encode = msgspec.json.encode
 _decode_list = msgspec.json.Decoder(list).decode
@@ -121,6 +127,12 @@ class AuditStore(Protocol):
     ) -> list[dict[str, Any]]: ...
 
     def query_costs(self, by: str, since: float | None = None, until: float | None = None) -> list[dict[str, Any]]: ...
+
+    def query_verdict_counts(self, since: float | None = None, until: float | None = None) -> list[dict[str, Any]]: ...
+
+    def query_failures(self, since: float | None, until: float | None, *, verdicts: Sequence[str],
+                       next_turns: Sequence[str], limit: int, before: tuple[float, int] | None = None,
+                       ) -> list[dict[str, Any]]: ...
 
     def query_stats(self, since: float, until: float, bucket: float) -> list[dict[str, Any]]: ...
 
@@ -229,15 +241,20 @@ def record_values(record: AuditRecord) -> tuple[Any, ...]:
     )
 
 
-def row_dict(row: Sequence[Any]) -> dict[str, Any]:
-    """A selected row (ROW_KEYS order) as a plain dict, identical for both stores."""
-    out = dict(zip(ROW_KEYS, row))
-    for name in JSON_COLUMNS:
+def row_dict(row: Sequence[Any], keys: Sequence[str] = ROW_KEYS) -> dict[str, Any]:
+    """A selected row (`keys` order: ROW_KEYS, or FAILURE_KEYS) as a plain dict, identical for both stores."""
+    out = dict(zip(keys, row))
+    for name in JSON_COLUMNS.intersection(keys):
         value = out[name]
         if isinstance(value, (str, bytes)):
             out[name] = _decode_list(value)
-    out["stream"] = bool(out["stream"])
+    if "stream" in out:
+        out["stream"] = bool(out["stream"])
     return out
+
+
+def verdict_count_dict(row: Sequence[Any]) -> dict[str, Any]:
+    return {**dict(zip(VERDICT_GROUPS, row)), "count": int(row[-1])}
 
 
 _IDS_PER_UPDATE = 200  # request ids in one UPDATE: far below both stores' parameter limits
@@ -329,6 +346,35 @@ def costs_sql(ph: str, by: str, since: float | None, until: float | None) -> tup
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += f" GROUP BY {expr} ORDER BY COALESCE(SUM(cost_usd), 0) DESC, COUNT(*) DESC, COALESCE({expr}, '')"
+    return sql, params
+
+
+def verdict_counts_sql(ph: str, since: float | None, until: float | None) -> tuple[str, list[Any]]:
+    """SELECT for query_verdict_counts: one row per distinct VERDICT_GROUPS of the records with a verdict, and
+    how many records have it."""
+    where, params = _where(ph, None, since, until)
+    where.append("verdict IS NOT NULL")
+    groups = ", ".join(VERDICT_GROUPS)
+    sql = f"SELECT {groups}, CAST(COUNT(*) AS BIGINT) FROM requests WHERE {' AND '.join(where)} GROUP BY {groups}"
+    return sql, params
+
+
+def failures_sql(ph: str, since: float | None, until: float | None, verdicts: Sequence[str],
+                 next_turns: Sequence[str], limit: int, before: tuple[float, int] | None) -> tuple[str, list[Any]]:
+    """SELECT for query_failures: FAILURE_KEYS of the records whose verdict is one of `verdicts` or whose
+    next_turn is one of `next_turns`, newest first (time, then id), older than `before` (the last row of the
+    previous page: keyset paging, so a page costs the same however deep it is)."""
+    where, params = _where(ph, None, since, until)
+    either = [f"{column} IN ({', '.join([ph] * len(values))})"
+              for column, values in (("verdict", verdicts), ("next_turn", next_turns)) if values]
+    where.append(f"({' OR '.join(either) or '1 = 0'})")
+    params += [*verdicts, *next_turns]
+    if before is not None:
+        where.append(f"(time < {ph} OR (time = {ph} AND id < {ph}))")
+        params += [float(before[0]), float(before[0]), int(before[1])]
+    sql = (f"SELECT {', '.join(FAILURE_KEYS)} FROM requests WHERE {' AND '.join(where)}"
+           f" ORDER BY time DESC, id DESC LIMIT {ph}")
+    params.append(max(1, int(limit)))
     return sql, params
 
 
