@@ -37,6 +37,7 @@ from dragoman.observe.stores import (
 )
 
 FORMATS = ("table", "csv", "json")
+LIMIT_MAX = 10_000  # --limit's largest: rows a report prints
 LOG_COLUMNS = ("time_iso", "developer", "repo", "route", "upstream_model", "status", "error_type",
                "latency_total_ms", "ttfb_ms", "input_tokens", "output_tokens", "cost_usd", "verdict", "request_id")
 LOG_FILTERS = ("developer", "team", "repo", "route", "status", "key_id", "session", "request_id")
@@ -274,12 +275,29 @@ def add_commands(subparsers: Any) -> None:
         help_text = "a code (429), a class (4xx, 5xx), ok or error" if name == "status" else None
         logs_cmd.add_argument("--" + name.replace("_", "-"), dest=name, help=help_text)
     logs_cmd.add_argument("--until", help="end time (same forms as --since)")
-    logs_cmd.add_argument("--limit", type=int, default=50)
+    add_limit_option(logs_cmd, 50)
     logs_cmd.add_argument("-f", "--follow", action="store_true", help="keep printing new requests")
     costs_cmd = subparsers.add_parser("costs", help="cost and tokens per developer, repo, team, model or route")
     _common(costs_cmd)
     costs_cmd.add_argument("--by", default="developer", choices=list(COST_GROUPS))
     costs_cmd.add_argument("--until", help="end time (same forms as --since)")
+
+
+def add_limit_option(parser: argparse.ArgumentParser, default: int) -> None:
+    """--limit: how many rows a report shows, from 1 to LIMIT_MAX."""
+    parser.add_argument("--limit", type=_limit, default=default, help=f"rows to show, 1 to {LIMIT_MAX}")
+
+
+def _limit(text: str) -> int:
+    # Refused by argparse (a usage error, exit 2) rather than left to the store, where a number past 2**63 ends
+    # in an OverflowError traceback from SQLite and 0 or less would quietly mean 1.
+    try:
+        value = int(text)
+    except ValueError:  # not a number, or more digits than int() converts
+        value = 0
+    if not 1 <= value <= LIMIT_MAX:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r}: write a number from 1 to {LIMIT_MAX}")
+    return value
 
 
 def add_store_options(parser: argparse.ArgumentParser) -> None:

@@ -3,7 +3,8 @@
     GET  /api/versions              {"live": v, "data": [{version, time, applied_by, calls, passed, score, live,
                                      rolled_back_from}]}, newest application first
     GET  /api/versions/<version>    one of those plus "content": the config text, inline secrets masked
-    POST /api/rollback              body {"version": v | null} (null: the version before the live one) → {"live": v}
+    POST /api/rollback              body {"version": v | null} (null: the version before the live one) → {"live": v};
+                                    400 when v is not 6+ hex digits or begins several versions
 
 Registered in admin_api.py's endpoint table (its handlers run in the default executor: store reads, the
 rollback's file write)."""
@@ -17,7 +18,7 @@ import msgspec
 from dragoman import errors as E
 from dragoman.admin_api import ApiCall, check_params, endpoint
 from dragoman.loop.secret_mask import mask_secrets
-from dragoman.loop.version_store import VersionEntry
+from dragoman.loop.version_store import VersionEntry, VersionIdError
 from dragoman.loop.versions import ConfigVersions, RollbackError
 
 
@@ -49,7 +50,12 @@ def _list(call: ApiCall) -> dict[str, Any]:
 def _one(call: ApiCall) -> dict[str, Any]:
     check_params(call.params, frozenset())
     versions, version = _versions(call), call.match["version"]
-    entry = versions.find(version) if version.isalnum() else None
+    try:
+        entry = versions.find(version)
+    except VersionIdError as err:
+        if err.candidates:  # it names a version, but not one alone
+            raise E.InvalidRequest(str(err)) from None
+        entry = None  # not a version's digits: no such version
     if entry is None:
         raise E.NotFound(f"no config version {version[:40]!r} (GET /api/versions lists them)")
     # masked again as it is read: a version stored before a kind of secret was masked (a URL's ?password=) is
@@ -63,6 +69,8 @@ def _rollback(call: ApiCall) -> dict[str, Any]:
     who = call.grant.key_id
     try:
         live = _versions(call).rollback(target, f"rollback:admin {who}", f"by admin key {who}")
+    except VersionIdError as err:  # the request's fault (not hex, ambiguous), not the state's
+        raise E.InvalidRequest(str(err)) from None
     except RollbackError as err:
         raise _Conflict(str(err)) from None
     return {"live": live}

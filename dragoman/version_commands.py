@@ -19,7 +19,8 @@ from typing import Any, TextIO
 from dragoman.config.load import load_config
 from dragoman.errors import ConfigError
 from dragoman.loop.versions import MANUAL, ConfigVersions, RollbackError, content_version
-from dragoman.reports import NoStore, format_table, open_existing_store, store_source
+from dragoman.loop.version_store import VersionIdError
+from dragoman.reports import NoStore, add_limit_option, format_table, open_existing_store, store_source
 from dragoman.version_api import listing
 
 COLUMNS = ("live", "version", "time", "applied_by", "calls", "score", "rolled_back_from")
@@ -29,10 +30,10 @@ def add_commands(subparsers: Any) -> None:
     versions = subparsers.add_parser("versions", help="config versions applied, with their scores (from the store)")
     versions.add_argument("--config", help="the gateway's config file (its audit.store; marks the live version)")
     versions.add_argument("--store", help="audit store URL (default: $DRAGOMAN_AUDIT_STORE, the config's, the default)")
-    versions.add_argument("--limit", type=int, default=20)
+    add_limit_option(versions, 20)
     versions.add_argument("--format", dest="fmt", default="table", choices=("table", "json"))
     rollback = subparsers.add_parser("rollback", help="write an earlier config version back to the config file")
-    rollback.add_argument("version", nargs="?", help="the version (a prefix of 6+ characters); default: the previous")
+    rollback.add_argument("version", nargs="?", help="the version (6+ of its hex digits); default: the previous")
     rollback.add_argument("--config", required=True, help="the gateway's config file, rewritten in place")
     rollback.add_argument("--store", help="audit store URL (default: $DRAGOMAN_AUDIT_STORE, the config's, the default)")
 
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         versions = ConfigVersions(config, store, None, path=os.path.abspath(args.config))
         try:
             live = versions.rollback(args.version, MANUAL, "dragoman rollback")
-        except RollbackError as err:
+        except (RollbackError, VersionIdError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
         print(f"{args.config}: now version {live}; gateways watching the file reload it", file=out)

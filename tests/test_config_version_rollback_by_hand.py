@@ -79,9 +79,39 @@ def test_a_version_stored_with_a_secret_in_a_url_query_is_shown_masked(upstream:
     with run_gateway(config(upstream.chat_url), env=UPSTREAM_ENV) as gateway:
         store = open_store(gateway.audit_store)
         try:
-            assert record_applied(store, VersionEntry(version="0ld0ld0ld0ld", time=1.0, applied_by="startup",
+            assert record_applied(store, VersionEntry(version="01d01d01d01d", time=1.0, applied_by="startup",
                                                       content=old))
         finally:
             store.close()
-        shown = admin(gateway, "GET", "/api/versions/0ld0ld0ld0ld")["content"]
+        shown = admin(gateway, "GET", "/api/versions/01d01d01d01d")["content"]
     assert "x_old_store: \"<masked key_" in shown and "pg-query-secret" not in shown
+
+
+def test_a_rollback_to_a_version_that_is_not_hex_or_is_ambiguous_is_a_400(upstream: ScriptedChatUpstream) -> None:
+    # LIKE wildcards once matched the newest version, an ambiguous prefix silently picked it, and a NUL would
+    # reach PostgreSQL's driver: each is now the request's fault, refused before the store is asked.
+    from dragoman.loop.version_store import VersionEntry, record_applied
+    from dragoman.observe.stores import open_store
+
+    with run_gateway(config(upstream.chat_url), env=UPSTREAM_ENV) as gateway:
+        store = open_store(gateway.audit_store)
+        try:
+            for i, version in enumerate(["abcdef111111", "abcdef222222"]):
+                assert record_applied(store, VersionEntry(version=version, time=1.0 + i, applied_by="startup",
+                                                          content=config(upstream.chat_url, note=version)))
+        finally:
+            store.close()
+        text = config_path(gateway).read_text()
+        for asked in ("%%%%%%", "______", "a%%%%%", "abcdef\u0000", "abcdef\u00e9", "abc"):
+            refused = gateway.request("POST", "/api/rollback", {"version": asked}, {"x-api-key": ADMIN_KEY})
+            assert refused.status == 400, (asked, refused.text)
+            body = refused.json()
+            assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
+            assert "hex digits" in body["error"]["message"]
+        ambiguous = gateway.request("POST", "/api/rollback", {"version": "abcdef"}, {"x-api-key": ADMIN_KEY})
+        assert ambiguous.status == 400 and "abcdef111111, abcdef222222" in ambiguous.json()["error"]["message"]
+        shown = gateway.request("GET", "/api/versions/abcdef", None, {"x-api-key": ADMIN_KEY})
+        assert shown.status == 400 and "ambiguous" in shown.json()["error"]["message"]
+        assert gateway.request("GET", "/api/versions/%25%25%25%25%25%25", None, {"x-api-key": ADMIN_KEY}).status == 404
+        assert config_path(gateway).read_text() == text  # nothing rolled back
+        assert admin(gateway, "GET", "/api/versions/abcdef2")["version"] == "abcdef222222"

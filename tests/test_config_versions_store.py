@@ -14,7 +14,7 @@ import pytest
 from dragoman.config.load import load_config
 from dragoman.loop import version_store
 from dragoman.loop.version_store import VersionEntry
-from dragoman.loop.versions import AUTO, ConfigVersions, RollbackError, content_version
+from dragoman.loop.versions import AUTO, ConfigVersions, RollbackError, content_version, write_atomically
 from dragoman.observe.record import AuditRecord
 from dragoman.observe.stores import AuditStore, open_store
 from tests.observe_pg import cluster
@@ -57,8 +57,51 @@ def test_scores_are_counted_from_the_audit_records(store: AuditStore) -> None:
     assert (rows["bbbbbbbbbbbb"].calls, rows["bbbbbbbbbbbb"].passed) == (1, 0)  # the unassessed call is not counted
     found = version_store.find(store, "aaaaaa")
     assert found is not None and found.version == "aaaaaaaaaaaa" and found.calls == 4 and found.content == "# aaaaaaaaaaaa"
-    assert version_store.find(store, "aaa") is None  # too short a prefix
+    with pytest.raises(version_store.VersionIdError, match="6 to 12 of its hex digits"):
+        version_store.find(store, "aaa")  # too short a prefix
     assert version_store.find(store, "cccccc") is None
+
+
+@pytest.mark.parametrize("asked", ["______", "%%%%%%", "a%%%%%", "ab33__", "ab3333%", "abcdef\x00", "ab3333\x00",
+                                   "ab3333\u00e9", "\uff41\uff42\uff13\uff13\uff13\uff13", "ab3333333333a",
+                                   "zzzzzz", ""])
+def test_a_version_is_asked_for_by_its_hex_digits_only(store: AuditStore, asked: str) -> None:
+    # LIKE wildcards once matched any version; a NUL reached PostgreSQL's driver (a ValueError outside the
+    # refusals, a 500); fullwidth digits pass str.isalnum(). Each is refused before any query.
+    for i, version in enumerate(["aa1111111111", "bb2222222222", "ab3333333333"]):
+        version_store.record_applied(store, _entry(version, 1.0 + i))
+    with pytest.raises(version_store.VersionIdError, match="hex digits"):
+        version_store.find(store, asked)
+
+
+def test_a_prefix_is_compared_exactly_and_an_ambiguous_one_is_refused(store: AuditStore) -> None:
+    for i, version in enumerate(["abcdef111111", "abcdef222222", "ab3333333333"]):
+        version_store.record_applied(store, _entry(version, 1.0 + i))
+    found = version_store.find(store, "AB3333")  # upper case is the same hex digits
+    assert found is not None and found.version == "ab3333333333"
+    assert version_store.find(store, "abcdef1").version == "abcdef111111"  # type: ignore[union-attr]
+    assert version_store.find(store, "a3333333") is None  # no substring, only a prefix
+    with pytest.raises(version_store.VersionIdError) as refused:
+        version_store.find(store, "abcdef")
+    assert refused.value.candidates == ["abcdef111111", "abcdef222222"]
+    assert "ambiguous" in str(refused.value) and "abcdef111111, abcdef222222" in str(refused.value)
+
+
+def test_without_a_store_a_version_is_asked_for_the_same_way() -> None:
+    from dragoman.config.load import parse_config
+
+    one, two = (parse_config(ROUTES.format(model=m), "inline.yaml", {}) for m in ("one", "two"))
+    versions = ConfigVersions(one, None, None, path=None)
+    first = versions.applied(one, "startup").version
+    versions.applied(two, "file change")
+    assert versions.find(first[:6].upper()).version == first  # type: ignore[union-attr]
+    for asked in ("______", first[:5], first[:6] + "\x00"):
+        with pytest.raises(version_store.VersionIdError):
+            versions.find(asked)
+    live = versions.live
+    versions._memory[1].version = live[:6] + "000000"  # an earlier version beginning with the live one's digits
+    with pytest.raises(version_store.VersionIdError, match="ambiguous"):
+        versions.find(live[:6])
 
 
 ROUTES = """\
@@ -95,6 +138,40 @@ def test_config_versions_roll_back_through_the_file_and_mark_the_rollback(store:
     other = ConfigVersions(load_config(str(path)), store, applied.append, path=str(path))
     other.applied(load_config(str(path)), "file change")
     assert len(version_store.history(store)) == 3 and first.version in other.scores._protected
+
+
+def test_a_rollback_through_a_symlinked_config_path_replaces_the_real_file(tmp_path: Path) -> None:
+    # /etc/dragoman.yaml -> a release directory's file: renaming over the link once turned it into a regular file
+    # and left the real file, which other gateways and the next deploy read, at the bad version.
+    (tmp_path / "release").mkdir()
+    (tmp_path / "etc").mkdir()
+    real, link = tmp_path / "release" / "dragoman.yaml", tmp_path / "etc" / "dragoman.yaml"
+    real.write_text(ROUTES.format(model="one"))
+    os.chmod(real, 0o640)
+    link.symlink_to(real)
+    versions = ConfigVersions(load_config(str(link)), None, None, path=str(link))
+    first = versions.applied(load_config(str(link)), "startup")
+    real.write_text(ROUTES.format(model="two"))
+    versions.applied(load_config(str(link)), "file change")
+
+    assert versions.rollback(None, "rollback:manual") == first.version
+
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert real.read_text() == ROUTES.format(model="one") and (real.stat().st_mode & 0o777) == 0o640
+    assert os.listdir(tmp_path / "release") == ["dragoman.yaml"]  # no temporary file left beside it
+    assert os.listdir(tmp_path / "etc") == ["dragoman.yaml"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file another owner to keep")
+def test_a_rolled_back_file_keeps_its_owner_and_group(tmp_path: Path) -> None:
+    path = tmp_path / "dragoman.yaml"
+    path.write_text("# the bad version\n")
+    os.chown(path, 12345, 23456)
+    os.chmod(path, 0o640)
+    write_atomically(str(path), "# the version before\n")
+    st = path.stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (12345, 23456, 0o640)
+    assert path.read_text() == "# the version before\n"
 
 
 def test_a_rollback_is_refused_when_a_masked_secret_is_gone(store: AuditStore, tmp_path: Path) -> None:

@@ -7,14 +7,28 @@ they are counted from the audit records' `config_version` and `verdict` columns 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
 
+from dragoman import errors as E
 from dragoman.observe.migrations import POSTGRES
 
 _PG_LOCK_ID = 0x64726776  # "drgv": serializes record_applied across gateways on one PostgreSQL
 _COLUMNS = "version, time, applied_by, rolled_back_from, reason, source, content"
+ID_LENGTH = 12  # hex digits of a version (versions.content_version)
+_PREFIX = re.compile(f"[0-9a-f]{{6,{ID_LENGTH}}}")
+_CANDIDATES_SHOWN = 5  # an ambiguous prefix's error names this many (a 6-digit prefix rarely begins 2)
+
+
+class VersionIdError(ValueError):
+    """A version asked for that is not 6+ hex digits, or a prefix of more than one version: the message says
+    which and what to write instead."""
+
+    def __init__(self, message: str, *, candidates: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.candidates = candidates or []
 
 
 class VersionEntry(msgspec.Struct, kw_only=True):
@@ -67,20 +81,45 @@ def history(store: Any, limit: int = 50, *, with_scores: bool = True) -> list[Ve
 
 
 def find(store: Any, version: str) -> VersionEntry | None:
-    """The newest application of `version` (a prefix of at least 6 characters is enough), with its score."""
+    """The newest application of `version` (a prefix of at least 6 hex digits is enough), with its score.
+    VersionIdError when `version` is not such a prefix or names more than one version."""
+    prefix = checked_prefix(version)
     ph = _ph(store)
-    if len(version) < 6:
+    # substr, not LIKE: a prefix is compared as it is (no wildcards, no case folding) on SQLite and PostgreSQL
+    matching = store.run(lambda conn: conn.execute(
+        f"SELECT DISTINCT version FROM config_versions WHERE substr(version, 1, {ph}) = {ph}",
+        (len(prefix), prefix)).fetchall())
+    found = one_version(prefix, [row[0] for row in matching])
+    if found is None:
         return None
     rows = store.run(lambda conn: conn.execute(
-        f"SELECT {_COLUMNS} FROM config_versions WHERE version LIKE {ph} ORDER BY id DESC LIMIT 1",
-        (version.replace("%", "").replace("_", "") + "%",)).fetchall())
-    if not rows:
-        return None
+        f"SELECT {_COLUMNS} FROM config_versions WHERE version = {ph} ORDER BY id DESC LIMIT 1",
+        (found,)).fetchall())
     entry = _entry(rows[0])
     first = store.run(lambda conn: conn.execute(
         f"SELECT MIN(time) FROM config_versions WHERE version = {ph}", (entry.version,)).fetchone())
     entry.calls, entry.passed = _scores(store, first[0], entry.version).get(entry.version, (0, 0))
     return entry
+
+
+def checked_prefix(version: str) -> str:
+    """`version` as a prefix to look up (lower case), or VersionIdError: only hex digits, 6 to ID_LENGTH of
+    them, reach a query (a NUL or a non-ASCII character would otherwise reach the driver)."""
+    lowered = version.lower() if version.isascii() else version
+    if not _PREFIX.fullmatch(lowered):
+        raise VersionIdError(f"version {E.quoted(version, 40)}: write 6 to {ID_LENGTH} of its hex digits "
+                             "(dragoman versions lists them)")
+    return lowered
+
+
+def one_version(prefix: str, matching: list[str]) -> str | None:
+    """The one version `prefix` names among `matching` (None: none), or VersionIdError naming them."""
+    distinct = sorted(set(matching))
+    if len(distinct) > 1:
+        shown = ", ".join(distinct[:_CANDIDATES_SHOWN]) + (", ..." if len(distinct) > _CANDIDATES_SHOWN else "")
+        raise VersionIdError(f"version {prefix!r} is ambiguous: it begins {len(distinct)} versions ({shown}); "
+                             "write more of its digits", candidates=distinct)
+    return distinct[0] if distinct else None
 
 
 def auto_rolled_back(store: Any, version: str) -> bool:

@@ -3,11 +3,12 @@ canonical form for zero-config), recorded in the audit store with when and why (
 over the calls that ran under it (loop/rollback.py), and rolled back — automatically when it regressed, or by
 hand (`dragoman rollback`, POST /api/rollback).
 
-A rollback writes the earlier version's text back to the config file, atomically (a temporary file in the same
-directory, the file's mode, rename), after recording the rollback in the store: every worker and every gateway
-watching the file reloads it (and finds the entry there, so it knows the version is a rollback), and a restart
-starts from it. Only when there is no file, or it cannot be written, is the earlier config applied in this
-process alone — logged as such: other workers and instances keep the regressed version."""
+A rollback writes the earlier version's text back to the config file, atomically (a temporary file beside the
+real file, a symlinked path followed, the file's mode and owner, rename), after recording the rollback in the
+store: every worker and every gateway watching the file reloads it (and finds the entry there, so it knows the
+version is a rollback), and a restart starts from it. Only when there is no file, or it cannot be written, is the
+earlier config applied in this process alone — logged as such: other workers and instances keep the regressed
+version."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ class RollbackError(Exception):
 
 def content_version(text: str) -> str:
     """A version: the first 12 hex digits of the sha256 of the config text."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:version_store.ID_LENGTH]
 
 
 def config_text(config: Config) -> str:
@@ -124,9 +125,13 @@ class ConfigVersions:
         return entries
 
     def find(self, version: str) -> VersionEntry | None:
+        """The newest application of `version` (6+ hex digits of it); VersionIdError as version_store.find."""
         if self.store is not None:
             return version_store.find(self.store, version)
-        return next((e for e in self.history(_MEMORY) if e.version.startswith(version) and len(version) >= 6), None)
+        prefix = version_store.checked_prefix(version)
+        history = self.history(_MEMORY)
+        found = version_store.one_version(prefix, [e.version for e in history if e.version.startswith(prefix)])
+        return next((e for e in history if e.version == found), None)
 
     # ---- rolling back ------------------------------------------------------------------------------------
 
@@ -219,28 +224,45 @@ class ConfigVersions:
 
 
 def _writable(path: str) -> bool:
-    """The file can be replaced: it is writable, and so is its directory (the rename's)."""
-    return os.access(path, os.W_OK) and os.access(os.path.dirname(os.path.abspath(path)), os.W_OK | os.X_OK)
+    """The file can be replaced: it is writable, and so is its directory (the rename's). A symlinked path is
+    judged by the file it points to, which is the one write_atomically replaces."""
+    real = os.path.realpath(path)
+    return os.access(real, os.W_OK) and os.access(os.path.dirname(real), os.W_OK | os.X_OK)
 
 
 def write_atomically(path: str, text: str) -> None:
-    """Replace the file's content in one rename, keeping its mode: a reader sees the old text or the new."""
-    directory = os.path.dirname(os.path.abspath(path))
-    mode = os.stat(path).st_mode & 0o7777
-    fd, tmp = tempfile.mkstemp(prefix=".dragoman-rollback-", dir=directory)
+    """Replace the file's content in one rename, keeping its mode and, where permitted, its owner and group: a
+    reader sees the old text or the new. A symlinked path (/etc/dragoman.yaml -> a release directory) is resolved
+    first and the real file replaced: renaming over the link would turn it into a regular file and leave the real
+    file, which other gateways and the next deploy read, at the old text."""
+    real = os.path.realpath(path)
+    st = os.stat(real)
+    fd, tmp = tempfile.mkstemp(prefix=".dragoman-rollback-", dir=os.path.dirname(real))
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        _keep_owner(tmp, st)
+        os.chmod(tmp, st.st_mode & 0o7777)  # after the chown, which may clear set-id bits
+        os.replace(tmp, real)
     except BaseException:
         try:
             os.unlink(tmp)
         except OSError:
             pass
         raise
+
+
+def _keep_owner(tmp: str, st: os.stat_result) -> None:
+    """Give the new file the old one's owner and group; without the right to (not root), at least its group
+    when this user is in it; otherwise it stays the gateway user's, as mkstemp made it."""
+    for uid in (st.st_uid, -1):
+        try:
+            os.chown(tmp, uid, st.st_gid)
+            return
+        except PermissionError:
+            continue
 
 
 def _previous(entry: VersionEntry, before: list[VersionEntry]) -> tuple[str | None, bool]:
