@@ -124,17 +124,75 @@ def test_the_judges_own_calls_and_unassessed_calls_are_not_scored() -> None:
     assert scores.tally("aaa") == Tally()
 
 
-def test_a_client_refusal_learned_later_turns_a_pass_into_a_failure() -> None:
-    asked = _Recorder()
+def _calls(scores: VersionScores, version: str, verdicts: list[str]) -> list[str]:
+    """One record per verdict, each its own request id; the ids."""
+    ids = [f"req_{version}_{i}" for i in range(len(verdicts))]
+    scores.verdicts([AuditRecord(time=0.0, request_id=rid, config_version=version, verdict=v)
+                     for rid, v in zip(ids, verdicts, strict=True)])
+    return ids
+
+
+def _refused(scores: VersionScores, request_id: str, version: str = "bbb") -> None:
+    scores.late_signal(LateSignal(request_id=request_id, kind=CLIENT_REFUSED, time=0.0, config_version=version))
+
+
+def _watching_bbb(asked: _Recorder) -> VersionScores:
     scores = VersionScores(SMALL, asked)
     scores.live("aaa", None)
     _feed(scores, "aaa", 10, 0)
     scores.live("bbb", "aaa")
-    _feed(scores, "bbb", 10, 0)
-    for _ in range(10):
-        scores.late_signal(LateSignal(request_id="r", kind=CLIENT_REFUSED, time=0.0, config_version="bbb"))
+    return scores
+
+
+def test_a_client_refusal_learned_later_turns_a_pass_into_a_failure() -> None:
+    asked = _Recorder()
+    scores = _watching_bbb(asked)
+    for request_id in _calls(scores, "bbb", [PASS] * 10):
+        _refused(scores, request_id)
     assert scores.tally("bbb") == Tally(10, 0)
     assert [bad for bad, _, _ in asked.calls] == ["bbb"]
+
+
+def test_a_refusal_of_a_call_that_failed_its_checks_already_takes_no_pass() -> None:
+    # A schema_violation the client then refuses (InputValidationError) is one failed call, not two.
+    asked = _Recorder()
+    scores = _watching_bbb(asked)
+    ids = _calls(scores, "bbb", [FAIL] * 2 + [PASS] * 18)
+    for request_id in ids[:2]:
+        _refused(scores, request_id)
+    assert scores.tally("bbb") == Tally(20, 18) and asked.calls == []
+
+
+def test_an_answer_with_many_refused_results_takes_one_pass_once() -> None:
+    # k refused tool_results of one answer (or a retried next turn) are one call that failed, whatever k is.
+    asked = _Recorder()
+    scores = _watching_bbb(asked)
+    ids = _calls(scores, "bbb", [PASS] * 20)
+    for _ in range(200):
+        _refused(scores, ids[0])
+    assert scores.tally("bbb") == Tally(20, 19) and asked.calls == []
+
+
+def test_a_refusal_of_a_call_this_process_did_not_count_takes_no_pass() -> None:
+    # Another worker's call (joined through the store), or a request id nobody made: nothing of bbb's to take.
+    asked = _Recorder()
+    scores = _watching_bbb(asked)
+    _calls(scores, "bbb", [PASS] * 20)
+    for i in range(20):
+        _refused(scores, f"req_elsewhere_{i}")
+    assert scores.tally("bbb") == Tally(20, 20) and asked.calls == []
+
+
+def test_a_version_live_before_this_process_continues_its_watch_from_the_stored_count() -> None:
+    asked = _Recorder()
+    scores = VersionScores(SMALL, asked, lambda version: Tally(50, 50))
+    scores.live("bbb", "aaa", seen=Tally(SMALL.watch_calls + 1, SMALL.watch_calls))  # live for long: not new
+    _feed(scores, "bbb", 0, 50)
+    assert asked.calls == []
+    fresh = VersionScores(SMALL, asked, lambda version: Tally(50, 50))
+    fresh.live("bbb", "aaa", seen=Tally(5, 5))  # restarted five calls into its watch: still watched
+    _feed(fresh, "bbb", 0, 10)
+    assert [bad for bad, _, _ in asked.calls] == ["bbb"] and fresh.tally("bbb") == Tally(15, 5)
 
 
 def test_the_baseline_comes_from_the_store_when_this_process_saw_too_few() -> None:

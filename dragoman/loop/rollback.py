@@ -9,7 +9,14 @@ The rule (`regression`), all of it must hold, with `loop.rollback` settings:
   one look) is stricter than the usual 2.58 because the rule is looked at again on every call of the window.
 A version that is itself a rollback, or that was rolled back automatically once, is never rolled back
 automatically: no rollback loops. Counts are per process (with `--workers N` each worker scores its own share
-of the calls and the first to be sure acts for all: loop/versions.py writes the file they all reload)."""
+of the calls and the first to be sure acts for all: loop/versions.py writes the file they all reload), except
+that a process starting on a version that was live before it (a restart, a respawned worker) starts that
+version's tally from the audit store's count: a version is new for its first `watch_calls` calls, not for the
+first `watch_calls` calls of each process.
+
+A client that refuses a tool call the gateway counted as passed turns that call into a failure, once per call
+(request id) whatever the number of refused results in its answer, and only for a call of the watched version
+this process counted: a call that failed its checks is not failed twice."""
 
 from __future__ import annotations
 
@@ -27,8 +34,8 @@ from dragoman.observe.record import AuditRecord
 
 log = logging.getLogger("dragoman.loop")
 
-_KEEP_VERSIONS = 16
-_RELOOK = 10  # a baseline too small in the store is read again every this many calls of the new version  # versions whose tallies are kept; older ones are forgotten
+_KEEP_VERSIONS = 16  # versions whose tallies are kept; older ones are forgotten
+_RELOOK = 10  # a baseline too small in the store is read again every this many calls of the new version
 
 
 class Tally(msgspec.Struct):
@@ -85,17 +92,30 @@ class VersionScores:
         self.previous: str | None = None
         self._protected: set[str] = set()  # rollbacks, and versions rolled back once
         self._stored: dict[str, Tally] = {}
+        # The watched version's calls that passed, by request id: what a client's refusal may take a pass from,
+        # once (`late_signal`). At most `watch_calls` of them, emptied when another version goes live.
+        self._passes: dict[str, str] = {}
         self._lock = threading.Lock()
 
-    def live(self, version: str, previous: str | None, *, protected: bool = False) -> None:
-        """`version` is now applied; `previous` was before it. `protected`: never roll it back automatically."""
+    def live(self, version: str, previous: str | None, *, protected: bool = False, seen: Tally | None = None) -> None:
+        """`version` is now applied; `previous` was before it. `protected`: never roll it back automatically.
+        `seen`: its calls so far in the audit store, when it was live before this process applied it (a restart):
+        its watch goes on from there rather than from 0, and ends at `watch_calls` as it would have."""
         with self._lock:
+            if seen is not None:
+                self._seed(version, seen)
             if version == self.live_version:
                 self._protected.update((version,) if protected else ())
                 return
             self.live_version, self.previous = version, previous
+            self._passes = {}  # the refusals still to come are of calls no longer watched
             if protected:
                 self._protected.add(version)
+
+    def _seed(self, version: str, seen: Tally) -> None:
+        # One dict store (the writer thread adds to the tallies meanwhile); the writer's next new version trims them.
+        if seen.calls > self.tally(version).calls:
+            self.tallies[version] = Tally(seen.calls, seen.passed)
 
     def tally(self, version: str) -> Tally:
         return self.tallies.get(version) or Tally()
@@ -112,8 +132,11 @@ class VersionScores:
             if tally is None:
                 tally = self._tally(version)
             tally.calls += 1
-            tally.passed += record.verdict == PASS
+            passed = record.verdict == PASS
+            tally.passed += passed
             if version == self.live_version and self.previous is not None:
+                if passed and tally.calls <= self.settings.watch_calls:
+                    self._passes[record.request_id] = version
                 self._check(version)
 
     def verdict(self, record: AuditRecord) -> None:
@@ -126,12 +149,17 @@ class VersionScores:
         return tally
 
     def late_signal(self, signal: LateSignal) -> None:
-        # The client refused a tool call that had passed the answer's checks: that call failed after all.
-        tally = self.tallies.get(signal.config_version or "")
-        if signal.kind == CLIENT_REFUSED and tally is not None and tally.passed > 0:
-            tally.passed -= 1
-            if signal.config_version == self.live_version:
-                self._check(signal.config_version)
+        # The client refused a tool call of a call that had passed its checks: that call failed after all. Popped:
+        # a second refused result of the same answer (or a made-up one) finds nothing left to take.
+        if signal.kind != CLIENT_REFUSED:
+            return
+        version = self._passes.pop(signal.request_id, None)
+        tally = self.tallies.get(version) if version is not None else None
+        if tally is None or tally.passed == 0:
+            return
+        tally.passed -= 1
+        if version == self.live_version:
+            self._check(version)
 
     def _check(self, version: str) -> None:
         # Nothing to roll back to, or the version is not in its watched first calls (read without the lock: one

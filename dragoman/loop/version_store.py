@@ -2,8 +2,10 @@
 
 One row per application of a config: the gateway's start, a reload, a rollback. Several workers (or gateways on
 one PostgreSQL) apply the same file at about the same time; `record_applied` adds a row only when the newest row
-is another version, under the store's write lock, so they leave one row between them. Scores are not kept here:
-they are counted from the audit records' `config_version` and `verdict` columns when asked for."""
+of that file is another version, under the store's write lock, so they leave one row between them. `source` says
+which file (its absolute path: the deployment): gateways with different config files may share one store, and
+one's versions are never another's "version before" (`history(source=…)`). Scores are not kept here: they are
+counted from the audit records' `config_version` and `verdict` columns when asked for."""
 
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ class VersionEntry(msgspec.Struct, kw_only=True):
     applied_by: str  # startup | file change | SIGHUP | rollback:auto | rollback:manual | rollback:admin key_…
     rolled_back_from: str | None = None
     reason: str | None = None  # why a rollback happened (the scores), for people
-    source: str | None = None  # the file, or <zero-config>
+    source: str | None = None  # the file (its absolute path, since rows name their deployment), or <zero-config>
     content: str | None = None  # the text, inline secrets masked (loop/secret_mask.py)
     calls: int = 0  # assessed calls under this version, and how many passed (from the audit records)
     passed: int = 0
@@ -50,13 +52,15 @@ class VersionEntry(msgspec.Struct, kw_only=True):
 
 
 def record_applied(store: Any, entry: VersionEntry) -> bool:
-    """Add `entry` unless the newest row already has its version. True when added."""
+    """Add `entry` unless the newest row of its source (file) already has its version. True when added."""
     ph = _ph(store)
+    where, params = _of_source(ph, entry.source)
 
     def insert(conn: Any) -> bool:
         if store.dialect == POSTGRES:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_LOCK_ID,))
-        row = conn.execute("SELECT version FROM config_versions ORDER BY id DESC LIMIT 1").fetchone()
+        row = conn.execute(f"SELECT version FROM config_versions WHERE {where} ORDER BY id DESC LIMIT 1",
+                           params).fetchone()
         if row is not None and row[0] == entry.version:
             return False
         conn.execute(f"INSERT INTO config_versions ({_COLUMNS}) VALUES ({', '.join([ph] * 7)})",
@@ -67,11 +71,14 @@ def record_applied(store: Any, entry: VersionEntry) -> bool:
     return store.run(insert, write=True)
 
 
-def history(store: Any, limit: int = 50, *, with_scores: bool = True) -> list[VersionEntry]:
-    """The newest `limit` applications, newest first, each with its version's calls and passes."""
+def history(store: Any, limit: int = 50, *, with_scores: bool = True, source: str | None = None) -> list[VersionEntry]:
+    """The newest `limit` applications (of the file `source`, when given), newest first, each with its version's
+    calls and passes."""
     ph = _ph(store)
+    where, params = _of_source(ph, source) if source is not None else ("1 = 1", ())
     rows = store.run(lambda conn: conn.execute(
-        f"SELECT {_COLUMNS} FROM config_versions ORDER BY id DESC LIMIT {ph}", (int(limit),)).fetchall())
+        f"SELECT {_COLUMNS} FROM config_versions WHERE {where} ORDER BY id DESC LIMIT {ph}",
+        (*params, int(limit))).fetchall())
     entries = [_entry(row) for row in rows]
     if with_scores and entries:
         scores = _scores(store, min(e.time for e in entries))
@@ -122,6 +129,25 @@ def one_version(prefix: str, matching: list[str]) -> str | None:
     return distinct[0] if distinct else None
 
 
+def sources(store: Any, version: str) -> set[str | None]:
+    """The files (sources) that applied `version`."""
+    ph = _ph(store)
+    rows = store.run(lambda conn: conn.execute(
+        f"SELECT DISTINCT source FROM config_versions WHERE version = {ph}", (version,)).fetchall())
+    return {row[0] for row in rows}
+
+
+def calls_since(store: Any, version: str, since: float, limit: int) -> tuple[int, int]:
+    """`version`'s assessed calls since `since`, and how many passed, counting `limit` calls at most: whether a
+    version live for weeks is past its watch needs its first calls, not a count of all of them."""
+    ph = _ph(store)
+    row = store.run(lambda conn: conn.execute(
+        "SELECT CAST(COUNT(*) AS BIGINT), CAST(SUM(p) AS BIGINT) FROM (SELECT CASE WHEN verdict = 'pass' THEN 1 "
+        f"ELSE 0 END AS p FROM requests WHERE time >= {ph} AND config_version = {ph} AND verdict IS NOT NULL "
+        f"LIMIT {ph}) AS seen", (float(since), version, int(limit))).fetchone())
+    return (int(row[0] or 0), int(row[1] or 0)) if row else (0, 0)
+
+
 def auto_rolled_back(store: Any, version: str) -> bool:
     """Whether `version` was once rolled back automatically (it is then never rolled back automatically again)."""
     ph = _ph(store)
@@ -148,6 +174,11 @@ def _scores(store: Any, since: float, version: str | None = None) -> dict[str, t
 def _entry(row: Any) -> VersionEntry:
     return VersionEntry(version=row[0], time=float(row[1]), applied_by=row[2], rolled_back_from=row[3],
                         reason=row[4], source=row[5], content=row[6])
+
+
+def _of_source(ph: str, source: str | None) -> tuple[str, tuple[Any, ...]]:
+    """The WHERE clause for one file's rows (rows without a source: an entry made without one)."""
+    return ("source IS NULL", ()) if source is None else (f"source = {ph}", (source,))
 
 
 def _ph(store: Any) -> str:

@@ -8,7 +8,11 @@ real file, a symlinked path followed, the file's mode and owner, rename), after 
 store: every worker and every gateway watching the file reloads it (and finds the entry there, so it knows the
 version is a rollback), and a restart starts from it. Only when there is no file, or it cannot be written, is the
 earlier config applied in this process alone — logged as such: other workers and instances keep the regressed
-version."""
+version.
+
+Versions belong to a deployment: the config file's absolute path, stored as each entry's `source`. Gateways with
+other files may share the store; their entries are never this one's "version before", and a rollback to one of
+their versions is refused."""
 
 from __future__ import annotations
 
@@ -40,6 +44,11 @@ _MEMORY = 32  # applications kept in memory (all there is without an audit store
 
 class RollbackError(Exception):
     """A rollback that cannot be done: the message says why and what to do."""
+
+
+class Superseded(RollbackError):
+    """An automatic rollback of a version that is not live any more: a newer one was applied (or another worker
+    rolled it back, and this one reads the file it wrote)."""
 
 
 def content_version(text: str) -> str:
@@ -83,6 +92,7 @@ class ConfigVersions:
         self.clock = clock
         self.config = config
         self.live = config_version(config)
+        self.deployment = os.path.abspath(path) if path is not None else config.source  # whose entries are ours
         self.scores = VersionScores(config.loop.rollback, self._auto_rollback, self._stored_tally)
         self._memory: list[VersionEntry] = []
         self._lock = threading.RLock()
@@ -99,7 +109,7 @@ class ConfigVersions:
         """The entry, and whether it is a new row (False: another worker recorded this version first)."""
         text = config_text(config)
         entry = VersionEntry(version=content_version(text), time=self.clock(), applied_by=applied_by,
-                             rolled_back_from=rolled_back_from, reason=reason, source=config.source,
+                             rolled_back_from=rolled_back_from, reason=reason, source=self.deployment,
                              content=mask_secrets(text) if config.text is not None else text)
         with self._lock:
             before = self.history(_MEMORY, with_scores=False)
@@ -111,13 +121,29 @@ class ConfigVersions:
             previous, protected = _previous(entry, before)
             if self.store is not None and not protected:
                 protected = version_store.auto_rolled_back(self.store, entry.version)
-            self.scores.live(entry.version, previous, protected=protected)
+            seen = None if inserted else self._seen(entry.version, before)
+            self.scores.live(entry.version, previous, protected=protected, seen=seen)
         return entry, inserted
+
+    def _seen(self, version: str, before: list[VersionEntry]) -> Tally | None:
+        """The calls `version` had since it went live, when it was live before this process applied it (a
+        restart, a respawned worker, another worker first to record a reload): its watch goes on from there, so a
+        version live for weeks is not "new" again after every restart."""
+        if self.store is None or not before or before[0].version != version:
+            return None
+        past_watch = self.scores.settings.watch_calls + 1  # more are not needed to know it is not new
+        try:
+            calls, passed = version_store.calls_since(self.store, version, before[0].time, past_watch)
+        except Exception:  # noqa: BLE001 - the store is down: not watching beats watching a long-live version anew
+            log.warning("cannot read config version %s's calls from the audit store; not watching it", version,
+                        exc_info=True)
+            calls, passed = past_watch, 0
+        return Tally(calls, passed)
 
     def history(self, limit: int = 50, *, with_scores: bool = True) -> list[VersionEntry]:
         """The newest applications first: from the store, or this process's memory without one."""
         if self.store is not None:
-            return version_store.history(self.store, limit, with_scores=with_scores)
+            return version_store.history(self.store, limit, with_scores=with_scores, source=self.deployment)
         entries = [msgspec.structs.replace(e) for e in self._memory[:limit]]
         for entry in entries:
             tally = self.scores.tally(entry.version)
@@ -135,10 +161,14 @@ class ConfigVersions:
 
     # ---- rolling back ------------------------------------------------------------------------------------
 
-    def rollback(self, target: str | None, applied_by: str, reason: str | None = None) -> str:
-        """Roll back to `target` (None: the version before the live one); the version now live."""
+    def rollback(self, target: str | None, applied_by: str, reason: str | None = None, *,
+                 only_from: str | None = None) -> str:
+        """Roll back to `target` (None: the version before the live one); the version now live. `only_from`: only
+        when that version is still the live one, in this process and in the file (a newer push wins)."""
         with self._lock:
             live = self.live
+            if only_from is not None:
+                self._still_live(only_from)
             entry = self._target(target, live)
             config, text = self._restored(entry)
             version = content_version(text)
@@ -166,23 +196,50 @@ class ConfigVersions:
         if self.store is not None and version_store.auto_rolled_back(self.store, bad):
             return  # another worker rolled it back already: its file write reaches this one too
         try:
-            now = self.rollback(previous, AUTO, why)
+            now = self.rollback(previous, AUTO, why, only_from=bad)
+        except Superseded as err:
+            log.warning("config version %s regressed (%s) but is not rolled back: %s", bad, why, err)
+            return
         except RollbackError as err:
             log.error("config version %s regressed (%s) but cannot be rolled back: %s", bad, why, err)
             return
         log.warning("rolled back config version %s to %s automatically: %s", bad, now, why)
 
+    def _still_live(self, version: str) -> None:
+        """Refuse when `version` is not live any more: another version was applied, or is in the file and not
+        reloaded yet (the decision to roll it back was taken on calls of `version`, not of the newer one)."""
+        text = self._live_text() if self.path is not None else None
+        in_file = content_version(text) if text is not None else self.live
+        if version != self.live or version != in_file:
+            raise Superseded(f"version {version} is not the live one any more ({in_file} was applied since): "
+                             "the newer version stays")
+
     def _target(self, target: str | None, live: str) -> VersionEntry:
         history = self.history(_MEMORY, with_scores=False)
         if target is None:
-            entry = _previous_entry(history, live)
-            if entry is None:
-                raise RollbackError(f"no version before the live one ({live}) to roll back to")
-            return entry
+            entry, skipped = _previous_entry(history, live)
+            if entry is not None:
+                return entry
+            if skipped:
+                raise RollbackError(f"no version before the live one ({live}) to roll back to but "
+                                    f"{', '.join(skipped)}, rolled back from already: name one to apply it again")
+            raise RollbackError(f"no version before the live one ({live}) to roll back to")
         entry = self.find(target)
         if entry is None:
             raise RollbackError(f"no config version {target!r} (see dragoman versions)")
+        self._check_ours(entry)
         return entry
+
+    def _check_ours(self, entry: VersionEntry) -> None:
+        """Refuse a version another config file applied (a gateway sharing the store): its text is that gateway's
+        config. Entries without an absolute path (stored before entries named their file) are taken as asked."""
+        if self.store is None:
+            return
+        sources = version_store.sources(self.store, entry.version)
+        others = sorted(s for s in sources if s is not None and os.path.isabs(s) and s != self.deployment)
+        if others and self.deployment not in sources:
+            raise RollbackError(f"version {entry.version} is the config of {others[0]}, not of {self.deployment}: "
+                                "roll back only to this file's versions (see dragoman versions)")
 
     def _restored(self, entry: VersionEntry) -> tuple[Config, str]:
         """The version's config, its inline secrets restored from the live config file."""
@@ -275,11 +332,18 @@ def _previous(entry: VersionEntry, before: list[VersionEntry]) -> tuple[str | No
     return None, protected
 
 
-def _previous_entry(history: list[VersionEntry], live: str) -> VersionEntry | None:
-    seen_live = False
-    for entry in history:
-        if entry.version == live:
-            seen_live = True
-        elif seen_live or history[0].version != live:
-            return entry
-    return None
+def _previous_entry(history: list[VersionEntry], live: str) -> tuple[VersionEntry | None, list[str]]:
+    """The default rollback target: the newest entry of another version than the live one that no later entry
+    rolled back from (going back to the version an automatic rollback just left is not a rollback: it would
+    re-apply a regression, then toggle between the two). With the versions skipped for that reason."""
+    rolled_back_from: set[str] = set()
+    skipped: list[str] = []
+    for entry in history:  # newest first
+        if entry.version in rolled_back_from:
+            if entry.version not in skipped:
+                skipped.append(entry.version)
+        elif entry.version != live:
+            return entry, skipped
+        if entry.rolled_back_from is not None:
+            rolled_back_from.add(entry.rolled_back_from)
+    return None, skipped
