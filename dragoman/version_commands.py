@@ -52,7 +52,10 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         return 2
     try:
         if args.command == "versions":
-            return _list(store, config, args.limit, args.fmt, out)
+            # With --config, that file's versions only (loop/versions.py: versions belong to a config file, and
+            # gateways with other files may share the store); without, every file's.
+            source = os.path.abspath(args.config) if args.config else None
+            return _list(store, config, args.limit, args.fmt, out, source)
         assert config is not None
         versions = ConfigVersions(config, store, None, path=os.path.abspath(args.config))
         try:
@@ -66,10 +69,10 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         store.close()
 
 
-def _list(store: Any, config: Any, limit: int, fmt: str, out: TextIO) -> int:
+def _list(store: Any, config: Any, limit: int, fmt: str, out: TextIO, source: str | None) -> int:
     from dragoman.loop import version_store
 
-    entries = version_store.history(store, max(1, limit))
+    entries = version_store.history(store, max(1, limit), source=source)
     live = content_version(config.text) if config is not None and config.text else (entries[0].version if entries else "")
     shown = listing(entries, live)
     if fmt == "json":

@@ -167,3 +167,20 @@ def test_an_automatic_rollback_leaves_a_newer_push_alone(store: AuditStore, tmp_
 
     assert path.read_text() == CONFIG.format(note="C, pushed while B was being judged")
     assert versions.live == b and not version_store.auto_rolled_back(store, b)
+
+
+def test_dragoman_versions_with_a_config_lists_that_files_versions_only(
+        store: AuditStore, store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from dragoman.cli import main
+
+    clock = Clock()
+    path1, path2 = tmp_path / "gw1.yaml", tmp_path / "gw2.yaml"
+    gw1 = _versions(path1, "gateway 1", store, clock)
+    gw2 = _versions(path2, "gateway 2", store, clock)
+
+    assert main(["versions", "--config", str(path2), "--store", store_url, "--format", "json"]) == 0
+    listed = capsys.readouterr().out
+    assert gw2.live in listed and gw1.live not in listed
+    assert main(["versions", "--store", store_url, "--format", "json"]) == 0  # no file named: every file's
+    listed = capsys.readouterr().out
+    assert gw2.live in listed and gw1.live in listed
