@@ -351,7 +351,8 @@ class Gateway:
         writer = self.observe.writer
         if writer is not None:
             metrics.audit_queue_depth(writer.depth)
-        for (route, model, shape), score in self.scoreboard.scores().items():  # read at scrape time too
+        # the scores the writer published after its last drain: one attribute, no lock, on the event loop
+        for (route, model, shape), score in self.scoreboard.scores().items():
             metrics.loop_score(route, model, shape, score)
         if self.governor is not None:  # budgets' spend, read at scrape time
             for row in await self.governor.budgets():

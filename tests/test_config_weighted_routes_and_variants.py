@@ -127,6 +127,22 @@ def test_bad_shift_settings_are_refused(shift: str, line: int, problem: str) -> 
     assert message.startswith(f"config.yaml:{line}:") and problem in message, message
 
 
+@pytest.mark.parametrize("key, value, problem", [
+    ("restore_above", "1.0", "restore_above must be below 1"),  # a probe score is never above 1: never restored
+    ("demote_below", "0", "demote_below must be above 0"),  # a score is never below 0: never demoted
+    ("probe_share", "0", "probe_share must be above 0"),  # no probes: a demotion would be for good
+])
+def test_shift_thresholds_a_score_could_never_cross_are_refused_at_their_line(key: str, value: str,
+                                                                              problem: str) -> None:
+    text = ROUTES + f"loop:\n  shift:\n    window: 10\n    min_calls: 5\n    {key}: {value}\n"
+    message = refused(text)
+    assert message.startswith("config.yaml:16:") and problem in message, message
+
+
+def test_no_probes_are_accepted_when_shifting_is_off() -> None:
+    assert load(ROUTES + "loop:\n  shift: {enabled: false, probe_share: 0}\n").loop.shift.probe_share == 0
+
+
 def test_defaults_a_smaller_window_cannot_hold_follow_it() -> None:
     shift = load(ROUTES + "loop:\n  shift: {window: 10}\n").loop.shift
     assert (shift.min_calls, shift.variant_min_calls) == (10, 10)

@@ -88,6 +88,19 @@ def test_verdicts_from_an_upstream_naming_a_new_model_each_answer_are_all_counte
     assert len(metrics._verdicts) <= M._CHILDREN_KEPT and len(metrics._loop["children"]) <= M._CHILDREN_KEPT
 
 
+def test_loop_model_labels_do_not_crowd_upstream_names_out() -> None:
+    """Model names come from upstream answers or clients' requests: however many the loop scores, an upstream
+    first seen after them keeps its own label on the breaker and attempt metrics."""
+    metrics = Metrics(max_label_values=3)
+    for i in range(5):
+        metrics.loop_score("passthrough", f"client-model-{i}", "tools|8k|json|nothink", 1.0)
+    metrics.set_breaker_state("gpt-5-main", "open")
+    s = _samples(metrics)
+    assert s[("dragoman_breaker_state", (("upstream", "gpt-5-main"),))] == 2
+    models = {dict(labels)["model"] for (name, labels) in s if name == "dragoman_loop_score"}
+    assert models == {"client-model-0", "client-model-1", "client-model-2", "other"}
+
+
 def test_two_registries_do_not_collide() -> None:
     Metrics().observe_request(_fallback_record())
     assert _samples(Metrics()).get(("dragoman_audit_dropped_total", ())) == 0
@@ -122,6 +135,39 @@ def test_multiprocess_mode_sums_worker_processes(tmp_path, monkeypatch) -> None:
     assert samples[key] == 9
     assert samples[("dragoman_tokens_total", (("kind", "output"), ("route", "r1")))] == 90
     assert samples[("dragoman_audit_dropped_total", ())] == 3
+
+
+_SCORING_WORKER = textwrap.dedent("""
+    import sys
+    from dragoman.observe.metrics import Metrics
+    m = Metrics()
+    if sys.argv[1] == "render":
+        sys.stdout.write(m.render()[0].decode())
+    else:  # a live worker: its score counts until it exits (its live gauges go with it)
+        m.loop_score("w", "gpt-5", "tools|8k|json|nothink", float(sys.argv[1]))
+        print("scored", flush=True)
+        sys.stdin.read()
+""")
+
+
+def test_with_several_workers_the_loop_score_is_the_lowest_workers(tmp_path, monkeypatch) -> None:
+    """A regression one worker's window sees already is not hidden behind the others' good scores: an alert on
+    `dragoman_loop_score < x` fires when any worker scores below x."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "prom"))
+    assert prepare_multiprocess_dir(3) == str(tmp_path / "prom")
+    env = dict(os.environ)
+    workers = [subprocess.Popen([sys.executable, "-c", _SCORING_WORKER, score], env=env, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True) for score in ("0.95", "0.4", "0.9")]
+    try:
+        for worker in workers:
+            assert worker.stdout is not None and worker.stdout.readline() == "scored\n"
+        out = subprocess.run([sys.executable, "-c", _SCORING_WORKER, "render"], env=env, check=True, timeout=60,
+                             capture_output=True, text=True).stdout
+    finally:
+        for worker in workers:
+            worker.communicate(timeout=60)
+    scores = [s.value for f in text_string_to_metric_families(out) for s in f.samples if s.name == "dragoman_loop_score"]
+    assert scores == [0.4]
 
 
 def test_single_worker_needs_no_multiprocess_dir(monkeypatch) -> None:

@@ -31,13 +31,14 @@ class ShiftSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     loop/shift.py). A score is the mean of the last `window` calls' values (1 passed, 0 failed or refused by the
     client, 1 - execution_failed_weight when the client ran the call and it failed). With every call failing, a
     candidate is demoted within max(min_calls, floor(window × (1 - demote_below)) + 1) of its calls for a shape
-    (41 with these defaults; min_calls, 20, for one with no history)."""
+    (41 with these defaults; min_calls, 20, for one with no history). Thresholds that could never act are refused
+    at load (config/shift.py): demote_below 0, restore_above 1, probe_share 0 with shifting on."""
 
     enabled: bool = True  # off: scores and clusters are still kept and shown, traffic is never shifted
     window: Annotated[int, msgspec.Meta(ge=2, le=10_000)] = 100  # calls per route × model × shape × variant
     min_calls: _Calls = 20  # no demotion, restoration or variant choice on fewer calls than this
-    demote_below: _Fraction = 0.6  # a candidate's score for a shape under this: demoted for that shape
-    restore_above: _Fraction = 0.85  # its probes' score over at least min_calls above this: restored
+    demote_below: _Fraction = 0.6  # a candidate's score for a shape under this: demoted for that shape (> 0)
+    restore_above: _Fraction = 0.85  # its probes' score over at least min_calls above this: restored (< 1)
     probe_share: _Share = 0.05  # of a weighted route's traffic for a shape sent to its demoted candidates (probes)
     execution_failed_weight: _Fraction = 0.25  # what a call the client ran and saw fail costs (a refusal costs 1)
     variant_min_calls: _Calls = 50  # each prompt-prefix variant needs this many calls before one is kept

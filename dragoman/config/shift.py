@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import msgspec
 
-from dragoman.config.loop import LoopSettings
+from dragoman.config.loop import LoopSettings, ShiftSettings
 from dragoman.config.model import PromptPrefix, RouteEntry, WeightedRoute
 from dragoman.config.yaml_source import Path, Source
 
@@ -66,12 +66,11 @@ def prompt_prefixes(variants: tuple[PromptPrefix, ...], api: str, path: Path, sr
 
 def loop_settings(settings: LoopSettings, src: Source) -> LoopSettings:
     """`loop: shift:` thresholds that could never act are refused: restoring must need a better score than
-    demoting, and a window must be able to hold the calls a decision needs."""
+    demoting, each threshold must be one a score (0 to 1) can cross, a demotion must be probed, and a window must
+    be able to hold the calls a decision needs."""
     shift = settings.shift
     where = ("loop", "shift")
-    if shift.restore_above <= shift.demote_below:
-        raise src.error(where + ("restore_above",), f"restore_above ({shift.restore_above}) must be above "
-                        f"demote_below ({shift.demote_below}), or a candidate would flap")
+    _thresholds(shift, where, src)
     # A default that a smaller written window cannot hold follows the window; a written one is refused.
     for name in ("min_calls", "variant_min_calls"):
         value = getattr(shift, name)
@@ -82,3 +81,21 @@ def loop_settings(settings: LoopSettings, src: Source) -> LoopSettings:
                             "never holds that many calls")
         shift = msgspec.structs.replace(shift, **{name: shift.window})
     return msgspec.structs.replace(settings, shift=shift)
+
+
+def _thresholds(shift: ShiftSettings, where: Path, src: Source) -> None:
+    """A score is the mean of values from 0 to 1: it is never below 0 nor above 1, so `demote_below: 0` could never
+    demote and `restore_above: 1` never restore; with shifting on and no probes, a demotion would last until a
+    restart, as nothing would measure the candidate again."""
+    if shift.demote_below <= 0:
+        raise src.error(where + ("demote_below",), "demote_below must be above 0: a score is never below 0, so "
+                        "nothing would be demoted (to never shift traffic, write enabled: false)")
+    if shift.restore_above >= 1:
+        raise src.error(where + ("restore_above",), "restore_above must be below 1: a score is never above 1, so "
+                        "a demoted candidate would never be restored")
+    if shift.restore_above <= shift.demote_below:
+        raise src.error(where + ("restore_above",), f"restore_above ({shift.restore_above}) must be above "
+                        f"demote_below ({shift.demote_below}), or a candidate would flap")
+    if shift.enabled and shift.probe_share <= 0:
+        raise src.error(where + ("probe_share",), "probe_share must be above 0 while shifting is enabled: without "
+                        "probes a demoted candidate is never measured again, so never restored")

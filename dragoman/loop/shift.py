@@ -72,13 +72,15 @@ class Shift:
         if not variants:
             return None
         rng = self._rng
-        kept = self.scoreboard.state.kept.get((route.name, shape)) if self.enabled else None
+        name = self.scoreboard.state.kept.get((route.name, shape)) if self.enabled else None
+        # A kept name the route no longer lists (a reload renamed or removed it) is nothing kept: an even split.
+        kept = None if name is None else next((v for v in variants if v.name == name), None)
         if kept is None:
             return variants[rng.randrange(len(variants))]
-        others = [v for v in variants if v.name != kept]
+        others = [v for v in variants if v is not kept]
         if others and rng.random() < self.settings.exploration:
             return others[rng.randrange(len(others))]
-        return next((v for v in variants if v.name == kept), variants[0])
+        return kept
 
 
 def _by_weight(candidates: Sequence[CandidateEntry], rng: random.Random) -> str:

@@ -100,6 +100,10 @@ class Metrics:
         r = self.registry
         self._route = _Bounded(max_label_values)
         self._upstream = _Bounded(max_label_values)
+        # The loop's model labels (verdicts, late signals, scores) have a set of their own: model names come from
+        # upstream answers or, on a route without `model:`, from clients, and in the upstream set they crowded
+        # upstream names out of the breaker and attempt labels.
+        self._model = _Bounded(max_label_values)
         self._error = _Bounded(max_label_values)
         self._status = _Bounded(64)
         route_labels = ["route"]
@@ -240,14 +244,14 @@ class Metrics:
                                     "first failure kind", ["route", "model", "verdict", "kind"], registry=self.registry),
                 "late": Counter("dragoman_late_signals", "Signals learned after a call (its next turn, the judge)",
                                 ["route", "model", "kind"], registry=self.registry),
-                "model": _Bounded(self._route.limit), "children": {},
+                "children": {},
             }
         key = (which, route, model, *labels)
         child = loop["children"].get(key)
         if child is None:
             if len(loop["children"]) >= _CHILDREN_KEPT:  # keyed by raw values: bounded as `_verdicts` is
                 loop["children"].clear()
-            values = (self._route(route), loop["model"](model), *(self._error(label) for label in labels))
+            values = (self._route(route), self._model(model), *(self._error(label) for label in labels))
             child = loop["children"][key] = loop[which].labels(*values)
         return child
 
@@ -308,7 +312,7 @@ class Metrics:
 
     def loop_score(self, route: str, model: str, shape: str, score: float) -> None:
         """A route × model × shape's rolling score (dragoman_loop_score)."""
-        self._loop_metrics()[2].labels(self._route(route), self._upstream(model), shape).set(score)
+        self._loop_metrics()[2].labels(self._route(route), self._model(model), shape).set(score)
 
     def _loop_metrics(self) -> tuple[Any, Any, Any]:
         # Created on first use: a gateway without weighted routes or verdicts exports none of them.
@@ -322,7 +326,8 @@ class Metrics:
                 Counter("dragoman_loop_restorations", "Demoted candidates restored once their probes passed",
                         ["route", "shape"], registry=self.registry),
                 Gauge("dragoman_loop_score", "Rolling verdict score (1 = every call passed) per route, model, shape",
-                      ["route", "model", "shape"], multiprocess_mode="livemax", registry=self.registry),
+                      # with --workers N the lowest worker's score: a regression one worker sees is not hidden
+                      ["route", "model", "shape"], multiprocess_mode="livemin", registry=self.registry),
             )
         return found
 
