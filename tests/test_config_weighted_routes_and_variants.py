@@ -64,6 +64,8 @@ def test_prompt_prefixes_are_kept_on_the_route() -> None:
     ("[{route: nope, weight: 1}, {route: a, weight: 1}]", 13, 'no route named "nope"'),
     ("[{route: a, weight: 0}, {route: b, weight: 1}]", 13, "> 0"),
     ("[{route: a, weight: -5}, {route: b, weight: 1}]", 13, "> 0"),
+    ("[{route: a, weight: 1.0e+308}, {route: b, weight: 1.0e+308}]", 13, "<= 1000000"),  # the sum would be inf
+    ("[{route: a, weight: 1}, {route: b, weight: 1000001}]", 13, "<= 1000000"),
     ("[{route: a, weight: 1}]", 13, "at least two candidates"),
     ("[{route: a, weight: 1}, {route: a, weight: 1}]", 13, "listed twice"),
     ("[{route: w, weight: 1}, {route: a, weight: 1}]", 13, "weighted routes do not nest"),

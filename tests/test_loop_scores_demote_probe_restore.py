@@ -256,3 +256,70 @@ def test_a_late_signal_changes_the_score_of_every_window_holding_its_call() -> N
     call.value = 0.0  # the client refused the call (Scoreboard._late), which bumps the revision
     revision[0] += 1
     assert shown.score() == candidates.score() == 0.5
+
+
+def _at(when: float, verdict: str = "pass", loop_events: tuple[str, ...] = ()) -> AuditRecord:
+    """A call of route a that arrived at `when` (AuditRecord.time is the request's start)."""
+    return AuditRecord(time=when, request_id=f"req_{next(_ids)}", route="a", upstream_model="gpt-x", verdict=verdict,
+                       shape=TOOLS, tool_calls=1, loop_events=list(loop_events))
+
+
+@pytest.mark.parametrize("in_flight", [0, 10, 30])
+def test_calls_in_flight_at_the_demotion_are_not_probes(in_flight: int) -> None:
+    # README: restored once its probes since the demotion score above restore_above over at least min_calls probes.
+    clock = Clock()
+    board = Scoreboard(ShiftSettings(), clock=clock)  # the defaults: min_calls 20
+    board.verdicts([_at(999.0) for _ in range(100)])
+    # One drain: the 41st failure demotes it; the failures of calls sent before it follow in the same drain.
+    board.verdicts([_at(999.0, "fail") for _ in range(41 + in_flight)])
+    assert ("a", TOOLS) in board.state.demoted
+    board.verdicts([_at(999.5, "fail") for _ in range(in_flight)])  # queued for the writer: a later drain
+    assert board.route_state(board.state, "a", TOOLS) == "demoted"
+    for probe in range(1, 21):  # it healed: every real probe passes
+        assert ("a", TOOLS) in board.state.demoted, probe
+        board.verdict(_at(1000.0 + probe))
+    assert board.state.demoted == {} and board.events[-1].calls == 20
+
+
+def test_a_probe_picked_after_the_demotion_counts_though_its_request_arrived_before() -> None:
+    clock = Clock()
+    board = Scoreboard(SETTINGS, clock=clock)
+    feed(board, 5, verdict="fail")
+    probe = f"probe: a (demoted for {TOOLS}, score 0.00 over 5 calls)"
+    board.verdicts([_at(999.0, loop_events=(probe,)) for _ in range(4)])
+    board.verdicts([_at(999.0, loop_events=("probe: ab (demoted for x)", "avoided: a (demoted)"))])
+    assert ("a", TOOLS) in board.state.demoted
+    board.verdict(_at(999.0, loop_events=(probe,)))
+    assert board.state.demoted == {}
+
+
+SHIFT_OFF = ShiftSettings(enabled=False, window=10, min_calls=5, variant_min_calls=4)
+
+
+def test_with_shifting_off_nothing_is_demoted_logged_or_counted(caplog: pytest.LogCaptureFixture) -> None:
+    seen: list[str] = []
+    board = Scoreboard(SHIFT_OFF, clock=Clock(), on_event=lambda e: seen.append(e.kind))
+    board.configure(SHIFT_OFF, {"a": ("plain", "cc")}, frozenset({"a", "b"}))
+    with caplog.at_level("WARNING", logger="dragoman.loop"):
+        feed(board, 10, verdict="fail")
+        feed(board, 4, variant="plain")
+        feed(board, 4, variant="cc", verdict="fail")
+        rows = board.rows()
+    assert board.state == S.ShiftState() and board.events == () and seen == [] and caplog.records == []
+    assert {row["state"] for row in rows} == {"active"}
+    assert rows[0]["calls"] == 10 and rows[0]["score"] == 0.0  # scores are kept all the same
+
+
+def test_with_shifting_off_a_late_signal_decides_nothing() -> None:
+    board = Scoreboard(SHIFT_OFF, clock=Clock())
+    passed = feed(board, 5)
+    for rec in passed:
+        board.late_signal(LateSignal(request_id=rec.request_id, kind=CLIENT_REFUSED, time=1.0))
+    assert board.state.demoted == {} and board.rows()[0]["score"] == 0.0
+
+
+def test_a_demotion_from_before_shifting_was_switched_off_is_reported_active() -> None:
+    board = Scoreboard(SETTINGS, clock=Clock())
+    feed(board, 5, verdict="fail")
+    board.configure(ShiftSettings(enabled=False, window=10, min_calls=5), {})
+    assert board.route_state(board.state, "a", TOOLS) == "active"

@@ -17,7 +17,7 @@ import yaml
 
 from tests.gateway import Gateway, run_gateway
 from tests.routing_helpers import KEYS_ENV, post_messages, route, wait_until
-from tests.upstreams import ChatReply, RawStream, ScriptedChatUpstream
+from tests.upstreams import ChatReply, ErrorReply, RawStream, ScriptedChatUpstream
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -145,3 +145,29 @@ def test_a_cut_stream_demotes_for_the_streamed_shape_only(shifted) -> None:  # n
             break
     assert [e["shape"] for e in _scores(gateway)["events"]] == [streamed]
     assert _state(gateway, "a") in (None, "active")  # JSON requests of the same tools shape are untouched
+
+
+def test_a_candidate_that_is_down_fails_no_more_requests_once_its_breaker_opens() -> None:
+    # Error answers get no verdict (nothing for the loop to demote): the breaker must steer the pick.
+    with ScriptedChatUpstream() as a, ScriptedChatUpstream() as b:
+        a.reset(ErrorReply(503, {"error": {"message": "down", "type": "server_error"}}))
+        b.reset(ChatReply(text="hello", model="gpt-b"))
+        config = yaml.safe_dump({
+            "routes": [route("a", a.chat_url, model="gpt-a", retry={"attempts": 1},
+                             breaker={"failures": 2, "cooldown": 600}),
+                       route("b", b.chat_url, model="gpt-b"),
+                       {"name": "w", "candidates": [{"route": "a", "weight": 50}, {"route": "b", "weight": 50}]}],
+            "default_route": "w", "admin": {"keys": ["adm-shift"]}, "audit": {"flush_interval": 0.05},
+        }, sort_keys=False)
+        with run_gateway(config, env=KEYS_ENV) as gateway:
+            body = {"model": "w", "max_tokens": 32, "messages": [{"role": "user", "content": "hi"}]}
+            statuses = [post_messages(gateway, body).status for _ in range(40)]
+            # Its two failures opened its breaker; from then on every request went to b and answered.
+            assert len(a.requests) == 2 and statuses.count(200) == 38, statuses
+            wait_until(lambda: len(_records(gateway)) == 40, 10, "40 audit records")
+            events = [event for record in _records(gateway) for event in record["loop_events"]]
+            assert "avoided: a (circuit breaker open)" in events
+
+
+def _records(gateway: Gateway) -> list[dict]:
+    return gateway.request("GET", "/api/requests?since=1h&limit=1000", headers=ADMIN).json()["data"]

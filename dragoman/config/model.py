@@ -22,6 +22,7 @@ from dragoman.policy.language import Policy
 from dragoman.translate.options import TranslationOptions
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
+MAX_WEIGHT = 1_000_000  # a weighted candidate's weight (shares are relative: this bounds only their sum)
 
 _PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 _PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
@@ -84,7 +85,8 @@ class CandidateEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One weighted candidate of a route's `candidates:` list: a route with an upstream, and its share."""
 
     route: str
-    weight: _PositiveFloat
+    # At most MAX_WEIGHT: the pick sums the weights, and 1e308 + 1e308 is inf (every pick then fell on the last).
+    weight: Annotated[float, msgspec.Meta(gt=0, le=MAX_WEIGHT)]
 
 
 class PromptPrefix(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -213,8 +215,9 @@ class Route(msgspec.Struct, frozen=True):
 
 class WeightedRoute(msgspec.Struct, frozen=True):
     """A route written with `candidates:`: a request routed to it goes to one candidate, picked by weight among
-    those the correctness loop has not demoted for the request's turn shape (dragoman/loop/shift.py). The chosen
-    candidate's own fallbacks follow it. Candidates are routes with an upstream (no nesting)."""
+    those whose breaker is ready and the correctness loop has not demoted for the request's turn shape
+    (dragoman/loop/shift.py). The chosen candidate's own fallbacks follow it. Candidates are routes with an
+    upstream (no nesting)."""
 
     name: str
     candidates: tuple[CandidateEntry, ...]

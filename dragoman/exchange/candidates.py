@@ -46,9 +46,10 @@ class Upstreams:
             self._keep_breakers(previous)
 
     def candidates(self, route: Route | WeightedRoute, shape: str = "", events: list[str] | None = None) -> list[Route]:
-        """The route (a weighted route's picked candidate), then its fallbacks in order (each once)."""
+        """The route (a weighted route's candidate, picked among those whose breaker is ready), then its fallbacks
+        in order (each once)."""
         if isinstance(route, WeightedRoute):
-            route = self.by_name[self.shift.pick(route, shape, events if events is not None else [])]
+            route = self.by_name[self.shift.pick(route, shape, events if events is not None else [], self.breakers)]
         out = [route]
         for name in route.fallbacks:
             fallback = self.by_name[name]

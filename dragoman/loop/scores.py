@@ -315,13 +315,16 @@ class Scoreboard:
         shown, key, candidate, varied = keyed
         shown.add(call)
         candidate.add(call)
-        if key in self.state.demoted:
-            self._probes.window(key).add(call)
         if varied is not None:
             varied.add(call)
         if self._on_score is not None:
             self._on_score(route, model, shape, shown.score())
-        if key in self.state.demoted or len(self.variants.get(route, ())) > 1:
+        if not self.settings.enabled:  # shifting off: scores are kept, nothing is demoted, restored or kept
+            return
+        demotion = self.state.demoted.get(key)
+        if demotion is not None and _after_demotion(record, demotion):
+            self._probes.window(key).add(call)
+        if demotion is not None or len(self.variants.get(route, ())) > 1:
             self._decide(key, candidate)
         elif self.candidates is None or route in self.candidates:  # `_decide`'s common case, inline: no demotion
             s = self.settings
@@ -405,7 +408,8 @@ class Scoreboard:
         else:
             return
         self._stale_with(call, signal)
-        self._decide((call.route, call.shape))
+        if self.settings.enabled:  # shifting off: the score changed, no decision follows
+            self._decide((call.route, call.shape))
 
     # ---- decisions ---------------------------------------------------------------------------------------
 
@@ -523,8 +527,20 @@ class Scoreboard:
             return len(self._index)
 
     def route_state(self, state: ShiftState, route: str, shape: str) -> str:
-        """active | demoted | probing (demoted, and probes have been scored since)."""
-        if (route, shape) not in state.demoted:
+        """active | demoted | probing (demoted, and probes have been scored since). Shifting off: active (a
+        demotion from before it was switched off moves no traffic)."""
+        if not self.settings.enabled or (route, shape) not in state.demoted:
             return "active"
         probes = self._probes.get((route, shape))
         return "probing" if probes is not None and probes.count() else "demoted"
+
+
+def _after_demotion(record: AuditRecord, demotion: Demotion) -> bool:
+    """Is this call evidence of how a demoted candidate does since its demotion (a probe)? Calls already in flight
+    or queued for the writer when it was demoted are not: counted, a run of their failures opened the probe window
+    and restoration took up to ~4× the min_calls probes README promises. `time` is when the request arrived; a
+    request that arrived just before the demotion but was picked after it says so in its loop events."""
+    if record.time >= demotion.since:
+        return True
+    mark = f"probe: {record.route} "
+    return any(event.startswith(mark) for event in record.loop_events)
