@@ -44,7 +44,8 @@ def _config(primary: ScriptedChatUpstream, backup: ScriptedChatUpstream) -> str:
         # (2026-12-06): every 5 ms, the demotion is in place well before the CLI's next turn.
         "audit": {"flush_interval": 0.005},
         "loop": {"shift": {"window": 10, "min_calls": MIN_CALLS, "demote_below": 0.5, "restore_above": 0.9,
-                           "probe_share": 0}},
+                           # one probe in 1,000 requests (an exact share, loop/shift.py): none in this task's turns
+                           "probe_share": 0.001}},
         "routes": [
             route("primary", primary.chat_url, model="gpt-5-broken", api_key_ref="openai_prod", timeout=timeout),
             route("backup", backup.chat_url, model="gpt-5", api_key_ref="openai_prod", timeout=timeout),
@@ -78,7 +79,7 @@ def test_claude_code_finishes_while_the_primary_is_degraded(tmp_path: Path) -> N
         assert all("unknown_tool" in r["verdict_kinds"] for r in to_primary), context
         demotions = [e for e in scores["events"] if e["kind"] == "demoted" and e["route"] == "primary"]
         assert demotions and all(e["calls"] == MIN_CALLS for e in demotions), context
-        # Once demoted for a shape, the primary got none of that shape's agent turns (probe_share 0).
+        # Once demoted for a shape, the primary got none of that shape's agent turns (no probe before the 1,000th).
         demoted_shapes = {e["shape"] for e in demotions}
         avoided = [r for r in agent if any(ev.startswith("avoided: primary") for ev in r["loop_events"])]
         assert avoided and all(r["route"] == "backup" for r in avoided), context
