@@ -5,6 +5,15 @@ unchanged (an upstream needs its calls and results to agree within a request, no
 an earlier call's id in the same answer (servers that count calls per turn, e.g. `call_0` twice) would pair both
 results with the first call, and an id outside Anthropic's pattern `^[a-zA-Z0-9_-]+$` (Kimi-style servers send
 `functions.read:2`) is refused by any Anthropic route (a fallback, a /model switch). Both get an id made here.
+
+So does an id too short to be unique beyond its answer (`call_0`, `call_12`, `0`: servers that number calls per
+answer give every answer the same ids), and the correctness loop joins a client's next turn to
+the answer by the ids it answers (loop/next_turn.py), so another conversation's `call_0` would take the blame
+(or the credit). The made id holds the message id, itself random, so it is unique to its answer. The random ids
+servers make (OpenAI's `call_` and 24 characters, vLLM's, llama.cpp's 32) are kept: the client sees what the
+upstream sent, and nothing is noted, as nothing is wrong with the upstream. Length is the whole test: a digit rule
+(a timestamp's tail) would also replace, now and then, a random hex id whose last characters are all digits, and an
+id that changes with its luck is worse than one long counted id, which no server known here sends.
 """
 
 from __future__ import annotations
@@ -17,6 +26,9 @@ from dragoman.translate.request_context import RequestContext
 # `chatcmpl-tool-` and 32 hex digits); a longer one is carried in every later request of the conversation, twice,
 # and keys the audit store's tool_calls table, so one beyond this is replaced as if it were invalid.
 MAX_ID_LENGTH = 256
+# Shorter: not taken as unique beyond its answer. Random ids are longer (OpenAI's 29 characters, vLLM's 46,
+# llama.cpp's 32); Mistral's 9 and Ollama's 13 are replaced too, which costs nothing but the id.
+MIN_UNIQUE_LENGTH = 20
 NOTE_REPEATED = "repeated tool call id replaced"
 NOTE_INVALID_ID = "invalid tool call id replaced"
 # A search for a refused character, not a match of the whole id: a valid id (the common case) makes no Match object.
@@ -39,12 +51,16 @@ class ToolUseIds:
 
     def client(self, upstream: str | None, position: int) -> str:
         """The tool_use id for the call at `position` (its place among the answer's calls or output items): the
-        upstream's id when it is valid and new in this answer, else a made one (noted, unless there was none)."""
+        upstream's id when it is valid, new in this answer and long enough to be unique beyond it, else a
+        made one (noted when the upstream's was repeated or invalid)."""
         given = self._given
         if upstream and upstream not in given and len(upstream) <= MAX_ID_LENGTH and _refused_character(upstream) is None:
             given.add(upstream)
-            return upstream
-        if upstream:
+            if len(upstream) >= MIN_UNIQUE_LENGTH:
+                return upstream
+            # Valid, but perhaps the same as another answer's: replaced, not noted. Kept in `given` so a repeat
+            # of it in this answer is noted as one.
+        elif upstream:
             self._ctx.note(NOTE_REPEATED if upstream in given else NOTE_INVALID_ID)
         made = base = tool_use_id(self._ctx.message_id, position)
         suffix = 0
