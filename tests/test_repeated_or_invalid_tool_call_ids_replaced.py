@@ -29,7 +29,7 @@ from dragoman.translate.chat.stream import ChatStreamBridge
 from dragoman.translate.request_context import RequestContext
 from dragoman.translate.responses.response import translate_response as responses_response
 from dragoman.translate.responses.stream import ResponsesStreamBridge
-from dragoman.translate.tool_ids import MAX_ID_LENGTH, MIN_UNIQUE_LENGTH, NOTE_INVALID_ID, NOTE_REPEATED
+from dragoman.translate.tool_ids import MAX_ID_LENGTH, NOTE_INVALID_ID, NOTE_REPEATED
 from dragoman.translate.tool_names import ToolNameMap
 from tests.anthropic_events import reassemble, wire_events
 from tests.audit_helpers import BothApis, both_apis, route, wait_record
@@ -45,6 +45,8 @@ ANTHROPIC_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
 # Two calls sharing an id, one with an id Anthropic refuses, one with an OpenAI-style random id: what the upstream
 # answers the first turn with.
 RANDOM_ID = "call_Qm7tRz4kLp2Vw8Nf5Hs3JxYd"
+# A numbered id, as the gateway replaces it (translate/tool_ids.py): written out here, not imported, as the spec.
+NUMBERED = re.compile(r"(?:[A-Za-z]+[_-])?[0-9]{1,6}")
 CALLS = [("call_0", "Read", '{"path": "a.txt"}'),
          ("call_0", "Read", '{"path": "b.txt"}'),
          ("functions.read:2", "Read", '{"path": "c.txt"}'),
@@ -129,7 +131,7 @@ upstream_ids = st.lists(st.one_of(
     st.none(), st.just(""),
     st.sampled_from(["call_0", "call_1", "functions.read:2", "toolu_prop_0", "toolu_prop_1", "toolu_prop_1_1",
                      "a" * MAX_ID_LENGTH, "a" * (MAX_ID_LENGTH + 1), RANDOM_ID,
-                     "b" * MIN_UNIQUE_LENGTH, "b" * (MIN_UNIQUE_LENGTH - 1)]),
+                     "call_12", "tool-7", "42", "1234567", "aB3dE6gH9", "abcdefgh1", "a1b2c3d4e"]),
     st.text(max_size=8),
 ), max_size=6)
 
@@ -170,13 +172,24 @@ def test_any_upstream_call_ids_give_unique_valid_tool_use_ids(ids: list[str | No
         assert len(translated) == len(ids)
         assert len(set(translated)) == len(translated), translated
         assert all(ANTHROPIC_ID.match(i) and len(i) <= MAX_ID_LENGTH for i in translated), translated
-        # An id Anthropic takes, not given to an earlier call of the answer, and long enough to be unique beyond it,
-        # reaches the client as the upstream sent it; any other is replaced.
+        # An id Anthropic takes, not given to an earlier call of the answer, and not numbered (`call_0`, the same in
+        # every answer), reaches the client as the upstream sent it; any other is replaced.
         seen: set[str] = set()
         for upstream, given_id in zip(ids, translated):
-            kept = (upstream and upstream not in seen and MIN_UNIQUE_LENGTH <= len(upstream) <= MAX_ID_LENGTH
-                    and ANTHROPIC_ID.match(upstream))
+            kept = (upstream and upstream not in seen and len(upstream) <= MAX_ID_LENGTH
+                    and ANTHROPIC_ID.match(upstream) and not NUMBERED.fullmatch(upstream))
             assert (given_id == upstream) == bool(kept), (upstream, given_id)
             seen.add(given_id)
     chat_json, chat_stream, responses_json, responses_stream = (*_chat(ids), *_responses(ids))
     assert chat_stream == chat_json and responses_stream == responses_json  # a stream reassembles to its JSON answer
+
+
+def test_mistral_style_ids_reach_the_client_unchanged_and_numbered_ones_do_not() -> None:
+    """Mistral refuses a next turn whose ids are not its own 9 letters and digits: they must survive translation,
+    whatever their characters; `call_0`-style ids, the same in every answer, must not."""
+    mistral = ["aB3dE6gH9", "abcdefgh1", "123456789", "Zz0Zz0Zz0"]
+    for translated in (*_chat(mistral), *_responses(mistral)):
+        assert translated == mistral
+    numbered = ["call_0", "tool-12", "7"]
+    for translated in (*_chat(numbered), *_responses(numbered)):
+        assert all(given.startswith("toolu_prop_") for given in translated), translated
