@@ -73,8 +73,8 @@ def kinds(body: dict) -> list[str]:
 
 TURN_1 = ResponsesReply(reasoning=["**Reading both files**", "I need a.txt and b.txt before editing."],
                         encrypted_content=ENCRYPTED,
-                        function_calls=[("call_rt_A", "Read", json.dumps({"file_path": "/p/a.txt"})),
-                                        ("call_rt_B", "Read", json.dumps({"file_path": "/p/b.txt"}))],
+                        function_calls=[("call_rt_A_Qm7tRz4kLp2Vw8Nf", "Read", json.dumps({"file_path": "/p/a.txt"})),
+                                        ("call_rt_B_Qm7tRz4kLp2Vw8Nf", "Read", json.dumps({"file_path": "/p/b.txt"}))],
                         usage=(300, 120, 0, 96))
 TURN_1_ID = "resp_turn1"
 TURN_1_REASONING = render_response(TURN_1, TURN_1_ID)["output"][0]
@@ -98,8 +98,8 @@ def turn_2(sdk: anthropic.Anthropic, upstream: ScriptedResponsesUpstream, assist
         {"role": "user", "content": "edit a and b"},
         {"role": "assistant", "content": assistant_content},
         {"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": "call_rt_B", "content": "b = OLD"},
-            {"type": "tool_result", "tool_use_id": "call_rt_A", "content": "a = OLD"},
+            {"type": "tool_result", "tool_use_id": "call_rt_B_Qm7tRz4kLp2Vw8Nf", "content": "b = OLD"},
+            {"type": "tool_result", "tool_use_id": "call_rt_A_Qm7tRz4kLp2Vw8Nf", "content": "a = OLD"},
         ]},
     ])
     assert message.stop_reason == "end_turn" and message.content[-1].text == "Both files read."
@@ -114,8 +114,8 @@ def assert_replayed_in_place(sent: dict) -> None:
     reasoning = sent["input"][1]
     assert reasoning == TURN_1_REASONING, "turn 1's reasoning item must go back upstream unchanged"
     assert reasoning["id"] == TURN_1_REASONING["id"] and reasoning["encrypted_content"] == ENCRYPTED
-    assert [i["call_id"] for i in sent["input"][2:4]] == ["call_rt_A", "call_rt_B"]
-    assert [i["call_id"] for i in sent["input"][4:]] == ["call_rt_A", "call_rt_B"]
+    assert [i["call_id"] for i in sent["input"][2:4]] == ["call_rt_A_Qm7tRz4kLp2Vw8Nf", "call_rt_B_Qm7tRz4kLp2Vw8Nf"]
+    assert [i["call_id"] for i in sent["input"][4:]] == ["call_rt_A_Qm7tRz4kLp2Vw8Nf", "call_rt_B_Qm7tRz4kLp2Vw8Nf"]
     assert sent["include"] == ["reasoning.encrypted_content"] and sent["store"] is False
 
 

@@ -81,12 +81,12 @@ def tool(name: str, properties: dict) -> dict:
 
 # Six calls as Claude Code fans them out: odd argument shapes, an MCP tool, non-ASCII text, nested values.
 SIX_CALLS = [
-    ("call_read_1", "Read", {"file_path": "/home/dev/project/README.md"}),
-    ("call_bash_2", "Bash", {"command": "ls -la && echo \"done\"", "timeout": 30000}),
-    ("call_grep_3", "Grep", {"pattern": "def \\w+\\(", "path": "src", "-n": True}),
-    ("call_glob_4", "Glob", {"pattern": "**/*.py"}),
-    ("call_mcp_5", "mcp__github__create_issue", {"title": "Ünïcode ✓", "labels": ["bug", "p1"]}),
-    ("call_fetch_6", "WebFetch", {"url": "https://example.com", "prompt": "summarise", "nested": {"a": [1, 2.5, None]}}),
+    ("call_read_1_Qm7tRz4kLp2Vw8Nf", "Read", {"file_path": "/home/dev/project/README.md"}),
+    ("call_bash_2_Qm7tRz4kLp2Vw8Nf", "Bash", {"command": "ls -la && echo \"done\"", "timeout": 30000}),
+    ("call_grep_3_Qm7tRz4kLp2Vw8Nf", "Grep", {"pattern": "def \\w+\\(", "path": "src", "-n": True}),
+    ("call_glob_4_Qm7tRz4kLp2Vw8Nf", "Glob", {"pattern": "**/*.py"}),
+    ("call_mcp_5_Qm7tRz4kLp2Vw8Nf", "mcp__github__create_issue", {"title": "Ünïcode ✓", "labels": ["bug", "p1"]}),
+    ("call_fetch_6_Qm7tRz4kLp2Vw8Nf", "WebFetch", {"url": "https://example.com", "prompt": "summarise", "nested": {"a": [1, 2.5, None]}}),
 ]
 SIX_TOOLS = [tool(name, {k: {} for k in args}) for _, name, args in SIX_CALLS]
 SIX_REPLY_CALLS = [(cid, name, json.dumps(args)) for cid, name, args in SIX_CALLS]  # as ChatReply.tool_calls

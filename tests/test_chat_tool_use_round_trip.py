@@ -50,10 +50,10 @@ def test_tool_names_longer_than_openai_allows_round_trip(stream, client, chat_up
 
     def answer(body: dict) -> ChatReply:
         offered.extend(t["function"]["name"] for t in body["tools"])
-        return ChatReply(tool_calls=[("call_long", offered[0], '{"q": 1}'), ("call_bash", "Bash", '{"command": "ls"}')])
+        return ChatReply(tool_calls=[("call_long_Qm7tRz4kLp2Vw8Nf", offered[0], '{"q": 1}'), ("call_bash_Qm7tRz4kLp2Vw8Nf", "Bash", '{"command": "ls"}')])
 
     chat_upstream.script(answer)
     message = ask(client, stream, max_tokens=100, tools=[tool(LONG_NAME, {"q": {}}), tool("Bash", {"command": {}})])
     assert len(offered[0]) <= 64 and offered[1] == "Bash"
-    assert blocks(message.content) == [("tool_use", "call_long", LONG_NAME, {"q": 1}),
-                                       ("tool_use", "call_bash", "Bash", {"command": "ls"})]
+    assert blocks(message.content) == [("tool_use", "call_long_Qm7tRz4kLp2Vw8Nf", LONG_NAME, {"q": 1}),
+                                       ("tool_use", "call_bash_Qm7tRz4kLp2Vw8Nf", "Bash", {"command": "ls"})]

@@ -85,7 +85,7 @@ def test_max_tokens_1_probe_gets_a_valid_answer_cut_at_its_budget(env: BothApis,
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
 def test_tool_call_past_the_budget_is_dropped_whole(env: BothApis, api: str, stream: bool) -> None:
-    _script(env, api, text="Let me read it.", calls=[("call_1", "Read", LONG_ARGS)])
+    _script(env, api, text="Let me read it.", calls=[("call_1_Qm7tRz4kLp2Vw8Nf", "Read", LONG_ARGS)])
     message, _ = _ask(env, f"gpt-5-{api}", 20, stream, tools=[READ])  # 80 characters: 15 of text, then 73
     assert [block.type for block in message.content] == ["thinking", "text"]
     assert _text(message) == "Let me read it."
@@ -95,17 +95,17 @@ def test_tool_call_past_the_budget_is_dropped_whole(env: BothApis, api: str, str
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
 def test_tool_call_within_the_budget_arrives_whole(env: BothApis, api: str, stream: bool) -> None:
-    _script(env, api, text="Let me read it.", calls=[("call_1", "Read", LONG_ARGS)])
+    _script(env, api, text="Let me read it.", calls=[("call_1_Qm7tRz4kLp2Vw8Nf", "Read", LONG_ARGS)])
     message, _ = _ask(env, f"gpt-5-{api}", 30, stream, tools=[READ])  # 120 characters: both fit
     tool_uses = [block for block in message.content if block.type == "tool_use"]
-    assert [(t.id, t.name, t.input) for t in tool_uses] == [("call_1", "Read", {
+    assert [(t.id, t.name, t.input) for t in tool_uses] == [("call_1_Qm7tRz4kLp2Vw8Nf", "Read", {
         "file_path": "/srv/app/src/handlers/payments/refunds.py", "offset": 120, "limit": 400})]
     assert message.stop_reason == "tool_use"
 
 
 def test_cut_stream_is_a_valid_event_sequence(env: BothApis, api: str) -> None:
     """On the wire: every started block stops, the message_delta says max_tokens, message_stop ends it."""
-    _script(env, api, text=ANSWER, calls=[("call_1", "Read", LONG_ARGS)])
+    _script(env, api, text=ANSWER, calls=[("call_1_Qm7tRz4kLp2Vw8Nf", "Read", LONG_ARGS)])
     resp = post_messages(env.gateway, {"model": f"gpt-5-{api}", "max_tokens": 2, "stream": True,
                                        "messages": USER_HI, "tools": [READ]})
     assert resp.status == 200

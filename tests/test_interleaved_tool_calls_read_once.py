@@ -31,7 +31,7 @@ def _chunk(calls: list[dict[str, Any]]) -> C.ChatChunk:
 
 def _interleaved(texts: list[str], size: int) -> list[C.ChatChunk]:
     """Each call named in its own chunk, then one fragment of each call in turn until all are sent."""
-    chunks = [_chunk([{"index": i, "id": f"call_{i}", "type": "function",
+    chunks = [_chunk([{"index": i, "id": f"call_{i}_Qm7tRz4kLp2Vw8Nf5", "type": "function",
                        "function": {"name": "Write", "arguments": ""}}]) for i in range(len(texts))]
     pieces = [[text[at : at + size] for at in range(0, len(text), size)] for text in texts]
     for turn in range(max(len(p) for p in pieces)):
@@ -72,7 +72,7 @@ def test_interleaved_long_arguments_are_decoded_about_once(decoded: list[int]) -
     message = _run(_interleaved(texts, 4))
 
     assert [block["input"] for block in message["content"]] == inputs
-    assert [block["id"] for block in message["content"]] == ["call_0", "call_1", "call_2"]
+    assert [block["id"] for block in message["content"]] == [f"call_{i}_Qm7tRz4kLp2Vw8Nf5" for i in range(3)]
     # Before: one decode of the open call's whole text per fragment of the others, ~10^9 characters in all. Now a
     # long text is decoded at most twice (the first question, and once its brackets balance); a short one may be
     # decoded at each question, each shorter than _SCAN_FROM, so a few million characters in all.
@@ -84,7 +84,7 @@ def test_interleaved_long_arguments_are_decoded_about_once(decoded: list[int]) -
 
 def test_a_call_sent_whole_before_the_next_is_decoded_once(decoded: list[int]) -> None:
     texts = [json.dumps({"path": f"f{i}.py"}) for i in range(6)]
-    chunks = [_chunk([{"index": i, "id": f"call_{i}", "type": "function",
+    chunks = [_chunk([{"index": i, "id": f"call_{i}_Qm7tRz4kLp2Vw8Nf5", "type": "function",
                        "function": {"name": "Read", "arguments": text}}]) for i, text in enumerate(texts)]
     message = _run(chunks)
     assert [block["input"] for block in message["content"]] == [json.loads(text) for text in texts]

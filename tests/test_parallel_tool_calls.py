@@ -54,10 +54,10 @@ def _expected_inputs() -> list[dict]:
 
 
 def test_six_calls_in_one_chunk() -> None:
-    calls = [{"index": i, "id": f"call_{i}", "type": "function", "function": {"name": "Read", "arguments": json.dumps({"file_path": p})}} for i, p in enumerate(FILES)]
+    calls = [{"index": i, "id": f"call_{i}_Qm7tRz4kLp2Vw8Nf5", "type": "function", "function": {"name": "Read", "arguments": json.dumps({"file_path": p})}} for i, p in enumerate(FILES)]
     wire = _stream([{"delta": {"role": "assistant", "tool_calls": calls}}, {"finish": "tool_calls"}])
     message = reassemble(wire)
-    assert [b["id"] for b in message["content"]] == [f"call_{i}" for i in range(6)]
+    assert [b["id"] for b in message["content"]] == [f"call_{i}_Qm7tRz4kLp2Vw8Nf5" for i in range(6)]
     assert [b["input"] for b in message["content"]] == _expected_inputs()
     assert message["stop_reason"] == "tool_use"
     sdk = _sdk_message(wire)
@@ -67,7 +67,7 @@ def test_six_calls_in_one_chunk() -> None:
 def test_six_calls_with_fragments_interleaved_across_indices() -> None:
     texts = [json.dumps({"file_path": p}) for p in FILES]
     halves = [(t[: len(t) // 2], t[len(t) // 2 :]) for t in texts]
-    first = [{"index": i, "id": f"call_{i}", "type": "function", "function": {"name": "Read", "arguments": halves[i][0]}} for i in range(6)]
+    first = [{"index": i, "id": f"call_{i}_Qm7tRz4kLp2Vw8Nf5", "type": "function", "function": {"name": "Read", "arguments": halves[i][0]}} for i in range(6)]
     second = [{"index": i, "function": {"arguments": halves[i][1]}} for i in reversed(range(6))]
     wire = _stream([{"delta": {"content": "Reading six files."}}, {"delta": {"tool_calls": first}}, {"delta": {"tool_calls": second}}, {"finish": "tool_calls"}])
     message = reassemble(wire)
@@ -103,7 +103,7 @@ def test_hundreds_of_calls_keep_their_order_and_ids() -> None:
     # Index-less whole calls (each a new index after the highest), then indexed ones, one without an id: the bridge
     # keeps its place among the calls by counters, not by searching them at each chunk (bench/RESULTS.md,
     # "Interleaved calls, read once": 8,000 calls took it 0.6-1.0 s, now 0.03 s).
-    calls = [{"id": f"call_{i}", "type": "function", "function": {"name": "Read", "arguments": json.dumps({"n": i})}}
+    calls = [{"id": f"call_{i}_Qm7tRz4kLp2Vw8Nf5", "type": "function", "function": {"name": "Read", "arguments": json.dumps({"n": i})}}
              for i in range(300)]
     chunks = [{"delta": {"tool_calls": [call]}} for call in calls[:150]]
     chunks += [{"delta": {"tool_calls": [{**call, "index": 150 + i}]}} for i, call in enumerate(calls[150:])]
@@ -111,5 +111,5 @@ def test_hundreds_of_calls_keep_their_order_and_ids() -> None:
     message = reassemble(_stream(chunks + [{"finish": "tool_calls"}]))
     assert [block["input"] for block in message["content"]] == [{"n": i} for i in range(300)]
     ids = [block["id"] for block in message["content"]]
-    assert ids[:200] + ids[201:] == [f"call_{i}" for i in range(300) if i != 200]
+    assert ids[:200] + ids[201:] == [f"call_{i}_Qm7tRz4kLp2Vw8Nf5" for i in range(300) if i != 200]
     assert ids[200] == tool_use_id("msg_par", 200) and len(set(ids)) == 300

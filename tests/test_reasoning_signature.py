@@ -91,7 +91,7 @@ TURN_1 = ResponsesReply(
     reasoning=["**Planning the read**\n\nI should read the file first.", "Then run the tests."],
     encrypted_content=ENCRYPTED,
     text="Reading it now.",
-    function_calls=[("call_A", "Read", '{"file_path":"/tmp/a.py"}'), ("call_B", "Bash", '{"command":"pytest"}')],
+    function_calls=[("call_A_Qm7tRz4kLp2Vw8Nf", "Read", '{"file_path":"/tmp/a.py"}'), ("call_B_Qm7tRz4kLp2Vw8Nf", "Bash", '{"command":"pytest"}')],
 )
 TOOLS = [
     {"name": "Read", "description": "Read a file", "input_schema": {"type": "object", "properties": {"file_path": {"type": "string"}}}},
@@ -124,8 +124,8 @@ def _turn_2(assistant_content: list[dict], key: bytes = KEY) -> tuple[dict, Requ
             {"role": "assistant", "content": assistant_content},
             {"role": "user", "content": [
                 # Claude Code answers in completion order, not call order.
-                {"type": "tool_result", "tool_use_id": "call_B", "content": "1 failed"},
-                {"type": "tool_result", "tool_use_id": "call_A", "content": "def f(): ..."},
+                {"type": "tool_result", "tool_use_id": "call_B_Qm7tRz4kLp2Vw8Nf", "content": "1 failed"},
+                {"type": "tool_result", "tool_use_id": "call_A_Qm7tRz4kLp2Vw8Nf", "content": "def f(): ..."},
             ]},
         ],
     }
@@ -153,7 +153,7 @@ def test_turn_2_replays_turn_1_reasoning_item_unchanged_in_place(turn_1) -> None
     assert request["input"][1] == {
         "type": "reasoning", "id": original["id"], "summary": original["summary"], "encrypted_content": ENCRYPTED,
     }
-    assert [i["call_id"] for i in request["input"][3:]] == ["call_A", "call_B", "call_A", "call_B"]
+    assert [i["call_id"] for i in request["input"][3:]] == ["call_A_Qm7tRz4kLp2Vw8Nf", "call_B_Qm7tRz4kLp2Vw8Nf", "call_A_Qm7tRz4kLp2Vw8Nf", "call_B_Qm7tRz4kLp2Vw8Nf"]
     assert request["include"] == ["reasoning.encrypted_content"] and request["store"] is False
     assert not any("thinking" in note for note in ctx.notes)
 
@@ -184,8 +184,8 @@ def test_anthropic_thinking_and_redacted_thinking_are_dropped() -> None:
         {"type": "thinking", "thinking": "Claude's own thoughts", "signature": ANTHROPIC_SIGNATURE},
         {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP"},
         {"type": "text", "text": "Reading it now."},
-        {"type": "tool_use", "id": "call_A", "name": "Read", "input": {"file_path": "/tmp/a.py"}},
-        {"type": "tool_use", "id": "call_B", "name": "Bash", "input": {"command": "pytest"}},
+        {"type": "tool_use", "id": "call_A_Qm7tRz4kLp2Vw8Nf", "name": "Read", "input": {"file_path": "/tmp/a.py"}},
+        {"type": "tool_use", "id": "call_B_Qm7tRz4kLp2Vw8Nf", "name": "Bash", "input": {"command": "pytest"}},
     ]
     request, ctx = _turn_2(content)
     assert [item["type"] for item in request["input"]][:3] == ["message", "message", "function_call"]
@@ -199,8 +199,8 @@ def test_reasoning_without_encrypted_content_is_not_replayed() -> None:
     item = R.OutputItem(type="reasoning", id="rs_plain", summary=[R.Summary(text="thought")])
     content = [
         {"type": "thinking", "thinking": "thought", "signature": seal_reasoning(item, KEY)},
-        {"type": "tool_use", "id": "call_A", "name": "Read", "input": {}},
-        {"type": "tool_use", "id": "call_B", "name": "Bash", "input": {}},
+        {"type": "tool_use", "id": "call_A_Qm7tRz4kLp2Vw8Nf", "name": "Read", "input": {}},
+        {"type": "tool_use", "id": "call_B_Qm7tRz4kLp2Vw8Nf", "name": "Bash", "input": {}},
     ]
     request, ctx = _turn_2(content)
     assert "reasoning" not in [i["type"] for i in request["input"]]
@@ -212,13 +212,13 @@ def test_interleaved_thinking_keeps_each_reasoning_item_before_its_call() -> Non
     second = R.OutputItem(type="reasoning", id="rs_2", summary=[], encrypted_content="E2")
     content = [
         {"type": "thinking", "thinking": "", "signature": seal_reasoning(first, KEY)},
-        {"type": "tool_use", "id": "call_A", "name": "Read", "input": {}},
+        {"type": "tool_use", "id": "call_A_Qm7tRz4kLp2Vw8Nf", "name": "Read", "input": {}},
         {"type": "thinking", "thinking": "", "signature": seal_reasoning(second, KEY)},
-        {"type": "tool_use", "id": "call_B", "name": "Bash", "input": {}},
+        {"type": "tool_use", "id": "call_B_Qm7tRz4kLp2Vw8Nf", "name": "Bash", "input": {}},
     ]
     request, _ = _turn_2(content)
     kinds = [(i["type"], i.get("id") or i.get("call_id")) for i in request["input"][1:5]]
-    assert kinds == [("reasoning", "rs_1"), ("function_call", "call_A"), ("reasoning", "rs_2"), ("function_call", "call_B")]
+    assert kinds == [("reasoning", "rs_1"), ("function_call", "call_A_Qm7tRz4kLp2Vw8Nf"), ("reasoning", "rs_2"), ("function_call", "call_B_Qm7tRz4kLp2Vw8Nf")]
 
 
 def test_a_reasoning_item_with_nothing_after_it_is_dropped() -> None:

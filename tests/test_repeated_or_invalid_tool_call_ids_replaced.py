@@ -1,7 +1,9 @@
-"""An upstream's tool-call ids reach the client only when Anthropic takes them and they are new in the answer.
+"""An upstream's tool-call ids reach the client only when Anthropic takes them, they are new in the answer, and they
+are long enough to be unique beyond it (the next-turn join is keyed by them: loop/next_turn.py).
 
 Servers that count calls per turn send `call_0` twice; Kimi-style servers send `functions.read:2`, outside
 Anthropic's tool_use id pattern `^[a-zA-Z0-9_-]+$`. Such a call gets a gateway-made id (noted in the audit record),
+as does a short one (`call_0` in every answer: not noted, nothing is wrong with it within its answer),
 so the client's next turn answers each call by its own id and the upstream gets each result paired with its own
 call, under the ids the client was given. End to end with the `anthropic` SDK against the scripted Chat and
 Responses upstreams, JSON and streamed; and, as a property of the four translators, for any list of upstream ids.
@@ -40,10 +42,15 @@ from tests.upstreams.openai_responses import ResponsesReply, render_events, rend
 pytestmark = pytest.mark.timeout(30)
 
 ANTHROPIC_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
-# Two calls sharing an id, one with an id Anthropic refuses: what the upstream answers the first turn with.
+# Two calls sharing an id, one with an id Anthropic refuses, one with an OpenAI-style random id: what the upstream
+# answers the first turn with.
+RANDOM_ID = "call_Qm7tRz4kLp2Vw8Nf5Hs3JxYd"
+# A numbered id, as the gateway replaces it (translate/tool_ids.py): written out here, not imported, as the spec.
+NUMBERED = re.compile(r"(?:[A-Za-z]+[_-])?[0-9]{1,6}")
 CALLS = [("call_0", "Read", '{"path": "a.txt"}'),
          ("call_0", "Read", '{"path": "b.txt"}'),
-         ("functions.read:2", "Read", '{"path": "c.txt"}')]
+         ("functions.read:2", "Read", '{"path": "c.txt"}'),
+         (RANDOM_ID, "Read", '{"path": "d.txt"}')]
 TOOLS = [tool("Read", {"path": {"type": "string"}})]
 FIRST_TURN = [{"role": "user", "content": "read a, b and c"}]
 
@@ -90,10 +97,11 @@ def _pairs_sent(env: BothApis, api: str) -> tuple[dict[str, str], dict[str, str]
 def test_repeated_and_invalid_upstream_call_ids_become_unique_valid_tool_use_ids(env: BothApis, api: str, stream: bool) -> None:
     message, request_id = _ask(env, api, stream, FIRST_TURN)
     uses = _tool_uses(message)
-    assert [use[1] for use in uses] == [{"path": "a.txt"}, {"path": "b.txt"}, {"path": "c.txt"}]
+    assert [use[1] for use in uses] == [{"path": "a.txt"}, {"path": "b.txt"}, {"path": "c.txt"}, {"path": "d.txt"}]
     ids = [use[0] for use in uses]
-    assert len(set(ids)) == 3 and all(ANTHROPIC_ID.match(i) for i in ids), ids
-    assert ids[0] == "call_0"  # the first call keeps the upstream's id; only the repeat and the refused one change
+    assert len(set(ids)) == 4 and all(ANTHROPIC_ID.match(i) for i in ids), ids
+    # `call_0` would be every answer's first id: made here, unique to the answer; a random id is kept.
+    assert ids[0] != "call_0" and ids[3] == RANDOM_ID
     notes = wait_record(env.store, request_id)["notes"]
     assert NOTE_REPEATED in notes and NOTE_INVALID_ID in notes
 
@@ -122,7 +130,8 @@ KEY = b"tool-ids-property"
 upstream_ids = st.lists(st.one_of(
     st.none(), st.just(""),
     st.sampled_from(["call_0", "call_1", "functions.read:2", "toolu_prop_0", "toolu_prop_1", "toolu_prop_1_1",
-                     "a" * MAX_ID_LENGTH, "a" * (MAX_ID_LENGTH + 1)]),
+                     "a" * MAX_ID_LENGTH, "a" * (MAX_ID_LENGTH + 1), RANDOM_ID,
+                     "call_12", "tool-7", "42", "1234567", "aB3dE6gH9", "abcdefgh1", "a1b2c3d4e"]),
     st.text(max_size=8),
 ), max_size=6)
 
@@ -163,11 +172,24 @@ def test_any_upstream_call_ids_give_unique_valid_tool_use_ids(ids: list[str | No
         assert len(translated) == len(ids)
         assert len(set(translated)) == len(translated), translated
         assert all(ANTHROPIC_ID.match(i) and len(i) <= MAX_ID_LENGTH for i in translated), translated
-        # An id Anthropic takes, not given to an earlier call of the answer, reaches the client as the upstream sent it.
+        # An id Anthropic takes, not given to an earlier call of the answer, and not numbered (`call_0`, the same in
+        # every answer), reaches the client as the upstream sent it; any other is replaced.
         seen: set[str] = set()
         for upstream, given_id in zip(ids, translated):
-            if upstream and upstream not in seen and len(upstream) <= MAX_ID_LENGTH and ANTHROPIC_ID.match(upstream):
-                assert given_id == upstream
+            kept = (upstream and upstream not in seen and len(upstream) <= MAX_ID_LENGTH
+                    and ANTHROPIC_ID.match(upstream) and not NUMBERED.fullmatch(upstream))
+            assert (given_id == upstream) == bool(kept), (upstream, given_id)
             seen.add(given_id)
     chat_json, chat_stream, responses_json, responses_stream = (*_chat(ids), *_responses(ids))
     assert chat_stream == chat_json and responses_stream == responses_json  # a stream reassembles to its JSON answer
+
+
+def test_mistral_style_ids_reach_the_client_unchanged_and_numbered_ones_do_not() -> None:
+    """Mistral refuses a next turn whose ids are not its own 9 letters and digits: they must survive translation,
+    whatever their characters; `call_0`-style ids, the same in every answer, must not."""
+    mistral = ["aB3dE6gH9", "abcdefgh1", "123456789", "Zz0Zz0Zz0"]
+    for translated in (*_chat(mistral), *_responses(mistral)):
+        assert translated == mistral
+    numbered = ["call_0", "tool-12", "7"]
+    for translated in (*_chat(numbered), *_responses(numbered)):
+        assert all(given.startswith("toolu_prop_") for given in translated), translated

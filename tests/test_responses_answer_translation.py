@@ -57,15 +57,15 @@ def test_text_answer_with_cached_usage() -> None:
 def test_parallel_function_calls_become_tool_use_with_call_ids_and_restored_names() -> None:
     ctx = _message((LONG_NAME,))
     calls = [
-        {"id": "fc_1", "type": "function_call", "call_id": "call_1", "name": "Read", "arguments": '{"file_path":"a"}'},
-        {"id": "fc_2", "type": "function_call", "call_id": "call_2", "name": shorten(LONG_NAME, 64), "arguments": '"{\\"x\\":1}"'},
-        {"id": "fc_3", "type": "function_call", "name": "Read", "arguments": ""},
+        {"id": "fc_1", "type": "function_call", "call_id": "call_1Qm7tRz4kLp2Vw8Nf5Hs3Jx", "name": "Read", "arguments": '{"file_path":"a"}'},
+        {"id": "fc_2", "type": "function_call", "call_id": "call_2Qm7tRz4kLp2Vw8Nf5Hs3Jx", "name": shorten(LONG_NAME, 64), "arguments": '"{\\"x\\":1}"'},
+        {"id": "fc_3Qm7tRz4kLp2Vw8Nf5Hs3JxYd", "type": "function_call", "name": "Read", "arguments": ""},
     ]
     assert _translate(_response([TEXT, *calls]), ctx) == _expected([
         {"type": "text", "text": "Hello."},
-        {"type": "tool_use", "id": "call_1", "name": "Read", "input": {"file_path": "a"}},
-        {"type": "tool_use", "id": "call_2", "name": LONG_NAME, "input": {"x": 1}},
-        {"type": "tool_use", "id": "fc_3", "name": "Read", "input": {}},
+        {"type": "tool_use", "id": "call_1Qm7tRz4kLp2Vw8Nf5Hs3Jx", "name": "Read", "input": {"file_path": "a"}},
+        {"type": "tool_use", "id": "call_2Qm7tRz4kLp2Vw8Nf5Hs3Jx", "name": LONG_NAME, "input": {"x": 1}},
+        {"type": "tool_use", "id": "fc_3Qm7tRz4kLp2Vw8Nf5Hs3JxYd", "name": "Read", "input": {}},
     ], "tool_use")
     assert ctx.notes == ["tool arguments unwrapped"]
 

@@ -40,8 +40,8 @@ def test_signature_with_altered_mac_is_not_replayed(responses_client, responses_
 
 def test_foreign_anthropic_signature_is_not_replayed_and_the_turn_succeeds(responses_client, responses_upstream):
     content = [{"type": "thinking", "thinking": "Claude's own thoughts.", "signature": ANTHROPIC_SIGNATURE},
-               {"type": "tool_use", "id": "call_rt_A", "name": "Read", "input": {"file_path": "/p/a.txt"}},
-               {"type": "tool_use", "id": "call_rt_B", "name": "Read", "input": {"file_path": "/p/b.txt"}}]
+               {"type": "tool_use", "id": "call_rt_A_Qm7tRz4kLp2Vw8Nf", "name": "Read", "input": {"file_path": "/p/a.txt"}},
+               {"type": "tool_use", "id": "call_rt_B_Qm7tRz4kLp2Vw8Nf", "name": "Read", "input": {"file_path": "/p/b.txt"}}]
     sent = turn_2(responses_client, responses_upstream, content, True)
     assert_not_replayed(sent)
     assert "Claude's own thoughts." not in json.dumps(sent)
@@ -56,8 +56,8 @@ def test_an_empty_key_file_never_becomes_an_empty_signing_key(responses_upstream
     forged_item = {"type": "reasoning", "summary": [], "id": "rs_forged", "encrypted_content": "enc-forged-by-client"}
     forged = seal(json.dumps(forged_item).encode(), b"")
     content = [{"type": "thinking", "thinking": "", "signature": forged},
-               {"type": "tool_use", "id": "call_rt_A", "name": "Read", "input": {"file_path": "/p/a.txt"}},
-               {"type": "tool_use", "id": "call_rt_B", "name": "Read", "input": {"file_path": "/p/b.txt"}}]
+               {"type": "tool_use", "id": "call_rt_A_Qm7tRz4kLp2Vw8Nf", "name": "Read", "input": {"file_path": "/p/a.txt"}},
+               {"type": "tool_use", "id": "call_rt_B_Qm7tRz4kLp2Vw8Nf", "name": "Read", "input": {"file_path": "/p/b.txt"}}]
     with contextlib.ExitStack() as stack:
         try:
             running = stack.enter_context(run_gateway(gateway_config(responses_upstream.responses_url),

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.timeout(30)
 
 @json_and_stream
 def test_six_parallel_function_calls_with_fragmented_arguments(stream, responses_client, responses_upstream):
-    calls = [(f"call_{'abcdef'[n]}{n}x7Qp", "Read", json.dumps({"file_path": f"/home/dev/project/{'abcdef'[n]}.txt",
+    calls = [(f"call_{'abcdef'[n]}{n}x7QpRz4kLp2Vw8Nf5", "Read", json.dumps({"file_path": f"/home/dev/project/{'abcdef'[n]}.txt",
                                                                   "limit": 100 + n}))
              for n in range(6)]
     responses_upstream.script(ResponsesReply(text="Reading all six.", function_calls=calls, pieces=9))
@@ -30,7 +30,7 @@ def test_six_parallel_function_calls_with_fragmented_arguments(stream, responses
 
 
 def test_streamed_parallel_calls_are_well_formed_events(responses_gateway, responses_upstream):
-    calls = [(f"call_{n}", "Read", json.dumps({"file_path": f"/tmp/{n}.py"})) for n in range(6)]
+    calls = [(f"call_{n}_Qm7tRz4kLp2Vw8Nf5", "Read", json.dumps({"file_path": f"/tmp/{n}.py"})) for n in range(6)]
     responses_upstream.script(ResponsesReply(reasoning="Read them all.", function_calls=calls, pieces=6))
     status, events = stream_raw(responses_gateway, model=ROUTE_NAME, max_tokens=2000, messages=USER_HI, tools=TOOLS)
     assert status == 200

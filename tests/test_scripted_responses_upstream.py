@@ -113,7 +113,7 @@ def test_stream_is_named_events_with_sequence_numbers_and_no_done(upstream: Scri
 
 
 def test_parallel_function_calls_stream_fragmented_and_bridge_in_order(upstream: ScriptedResponsesUpstream) -> None:
-    calls = [(f"call_{n}", "Read", json.dumps({"file_path": f"/tmp/f{n}.py"})) for n in range(3)]
+    calls = [(f"call_{n}_Qm7tRz4kLp2Vw8Nf", "Read", json.dumps({"file_path": f"/tmp/f{n}.py"})) for n in range(3)]
     upstream.script(ResponsesReply(function_calls=calls, pieces=5))
     _, _, raw = _post(upstream, {"model": "gpt-5", "input": [], "stream": True})
     frames = _frames(raw)

@@ -86,3 +86,20 @@ def test_a_signal_for_an_unknown_column_is_refused(store: AuditStore) -> None:
 
     with pytest.raises(StoreError):
         store.update_signal(SignalUpdate("req_1", "status", "500"))
+
+
+def test_a_rows_client_key_comes_back_with_it(store: AuditStore) -> None:
+    keyed = ToolCallRow("toolu_k", "req_k", T0, "r1", None, None, None, None, "Read", "key_a")  # migration 10
+    store.write([AuditRecord(time=T0, request_id="req_k")], Followups(tool_calls=[keyed]))
+    assert store.find_tool_calls(["toolu_k"]) == [keyed]
+
+
+def test_a_signal_is_claimed_by_the_one_update_that_changes_the_record(store: AuditStore) -> None:
+    # Two workers attributing the same next turn (a client's retry): only the first tells anyone.
+    store.write([AuditRecord(time=T0, request_id="req_1")])
+    refused = SignalUpdate("req_1", "next_turn", "client_refused", ("ok", "execution_failed"))
+    assert store.claim_signal(refused) is True
+    assert store.claim_signal(refused) is False
+    assert store.claim_signal(SignalUpdate("req_1", "next_turn", "execution_failed", ("ok",))) is False
+    assert store.query_requests({"request_id": "req_1"})[0]["next_turn"] == "client_refused"
+    assert store.claim_signal(SignalUpdate("req_unwritten", "next_turn", "client_refused")) is None

@@ -44,7 +44,8 @@ from dragoman.config.loop import VerdictSettings
 from dragoman.loop import verdict as V
 from dragoman.loop.checks import SchemaCache, check
 from dragoman.loop.evidence import Evidence
-from dragoman.loop.next_turn import OK, RANK, REPLACES, STRENGTH, UNKNOWN, Answered, Remembered, ToolCallMemory
+from dragoman.loop.next_turn import (OK, RANK, REPLACES, STRENGTH, UNKNOWN, Answered, Outcome, Remembered,
+                                     ToolCallMemory)
 from dragoman.loop.verdict import LateSignal, VerdictSink
 from dragoman.observe.record import AuditRecord
 from dragoman.observe.stores import AuditStore, Followups, SignalUpdate, ToolCallRow
@@ -53,6 +54,8 @@ from dragoman.redaction import redact_cut
 log = logging.getLogger("dragoman.loop")
 
 WAITING_LIMIT = 2_000  # tool_result ids waiting for another worker's rows, at most
+WAIT_PER_REQUEST = 64  # ... of them from one request (a turn answers one answer: its ids come in or not together)
+MAX_LOOKED_UP = 500  # a request's tool_result ids looked up in the store, at most: one query
 # A waiting id is looked up again after 0.25 s, then 0.5 s, 1 s, … (doubling) until join_wait: a few look-ups
 # each, so ids that are no one's (another gateway's calls) cost little.
 _FIRST_RETRY = 0.25
@@ -72,10 +75,11 @@ _NOTHING_TO_JOIN = Examined()  # shared, never changed: a call that answers no t
 
 
 class _Waiting:
-    __slots__ = ("tool_use_id", "outcome", "text", "deadline", "next_try", "delay")
+    __slots__ = ("tool_use_id", "outcome", "text", "deadline", "next_try", "delay", "key_id")
 
-    def __init__(self, tool_use_id: str, outcome: str, text: str, now: float, wait: float) -> None:
-        self.tool_use_id, self.outcome, self.text = tool_use_id, outcome, text
+    def __init__(self, tool_use_id: str, outcome: str, text: str, now: float, wait: float,
+                 key_id: str | None) -> None:
+        self.tool_use_id, self.outcome, self.text, self.key_id = tool_use_id, outcome, text, key_id
         self.deadline, self.next_try, self.delay = now + wait, now + _FIRST_RETRY, _FIRST_RETRY
 
 
@@ -97,7 +101,9 @@ class Assessor:
         # to one of them sets its next_turn in place (assess_drain).
         self._drained: dict[str, AuditRecord] = {}
         self._scratch = Followups()  # the next record's follow-ups, while it has none (`_followups`)
-        self._waiting: collections.OrderedDict[str, _Waiting] = collections.OrderedDict()
+        # Results waiting for another worker's rows, by (client key, tool_use id): one client's waiting id is not
+        # another's.
+        self._waiting: dict[tuple[str | None, str], _Waiting] = {}
         self._clock = clock
         self._next_prune = clock() + _PRUNE_EVERY
         self._next_failure_log = float("-inf")
@@ -143,7 +149,7 @@ class Assessor:
             if ids:
                 r = record
                 answer = Remembered(r.request_id, r.time, r.route, r.upstream_model, r.shape, r.prompt_variant,
-                                    r.config_version, ids, names)
+                                    r.config_version, ids, names, r.key_id)
         if answer is None and evidence.results is None:
             return _NOTHING_TO_JOIN
         return Examined(evidence.results, answer)
@@ -201,7 +207,7 @@ class Assessor:
         out = self._scratch
         answered, answer = examined.answered, examined.answer
         if answered is not None:
-            self._join(answered, answer, out)
+            self._join(answered, answer, out, record.key_id)
         elif answer is not None:
             self.memory.remember(answer)
         if answer is not None and self.shared is not None:
@@ -228,11 +234,12 @@ class Assessor:
             out.prune_before = now - self.settings.retention_hours * 3600
         return out
 
-    def _join(self, answered: Answered, answer: Remembered | None, out: Followups) -> None:
+    def _join(self, answered: Answered, answer: Remembered | None, out: Followups, key_id: str | None) -> None:
         """The results' outcomes to the answer they answer: found in memory by its first call's id among theirs, or,
         when this process did not give it and shares its store, by each result's id in the store's tool_calls rows.
-        `answer`: this record's own calls, remembered under the same lock."""
-        remembered = self.memory.take(answered.ids, answer)
+        Only calls given to the same client key (`key_id`) are joined. `answer`: this record's own calls,
+        remembered under the same lock."""
+        remembered = self.memory.take(answered.ids, answer, key_id)
         if remembered is None:
             return  # attributed already: a retried request
         if remembered is not UNKNOWN:
@@ -241,92 +248,131 @@ class Assessor:
         if self.shared is None:
             return
         waiting = self._waiting
-        missing = [result for result in answered.outcomes() if result[1] is not None and result[0] not in waiting]
+        # A real turn answers one answer's calls; past MAX_LOOKED_UP results (made up) it costs the writer no more.
+        missing = [result for result in answered.outcomes()[:MAX_LOOKED_UP]
+                   if result[1] is not None and (key_id, result[0]) not in waiting]
         if not missing:
             return
-        rows = self._from_store([tool_use_id for tool_use_id, _, _ in missing])
-        by_id = {row.tool_use_id: row for row in rows}
+        by_id = {row.tool_use_id: row for row in self._from_store([result[0] for result in missing])
+                 if row.key_id == key_id}  # another key's call is not this client's to answer
+        self.memory.answered(by_id)  # attributed now: a retry is not counted twice
         found = []
         now = self._clock()
+        waits = 0
         for tool_use_id, outcome, text in missing:
             row = by_id.get(tool_use_id)
             if row is not None:
                 found.append((row, outcome, text))
-            else:
-                self._wait(_Waiting(tool_use_id, outcome, text, now, self.settings.join_wait))
+            elif waits < WAIT_PER_REQUEST:
+                waits += self._wait(_Waiting(tool_use_id, outcome, text, now, self.settings.join_wait, key_id))
         if found:
             self._attribute(found, out)
 
     def _attribute_answer(self, remembered: Remembered, answered: Answered, out: Followups) -> None:
-        """Set the answering record's next_turn to the strongest outcome of its results; tell the sinks of each
-        refusal and failure. Every result counts for that answer: a turn's tool_results answer the calls of the
-        message before it (the Messages API and Chat both refuse a conversation where they do not)."""
-        others = answered.others or ()
-        strongest = OK if len(others) < len(answered.ids) else None  # one result at least is a plain success
-        for tool_use_id, outcome, text in others:
-            if outcome is None:
-                continue  # a person declined: no signal
-            if strongest is None or RANK[outcome] > RANK[strongest]:
-                strongest = outcome
-            self._tell(self._late_of(remembered.row(tool_use_id), outcome, text))
+        """Set the answering record's next_turn to the strongest outcome of the results for its own calls, and tell
+        the sinks of it once when it is a refusal or a failure: one signal per call (request), however many of
+        its tool calls failed, and none for a result whose id the answer did not make (a client's made-up ids
+        charge no one)."""
+        others = answered.others
+        if not others:  # every result a plain success (nearly every turn): one of them is the answer's, as found
+            strongest, worst = OK, None
+        else:
+            strongest, worst = _strongest([result for result in answered.outcomes() if result[0] in remembered.ids])
         if strongest is None:
+            return  # only people declining
+        update = SignalUpdate(remembered.request_id, "next_turn", strongest, REPLACES[strongest])
+        if not self._record(update, out):
             return
-        earlier = self._drained.get(remembered.request_id)
-        if earlier is None:
-            out.signals.append(SignalUpdate(remembered.request_id, "next_turn", strongest, REPLACES[strongest]))
-        elif earlier.next_turn is None or earlier.next_turn in REPLACES[strongest]:
-            # The answer's record is in this drain, not written yet: its row goes in with the outcome, and the
-            # store runs no UPDATE for it (a next turn that comes within the writer's flush interval: most of
-            # Claude Code's after quick tools, and every one of the bench's `tools` turns).
-            earlier.next_turn = strongest
+        if worst is not None:
+            tool_use_id, outcome, text = worst
+            self._tell(self._late_of(remembered.row(tool_use_id), outcome, text))
+
+    def _record(self, update: SignalUpdate, out: Followups) -> bool:
+        """Set the earlier record's next_turn: in place when it is in this drain (not written yet: its row goes in
+        with the outcome, and the store runs no UPDATE for it, as for most of Claude Code's next turns, which come
+        within the writer's flush interval), else by an UPDATE in the batch's transaction. A refusal or failure,
+        when another process may join the same next turn (a client's retry reaching another worker), is claimed
+        in the store now: it is told only by the process whose UPDATE changed the record. False: recorded
+        already, tell no one."""
+        earlier = self._drained.get(update.request_id)
+        if earlier is not None:
+            if earlier.next_turn is not None and earlier.next_turn not in update.replaces:
+                return False
+            earlier.next_turn = update.value
+            return True
+        if update.value != OK and self.shared is not None:
+            claimed = self._claim(update)
+            if claimed is not None:
+                return claimed
+        out.signals.append(update)  # "ok" (idempotent), a lone process (its memory answers once), or not written
+        return True
+
+    def _claim(self, update: SignalUpdate) -> bool | None:
+        assert self.shared is not None
+        try:
+            return self.shared.claim_signal(update)
+        except Exception as exc:  # noqa: BLE001 - a store hiccup must not cost the signal: it goes in the batch
+            log.warning("next-turn join: store update failed (%s)", type(exc).__name__)
+            return None
 
     def _retry_waiting(self, now: float, out: Followups | None) -> Followups | None:
         waiting = self._waiting
-        for tool_use_id in [k for k, w in waiting.items() if w.deadline <= now]:
-            del waiting[tool_use_id]  # never ours, or its worker's batch was lost: give up
+        for key in [k for k, w in waiting.items() if w.deadline <= now]:
+            del waiting[key]  # never ours, or its worker's batch was lost: give up
         due = [w for w in waiting.values() if w.next_try <= now]
         if not due:
             return out
         for w in due:
             w.delay *= 2
             w.next_try = now + w.delay
-        rows = self._from_store([w.tool_use_id for w in due])
-        if rows:
+        by_id = {row.tool_use_id: row for row in self._from_store([w.tool_use_id for w in due])}
+        joined = []
+        for w in due:
+            row = by_id.get(w.tool_use_id)
+            if row is not None and row.key_id == w.key_id:
+                del waiting[w.key_id, w.tool_use_id]
+                joined.append((row, w.outcome, w.text))
+        if joined:
+            self.memory.answered(row.tool_use_id for row, _, _ in joined)
             out = out or Followups()
-            self._attribute([(row, waiting[row.tool_use_id].outcome, waiting.pop(row.tool_use_id).text)
-                             for row in rows], out)
+            self._attribute(joined, out)
         return out
 
     def _from_store(self, ids: list[str]) -> list[ToolCallRow]:
-        """The rows of these ids other processes wrote; each is about to be attributed (memory.take marks the
-        ones found in memory)."""
+        """The rows other processes wrote of these tool_use ids, for any client key (the caller keeps its own)."""
         assert self.shared is not None
         rows: list[ToolCallRow] = []
         try:
-            for at in range(0, len(ids), 500):
-                rows += self.shared.find_tool_calls(ids[at : at + 500])
+            for at in range(0, len(ids), MAX_LOOKED_UP):
+                rows += self.shared.find_tool_calls(ids[at : at + MAX_LOOKED_UP])
         except Exception as exc:  # noqa: BLE001 - a store hiccup costs a join, never a record
             log.warning("tool-call memory: store look-up failed (%s)", type(exc).__name__)
-        self.memory.answered(row.tool_use_id for row in rows)  # attributed now: a retry is not counted twice
         return rows
 
-    def _wait(self, waiting: _Waiting) -> None:
-        self._waiting[waiting.tool_use_id] = waiting
-        while len(self._waiting) > WAITING_LIMIT:
-            self._waiting.popitem(last=False)
+    def _wait(self, waiting: _Waiting) -> int:
+        """Wait for this id's row (1), unless WAITING_LIMIT ids wait already (0): new ids are turned away rather
+        than older ones pushed out, so a turn full of made-up ids cannot cost other turns their joins."""
+        if len(self._waiting) >= WAITING_LIMIT:
+            return 0
+        self._waiting[waiting.key_id, waiting.tool_use_id] = waiting
+        return 1
 
     def _attribute(self, joined: list[tuple[ToolCallRow, str, str]], out: Followups) -> None:
-        """Set each earlier record's next_turn to the strongest outcome of its calls; tell the sinks."""
-        by_request: dict[str, str] = {}
+        """Set each earlier record's next_turn to the strongest outcome of its calls; tell the sinks once per
+        record (`_attribute_answer`)."""
+        by_request: dict[str, list[Outcome]] = {}
+        rows: dict[str, ToolCallRow] = {}
         for row, outcome, text in joined:
-            request_id = row.request_id
-            before = by_request.get(request_id)
-            if before is None or RANK[outcome] > RANK[before]:
-                by_request[request_id] = outcome
-            if outcome != OK:
-                self._tell(self._late_of(row, outcome, text))
-        for request_id, outcome in by_request.items():
-            out.signals.append(SignalUpdate(request_id, "next_turn", outcome, REPLACES[outcome]))
+            by_request.setdefault(row.request_id, []).append((row.tool_use_id, outcome, text))
+            rows[row.tool_use_id] = row
+        for request_id, outcomes in by_request.items():
+            strongest, worst = _strongest(outcomes)
+            if strongest is None or not self._record(
+                    SignalUpdate(request_id, "next_turn", strongest, REPLACES[strongest]), out):
+                continue
+            if worst is not None:
+                tool_use_id, outcome, text = worst
+                self._tell(self._late_of(rows[tool_use_id], outcome, text))
 
     def _late_of(self, row: ToolCallRow, outcome: str, text: str) -> LateSignal:
         return LateSignal(request_id=row.request_id, kind=outcome, time=self._clock(), route=row.route,
@@ -347,6 +393,19 @@ class Assessor:
             self.metrics.observe_late_signal(signal.route, signal.model, signal.kind)
         for sink in self._sinks:
             _call(sink.late_signal, signal)
+
+
+def _strongest(outcomes: list[Outcome]) -> tuple[str | None, Outcome | None]:
+    """The strongest outcome of one answer's results (None: only people declining), and the first result that
+    says it when it is a refusal or a failure (what the one signal about that answer tells)."""
+    strongest: str | None = None
+    worst: Outcome | None = None
+    for result in outcomes:
+        outcome = result[1]
+        if outcome is not None and (strongest is None or RANK[outcome] > RANK[strongest]):
+            strongest = outcome
+            worst = result if outcome != OK else None
+    return strongest, worst
 
 
 def _call(fn: Callable[[Any], None], arg: Any) -> None:

@@ -107,8 +107,9 @@ def tool_results(last: A.Message | None) -> Answered | None:
 
 
 class Remembered(msgspec.Struct, gc=False):
-    """An answer's tool calls, as the memory keeps them: the record that made them and each call's tool_use id and
-    tool name. Built on the event loop when the call is examined, from the record at hand."""
+    """An answer's tool calls, as the memory keeps them: the record that made them, each call's tool_use id and
+    tool name, and the client key it answered (a next turn is joined only to its own key's calls: one client can
+    never be charged with another's). Built on the event loop when the call is examined, from the record at hand."""
 
     request_id: str
     time: float
@@ -119,17 +120,18 @@ class Remembered(msgspec.Struct, gc=False):
     config_version: str | None
     ids: list[str]
     names: list[str]
+    key_id: str | None = None
 
     def row(self, tool_use_id: str) -> ToolCallRow:
         """The store's row of one of its calls (the tool_calls table's, and what a late signal is made from)."""
         name = self.names[self.ids.index(tool_use_id)] if tool_use_id in self.ids else None
         return ToolCallRow(tool_use_id, self.request_id, self.time, self.route, self.model, self.shape,
-                           self.prompt_variant, self.config_version, name)
+                           self.prompt_variant, self.config_version, name, self.key_id)
 
     def rows(self) -> list[ToolCallRow]:
         """One row per call, for the store's tool_calls table (a process that shares its store)."""
         return [ToolCallRow(tool_use_id, self.request_id, self.time, self.route, self.model, self.shape,
-                            self.prompt_variant, self.config_version, name)
+                            self.prompt_variant, self.config_version, name, self.key_id)
                 for tool_use_id, name in zip(self.ids, self.names)]
 
 
@@ -164,11 +166,13 @@ class ToolCallMemory:
             while len(self._answers) > self.size:
                 self._answers.popitem(last=False)
 
-    def take(self, ids: list[str], remember: Remembered | None = None) -> Remembered | None | Any:
+    def take(self, ids: list[str], remember: Remembered | None = None, key_id: str | None = None
+             ) -> Remembered | None | Any:
         """The answer results with these tool_use ids answer, found by its first call's id among them (a tombstone
         from now on); None when its results were attributed already; UNKNOWN when this process never gave it (or
-        forgot it). `remember`: an answer to remember next, under the same lock (a record that answers the turn
-        before it and makes calls of its own: most of Claude Code's)."""
+        forgot it), or gave it to another client key than `key_id` (left as it is: another client's turn can
+        neither be charged to it nor use up its join). `remember`: an answer to remember next, under the same lock (a
+        record that answers the turn before it and makes calls of its own: most of Claude Code's)."""
         with self._lock:
             answers = self._answers
             found = UNKNOWN
@@ -177,6 +181,9 @@ class ToolCallMemory:
                 if found is UNKNOWN:
                     continue
                 if found is not None:
+                    if found.key_id != key_id:
+                        found = UNKNOWN
+                        continue
                     answers[tool_use_id] = None
                 break
             if remember is not None:

@@ -176,6 +176,10 @@ _BUDGET_COLUMNS = _same(
     "ALTER TABLE requests ADD COLUMN budget_team TEXT",
 )
 
+# The next-turn join is scoped to the client key that got the calls (loop/assess.py): one client's turn never
+# charges another's call, whatever ids an upstream repeats or a client makes up.
+_TOOL_CALL_KEY = _same("ALTER TABLE tool_calls ADD COLUMN key_id TEXT")
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "requests table", (_requests_table(SQLITE), *_V1_INDEXES), (_requests_table(POSTGRES), *_V1_INDEXES)),
     Migration(2, "indexes for lookups by request id and cost reports by team, model and key", _V2_INDEXES, _V2_INDEXES),
@@ -190,6 +194,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "virtual keys, stored by digest", _keys_table(SQLITE), _keys_table(POSTGRES)),
     Migration(9, "the developer and team whose budgets a request was charged against (its key's)",
               _BUDGET_COLUMNS, _BUDGET_COLUMNS),
+    Migration(10, "the client key each tool call was given to: a next turn is joined only to its own key's calls",
+              _TOOL_CALL_KEY, _TOOL_CALL_KEY),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -113,6 +113,17 @@ class PostgresStore:
     def update_signal(self, update: stores.SignalUpdate) -> None:
         self.write([], stores.Followups(signals=[update]))
 
+    def claim_signal(self, update: stores.SignalUpdate) -> bool | None:
+        return stores.claim_signal(self._changed, "%s", update)
+
+    def _changed(self, sql: str, params: Sequence[Any]) -> int:
+        """The rows an UPDATE changed, or a SELECT found (autocommit: one statement is one transaction)."""
+        def run(conn: Any) -> int:
+            cursor = conn.execute(sql, _no_nul(params))
+            return cursor.rowcount if sql.startswith("UPDATE") else len(cursor.fetchall())
+
+        return self.run(run)
+
     def query_requests(
         self,
         filters: Mapping[str, Any] | None = None,

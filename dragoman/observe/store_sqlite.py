@@ -102,6 +102,14 @@ class SQLiteStore:
     def update_signal(self, update: stores.SignalUpdate) -> None:
         self.write([], stores.Followups(signals=[update]))
 
+    def claim_signal(self, update: stores.SignalUpdate) -> bool | None:
+        return stores.claim_signal(self._changed, "?", update)
+
+    def _changed(self, sql: str, params: Sequence[Any]) -> int:
+        """The rows an UPDATE changed, or a SELECT found (autocommit: one statement is one transaction)."""
+        cursor = self._conn().execute(sql, params)
+        return cursor.rowcount if sql.startswith("UPDATE") else len(cursor.fetchall())
+
     def query_requests(
         self,
         filters: Mapping[str, Any] | None = None,

@@ -63,7 +63,8 @@ _decode_list = msgspec.json.Decoder(list).decode
 
 class ToolCallRow(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """A tool_use the gateway answered with (migration 5, table `tool_calls`): the correctness loop joins the
-    client's next turn to it, from any worker or instance on the same store."""
+    client's next turn to it, from any worker or instance on the same store, when the turn comes with the same
+    client key (`key_id`, migration 10)."""
 
     tool_use_id: str
     request_id: str
@@ -74,6 +75,7 @@ class ToolCallRow(msgspec.Struct, frozen=True, array_like=True, gc=False):
     prompt_variant: str | None = None
     config_version: str | None = None
     tool_name: str | None = None
+    key_id: str | None = None
 
 
 class SignalUpdate(msgspec.Struct, frozen=True, gc=False):
@@ -102,7 +104,7 @@ class Followups(msgspec.Struct):
 
 SIGNAL_COLUMNS = ("next_turn", "judge")
 TOOL_CALL_COLUMNS = ("tool_use_id", "request_id", "time", "route", "model", "shape", "prompt_variant",
-                     "config_version", "tool_name")
+                     "config_version", "tool_name", "key_id")
 
 
 class AuditStore(Protocol):
@@ -115,6 +117,8 @@ class AuditStore(Protocol):
     def find_tool_calls(self, ids: Sequence[str]) -> list[ToolCallRow]: ...
 
     def update_signal(self, update: SignalUpdate) -> None: ...
+
+    def claim_signal(self, update: SignalUpdate) -> bool | None: ...
 
     def query_requests(
         self,
@@ -294,6 +298,16 @@ def signal_sql(ph: str, column: str, ids: int = 1, replaces: int = 0) -> str:
     if replaces:
         keep += f" OR {column} IN ({', '.join([ph] * replaces)})"
     return f"UPDATE requests SET {column} = {ph} WHERE request_id IN ({', '.join([ph] * ids)}) AND ({keep})"
+
+
+def claim_signal(run: Any, ph: str, update: SignalUpdate) -> bool | None:
+    """Apply one signal now, alone (`run(sql, params)` returns the rows it changed, or the rows it selected): True
+    when it changed the record, False when the record holds that outcome or a stronger one already (another worker
+    attributed that next turn: a client's retry reached it), None when there is no such record (not written yet)."""
+    sql = signal_sql(ph, update.column, 1, len(update.replaces))
+    if run(sql, (update.value, update.request_id, *update.replaces)):
+        return True
+    return False if run(f"SELECT 1 FROM requests WHERE request_id = {ph}", (update.request_id,)) else None
 
 
 def tool_calls_sql(ph: str, count: int) -> str:
