@@ -13,7 +13,8 @@ random, so it is unique to its answer. Any other id is kept as the upstream sent
 Mistral's API (and mistral_common, which vLLM and others serve Devstral with) refuses a next turn whose ids are not
 exactly 9 letters and digits ("Tool call id was … but must be a-z, A-Z, 0-9, with a length of 9"), so replacing its
 ids would break every second turn. A numbered id is a word, `_` or `-`, and at most six digits, or the digits
-alone: an id of letters and digits only, as Mistral's, never is, however its characters fall.
+alone, 20 characters at most: an id of letters and digits only, as Mistral's, never is, however its characters
+fall.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from dragoman.translate.request_context import RequestContext
 # `chatcmpl-tool-` and 32 hex digits); a longer one is carried in every later request of the conversation, twice,
 # and keys the audit store's tool_calls table, so one beyond this is replaced as if it were invalid.
 MAX_ID_LENGTH = 256
-# Numbered ids are short: a longer id (OpenAI's 29 characters, vLLM's 46, llama.cpp's 32) is not tried against
-# the pattern, so the common case costs a length check.
-NUMBERED_MAX_LENGTH = 40
+# Numbered ids are short (`toolcall_123456` is 15): a longer id (OpenAI's 29 characters, vLLM's 46, llama.cpp's
+# 32) is not tried against the pattern, so the common case costs a length check.
+NUMBERED_MAX_LENGTH = 20
 _numbered = re.compile(r"(?:[A-Za-z]+[_-])?[0-9]{1,6}").fullmatch
 NOTE_REPEATED = "repeated tool call id replaced"
 NOTE_INVALID_ID = "invalid tool call id replaced"
