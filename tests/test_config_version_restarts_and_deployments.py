@@ -5,7 +5,6 @@ an automatic one does not re-apply the version that regressed; an automatic roll
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from dragoman.loop import version_store
 from dragoman.loop.versions import AUTO, MANUAL, ConfigVersions, RollbackError, content_version
 from dragoman.observe.record import AuditRecord
 from dragoman.observe.stores import AuditStore, open_store
-from tests.observe_pg import cluster
+from tests.observe_pg import store, store_url  # noqa: F401 (fixtures)
 
 CONFIG = """\
 routes:
@@ -27,17 +26,6 @@ loop:
 """
 WATCH = 40
 
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/audit.db" if request.param == "sqlite" else cluster().new_database()
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[AuditStore]:
-    opened = open_store(store_url)
-    yield opened
-    opened.close()
 
 
 class Clock:

@@ -8,30 +8,16 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from dragoman.observe import migrations
 from dragoman.observe.record import AuditRecord, Candidate
 from dragoman.observe.stores import AuditStore, StoreError, open_store, sqlite_path
-from tests.observe_pg import cluster
+from tests.observe_pg import cluster, store, store_url  # noqa: F401 (fixtures)
 
 T0 = 1_795_000_000.0  # 2026-11-18T…Z
 
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/audit.db"
-    return cluster().new_database()
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[AuditStore]:
-    opened = open_store(store_url)
-    yield opened
-    opened.close()
 
 
 def _record(i: int, **fields) -> AuditRecord:
