@@ -13,7 +13,14 @@ from typing import Any, TextIO
 from dragoman.config.loop import ShiftSettings
 from dragoman.config.load import load_config
 from dragoman.loop import report
-from dragoman.reports import add_store_options, format_rows, open_for_report, parse_time
+from dragoman.reports import (
+    add_store_options,
+    format_rows,
+    open_for_report,
+    parse_time,
+    store_failed,
+    store_failures,
+)
 
 COMMANDS = ("scores", "clusters")
 _BY = ("route", "model", "shape")
@@ -30,8 +37,8 @@ def add_commands(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Execute `dragoman scores` or `dragoman clusters` (--since defaults to 24h); 1 without a store, 2 on bad
-    input."""
+    """Execute `dragoman scores` or `dragoman clusters` (--since defaults to 24h); 1 when there is no store or
+    it cannot be read, 2 on bad input."""
     out = out or sys.stdout
     opened = open_for_report(args, lambda: (parse_time(args.since or "24h"), _execution_failed_weight(args.config)))
     if isinstance(opened, int):
@@ -48,6 +55,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
             if found.truncated:
                 _say_truncated(found.covered_since)
         return 0
+    except store_failures() as err:
+        return store_failed(err)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

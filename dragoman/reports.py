@@ -5,7 +5,8 @@
     dragoman costs --by developer --since 7d --format csv
 
 The store comes from --store, else $DRAGOMAN_AUDIT_STORE, else --config's `audit.store`, else the gateway's default
-($XDG_DATA_HOME/dragoman/dragoman.db): the same file from any directory. A report never creates a store.
+($XDG_DATA_HOME/dragoman/dragoman.db): the same file from any directory. A report never creates a store, and
+never migrates one (OLDEST_READ_SCHEMA).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import csv
 import io
 import os
 import re
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -25,13 +27,14 @@ import msgspec
 
 from dragoman.config.load import load_config
 from dragoman.errors import ConfigError
+from dragoman.observe import migrations
 from dragoman.observe.stores import (
     COST_GROUPS,
     COST_KEYS,
     AuditStore,
-    StoreError,
     default_store,
     describe_store,
+    is_postgres,
     open_store,
     sqlite_file,
 )
@@ -52,6 +55,12 @@ _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _EARLIEST = datetime(1, 1, 1, tzinfo=UTC).timestamp()
 _LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 _json = msgspec.json.Encoder()
+# The oldest audit schema the reports (logs, costs, scores, clusters, versions, rollback) read: 9 added the last
+# columns they select (budget_developer and budget_team, in every `logs` row). A store is read at the schema it has,
+# never migrated: DDL from a newer CLI would make the older gateway writing the store refuse its next start (its
+# schema would be newer than the gateway's). Raise this when a report reads what a later migration adds:
+# tests/test_reports_read_a_store_as_it_is.py writes a record at this schema and runs every report on it.
+OLDEST_READ_SCHEMA = 9
 
 T = TypeVar("T")
 
@@ -60,7 +69,12 @@ class ReportError(ValueError):
     """Bad CLI input: the message says what to write instead."""
 
 
-class NoStore(Exception):
+class StoreUnavailable(Exception):
+    """The store a report would read cannot be read: not a store, unreachable, failing, or at a schema this dragoman
+    does not read. The message says which; exit status 1."""
+
+
+class NoStore(StoreUnavailable):
     """The store a report would read does not exist: the message says where it looked and how to point elsewhere."""
 
 
@@ -314,7 +328,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Execute `dragoman logs` or `dragoman costs`; exit status 1 when there is no store, 2 on bad input."""
+    """Execute `dragoman logs` or `dragoman costs`; exit status 1 when there is no store or it cannot be
+    read, 2 on bad input."""
     out = out or sys.stdout
     opened = open_for_report(args, lambda: (parse_time(args.since), parse_time(getattr(args, "until", None))))
     if isinstance(opened, int):
@@ -332,6 +347,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         return 0
+    except store_failures() as err:
+        return store_failed(err)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -341,11 +358,11 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 def open_for_report(args: argparse.Namespace, read_args: Callable[[], T]) -> tuple[AuditStore, T] | int:
     """The store a report reads (--store, --config) and its other arguments as `read_args` reads them; or, after
-    printing why, the exit status: 1 when there is no store, 2 on bad input."""
+    printing why, the exit status: 1 when there is no store or it cannot be read, 2 on bad input."""
     try:
         values = read_args()
         return open_existing_store(*store_source(args.store, args.config)), values
-    except NoStore as err:
+    except StoreUnavailable as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except (ReportError, ConfigError, ValueError, OSError) as err:
@@ -375,17 +392,55 @@ def store_source(explicit: str | None, config_path: str | None,
 
 
 def open_existing_store(url: str, source: str) -> AuditStore:
-    """Open a store a gateway has written; NoStore when a SQLite file is missing, and none is created (SQLite
-    would create an empty file on connect, and the report would then show nothing without saying why)."""
-    if not url.startswith(("postgresql://", "postgres://")):
+    """Open a store a gateway has written, as it is: none is created (SQLite would create an empty file on connect,
+    and the report would then show nothing without saying why) and none migrated (OLDEST_READ_SCHEMA). NoStore when
+    a SQLite file is missing; StoreUnavailable when the store cannot be read, or this dragoman does not read its
+    schema; StoreError for a URL that names no store."""
+    if not is_postgres(url):
         path = os.path.abspath(sqlite_file(url))
         if not os.path.isfile(path):
             raise NoStore(
                 f"no audit store at {path} ({source}); a gateway creates it on its first start.\n"
                 "To read another store, pass --store URL or --config FILE, or set DRAGOMAN_AUDIT_STORE."
             )
-        return open_store(url)
+    where = f"{describe_store(url)} ({source})"
     try:
-        return open_store(url)
-    except Exception as exc:  # noqa: BLE001 - psycopg's errors: the user needs the reason, not a traceback
-        raise StoreError(f"cannot open the audit store {describe_store(url)} ({source}): {exc}") from None
+        store = open_store(url, migrate=False)
+    except Exception as exc:  # noqa: BLE001 - psycopg missing: the user needs the reason, not a traceback
+        raise StoreUnavailable(f"cannot open the audit store {where}: {_one_line(exc)}") from None
+    try:
+        version = store.schema_version()
+    except Exception as exc:  # noqa: BLE001 - a file that is not SQLite, a server that refuses us, no schema at all
+        store.close()
+        raise StoreUnavailable(f"cannot read the audit store {where}: {_one_line(exc)}") from None
+    if not OLDEST_READ_SCHEMA <= version <= migrations.LATEST:
+        store.close()
+        raise StoreUnavailable(f"cannot read the audit store {where}: {_schema_refusal(version)}")
+    return store
+
+
+def _schema_refusal(version: int) -> str:
+    if version > migrations.LATEST:
+        return f"its schema is version {version}, newer than this dragoman's {migrations.LATEST}: upgrade Dragoman"
+    return (f"its schema is version {version}, and this dragoman reads {OLDEST_READ_SCHEMA} to {migrations.LATEST}: "
+            "upgrade the gateway that writes it (a gateway migrates its store when it starts), or read it with the "
+            "dragoman that gateway runs")
+
+
+def store_failures() -> tuple[type[Exception], ...]:
+    """What a store raises when it fails under a query (a file that is not SQLite, locked or corrupt, a server
+    gone): `except store_failures()` turns it into one line, exit 1. psycopg's errors only once a PostgreSQL store
+    has imported psycopg (no other store raises them, and importing it costs every command)."""
+    psycopg = sys.modules.get("psycopg")
+    return (sqlite3.Error,) if psycopg is None else (sqlite3.Error, psycopg.Error)
+
+
+def store_failed(err: Exception) -> int:
+    """Say that the store failed, in one line; the exit status (1)."""
+    print(f"error: the audit store failed: {_one_line(err)}", file=sys.stderr)
+    return 1
+
+
+def _one_line(err: Exception) -> str:
+    """A store's error as one line: psycopg's add lines of hints ("Is the server running on that host…")."""
+    return " ".join(str(err).split())

@@ -17,10 +17,9 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from dragoman.config.load import load_config
-from dragoman.errors import ConfigError
 from dragoman.loop.versions import MANUAL, ConfigVersions, RollbackError, content_version
 from dragoman.loop.version_store import VersionIdError
-from dragoman.reports import NoStore, add_limit_option, format_table, open_existing_store, store_source
+from dragoman.reports import add_limit_option, format_table, open_for_report, store_failed, store_failures
 from dragoman.version_api import listing
 
 COLUMNS = ("live", "version", "time", "applied_by", "calls", "score", "rolled_back_from")
@@ -39,17 +38,16 @@ def add_commands(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Exit status 0, 1 when there is no store, 2 on bad input or a refused rollback."""
+    """Exit status 0, 1 when there is no store or it cannot be read, 2 on bad input or a refused rollback.
+
+    `rollback` writes (a config_versions row) but, as the reports, never migrates the store: the table it writes has
+    been there since schema 6, and DDL from a newer CLI would make the older gateway that writes the store refuse
+    its next start."""
     out = out or sys.stdout
-    try:
-        store = open_existing_store(*store_source(args.store, args.config))
-        config = load_config(args.config, missing_secrets=[]) if args.config else None
-    except NoStore as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except (ConfigError, ValueError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    opened = open_for_report(args, lambda: load_config(args.config, missing_secrets=[]) if args.config else None)
+    if isinstance(opened, int):
+        return opened
+    store, config = opened
     try:
         if args.command == "versions":
             # With --config, that file's versions only (loop/versions.py: versions belong to a config file, and
@@ -65,6 +63,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
             return 2
         print(f"{args.config}: now version {live}; gateways watching the file reload it", file=out)
         return 0
+    except store_failures() as err:
+        return store_failed(err)
     finally:
         store.close()
 

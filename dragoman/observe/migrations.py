@@ -11,10 +11,22 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from dragoman.observe.stores import StoreError
+
 SQLITE = "sqlite"
 POSTGRES = "postgres"
 
 _PG_LOCK_ID = 0x647261676F6D  # "dragom": the advisory lock held while migrating
+
+
+class SchemaTooNew(StoreError, RuntimeError):
+    """A newer Dragoman migrated the store: this one must not write a schema it does not know. A StoreError, so
+    the CLI prints it as one line; a RuntimeError too, as it was before it had a class of its own."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(f"audit store schema is version {version}, newer than this Dragoman's {LATEST}: "
+                         "upgrade Dragoman")
+        self.version = version
 
 
 @dataclass(frozen=True)
@@ -236,8 +248,7 @@ def _apply(conn: Any, dialect: str, ph: str, target: int | None) -> int:
     version = current_version(conn)
     goal = LATEST if target is None else target
     if version > LATEST:
-        # A newer gateway migrated this store; an older one must not write a schema it does not know.
-        raise RuntimeError(f"audit store schema is version {version}, newer than this gateway's {LATEST}: upgrade Dragoman")
+        raise SchemaTooNew(version)
     for migration in MIGRATIONS:
         if version < migration.version <= goal:
             for statement in migration.statements(dialect):

@@ -12,6 +12,7 @@ CLI or from the server's admin API, run in an executor), so nothing is shared ac
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -111,6 +112,8 @@ class AuditStore(Protocol):
     """What the writer, the CLI and the admin API need from a store."""
 
     def migrate(self, target: int | None = None) -> int: ...
+
+    def schema_version(self) -> int: ...
 
     def write(self, records: Sequence[AuditRecord], followups: Followups | None = None) -> None: ...
 
@@ -440,9 +443,14 @@ def _where(
     return where, params
 
 
+# A status code HTTP has, in ASCII digits, as the admin API accepts: str.isdigit() also passes "²" and 20 digits,
+# which int() refuses or SQLite cannot bind (OverflowError), a traceback instead of this refusal.
+_STATUS_CODE = re.compile(r"[1-5][0-9][0-9]")
+
+
 def _status_clause(ph: str, value: Any) -> tuple[str, list[Any]]:
     text = str(value).strip().lower()
-    if text.isdigit():
+    if _STATUS_CODE.fullmatch(text):
         return f"status = {ph}", [int(text)]
     if text == "ok":
         return "status < 400", []
@@ -451,5 +459,5 @@ def _status_clause(ph: str, value: Any) -> tuple[str, list[Any]]:
     if len(text) == 3 and text[0] in "12345" and text[1:] == "xx":
         low = int(text[0]) * 100
         return f"status >= {ph} AND status < {ph}", [low, low + 100]
-    raise StoreError(f"status filter {value!r}: use a code (429), a class (4xx, 5xx), ok or error")
+    raise StoreError(f"status filter {value!r}: use a code (100 to 599, such as 429), a class (4xx, 5xx), ok or error")
 
