@@ -183,11 +183,6 @@ def _serve(args: argparse.Namespace) -> int:
     from dragoman.startup_report import log_startup
 
     log_startup(config, args.workers)  # here, in the process the user started: once, whatever --workers says
-
-    if args.workers > 1 and config.observe.metrics.enabled:
-        from dragoman.observe.metrics import prepare_multiprocess_dir
-
-        prepare_multiprocess_dir(args.workers)  # /metrics then sums every worker's counters
     path = os.path.abspath(args.config) if args.config else None
     return run(config, args.host, args.port, args.workers, args.log_level, path)
 

@@ -17,6 +17,7 @@ import resource
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -25,6 +26,7 @@ from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
 from dragoman.config.model import Config, ServerSettings
 from dragoman.http_protocol import LimitedHttpToolsProtocol, Limits
+from dragoman.observe.metrics import claim_multiprocess_dir, forget_worker, release_multiprocess_dir
 from dragoman.server import Gateway
 from dragoman.upstreams.inflight import SHUTDOWN_MESSAGE
 from dragoman.worker_config import SNAPSHOT_ENV, LastGoodConfig
@@ -45,6 +47,10 @@ class _UvicornConfig(uvicorn.Config):
 
 
 class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, on_stopped: Callable[[], None] | None = None) -> None:
+        super().__init__(config)
+        self.on_stopped = on_stopped  # after the drain: uvicorn re-raises a stop signal, so no `finally` of ours runs
+
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
         if not self.started:
@@ -64,6 +70,8 @@ class _Server(uvicorn.Server):
             await super().shutdown(sockets=sockets)  # closes the listener at once, then drains
         finally:
             cut.cancel()
+            if self.on_stopped is not None:
+                self.on_stopped()
 
     def _end_drain(self) -> None:
         """shutdown_timeout passed: end what is still under way with an overloaded error, not a cut."""
@@ -151,6 +159,7 @@ class _Supervisor(Multiprocess):
                 continue
             process.kill()
             process.join()
+            forget_worker(process.pid)
             if process.exitcode == STARTUP_FAILURE:
                 log.error("worker [%s] could not start; stopping", process.pid)
                 self.should_exit.set()
@@ -159,6 +168,18 @@ class _Supervisor(Multiprocess):
                 return
             log.warning("worker [%s] died (exit code %s); starting another", process.pid, process.exitcode)
             self.processes[idx] = self._start_worker()
+
+    def join_all(self) -> None:
+        # A stopped worker dies of the re-raised SIGTERM, so its own exit hooks never drop its live gauges.
+        for process in self.processes:
+            process.join()
+            forget_worker(process.pid)
+
+    def handle_ttou(self) -> None:
+        retired = self.processes[-1] if self.processes_num > 1 else None  # the one uvicorn stops
+        super().handle_ttou()
+        if retired is not None:
+            forget_worker(retired.pid)
 
     def handle_ttin(self) -> None:
         self.processes_num += 1
@@ -210,11 +231,17 @@ def run(config: Config, host: str, port: int, workers: int, log_level: str, conf
         proxy_headers=False,  # the gateway never reads the client's address; the middleware cost ~1% per request
         limits=limits_for(settings, raise_descriptor_limit()), drain_seconds=settings.shutdown_timeout,
     )
-    if workers > 1:
-        return _run_workers(common, workers, config_path)
-    server = _Server(_UvicornConfig(Gateway(config, config_path), **common))
-    server.run()
-    return 0 if server.started else 1
+    # This gateway's own metrics directory (if any), removed when it stops: never shared with another gateway.
+    metrics_dir = claim_multiprocess_dir(workers if config.observe.metrics.enabled else 1)
+    try:
+        if workers > 1:
+            return _run_workers(common, workers, config_path)
+        server = _Server(_UvicornConfig(Gateway(config, config_path), **common),
+                         on_stopped=lambda: release_multiprocess_dir(metrics_dir))
+        server.run()
+        return 0 if server.started else 1
+    finally:
+        release_multiprocess_dir(metrics_dir)
 
 
 def _run_workers(common: dict[str, Any], workers: int, config_path: str | None) -> int:

@@ -1,16 +1,19 @@
 """Prometheus metrics: one AuditRecord moves every metric; /metrics parses; labels stay bounded; several
-worker processes add up in multiprocess mode."""
+worker processes add up in multiprocess mode, in a directory of the gateway's own."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from dragoman.observe.metrics import Metrics, prepare_multiprocess_dir
+from dragoman.observe import metrics as metrics_module
+from dragoman.observe.metrics import Metrics
 from dragoman.observe.record import AuditRecord, Candidate
 
 
@@ -123,7 +126,7 @@ _WORKER = textwrap.dedent("""
 
 def test_multiprocess_mode_sums_worker_processes(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "prom"))
-    assert prepare_multiprocess_dir(3) == str(tmp_path / "prom")
+    metrics_module.claim_multiprocess_dir(3)
     env = dict(os.environ)
     for n in (2, 3):
         subprocess.run([sys.executable, "-c", _WORKER, str(n), "quiet"], env=env, check=True, timeout=60)
@@ -154,7 +157,7 @@ def test_with_several_workers_the_loop_score_is_the_lowest_workers(tmp_path, mon
     """A regression one worker's window sees already is not hidden behind the others' good scores: an alert on
     `dragoman_loop_score < x` fires when any worker scores below x."""
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "prom"))
-    assert prepare_multiprocess_dir(3) == str(tmp_path / "prom")
+    metrics_module.claim_multiprocess_dir(3)
     env = dict(os.environ)
     workers = [subprocess.Popen([sys.executable, "-c", _SCORING_WORKER, score], env=env, stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, text=True) for score in ("0.95", "0.4", "0.9")]
@@ -172,4 +175,91 @@ def test_with_several_workers_the_loop_score_is_the_lowest_workers(tmp_path, mon
 
 def test_single_worker_needs_no_multiprocess_dir(monkeypatch) -> None:
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
-    assert prepare_multiprocess_dir(1) is None
+    monkeypatch.delenv("prometheus_multiproc_dir", raising=False)
+    assert metrics_module.claim_multiprocess_dir(1) is None
+
+
+def test_each_gateway_claims_a_fresh_directory_inside_the_operators_and_touches_nothing_else(tmp_path,
+                                                                                              monkeypatch) -> None:
+    base = tmp_path / "prom"
+    (base / "another-gateway").mkdir(parents=True)
+    foreign = [base / "counter_1.db", base / "another-gateway" / "counter_2.db"]
+    for path in foreign:
+        path.write_bytes(b"live values of someone else")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(base))
+    first = metrics_module.claim_multiprocess_dir(1)  # one process too: the variable is set, so it is shared
+    assert first is not None and Path(first).parent == base and os.listdir(first) == []
+    assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == first
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(base))  # a second gateway, started with the same variable
+    second = metrics_module.claim_multiprocess_dir(3)
+    assert second is not None and Path(second).parent == base and second != first
+    metrics_module.release_multiprocess_dir(first)
+    assert not Path(first).exists() and Path(second).is_dir()
+    assert all(path.read_bytes() == b"live values of someone else" for path in foreign)
+
+
+def test_values_another_gateway_wrote_are_not_summed(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "prom"))
+    metrics_module.claim_multiprocess_dir(2)
+    subprocess.run([sys.executable, "-c", _WORKER, "3", "quiet"], env=dict(os.environ), check=True, timeout=60)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "prom"))
+    metrics_module.claim_multiprocess_dir(2)  # the second gateway
+    out = subprocess.run([sys.executable, "-c", _WORKER, "0", "render"], env=dict(os.environ), check=True, timeout=60,
+                         capture_output=True, text=True).stdout
+    names = {s.name for f in text_string_to_metric_families(out) for s in f.samples if s.value}
+    assert "dragoman_requests_total" not in names and "dragoman_audit_dropped_total" in names
+
+
+def test_the_old_lower_case_variable_is_the_operators_directory_too(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    monkeypatch.setenv("prometheus_multiproc_dir", str(tmp_path / "old"))
+    path = metrics_module.claim_multiprocess_dir(2)
+    assert path is not None and Path(path).parent == tmp_path / "old"
+    assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == path
+
+
+def test_workers_without_the_variable_get_a_temp_directory_that_release_removes(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    monkeypatch.delenv("prometheus_multiproc_dir", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    path = metrics_module.claim_multiprocess_dir(2)
+    assert path is not None and Path(path).parent == tmp_path
+    (Path(path) / "counter_7.db").write_bytes(b"x")
+    metrics_module.release_multiprocess_dir(path)
+    assert list(tmp_path.iterdir()) == []
+
+
+_DYING_WORKER = textwrap.dedent("""
+    import os
+    from dragoman.observe.metrics import Metrics
+    from dragoman.observe.record import AuditRecord
+    m = Metrics()
+    m.observe_request(AuditRecord(time=0.0, request_id="r", route="r1", status=200))
+    m.flush()
+    m.loop_score("w", "gpt-5", "tools|8k|json|nothink", 0.1)
+    m.set_breaker_state("openai-prod", "open")
+    m.audit_queue_depth(5000)
+    print(os.getpid(), flush=True)
+    os._exit(0)  # no exit hooks: a worker killed, or stopped by the signal uvicorn re-raises
+""")
+
+
+def test_forgetting_a_dead_worker_drops_its_live_gauges_and_keeps_its_counts(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "prom"))
+    metrics_module.claim_multiprocess_dir(2)
+    env = dict(os.environ)
+    pid = int(subprocess.run([sys.executable, "-c", _DYING_WORKER], env=env, check=True, timeout=60,
+                             capture_output=True, text=True).stdout)
+
+    def scrape() -> dict[str, float]:
+        out = subprocess.run([sys.executable, "-c", _SCORING_WORKER, "render"], env=env, check=True, timeout=60,
+                             capture_output=True, text=True).stdout
+        return {s.name: s.value for f in text_string_to_metric_families(out) for s in f.samples}
+
+    before = scrape()
+    assert before["dragoman_loop_score"] == 0.1 and before["dragoman_breaker_state"] == 2
+    metrics_module.forget_worker(pid)
+    after = scrape()
+    assert "dragoman_loop_score" not in after and "dragoman_breaker_state" not in after
+    assert after.get("dragoman_audit_queue_depth", 0) == 0
+    assert after["dragoman_requests_total"] == 1

@@ -1,8 +1,8 @@
 """dragoman/http_protocol.py and dragoman/serving.py subclass uvicorn's httptools protocol, Server and multiprocess
 supervisor, written against uvicorn 0.55.0: some methods are replaced (data_received, keep_subprocess_alive,
-init_processes, handle_ttin) and the others wrapped. This fails when any uvicorn method they replace or rely on
-changes, so an upgrade re-reads those first; the behaviour tests (limits, shutdown, workers) then say whether the
-subclasses still hold. After re-reading, update the fingerprint here."""
+init_processes, handle_ttin, join_all) and the others wrapped. This fails when any uvicorn method they replace or
+rely on changes, so an upgrade re-reads those first; the behaviour tests (limits, shutdown, workers) then say
+whether the subclasses still hold. After re-reading, update the fingerprint here."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ PINNED = {
     "FlowControl": "126debcdaa894c83",
     "Server.shutdown": "5d01b8b1f116a786",
     "Server.startup": "2aa1d70a244bfcf2",
+    "Server.__init__": "c150b55284f7511e",
     "Process.server": "0bc0d378bdef89dd",
     "Process.__init__": "a8c85f799aae5b2c",
     "Multiprocess.__init__": "5e0f105cb4a381b5",
@@ -39,6 +40,8 @@ PINNED = {
     "Multiprocess.init_processes": "6c69f2a36bf55750",
     "Multiprocess.keep_subprocess_alive": "3ba4980aa33bcecd",
     "Multiprocess.handle_ttin": "ebfc0650752a779d",
+    "Multiprocess.join_all": "0a1cc752977298f9",
+    "Multiprocess.handle_ttou": "7801be71de722e96",
 }
 
 SOURCES = {
@@ -55,6 +58,7 @@ SOURCES = {
     "FlowControl": FlowControl,
     "Server.shutdown": Server.shutdown,
     "Server.startup": Server.startup,
+    "Server.__init__": Server.__init__,
     "Process.server": Process.server.fget,
     "Process.__init__": Process.__init__,
     "Multiprocess.__init__": Multiprocess.__init__,
@@ -62,6 +66,8 @@ SOURCES = {
     "Multiprocess.init_processes": Multiprocess.init_processes,
     "Multiprocess.keep_subprocess_alive": Multiprocess.keep_subprocess_alive,
     "Multiprocess.handle_ttin": Multiprocess.handle_ttin,
+    "Multiprocess.join_all": Multiprocess.join_all,
+    "Multiprocess.handle_ttou": Multiprocess.handle_ttou,
 }
 
 

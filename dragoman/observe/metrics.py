@@ -1,10 +1,11 @@
 """Prometheus metrics for GET /metrics, updated once per request from its AuditRecord (in the audit writer's
 thread, never per chunk).
 
-Several worker processes (`dragoman serve --workers N`): set PROMETHEUS_MULTIPROC_DIR to an empty directory
-before the gateway starts (`prepare_multiprocess_dir()` does it for the CLI); prometheus-client reads that
-variable when it is first imported. Each worker then writes its values to memory-mapped files there and any
-worker's /metrics sums them all. Without the variable: a plain in-process registry.
+Several worker processes (`dragoman serve --workers N`), or an operator's PROMETHEUS_MULTIPROC_DIR: the gateway
+claims a directory of its own (`claim_multiprocess_dir()`, before the first metric exists) and points the variable
+at it; prometheus-client decides on multiprocess mode when it is first imported. Each worker then writes its values
+to memory-mapped files there and any worker's /metrics sums them all. Without the variable and with one process: a
+plain in-process registry.
 
 Labels are bounded: route, upstream and error type take values from the config and a small fixed set; each
 label keeps at most `MAX_LABEL_VALUES` distinct values and folds the rest into "other". No ids, no model names
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import shutil
 import tempfile
 import threading
 from typing import Any, NamedTuple
@@ -23,6 +25,7 @@ from dragoman.observe.record import AuditRecord
 
 MAX_LABEL_VALUES = 200
 _ENV = "PROMETHEUS_MULTIPROC_DIR"
+_LEGACY_ENV = "prometheus_multiproc_dir"
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 _TTFB_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
@@ -30,21 +33,43 @@ _OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 
 
-def prepare_multiprocess_dir(workers: int) -> str | None:
-    """For N > 1 workers: make PROMETHEUS_MULTIPROC_DIR point at a fresh empty directory unless the operator
-    set one (then empty it of stale files). Call before the workers start. Returns the directory or None."""
-    if workers <= 1 and not os.environ.get(_ENV):
+def claim_multiprocess_dir(workers: int) -> str | None:
+    """A fresh directory of this gateway's own for prometheus-client's value files, set as
+    PROMETHEUS_MULTIPROC_DIR for this process and the workers it starts; call before the first metric exists.
+
+    Inside the operator's PROMETHEUS_MULTIPROC_DIR when one is set: other gateways on the host (a systemd unit's or
+    an image's ENV is shared) use that directory too, and summing their files double counts them, while deleting
+    them zeroes a running gateway. A fresh directory also means no earlier run's totals. Without the variable, N > 1
+    workers get one in the temp dir; one process needs none (None: an in-process registry). The caller removes it
+    with `release_multiprocess_dir` when the gateway stops."""
+    base = os.environ.get(_ENV) or os.environ.get(_LEGACY_ENV)  # prometheus-client still honours the old name
+    if not base and workers <= 1:
         return None
-    path = os.environ.get(_ENV)
-    if path:
-        os.makedirs(path, exist_ok=True)
-        for name in os.listdir(path):
-            if name.endswith(".db"):
-                os.unlink(os.path.join(path, name))
-    else:
-        path = tempfile.mkdtemp(prefix="dragoman-metrics-")
-        os.environ[_ENV] = path
+    if base:
+        os.makedirs(base, exist_ok=True)
+    path = tempfile.mkdtemp(prefix=f"dragoman-metrics-{os.getpid()}-", dir=base or None)
+    os.environ[_ENV] = path  # takes precedence over the old name wherever prometheus-client reads it
     return path
+
+
+def release_multiprocess_dir(path: str | None) -> None:
+    """Remove the directory `claim_multiprocess_dir` made (its files only, never the operator's directory)."""
+    if path:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def forget_worker(pid: int | None) -> None:
+    """A worker process exited (crashed, killed or stopped): drop its live gauges (breaker state, audit queue
+    depth, loop score) from the sums, or its last values would show for the gateway's whole life. Its counters
+    stay: what it counted still counts."""
+    if pid is None or not os.environ.get(_ENV):
+        return
+    try:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)
+    except OSError:  # the directory is going away with the gateway: nothing left to drop
+        pass
 
 
 class _RouteChildren(NamedTuple):
@@ -138,8 +163,8 @@ class Metrics:
         self._verdicts: dict[tuple[str | None, str | None, str, str], Any] = {}
         self._counts: dict[Any, float] = {}  # counter child -> increments not yet applied (see flush)
         self._counts_lock = threading.Lock()
-        if self.multiprocess:
-            atexit.register(_mark_dead, os.getpid())
+        if self.multiprocess:  # a fallback for a process that exits normally; a supervisor calls it for its workers
+            atexit.register(forget_worker, os.getpid())
 
     # ---- updates -----------------------------------------------------------------------------------------
 
@@ -391,12 +416,3 @@ class _GovernanceMetrics:
         self.limit = Gauge("dragoman_budget_limit_usd", "Cap per budget", ["scope", "period"],
                            multiprocess_mode="liveall", registry=registry)
 
-
-def _mark_dead(pid: int) -> None:
-    # Drops this worker's live gauges (queue depth, breaker) from the sums once it exits.
-    try:
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(pid)
-    except Exception:  # noqa: BLE001 - exiting anyway
-        pass
