@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping
 import msgspec
 
 from dragoman.protocols.claude_code import parse_claude_user
+from dragoman.redaction import clip
 
 
 class Identity(msgspec.Struct, frozen=True):
@@ -88,4 +89,4 @@ def _header_values(headers: Headers) -> dict[str, str]:
 def _clip(value: str | None) -> str | None:
     if not value:
         return None
-    return value[:_MAX_FIELD]
+    return clip(value, _MAX_FIELD)

@@ -1,5 +1,6 @@
 """Secret redaction: the one function every free text passes before it reaches a client, a log, a record or a
-span — upstream error messages (HTTP bodies, stream chunks, relayed `error` events) and audit fields alike."""
+span — upstream error messages (HTTP bodies, stream chunks, relayed `error` events) and audit fields alike — and
+the bound on such text (`redact_cut`, `clip`), which redacts before it cuts."""
 
 from __future__ import annotations
 
@@ -58,6 +59,18 @@ def redact_cut(text: str, limit: int, secret: str | None = None) -> str:
         grown = window.count(secret) * max(0, len(REDACTED) - len(secret)) if secret else 0
         limit = min(limit, len(window) - room - (len(window) - len(shown)) - grown)
     return shown[: max(limit, 0)]
+
+
+CLIPPED = "…"  # ends a clipped text: the reader sees it was cut
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` bounded to `limit` characters for a record, a label or a note: itself (no copy) when short enough,
+    the common case and then only a length check; else its first characters once redacted (`redact_cut`: a key
+    the cut splits is not left half shown for a later `redact` to miss) ending in CLIPPED."""
+    if len(text) <= limit:
+        return text
+    return redact_cut(text, limit - len(CLIPPED)) + CLIPPED
 
 
 def holds_secret(text: str) -> bool:

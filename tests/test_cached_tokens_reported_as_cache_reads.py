@@ -1,6 +1,7 @@
 """Usage with cached prompt tokens, one rule on every path (design §3; translate/usage.py): Anthropic's
 `input_tokens` excludes the cached tokens, which are reported as `cache_read_input_tokens`; output tokens are
-the upstream's count. Chat and Responses, JSON answers and streams, give the client the same numbers."""
+the upstream's count. Chat and Responses, JSON answers and streams, give the client the same numbers, and never
+more cached tokens than the prompt they are part of."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from dragoman.translate.request_context import RequestContext
 from dragoman.translate.responses.response import translate_response as responses_response
 from dragoman.translate.responses.stream import ResponsesStreamBridge
 from dragoman.translate.tool_names import ToolNameMap
+from dragoman.translate.usage import NOTE_CACHED_CAPPED
 
 KEY = b"usage-key"
 EXPECTED = {"input_tokens": 300, "output_tokens": 7, "cache_read_input_tokens": 1200}
@@ -34,31 +36,50 @@ def _usage(usage: A.Usage | A.MessageDeltaUsage) -> dict:
     return {key: got.get(key) for key in EXPECTED}
 
 
-def _chat_json() -> dict:
-    body = {"id": "c1", "model": "gpt-4.1", "usage": CHAT_USAGE,
+def _chat_json(ctx: RequestContext, usage: dict) -> dict:
+    body = {"id": "c1", "model": "gpt-4.1", "usage": usage,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}]}
-    return _usage(chat_response(msgspec.convert(body, C.ChatResponse), _ctx()).usage)
+    return _usage(chat_response(msgspec.convert(body, C.ChatResponse), ctx).usage)
 
 
-def _chat_stream() -> dict:
-    bridge = ChatStreamBridge(_ctx())
+def _chat_stream(ctx: RequestContext, usage: dict) -> dict:
+    bridge = ChatStreamBridge(ctx)
     events = bridge.on_chunk(msgspec.convert({"choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": "stop"}]}, C.ChatChunk))
-    events += bridge.on_chunk(msgspec.convert({"choices": [], "usage": CHAT_USAGE}, C.ChatChunk))
+    events += bridge.on_chunk(msgspec.convert({"choices": [], "usage": usage}, C.ChatChunk))
     events += bridge.on_done()
     return _usage(next(e for e in events if isinstance(e, A.MessageDelta)).usage)
 
 
-def _responses_json() -> dict:
-    return _usage(responses_response(msgspec.convert(RESPONSE, R.Response), _ctx(), KEY).usage)
+def _responses_json(ctx: RequestContext, usage: dict) -> dict:
+    return _usage(responses_response(msgspec.convert({**RESPONSE, "usage": usage}, R.Response), ctx, KEY).usage)
 
 
-def _responses_stream() -> dict:
-    bridge = ResponsesStreamBridge(_ctx(), KEY)
-    events = bridge.on_event(R.decode_event(msgspec.json.encode({"type": "response.completed", "response": RESPONSE})))
+def _responses_stream(ctx: RequestContext, usage: dict) -> dict:
+    bridge = ResponsesStreamBridge(ctx, KEY)
+    answer = {"type": "response.completed", "response": {**RESPONSE, "usage": usage}}
+    events = bridge.on_event(R.decode_event(msgspec.json.encode(answer)))
     return _usage(next(e for e in events if isinstance(e, A.MessageDelta)).usage)
 
 
-@pytest.mark.parametrize("answer", [_chat_json, _chat_stream, _responses_json, _responses_stream],
-                         ids=["chat-json", "chat-stream", "responses-json", "responses-stream"])
-def test_cached_tokens_are_cache_reads_not_input(answer) -> None:
-    assert answer() == EXPECTED
+PATHS = [(_chat_json, CHAT_USAGE), (_chat_stream, CHAT_USAGE), (_responses_json, RESPONSES_USAGE),
+         (_responses_stream, RESPONSES_USAGE)]
+IDS = ["chat-json", "chat-stream", "responses-json", "responses-stream"]
+
+
+@pytest.mark.parametrize(("answer", "usage"), PATHS, ids=IDS)
+def test_cached_tokens_are_cache_reads_not_input(answer, usage) -> None:
+    ctx = _ctx()
+    assert answer(ctx, usage) == EXPECTED
+    assert NOTE_CACHED_CAPPED not in ctx.notes
+
+
+@pytest.mark.parametrize(("answer", "usage"), PATHS, ids=IDS)
+def test_cached_tokens_past_the_prompt_are_capped_at_it_and_noted(answer, usage) -> None:
+    """Cached tokens are part of the prompt: an upstream claiming 900 M of them on a 100-token prompt would bill
+    900 M cache reads (about $1,125 on gpt-4o) for tokens nobody sent."""
+    prompt = "prompt_tokens" if "prompt_tokens" in usage else "input_tokens"
+    details = "prompt_tokens_details" if prompt == "prompt_tokens" else "input_tokens_details"
+    ctx = _ctx()
+    claimed = {**usage, prompt: 100, details: {"cached_tokens": 900_000_000}}
+    assert answer(ctx, claimed) == {"input_tokens": 0, "output_tokens": 7, "cache_read_input_tokens": 100}
+    assert NOTE_CACHED_CAPPED in ctx.notes

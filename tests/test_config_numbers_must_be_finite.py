@@ -89,6 +89,14 @@ def test_a_route_price_of_inf_is_refused_rather_than_pricing_as_nan():
         parse_config(text, "team.yaml", ENV)
 
 
+def test_an_absurd_finite_route_price_is_refused_at_its_line():
+    """1.0e+308 is finite, yet a record's cost at that price is infinite: every sum and budget it reaches too."""
+    text = ("routes:\n  - name: r\n    upstream: {provider: openai, model: gpt-5, api_key_ref: k}\n"
+            "    pricing: {input: 1, cached_input: 0, output: 1.0e+308}\n")
+    with pytest.raises(ConfigError, match=r"^team\.yaml:4: routes\[0\]\.pricing\.output: Expected float <= 1000000"):
+        parse_config(text, "team.yaml", ENV)
+
+
 def test_finite_floats_and_recursive_anchors_load_as_before():
     config = parse_config(yaml.safe_dump(_with(("governance", "limits", "window"), 0.5)), "team.yaml", ENV)
     assert config.governance.limits.window == 0.5

@@ -84,3 +84,12 @@ def test_pricing_block_from_config_rejects_unknown_and_negative() -> None:
         msgspec.convert({"input": -1, "cached_input": 0, "output": 4}, Pricing)
     with pytest.raises(msgspec.ValidationError, match="cached_input"):
         msgspec.convert({"input": 1, "output": 4}, Pricing)
+
+
+def test_a_cost_that_is_not_finite_is_unpriced_not_infinite() -> None:
+    """A Pricing made past the config's bound (the loader refuses it) must still not give a record inf dollars."""
+    absurd = Pricing(1e308, 0.0, 1e308)
+    assert cost_usd("gpt-5", _usage(10, 10), absurd) is None
+    record = _usage(10, 10)
+    record.route = "r"
+    assert Pricer({"r": absurd}).price(record) is None

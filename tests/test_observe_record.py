@@ -10,6 +10,7 @@ from dragoman.config.secrets import key_fingerprint
 from dragoman.identity import Identity, identity_from
 from dragoman.observe.record import AuditRecord, Candidate, redact
 from dragoman.protocols.claude_code import parse_claude_user
+from dragoman.redaction import CLIPPED
 
 SESSION = "8b7d1f0e-3c2a-4e5f-9a1b-2c3d4e5f6a7b"
 ACCOUNT = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
@@ -85,7 +86,7 @@ def test_key_identity_wins_over_headers() -> None:
 
 def test_long_header_values_are_clipped() -> None:
     ident = identity_from([(b"x-dragoman-repo", b"r" * 5000)])
-    assert ident.repo == "r" * 200
+    assert ident.repo == "r" * 199 + CLIPPED
 
 
 def test_key_fingerprint_is_stable_and_hides_the_key() -> None:
@@ -125,3 +126,19 @@ def test_record_redacted_cleans_free_text_fields() -> None:
     text = msgspec.json.encode(record).decode()
     assert "sk-live" not in text and "abcdef123456" not in text and "sk-proj" not in text and "sk-abcdefghijkl" not in text
     assert record.notes[0] == "cache_control dropped"
+
+
+def test_record_redacted_cleans_the_upstreams_model_candidates_and_loop_events() -> None:
+    """The answered `model` is the upstream's text: a proxy may echo its configuration (a key) into it."""
+    record = AuditRecord(
+        time=1.0,
+        request_id="req_1",
+        upstream_model="gpt-5 api_key=sk-proj-ABCDEFGHIJKLMNOPQRSTUVWX1234",
+        candidates=[Candidate(route="a", model="m Bearer tok_abcdef123456", upstream="sk-host-0123456789abc")],
+        loop_events=["probe: a", "echo x-api-key: sk-ant-api03-XYZxyz0123456789"],
+    )
+    record.redacted()
+    text = msgspec.json.encode(record).decode()
+    assert "ABCDEFGHIJ" not in text and "tok_abcdef" not in text and "0123456789abc" not in text, text
+    assert "XYZxyz" not in text, text
+    assert record.upstream_model == "gpt-5 [REDACTED]" and record.loop_events[0] == "probe: a"

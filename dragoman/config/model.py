@@ -31,7 +31,10 @@ _PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 # --- the file's schema -------------------------------------------------------------------------------------
 
 
-_Price = Annotated[float, msgspec.Meta(ge=0)]
+# USD per million tokens. The dearest model priced anywhere costs a few hundred; the bound refuses an exponent typo
+# (1.0e+308 loads as a finite float, yet makes every record's cost infinite) while leaving room for any real price.
+MAX_PRICE = 1_000_000
+_Price = Annotated[float, msgspec.Meta(ge=0, le=MAX_PRICE)]
 
 
 class Pricing(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

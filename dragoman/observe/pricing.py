@@ -8,6 +8,7 @@ anything the table does not know (its cost is then None, never a guess).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Protocol
@@ -85,6 +86,8 @@ def cost_usd(model: str | None, usage: UsageLike, override: Pricing | None = Non
     if cached is None:
         cached = getattr(usage, "cache_read_input_tokens", 0) or 0
     total = usage.input_tokens * price.input + cached * price.cached_input + usage.output_tokens * price.output
+    if not math.isfinite(total):  # prices are bounded at load; an infinite cost would poison every sum and budget
+        return None
     return round(total / 1_000_000, 10)
 
 

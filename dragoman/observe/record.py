@@ -1,6 +1,8 @@
 """The audit record: one per request, built by the server, written off the hot path by `AuditWriter`.
 
-Free-text fields pass `dragoman.redaction.redact` (who the caller is: dragoman.identity).
+Free-text fields pass `dragoman.redaction.redact` (who the caller is: dragoman.identity), in `redacted()`, which the
+writer thread calls, off the event loop; they are at most TEXT_LIMIT characters (bounded when the record is built:
+dragoman/exchange/audit.py).
 """
 
 from __future__ import annotations
@@ -11,7 +13,11 @@ import msgspec
 
 from dragoman.redaction import REDACTED, holds_secret, redact
 
-__all__ = ["REDACTED", "AuditRecord", "Candidate", "redact"]
+__all__ = ["REDACTED", "TEXT_LIMIT", "AuditRecord", "Candidate", "redact"]
+
+# Characters a free-text field keeps (`redaction.clip`): model names, error types and notes are far shorter; the
+# loop's verdict details (200-300) and translation notes (200) fit whole.
+TEXT_LIMIT = 300
 
 
 class Candidate(msgspec.Struct, kw_only=True):
@@ -83,7 +89,9 @@ class AuditRecord(msgspec.Struct, kw_only=True):
         """This record with secrets stripped from every free-text field (in place; returns self)."""
         texts = [getattr(self, name) or "" for name in _FREE_TEXT]
         texts += self.notes
-        texts += [cand.error_type or "" for cand in self.candidates]
+        texts += self.loop_events
+        for cand in self.candidates:
+            texts += (getattr(cand, name) or "" for name in _CANDIDATE_TEXT)
         if not holds_secret("\n".join(texts)):
             return self
         for name in _FREE_TEXT:
@@ -92,11 +100,17 @@ class AuditRecord(msgspec.Struct, kw_only=True):
                 setattr(self, name, redact(value))
         if self.notes:
             self.notes = [redact(note) for note in self.notes]
+        if self.loop_events:
+            self.loop_events = [redact(event) for event in self.loop_events]
         for cand in self.candidates:
-            if cand.error_type:
-                cand.error_type = redact(cand.error_type)
+            for name in _CANDIDATE_TEXT:
+                value = getattr(cand, name)
+                if value:
+                    setattr(cand, name, redact(value))
         return self
 
 
-_FREE_TEXT = ("developer", "team", "repo", "session", "requested_model", "error_type", "policy", "branch",
-              "verdict_detail")
+# The upstream's answered `model` is upstream-controlled text: a proxy may echo its configuration or an error there.
+_FREE_TEXT = ("developer", "team", "repo", "session", "requested_model", "upstream_model", "error_type", "policy",
+              "branch", "verdict_detail")
+_CANDIDATE_TEXT = ("upstream", "model", "error_type")

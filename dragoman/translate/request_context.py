@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from dragoman.redaction import clip
 from dragoman.translate.tool_arguments import NOTE_INVALID, NOTE_REPAIRED, NOTE_UNWRAPPED
 from dragoman.translate.tool_names import ToolNameMap
 
@@ -47,8 +48,7 @@ class RequestContext:
     def note(self, text: str) -> None:
         """Note what was dropped or changed, once (the list stays short: module comment)."""
         notes = self.notes
-        if len(text) > NOTE_LENGTH:
-            text = text[: NOTE_LENGTH - 1] + "…"
+        text = clip(text, NOTE_LENGTH)
         if text in notes:  # at most MAX_NOTES + 4 entries to compare with
             return
         if len(notes) < MAX_NOTES or text in _LOOP_READS:

@@ -2,7 +2,8 @@
 
 Anthropic counts cached prompt tokens apart: `input_tokens` excludes them and `cache_read_input_tokens` holds
 them (design §3). OpenAI counts them inside the prompt and reports them in `*_tokens_details.cached_tokens`.
-When the upstream sent no usage, the caller's estimates stand in (`estimates.py`).
+When the upstream sent no usage, the caller's estimates stand in (`estimates.py`). Cached tokens never exceed the
+prompt they are part of (a translation note says when an upstream claimed more).
 """
 
 from __future__ import annotations
@@ -10,25 +11,35 @@ from __future__ import annotations
 from dragoman.protocols import anthropic as A
 from dragoman.protocols import openai_chat as C
 from dragoman.protocols import openai_responses as R
+from dragoman.translate.request_context import RequestContext
 
 
-def chat_usage(usage: C.ChatUsage | None, *, fallback_input: int, fallback_output: int) -> A.Usage:
+# The record's note when an upstream's usage claimed more cached tokens than the prompt it is part of.
+NOTE_CACHED_CAPPED = "cached tokens over the prompt tokens: capped at them"
+
+
+def chat_usage(usage: C.ChatUsage | None, ctx: RequestContext, *, fallback_output: int) -> A.Usage:
     """Anthropic usage for a Chat completion's (or its last chunk's) usage."""
     if usage is None:
-        return A.Usage(input_tokens=fallback_input, output_tokens=fallback_output)
-    return _usage(usage.prompt_tokens, usage.completion_tokens, usage.prompt_tokens_details)
+        return A.Usage(input_tokens=ctx.input_estimate, output_tokens=fallback_output)
+    return _usage(usage.prompt_tokens, usage.completion_tokens, usage.prompt_tokens_details, ctx)
 
 
-def responses_usage(usage: R.ResponsesUsage | None, *, fallback_input: int, fallback_output: int) -> A.Usage:
+def responses_usage(usage: R.ResponsesUsage | None, ctx: RequestContext, *, fallback_output: int) -> A.Usage:
     """Anthropic usage for a Responses answer's usage."""
     if usage is None:
-        return A.Usage(input_tokens=fallback_input, output_tokens=fallback_output)
-    return _usage(usage.input_tokens, usage.output_tokens, usage.input_tokens_details)
+        return A.Usage(input_tokens=ctx.input_estimate, output_tokens=fallback_output)
+    return _usage(usage.input_tokens, usage.output_tokens, usage.input_tokens_details, ctx)
 
 
-def _usage(prompt: int | None, output: int | None, details: C.PromptTokensDetails | R.InputTokensDetails | None) -> A.Usage:
+def _usage(prompt: int | None, output: int | None, details: C.PromptTokensDetails | R.InputTokensDetails | None,
+           ctx: RequestContext) -> A.Usage:
     # Never below 0 (the client's SDK and the record read them as counts); the record bounds them above too
-    # (exchange/audit.py token_count).
+    # (exchange/audit.py token_count). Cached tokens are part of the prompt (OpenAI's contract): more is an
+    # upstream's error, and would be billed (cache reads are priced) for tokens nobody sent.
+    prompt = max(prompt or 0, 0)
     cached = max((details.cached_tokens or 0) if details is not None else 0, 0)
-    return A.Usage(input_tokens=max((prompt or 0) - cached, 0), output_tokens=max(output or 0, 0),
-                   cache_read_input_tokens=cached)
+    if cached > prompt:
+        ctx.note(NOTE_CACHED_CAPPED)
+        cached = prompt
+    return A.Usage(input_tokens=prompt - cached, output_tokens=max(output or 0, 0), cache_read_input_tokens=cached)

@@ -41,7 +41,7 @@ def translate_response(resp: C.ChatResponse, ctx: RequestContext) -> A.MessagesR
         content=blocks,
         stop_reason=stop_reason,
         stop_sequence=stop_sequence,
-        usage=chat_usage(resp.usage, fallback_input=ctx.input_estimate, fallback_output=0),
+        usage=chat_usage(resp.usage, ctx, fallback_output=0),
     )
     return cut_message(message, ctx)
 

@@ -335,6 +335,6 @@ class ChatStreamBridge(StreamBridge):
         self._delta_sent = True
         reason, sequence = chat_stop_reason(self._finish, bool(self._order), self._refusal, self._tail, self.ctx)
         estimate = output_estimate(self._out_chars, self.ctx)
-        usage = chat_usage(self._usage, fallback_input=self.ctx.input_estimate, fallback_output=estimate)
+        usage = chat_usage(self._usage, self.ctx, fallback_output=estimate)
         return self._final_delta(usage, reason, sequence)
 

@@ -46,7 +46,7 @@ def translate_response(resp: R.Response, ctx: RequestContext, reasoning_key: byt
         content=blocks,
         stop_reason=responses_stop_reason(resp, resp.status, has_tools, refusal),
         stop_sequence=None,
-        usage=responses_usage(resp.usage, fallback_input=ctx.input_estimate, fallback_output=0),
+        usage=responses_usage(resp.usage, ctx, fallback_output=0),
     )
     return cut_message(message, ctx)
 

@@ -152,7 +152,7 @@ class ResponsesStreamBridge(StreamBridge):
         status = "incomplete" if ev.type == "response.incomplete" else (resp.status or "completed")
         reason = responses_stop_reason(resp, status, self._has_tools, self._refusal)
         estimate = output_estimate(self._out_chars, self.ctx)
-        usage = responses_usage(resp.usage, fallback_input=self.ctx.input_estimate, fallback_output=estimate)
+        usage = responses_usage(resp.usage, self.ctx, fallback_output=estimate)
         out.append(self._final_delta(usage, reason))
         out.append(A.MessageStop())
         self._ended = True
