@@ -155,6 +155,27 @@ class AdminApi:
                                      "or create a key with `dragoman keys create --role admin`")
         return await grant_for(presented, self._tables(api_keys), cache, "admin key")
 
+    async def authenticate_scraper(self, headers: Iterable[tuple[bytes, bytes]], api_keys: KeyTable[Grant],
+                                   scrape: KeyTable[Grant]) -> Grant:
+        """GET /metrics under `metrics.auth: key`: the scrape key, or an admin or viewer key. 401 for a missing or
+        unknown key (also while no admin or viewer key exists: then only the scrape key opens it), 403 for a user
+        key: spend and traffic per route are the operator's, not every developer's."""
+        headers = list(headers)
+        presented = client_key(headers)
+        if presented is None:
+            raise E.AuthenticationFailed("missing metrics key (metrics.auth: key): send an admin or viewer key, or "
+                                         "the scrape key, as x-api-key or Authorization: Bearer")
+        grant = scrape.lookup(presented)
+        if grant is not None:
+            return grant
+        try:
+            grant = await self.authenticate(headers, api_keys)
+        except (E.AuthenticationFailed, E.PermissionDenied):  # unknown, revoked, or the admin API is off
+            raise E.AuthenticationFailed("invalid metrics key") from None
+        if grant.role == USER:
+            raise E.PermissionDenied("this key's role is user: /metrics takes viewer and admin keys, or the scrape key")
+        return grant
+
     def live_role(self, key_id: str) -> str | None:
         """The role the key named `key_id` holds now (None: no such key, or revoked, expired, removed): a
         dashboard session lives only as long as its key does."""

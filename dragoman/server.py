@@ -254,6 +254,9 @@ class Gateway:
             await self._models(rt, path, send, request_id)
         elif path == "/metrics":
             require_method(method, "GET")
+            if rt.metrics_keys is not None:  # metrics.auth: key
+                assert self._admin_api is not None
+                await self._admin_api.authenticate_scraper(scope["headers"], rt.keys, rt.metrics_keys)
             await self._metrics(rt, send, request_id)
         elif path in ("/", "/healthz", "/api/hello"):  # Claude Code preflights HEAD / (2.1.197) or /api/hello
             if method not in ("GET", "HEAD"):
@@ -354,9 +357,9 @@ class Gateway:
         # the scores the writer published after its last drain: one attribute, no lock, on the event loop
         for (route, model, shape), score in self.scoreboard.scores().items():
             metrics.loop_score(route, model, shape, score)
-        if self.governor is not None:  # budgets' spend, read at scrape time
-            for row in await self.governor.budgets():
-                metrics.budget_spend(row["scope"], row["period"], row["spent_usd"], row["limit_usd"])
+        if self.governor is not None:  # budgets' spend, read at scrape time, by the scopes the config wrote
+            configured = [(ref.scope, ref.period) for ref in self.governor.budget_rules.refs()]
+            metrics.budgets(await self.governor.budgets(), configured)
         body, content_type = metrics.render()
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]})

@@ -35,7 +35,7 @@ def startup_lines(config: Config, observe: ObserveSettings, workers: int = 1) ->
     lines.append(f"  inbound keys: required ({keys} key{'s' if keys != 1 else ''}{virtual})" if keys
                  else "  inbound keys: not required (any client that reaches the port may call)"
                  + (" until a virtual key is made (dragoman keys create)" if virtual else ""))
-    lines.append(f"  metrics: {'on at /metrics' if observe.metrics.enabled else 'off'}; tracing: {_tracing(observe)}")
+    lines.append(f"  metrics: {_metrics(observe)}; tracing: {_tracing(observe)}")
     return lines
 
 
@@ -49,6 +49,13 @@ def _upstream(route: Route) -> str:
     model = route.model or "(the requested name, verbatim)"
     key = "" if route.api_key else ", no key"
     return f"{route.provider} {model} at {_host(route.endpoint)} ({route.api}{key})"
+
+
+def _metrics(observe: ObserveSettings) -> str:
+    metrics = observe.metrics
+    if not metrics.enabled:
+        return "off"
+    return "on at /metrics" + (" (admin, viewer or scrape key)" if metrics.auth == "key" else "")
 
 
 def _tracing(observe: ObserveSettings) -> str:

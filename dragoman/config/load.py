@@ -31,7 +31,7 @@ from dragoman.config.model import (
 )
 from dragoman.config.governance import check_governance
 from dragoman.config.loop import JudgeSettings, LoopSettings
-from dragoman.config.observe import ObserveSettings
+from dragoman.config.observe import METRICS_AUTH, MetricsSettings, ObserveSettings
 from dragoman.config.secrets import Secret, env_keys, gateway_keys, resolve_secret, secret_spec
 from dragoman.config.translation_keys import route_translation
 from dragoman.config.shift import loop_settings, prompt_prefixes, weighted_route
@@ -149,6 +149,7 @@ def _build(file: ConfigFile, src: Source) -> Config:
         keys=keys,
         observe=ObserveSettings(audit=file.audit, metrics=file.metrics, tracing=file.tracing, admin=file.admin),
         server=_server(file.server, src),
+        metrics_key=_metrics_key(file.metrics, secrets, src),
         client=_client(file.client, src),
         loop=_loop(loop_settings(file.loop, src), names, src),
         governance=file.governance,
@@ -170,6 +171,25 @@ def _loop(settings: LoopSettings, names: list[str], src: Source) -> LoopSettings
         raise src.error(("loop", "rollback", "min_calls"), f"min_calls ({rollback.min_calls}) exceeds watch_calls "
                         f"({rollback.watch_calls}): a new version would never be judged")
     return settings
+
+
+def _metrics_key(settings: MetricsSettings, secrets: dict[str, Secret], src: Source) -> str | None:
+    """The scrape key `metrics.scrape_key_ref` names (resolved like api_key_ref), after checking `metrics.auth`:
+    a setting that could not act (auth on metrics that are off, a scrape key /metrics would never ask for) is
+    refused rather than left to look like protection."""
+    src.choice(("metrics", "auth"), settings.auth, METRICS_AUTH)
+    if settings.auth != "none" and not settings.enabled:
+        raise src.error(("metrics", "auth"), "metrics are off (enabled: false): there is no /metrics to guard")
+    ref = settings.scrape_key_ref
+    if ref is None:
+        return None
+    if settings.auth != "key":
+        raise src.error(("metrics", "scrape_key_ref"), "a scrape key is only asked for with auth: key "
+                        "(with auth: none anyone may scrape)")
+    if not ref.strip():
+        raise src.error(("metrics", "scrape_key_ref"), "scrape_key_ref must name a secret (an env var, or an "
+                        "entry under secrets:)")
+    return resolve_secret(ref, ("metrics", "scrape_key_ref"), secrets, src)
 
 
 def _client(settings: ClientSettings, src: Source) -> ClientSettings:

@@ -237,6 +237,7 @@ class Config(msgspec.Struct, frozen=True):
     source: str  # the file it came from, or "<zero-config>"
     policies: tuple[CompiledPolicy, ...] = ()
     keys: Mapping[str, GatewayKey] = {}  # inbound key → its id and holder; empty: no inbound auth
+    metrics_key: str | None = None  # the scrape key of metrics.scrape_key_ref (metrics.auth: key), resolved
     observe: ObserveSettings = ObserveSettings()
     client: ClientSettings = ClientSettings()
     loop: LoopSettings = LoopSettings()

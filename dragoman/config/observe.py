@@ -12,6 +12,8 @@ audit:
   flush_interval: 0.5                # seconds: the longest a record waits before it is written
 metrics:
   enabled: true                      # GET /metrics (Prometheus text format)
+  auth: none                         # none: anyone who reaches the port may scrape; key: an admin or viewer key,
+  scrape_key_ref: prometheus         #   or this scrape key (a secret reference, like api_key_ref; needs auth: key)
 tracing:
   enabled: false
   otlp_endpoint: http://otel-collector:4318   # OTLP/HTTP; needs opentelemetry-exporter-otlp-proto-http
@@ -46,8 +48,15 @@ class AuditSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     enabled: bool = True
 
 
+METRICS_AUTH = ("none", "key")
+
+
 class MetricsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     enabled: bool = True
+    # Who may scrape (config/load.py checks it; a reload applies it at once): "none" leaves /metrics open, as
+    # Prometheus scrapers expect; "key" asks for an admin or viewer key, or the key `scrape_key_ref` names.
+    auth: str = "none"
+    scrape_key_ref: str | None = None
 
 
 class TracingSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

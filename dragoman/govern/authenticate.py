@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 
 from dragoman.config.secrets import GatewayKey, key_fingerprint
 from dragoman.errors import AuthenticationFailed
-from dragoman.govern.grant import ADMIN, USER, Grant
+from dragoman.govern.grant import ADMIN, USER, VIEWER, Grant
 from dragoman.govern.key_cache import KeyCache
 from dragoman.govern.keys import PREFIX, looks_like_key
 from dragoman.key_table import KeyTable
@@ -23,6 +23,15 @@ def config_grants(keys: Mapping[str, GatewayKey]) -> KeyTable[Grant]:
 def admin_grants(keys: Sequence[str]) -> KeyTable[Grant]:
     """`admin.keys` as admin grants, each named by its fingerprint."""
     return KeyTable({key: Grant(key_id=key_fingerprint(key), role=ADMIN) for key in keys})
+
+
+def scrape_grants(auth: str, key: str | None) -> KeyTable[Grant] | None:
+    """Who may scrape /metrics besides admin and viewer keys: None with `metrics.auth: none` (anyone may), else
+    the scrape key of `metrics.scrape_key_ref` (none written: an empty table). Only /metrics looks this table up,
+    so the scrape key opens nothing else."""
+    if auth == "none":
+        return None
+    return KeyTable({} if key is None else {key: Grant(key_id=key_fingerprint(key), role=VIEWER)})
 
 
 def auth_required(tables: Sequence[KeyTable[Grant]], cache: KeyCache | None) -> bool:

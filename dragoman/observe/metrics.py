@@ -313,12 +313,30 @@ class Metrics:
         """The shared counters (Redis) did not answer: on_unreachable decided."""
         self._governance().backend_errors.inc()
 
-    def budget_spend(self, scope: str, period: str, spent: float, limit: float) -> None:
-        """A budget's spend and cap this period (GET /metrics reads them from the Governor)."""
+    def budgets(self, rows: list[dict[str, Any]], configured: list[tuple[str, str]]) -> None:
+        """Every budget's spend this period, read by GET /metrics from the Governor (`rows`, as /api/budgets
+        lists them), by the scope the config wrote (`configured`: (scope, period) of each budget rule).
+
+        /metrics may be open to anyone who reaches the port, and a wildcard budget (`key:*`, `developer:*`,
+        `team:*`) and a virtual key's own budget count per key id, developer or team name: those are never label
+        values. Each wildcard is one series per period: the highest share of its cap any of its members spent
+        (what a budget alert watches) and how many are at or past the cap. A scope the config names
+        (`team:platform`, `developer:ana`, `global`) keeps its own spend and cap; past MAX_LABEL_VALUES of them
+        the rest are summed up under "other" as a wildcard is, never one of them standing for all."""
         gov = self._governance()
-        label = gov.scope(scope)
-        gov.spend.labels(label, period).set(spent)
-        gov.limit.labels(label, period).set(limit)
+        named = {scope for scope, _ in configured if not scope.endswith(":*")}
+        # (scope label, period) → each member's spend ÷ cap; a wildcard nobody met this period reads 0
+        shares: dict[tuple[str, str], list[float]] = {key: [] for key in configured if key[0].endswith(":*")}
+        for row in rows:
+            scope, period, spent, limit = row["scope"], row["period"], row["spent_usd"], row["limit_usd"]
+            label = gov.scope(scope) if scope in named else _wildcard(scope)
+            if scope in named and label != "other":
+                gov.spend.labels(label, period).set(spent)
+                gov.limit.labels(label, period).set(limit)
+            shares.setdefault((label, period), []).append(spent / limit if limit > 0 else 0.0)
+        for (label, period), values in shares.items():
+            gov.used.labels(label, period).set(max(values, default=0.0))
+            gov.exhausted.labels(label, period).set(sum(1 for value in values if value >= 1.0))
 
     def _governance(self) -> Any:
         gov = getattr(self, "_gov", None)
@@ -400,19 +418,33 @@ class Metrics:
         self._version_metrics()[3].labels(reason).inc()
 
 
+_WILDCARDS = {"key": "key:*", "developer": "developer:*", "team": "team:*"}
+
+
+def _wildcard(scope: str) -> str:
+    """The wildcard a per-identity budget counts under: `key:vk_…` → `key:*` (a key's own budget too)."""
+    return _WILDCARDS.get(scope.partition(":")[0], "other")
+
+
 class _GovernanceMetrics:
     def __init__(self, registry: Any) -> None:
         from prometheus_client import Counter, Gauge
 
-        self.scope = _Bounded(MAX_LABEL_VALUES)
+        self.scope = _Bounded(MAX_LABEL_VALUES)  # the budget scopes the config names (see budgets())
         self.rate_limited = Counter("dragoman_rate_limited", "Requests refused by a rate limit (429), by scope kind",
                                     ["scope"], registry=registry)
         self.budget_refused = Counter("dragoman_budget_refusals", "Requests refused by a budget (402), by scope kind",
                                       ["scope"], registry=registry)
         self.backend_errors = Counter("dragoman_governance_backend_errors",
                                       "Calls to the shared counters (Redis) that failed or timed out", registry=registry)
-        self.spend = Gauge("dragoman_budget_spent_usd", "Spend this period per budget", ["scope", "period"],
+        self.spend = Gauge("dragoman_budget_spent_usd", "Spend this period of each budget the config names",
+                           ["scope", "period"], multiprocess_mode="liveall", registry=registry)
+        self.limit = Gauge("dragoman_budget_limit_usd", "Cap of each budget the config names", ["scope", "period"],
                            multiprocess_mode="liveall", registry=registry)
-        self.limit = Gauge("dragoman_budget_limit_usd", "Cap per budget", ["scope", "period"],
-                           multiprocess_mode="liveall", registry=registry)
+        self.used = Gauge("dragoman_budget_used_ratio", "Spend this period / cap; for a wildcard scope (key:*, "
+                          "developer:*, team:*) the highest among its members", ["scope", "period"],
+                          multiprocess_mode="liveall", registry=registry)
+        self.exhausted = Gauge("dragoman_budget_exhausted", "Budgets at or past their cap (for a wildcard scope: "
+                               "how many of its members)", ["scope", "period"],
+                               multiprocess_mode="liveall", registry=registry)
 
