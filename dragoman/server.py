@@ -201,7 +201,7 @@ class Gateway:
         if self.governor is not None:
             await self.governor.close()
         # uvicorn runs this on SIGTERM once requests in flight are done: every queued record is written.
-        await self.observe.aclose(10.0)
+        await self.observe.aclose()
 
     # ---- dispatch ----------------------------------------------------------------------------------------
 

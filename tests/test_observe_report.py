@@ -94,13 +94,14 @@ def test_costs_table_has_a_total_and_json_has_none(store) -> None:
 def test_follow_prints_backlog_then_new_rows(store) -> None:
     out = io.StringIO()
     polls = iter([True, True, False])
+    new_ids = iter([10, 11])
 
     def sleep(_: float) -> None:
-        store.write([_record(10, developer="carol")])
+        store.write([_record(next(new_ids), developer="carol")])
 
     printed = reports.follow(store, out, fmt="json", keep_going=lambda: next(polls), sleep=sleep)
     ids = [json.loads(line)["request_id"] for line in out.getvalue().splitlines()]
-    assert ids == ["req_0000", "req_0001", "req_0010", "req_0010"] and printed == 4  # two writes, two rows
+    assert ids == ["req_0000", "req_0001", "req_0010", "req_0011"] and printed == 4  # two writes, two rows
 
 
 def test_cli_run_reads_the_store_from_flags(store, tmp_path) -> None:

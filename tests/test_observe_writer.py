@@ -175,3 +175,51 @@ def test_submit_after_close_is_dropped_and_counted() -> None:
     assert writer.submit(_record(1)) is False
     assert writer.dropped == 1
     assert writer.close() is True  # idempotent
+
+
+class StuckThenClosedStore(StuckStore):
+    """A StuckStore that logs its calls in order, and sets `closed_event` when closed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+        self.closed_event = threading.Event()
+
+    def write(self, records: Sequence[AuditRecord]) -> None:
+        self.calls.append("write")
+        super().write(records)
+
+    def close(self) -> None:
+        self.calls.append("close")
+        super().close()
+        self.closed_event.set()
+
+
+@pytest.mark.parametrize("call_fails", [False, True])
+def test_close_past_a_hung_store_call_counts_each_record_once_and_closes_the_store_after_it(call_fails: bool) -> None:
+    store, sink = StuckThenClosedStore(), Sink()
+    writer = AuditWriter(store, batch=100, flush_interval=0.01, sink=sink)
+    writer.submit(_record(0))
+    assert store.entered.wait(5), "the writer thread never reached the store"
+    for i in range(1, 10):
+        assert writer.submit(_record(i))
+    assert writer.close(timeout=0.05) is False  # the call outlasted close: nothing is known lost yet
+    assert not store.closed  # the thread is inside it: the store is closed after, by the thread
+    store.failing = call_fails
+    store.release.set()
+    assert store.closed_event.wait(10), "the abandoned thread never closed the store"
+    assert store.calls == ["write", "close"]  # no store call after close gave up, none after the store's close
+    written = 0 if call_fails else 1
+    assert (writer.written, len(store.records)) == (written, written)
+    assert writer.dropped == sink.dropped == 10 - written  # every record counted once: written or dropped
+
+
+def test_the_default_close_outlasts_sqlites_busy_timeout(tmp_path) -> None:
+    import inspect
+
+    from dragoman.observe.runtime import Observability
+    from dragoman.observe.store_sqlite import SQLiteStore
+
+    busy_seconds = SQLiteStore(str(tmp_path / "a.db")).busy_timeout_ms / 1000
+    for close in (AuditWriter.close, AuditWriter.aclose, Observability.close, Observability.aclose):
+        assert inspect.signature(close).parameters["timeout"].default > busy_seconds, close

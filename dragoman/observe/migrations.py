@@ -192,6 +192,17 @@ _BUDGET_COLUMNS = _same(
 # charges another's call, whatever ids an upstream repeats or a client makes up.
 _TOOL_CALL_KEY = _same("ALTER TABLE tool_calls ADD COLUMN key_id TEXT")
 
+# A batch whose commit failed ambiguously (a PostgreSQL connection lost during COMMIT) is retried by the writer and
+# may be in the store already: request ids are unique (the gateway makes them: time plus 64 random bits), so the
+# insert skips a record whose id is there (stores.insert_sql). Copies such retries left before this are removed
+# first, keeping the first: a copy is the same request again, counted twice in costs and budgets.
+_UNIQUE_REQUEST_ID = _same(
+    "DELETE FROM requests WHERE EXISTS (SELECT 1 FROM requests AS earlier"
+    " WHERE earlier.request_id = requests.request_id AND earlier.id < requests.id)",
+    "DROP INDEX requests_request_id",
+    "CREATE UNIQUE INDEX requests_request_id ON requests (request_id)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "requests table", (_requests_table(SQLITE), *_V1_INDEXES), (_requests_table(POSTGRES), *_V1_INDEXES)),
     Migration(2, "indexes for lookups by request id and cost reports by team, model and key", _V2_INDEXES, _V2_INDEXES),
@@ -208,6 +219,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _BUDGET_COLUMNS, _BUDGET_COLUMNS),
     Migration(10, "the client key each tool call was given to: a next turn is joined only to its own key's calls",
               _TOOL_CALL_KEY, _TOOL_CALL_KEY),
+    Migration(11, "one row per request id: a retried batch's records are not inserted twice",
+              _UNIQUE_REQUEST_ID, _UNIQUE_REQUEST_ID),
 )
 
 LATEST = MIGRATIONS[-1].version

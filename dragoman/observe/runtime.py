@@ -17,7 +17,7 @@ from dragoman.observe.pricing import Pricer
 from dragoman.observe.record import AuditRecord
 from dragoman.observe.stores import AuditStore, open_store
 from dragoman.observe.tracing import NOOP_TRACER, NoopTracer, Tracer
-from dragoman.observe.writer import AssessHook, AuditWriter, PendingHook
+from dragoman.observe.writer import CLOSE_TIMEOUT, AssessHook, AuditWriter, PendingHook
 
 log = logging.getLogger("dragoman.observe")
 
@@ -69,7 +69,7 @@ class Observability:
             self.metrics.observe_request(record)
             self.metrics.flush()
 
-    def close(self, timeout: float = 10.0) -> bool:
+    def close(self, timeout: float = CLOSE_TIMEOUT) -> bool:
         """Flush every queued record, close the store, flush spans. True when no record was lost."""
         ok = True
         if self.writer is not None:
@@ -77,7 +77,7 @@ class Observability:
         self.tracer.shutdown()
         return ok
 
-    async def aclose(self, timeout: float = 10.0) -> bool:
+    async def aclose(self, timeout: float = CLOSE_TIMEOUT) -> bool:
         import asyncio
 
         return await asyncio.get_running_loop().run_in_executor(None, self.close, timeout)

@@ -18,12 +18,17 @@ STAT_KEYS = ("requests", "errors", "input_tokens", "output_tokens", "cost_usd")
 
 def stats_sql(ph: str, postgres: bool, since: float, until: float, bucket: float) -> tuple[str, list[Any]]:
     """One row per (time bucket, overhead bin): the aggregates of the rows in it."""
-    floor = "CAST(FLOOR({}) AS BIGINT)" if postgres else "CAST({} AS INTEGER)"  # SQLite truncates; values are >= 0
-    least = "LEAST" if postgres else "MIN"
+    floor = "CAST(FLOOR({}) AS BIGINT)" if postgres else "CAST({} AS INTEGER)"  # SQLite truncates; values are >= 0 here
+    least, greatest = ("LEAST", "GREATEST") if postgres else ("MIN", "MAX")
     slot = floor.format(f"(time - {ph}) / {ph}")
-    fine, coarse = floor.format("overhead_ms * 100"), floor.format("overhead_ms")
+    # Bounded before the cast, not after: PostgreSQL refuses to cast an overhead beyond BIGINT (1e300, inf, -1e300),
+    # which would fail every query over its range, where SQLite's cast saturates. Both stores put it in the top bin
+    # (or, below 0, the first: FLOOR and SQLite's truncation would disagree there too).
+    fine = floor.format(f"{greatest}(overhead_ms, 0) * 100")
+    coarse = floor.format(f"{least}(overhead_ms, {_MAX_BIN - _FINE_BINS + 10})")
     # NULL first: PostgreSQL's LEAST skips NULLs, so a record without an overhead would land in the top bin.
-    hist = f"CASE WHEN overhead_ms IS NULL THEN NULL WHEN overhead_ms < 10 THEN {fine} ELSE {least}({_FINE_BINS - 10} + {coarse}, {_MAX_BIN}) END"
+    hist = (f"CASE WHEN overhead_ms IS NULL THEN NULL WHEN overhead_ms < 10 THEN {fine}"
+            f" ELSE {_FINE_BINS - 10} + {coarse} END")
     sql = (
         f"SELECT {slot} AS slot, {hist} AS bin, CAST(COUNT(*) AS BIGINT),"
         " CAST(SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END) AS BIGINT),"

@@ -10,6 +10,7 @@ so a database restart heals by itself (the writer retries the batch with backoff
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -18,6 +19,7 @@ from dragoman.observe import migrations, stats, stores
 from dragoman.observe.record import AuditRecord
 
 _INSERT = stores.insert_sql("%s", "::jsonb")
+_JSON_AT = frozenset(i for i, column in enumerate(stores.COLUMNS) if column in stores.JSON_COLUMNS)
 T = TypeVar("T")
 
 
@@ -67,18 +69,8 @@ class PostgresStore:
         try:
             return fn(conn)
         except self._psycopg.OperationalError:
-            self._discard(conn)
+            stores.drop_connection(self, conn)
             raise
-
-    def _discard(self, conn: Any) -> None:
-        self._local.conn = None
-        with self._lock:
-            if conn in self._opened:
-                self._opened.remove(conn)
-        try:
-            conn.close()
-        except Exception:  # noqa: BLE001 - already broken
-            pass
 
     def migrate(self, target: int | None = None) -> int:
         return self.run(lambda conn: migrations.migrate_postgres(conn, target))
@@ -91,7 +83,7 @@ class PostgresStore:
         statements = stores.followup_statements("%s", followups) if followups is not None else []
         if not records and not statements:
             return
-        rows = [_no_nul(stores.record_values(r)) for r in records]
+        rows = [_no_nul(stores.record_values(r), _JSON_AT) for r in records]
         statements = [(sql, [_no_nul(row) for row in params]) for sql, params in statements]
 
         def insert(conn: Any) -> None:
@@ -185,8 +177,23 @@ def _without_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def _no_nul(values: Sequence[Any]) -> tuple[Any, ...]:
-    """PostgreSQL refuses NUL in TEXT, and its escape in JSONB text, and a client controls many of
-    these strings (model, metadata): U+FFFD in its place, else one request would stall its whole batch."""
-    return tuple(v.replace("\x00", "\ufffd").replace("\\u0000", "\\ufffd") if isinstance(v, str) and
-                 ("\x00" in v or "\\u0000" in v) else v for v in values)
+# A JSON escape of NUL: `\u0000` whose backslash is not itself escaped (an even run of backslashes before it), so
+# the text `\\u0000` (an escaped backslash, then "u0000"), which a string holding backslash-u0000 encodes to, stays.
+_NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def _no_nul(values: Sequence[Any], json_at: frozenset[int] = frozenset()) -> tuple[Any, ...]:
+    """PostgreSQL refuses NUL in TEXT, and its JSON escape in JSONB, and a client controls many of these strings
+    (model, metadata): U+FFFD in its place, else one request would stall its whole batch. Only those: any other
+    text, a literal backslash-u0000 included, is stored as SQLite stores it. `json_at`: the JSONB positions."""
+    return tuple(_json_no_nul(v) if i in json_at else _text_no_nul(v) for i, v in enumerate(values))
+
+
+def _text_no_nul(value: Any) -> Any:
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) and "\x00" in value else value
+
+
+def _json_no_nul(value: Any) -> Any:
+    if isinstance(value, str) and "\\u0000" in value:
+        return _NUL_ESCAPE.sub(r"\1\\ufffd", value)
+    return value

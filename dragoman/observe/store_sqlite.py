@@ -3,10 +3,15 @@
 WAL lets the CLI and the admin API read while the gateway writes, and lets several worker processes share the
 file (writes serialize on SQLite's lock; busy_timeout waits for it instead of failing). `synchronous=NORMAL`
 in WAL mode survives any process death, SIGKILL included; only a power cut can lose the last commits.
+
+A file deleted or replaced while the gateway runs (an operator's `rm`, a cleanup job, a restored backup) would keep
+taking commits into the unlinked file, lost at exit: every write first compares the path's file with the one its
+connection opened (one stat per batch), and on a change recreates the store there and says so.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -15,6 +20,8 @@ from typing import Any, TypeVar
 
 from dragoman.observe import migrations, stats, stores
 from dragoman.observe.record import AuditRecord
+
+log = logging.getLogger("dragoman.audit")
 
 _INSERT = stores.insert_sql("?")
 T = TypeVar("T")
@@ -48,8 +55,25 @@ class SQLiteStore:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             self._local.conn = conn
+            self._local.file = _file_identity(self.path)  # after the pragmas: the file exists by then
             with self._lock:
                 self._opened.append(conn)
+        return conn
+
+    def _writable_conn(self) -> sqlite3.Connection:
+        """This thread's connection, reopened (the file recreated and migrated) when the path no longer names the
+        file it opened: commits into a deleted file vanish at exit, and nothing else would notice."""
+        conn = self._conn()
+        if _file_identity(self.path) == self._local.file:
+            return conn
+        log.warning("audit store %s was deleted or replaced while in use: recreating it and writing there", self.path)
+        stores.drop_connection(self, conn)
+        conn = self._conn()
+        try:
+            migrations.migrate_sqlite(conn)
+        except BaseException:
+            stores.drop_connection(self, conn)  # unmigrated: the next write tries again, never into an unknown schema
+            raise
         return conn
 
     def migrate(self, target: int | None = None) -> int:
@@ -61,9 +85,9 @@ class SQLiteStore:
     def run(self, fn: Callable[[Any], T], *, write: bool = False) -> T:
         """fn(conn) on this thread's connection, in autocommit (fn may issue BEGIN IMMEDIATE itself to write);
         `write`: in one locked transaction (loop/version_store.py)."""
-        conn = self._conn()
         if not write:
-            return fn(conn)
+            return fn(self._conn())
+        conn = self._writable_conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
             result = fn(conn)
@@ -80,7 +104,7 @@ class SQLiteStore:
         if not records and not statements:
             return
         rows = [stores.record_values(r) for r in records]
-        conn = self._conn()
+        conn = self._writable_conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
             if rows:
@@ -156,3 +180,12 @@ class SQLiteStore:
             except sqlite3.Error:
                 pass
         self._local = threading.local()
+
+
+def _file_identity(path: str) -> tuple[int, int] | None:
+    """Which file the path names now (device, inode), or None when there is none."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino

@@ -154,6 +154,19 @@ class StoreError(ValueError):
     """A store URL or query the user can fix: the message says how."""
 
 
+def drop_connection(store: Any, conn: Any) -> None:
+    """Forget this thread's connection of a store that keeps one per thread (`_local`, `_opened` under `_lock`) and
+    close it, so the thread's next call opens a new one: after a failure, or when its SQLite file went away."""
+    store._local.conn = None
+    with store._lock:
+        if conn in store._opened:
+            store._opened.remove(conn)
+    try:
+        conn.close()
+    except Exception:  # noqa: BLE001 - already broken or gone
+        pass
+
+
 def open_store(url: str | None = None, *, migrate: bool = True) -> AuditStore:
     """The store a URL names, its schema migrated to this gateway's version unless `migrate=False`.
     No URL: the default store, its directory created (mode 0700) when missing."""
@@ -320,7 +333,8 @@ def tool_calls_sql(ph: str, count: int) -> str:
 
 def insert_sql(ph: str, json_cast: str = "") -> str:
     values = ", ".join(ph + json_cast if c in JSON_COLUMNS else ph for c in COLUMNS)
-    return f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({values})"
+    # A retried batch may have been committed already (an ambiguous commit): its records are skipped, not doubled.
+    return f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({values}) ON CONFLICT (request_id) DO NOTHING"
 
 
 def requests_sql(

@@ -7,7 +7,9 @@ most `queue_size` more in the thread's retry buffer. Beyond either bound a recor
 A failed batch is retried with exponential backoff (0.1 s doubling to 5 s) until it is written or pushed out.
 
 `close(timeout)` stops accepting, then writes everything queued: the server calls it from its lifespan
-shutdown, which uvicorn runs on SIGTERM after in-flight requests finish, so SIGTERM loses no record.
+shutdown, which uvicorn runs on SIGTERM after in-flight requests finish, so SIGTERM loses no record. A store call
+still running at the timeout is abandoned, not raced: the thread makes no further store call, counts what it still
+holds once that call returns (its batch written or dropped, each record once), and closes the store itself.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ log = logging.getLogger("dragoman.audit")
 _LOG_EVERY = 10.0  # seconds between two "records dropped" log lines
 _BACKOFF_START = 0.1
 _BACKOFF_MAX = 5.0
+# close()'s default: longer than SQLite's busy_timeout (10 s, store_sqlite.py), so a batch that waits out another
+# process's write lock and fails can still be retried and written before close gives up on it.
+CLOSE_TIMEOUT = 15.0
 
 
 class AuditSink(Protocol):
@@ -101,6 +106,12 @@ class AuditWriter:
         self._wake = threading.Event()
         self._closing = False
         self._closed = False
+        # close() gave up on a thread still inside a store call: it calls the store no more, and (not close) counts
+        # what it holds and closes the store. `_finished` and `_abandoned` change under `_handover`: one of the two
+        # does the accounting and the store's close, never both, never neither.
+        self._abandoned = False
+        self._finished = False
+        self._handover = threading.Lock()
         self._close_deadline = float("inf")
         self._last_drop_log = float("-inf")
         self._unlogged_drops = 0
@@ -126,7 +137,7 @@ class AuditWriter:
         """Records accepted and not yet written."""
         return len(self._queue) + len(self._pending)
 
-    def close(self, timeout: float = 10.0) -> bool:
+    def close(self, timeout: float = CLOSE_TIMEOUT) -> bool:
         """Stop accepting, write everything queued (retrying a failing store until `timeout`), close the store.
         True when nothing was lost. Safe to call twice and from any thread."""
         if self._closed:
@@ -135,20 +146,22 @@ class AuditWriter:
         self._close_deadline = self._clock() + timeout
         self._wake.set()
         self._thread.join(timeout + 1.0)
-        left = self.depth
-        if left:
-            if not self._thread.is_alive():  # else it is stuck in a store call: leave its buffers alone
-                self._queue.clear()
-                self._pending.clear()
-            self._drop(left, "the store did not take them before shutdown", force_log=True)
         self._closed = True
-        try:
-            self.store.close()
-        except Exception:
-            log.exception("closing the audit store failed")
-        return left == 0
+        with self._handover:
+            self._abandoned = not self._finished
+        if self._abandoned:
+            log.warning("audit: a store call outlasted the %.0fs shutdown timeout; %d record(s) not written yet, "
+                        "counted as dropped unless that call writes them", timeout, self._records_left())
+            return False
+        left, unwritten = self._records_left(), self.depth
+        self._queue.clear()
+        self._pending.clear()
+        if left:
+            self._drop(left, "the store did not take them before shutdown", force_log=True)
+        self._close_store()
+        return unwritten == 0
 
-    async def aclose(self, timeout: float = 10.0) -> bool:
+    async def aclose(self, timeout: float = CLOSE_TIMEOUT) -> bool:
         """close() from a thread, so the event loop keeps serving while the last batches are written."""
         import asyncio
 
@@ -157,8 +170,18 @@ class AuditWriter:
     # ---- writer thread ---------------------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        finally:
+            with self._handover:
+                self._finished = True
+                abandoned = self._abandoned
+            if abandoned:
+                self._give_up()
+
+    def _serve(self) -> None:
         backoff = 0.0
-        while True:
+        while not self._abandoned:
             if not self._closing:
                 self._wake.wait(backoff or self.flush_interval)
                 self._wake.clear()
@@ -174,6 +197,8 @@ class AuditWriter:
     def _drain(self) -> None:
         """Move queued records to the retry buffer, preparing each once (the loop's join, cost, secrets, metrics)."""
         queue, pending = self._queue, self._pending
+        if self._abandoned:
+            return  # the loop's hooks call the store
         if self._assess_pending is not None:
             waiting = self._followups(self._assess_pending)
             if waiting is not None:
@@ -200,9 +225,13 @@ class AuditWriter:
             pending.append((record, followup))
         overflow = len(pending) - self.queue_size
         if overflow > 0:
+            lost = 0  # records only: a follow-up of no record is not one
             for _ in range(overflow):
-                pending.popleft()  # oldest first: the newest records are the ones an operator looks for
-            self._drop(overflow, "the audit store is not keeping up")
+                # Oldest first: the newest records are the ones an operator looks for.
+                record, _followups = pending.popleft()
+                lost += record is not None
+            if lost:
+                self._drop(lost, "the audit store is not keeping up")
 
     @staticmethod
     def _followups(hook: PendingHook) -> Followups | None:
@@ -221,7 +250,7 @@ class AuditWriter:
     def _write_pending(self, backoff: float) -> float:
         """Write the retry buffer batch by batch; returns the next backoff (0 when all written)."""
         pending = self._pending
-        while pending:
+        while pending and not self._abandoned:
             batch = [pending[i] for i in range(min(self.batch, len(pending)))]
             records = [record for record, _ in batch if record is not None]
             followups = _merged(f for _, f in batch)
@@ -241,7 +270,27 @@ class AuditWriter:
                 self._drain()
         return 0.0
 
+    def _give_up(self) -> None:
+        """After close() abandoned this thread: what it still holds is lost (the batch whose call outlasted close
+        was counted by how that call ended: written, or still here); then the store's close, left to this thread."""
+        left = self._records_left()
+        self._queue.clear()
+        self._pending.clear()
+        if left:
+            self._drop(left, "a store call outlasted shutdown", force_log=True)
+        self._close_store()
+
+    def _close_store(self) -> None:
+        try:
+            self.store.close()
+        except Exception:
+            log.exception("closing the audit store failed")
+
     # ---- accounting ------------------------------------------------------------------------------------
+
+    def _records_left(self) -> int:
+        """Records accepted and neither written nor dropped (`depth` also counts follow-ups of no record)."""
+        return len(self._queue) + sum(1 for record, _ in self._pending if record is not None)
 
     def _drop(self, count: int, why: str, *, force_log: bool = False) -> None:
         self.dropped += count  # += on an int is not atomic across threads; the count may be off by a race, never lost
