@@ -164,6 +164,8 @@ class Gateway:
         self.scoreboard.configure(config.loop.shift, variant_names(config.routes), candidates)
         self.shift.enabled = config.loop.enabled and config.loop.shift.enabled
         self.loop_view = LoopView(self.scoreboard, self.clusters, config.weighted, self.shift.enabled)
+        if self.observe.metrics is not None:  # the loop metrics' model labels: configured names always have theirs
+            self.observe.metrics.configure_models(route.model for route in config.routes)
         if self._services is not None:
             self._services.loop_view = self.loop_view
 

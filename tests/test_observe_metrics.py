@@ -263,3 +263,66 @@ def test_forgetting_a_dead_worker_drops_its_live_gauges_and_keeps_its_counts(tmp
     assert "dragoman_loop_score" not in after and "dragoman_breaker_state" not in after
     assert after.get("dragoman_audit_queue_depth", 0) == 0
     assert after["dragoman_requests_total"] == 1
+
+
+PASTED_KEY = "sk-ant-api03-PastedKeyAbCdEf0123456789"
+
+
+def _verdict(metrics: Metrics, model: str | None, route: str = "r") -> None:
+    metrics.observe_request(AuditRecord(time=0.0, request_id="req_v", route=route, status=200,
+                                        upstream_model=model, verdict="pass", verdict_kinds=[]))
+
+
+def _model_labels(metrics: Metrics, family: str = "dragoman_verdicts_total") -> set[str]:
+    return {dict(labels)["model"] for (name, labels) in _samples(metrics) if name == family}
+
+
+def test_a_model_name_holding_a_key_is_never_a_label() -> None:
+    metrics = Metrics()
+    _verdict(metrics, PASTED_KEY)
+    metrics.observe_late_signal("r", f"my-{PASTED_KEY}", "execution_failed")
+    metrics.loop_score("r", PASTED_KEY, "tools", 0.5)
+    assert PASTED_KEY not in metrics.render()[0].decode()
+    assert _model_labels(metrics) == _model_labels(metrics, "dragoman_late_signals_total") == {"other"}
+    assert _model_labels(metrics, "dragoman_loop_score") == {"other"}
+
+
+def test_an_overlong_model_name_reads_other() -> None:
+    metrics = Metrics()
+    _verdict(metrics, "m" * 129)
+    _verdict(metrics, "m" * 128)
+    assert _model_labels(metrics) == {"other", "m" * 128}
+
+
+def test_junk_model_names_never_take_the_label_of_a_configured_or_priced_model() -> None:
+    """A client on a route without `model:` sends a new name each request: once the shared slots are full,
+    a model the config names and one the price table knows still have labels of their own."""
+    metrics = Metrics(max_label_values=3)
+    metrics.configure_models(["qwen3-coder", None])
+    for i in range(10):
+        _verdict(metrics, f"junk-{i}")
+    _verdict(metrics, "qwen3-coder")
+    _verdict(metrics, "gpt-5-2025-08-07")  # the upstream's echo of a configured gpt-5: priced
+    _verdict(metrics, "junk-late")
+    assert _model_labels(metrics) == {"junk-0", "junk-1", "junk-2", "other", "qwen3-coder", "gpt-5-2025-08-07"}
+
+
+def test_a_model_configured_by_a_reload_gets_its_own_label() -> None:
+    metrics = Metrics(max_label_values=1)
+    _verdict(metrics, "first-junk")
+    _verdict(metrics, "local-llama")  # not configured yet, and the one slot is taken
+    assert _model_labels(metrics) == {"first-junk", "other"}
+    metrics.configure_models(["local-llama"])
+    _verdict(metrics, "local-llama")
+    assert _model_labels(metrics) == {"first-junk", "other", "local-llama"}
+
+
+def test_model_label_decisions_are_kept_in_bounded_memory() -> None:
+    from dragoman.observe import metrics as M
+
+    metrics = Metrics(max_label_values=3)
+    for i in range(M._MODEL_DECISIONS_KEPT + 100):
+        _verdict(metrics, f"name-{i}")
+    _verdict(metrics, "name-1")  # decided again after a clear: the same label
+    assert len(metrics._model.decided) <= M._MODEL_DECISIONS_KEPT
+    assert _model_labels(metrics) == {"name-0", "name-1", "name-2", "other"}

@@ -115,3 +115,40 @@ def test_otlp_endpoint_builds_an_exporter() -> None:
     tracer = Tracer.from_settings(TracingSettings(enabled=True, otlp_endpoint="http://127.0.0.1:9/"))
     assert tracer.enabled
     tracer.shutdown()
+
+
+PASTED_KEY = "sk-ant-api03-PastedKeyAbCdEf0123456789"
+
+
+def test_model_names_holding_keys_are_redacted_in_span_names_and_attributes() -> None:
+    """The client's model name (span name, gen_ai.request.model; the upstream span's on a route without
+    `model:`) and the upstream's echo (gen_ai.response.model) are redacted as the audit record's are."""
+    exporter = InMemorySpanExporter()
+    tracer = Tracer.from_settings(TracingSettings(enabled=True), exporter)
+    span = tracer.start_request("req_k", PASTED_KEY)
+    span.upstream("passthrough", "openai", PASTED_KEY).end()
+    span.finish(_record(upstream_model=f"echo-{PASTED_KEY}", policy=f"p {PASTED_KEY}", branch=PASTED_KEY))
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    assert set(spans) == {f"chat {REDACTED}", "upstream"}
+    root, up = spans[f"chat {REDACTED}"], spans["upstream"]
+    assert root.attributes["gen_ai.request.model"] == REDACTED
+    assert root.attributes["gen_ai.response.model"] == f"echo-{REDACTED}"
+    assert up.attributes["gen_ai.request.model"] == REDACTED
+    assert PASTED_KEY not in repr([(s.name, dict(s.attributes)) for s in spans.values()])
+
+
+def test_overlong_model_names_and_attributes_are_cut() -> None:
+    exporter = InMemorySpanExporter()
+    tracer = Tracer.from_settings(TracingSettings(enabled=True), exporter)
+    span = tracer.start_request("req_l", "m" * 100_000)
+    upstream = span.upstream("passthrough", "openai", "u" * 100_000)
+    upstream.set("dragoman.anything", "x" * 100_000)  # no name check: the provider's SpanLimits cut it
+    upstream.end()
+    span.finish(_record(upstream_model="e" * 100_000))
+    assert len(exporter.get_finished_spans()) == 2
+    for finished in exporter.get_finished_spans():
+        assert len(finished.name) <= 300
+        for value in finished.attributes.values():
+            assert not isinstance(value, str) or len(value) <= 16_384
+    root = next(s for s in exporter.get_finished_spans() if s.name.startswith("chat"))
+    assert root.attributes["gen_ai.request.model"] == "m" * 256

@@ -8,8 +8,9 @@ to memory-mapped files there and any worker's /metrics sums them all. Without th
 plain in-process registry.
 
 Labels are bounded: route, upstream and error type take values from the config and a small fixed set; each
-label keeps at most `MAX_LABEL_VALUES` distinct values and folds the rest into "other". No ids, no model names
-a client chose freely.
+label keeps at most `MAX_LABEL_VALUES` distinct values and folds the rest into "other". No ids. Model names
+(`_ModelLabels`) may be a client's or an upstream's: a configured one always has its label, others share
+bounded sets, and one holding a key never becomes a label.
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
+from dragoman.observe.pricing import price_for
 from dragoman.observe.record import AuditRecord
+from dragoman.redaction import holds_secret, redact_cut
 
 MAX_LABEL_VALUES = 200
 _ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -106,6 +110,53 @@ class _Bounded:
         return value
 
 
+# A model label's longest value: real names (hub paths included) are far shorter; a longer one is no name.
+_MODEL_LABEL_CHARS = 128
+_MODEL_DECISIONS_KEPT = 4096  # label decisions cached by raw name (see _ModelLabels)
+
+
+class _ModelLabels:
+    """The loop metrics' `model` label (verdicts, late signals, scores). Names come from upstream answers and, on a
+    route without `model:`, from clients, who may send junk or a pasted key. So: a name a route configures
+    (`model:`) always has its own label; a name in the price table takes one of `limit` slots, any other name one of
+    another `limit` (junk fills only those); a name longer than `_MODEL_LABEL_CHARS` or holding a key reads "other".
+    The writer thread asks once per record with a verdict: decisions are cached by raw name (a dict hit)."""
+
+    def __init__(self, limit: int) -> None:
+        self.configured: dict[str, str] = {}
+        self.known = _Bounded(limit)
+        self.unknown = _Bounded(limit)
+        self.decided: dict[str, str] = {}
+
+    def configure(self, names: Iterable[str | None]) -> None:
+        """The config's model names (each route's `model:`), at start and on every reload. Safe to call while the
+        writer thread labels: both dicts are replaced whole, and a decision made on the old names lands in the
+        old cache, which nothing reads any more."""
+        self.configured = {name: redact_cut(name, _MODEL_LABEL_CHARS) for name in names if name}
+        self.decided = {}
+
+    def __call__(self, name: str | None) -> str:
+        if not name:
+            return "none"
+        decided = self.decided
+        label = decided.get(name)
+        if label is None:
+            label = self._decide(name)
+            if len(name) <= _MODEL_LABEL_CHARS:  # longer ones are decided at once ("other"): not worth keeping
+                if len(decided) >= _MODEL_DECISIONS_KEPT:
+                    decided.clear()  # the slots stay taken: the same names get the same labels again
+                decided[name] = label
+        return label
+
+    def _decide(self, name: str) -> str:
+        label = self.configured.get(name)
+        if label is not None:
+            return label
+        if len(name) > _MODEL_LABEL_CHARS or holds_secret(name):
+            return "other"
+        return (self.known if price_for(name) is not None else self.unknown)(name)
+
+
 class Metrics:
     """The gateway's metrics registry. Also the audit writer's sink (observe_request, audit_dropped, …)."""
 
@@ -125,10 +176,10 @@ class Metrics:
         r = self.registry
         self._route = _Bounded(max_label_values)
         self._upstream = _Bounded(max_label_values)
-        # The loop's model labels (verdicts, late signals, scores) have a set of their own: model names come from
+        # The loop's model labels (verdicts, late signals, scores) have sets of their own: model names come from
         # upstream answers or, on a route without `model:`, from clients, and in the upstream set they crowded
         # upstream names out of the breaker and attempt labels.
-        self._model = _Bounded(max_label_values)
+        self._model = _ModelLabels(max_label_values)
         self._error = _Bounded(max_label_values)
         self._status = _Bounded(64)
         route_labels = ["route"]
@@ -158,8 +209,8 @@ class Metrics:
         self._outcomes: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
         self._attempts: dict[tuple[str, str | None, str], Any] = {}  # resolved children: labels() costs ~1.5 µs
         self._per_route: dict[str, _RouteChildren] = {}
-        # dragoman_verdicts_total's children by (route, model, verdict, kind) as records carry them: one look-up a
-        # record. Keyed by raw values (an upstream names its model), so bounded: emptied when it grows past this.
+        # dragoman_verdicts_total's children by (route, model label, verdict, kind): one look-up a record. Routes
+        # are raw values, so bounded: emptied when it grows past this.
         self._verdicts: dict[tuple[str | None, str | None, str, str], Any] = {}
         self._counts: dict[Any, float] = {}  # counter child -> increments not yet applied (see flush)
         self._counts_lock = threading.Lock()
@@ -211,7 +262,8 @@ class Metrics:
                 increments.append((self.fallbacks.labels(self._route(cand.route), self._route(candidates[i + 1].route)), 1.0))
         if record.verdict is not None:  # the correctness loop judged it (dragoman_verdicts_total)
             kinds = record.verdict_kinds
-            verdict_key = (record.route, record.upstream_model, record.verdict, kinds[0] if kinds else "none")
+            model = self._model(record.upstream_model)  # cached per raw name: ~0.1 µs
+            verdict_key = (record.route, model, record.verdict, kinds[0] if kinds else "none")
             child = self._verdicts.get(verdict_key)
             if child is None:
                 if len(self._verdicts) >= _CHILDREN_KEPT:
@@ -255,11 +307,16 @@ class Metrics:
 
     def observe_late_signal(self, route: str | None, model: str | None, kind: str) -> None:
         """A signal about an earlier call: dragoman_late_signals_total{route,model,kind}. Applied by flush()."""
-        child = self._loop_child("late", route, model, kind)
+        child = self._loop_child("late", route, self._model(model), kind)
         with self._counts_lock:
             self._counts[child] = self._counts.get(child, 0.0) + 1.0
 
-    def _loop_child(self, which: str, route: str | None, model: str | None, *labels: str) -> Any:
+    def configure_models(self, names: Iterable[str | None]) -> None:
+        """The model names the config names (routes' `model:`): they always keep a label of their own."""
+        self._model.configure(names)
+
+    def _loop_child(self, which: str, route: str | None, model: str, *labels: str) -> Any:
+        # `model` is already a label (self._model's)
         loop = self.__dict__.get("_loop")
         if loop is None:
             from prometheus_client import Counter
@@ -274,9 +331,9 @@ class Metrics:
         key = (which, route, model, *labels)
         child = loop["children"].get(key)
         if child is None:
-            if len(loop["children"]) >= _CHILDREN_KEPT:  # keyed by raw values: bounded as `_verdicts` is
+            if len(loop["children"]) >= _CHILDREN_KEPT:  # keyed by raw routes: bounded as `_verdicts` is
                 loop["children"].clear()
-            values = (self._route(route), self._model(model), *(self._error(label) for label in labels))
+            values = (self._route(route), model, *(self._error(label) for label in labels))
             child = loop["children"][key] = loop[which].labels(*values)
         return child
 

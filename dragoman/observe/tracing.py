@@ -7,17 +7,21 @@ no-op span (no allocation, no OpenTelemetry import). On, spans go to the OTLP/HT
 The tracer has its own TracerProvider: the gateway never touches the process-global one.
 
 Secrets: headers are never recorded; captured bodies (`capture_bodies: true`) and error messages pass
-`redact()`, and bodies are cut at `_BODY_LIMIT` characters (redacted first: `redact_cut`).
+`redact()`, and bodies are cut at `_BODY_LIMIT` characters (redacted first: `redact_cut`). Every other string a
+client or an upstream chose (model names) passes `_safe` before it names a span or becomes an attribute, as the
+audit record redacts it; the provider cuts any attribute at `_BODY_LIMIT` (SpanLimits).
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Self
 
 from dragoman.observe.record import AuditRecord, redact
-from dragoman.redaction import redact_cut
+from dragoman.redaction import holds_secret, redact_cut
 
 _BODY_LIMIT = 16_384
+_NAME_LIMIT = 256  # a model, policy or branch name in a span: real ones are far shorter
 
 
 class _NoopChild:
@@ -95,13 +99,15 @@ class Tracer:
         if settings is None or not settings.enabled:
             return NOOP_TRACER
         from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace import SpanLimits, TracerProvider
         from opentelemetry.sdk.trace.export import (
             BatchSpanProcessor,
             SimpleSpanProcessor,
         )
 
-        provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name}))
+        # No attribute longer than a captured body, whatever sets it (the SDK's default is unbounded).
+        limits = SpanLimits(max_attribute_length=_BODY_LIMIT)
+        provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name}), span_limits=limits)
         if exporter is not None:
             provider.add_span_processor(SimpleSpanProcessor(exporter))
         elif settings.otlp_endpoint:
@@ -124,11 +130,12 @@ class Tracer:
             "dragoman.request_id": request_id,
             "dragoman.stream": stream,
         }
-        _put(attributes, "gen_ai.request.model", requested_model)
+        model = _safe(requested_model)  # the client's: the span starts before routing, a refused name too
+        _put(attributes, "gen_ai.request.model", model)
         _put(attributes, "gen_ai.request.max_tokens", max_tokens)
         _put(attributes, "gen_ai.request.temperature", temperature)
         _put(attributes, "gen_ai.request.top_p", top_p)
-        name = f"chat {requested_model}" if requested_model else "chat"
+        name = f"chat {model}" if model else "chat"
         span = self._tracer.start_span(name, kind=self._trace.SpanKind.SERVER, attributes=attributes)
         return RequestSpan(self, span)
 
@@ -161,7 +168,7 @@ class RequestSpan:
         attributes: dict[str, Any] = {"gen_ai.operation.name": "chat", "dragoman.route": route}
         _put(attributes, "gen_ai.system", provider)
         _put(attributes, "gen_ai.provider.name", provider)
-        _put(attributes, "gen_ai.request.model", model)
+        _put(attributes, "gen_ai.request.model", _safe(model))  # the client's on a route without `model:`
         return self.child("upstream", attributes, client=True)
 
     def capture(self, kind: str, body: bytes | str) -> None:
@@ -183,13 +190,14 @@ class RequestSpan:
         }
         _put(attributes, "gen_ai.system", record.provider)
         _put(attributes, "gen_ai.provider.name", record.provider)
-        _put(attributes, "gen_ai.response.model", record.upstream_model)
+        _put(attributes, "gen_ai.response.model", _safe(record.upstream_model))  # the upstream's echo
         _put(attributes, "gen_ai.response.id", "msg_" + record.request_id[4:] if record.request_id.startswith("req_") else None)
         _put(attributes, "gen_ai.usage.cache_read.input_tokens", record.cache_read_tokens or None)
         _put(attributes, "gen_ai.usage.reasoning.output_tokens", record.reasoning_tokens or None)
         _put(attributes, "dragoman.route", record.route)
-        _put(attributes, "dragoman.policy", record.policy)
-        _put(attributes, "dragoman.branch", record.branch)
+        # the record is not redacted yet (the writer does it): these come from the config, redacted like the record
+        _put(attributes, "dragoman.policy", _safe(record.policy))
+        _put(attributes, "dragoman.branch", _safe(record.branch))
         _put(attributes, "dragoman.cost_usd", record.cost_usd)
         _put(attributes, "dragoman.overhead_ms", record.overhead_ms)
         _put(attributes, "dragoman.ttfb_ms", record.ttfb_ms)
@@ -235,8 +243,24 @@ class ChildSpan:
             from opentelemetry.trace import Status, StatusCode
 
             self._span.set_attribute("error.type", error_type)
-            self._span.set_status(Status(StatusCode.ERROR, redact(message or error_type)))
+            self._span.set_status(Status(StatusCode.ERROR, redact_cut(message or error_type, _BODY_LIMIT)))
         self._span.end()
+
+
+def _safe(name: str | None) -> str | None:
+    """A name a client or an upstream chose, fit for a span: redacted and at most `_NAME_LIMIT` characters."""
+    if not name:
+        return name
+    if len(name) > _NAME_LIMIT:
+        return redact_cut(name, _NAME_LIMIT)
+    return _safe_short(name)
+
+
+@lru_cache(maxsize=1024)
+def _safe_short(name: str) -> str:
+    # Several names per traced request, and the same few names over and over: a cache hit is ~0.1 µs, the
+    # secret check ~1 µs. Bounded: at most 1,024 names of at most _NAME_LIMIT characters.
+    return redact_cut(name, _NAME_LIMIT) if holds_secret(name) else name
 
 
 def _put(attributes: dict[str, Any], key: str, value: Any) -> None:
