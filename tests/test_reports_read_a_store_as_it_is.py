@@ -6,6 +6,7 @@ this dragoman does not read, a file that is not SQLite, and a store that fails u
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from dragoman.loop import version_store
 from dragoman.loop.version_store import VersionEntry
 from dragoman.observe import migrations
 from dragoman.observe.record import AuditRecord
-from dragoman.observe.stores import StoreError, open_store
+from dragoman.observe import stores
+from dragoman.observe.stores import AuditStore, StoreError, open_store
 from dragoman.reports import OLDEST_READ_SCHEMA
 from tests.gateway import free_port
 from tests.observe_pg import cluster, store_url  # noqa: F401 (fixtures)
@@ -34,13 +36,22 @@ def _store_at(url: str, version: int) -> None:
     store = open_store(url, migrate=False)
     try:
         assert store.migrate(target=version) == version
-        store.write([AuditRecord(time=time.time(), request_id="req_1", developer="ana", route="r", status=200,
-                                 verdict="pass", config_version="abcdef222222")])
+        _written_as_an_older_gateway_did(store, AuditRecord(
+            time=time.time(), request_id="req_1", developer="ana", route="r", status=200, verdict="pass",
+            config_version="abcdef222222"))
         for i, version_id in enumerate(["abcdef111111", "abcdef222222"]):
             version_store.record_applied(store, VersionEntry(version=version_id, time=1.0 + i, applied_by="startup",
                                                              content=ROUTES.replace("one", version_id)))
     finally:
         store.close()
+
+
+def _written_as_an_older_gateway_did(store: AuditStore, record: AuditRecord) -> None:
+    """A plain INSERT: this gateway's skips a request id already stored (ON CONFLICT), which needs the unique index
+    of a later schema (migration 11) than the one these stores are left at."""
+    insert = sys.modules[type(store).__module__]._INSERT.replace(" ON CONFLICT (request_id) DO NOTHING", "")
+    assert insert != sys.modules[type(store).__module__]._INSERT
+    store.run(lambda conn: conn.execute(insert, stores.record_values(record)), write=True)
 
 
 def _schema(url: str) -> int:

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 from dragoman.observe.pricing import price_for
 from dragoman.observe.record import AuditRecord
-from dragoman.redaction import holds_secret, redact_cut
+from dragoman.redaction import REDACTED, holds_secret, redact_cut
 
 MAX_LABEL_VALUES = 200
 _ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -152,8 +152,8 @@ class _ModelLabels:
         label = self.configured.get(name)
         if label is not None:
             return label
-        if len(name) > _MODEL_LABEL_CHARS or holds_secret(name):
-            return "other"
+        if len(name) > _MODEL_LABEL_CHARS or REDACTED in name or holds_secret(name):
+            return "other"  # (the record's fields are redacted before they are counted: a key reads [REDACTED])
         return (self.known if price_for(name) is not None else self.unknown)(name)
 
 
