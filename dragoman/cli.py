@@ -10,6 +10,14 @@ import sys
 from dragoman.errors import ConfigError
 
 
+DEFAULT_PORT = 8080
+# Each worker is a whole gateway (event loop, audit writer, store and upstream connections, tens of MB), and one
+# event loop already serves thousands of connections: more than a few per CPU only costs memory. A fixed cap,
+# not one from os.cpu_count(), so a unit file valid on one machine starts on another; it catches a typo
+# (--workers 1000) before it starts a thousand processes.
+MAX_WORKERS = 64
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["claude"]:  # before argparse: Claude Code's own arguments must reach it untouched
@@ -22,8 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--config", default=os.environ.get("DRAGOMAN_CONFIG") or None,
                        help="YAML config file (default: $DRAGOMAN_CONFIG, else zero-config, every model to OpenAI Chat)")
     serve.add_argument("--host", default=os.environ.get("DRAGOMAN_HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("DRAGOMAN_PORT", "8080")))
-    serve.add_argument("--workers", type=int, default=1, help="worker processes sharing the port")
+    serve.add_argument("--port", type=_port, default=None,
+                       help="0 to 65535; 0 picks a free port (default: $DRAGOMAN_PORT, else 8080)")
+    serve.add_argument("--workers", type=_workers, default=1, help=f"worker processes sharing the port (1 to {MAX_WORKERS})")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     check = sub.add_parser("check", help="validate a config file and explain it (its secrets need not be set)")
     check.add_argument("config")
@@ -165,8 +174,41 @@ def _split_header(text: str) -> tuple[str, str]:
     return name.strip().lower(), value.strip()
 
 
+def _port(text: str) -> int:
+    from dragoman.reports import bounded_number
+
+    return bounded_number(text, 0, 65535)
+
+
+def _workers(text: str) -> int:
+    from dragoman.reports import bounded_number
+
+    return bounded_number(text, 1, MAX_WORKERS)
+
+
+def _serve_port(args: argparse.Namespace) -> int | None:
+    """--port, else $DRAGOMAN_PORT (read here, not while the parser is built: a bad value concerns serve alone),
+    else 8080; None (error printed) when the variable is not a port."""
+    if args.port is not None:
+        return args.port
+    text = os.environ.get("DRAGOMAN_PORT", "").strip()
+    if not text:
+        return DEFAULT_PORT
+    try:
+        return _port(text)
+    except argparse.ArgumentTypeError as err:
+        print(f"dragoman serve: error: DRAGOMAN_PORT: {err}", file=sys.stderr)
+        return None
+
+
 def _serve(args: argparse.Namespace) -> int:
+    from dragoman.config.reload import ignore_sighup
+
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ignore_sighup("starting")  # a reload sent before the server can apply one must not end the process
+    port = _serve_port(args)
+    if port is None:
+        return 2
     try:
         config = _load(args.config)  # validate once here, so a bad file stops the start with its message
     except ConfigError as err:
@@ -184,7 +226,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     log_startup(config, args.workers)  # here, in the process the user started: once, whatever --workers says
     path = os.path.abspath(args.config) if args.config else None
-    return run(config, args.host, args.port, args.workers, args.log_level, path)
+    return run(config, args.host, port, args.workers, args.log_level, path)
 
 
 if __name__ == "__main__":

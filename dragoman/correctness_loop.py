@@ -40,6 +40,7 @@ class CorrectnessLoop:
         # settings replaces the Judge, and must not give it a fresh budget.
         self.judge_budget: Budget | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._recording: set[asyncio.Future[None]] = set()  # version records a reload started, not yet written
 
     async def start(self) -> None:
         """After the store opened and the first runtime was built: record the version, start the judge."""
@@ -74,8 +75,19 @@ class CorrectnessLoop:
     def config_applied(self, config: Config, reason: str) -> None:
         """The watcher applied a new file (reason: file change, SIGHUP): record its version off the loop."""
         assert self._loop is not None
-        self._loop.run_in_executor(None, self._record_version, config, reason)
+        recording = self._loop.run_in_executor(None, self._record_version, config, reason)
+        self._recording.add(recording)
+        recording.add_done_callback(self._recording.discard)
         self._start_judge(config)
+
+    async def recorded(self, timeout: float) -> bool:
+        """Wait (up to `timeout` s) for the version records reloads started: the store must not be closed under
+        one (closing SQLite's connection while another thread writes on it crashes the process). True: none left."""
+        if self._recording:
+            await asyncio.wait(set(self._recording), timeout=timeout)
+        if self._recording:
+            log.warning("shutting down with %d config version record(s) still waiting for the store", len(self._recording))
+        return not self._recording
 
     # ---- config versions ---------------------------------------------------------------------------------
 

@@ -305,12 +305,17 @@ def add_limit_option(parser: argparse.ArgumentParser, default: int) -> None:
 def _limit(text: str) -> int:
     # Refused by argparse (a usage error, exit 2) rather than left to the store, where a number past 2**63 ends
     # in an OverflowError traceback from SQLite and 0 or less would quietly mean 1.
+    return bounded_number(text, 1, LIMIT_MAX)
+
+
+def bounded_number(text: str, low: int, high: int) -> int:
+    """An argparse `type=`: the whole number `text` when it is from `low` to `high`, else a usage error."""
     try:
         value = int(text)
     except ValueError:  # not a number, or more digits than int() converts
-        value = 0
-    if not 1 <= value <= LIMIT_MAX:
-        raise argparse.ArgumentTypeError(f"{text[:40]!r}: write a number from 1 to {LIMIT_MAX}")
+        value = None
+    if value is None or not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r}: write a number from {low} to {high}")
     return value
 
 

@@ -16,7 +16,7 @@ from dragoman import errors as E
 from dragoman.admin_api import AdminApi, Services
 from dragoman.client_keys import client_key
 from dragoman.config.model import Config
-from dragoman.config.reload import ConfigWatcher
+from dragoman.config.reload import ConfigWatcher, ignore_sighup
 from dragoman.config.restart import needing_restart
 from dragoman.correctness_loop import CorrectnessLoop
 from dragoman.exchange.lifecycle import Exchange, new_request_id
@@ -126,6 +126,8 @@ class Gateway:
         if self.config_path is not None:
             self._watcher = ConfigWatcher(self.config_path, self.apply_config, applied=self.loop.config_applied)
             self._watcher.start()
+        else:
+            ignore_sighup("zero-config, no file to reload")
         _tune_gc()
 
     def apply_config(self, config: Config) -> None:
@@ -197,11 +199,14 @@ class Gateway:
         if self._keys_task is not None:
             self._keys_task.cancel()
         if self._watcher is not None:
-            self._watcher.stop()
+            self._watcher.stop()  # SIGHUP is ignored from here on, never fatal: the queue below is still to write
+        else:
+            ignore_sighup("shutting down")
         if self._session is not None:
             await self._session.close()
         if self.governor is not None:
             await self.governor.close()
+        await self.loop.recorded(10.0)  # a reload's version record, before the store closes
         # uvicorn runs this on SIGTERM once requests in flight are done: every queued record is written.
         await self.observe.aclose()
 

@@ -25,6 +25,7 @@ from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
 from dragoman.config.model import Config, ServerSettings
+from dragoman.config.reload import ignore_sighup, ignore_sighup_to_exit
 from dragoman.http_protocol import LimitedHttpToolsProtocol, Limits
 from dragoman.observe.metrics import claim_multiprocess_dir, forget_worker, release_multiprocess_dir
 from dragoman.server import Gateway
@@ -56,7 +57,8 @@ class _Server(uvicorn.Server):
         if not self.started:
             return
         if self.config.workers in (None, 1):
-            print(f"dragoman listening on http://{self.config.host}:{self.config.port}", file=sys.stderr, flush=True)
+            port = _bound_port([s for server in self.servers for s in server.sockets or ()], self.config.port)
+            print(f"dragoman listening on http://{self.config.host}:{port}", file=sys.stderr, flush=True)
         else:
             log.info("worker %d serving", os.getpid())
 
@@ -135,6 +137,7 @@ class _Supervisor(Multiprocess):
         # In the handler, not on the next 0.5 s tick: the workers (signalled with us, by a process-group kill)
         # may close their copies first, and a connection queued on ours alone would be reset at exit.
         self._stopping = True  # no new worker can be handed the closed socket
+        ignore_sighup("shutting down")  # nothing left to reload: the workers are flushing their records
         for sock in self.sockets:
             sock.close()
         self.signal_queue.append(sig)
@@ -145,7 +148,14 @@ class _Supervisor(Multiprocess):
 
     def _start_worker(self) -> Process:
         process = _Process(self.config, self.sockets)
-        process.start()
+        # Started with SIGHUP blocked, a mask the worker keeps across exec: a SIGHUP (ours, forwarded, or the
+        # process group's) reaching it before it can handle one waits until `worker_config` has set it to be
+        # ignored, instead of killing it. Blocked here too for that instant; it is delivered once unblocked.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+        try:
+            process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         return process
 
     def keep_subprocess_alive(self) -> None:
@@ -186,11 +196,22 @@ class _Supervisor(Multiprocess):
         self.processes.append(self._start_worker())
 
     def handle_hup(self) -> None:
+        if self._stopping or self.should_exit.is_set():
+            log.warning("SIGHUP ignored: shutting down")
+            return
         if self.last_good is not None:
             self.last_good.refresh(force=True)
         for process in self.processes:
             if process.pid is not None:
                 os.kill(process.pid, signal.SIGHUP)
+
+
+def _bound_port(sockets: list[socket.socket], asked: int) -> int:
+    """The port the listener got: the one asked for, or with --port 0 the free port the system picked."""
+    for sock in sockets:
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            return sock.getsockname()[1]
+    return asked
 
 
 def raise_descriptor_limit() -> int:
@@ -238,7 +259,10 @@ def run(config: Config, host: str, port: int, workers: int, log_level: str, conf
             return _run_workers(common, workers, config_path)
         server = _Server(_UvicornConfig(Gateway(config, config_path), **common),
                          on_stopped=lambda: release_multiprocess_dir(metrics_dir))
-        server.run()
+        try:
+            server.run()
+        finally:
+            ignore_sighup_to_exit()  # the closed event loop put SIGHUP back to its default action
         return 0 if server.started else 1
     finally:
         release_multiprocess_dir(metrics_dir)
@@ -252,10 +276,11 @@ def _run_workers(common: dict[str, Any], workers: int, config_path: str | None) 
     try:
         uv = _UvicornConfig("dragoman.server:create_app", factory=True, workers=workers, **common)
         sock = uv.bind_socket()
-        print(f"dragoman listening on http://{common['host']}:{common['port']} ({workers} workers)",
+        print(f"dragoman listening on http://{common['host']}:{_bound_port([sock], common['port'])} ({workers} workers)",
               file=sys.stderr, flush=True)
         _Supervisor(uv, [sock], last_good).run()
         return 0
     finally:
+        ignore_sighup_to_exit()  # every worker has stopped: nothing is left to reload or to lose
         if last_good is not None:
             last_good.close()

@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Mapping
 
 from dragoman.errors import ConfigError
-from dragoman.config.reload import file_stamp
+from dragoman.config.reload import file_stamp, ignore_sighup
 from dragoman.config.load import load_config, parse_config, zero_config
 from dragoman.config.model import Config
 
@@ -63,6 +64,11 @@ class LastGoodConfig:
 
 def worker_config(env: Mapping[str, str]) -> Config:
     """The config a worker starts from; exits with uvicorn's startup-failure code when there is none."""
+    # Until the lifespan's ConfigWatcher handles it, SIGHUP is ignored, never its default action (terminate). The
+    # supervisor started this process with SIGHUP blocked (serving._Supervisor._start_worker) to cover the time
+    # before this line: one that arrived meanwhile is delivered now, to the handler.
+    ignore_sighup("starting")
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
     path = env.get(CONFIG_ENV)
     try:
         if not path:

@@ -44,6 +44,10 @@ class Gateway:
     def stderr_text(self) -> str:
         return self.stderr_path.read_text(errors="replace")
 
+    def wait_healthy(self, timeout: float = START_TIMEOUT) -> None:
+        """Until it answers /healthz; AssertionError (its stderr shown) when it exits or `timeout` passes first."""
+        wait_for(lambda: _healthy(self.port), timeout, "the gateway healthy", alive=self.proc, log=self.stderr_text)
+
     def connection(self, timeout: float = 30.0) -> http.client.HTTPConnection:
         """A fresh raw HTTP connection to the gateway."""
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
@@ -123,10 +127,11 @@ def _stop(proc: subprocess.Popen, timeout: float = STOP_TIMEOUT, group: bool = F
 def run_gateway(
     config_text: str | None, env: dict[str, str] | None = None, command: list[str] | None = None, *,
     args: tuple[str, ...] = (), workers: int = 1, preexec_fn: Callable[[], None] | None = None,
+    healthy: bool = True,
 ) -> Iterator[Gateway]:
     """Start `python -m dragoman serve` (or `command`, e.g. the `dragoman` console script) on a free port with
     `config_text` as its config (None: no --config, the zero-config start) and any extra `args`; stop it on
-    exit. Its audit store defaults to a temporary data directory (XDG_DATA_HOME), never the developer's home.
+    exit. With `healthy=False` it is handed over as soon as it is spawned, for a test of its startup. Its audit store defaults to a temporary data directory (XDG_DATA_HOME), never the developer's home.
     With `workers` > 1 the supervisor leads its own session, so its workers can be killed with it."""
     with tempfile.TemporaryDirectory(prefix="dragoman-e2e-") as tmp:
         config_args: list[str] = []
@@ -155,11 +160,11 @@ def run_gateway(
             )
         gateway = Gateway(port=port, proc=proc, stderr_path=stderr_path)
         try:
-            try:
-                wait_for(lambda: _healthy(port), START_TIMEOUT, "the gateway healthy", alive=proc,
-                         log=gateway.stderr_text)
-            except AssertionError as err:
-                raise RuntimeError(str(err)) from None  # a fixture that could not start, not a failed assertion
+            if healthy:
+                try:
+                    gateway.wait_healthy()
+                except AssertionError as err:
+                    raise RuntimeError(str(err)) from None  # a fixture that could not start, not a failed assertion
             yield gateway
         finally:
             _stop(proc, group=workers > 1)

@@ -2,7 +2,11 @@
 
 An invalid file keeps the old config serving and logs why, and so does a config that cannot be applied (a
 Responses route needs the signing key, whose file may have become unreadable). The file is polled (stat once
-a second): no dependency, works on every filesystem, and costs nothing on the request path."""
+a second): no dependency, works on every filesystem, and costs nothing on the request path.
+
+SIGHUP's default action is to terminate, and a reload can arrive at any moment (systemctl reload, a deploy hook,
+a closed terminal signalling the whole process group): from the start of `dragoman serve` until exit it is
+either a reload (`ConfigWatcher`) or logged and ignored (`ignore_sighup`), never left at the default."""
 
 from __future__ import annotations
 
@@ -51,8 +55,11 @@ class ConfigWatcher:
     def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
+        # Swapped, not removed: removing puts SIGHUP back to its default action, and a SIGHUP while the audit
+        # queue is flushed (Gateway.stop) would kill the process with the queued records. The loop keeps a
+        # handler until it closes; `serving.run` ignores SIGHUP from then on.
         try:
-            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _log_ignored, "shutting down")
         except (NotImplementedError, RuntimeError, ValueError):
             pass
 
@@ -83,6 +90,29 @@ class ConfigWatcher:
                     self.reload()
                 except Exception:  # noqa: BLE001 - a bug in one reload must not end the watch for good
                     log.exception("config reload failed; still serving the previous config")
+
+
+def ignore_sighup(reason: str) -> None:
+    """From now on SIGHUP is logged as ignored (`reason`: "starting", "shutting down") instead of terminating.
+    A Python handler, not SIG_IGN: a handler is reset at exec, so no program this one starts inherits it."""
+    try:
+        signal.signal(signal.SIGHUP, lambda signum, frame: _log_ignored(reason))
+    except (AttributeError, ValueError):  # no SIGHUP (Windows), or not the main thread: nothing to guard here
+        pass
+
+
+def ignore_sighup_to_exit() -> None:
+    """SIGHUP ignored, silently, for the exit that follows: SIG_IGN, which, unlike a Python handler, the
+    interpreter's finalization does not put back to the default action (a SIGHUP then would turn a clean exit
+    into death by signal, a failed stop to systemd)."""
+    try:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    except (AttributeError, ValueError):
+        pass
+
+
+def _log_ignored(reason: str) -> None:
+    log.warning("SIGHUP ignored: %s", reason)
 
 
 def file_stamp(path: str) -> tuple[int, int, int] | None:
