@@ -172,3 +172,23 @@ def test_dragoman_versions_with_a_config_lists_that_files_versions_only(
     assert main(["versions", "--store", store_url, "--format", "json"]) == 0  # no file named: every file's
     listed = capsys.readouterr().out
     assert gw2.live in listed and gw1.live in listed
+
+
+def test_a_reload_the_file_has_moved_on_from_is_not_recorded(store: AuditStore, tmp_path: Path) -> None:
+    """With workers, one slow to apply a push may get there after another rolled it back: its row would list the
+    bad version as live while the file holds the one before."""
+    clock = Clock()
+    path = tmp_path / "dragoman.yaml"
+    versions = _versions(path, "good", store, clock)
+    good = load_config(str(path))
+    path.write_text(CONFIG.format(note="bad"))
+    bad = load_config(str(path))
+    path.write_text(CONFIG.format(note="good"))  # rolled back by another worker before this one recorded its reload
+    versions.applied(bad, "file change")
+    assert [e.version for e in version_store.history(store)] == [content_version(CONFIG.format(note="good"))]
+    assert versions.live == content_version(CONFIG.format(note="bad"))  # it serves what it applied, until it reloads
+    versions.applied(good, "file change")  # this worker's next reload: the file's text, already the newest row
+    assert [e.version for e in version_store.history(store)] == [content_version(CONFIG.format(note="good"))]
+    path.write_text(CONFIG.format(note="bad"))  # a push that stays
+    versions.applied(load_config(str(path)), "file change")
+    assert version_store.history(store)[0].version == content_version(CONFIG.format(note="bad"))

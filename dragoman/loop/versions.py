@@ -113,7 +113,8 @@ class ConfigVersions:
                              content=mask_secrets(text) if config.text is not None else text)
         with self._lock:
             before = self.history(_MEMORY, with_scores=False)
-            inserted = self.store is None or version_store.record_applied(self.store, entry)
+            inserted = self.store is None or (not self._superseded(config, applied_by)
+                                              and version_store.record_applied(self.store, entry))
             if not self._memory or self._memory[0].version != entry.version:
                 self._memory.insert(0, entry)
                 del self._memory[_MEMORY:]
@@ -124,6 +125,20 @@ class ConfigVersions:
             seen = None if inserted else self._seen(entry.version, before)
             self.scores.live(entry.version, previous, protected=protected, seen=seen)
         return entry, inserted
+
+    def _superseded(self, config: Config, applied_by: str) -> bool:
+        """A reload the file has moved on from before it could be recorded: with `--workers N`, a worker slow to
+        apply a push can get there after another worker rolled it back; its row would list the bad version as the
+        live one (until its own next reload) although the file holds the one before. It is not recorded: this
+        process applies the file's newer text next. A rollback is recorded before it writes the file, so it is
+        never superseded."""
+        if applied_by.startswith("rollback:") or config.text is None or self.path is None:
+            return False
+        try:
+            with open(self.path, encoding="utf-8") as f:  # read as config/load.py reads it
+                return f.read() != config.text
+        except (OSError, UnicodeDecodeError):
+            return False  # nothing newer to apply: recorded as applied
 
     def _seen(self, version: str, before: list[VersionEntry]) -> Tally | None:
         """The calls `version` had since it went live, when it was live before this process applied it (a
