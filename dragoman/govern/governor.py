@@ -25,7 +25,6 @@ from typing import Any
 from dragoman import errors as E
 from dragoman.redaction import redact
 from dragoman.config.governance import GovernanceSettings
-from dragoman.config.secrets import GatewayKey
 from dragoman.govern import budgets as B
 from dragoman.govern import limits as L
 from dragoman.govern.counters import (
@@ -277,21 +276,6 @@ class Governor:
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=2.0)
         await self.counters.close()
-
-
-def config_grant(key: GatewayKey | None) -> Grant | None:
-    """The Grant of a config file's `auth.keys` entry: its id and identity, role user, no limits of its own."""
-    if key is None:
-        return None
-    grant = _config_grants.get(key)
-    if grant is None:
-        if len(_config_grants) > 10_000:
-            _config_grants.clear()
-        grant = _config_grants[key] = Grant(key_id=key.id, developer=key.developer, team=key.team, repo=key.repo)
-    return grant
-
-
-_config_grants: dict[GatewayKey, Grant] = {}
 
 
 def _counters(settings: GovernanceSettings) -> Counters:

@@ -58,13 +58,6 @@ def cluster_report(store: AuditStore, since: float | None, until: float | None =
     return ClusterReport(group_rows(groups, top), True, before[0])
 
 
-def cluster_rows(rows: Iterable[dict[str, Any]], top: int = MAX_GROUPS) -> list[dict[str, Any]]:
-    """The `top` largest failure clusters of store rows, largest first."""
-    groups: dict[Key, Group] = {}
-    _count(groups, rows)
-    return group_rows(groups, top)
-
-
 def _count(groups: dict[Key, Group], rows: Iterable[dict[str, Any]]) -> None:
     """Every cluster of `rows` counted, in a plain dict: unlike the in-process LRU, a report never forgets a
     large cluster for many small later ones (memory: bounded by the rows, at most MAX_FAILURES)."""
