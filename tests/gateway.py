@@ -46,7 +46,10 @@ class Gateway:
 
     def wait_healthy(self, timeout: float = START_TIMEOUT) -> None:
         """Until it answers /healthz; AssertionError (its stderr shown) when it exits or `timeout` passes first."""
-        wait_for(lambda: _healthy(self.port), timeout, "the gateway healthy", alive=self.proc, log=self.stderr_text)
+        # Its own "listening" line too: a free port is only free when asked, and another server that took it
+        # meanwhile would answer /healthz while this gateway exits.
+        wait_for(lambda: _healthy(self.port) and f"listening on http://127.0.0.1:{self.port}" in self.stderr_text(),
+                 timeout, "the gateway healthy", alive=self.proc, log=self.stderr_text)
 
     def connection(self, timeout: float = 30.0) -> http.client.HTTPConnection:
         """A fresh raw HTTP connection to the gateway."""

@@ -120,9 +120,15 @@ def test_a_degraded_candidate_is_demoted_probed_and_restored(shifted, degradatio
     kinds = [e["kind"] for e in _scores(gateway)["events"]]
     assert kinds == ["demoted", "restored"]
 
-    records = gateway.request("GET", "/api/requests?since=1h&limit=1000", headers=ADMIN).json()["data"]
-    events = [event for record in records for event in record["loop_events"]]
-    assert f"avoided: a (demoted for {SHAPE})" in events
+    def records() -> list[dict]:
+        return gateway.request("GET", "/api/requests?since=1h&limit=1000", headers=ADMIN).json()["data"]
+
+    def events() -> list[str]:
+        return [event for record in records() for event in record["loop_events"]]
+
+    # The audit writer commits every 0.5 s: the records of the last turns may not be in the store yet.
+    wait_until(lambda: f"avoided: a (demoted for {SHAPE})" in events(), 10, "the avoided calls' records")
+    events, records = events(), records()
     assert any(e.startswith(f"probe: a (demoted for {SHAPE}, score 0.00 over {MIN_CALLS} calls)") for e in events)
     assert all(record["status"] == 200 for record in records)
     assert any(degradation in record["verdict_kinds"] for record in records if record["route"] == "a")
