@@ -112,3 +112,43 @@ def test_check_prints_the_warnings_and_exits_0_unless_strict(tmp_path: Path) -> 
     strict = subprocess.run(command + ["--strict"], capture_output=True, text=True, timeout=30)
     assert strict.returncode == 1
     assert "error: 2 warning(s)" in strict.stderr
+
+
+GOVERNED = "routes:\n  - {name: r, upstream: {provider: openai_compatible, model: m, endpoint: \"http://127.0.0.1:9/v1\"}}\n"
+
+
+def _governance_warnings(governance: str, env: dict[str, str], auth: str = "") -> list[str]:
+    text = GOVERNED + auth + "governance:\n" + governance
+    return [w for w in config_warnings(parse_config(text, "team.yaml", env)) if "governance" in w]
+
+
+def test_budgets_and_limits_no_configured_key_reaches_are_a_warning() -> None:
+    governance = ("  limits:\n    rules:\n      - {scope: 'developer:*', rpm: 120}\n"
+                  "  budgets:\n    - {scope: 'team:*', limit: 500}\n")
+    warnings = _governance_warnings(governance, {"DRAGOMAN_API_KEYS": "sk-a,sk-b"})
+    assert len(warnings) == 1
+    assert warnings[0].startswith("team.yaml:3: governance: no budget or limit applies to the 2 configured key(s)")
+    assert "developer:*, team:* match none of them" in warnings[0]
+    assert "only virtual keys made with --developer or --team are governed" in warnings[0]
+    off = _governance_warnings(governance + "  keys: {enabled: false}\n", {"DRAGOMAN_API_KEYS": "sk-a"})
+    assert "virtual keys are off, so nothing is governed" in off[0]
+
+
+@pytest.mark.parametrize(("governance", "env", "auth"), [
+    ("  limits:\n    rules:\n      - {scope: 'key:*', rpm: 120}\n", {"DRAGOMAN_API_KEYS": "sk-a"}, ""),
+    ("  budgets:\n    - {scope: global, limit: 500}\n", {"DRAGOMAN_API_KEYS": "sk-a"}, ""),
+    ("  budgets:\n    - {scope: 'developer:*', limit: 50}\n", {},
+     "auth:\n  keys:\n    - {id: ana, key: sk-ana, developer: ana}\n"),
+    ("  limits:\n    rules:\n      - {scope: 'key:ci', rpm: 5}\n", {}, "auth:\n  keys:\n    - {id: ci, key: sk-ci}\n"),
+    ("  budgets:\n    - {scope: 'developer:*', limit: 50}\n", {}, ""),  # virtual keys only: nothing to compare
+])
+def test_budgets_and_limits_that_reach_a_configured_key_or_with_no_keys_are_not_flagged(
+    governance: str, env: dict[str, str], auth: str
+) -> None:
+    assert _governance_warnings(governance, env, auth) == []
+
+
+def test_the_deploy_config_governs_its_dragoman_api_keys_without_a_warning() -> None:
+    from tests.deploy_files import team_config
+
+    assert config_warnings(team_config()) == []

@@ -11,7 +11,7 @@ governance:
     - {scope: developer:*, limit: 50, period: week}   # each developer separately
     - {scope: global, limit: 5000, period: month}
   limits:
-    backend: memory                         # or redis: shared by every instance
+    backend: redis                          # or memory (the default; this process only, no redis_url or timeout)
     redis_url: redis://127.0.0.1:6379/0
     on_unreachable: open                    # Redis down: open admits (and counts), closed refuses with 529
     timeout: 0.05                           # seconds per Redis round trip
@@ -24,11 +24,13 @@ governance:
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Annotated
 
 import msgspec
 
-from dragoman.config.yaml_source import Path, Source
+from dragoman.config.secrets import GatewayKey
+from dragoman.config.yaml_source import Path, Source, parse_yaml
 
 PERIODS = ("day", "week", "month")
 SCOPE_KINDS = ("key", "developer", "team")  # "global" stands alone
@@ -86,8 +88,16 @@ class GovernanceSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True
 
 def check_governance(settings: GovernanceSettings, src: Source) -> None:
     """Refuse, at its line, a budget or limit the gateway could not act on as written."""
+    _check_keys(settings.keys, src)
     _check_budgets(settings.budgets, src)
     _check_limits(settings.limits, src)
+
+
+def _check_keys(keys: KeySettings, src: Source) -> None:
+    # With virtual keys off no key cache is made: its settings would be accepted and never read.
+    for name in ("refresh_interval", "unknown_cache_size"):
+        if not keys.enabled and src.has(("governance", "keys", name)):
+            raise src.error(("governance", "keys", name), "only read with enabled: true (virtual keys are off)")
 
 
 def _check_budgets(budgets: tuple[BudgetRule, ...], src: Source) -> None:
@@ -110,9 +120,11 @@ def _check_limits(limits: LimitSettings, src: Source) -> None:
     if limits.backend == "redis" and not (limits.redis_url or "").startswith(("redis://", "rediss://", "unix://")):
         raise src.error(("governance", "limits", "redis_url"),
                         "backend redis needs redis_url: redis://host:6379/0 (or rediss://, unix://)")
-    if limits.backend == "memory" and limits.redis_url is not None:
-        raise src.error(("governance", "limits", "redis_url"),
-                        "only read with backend: redis (the memory backend keeps the counters in this process)")
+    # The memory backend keeps the counters in this process: no URL to reach, no round trip to time.
+    for name in ("redis_url", "timeout"):
+        if limits.backend == "memory" and src.has(("governance", "limits", name)):
+            raise src.error(("governance", "limits", name),
+                            "only read with backend: redis (the memory backend keeps the counters in this process)")
     seen: dict[str, int] = {}
     for i, rule in enumerate(limits.rules):
         path = ("governance", "limits", "rules", i)
@@ -133,3 +145,32 @@ def _check_scope(scope: str, path: Path, src: Source, *, allow_global: bool) -> 
         kinds = ", ".join(f"{k}:<name>" for k in SCOPE_KINDS)
         extra = ", or global" if allow_global else ""
         raise src.error(path, f'"{scope}" is not a scope: write {kinds} (<name> * for each one separately){extra}')
+
+
+def ungoverned_keys_warning(
+    settings: GovernanceSettings, keys: Collection[GatewayKey], source: str, text: str | None
+) -> str | None:
+    """`dragoman check`'s warning for budgets and limits that apply to none of the file's own keys (auth.keys,
+    DRAGOMAN_API_KEYS): a `developer:*` rule never sees a key that carries no developer. Virtual keys live in the
+    store, which check does not open, so the warning says what it can see and names what would reach those keys."""
+    scopes = [rule.scope for rule in (*settings.limits.rules, *settings.budgets)]
+    if not keys or not scopes or any(_reaches(scope, key) for scope in scopes for key in keys):
+        return None
+    line = 1
+    if text is not None:
+        line = Source(source, parse_yaml(text, source)[0], {}).line(("governance",), key=True)
+    names = ", ".join(dict.fromkeys(scopes))
+    virtual = ("only virtual keys made with --developer or --team are governed" if settings.keys.enabled
+               else "and virtual keys are off, so nothing is governed")
+    return (f"{source}:{line}: governance: no budget or limit applies to the {len(keys)} configured key(s) "
+            f"(auth.keys, DRAGOMAN_API_KEYS): {names} match none of them (they carry no such developer, team or id); "
+            f"{virtual}. A key:* rule or a global budget governs every key")
+
+
+def _reaches(scope: str, key: GatewayKey) -> bool:
+    """Whether a budget or limit rule written for `scope` applies to requests made with `key`."""
+    if scope == "global":
+        return True
+    kind, _, name = scope.partition(":")
+    value = {"key": key.id, "developer": key.developer, "team": key.team}[kind]
+    return value is not None and name in ("*", value)

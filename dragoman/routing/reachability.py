@@ -13,6 +13,7 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
+from dragoman.config.governance import ungoverned_keys_warning
 from dragoman.config.model import CompiledPolicy, Config
 from dragoman.policy.syntax import Arm, Expr, IfStatement, PassStatement, RouteStatement, Statement
 from dragoman.routing.router import applies
@@ -34,13 +35,15 @@ class _Reach:
 
 
 def config_warnings(config: Config) -> list[str]:
-    """Every warning for `config`, each starting with `file:line:`."""
+    """Every warning for `config`, each starting with `file:line:` (governance rules no configured key reaches
+    included: config.governance decides those)."""
     reach = [_reach(compiled) for compiled in config.policies]
     out: list[str] = []
     for i, compiled in enumerate(config.policies):
         out.extend(_policy_warnings(config, i, reach))
     out.extend(_shadowed_routes(config, reach))
-    return out
+    governance = ungoverned_keys_warning(config.governance, list(config.keys.values()), config.source, config.text)
+    return out + ([governance] if governance else [])
 
 
 def _policy_warnings(config: Config, i: int, reach: list[_Reach]) -> list[str]:
