@@ -157,6 +157,16 @@ def test_unknown_model_without_default_route_names_the_routes(gw, chat_upstream)
     assert_still_serving(gw)
 
 
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
+def test_model_name_longer_than_256_characters_is_invalid_request_error(path, gw, chat_upstream):
+    # Refused at decode, before routing: the router never sees (or caches) a megabyte-long name (review 9, #3).
+    body = {k: v for k, v in _with(model="m" * 257).items() if path.endswith("messages") or k != "max_tokens"}
+    message = assert_error(gw.request("POST", path, body, AUTH), 400, "invalid_request_error")
+    assert "$.model" in message and "256" in message and "m" * 257 not in message
+    assert chat_upstream.requests == []
+    assert_still_serving(gw)
+
+
 @pytest.mark.parametrize("method,path", [("GET", "/v1/nope"), ("POST", "/v1/complete"), ("POST", "/v1/chat/completions"),
                                          ("GET", "/v1/messages/batches")])
 def test_unknown_path_is_not_found(method, path, gw):

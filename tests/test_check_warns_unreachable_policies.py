@@ -85,6 +85,15 @@ def test_route_a_policy_always_sends_elsewhere_is_shadowed() -> None:
                                   "policy by_size always routes it to small, medium")
 
 
+def test_shadowed_route_warning_credits_each_policy_only_with_its_own_routes() -> None:
+    # MAYBE may pick small; the catch-all after it always picks medium: large is shadowed, but by medium alone.
+    warnings = _warnings(_policy("maybe", MAYBE), _policy("to_medium", "      route medium\n"))
+    shadowed = [w for w in warnings if "route large is shadowed" in w]
+    assert shadowed == ["config.yaml:10: route large is shadowed: a request naming it never reaches it, policy "
+                        "to_medium always routes it to medium (before it, policy maybe may route it to small); "
+                        "leave the name out of the policy's applies_to, or route to it from the policy"]
+
+
 def test_route_a_policy_can_pick_or_that_it_may_pass_is_not_shadowed() -> None:
     assert not _warnings(_policy("maybe", MAYBE))  # small: picked; medium, large: fall through to their names
     assert not _warnings(_policy("by_size", BY_SIZE, "[small, medium, 'claude-*']"))  # large not covered

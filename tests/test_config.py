@@ -157,6 +157,10 @@ ERRORS: dict[str, tuple[str, int, str]] = {
         ROUTE + ROUTE.replace("routes:\n", ""), 7,
         'routes[1].name: duplicate route name "local" (first defined on line 2)',
     ),
+    "route-name-longer-than-a-request-may-name": (
+        ROUTE.replace("name: local", "name: " + "r" * 257), 2,
+        "routes[0].name: route name is 257 characters; a request may name at most 256",
+    ),
     "bad-default-route": (ROUTE + "default_route: gpt\n", 7, 'default_route: no route named "gpt"; routes: local'),
     "bad-model-route": (
         ROUTE + "model_routes:\n  - {match: 'claude-*', route: gpt}\n", 8,

@@ -7,6 +7,7 @@ import pytest
 from dragoman.config.load import parse_config, zero_config
 from dragoman.config.model import Config
 from dragoman.errors import NotFound
+from dragoman.policy.features import RequestFeatures
 from dragoman.routing.router import Router
 
 CONFIG = """\
@@ -79,6 +80,18 @@ def test_resolutions_are_cached_and_bounded() -> None:
         router.resolve(f"model-{i}")
     assert len(router._cache) <= 3
     assert router.resolve("claude-sonnet-4-5") is first
+
+
+def test_names_longer_than_a_model_name_may_be_are_resolved_but_never_cached() -> None:
+    # A client cycling megabyte-long names must not pin 1024 of them in either cache (review 9, finding 3).
+    policy = "policies:\n  - name: tiering\n    rule: |\n      if input_tokens > 100k:\n        route big\n"
+    router = Router(_config("default_route: local\n" + policy))
+    longest = "m" * 256  # the longest model a request may name (protocols/anthropic.py MAX_MODEL_CHARS)
+    for i in range(20):
+        assert router.decide(f"{i}" + "m" * 100_000, RequestFeatures).route.name == "local"
+        assert router.resolve(f"{i}" + "m" * 100_000).name == "local"
+    assert router.decide(longest, RequestFeatures).route.name == "local"
+    assert list(router._applicable) == [longest] and list(router._cache) == [longest]
 
 
 def test_not_found_is_not_cached() -> None:

@@ -38,6 +38,7 @@ from dragoman.config.shift import loop_settings, prompt_prefixes, weighted_route
 from dragoman.config.yaml_source import Path, Source, parse_yaml
 from dragoman.errors import ConfigError
 from dragoman.policy.language import compile_policy
+from dragoman.protocols.anthropic import MAX_MODEL_CHARS
 from dragoman.translate.options import TranslationOptions
 
 # Values the gateway implements; anything else would be silently ignored downstream, so it is an error here.
@@ -247,6 +248,9 @@ def _route_names(entries: tuple[RouteEntry, ...], src: Source) -> list[str]:
     for i, entry in enumerate(entries):
         if not entry.name.strip():
             raise src.error(("routes", i, "name"), "route name must not be empty")
+        if len(entry.name) > MAX_MODEL_CHARS:  # a request could not name it: its model would be refused
+            problem = f"route name is {len(entry.name)} characters; a request may name at most {MAX_MODEL_CHARS}"
+            raise src.error(("routes", i, "name"), problem)
         if entry.name in first:
             line = src.line(("routes", first[entry.name], "name"))
             problem = f'duplicate route name "{entry.name}" (first defined on line {line})'

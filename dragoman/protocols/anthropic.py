@@ -10,9 +10,16 @@ would reject a block type we have not met yet, and a request must never fail on 
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Annotated, Any, Union
 
 import msgspec
+
+
+# The longest `model` a request may name. Real names (ARNs, Vertex resource paths, OpenRouter slugs included) are
+# well under 256 characters; without a bound a client could name megabytes, which the router would then keep as
+# cache keys. A longer name is a 400 invalid_request_error at decode, before routing.
+MAX_MODEL_CHARS = 256
+ModelName = Annotated[str, msgspec.Meta(max_length=MAX_MODEL_CHARS)]
 
 
 class CacheControl(msgspec.Struct, omit_defaults=True, gc=False):
@@ -125,7 +132,7 @@ class Metadata(msgspec.Struct, omit_defaults=True, gc=False):
 class MessagesRequest(msgspec.Struct, omit_defaults=True, gc=False):
     """POST /v1/messages. Unknown top-level fields (context_management, betas to come) are ignored."""
 
-    model: str
+    model: ModelName
     messages: list[Message]
     max_tokens: int
     system: Union[str, list[ContentBlock], None] = None
@@ -145,7 +152,7 @@ class MessagesRequest(msgspec.Struct, omit_defaults=True, gc=False):
 class CountTokensRequest(msgspec.Struct, omit_defaults=True, gc=False):
     """POST /v1/messages/count_tokens: a Messages request without max_tokens."""
 
-    model: str
+    model: ModelName
     messages: list[Message]
     system: Union[str, list[ContentBlock], None] = None
     tools: list[Tool] | None = None

@@ -64,23 +64,30 @@ def _policy_warnings(config: Config, i: int, reach: list[_Reach]) -> list[str]:
 
 
 def _shadowed_routes(config: Config, reach: list[_Reach]) -> list[str]:
-    """Routes that naming never reaches: the first policy for that name that always routes never picks it."""
+    """Routes that naming never reaches: the first policy for that name that always routes never picks it, nor
+    does any policy before it."""
     out = []
     for route in config.routes:
-        possible: dict[str, None] = {}
+        earlier: list[tuple[str, dict[str, None]]] = []  # the conditional policies before, and what they may pick
         for compiled, found in zip(config.policies, reach):
             if not applies(compiled, route.name):
                 continue
-            possible.update(found.routes)
-            if found.always:
-                if route.name not in possible:
-                    out.append(
-                        f"{config.source}:{compiled.line}: route {route.name} is shadowed: a request naming it never "
-                        f"reaches it, policy {compiled.policy.name} always routes it to {', '.join(possible)}; "
-                        f"leave the name out of the policy's applies_to, or route to it from the policy"
-                    )
-                break
+            if not found.always:
+                earlier.append((compiled.policy.name, found.routes))
+                continue
+            if route.name not in found.routes and all(route.name not in routes for _, routes in earlier):
+                out.append(f"{config.source}:{compiled.line}: route {route.name} is shadowed: a request naming it "
+                           f"never reaches it, {_routed_by(compiled.policy.name, found.routes, earlier)}; leave the "
+                           f"name out of the policy's applies_to, or route to it from the policy")
+            break
     return out
+
+
+def _routed_by(name: str, routes: dict[str, None], earlier: list[tuple[str, dict[str, None]]]) -> str:
+    # Each policy is credited only with the routes it can pick itself (the always-routing one decides the rest).
+    said = f"policy {name} always routes it to {', '.join(routes)}"
+    before = [f"policy {e} may route it to {', '.join(picks)}" for e, picks in earlier if picks]
+    return said if not before else f"{said} (before it, {'; '.join(before)})"
 
 
 # --- the policy tree -----------------------------------------------------------------------------------------

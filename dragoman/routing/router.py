@@ -7,14 +7,21 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Callable
+from typing import TypeVar
 
 from dragoman.config.model import CompiledPolicy, Config, Route, WeightedRoute
 from dragoman.errors import ConfigError, NotFound
 from dragoman.policy.features import RequestFeatures
 from dragoman.policy.language import Policy
+from dragoman.protocols.anthropic import MAX_MODEL_CHARS
 
 # Clients send a handful of model names; the bound only stops a client cycling names from growing memory.
 _CACHE_SIZE = 1024
+# Only names this short are cached, so each cache holds at most _CACHE_SIZE names of at most _CACHED_CHARS
+# characters (under 1 MiB) whoever calls: requests naming longer models are refused at decode (a 400), but a
+# Router is also driven by hand (dry runs, tests), and an uncached name is merely resolved again.
+_CACHED_CHARS = MAX_MODEL_CHARS
+_V = TypeVar("_V")
 
 
 class RouteDecision:
@@ -60,12 +67,10 @@ class Router:
         return RouteDecision(self.resolve(model))
 
     def _policies_for(self, model: str) -> tuple[Policy, ...]:
-        if len(self._applicable) >= self._cache_size:
-            self._applicable.clear()
         # Route names are no exception: a policy without applies_to applies to every request (the guide's
         # cost_aware_routing routes requests that name gpt-5-via-gateway), one with applies_to to what it matches.
         found = tuple(p.policy for p in self._policies if applies(p, model))
-        self._applicable[model] = found
+        _remember(self._applicable, model, found, self._cache_size)
         return found
 
     def resolve(self, model: str) -> Route | WeightedRoute:
@@ -73,9 +78,7 @@ class Router:
         route = self._cache.get(model)
         if route is None:
             route = self._match(model)
-            if len(self._cache) >= self._cache_size:
-                self._cache.clear()  # cheaper than LRU bookkeeping on every hit, and the working set refills at once
-            self._cache[model] = route
+            _remember(self._cache, model, route, self._cache_size)
         return route
 
     def routes(self) -> tuple[Route | WeightedRoute, ...]:
@@ -100,6 +103,15 @@ class Router:
             return self._by_name[name]
         except KeyError:
             raise ConfigError(f'no route named "{name}"; routes: {", ".join(self._by_name)}') from None
+
+
+def _remember(cache: dict[str, _V], model: str, value: _V, size: int) -> None:
+    """Cache `value` under `model`, unless the name is too long to keep (then it is resolved again each time)."""
+    if len(model) > _CACHED_CHARS:
+        return
+    if len(cache) >= size:
+        cache.clear()  # cheaper than LRU bookkeeping on every hit, and the working set refills at once
+    cache[model] = value
 
 
 def applies(policy: CompiledPolicy, model: str) -> bool:
