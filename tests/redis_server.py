@@ -7,6 +7,7 @@ for Node and a compiler. (The `redis-server` name on PyPI has no wheel for curre
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -97,3 +98,24 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class ModuleLoop:
+    """One event loop for a test module (a Redis client stays on the loop it connected on): `run(coro)` runs a
+    coroutine on it; `loop_fixture()` is the module's autouse fixture that opens and closes it."""
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def run(self, coro):  # noqa: ANN001, ANN201 - any coroutine, its result
+        assert self.loop is not None
+        return self.loop.run_until_complete(coro)
+
+    def loop_fixture(self):  # noqa: ANN201 - a pytest fixture
+        @pytest.fixture(scope="module", autouse=True)
+        def _loop() -> Iterator[None]:
+            self.loop = asyncio.new_event_loop()
+            yield
+            self.loop.close()
+
+        return _loop

@@ -17,7 +17,7 @@ from dragoman.govern.governor import Governor
 from dragoman.govern.grant import Budget, Grant, Limits
 from dragoman.observe.record import AuditRecord
 from dragoman.observe.stores import open_store
-from tests.redis_server import RedisServer, running_redis
+from tests.redis_server import ModuleLoop, RedisServer, running_redis
 
 # 2037-12-05T22:40:00Z, a Saturday. Redis expires keys on its own clock (a budget's counter at its period's end, a
 # stream lease after LEASE): the injected clock must lie in the future, or Redis drops what a test just counted.
@@ -57,19 +57,9 @@ def _governor(backend: str, request: pytest.FixtureRequest, *, budgets=(), rules
     return Governor(settings, lambda: store, None, clock=clock or Clock())
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _loop() -> Iterator[None]:
-    global _LOOP
-    _LOOP = asyncio.new_event_loop()  # one loop for the module: a Redis client stays on the loop it connected on
-    yield
-    _LOOP.close()
-
-
-_LOOP: asyncio.AbstractEventLoop
-
-
-def run(coro):
-    return _LOOP.run_until_complete(coro)
+_MODULE_LOOP = ModuleLoop()
+_loop = _MODULE_LOOP.loop_fixture()
+run = _MODULE_LOOP.run
 
 
 async def _settled(gov: Governor) -> None:

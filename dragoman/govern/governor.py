@@ -10,11 +10,18 @@ is a few dict updates, on Redis a background task (one more round trip, off the 
 
 When the shared counters cannot be reached (governance.limits.on_unreachable): `open` admits without checks,
 counts dragoman_governance_backend_errors_total and logs at most once per _LOG_EVERY seconds; `closed` refuses with
-529 overloaded_error. The Redis backend's circuit keeps a dead Redis from costing anything per request."""
+529 overloaded_error. The Redis backend's circuit keeps a dead Redis from costing anything per request.
+
+Nothing charged is left behind (a refused request charges nothing): a settlement Redis did not take waits in a
+bounded queue (pending.py) and is sent again, in order, once Redis answers (a timer every RETRY_AFTER seconds while
+any wait, or the next call Redis answers). An admission that timed out may still have run in Redis (the command
+was on the wire): it queues a release of what it charged (its stream lease, its request and input-token charge).
+So does one whose caller went away while Redis was answering (the call runs shielded from the cancellation)."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import os
@@ -31,6 +38,7 @@ from dragoman.govern.counters import (
     BUDGET, MISSING, OK, RATE, Counters, MemoryCounters, Outcome, Plan, Settlement,
 )
 from dragoman.govern.grant import Grant
+from dragoman.govern.pending import PendingSettlements
 from dragoman.govern.periods import rfc3339
 from dragoman.observe.stores import AuditStore
 
@@ -38,10 +46,17 @@ log = logging.getLogger("dragoman.govern")
 
 _LOG_EVERY = 10.0  # seconds between two "counters unreachable" log lines
 _BUDGET_HEADER = "x-dragoman-budget-warning"
+SEED_TIMEOUT = 5.0  # seconds the audit store may take to give a missing budget counter its spend
+RETRY_AFTER = 1.0  # seconds between two retries of the queued settlements while Redis does not take them
 
 
 class CountersUnavailable(Exception):
-    """The shared counters did not answer in time (or their circuit is open)."""
+    """The shared counters did not answer in time (or their circuit is open). `maybe_ran`: the command reached the
+    network, so Redis may still run it after the client gave up on it."""
+
+    def __init__(self, message: str, maybe_ran: bool = False) -> None:
+        super().__init__(message)
+        self.maybe_ran = maybe_ran
 
 
 class Admission:
@@ -78,7 +93,12 @@ class Governor:
         self.clock = clock
         self._leases = map(f"{os.getpid()}-{os.urandom(4).hex()}-{{}}".format, itertools.count())
         self._seeding: dict[str, asyncio.Future] = {}
-        self._warned: set[str] = set()
+        self._warned: dict[str, float] = {}  # budget counters already logged past their soft share: their period end
+        self._warned_until = float("inf")  # the first of those ends: then the ended ones are forgotten
+        self.seed_timeout = SEED_TIMEOUT
+        self._pending = PendingSettlements(clock)
+        self._flushing: asyncio.Future | None = None
+        self._retry: asyncio.TimerHandle | None = None
         self._last_error_log = -_LOG_EVERY
         self._tasks: set[asyncio.Task] = set()
         self.configure(settings)
@@ -103,17 +123,44 @@ class Governor:
             return UNGOVERNED
         now = self.clock()
         rates, streams = L.rate_items(scoped, input_estimate, stream)
-        plan = Plan(self._budget_items(grant, refs, now), rates, streams, next(self._leases) if streams else "")
+        # Every plan has a lease id: it names a stream's slot, and makes its settlement count once if sent twice.
+        plan = Plan(self._budget_items(grant, refs, now), rates, streams, next(self._leases))
         try:
-            outcome = await self.counters.admit(plan, self.window, now)
+            outcome = await self._counted(plan, now)
             if outcome.status == MISSING:
                 await self._seed([plan.budgets[i] for i in outcome.index])
-                outcome = await self.counters.admit(plan, self.window, now)
+                outcome = await self._counted(plan, now)
+                if outcome.status == MISSING:  # gone again since its seed: Redis restarted, was flushed, evicts
+                    raise CountersUnavailable("budget counters vanished right after their seed")
         except CountersUnavailable as exc:
+            if exc.maybe_ran:
+                self._send(_release(plan))
             return self._unavailable(exc)
+        if self._pending:
+            self._kick()  # Redis answers again: what it missed goes now
         if outcome.status == OK:
             return Admission(self._headers(plan, outcome.spent, outcome.tats, now), plan)
         raise self._refusal(plan, outcome, now)
+
+    async def _counted(self, plan: Plan, now: float) -> Outcome:
+        """The counters' admission of `plan`. On Redis the call is shielded: should the caller go away (the client
+        disconnected) while it runs, it completes, and what it charged is released."""
+        if isinstance(self.counters, MemoryCounters):
+            return self.counters.admit_now(plan, self.window, now)
+        task = asyncio.ensure_future(self.counters.admit(plan, self.window, now))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(functools.partial(self._orphaned, plan))
+            raise
+
+    def _orphaned(self, plan: Plan, task: asyncio.Future) -> None:
+        """An admission whose caller went away: release what it charged, if it may have charged anything."""
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if (exc is None and task.result().status == OK) or getattr(exc, "maybe_ran", False):
+            self._send(_release(plan))
 
     def _scopes(self, grant: Grant | None) -> tuple[list[tuple[str, Any]], list[B.BudgetRef]]:
         found = self._per_grant.get(grant)
@@ -143,12 +190,20 @@ class Governor:
             if text is not None:
                 warnings.append(text)
                 if item.key not in self._warned:
-                    self._warned.add(item.key)
+                    self._remember_warned(item, now)
                     log.warning("budget %s passed its soft threshold: $%.2f spent of $%.2f per %s (resets %s)",
                                 item.ref.scope, value, item.ref.limit, item.ref.period, rfc3339(item.end))
         if warnings:
             headers[_BUDGET_HEADER] = ", ".join(warnings)
         return headers
+
+    def _remember_warned(self, item: B.BudgetItem, now: float) -> None:
+        """Note that `item` was logged; a counter whose period ended is forgotten (a new period has a new key)."""
+        if now >= self._warned_until:
+            self._warned = {key: end for key, end in self._warned.items() if end > now}
+            self._warned_until = min(self._warned.values(), default=float("inf"))
+        self._warned[item.key] = item.end
+        self._warned_until = min(self._warned_until, item.end)
 
     def _refusal(self, plan: Plan, outcome: Outcome, now: float) -> E.GatewayError:
         """The error a refused request gets: 402 for a budget, 429 for a bucket or stream slot."""
@@ -196,8 +251,14 @@ class Governor:
 
     async def _query_and_seed(self, item: B.BudgetItem) -> None:
         loop = asyncio.get_running_loop()
+        query = loop.run_in_executor(None, self.audit_spend, item.ref.scope, item.start, item.end)
         try:
-            spent = await loop.run_in_executor(None, self.audit_spend, item.ref.scope, item.start, item.end)
+            # Bounded: a locked requests table or a PostgreSQL that stopped answering must not hold every request
+            # of the scope (PostgreSQL also ends the query itself, store_postgres.SPEND_TIMEOUT).
+            spent = await asyncio.wait_for(query, self.seed_timeout)
+        except asyncio.TimeoutError:
+            raise CountersUnavailable(f"audit store: the spend of {item.ref.scope} took over "
+                                      f"{self.seed_timeout:g} s") from None
         except Exception as exc:  # noqa: BLE001 - a store that cannot answer is handled like unreachable counters
             raise CountersUnavailable(f"audit store: {exc}") from None
         await self.counters.seed(item.key, spent, item.end + 86_400)
@@ -232,20 +293,71 @@ class Governor:
         if isinstance(counters, MemoryCounters):
             counters.settle_now(settlement, self.window, self.clock())
             return
-        task = asyncio.ensure_future(self._settle(settlement))
+        self._send(settlement)
+
+    def _send(self, settlement: Settlement) -> None:
+        self._track(self._settle(settlement))
+
+    def _track(self, coro: Any) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _settle(self, settlement: Settlement) -> None:
         try:
             await self.counters.settle(settlement, self.window, self.clock())
         except CountersUnavailable as exc:
             self._unavailable_settle(exc)
+            self._pending.add(settlement)
+            self._schedule_retry()
+        else:
+            if self._pending:
+                self._kick()
 
     def _unavailable_settle(self, exc: Exception) -> None:
         if self.metrics is not None:
             self.metrics.governance_backend_error()
-        log.debug("settlement not counted: %s", exc)
+        log.debug("settlement queued for a retry: %s", exc)
+
+    async def flush_pending(self) -> None:
+        """Send the queued settlements now, oldest first; those Redis does not take stay queued. Concurrent
+        callers share one attempt."""
+        self._kick()
+        if self._flushing is not None:
+            await asyncio.shield(self._flushing)
+
+    def _flushed(self, _: asyncio.Future) -> None:
+        self._flushing = None
+
+    async def _flush(self) -> None:
+        batch = self._pending.take()
+        if not batch:
+            return
+        now = self.clock()
+        # One pipeline for all of them (RedisCounters batches settlements sent together), in queue order.
+        results = await asyncio.gather(*(self.counters.settle(s, self.window, now) for _, s in batch),
+                                       return_exceptions=True)
+        failed = [entry for entry, result in zip(batch, results) if isinstance(result, BaseException)]
+        if failed:
+            self._pending.put_back(failed)
+            self._schedule_retry()
+
+    def _kick(self) -> None:
+        """Start sending the queue unless that is under way."""
+        if self._flushing is None:
+            self._flushing = self._track(self._flush())
+            self._flushing.add_done_callback(self._flushed)
+
+    def _schedule_retry(self) -> None:
+        """Retry the queue in RETRY_AFTER seconds (a timer, not a loop: it is armed only while settlements wait)."""
+        if self._retry is None:
+            self._retry = asyncio.get_running_loop().call_later(RETRY_AFTER, self._retry_now)
+
+    def _retry_now(self) -> None:
+        self._retry = None
+        if self._pending:
+            self._kick()
 
     # ---- reading -----------------------------------------------------------------------------------------
 
@@ -272,10 +384,26 @@ class Governor:
         return out
 
     async def close(self) -> None:
-        """Wait for settlements still running, then close the counters."""
+        """Wait for settlements still running (and try the queued ones once more), then close the counters."""
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=2.0)
+        if self._pending:
+            await asyncio.wait([self._track(self._flush())], timeout=2.0)
+            if self._retry is not None:
+                self._retry.cancel()
+                self._retry = None
         await self.counters.close()
+
+
+def _release(plan: Plan) -> Settlement:
+    """A settlement undoing what admitting `plan` charged: its stream slots, and its request and input-token
+    charges (given back even if the admission did not run after all: at most one request's worth, in the
+    caller's favour). No spend: an admission spends nothing."""
+    refunds = [(rate.key, rate.limit, -rate.cost) for rate in plan.rates if rate.cost]
+    return Settlement([], 0.0, refunds, [slot.key for slot in plan.streams], plan.lease)
 
 
 def _counters(settings: GovernanceSettings) -> Counters:

@@ -4,12 +4,12 @@ none) and its settlement one more (run off the response path by the Governor).
 
 Keys: `dragoman:bg:<scope>:<period>:<label>` budget spend (USD, a float string, expires a day after its period),
 `dragoman:rl:<dimension>:<scope>` a bucket's GCRA `tat` (expires when the bucket is full again: a missing key is a
-full bucket), `dragoman:cs:<scope>` a sorted set of stream leases scored by when they lapse (a crashed instance's
+full bucket), `dragoman:st:<lease>` a settlement that counted spend or tokens (MARKER_TTL: one sent again after a
+timeout that Redis ran after all counts once), `dragoman:cs:<scope>` a sorted set of stream leases scored by when they lapse (a crashed instance's
 streams free their slots after LEASE seconds). Times come from the calling instance's clock (keep them in NTP sync);
 a single Redis, not Redis Cluster (a request's keys span slots).
 
-Unreachable or slow: every call is bounded by `timeout` (socket connect and read timeouts, redis-py retries off);
-a failure opens a circuit for RETRY_INTERVAL seconds during which calls fail at once, without touching the
+Unreachable or slow: every call is bounded by `timeout`, connecting included (redis-py retries off); a failure opens a circuit for RETRY_INTERVAL seconds during which calls fail at once, without touching the
 network, so a dead Redis costs nothing per request. The Governor applies on_unreachable."""
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from dragoman.govern.counters import Outcome, Plan, Settlement
 PREFIX = "dragoman:"
 LEASE = 1800.0  # seconds a stream slot is held at most, should its instance never free it
 RETRY_INTERVAL = 1.0  # seconds the circuit stays open after a failure before one call probes again
+MARKER_TTL = 600_000  # ms a settlement's done-marker lives: twice the time the Governor retries it (PENDING_TTL)
 
 _ADMIT = """
 local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -83,7 +84,11 @@ return {'ok', {}, '0', spent, shown}
 _SETTLE = """
 local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
 local nb, nc, ns = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local cost, lease = tonumber(ARGV[6]), ARGV[7]
+local cost, lease, marked = tonumber(ARGV[6]), ARGV[7], ARGV[8] ~= '0'
+if marked and not redis.call('SET', KEYS[nb + nc + ns + 1], '1', 'NX', 'PX', ARGV[8]) then
+  for k = 1, ns do redis.call('ZREM', KEYS[nb + nc + k], lease) end
+  return 0
+end
 if cost ~= 0 then
   for i = 1, nb do
     if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('INCRBYFLOAT', KEYS[i], ARGV[6]) end
@@ -91,7 +96,7 @@ if cost ~= 0 then
 end
 for j = 1, nc do
   local key = KEYS[nb + j]
-  local limit, delta = tonumber(ARGV[6 + 2 * j]), tonumber(ARGV[7 + 2 * j])
+  local limit, delta = tonumber(ARGV[7 + 2 * j]), tonumber(ARGV[8 + 2 * j])
   local tat = tonumber(redis.call('GET', key) or '0')
   if tat < now then tat = now end
   tat = math.max(tat + delta * window / limit, now)
@@ -149,8 +154,14 @@ class RedisCounters:
     async def settle(self, settlement: Settlement, window: float, now: float) -> None:
         keys = [PREFIX + key for key in settlement.budget_keys] + [PREFIX + c[0] for c in settlement.corrections]
         keys += [PREFIX + key for key in settlement.streams]
+        # Counting spend or tokens twice would refuse early: such a settlement leaves a marker, and one sent again
+        # (its first try timed out, yet Redis ran it) finds it and counts nothing. Freeing a slot twice is harmless.
+        marked = bool(settlement.cost) or any(delta for _, _, delta in settlement.corrections)
+        if marked:
+            keys.append(PREFIX + "st:" + settlement.lease)
         args: list[Any] = [repr(now), repr(window), len(settlement.budget_keys), len(settlement.corrections),
-                           len(settlement.streams), repr(settlement.cost), settlement.lease]
+                           len(settlement.streams), repr(settlement.cost), settlement.lease,
+                           MARKER_TTL if marked else 0]
         for _, limit, delta in settlement.corrections:
             args += [limit, repr(delta)]
         done = asyncio.get_running_loop().create_future()
@@ -200,11 +211,12 @@ class RedisCounters:
         if self._open_until and self._clock() < self._open_until:
             raise self._unavailable(f"Redis at {_where(self.url)} failed within the last {RETRY_INTERVAL:g} s")
         try:
-            async with asyncio.timeout(self.timeout * 2):  # the socket timeouts bound each step; this the whole
+            async with asyncio.timeout(self.timeout):  # the socket timeouts bound each step; this the whole call
                 result = await command()
         except self._errors as exc:
             self._open_until = self._clock() + RETRY_INTERVAL
-            raise self._unavailable(f"Redis at {_where(self.url)}: {type(exc).__name__}: {exc}") from None
+            # maybe_ran: the command may be in Redis' buffer already, and run after we gave up on it.
+            raise self._unavailable(f"Redis at {_where(self.url)}: {type(exc).__name__}: {exc}", True) from None
         self._open_until = 0.0
         return result
 

@@ -21,6 +21,7 @@ from dragoman.observe.record import AuditRecord
 _INSERT = stores.insert_sql("%s", "::jsonb")
 _JSON_AT = frozenset(i for i, column in enumerate(stores.COLUMNS) if column in stores.JSON_COLUMNS)
 T = TypeVar("T")
+SPEND_TIMEOUT = 5.0  # seconds a budget seed's SUM(cost_usd) may run (statement_timeout), as the Governor waits for it
 
 
 class PostgresStore:
@@ -151,7 +152,14 @@ class PostgresStore:
 
     def query_spend(self, column: str | None, value: str | None, since: float, until: float) -> float:
         sql, params = stores.spend_sql("%s", column, value, since, until)
-        return float(self.run(lambda conn: conn.execute(sql, params).fetchone()[0]) or 0.0)
+
+        def spend(conn: Any) -> Any:
+            # Admission waits on this (a budget counter's seed): a locked requests table must end the query, not
+            # hold the request and an executor thread. SET LOCAL: for this transaction only.
+            conn.execute(f"SET LOCAL statement_timeout = {int(SPEND_TIMEOUT * 1000)}")
+            return conn.execute(sql, params).fetchone()[0]
+
+        return float(self.run(spend, write=True) or 0.0)
 
     def latest_id(self) -> int:
         return int(self.run(lambda conn: conn.execute(stores.LATEST_ID_SQL).fetchone()[0]) or 0)
