@@ -81,8 +81,9 @@ class CorrectnessLoop:
         self._start_judge(config)
 
     async def recorded(self, timeout: float) -> bool:
-        """Wait (up to `timeout` s) for the version records reloads started: the store must not be closed under
-        one (closing SQLite's connection while another thread writes on it crashes the process). True: none left."""
+        """Wait (up to `timeout` s) for the version records reloads started, so they are written before the process
+        exits (one still waiting for the store's lock then finishes on its own: the store's close() leaves a
+        connection in use to its thread). True: none left."""
         if self._recording:
             await asyncio.wait(set(self._recording), timeout=timeout)
         if self._recording:

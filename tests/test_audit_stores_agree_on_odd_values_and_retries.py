@@ -45,10 +45,10 @@ def test_migrating_keeps_the_first_of_each_request_ids_copies(store_url: str) ->
     ph = "?" if old.dialect == migrations.SQLITE else "%s"
     rows = [("req_a", 1.0), ("req_b", 2.0), ("req_a", 1.0), ("req_a", 1.0), ("req_c", 3.0), ("req_b", 2.0)]
     for request_id, cost in rows:  # as schema 10 let a retried batch insert its records again
-        old._conn().execute(  # type: ignore[attr-defined]
+        old.run(lambda conn: conn.execute(  # type: ignore[attr-defined]
             f"INSERT INTO requests (time, time_iso, request_id, status, cost_usd) VALUES ({ph}, {ph}, {ph}, 200, {ph})",
             (T0, "2026-11-18T00:00:00.000+00:00", request_id, cost),
-        )
+        ))
     old.close()
     upgraded = open_store(store_url)
     try:

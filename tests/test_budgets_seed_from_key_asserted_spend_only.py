@@ -87,11 +87,11 @@ def test_records_from_before_the_budget_columns_count_toward_key_and_global_budg
     old = open_store(store_url, migrate=False)
     assert old.migrate(target=8) == 8
     ph = "?" if old.dialect == migrations.SQLITE else "%s"
-    old._conn().execute(  # type: ignore[attr-defined]  # as schema 8 wrote it: no budget columns
+    old.run(lambda conn: conn.execute(  # type: ignore[attr-defined]  # as schema 8 wrote it: no budget columns
         f"INSERT INTO requests (time, time_iso, request_id, key_id, developer, team, status, cost_usd)"
         f" VALUES ({ph}, {ph}, {ph}, {ph}, {ph}, {ph}, {ph}, {ph})",
         (TODAY + 1, "2037-12-05T00:00:01.000+00:00", "req_old", "k-ana", "ana", "platform", 200, 40.0),
-    )
+    ))
     old.close()
     upgraded = open_store(store_url)
     try:

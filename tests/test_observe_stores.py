@@ -54,10 +54,10 @@ def test_migrations_upgrade_an_old_schema_keeping_rows(store_url: str) -> None:
     assert old.migrate(target=1) == 1
     # Written as a release with schema 1 wrote it: only the columns that schema had.
     ph = "?" if old.dialect == migrations.SQLITE else "%s"
-    old._conn().execute(  # type: ignore[attr-defined]
+    old.run(lambda conn: conn.execute(  # type: ignore[attr-defined]
         f"INSERT INTO requests (time, time_iso, request_id, status) VALUES ({ph}, {ph}, {ph}, {ph})",
         (1.0, "1970-01-01T00:00:01.000+00:00", "req_0000", 200),
-    )
+    ))
     assert old.schema_version() == 1
     old.close()
     upgraded = open_store(store_url)
@@ -72,10 +72,10 @@ def test_a_newer_schema_is_refused(store_url: str) -> None:
     store = open_store(store_url)
     try:
         ph = "?" if store.dialect == migrations.SQLITE else "%s"
-        store._conn().execute(  # type: ignore[attr-defined]
+        store.run(lambda conn: conn.execute(  # type: ignore[attr-defined]
             f"INSERT INTO schema_version (version, description, applied_at) VALUES ({ph}, {ph}, {ph})",
             (migrations.LATEST + 1, "from the future", time.time()),
-        )
+        ))
         with pytest.raises(RuntimeError, match="upgrade Dragoman"):
             store.migrate()
     finally:

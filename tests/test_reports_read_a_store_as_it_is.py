@@ -141,8 +141,8 @@ def test_a_store_a_newer_dragoman_migrated_is_one_line_from_every_report(
     url = f"sqlite:///{tmp_path}/audit.db"
     _store_at(url, migrations.LATEST)
     store = open_store(url, migrate=False)
-    store._conn().execute(  # type: ignore[attr-defined]
-        "INSERT INTO schema_version VALUES (?, 'from the future', 0)", (migrations.LATEST + 89,))
+    store.run(lambda conn: conn.execute(  # type: ignore[attr-defined]
+        "INSERT INTO schema_version VALUES (?, 'from the future', 0)", (migrations.LATEST + 89,)))
     store.close()
     for argv in _commands(tmp_path):
         line = _one_error(capsys, 1, *argv, "--store", url)
@@ -160,7 +160,7 @@ def test_a_store_that_fails_under_the_query_is_one_line(capsys: pytest.CaptureFi
     _store_at(url, migrations.LATEST)
     store = open_store(url, migrate=False)
     for table in ("requests", "config_versions"):  # a damaged store: the schema says they are there
-        store._conn().execute(f"DROP TABLE {table}")  # type: ignore[attr-defined]
+        store.run(lambda conn: conn.execute(f"DROP TABLE {table}"))  # type: ignore[attr-defined]
     store.close()
     for argv in _commands(tmp_path):
         line = _one_error(capsys, 1, *argv, "--store", url)

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from dragoman.observe import migrations
 from dragoman.observe.record import AuditRecord
-from dragoman.observe.stores import open_store
+from dragoman.observe.stores import AuditStore, open_store
 from dragoman.observe.writer import AuditWriter
 from tests.audit_helpers import wait_for
 
@@ -23,6 +24,14 @@ def _remove_store_files(path: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         if os.path.exists(f"{path}{suffix}"):
             os.remove(f"{path}{suffix}")
+
+
+def _written_then_deleted(path: Path) -> AuditStore:
+    """A store at `path` that wrote a record, its files then deleted under it."""
+    store = open_store(str(path))
+    store.write([AuditRecord(time=T0, request_id="req_before")])
+    _remove_store_files(path)
+    return store
 
 
 def _request_ids(path: Path) -> list[str]:
@@ -36,9 +45,7 @@ def _request_ids(path: Path) -> list[str]:
 def test_a_batch_after_the_file_is_deleted_recreates_it_and_lands_there(tmp_path: Path,
                                                                          caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "audit.db"
-    store = open_store(str(path))
-    store.write([AuditRecord(time=T0, request_id="req_before")])
-    _remove_store_files(path)
+    store = _written_then_deleted(path)
     with caplog.at_level(logging.WARNING, logger="dragoman.audit"):
         store.write([AuditRecord(time=T0 + 1, request_id="req_after")])
     store.close()
@@ -75,3 +82,23 @@ def test_the_writer_loses_nothing_to_a_file_deleted_under_it(tmp_path: Path) -> 
     assert writer.close(timeout=10)
     assert (writer.written, writer.dropped) == (6, 0)
     assert _request_ids(path) == [f"req_after{i}" for i in range(5)]
+
+
+def test_a_recreation_whose_migration_failed_migrates_at_the_next_write(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "audit.db"
+    store = _written_then_deleted(path)
+    migrate = migrations.migrate_sqlite
+    failures = iter([sqlite3.OperationalError("disk I/O error")])
+
+    def fails_once(conn: sqlite3.Connection, target: int | None = None) -> int:
+        for error in failures:
+            raise error
+        return migrate(conn, target)
+
+    monkeypatch.setattr(migrations, "migrate_sqlite", fails_once)
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+        store.write([AuditRecord(time=T0 + 1, request_id="req_lost")])
+    store.write([AuditRecord(time=T0 + 2, request_id="req_after")])  # the retry: migrated, never an empty file
+    store.close()
+    assert _request_ids(path) == ["req_after"]

@@ -11,7 +11,6 @@ so a database restart heals by itself (the writer retries the batch with backoff
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -37,28 +36,20 @@ class PostgresStore:
         self._psycopg = psycopg
         self.url = url
         self.connect_timeout = connect_timeout
-        self._local = threading.local()
-        self._opened: list[Any] = []
-        self._lock = threading.Lock()
+        self.connections = stores.ThreadConnections(self._connect, stale=lambda conn: conn.closed)
 
     def __repr__(self) -> str:
         return f"PostgresStore({_without_password(self.url)!r})"  # the URL may carry a password
 
-    def _conn(self) -> Any:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and not conn.closed:
-            return conn
-        conn = self._psycopg.connect(
+    def _connect(self) -> Any:
+        return self._psycopg.connect(
             self.url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout)), application_name="dragoman"
         )
-        self._local.conn = conn
-        with self._lock:
-            self._opened.append(conn)
-        return conn
 
     def run(self, fn: Callable[[Any], T], *, write: bool = False) -> T:
         """Run fn(conn) on this thread's connection (autocommit; `write`: in one transaction); on a
-        connection-level failure drop the connection so the next call reconnects."""
+        connection-level failure drop the connection so the next call reconnects. fn is done with conn when it
+        returns (it fetches its rows): close() may close conn from then on."""
         if write:
             inner = fn
 
@@ -66,12 +57,12 @@ class PostgresStore:
                 with conn.transaction():
                     return inner(conn)
 
-        conn = self._conn()
-        try:
-            return fn(conn)
-        except self._psycopg.OperationalError:
-            stores.drop_connection(self, conn)
-            raise
+        with self.connections.use() as conn:
+            try:
+                return fn(conn)
+            except self._psycopg.OperationalError:
+                self.connections.drop(conn)
+                raise
 
     def migrate(self, target: int | None = None) -> int:
         return self.run(lambda conn: migrations.migrate_postgres(conn, target))
@@ -165,14 +156,8 @@ class PostgresStore:
         return int(self.run(lambda conn: conn.execute(stores.LATEST_ID_SQL).fetchone()[0]) or 0)
 
     def close(self) -> None:
-        with self._lock:
-            opened, self._opened = self._opened, []
-        for conn in opened:
-            try:
-                conn.close()
-            except Exception:  # noqa: BLE001 - closing at shutdown must not raise
-                pass
-        self._local = threading.local()
+        """Close every connection no thread is using; each one in use is closed by its thread when done."""
+        self.connections.close()
 
 
 def _without_password(url: str) -> str:

@@ -15,7 +15,8 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from dragoman.observe import migrations, stats, stores
@@ -35,9 +36,8 @@ class SQLiteStore:
     def __init__(self, path: str, *, busy_timeout_ms: int = 10_000) -> None:
         self.path = path
         self.busy_timeout_ms = busy_timeout_ms
-        self._local = threading.local()
-        self._opened: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self.connections = stores.ThreadConnections(self._connect)
+        self._thread = threading.local()  # `file`: what this thread's connection opened; `unmigrated`: recreated
         directory = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(directory):
             raise stores.StoreError(f"audit store {path!r}: directory {directory!r} does not exist")
@@ -45,58 +45,66 @@ class SQLiteStore:
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
 
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            # isolation_level=None: we issue BEGIN/COMMIT ourselves; check_same_thread off only so close() can
-            # close every thread's connection at shutdown.
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves; check_same_thread off only so close() can close
+        # another thread's connection while that thread is not using it (ThreadConnections).
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
-            self._local.conn = conn
-            self._local.file = _file_identity(self.path)  # after the pragmas: the file exists by then
-            with self._lock:
-                self._opened.append(conn)
+        except BaseException:
+            conn.close()  # nobody else holds it yet
+            raise
+        self._thread.file = _file_identity(self.path)  # after the pragmas: the file exists by then
         return conn
 
-    def _writable_conn(self) -> sqlite3.Connection:
-        """This thread's connection, reopened (the file recreated and migrated) when the path no longer names the
-        file it opened: commits into a deleted file vanish at exit, and nothing else would notice."""
-        conn = self._conn()
-        if _file_identity(self.path) == self._local.file:
-            return conn
+    @contextmanager
+    def _use(self, *, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """This thread's connection for one use: statements run and their rows fetched inside the block.
+        `write`: first reopened (the file recreated and migrated) when the path no longer names the file it
+        opened: commits into a deleted file vanish at exit, and nothing else would notice."""
+        if write:
+            self._leave_replaced_file()
+        with self.connections.use() as conn:
+            if write and getattr(self._thread, "unmigrated", False):
+                self._migrate_recreated(conn)
+            yield conn
+
+    def _leave_replaced_file(self) -> None:
+        conn = self.connections.current()
+        if conn is None or _file_identity(self.path) == self._thread.file:
+            return
         log.warning("audit store %s was deleted or replaced while in use: recreating it and writing there", self.path)
-        stores.drop_connection(self, conn)
-        conn = self._conn()
+        self.connections.drop(conn)
+        self._thread.unmigrated = True
+
+    def _migrate_recreated(self, conn: sqlite3.Connection) -> None:
         try:
             migrations.migrate_sqlite(conn)
         except BaseException:
-            stores.drop_connection(self, conn)  # unmigrated: the next write tries again, never into an unknown schema
+            self.connections.drop(conn)  # unmigrated: the next write tries again, never into an unknown schema
             raise
-        return conn
+        self._thread.unmigrated = False
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._use() as conn:
+            return conn.execute(sql, params).fetchall()
 
     def migrate(self, target: int | None = None) -> int:
-        return migrations.migrate_sqlite(self._conn(), target)
+        with self._use() as conn:
+            return migrations.migrate_sqlite(conn, target)
 
     def schema_version(self) -> int:
-        return migrations.current_version(self._conn())
+        with self._use() as conn:
+            return migrations.current_version(conn)
 
     def run(self, fn: Callable[[Any], T], *, write: bool = False) -> T:
         """fn(conn) on this thread's connection, in autocommit (fn may issue BEGIN IMMEDIATE itself to write);
-        `write`: in one locked transaction (loop/version_store.py)."""
-        if not write:
-            return fn(self._conn())
-        conn = self._writable_conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(conn)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        return result
+        `write`: in one locked transaction (loop/version_store.py). fn is done with conn when it returns (it
+        fetches its rows): close() may close conn from then on."""
+        with self._use(write=write) as conn:
+            return _transaction(conn, fn) if write else fn(conn)
 
     def write(self, records: Sequence[AuditRecord], followups: stores.Followups | None = None) -> None:
         """Insert a batch, then the loop's follow-ups, in one transaction: all of it or none of it."""
@@ -104,23 +112,19 @@ class SQLiteStore:
         if not records and not statements:
             return
         rows = [stores.record_values(r) for r in records]
-        conn = self._writable_conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+
+        def insert(conn: sqlite3.Connection) -> None:
             if rows:
                 conn.executemany(_INSERT, rows)
             for sql, params in statements:
                 conn.executemany(sql, params)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+
+        self.run(insert, write=True)
 
     def find_tool_calls(self, ids: Sequence[str]) -> list[stores.ToolCallRow]:
         if not ids:
             return []
-        rows = self._conn().execute(stores.tool_calls_sql("?", len(ids)), list(ids)).fetchall()
+        rows = self._rows(stores.tool_calls_sql("?", len(ids)), list(ids))
         return [stores.ToolCallRow(*row) for row in rows]
 
     def update_signal(self, update: stores.SignalUpdate) -> None:
@@ -131,8 +135,9 @@ class SQLiteStore:
 
     def _changed(self, sql: str, params: Sequence[Any]) -> int:
         """The rows an UPDATE changed, or a SELECT found (autocommit: one statement is one transaction)."""
-        cursor = self._conn().execute(sql, params)
-        return cursor.rowcount if sql.startswith("UPDATE") else len(cursor.fetchall())
+        with self._use() as conn:
+            cursor = conn.execute(sql, params)
+            return cursor.rowcount if sql.startswith("UPDATE") else len(cursor.fetchall())
 
     def query_requests(
         self,
@@ -144,42 +149,49 @@ class SQLiteStore:
         after_id: int | None = None,
     ) -> list[dict[str, Any]]:
         sql, params = stores.requests_sql("?", filters, limit, since, until, after_id)
-        return [stores.row_dict(row) for row in self._conn().execute(sql, params)]
+        return [stores.row_dict(row) for row in self._rows(sql, params)]
 
     def query_costs(self, by: str, since: float | None = None, until: float | None = None) -> list[dict[str, Any]]:
         sql, params = stores.costs_sql("?", by, since, until)
-        return [stores.cost_dict(by, row) for row in self._conn().execute(sql, params)]
+        return [stores.cost_dict(by, row) for row in self._rows(sql, params)]
 
     def query_verdict_counts(self, since: float | None = None, until: float | None = None) -> list[dict[str, Any]]:
         sql, params = stores.verdict_counts_sql("?", since, until)
-        return [stores.verdict_count_dict(row) for row in self._conn().execute(sql, params)]
+        return [stores.verdict_count_dict(row) for row in self._rows(sql, params)]
 
     def query_failures(self, since: float | None, until: float | None, *, verdicts: Sequence[str],
                        next_turns: Sequence[str], limit: int, before: tuple[float, int] | None = None,
                        ) -> list[dict[str, Any]]:
         sql, params = stores.failures_sql("?", since, until, verdicts, next_turns, limit, before)
-        return [stores.row_dict(row, stores.FAILURE_KEYS) for row in self._conn().execute(sql, params)]
+        return [stores.row_dict(row, stores.FAILURE_KEYS) for row in self._rows(sql, params)]
 
     def query_stats(self, since: float, until: float, bucket: float) -> list[dict[str, Any]]:
         sql, params = stats.stats_sql("?", False, since, until, bucket)
-        return stats.stats_buckets(self._conn().execute(sql, params), since, until, bucket)
+        return stats.stats_buckets(self._rows(sql, params), since, until, bucket)
 
     def query_spend(self, column: str | None, value: str | None, since: float, until: float) -> float:
         sql, params = stores.spend_sql("?", column, value, since, until)
-        return float(self._conn().execute(sql, params).fetchone()[0] or 0.0)
+        return float(self._rows(sql, params)[0][0] or 0.0)
 
     def latest_id(self) -> int:
-        return int(self._conn().execute(stores.LATEST_ID_SQL).fetchone()[0] or 0)
+        return int(self._rows(stores.LATEST_ID_SQL)[0][0] or 0)
 
     def close(self) -> None:
-        with self._lock:
-            opened, self._opened = self._opened, []
-        for conn in opened:
-            try:
-                conn.close()
-            except sqlite3.Error:
-                pass
-        self._local = threading.local()
+        """Close every connection no thread is using; each one in use is closed by its thread when done."""
+        self.connections.close()
+
+
+def _transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """fn(conn) in one write transaction, taken at once (BEGIN IMMEDIATE: it waits busy_timeout for the lock)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return result
 
 
 def _file_identity(path: str) -> tuple[int, int] | None:

@@ -6,14 +6,17 @@ Both stores return the same plain rows for the same records: dicts keyed by Audi
 `id` and `time_iso`), `candidates` and `notes` decoded, `stream` a bool.
 
 Threads: a store opens one connection per thread that uses it (the writer thread writes; queries come from the
-CLI or from the server's admin API, run in an executor), so nothing is shared across threads.
+CLI or from the server's admin API, run in an executor), so no two threads run statements on one connection; its
+close() closes each connection only while no thread is using it (ThreadConnections).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -154,16 +157,110 @@ class StoreError(ValueError):
     """A store URL or query the user can fix: the message says how."""
 
 
-def drop_connection(store: Any, conn: Any) -> None:
-    """Forget this thread's connection of a store that keeps one per thread (`_local`, `_opened` under `_lock`) and
-    close it, so the thread's next call opens a new one: after a failure, or when its SQLite file went away."""
-    store._local.conn = None
-    with store._lock:
-        if conn in store._opened:
-            store._opened.remove(conn)
+class ThreadConnections:
+    """A store's connections, one per thread that uses it, each closed only while no thread is using it.
+
+    close() (at shutdown, from any thread) closes the idle ones at once and leaves each one in use to its thread,
+    which closes it when that use ends: closing a connection under a running statement (SQLite busy-waiting on
+    another process's write lock, psycopg waiting on its socket) fails or crashes the thread using it, and a
+    config-version record or an admin query may still be running in an executor when the gateway shuts down.
+
+    Every use of a connection goes through `use()`, and is done with it when the block ends: a query fetches its
+    rows inside. `connect()` opens a connection for the calling thread; `stale(conn)`: it must be replaced before
+    its next use (psycopg: closed by a failure)."""
+
+    def __init__(self, connect: Callable[[], Any], stale: Callable[[Any], bool] = lambda conn: False) -> None:
+        self._connect = connect
+        self._stale = stale
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._uses: dict[Any, int] = {}  # every open connection: how many uses of it are in progress
+        self._doomed: set[Any] = set()  # connections in use, to close when their last use ends
+        self._closed = False
+
+    @contextmanager
+    def use(self) -> Iterator[Any]:
+        """This thread's connection, marked in use until the block ends (one lock round on entry, one on exit)."""
+        conn = self._acquire()
+        try:
+            yield conn
+        finally:
+            self._release(conn)
+
+    def current(self) -> Any:
+        """This thread's connection, None before its first use (or after drop)."""
+        return getattr(self._local, "conn", None)
+
+    def drop(self, conn: Any) -> None:
+        """Forget `conn` (this thread's) and close it, now when idle, else when its uses end, so the thread's next
+        use opens a new one: after a failure, or when its SQLite file went away."""
+        if self.current() is conn:
+            self._local.conn = None
+        with self._lock:
+            if conn not in self._uses:
+                return  # close() took it already
+            idle = self._uses[conn] == 0
+            if idle:
+                del self._uses[conn]
+            else:
+                self._doomed.add(conn)
+        if idle:
+            _close_quietly(conn)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle = [conn for conn, uses in self._uses.items() if not uses]
+            for conn in idle:
+                del self._uses[conn]
+            self._doomed.update(self._uses)
+        for conn in idle:
+            _close_quietly(conn)
+
+    def counts(self) -> tuple[int, int]:
+        """(connections open, of which in use)."""
+        with self._lock:
+            return len(self._uses), sum(1 for uses in self._uses.values() if uses)
+
+    def _acquire(self) -> Any:
+        conn = self.current()
+        if conn is not None and self._stale(conn):
+            self.drop(conn)
+            conn = None
+        if conn is not None:
+            with self._lock:
+                if not self._closed:
+                    self._uses[conn] += 1
+                    return conn
+        conn = self._connect()  # outside the lock: connecting may wait on the database
+        with self._lock:
+            self._uses[conn] = 1
+            if self._closed:
+                # A use after close() (a reload's version record outlasting shutdown's wait) is served rather
+                # than refused, on a connection of its own that its end closes: refusing would lose that record,
+                # and keeping the connection would leave it open with nobody to close it.
+                self._doomed.add(conn)
+            else:
+                self._local.conn = conn
+        return conn
+
+    def _release(self, conn: Any) -> None:
+        with self._lock:
+            uses = self._uses[conn] - 1
+            last = not uses and conn in self._doomed
+            if last:
+                del self._uses[conn]
+                self._doomed.discard(conn)
+            else:
+                self._uses[conn] = uses
+        if last:
+            _close_quietly(conn)
+
+
+def _close_quietly(conn: Any) -> None:
     try:
         conn.close()
-    except Exception:  # noqa: BLE001 - already broken or gone
+    except Exception:  # noqa: BLE001 - already broken or gone; closing must not raise
         pass
 
 
