@@ -2,8 +2,12 @@
 
 Nothing is exported into the user's shell, so rolling back is running `claude` instead. The environment the CLI
 gets is built by `claude_env`, a pure function of the config, the caller's environment, the repository name and
-the user; `run` finds the executable and replaces this process with it (os.execvpe: the terminal, signals and
-exit status are Claude Code's own).
+the user. Claude Code's settings files outrank that environment (their `env` block, `apiKeyHelper`), so the same
+variables also go in a `--settings` flag (`flag_settings`), which outranks every settings file but the managed
+one; a settings file setting ANTHROPIC_API_KEY is refused instead (`settings_conflicts`), as overriding it would
+put the gateway key on the command line. `run` checks that the gateway answers (`probe_gateway`), finds the
+executable and replaces this process with it (os.execvpe: the terminal, signals and exit status are Claude
+Code's own).
 """
 
 from __future__ import annotations
@@ -11,14 +15,19 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import getpass
+import json
 import os
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from dragoman.config.model import Config
 from dragoman.errors import ConfigError
+from dragoman.routing.router import applies
 
 # Sent when the config has no inbound keys: Claude Code wants some key, and a missing one would make it fall back
 # to the user's Anthropic login (and send that credential to the gateway).
@@ -26,9 +35,26 @@ NO_AUTH_KEY = "dragoman-no-auth"
 ZERO_CONFIG_MAIN, ZERO_CONFIG_SMALL = "gpt-5-via-gateway", "gpt-5-mini-via-gateway"
 # A name of Claude Code's small model, to find the route the config's model_routes give it.
 _HAIKU_NAME = "claude-haiku-4-5"
-# Removed from Claude Code's environment: an Anthropic credential that would otherwise be sent to the gateway
-# (Claude Code sends ANTHROPIC_AUTH_TOKEN as Authorization: Bearer, which the gateway reads as the client key).
-_DROPPED = ("ANTHROPIC_AUTH_TOKEN",)
+# Names Claude Code asks for when no model is set: its main models, and its small one. A policy that applies to
+# them but not to the route name the launcher would set must see Claude Code's own names (model_names).
+_CLAUDE_MAIN_NAMES = ("claude-sonnet-4-5-20250929", "claude-opus-4-1-20250805")
+_CLAUDE_SMALL_NAMES = ("claude-haiku-4-5-20251001",)
+# Anthropic credentials Claude Code would send next to the gateway key (ANTHROPIC_AUTH_TOKEN and an apiKeyHelper's
+# output go as Authorization: Bearer, which the gateway reads as the client key), and the switches that send its
+# calls to Bedrock, Vertex or Foundry instead of ANTHROPIC_BASE_URL. Blanked in the flag settings too, as a
+# settings file's `env` can set them.
+_CREDENTIALS = ("ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")
+_PROVIDER_SWITCHES = ("CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX", "CLAUDE_CODE_USE_FOUNDRY")
+_PROVIDER_URLS = ("ANTHROPIC_BEDROCK_BASE_URL", "ANTHROPIC_VERTEX_BASE_URL", "ANTHROPIC_FOUNDRY_BASE_URL")
+# The gateway's own secrets and the upstream keys its zero-config reads: Claude Code needs none of them, and every
+# command its Bash tool runs (the model's, or a prompt injection's) would inherit them. The env variables the
+# config's secrets are read from are removed as well (run passes them as `secret_vars`).
+GATEWAY_SECRETS = ("DRAGOMAN_GATEWAY_KEY", "DRAGOMAN_API_KEYS", "DRAGOMAN_ADMIN_KEYS", "DRAGOMAN_SIGNING_KEY",
+                   "DRAGOMAN_AUDIT_STORE", "OPENAI_API_KEY", "AZURE_OPENAI_API_KEY")
+_DROPPED = frozenset((*_CREDENTIALS, *_PROVIDER_SWITCHES, *_PROVIDER_URLS, *GATEWAY_SECRETS))
+# Never removed, even when a config reads its secret from one of them: Claude Code cannot run without them.
+_NEEDED = frozenset(("PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "LANG", "TMPDIR"))
+PROBE_TIMEOUT = 3.0  # seconds for each of the two requests probe_gateway makes
 INSTALL_HINT = ("install Claude Code (`npm install -g @anthropic-ai/claude-code`, see "
                 "https://code.claude.com/docs/en/setup) or set DRAGOMAN_CLAUDE_BIN to its executable")
 
@@ -48,15 +74,26 @@ def gateway_url(option: str | None, env: Mapping[str, str]) -> str:
 
 
 def model_names(config: Config) -> tuple[str | None, str | None]:
-    """(main, small): the names Claude Code should ask for so the config routes them as meant.
+    """(main, small): the names Claude Code should ask for so the config routes them as meant; None: leave it
+    to ask for its own `claude-*` names.
 
     Main: the config's default_route (zero-config: gpt-5-via-gateway); small: the route model_routes give
-    Claude Code's haiku names (zero-config: gpt-5-mini-via-gateway), else the main one."""
+    Claude Code's haiku names (zero-config: gpt-5-mini-via-gateway), else the main one. None instead when a
+    policy applies to Claude Code's own names but not to that one: renamed, its requests would skip the policy
+    (README's `applies_to: ["claude-*"]`), and left alone they route as plain `claude` through the gateway does."""
     if config.source == "<zero-config>":
         return ZERO_CONFIG_MAIN, ZERO_CONFIG_SMALL
     main = config.default_route
     small = next((rule.route for rule in config.model_routes if fnmatch.fnmatchcase(_HAIKU_NAME, rule.match)), main)
-    return main, small
+    return _unless_policy_skipped(config, main, _CLAUDE_MAIN_NAMES), _unless_policy_skipped(config, small, _CLAUDE_SMALL_NAMES)
+
+
+def _unless_policy_skipped(config: Config, name: str | None, own: Sequence[str]) -> str | None:
+    if name is None:
+        return None
+    skipped = any(any(applies(policy, claude) for claude in own) and not applies(policy, name)
+                  for policy in config.policies)
+    return None if skipped else name
 
 
 def repo_name(cwd: Path) -> str:
@@ -84,14 +121,16 @@ def inbound_auth(config: Config, missing_secrets: Sequence[str]) -> bool:
 
 
 def claude_env(config: Config, env: Mapping[str, str], *, url: str, key: str | None, repo: str,
-               user: str, auth: bool | None = None) -> dict[str, str]:
-    """The environment Claude Code runs with: the caller's, pointed at the gateway at `url`. `auth`: whether the
-    gateway wants a key (default: the config has inbound keys)."""
+               user: str, auth: bool | None = None, secret_vars: Sequence[str] = ()) -> dict[str, str]:
+    """The environment Claude Code runs with: the caller's, pointed at the gateway at `url`, without the
+    variables in _DROPPED or `secret_vars` (where the config's secrets come from). `auth`: whether the gateway
+    wants a key (default: the config has inbound keys)."""
     if key is None:
         if bool(config.keys) if auth is None else auth:
             raise LaunchError(f"{config.source} has inbound keys (auth.keys): set DRAGOMAN_GATEWAY_KEY to yours")
         key = NO_AUTH_KEY
-    out = {name: value for name, value in env.items() if name not in _DROPPED}
+    dropped = _DROPPED.union(name for name in secret_vars if name not in _NEEDED)
+    out = {name: value for name, value in env.items() if name not in dropped}
     out["ANTHROPIC_BASE_URL"] = url
     out["ANTHROPIC_API_KEY"] = key
     main, small = model_names(config)
@@ -108,6 +147,72 @@ def claude_env(config: Config, env: Mapping[str, str], *, url: str, key: str | N
         ours["x-dragoman-team"] = config.client.team
     out["ANTHROPIC_CUSTOM_HEADERS"] = custom_headers(ours, env.get("ANTHROPIC_CUSTOM_HEADERS"))
     return out
+
+
+def flag_settings(child: Mapping[str, str], *, own_headers: bool = False) -> dict[str, Any]:
+    """The `--settings` JSON Claude Code is started with: it outranks the user's and the project's settings files,
+    whose `env` would otherwise override the launcher's variables (ANTHROPIC_BASE_URL to elsewhere) and whose
+    apiKeyHelper would add the user's Anthropic key as Authorization: Bearer. An empty string turns each off (the
+    pinned CLI reads `null` as an invalid settings file and ignores the whole flag). ANTHROPIC_API_KEY stays out:
+    the command line is visible to every user of the machine (settings_conflicts refuses a file that sets it), and
+    so do the headers when the caller's ANTHROPIC_CUSTOM_HEADERS added lines of its own (`own_headers`)."""
+    ours = {name: child[name] for name in _LAUNCH_VARS if name in child}
+    if own_headers:  # the user's own header lines may hold a credential: they stay out of the command line
+        del ours["ANTHROPIC_CUSTOM_HEADERS"]
+    blanked = dict.fromkeys((*_CREDENTIALS, *_PROVIDER_SWITCHES), "")
+    return {"apiKeyHelper": "", "env": {**blanked, **ours}}
+
+
+_LAUNCH_VARS = ("ANTHROPIC_BASE_URL", "ANTHROPIC_MODEL", "ANTHROPIC_DEFAULT_HAIKU_MODEL", "ANTHROPIC_SMALL_FAST_MODEL",
+                "ANTHROPIC_CUSTOM_HEADERS")
+
+
+def settings_files(env: Mapping[str, str], cwd: Path) -> Iterator[Path]:
+    """The settings files Claude Code reads besides the managed one: the user's ($CLAUDE_CONFIG_DIR, else
+    ~/.claude) and the project's, in the directory it starts in (not its git top level: checked on 2.1.332)."""
+    home = env.get("HOME") or str(Path.home())
+    yield Path(env.get("CLAUDE_CONFIG_DIR") or os.path.join(home, ".claude")) / "settings.json"
+    yield cwd / ".claude" / "settings.json"
+    yield cwd / ".claude" / "settings.local.json"
+
+
+def settings_conflicts(files: Sequence[Path]) -> None:
+    """LaunchError naming the first settings file whose `env` sets ANTHROPIC_API_KEY: Claude Code would send that
+    key to the gateway in place of the gateway key, and only a command-line override could outrank it."""
+    for path in files:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # absent or unreadable: Claude Code reports a broken file itself
+        block = data.get("env") if isinstance(data, dict) else None
+        if isinstance(block, dict) and "ANTHROPIC_API_KEY" in block:
+            raise LaunchError(f"{path} sets env.ANTHROPIC_API_KEY, which Claude Code would send to the gateway "
+                              "instead of your gateway key: remove it from that file to use `dragoman claude`")
+
+
+def probe_gateway(url: str, key: str, *, opener: Callable[..., Any] = urllib.request.urlopen,
+                  timeout: float = PROBE_TIMEOUT) -> None:
+    """LaunchError unless a gateway answers at `url` and takes `key`: without this Claude Code retries a refused
+    connection for minutes, and a 401 from a gateway whose keys this machine cannot see says nothing of the cause.
+    Any other answer to the key check lets Claude Code start (it reports what it gets)."""
+    try:
+        opener(urllib.request.Request(url + "/healthz"), timeout=timeout).close()
+    except urllib.error.HTTPError as err:
+        raise LaunchError(f"{url}/healthz answered HTTP {err.code}, not a Dragoman gateway: check --gateway / "
+                          "DRAGOMAN_URL") from None
+    except (OSError, ValueError) as err:
+        reason = getattr(err, "reason", None) or err
+        raise LaunchError(f"no gateway answers at {url} ({reason}): start one with `dragoman serve` (another "
+                          "terminal), or point --gateway / DRAGOMAN_URL at yours") from None
+    try:
+        opener(urllib.request.Request(url + "/v1/models", headers={"x-api-key": key}), timeout=timeout).close()
+    except urllib.error.HTTPError as err:
+        if err.code == 401 and key == NO_AUTH_KEY:
+            raise LaunchError(f"the gateway at {url} wants a key: set DRAGOMAN_GATEWAY_KEY to yours") from None
+        if err.code == 401:
+            raise LaunchError(f"the gateway at {url} refused your key (401): check DRAGOMAN_GATEWAY_KEY") from None
+    except (OSError, ValueError):
+        pass
 
 
 def claude_executable(env: Mapping[str, str]) -> str:
@@ -150,26 +255,51 @@ def run(argv: Sequence[str]) -> int:
     env = os.environ
     try:
         own, passed = split_args(argv)
+        if any(arg == "--settings" or arg.startswith("--settings=") for arg in passed):
+            raise LaunchError("dragoman claude passes Claude Code a --settings of its own (the last one wins): put "
+                              "yours in .claude/settings.local.json, or run `claude` without the gateway")
         options = _options(own)
         path = options.config or env.get("DRAGOMAN_CONFIG")
         missing: list[str] = []  # the config's secrets are the gateway's, not needed here
-        config = load_config(path, missing_secrets=missing) if path else zero_config(env)
+        read = _ReadNames(env)  # every variable the config reads is the gateway's business, not Claude Code's
+        config = load_config(path, read, missing_secrets=missing) if path else zero_config(env)
         key = options.key or env.get("DRAGOMAN_GATEWAY_KEY") or None
         cwd = Path.cwd()
-        child = claude_env(config, env, url=gateway_url(options.gateway, env), key=key, repo=repo_name(cwd),
-                           user=getpass.getuser(), auth=inbound_auth(config, missing))
+        url = gateway_url(options.gateway, env)
+        child = claude_env(config, env, url=url, key=key, repo=repo_name(cwd), user=getpass.getuser(),
+                           auth=inbound_auth(config, missing), secret_vars=sorted(read.names))
+        settings_conflicts(list(settings_files(env, cwd)))
         exe = claude_executable(env)
+        probe_gateway(url, child["ANTHROPIC_API_KEY"])
     except (LaunchError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     sys.stdout.flush()
     sys.stderr.flush()
     try:
-        os.execvpe(exe, [exe, *passed], child)
+        os.execvpe(exe, [exe, "--settings", json.dumps(flag_settings(child, own_headers=bool(env.get("ANTHROPIC_CUSTOM_HEADERS", "").strip()))), *passed], child)
     except OSError as err:
         print(f"error: cannot run {exe}: {err.strerror or err}; {INSTALL_HINT}", file=sys.stderr)
         return 2
     return 2  # not reached: execvpe does not return
+
+
+class _ReadNames(Mapping[str, str]):
+    """The environment, noting the names read from it (load_config's secrets: api_key_ref, secrets.*.env)."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+        self.names: set[str] = set()
+
+    def __getitem__(self, name: str) -> str:
+        self.names.add(name)
+        return self._env[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._env)
+
+    def __len__(self) -> int:
+        return len(self._env)
 
 
 def _one_line(value: str) -> str:
