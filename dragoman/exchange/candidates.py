@@ -148,7 +148,7 @@ async def select(
 def _whose_fault(err: E.GatewayError, route: Route) -> E.GatewayError:
     """A 404 is the route's fault (its model or deployment is missing upstream), unless the model name sent was
     the client's own (a route without a model passes it through): then it is the client's 404, returned as is
-    and never counted against the upstream (else any client could open the breaker by naming a model that does not exist)."""
+    and never counted against the upstream (else any client could open the breaker by naming no real model)."""
     if isinstance(err, E.ModelMissing) and route.model is None:
         return E.NotFound(err.message, upstream_status=err.upstream_status)
     return err
