@@ -22,6 +22,9 @@ class GatewayError(Exception):
     status: int = 500
     error_type: str = "api_error"
     outcome: str = "error"  # an upstream attempt that ended in this error: error | timeout | rate_limited
+    # A retryable failure another try of the same candidate may not have (a 5xx, a 429): False when asking the
+    # same upstream again is refused the same way (its credential), so only the next candidate is worth a try.
+    retry_here: bool = True
 
     def __init__(
         self,
@@ -103,6 +106,56 @@ class ApiError(GatewayError):
 class Overloaded(GatewayError):
     status = 529
     error_type = "overloaded_error"
+
+
+class UpstreamRefused(GatewayError):
+    """The upstream refused the gateway, not the request: its own credential or account (401, 402, 403), or the
+    model or deployment the route names (404, `ModelMissing`). The route cannot answer as configured: the next
+    candidate is tried at once (this one would refuse again), its breaker counts a failure, and a client left with
+    it gets a 502 — its request was fine, the gateway's upstream was not."""
+
+    status = 502
+    error_type = "api_error"
+    retry_here = False
+
+
+class ModelMissing(UpstreamRefused):
+    """An upstream's 404: the route's model or deployment is missing there (the candidate loop makes it the
+    client's 404 when the model name sent was the client's own)."""
+
+
+# Anthropic's error types of a request's own fault (a 400 or a 413): returned as is, never retried elsewhere.
+_REQUEST_FAULTS: dict[str, type[GatewayError]] = {
+    "invalid_request_error": InvalidRequest, "request_too_large": RequestTooLarge,
+}
+# The upstream refused the gateway's credential or account: never the upstream's text (it may quote the key).
+_GATEWAY_REFUSED = frozenset(("authentication_error", "permission_error", "billing_error"))
+
+
+def upstream_failure(
+    error_type: str, where: str, detail: str, *, status: int | None = None, headers: dict[str, str] | None = None,
+    outcome: str | None = None,
+) -> GatewayError:
+    """The error an upstream's failure is, by its Anthropic error type — the one classification for an HTTP error
+    answer (`status`), a failed Responses answer and a stream's first `error` event, so the same refusal is the
+    same error (retried or not, counted by the breaker or not, the same status) however it arrived. `where` names
+    the upstream, `detail` is its message, already redacted; `headers` are its retry-after ones."""
+    http = f" (HTTP {status})" if status else ""
+    if error_type == "rate_limit_error":
+        return RateLimited(f"{where} is rate limited: {detail}", headers=headers, retryable=True)
+    fault = _REQUEST_FAULTS.get(error_type)
+    if fault is not None:
+        return fault(f"{where} rejected the request{http}: {detail}")
+    if error_type in _GATEWAY_REFUSED:
+        return UpstreamRefused(
+            f"{where} refused the gateway's own upstream credential{http}, {error_type}: the route's key "
+            "(api_key_ref) was rejected or may not use this model; the client's key is not the problem",
+            retryable=True,
+        )
+    if error_type == "not_found_error":
+        return ModelMissing(f"{where} does not have the model or deployment it was sent{http}: {detail}",
+                            retryable=True)
+    return Overloaded(f"{where} failed{http}: {detail}", headers=headers, retryable=True, outcome=outcome)
 
 
 def decode_body(decode: Callable[[bytes], T], body: bytes) -> T:

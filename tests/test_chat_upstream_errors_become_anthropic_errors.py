@@ -64,8 +64,9 @@ def test_upstream_401_is_an_api_error_that_does_not_leak_the_upstream_key(client
         "type": "invalid_request_error", "code": "invalid_api_key"}}))
     with pytest.raises(anthropic.InternalServerError) as caught:
         client.messages.create(model=ROUTE_NAME, max_tokens=100, messages=USER_HI)
-    assert caught.value.status_code == 500
+    assert caught.value.status_code == 502  # the gateway's upstream refused its credential: never a 500
     assert caught.value.body["error"]["type"] == "api_error"
+    assert "gateway's own upstream credential" in caught.value.body["error"]["message"]
     assert UPSTREAM_KEY not in caught.value.response.text
 
 

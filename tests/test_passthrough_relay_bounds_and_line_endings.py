@@ -96,8 +96,8 @@ def _filler(line: bytes, total: int) -> list[bytes]:
     return [piece] * (total // len(piece) + 1)
 
 
-def _error_event(named: bool) -> bytes:
-    body = {"type": "error", "error": {"type": "authentication_error",
+def _error_event(named: bool, error_type: str = "authentication_error") -> bytes:
+    body = {"type": "error", "error": {"type": error_type,
                                        "message": f"Incorrect API key provided: {UPSTREAM_KEY}."}}
     return (b"event: error\n" if named else b"") + b"data: " + json.dumps(body).encode() + b"\n\n"
 
@@ -223,7 +223,8 @@ def test_an_answer_without_event_lines_ends_at_its_message_stop_with_no_error_ad
 @pytest.mark.parametrize("first", [True, False], ids=["before_the_first_byte", "after_the_first_byte"])
 def test_an_error_without_an_event_line_is_redacted(gateway, upstream, first):
     if first:
-        upstream.reset(RawSSE([_error_event(named=False)]))
+        # an overload, whose text is relayed (an authentication_error's never is before the first byte: a 502)
+        upstream.reset(RawSSE([_error_event(named=False, error_type="overloaded_error")]))
         resp = post_messages(gateway, _body())
         assert resp.status == 529, resp.text[:300]
         message = resp.json()["error"]["message"]

@@ -83,15 +83,30 @@ def _ask(primary, backup, model: str = "primary") -> str:
     return asyncio.run(one())
 
 
-def test_select_waits_the_retry_after_before_retrying(waits, primary, backup):
-    primary.script([_rate_limited("0.6"), ChatReply(text=PRIMARY_TEXT)])
+def _overloaded(status: int, retry_after: str) -> ErrorReply:
+    return ErrorReply(status, {"error": {"message": "Overloaded", "type": "server_error"}},
+                      {"retry-after": retry_after})
+
+
+def _retryable(status: int, retry_after: str) -> ErrorReply:
+    return _rate_limited(retry_after) if status == 429 else _overloaded(status, retry_after)
+
+
+# Every status a retry may follow carries its retry-after into the wait, not only a 429.
+RETRYABLE = [429, 503, 529]
+
+
+@pytest.mark.parametrize("status", RETRYABLE)
+def test_select_waits_the_retry_after_of_any_retryable_status(status, waits, primary, backup):
+    primary.script([_retryable(status, "0.6"), ChatReply(text=PRIMARY_TEXT)])
     assert _ask(primary, backup) == "primary"
     assert waits == [0.6]
     assert len(primary.requests) == 2 and not backup.requests
 
 
-def test_select_moves_on_at_once_when_retry_after_exceeds_max_backoff(waits, primary, backup):
-    primary.script(_rate_limited("30"))
+@pytest.mark.parametrize("status", RETRYABLE)
+def test_select_moves_on_at_once_when_retry_after_exceeds_max_backoff(status, waits, primary, backup):
+    primary.script(_retryable(status, "30"))
     assert _ask(primary, backup) == "backup"
     assert waits == []
     assert len(primary.requests) == 1 and len(backup.requests) == 1

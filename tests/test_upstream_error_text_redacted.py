@@ -51,8 +51,8 @@ CHAT_TEXT = {"id": "c1", "object": "chat.completion.chunk", "model": "gpt-5",
              "choices": [{"index": 0, "delta": {"role": "assistant", "content": "partial"}, "finish_reason": None}]}
 
 
-def _anthropic_error_event(key: str) -> bytes:
-    body = {"type": "error", "error": {"type": "authentication_error", "message": _wrong_key(key)}, "request_id": "req_up"}
+def _anthropic_error_event(key: str, error_type: str = "authentication_error") -> bytes:
+    body = {"type": "error", "error": {"type": error_type, "message": _wrong_key(key)}, "request_id": "req_up"}
     return f"event: error\ndata: {json.dumps(body)}\n\n".encode()
 
 
@@ -122,7 +122,8 @@ def _scripted(setup: Setup, case: str) -> tuple[str, bool]:
         setup.chat.reset(RawStream([CHAT_TEXT, _chat_error_chunk(OPENAI_KEY)], done=False, hold_after=1))
         return "chat", True
     if case == "passthrough_error_event_first":
-        setup.claude.reset(RawSSE([_anthropic_error_event(ANTHROPIC_KEY)]))
+        # an api_error: its text is relayed (an authentication_error's never is: the gateway's own message, a 502)
+        setup.claude.reset(RawSSE([_anthropic_error_event(ANTHROPIC_KEY, "api_error")]))
         return "claude", True
     if case == "passthrough_error_event_later":
         opening = render_message_events(MessageReply(text="partial"))[:4]  # message_start … first delta

@@ -110,17 +110,17 @@ async def select(
                 if ctx.stream_facts is not None:  # a try whose first word was an error: the client got none of it
                     ctx.stream_facts.clear()
                 exchange.upstream_time += time.perf_counter() - began
+                err = _whose_fault(err, route)
                 exchange.attempts.append(_failed(route.name, err, began, target.host, model))
                 if not err.retryable:
                     breaker.success()  # it answered: the request was at fault, not the upstream
-                    raise
+                    raise err from None
                 if err.status != 429:
-                    breaker.failure()
+                    breaker.failure()  # an overload, or the upstream refusing the gateway's own credential
                 elif probe:
                     breaker.release()  # a rate limit says nothing about the upstream's health
                 last = err
-                delay = retry_delay(tries, route.retry, err.headers.get("retry-after"),
-                                    retry_after_ms=err.headers.get("retry-after-ms"))
+                delay = _retry_delay(err, tries, route)
                 if delay is None or breaker.state == OPEN:
                     break
                 await asyncio.sleep(delay)
@@ -143,6 +143,24 @@ async def select(
             exchange.prompt_variant = variant.name if variant is not None else None
             return chosen
     raise _exhausted(last, exchange)
+
+
+def _whose_fault(err: E.GatewayError, route: Route) -> E.GatewayError:
+    """A 404 is the route's fault (its model or deployment is missing upstream), unless the model name sent was
+    the client's own (a route without a model passes it through): then it is the client's 404, returned as is
+    and never counted against the upstream (else any client could open the breaker by naming no real model)."""
+    if isinstance(err, E.ModelMissing) and route.model is None:
+        return E.NotFound(err.message, upstream_status=err.upstream_status)
+    return err
+
+
+def _retry_delay(err: E.GatewayError, tries: int, route: Route) -> float | None:
+    """The wait before this candidate's next try, or None: on to the next candidate (see `retry_delay`; never a
+    retry for a failure the same upstream would repeat)."""
+    if not err.retry_here:
+        return None
+    return retry_delay(tries, route.retry, err.headers.get("retry-after"),
+                       retry_after_ms=err.headers.get("retry-after-ms"))
 
 
 def _last_resort(upstreams: Upstreams, candidates: list[Route], route: Route) -> bool:

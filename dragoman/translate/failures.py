@@ -58,11 +58,8 @@ def _scalar_text(value: object) -> str | None:
 
 
 def failed_response_error(error: R.ResponseError | None) -> E.GatewayError:
-    """The error a failed (non-streamed) response raises: the upstream's failure, like a 429 or a 5xx."""
+    """The error a failed (non-streamed) response raises: classified as the same failure in a stream's first event
+    is (`E.upstream_failure`). An `invalid_prompt` one names no JSON path: the upstream refused the request as
+    translated, and does not say which part."""
     error_type, message = responses_failure(error)
-    if error_type == "rate_limit_error":
-        return E.RateLimited(f"upstream is rate limited: {message}", retryable=True)
-    if error_type == "invalid_request_error":
-        # No JSON path: the upstream refused the request as translated, and does not say which part.
-        return E.InvalidRequest(f"upstream rejected the request: {message}")
-    return E.Overloaded(f"upstream failed: {message}", retryable=True)
+    return E.upstream_failure(error_type, "upstream", message)

@@ -33,25 +33,34 @@ def error_from_status(
     status: int, body: bytes, headers: dict[str, str], route: str, secret: str | None
 ) -> E.GatewayError:
     """Map an upstream HTTP error answer to the error the client gets, the upstream's text redacted (`secret`: the
-    credential the gateway sent) and cut."""
-    detail = _upstream_message(body, secret)
-    where = f"upstream for route {route!r}"
-    if status == 429:
-        keep = {k.lower(): v for k, v in headers.items() if k.lower() in _RETRY_HEADERS and _header_value(v)}
-        return E.RateLimited(f"{where} is rate limited: {detail}", headers=keep, retryable=True)
-    if status in (401, 403):
-        # The client's key is fine (or we would have said so); the gateway's own credential was refused.
-        return E.ApiError(f"{where} rejected the gateway's credential (HTTP {status}); check the route's api_key_ref")
-    if status == 404:
-        return E.NotFound(f"{where} answered 404: {detail}")
-    if status == 413:
-        return E.RequestTooLarge(f"{where} says the request is too large: {detail}")
-    if 400 <= status < 500:
-        return E.InvalidRequest(f"{where} rejected the request (HTTP {status}): {detail}")
-    return E.Overloaded(f"{where} failed (HTTP {status}): {detail}", retryable=True)
+    credential the gateway sent) and cut. Its status says its Anthropic error type, which says the rest
+    (`E.upstream_failure`, as for a stream's first event); the retry-after headers are kept for every status a
+    retry may follow, so a 503's is honoured like a 429's."""
+    keep = {k.lower(): v for k, v in headers.items() if k.lower() in _RETRY_HEADERS and _header_value(v)}
+    return E.upstream_failure(
+        _status_type(status), f"upstream for route {route!r}", _upstream_message(body, secret), status=status,
+        headers=keep, outcome="timeout" if status == 408 else None,
+    )
 
 
 _RETRY_HEADERS = ("retry-after", "retry-after-ms")
+_STATUS_TYPES = {
+    400: "invalid_request_error", 401: "authentication_error", 402: "billing_error", 403: "permission_error",
+    404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
+}
+# Transient, though 4xx: 408 (the upstream tired of waiting for the request) and 409 (a conflict, a lock timeout).
+# OpenAI's and Anthropic's SDKs retry both; here they are retried and fallen back from like a 5xx.
+_TRANSIENT_4XX = (408, 409)
+
+
+def _status_type(status: int) -> str:
+    """The Anthropic error type an upstream's HTTP error status means."""
+    known = _STATUS_TYPES.get(status)
+    if known is not None:
+        return known
+    if status >= 500 or status in _TRANSIENT_4XX:
+        return "api_error"
+    return "invalid_request_error"
 
 
 def _header_value(value: str) -> bool:

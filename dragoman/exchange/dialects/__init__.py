@@ -83,8 +83,6 @@ def dialect_for(route: Route) -> Dialect:
 
 def upstream_failed(route: str, error_type: str, message: str) -> E.GatewayError:
     """The error value of an upstream's own stream `error` event (`message` already redacted). Before the client
-    has a byte it is the candidate's failure, like a 429 or a 5xx: retryable, and the next candidate may answer."""
-    text = f"upstream for route {route!r} failed: {message}"
-    if error_type == "rate_limit_error":
-        return E.RateLimited(text, retryable=True)
-    return E.Overloaded(text, retryable=True)
+    has a byte it is the candidate's failure, classified as the same failure in an HTTP answer is: an overload is
+    retried and may fall back, the request's own fault (invalid_request_error) goes to the client as its 400."""
+    return E.upstream_failure(error_type, f"upstream for route {route!r}", message)

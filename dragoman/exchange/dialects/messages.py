@@ -111,7 +111,8 @@ class PassthroughRelay:
     """Bytes out as they came in, whole events at a time; usage read from message_start / message_delta on the
     side. Every legal SSE line end (CRLF, LF, CR, mixed) is relayed as sent, none rewritten: events are cut where
     the decoder saw their blank line end, never searched for again in the bytes. A blank line ended by a CR is
-    whole at that CR (an LF in the next read, if one comes, is CRLF's end and is held as the next event's start)."""
+    whole at that CR (an LF in the next read, if one comes, is CRLF's end and is held as the next event's start).
+    Comments (keep-alives) before the first event are dropped: the client's first byte is an event's."""
 
     __slots__ = ("_decoder", "_started", "_ended", "_usage", "_stop_reason", "event_count", "failure", "_held",
                  "upstream_model", "_route", "_secret", "_error_payload", "_error")
@@ -153,6 +154,12 @@ class PassthroughRelay:
         cut = decoder.event_end
         if not cut:
             self._held.append(data)
+            return b""
+        if not self.event_count:
+            # Only comments (keep-alives) so far: dropped, not relayed. The first bytes the client gets are what
+            # ends the candidate loop's choice, and a comment is no answer: an overload or a cut connection after
+            # it must still be retried and fall back (README: a stream that dies before its first event).
+            self._held = [data[cut:]] if cut < len(data) else []
             return b""
         held, self._held = self._held, ([data[cut:]] if cut < len(data) else [])
         out = b"".join((*held, data[:cut])) if held else data[:cut]
