@@ -97,9 +97,24 @@ def test_the_stats_endpoint_aligns_buckets_and_refuses_bad_parameters(store: Aud
     store.write(_records())
     now = T0 + 3 * HOUR + 600
     body = msgspec.json.decode(stats(store, {"since": str(T0 + 60), "bucket": "1h"}, now))
-    assert body["since"] == T0 and body["bucket"] == HOUR and len(body["data"]) == 4
-    assert sum(b["requests"] for b in body["data"]) == 60
+    assert body["since"] == T0 + 60 and body["data"][0]["time"] == T0 and body["bucket"] == HOUR and len(body["data"]) == 4
+    assert sum(b["requests"] for b in body["data"]) == 59  # req_0, at T0, is before since
     for params in ({"bucket": "0h"}, {"bucket": "1"}, {"bucket": "1s", "since": "30d"}, {"since": "later"},
                    {"until": str(T0 - 10), "since": str(T0)}, {"nope": "1"}):
         with pytest.raises(ReportError):
             stats(store, params, now)
+
+
+def test_the_stats_count_only_the_period_asked_for_though_the_first_bucket_starts_on_the_hour(store: AuditStore) -> None:
+    """The Overview's "last 24h" sums every bucket: a record 24.5 h old, in the first bucket's hour but before the
+    period, must not count (Costs over the same 24h does not count it either)."""
+    import msgspec
+
+    now = T0 + 24 * HOUR + 1800  # half past: "24h" starts at T0 + 1800, its first bucket at T0
+    store.write([AuditRecord(time=T0 + 60, request_id="req_too_old", status=200, cost_usd=5.0),
+                 AuditRecord(time=now - 600, request_id="req_recent", status=200, cost_usd=1.0)])
+    body = msgspec.json.decode(stats(store, {"since": str(now - 24 * HOUR), "bucket": "1h"}, now))
+    assert body["data"][0]["time"] == T0 and body["since"] == now - 24 * HOUR
+    assert sum(b["requests"] for b in body["data"]) == 1
+    assert sum(b["cost_usd"] or 0 for b in body["data"]) == 1.0
+    assert [row["requests"] for row in store.query_costs("developer", now - 24 * HOUR, None)] == [1]

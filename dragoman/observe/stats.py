@@ -11,13 +11,17 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from dragoman.observe.stores import FAILED_SQL
+
 _FINE_BINS = 1000  # 0.01 ms each, up to 10 ms
 _MAX_BIN = _FINE_BINS + 9990  # 1 ms each from 10 ms to 10 s; slower overheads land in the last bin
 STAT_KEYS = ("requests", "errors", "input_tokens", "output_tokens", "cost_usd")
 
 
-def stats_sql(ph: str, postgres: bool, since: float, until: float, bucket: float) -> tuple[str, list[Any]]:
-    """One row per (time bucket, overhead bin): the aggregates of the rows in it."""
+def stats_sql(ph: str, postgres: bool, first: float, since: float, until: float, bucket: float) -> tuple[str, list[Any]]:
+    """One row per (time bucket, overhead bin): the aggregates of the rows from `since` to `until` in it. Buckets
+    start at `first` (<= since: on round times), but only records from `since` count, so the first bucket holds
+    no record from before the period asked for."""
     floor = "CAST(FLOOR({}) AS BIGINT)" if postgres else "CAST({} AS INTEGER)"  # SQLite truncates; values are >= 0 here
     least, greatest = ("LEAST", "GREATEST") if postgres else ("MIN", "MAX")
     slot = floor.format(f"(time - {ph}) / {ph}")
@@ -31,11 +35,11 @@ def stats_sql(ph: str, postgres: bool, since: float, until: float, bucket: float
             f" ELSE {_FINE_BINS - 10} + {coarse} END")
     sql = (
         f"SELECT {slot} AS slot, {hist} AS bin, CAST(COUNT(*) AS BIGINT),"
-        " CAST(SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END) AS BIGINT),"
+        f" CAST(SUM(CASE WHEN {FAILED_SQL} THEN 1 ELSE 0 END) AS BIGINT),"
         " CAST(SUM(input_tokens) AS BIGINT), CAST(SUM(output_tokens) AS BIGINT), SUM(cost_usd)"
         f" FROM requests WHERE time >= {ph} AND time < {ph} GROUP BY 1, 2"
     )
-    return sql, [since, bucket, since, until]
+    return sql, [first, bucket, since, until]
 
 
 def bin_upper_ms(bin_: int) -> float:

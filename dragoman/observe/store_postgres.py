@@ -136,10 +136,11 @@ class PostgresStore:
         sql, params = stores.failures_sql("%s", since, until, verdicts, next_turns, limit, before)
         return [stores.row_dict(row, stores.FAILURE_KEYS) for row in self.run(lambda conn: conn.execute(sql, params).fetchall())]
 
-    def query_stats(self, since: float, until: float, bucket: float) -> list[dict[str, Any]]:
-        sql, params = stats.stats_sql("%s", True, since, until, bucket)
+    def query_stats(self, since: float, until: float, bucket: float, first: float | None = None) -> list[dict[str, Any]]:
+        first = since if first is None else first
+        sql, params = stats.stats_sql("%s", True, first, since, until, bucket)
         rows = self.run(lambda conn: conn.execute(sql, params).fetchall())
-        return stats.stats_buckets(rows, since, until, bucket)
+        return stats.stats_buckets(rows, first, until, bucket)
 
     def query_spend(self, column: str | None, value: str | None, since: float, until: float) -> float:
         sql, params = stores.spend_sql("%s", column, value, since, until)

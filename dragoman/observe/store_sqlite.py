@@ -165,9 +165,10 @@ class SQLiteStore:
         sql, params = stores.failures_sql("?", since, until, verdicts, next_turns, limit, before)
         return [stores.row_dict(row, stores.FAILURE_KEYS) for row in self._rows(sql, params)]
 
-    def query_stats(self, since: float, until: float, bucket: float) -> list[dict[str, Any]]:
-        sql, params = stats.stats_sql("?", False, since, until, bucket)
-        return stats.stats_buckets(self._rows(sql, params), since, until, bucket)
+    def query_stats(self, since: float, until: float, bucket: float, first: float | None = None) -> list[dict[str, Any]]:
+        first = since if first is None else first
+        sql, params = stats.stats_sql("?", False, first, since, until, bucket)
+        return stats.stats_buckets(self._rows(sql, params), first, until, bucket)
 
     def query_spend(self, column: str | None, value: str | None, since: float, until: float) -> float:
         sql, params = stores.spend_sql("?", column, value, since, until)

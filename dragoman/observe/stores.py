@@ -144,13 +144,21 @@ class AuditStore(Protocol):
                        next_turns: Sequence[str], limit: int, before: tuple[float, int] | None = None,
                        ) -> list[dict[str, Any]]: ...
 
-    def query_stats(self, since: float, until: float, bucket: float) -> list[dict[str, Any]]: ...
+    def query_stats(self, since: float, until: float, bucket: float, first: float | None = None) -> list[dict[str, Any]]:
+        """Per-bucket sums of the records from `since` to `until`; the buckets start at `first` (default since)."""
+        ...
 
     def query_spend(self, column: str | None, value: str | None, since: float, until: float) -> float: ...
 
     def latest_id(self) -> int: ...
 
     def close(self) -> None: ...
+
+
+# Whether a record failed, as every error count and the status=error filter read it (dashboard, `dragoman logs`,
+# `dragoman costs`), and as /metrics and traces count errors: an HTTP status of 400 or more, or an error after the
+# first byte (a stream that broke mid-way is recorded 200 with error_type stream_error; the client saw it fail).
+FAILED_SQL = "(status >= 400 OR error_type IS NOT NULL)"
 
 
 class StoreError(ValueError):
@@ -465,7 +473,7 @@ def costs_sql(ph: str, by: str, since: float | None, until: float | None) -> tup
     # CASTs keep SUM(integer) an integer on PostgreSQL (it would be numeric → Decimal) and SQLite alike.
     sql = (
         f"SELECT {expr} AS grp, CAST(COUNT(*) AS BIGINT),"
-        " CAST(SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END) AS BIGINT),"
+        f" CAST(SUM(CASE WHEN {FAILED_SQL} THEN 1 ELSE 0 END) AS BIGINT),"
         " CAST(SUM(input_tokens) AS BIGINT), CAST(SUM(output_tokens) AS BIGINT),"
         " CAST(SUM(cache_read_tokens) AS BIGINT), CAST(SUM(reasoning_tokens) AS BIGINT), SUM(cost_usd),"
         " CAST(SUM(CASE WHEN cost_usd IS NULL AND status < 400 THEN 1 ELSE 0 END) AS BIGINT)"
@@ -564,9 +572,9 @@ def _status_clause(ph: str, value: Any) -> tuple[str, list[Any]]:
     if _STATUS_CODE.fullmatch(text):
         return f"status = {ph}", [int(text)]
     if text == "ok":
-        return "status < 400", []
+        return f"NOT {FAILED_SQL}", []
     if text == "error":
-        return "status >= 400", []
+        return FAILED_SQL, []
     if len(text) == 3 and text[0] in "12345" and text[1:] == "xx":
         low = int(text[0]) * 100
         return f"status >= {ph} AND status < {ph}", [low, low + 100]

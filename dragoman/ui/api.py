@@ -1,6 +1,7 @@
 """The admin API endpoints the dashboard needs beyond /api/requests and /api/costs (admin_api.py):
 
-    GET /api/stats?since=24h&bucket=1h      per-bucket requests, errors, tokens, spend, overhead p50/p95
+    GET /api/stats?since=24h&bucket=1h      per-bucket requests, errors, tokens, spend, overhead p50/p95 of the
+                                            records from `since` (the first bucket's time is rounded down)
     GET /api/costs.csv?by=repo&since=7d     the rows of /api/costs as `dragoman costs --format csv` writes them
     GET /api/routes                         the live routes: provider, host (never a key), fallbacks, breakers,
                                             and the last hour's requests and errors per route
@@ -56,8 +57,10 @@ def stats(store: AuditStore, params: dict[str, str], now: float) -> bytes:
         raise ReportError("until must be after since")
     if (until - since) / bucket > MAX_BUCKETS:
         raise ReportError(f"bucket={params.get('bucket')!r}: more than {MAX_BUCKETS} buckets; choose a longer one")
-    since = since - since % bucket  # buckets on round times: 14:00, not 14:07
-    rows = store.query_stats(since, until, bucket)
+    # Buckets on round times (14:00, not 14:07), but only the records from `since` count: the first bucket's edge
+    # is up to one bucket earlier, and "last 24h" summed over the buckets must not count a record 24.5 h old.
+    first = since - since % bucket
+    rows = store.query_stats(since, until, bucket, first)
     return _encode({"since": since, "until": until, "bucket": bucket, "data": rows})
 
 

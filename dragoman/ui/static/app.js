@@ -10,25 +10,41 @@ import * as config from "./pages/config.js";
 import * as keys from "./pages/keys.js";
 
 const PAGES = { overview, costs, requests, request, routes, config, keys };
-let current = null;
+let navigation = 0;  // which show() owns #main: a render that finishes after a later navigation is dropped
+let dropped = 0;
 
+// Each navigation renders its page into a root of its own, put into #main only if no navigation came after it
+// while it loaded: a slow page (the overview's roll-up over a large store) would otherwise replace the page
+// the user went to next. Every page's live parts (the overview's feed) are closed first, whichever page opened them.
 async function show() {
+  const token = ++navigation;
+  const stale = () => token !== navigation;
+  for (const page of Object.values(PAGES)) if (page.leave) page.leave();
   const [name, ...rest] = (location.hash.replace(/^#\/?/, "") || "overview").split("/");
   const page = PAGES[name] || overview;
-  if (current && current.leave) current.leave();
-  current = page;
   for (const a of document.querySelectorAll("#nav a")) {
     a.classList.toggle("active", a.getAttribute("href") === "#/" + (name === "request" ? "requests" : name));
   }
   const main = document.getElementById("main");
   mount(main, h("p", { class: "muted" }, "Loading…"));
+  main.removeAttribute("data-page");
+  const root = h("div", { class: "page" });
+  let failure = null;
   try {
-    await page.render(main, rest.map(decodeURIComponent));
-    main.setAttribute("data-page", name);
+    await page.render(root, rest.map(decodeURIComponent), { stale });
   } catch (err) {
-    if (String(err.message) !== "signed out") {
-      mount(main, h("div", { class: "empty error" }, "This page could not load: " + err.message));
-    }
+    failure = err;
+  }
+  if (stale()) {
+    // Said on the body so a test can tell the late render was dropped rather than not yet done.
+    document.body.setAttribute("data-dropped-renders", String(++dropped));
+    return;
+  }
+  if (failure === null) {
+    mount(main, root);
+    main.setAttribute("data-page", name);
+  } else if (String(failure.message) !== "signed out") {
+    mount(main, h("div", { class: "empty error" }, "This page could not load: " + failure.message));
   }
 }
 

@@ -22,10 +22,12 @@ export function timeChart(id, xs, series, { height = 200, fmtTime } = {}) {
   const box = h("div", { id, class: "chart-box" }, plot);
   const opts = {
     width: 600, height,
-    series: [{}, ...series.map((s, i) => ({ label: s.label, stroke: COLORS[i % COLORS.length], width: 2,
+    series: [{ label: "time (UTC)" }, ...series.map((s, i) => ({ label: s.label, stroke: COLORS[i % COLORS.length], width: 2,
       value: (u, v) => (v === null || v === undefined ? "—" : s.format ? s.format(v) : v) }))],
-    axes: [{}, { size: 60 }],
+    axes: [{ label: "UTC" }, { size: 60 }],
     scales: { x: { time: true } },
+    // UTC, as the numbers table, the feed and every list: uPlot would otherwise show the browser's local time.
+    tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
   };
   requestAnimationFrame(() => {
     const u = new uPlot(opts, [xs, ...series.map((s) => s.values)], plot);

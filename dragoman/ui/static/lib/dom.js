@@ -8,7 +8,9 @@ export function h(tag, attrs = {}, ...children) {
     else if (name === "class") el.className = value;
     else el.setAttribute(name, value === true ? "" : String(value));
   }
-  for (const child of children.flat()) {
+  // Flattened to any depth: a child may be an array of arrays (ids.map(id => [link, " "])); one level left the
+  // inner arrays to String(), and an anchor's string is its href: links came out as text.
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     el.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -16,7 +18,7 @@ export function h(tag, attrs = {}, ...children) {
 }
 
 export function mount(parent, ...children) {
-  parent.replaceChildren(...children.flat().filter(Boolean));
+  parent.replaceChildren(...children.flat(Infinity).filter(Boolean));
   return parent;
 }
 
@@ -42,6 +44,17 @@ export function table(rows, columns, { id, onRow, rowKey } = {}) {
     return tr;
   });
   return h("div", { class: "scroll" }, h("table", { id }, h("thead", {}, head), h("tbody", {}, body)));
+}
+
+// Whether a record failed, as the store counts errors (FAILED_SQL in observe/stores.py): status 400 or more, or an
+// error after the first byte (a broken stream is recorded 200 with error_type stream_error).
+export function failed(row) {
+  return row.status >= 400 || Boolean(row.error_type);
+}
+
+// A record's status cell: the code, marked failed or not.
+export function statusCell(status, row) {
+  return h("span", { class: failed(row) ? "status-bad" : "status-ok" }, fmt.text(status));
 }
 
 export function empty(title, ...lines) {

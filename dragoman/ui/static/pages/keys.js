@@ -28,7 +28,7 @@ function createForm(main, shownOnce) {
   const role = h("select", { name: "role" }, ["user", "viewer", "admin"].map((x) => h("option", { value: x }, x)));
   const form = h("form", { class: "inline", id: "create-key" }, field("developer", "developer", { required: true }), field("team", "team"),
     h("label", {}, "role", role), field("models", "models (comma separated, empty: all)"),
-    field("budget", "monthly budget USD", { type: "number", min: "0", step: "0.01" }), h("button", { type: "submit", class: "primary" }, "Create"));
+    field("budget", "budget (USD per day, week or month: 50/month)", { placeholder: "50/month", title: "USD per period, like 50/month, 20/day or 100/week" }), h("button", { type: "submit", class: "primary" }, "Create"));
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     const f = form.elements;
@@ -36,7 +36,7 @@ function createForm(main, shownOnce) {
     if (f.team.value.trim()) body.team = f.team.value.trim();
     const models = f.models.value.split(",").map((m) => m.trim()).filter(Boolean);
     if (models.length) body.models = models;
-    if (f.budget.value) body.budget = Number(f.budget.value);
+    if (f.budget.value.trim()) body.budget = f.budget.value.trim();  // as the API and the CLI take it: "50/month"
     const r = await api("/api/keys", { method: "POST", body });
     await render(main);
     showKey(document.getElementById("new-key"), r, "Created");

@@ -14,7 +14,8 @@ const SHOWN = new Set(["id", "time", "candidates", "notes", ...GROUPS.flatMap(([
 export async function render(main, args) {
   const id = args[0] || "";
   const r = await api("/api/requests?request_id=" + encodeURIComponent(id) + "&limit=1");
-  const back = h("a", { href: "#/requests" }, "← all requests");
+  const list = args[1] ? "#/requests/" + encodeURIComponent(args[1]) : "#/requests";  // the filtered list it came from
+  const back = h("a", { href: list, id: "back-to-requests" }, "← all requests");
   if (!r.ok) { mount(main, back, empty("This request could not be read.", r.message || "")); return; }
   const record = r.data.data[0];
   if (!record) {

@@ -1,6 +1,6 @@
 // Requests: the newest requests (/api/requests), filtered; a row opens its detail.
 import { api } from "../lib/api.js";
-import { h, mount, table, empty, badge, fmt, pointClaudeHere } from "../lib/dom.js";
+import { h, mount, table, empty, badge, fmt, pointClaudeHere, statusCell } from "../lib/dom.js";
 
 const FILTERS = ["developer", "repo", "route", "status"];
 
@@ -21,10 +21,12 @@ export async function render(main, args) {
   const rows = r.data.data;
   mount(main, h("h1", {}, "Requests"), form, rows.length === 0
     ? empty("No requests match.", ...pointClaudeHere())
-    : table(rows, [["time", "time", null, fmt.time], ["route", "route"], ["upstream_model", "model"],
-        ["developer", "developer"], ["repo", "repo"], ["status", "status"], ["input_tokens", "in", "int"],
+    : table(rows, [["time", "time (UTC)", null, fmt.time], ["route", "route"], ["upstream_model", "model"],
+        ["developer", "developer"], ["repo", "repo"], ["status", "status", null, statusCell], ["error_type", "error"],
+        ["input_tokens", "in", "int"],
         ["output_tokens", "out", "int"], ["cost_usd", "cost", "usd"], ["verdict", "verdict", null, badge],
         ["request_id", "request id"]],
       { id: "requests-table", rowKey: (x) => x.request_id,
-        onRow: (x) => { location.hash = "#/request/" + encodeURIComponent(x.request_id); } }));
+        // The list's filter rides along in the detail's hash, so "← all requests" comes back to this list.
+        onRow: (x) => { location.hash = "#/request/" + encodeURIComponent(x.request_id) + (args[0] ? "/" + encodeURIComponent(args[0]) : ""); } }));
 }
