@@ -30,18 +30,19 @@ class GatewayShuttingDown(aiohttp.ClientError):
 
 
 def error_from_status(
-    status: int, body: bytes, headers: dict[str, str], route: str, secret: str | None
+    status: int, body: bytes, headers: dict[str, str], route: str, secret: str | None,
+    key_source: str = "the route's api_key_ref",
 ) -> E.GatewayError:
     """Map an upstream HTTP error answer to the error the client gets, the upstream's text redacted (`secret`: the
-    credential the gateway sent) and cut."""
+    credential the gateway sent) and cut; `key_source` says where that credential is set (zero-config:
+    OPENAI_API_KEY)."""
     detail = _upstream_message(body, secret)
     where = f"upstream for route {route!r}"
     if status == 429:
         keep = {k.lower(): v for k, v in headers.items() if k.lower() in _RETRY_HEADERS and _header_value(v)}
         return E.RateLimited(f"{where} is rate limited: {detail}", headers=keep, retryable=True)
     if status in (401, 403):
-        # The client's key is fine (or we would have said so); the gateway's own credential was refused.
-        return E.ApiError(f"{where} rejected the gateway's credential (HTTP {status}); check the route's api_key_ref")
+        return _credential_refused(status, where, secret, key_source)
     if status == 404:
         return E.NotFound(f"{where} answered 404: {detail}")
     if status == 413:
@@ -52,6 +53,15 @@ def error_from_status(
 
 
 _RETRY_HEADERS = ("retry-after", "retry-after-ms")
+
+
+def _credential_refused(status: int, where: str, secret: str | None, key_source: str) -> E.GatewayError:
+    """The client's key is fine (or we would have said so); the gateway's own credential was refused. With none
+    sent, the fix is one setting away: a 401 saying which (not a 500 a client retries, naming a key it cannot see)."""
+    if secret is None:
+        return E.AuthenticationFailed(f"{where} needs an API key and the gateway has none for it (HTTP {status}): "
+                                      f"set {key_source}, then restart the gateway")
+    return E.ApiError(f"{where} rejected the gateway's credential (HTTP {status}); check {key_source}")
 
 
 def _header_value(value: str) -> bool:
