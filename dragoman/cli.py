@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Mapping
 
 from dragoman.errors import ConfigError
 
@@ -201,6 +202,32 @@ def _serve_port(args: argparse.Namespace) -> int | None:
         return None
 
 
+def _start_refused(host: str, port: int) -> str | None:
+    """What ends the start before its block is logged: a DRAGOMAN_SIGNING_KEY anyone could know, or a port
+    another server holds."""
+    from dragoman.serving import port_in_use
+    from dragoman.signing_key import SigningKeyError, check_configured
+
+    try:
+        check_configured(os.environ)
+    except SigningKeyError as err:
+        return str(err)
+    return port_in_use(host, port)
+
+
+def _warn_zero_config_keys(env: Mapping[str, str]) -> None:
+    """Zero-config sends every model to OpenAI with OPENAI_API_KEY: say so at start when it is missing (an
+    ANTHROPIC_API_KEY is no substitute: zero-config has no Anthropic route)."""
+    if env.get("OPENAI_API_KEY", "").strip():
+        return
+    warning = ("zero-config start without OPENAI_API_KEY: OpenAI will refuse the calls; set OPENAI_API_KEY and "
+               "restart (or OPENAI_BASE_URL for a server that needs no key)")
+    if env.get("ANTHROPIC_API_KEY", "").strip():
+        warning += ("; ANTHROPIC_API_KEY is not used without a config: give --config a file with a "
+                    "provider: anthropic route (README: Configuration) to send Claude models to Anthropic")
+    logging.getLogger("dragoman").warning("%s", warning)
+
+
 def _serve(args: argparse.Namespace) -> int:
     from dragoman.config.reload import ignore_sighup
 
@@ -214,8 +241,12 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if args.config is None and not os.environ.get("OPENAI_API_KEY"):
-        logging.getLogger("dragoman").warning("zero-config start without OPENAI_API_KEY: upstream calls will be refused")
+    refused = _start_refused(args.host, port)
+    if refused:
+        print(f"error: {refused}", file=sys.stderr)
+        return 2
+    if args.config is None:
+        _warn_zero_config_keys(os.environ)
     if args.config:
         os.environ["DRAGOMAN_CONFIG"] = os.path.abspath(args.config)
     else:

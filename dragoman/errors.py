@@ -134,12 +134,13 @@ _GATEWAY_REFUSED = frozenset(("authentication_error", "permission_error", "billi
 
 def upstream_failure(
     error_type: str, where: str, detail: str, *, status: int | None = None, headers: dict[str, str] | None = None,
-    outcome: str | None = None,
+    outcome: str | None = None, key_source: str = "the route's api_key_ref", keyless: bool = False,
 ) -> GatewayError:
     """The error an upstream's failure is, by its Anthropic error type — the one classification for an HTTP error
     answer (`status`), a failed Responses answer and a stream's first `error` event, so the same refusal is the
     same error (retried or not, counted by the breaker or not, the same status) however it arrived. `where` names
-    the upstream, `detail` is its message, already redacted; `headers` are its retry-after ones."""
+    the upstream, `detail` is its message, already redacted; `headers` are its retry-after ones. `key_source` names
+    where the gateway's credential is set and `keyless` says none was sent: a refusal then says what to set."""
     http = f" (HTTP {status})" if status else ""
     if error_type == "rate_limit_error":
         return RateLimited(f"{where} is rate limited: {detail}", headers=headers, retryable=True)
@@ -147,9 +148,12 @@ def upstream_failure(
     if fault is not None:
         return fault(f"{where} rejected the request{http}: {detail}")
     if error_type in _GATEWAY_REFUSED:
+        if keyless:  # zero-config without OPENAI_API_KEY, or a route with no api_key_ref: one setting away
+            return UpstreamRefused(f"{where} needs an API key and the gateway sent none{http}: set {key_source}, "
+                                   "then restart the gateway; the client's key is not the problem", retryable=True)
         return UpstreamRefused(
-            f"{where} refused the gateway's own upstream credential{http}, {error_type}: the route's key "
-            "(api_key_ref) was rejected or may not use this model; the client's key is not the problem",
+            f"{where} refused the gateway's own upstream credential{http}, {error_type}: {key_source} was rejected "
+            "or may not use this model; the client's key is not the problem",
             retryable=True,
         )
     if error_type == "not_found_error":

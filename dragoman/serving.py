@@ -11,6 +11,7 @@ overrides rely on."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import resource
@@ -240,6 +241,23 @@ def limits_for(settings: ServerSettings, descriptors: int) -> Limits:
         body_timeout=settings.body_timeout,
         max_connections=settings.max_connections or default_cap,
     )
+
+
+def port_in_use(host: str, port: int) -> str | None:
+    """Why `port` cannot be served on `host`, when another server holds it: checked before the start block, so a
+    first run ends with how to pick another port rather than uvicorn's bare "address already in use" after it.
+    Bound as uvicorn binds (SO_REUSEADDR), then released; any other bind error is left to uvicorn to report."""
+    if port == 0:
+        return None
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                return f"port {port} on {host} is in use: pick another with --port or DRAGOMAN_PORT"
+    return None
 
 
 def run(config: Config, host: str, port: int, workers: int, log_level: str, config_path: str | None = None) -> int:

@@ -19,13 +19,38 @@ def signing_key(env: Mapping[str, str] | None = None) -> bytes:
     env = os.environ if env is None else env
     configured = env.get("DRAGOMAN_SIGNING_KEY", "").strip()
     if configured:
-        return hashlib.sha256(configured.encode()).digest()
+        return hashlib.sha256(_checked(configured).encode()).digest()
     path = os.path.expanduser(env.get("DRAGOMAN_SIGNING_KEY_FILE") or _DEFAULT_FILE)
     try:
         return bytes.fromhex(_read_or_create(path))
     except (OSError, UnicodeDecodeError) as err:  # unreadable, not text, or a directory we cannot write
         reason = err.strerror if isinstance(err, OSError) and err.strerror else type(err).__name__
         raise SigningKeyError(f"cannot read or create the signing key file {path}: {reason}") from None
+
+
+# As long as the key file's shortest key written in hex (16 bytes): a shorter text can be guessed.
+_MIN_CONFIGURED = 32
+# The start of the placeholders in deploy/.env.example and deploy/k8s/secret.example.yaml: a published value.
+_PLACEHOLDER = "replace"
+
+
+def _checked(configured: str) -> str:
+    """DRAGOMAN_SIGNING_KEY's text, unless anyone could know it: too short, or the example's placeholder."""
+    make_one = "make one with `python -c 'import secrets; print(secrets.token_hex(32))'`"
+    if configured.lower().replace("_", "-").startswith(_PLACEHOLDER):
+        raise SigningKeyError(f"DRAGOMAN_SIGNING_KEY is still the example's placeholder: {make_one}")
+    if len(configured) < _MIN_CONFIGURED:
+        raise SigningKeyError(f"DRAGOMAN_SIGNING_KEY is {len(configured)} characters; it needs at least "
+                              f"{_MIN_CONFIGURED} (a short key can be guessed): {make_one}")
+    return configured
+
+
+def check_configured(env: Mapping[str, str]) -> None:
+    """Refuse a DRAGOMAN_SIGNING_KEY anyone could know, at start (SigningKeyError), rather than at the first
+    signature or dashboard sign-in that needs it."""
+    configured = env.get("DRAGOMAN_SIGNING_KEY", "").strip()
+    if configured:
+        _checked(configured)
 
 
 class SigningKeyError(RuntimeError):

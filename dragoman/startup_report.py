@@ -6,17 +6,20 @@ counts keys; it never shows a key, a URL path's credentials or a database passwo
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from dragoman.config.load import ZERO_CONFIG_MODELS
 from dragoman.config.model import Config, Route
 from dragoman.config.observe import ObserveSettings
-from dragoman.observe.stores import describe_store
+from dragoman.govern.key_store import KeyStore
+from dragoman.observe.stores import default_store_path, describe_store, is_postgres, open_store, sqlite_file
 
 
-def startup_lines(config: Config, observe: ObserveSettings, workers: int = 1) -> list[str]:
-    """The block's lines: source, routes, model mapping, audit store, inbound keys, metrics and tracing."""
+def startup_lines(config: Config, observe: ObserveSettings, workers: int = 1, virtual: int | None = 0) -> list[str]:
+    """The block's lines: source, routes, model mapping, audit store, inbound keys, metrics and tracing.
+    `virtual`: how many virtual keys the store holds (None: it could not be read)."""
     if config.source == "<zero-config>":
         overrides = ", ".join(("OPENAI_BASE_URL", "OPENAI_API_KEY", *ZERO_CONFIG_MODELS))
         lines = [f"starting with zero-config (no --config; {overrides} change it)"]
@@ -30,19 +33,53 @@ def startup_lines(config: Config, observe: ObserveSettings, workers: int = 1) ->
     lines += _mapping(config)
     audit = observe.audit
     lines.append(f"  audit: {describe_store(audit.store) if audit.enabled else 'off'}")
-    keys = len(config.keys)
-    virtual = " and virtual keys" if config.governance.keys.enabled else ""
-    lines.append(f"  inbound keys: required ({keys} key{'s' if keys != 1 else ''}{virtual})" if keys
-                 else "  inbound keys: not required (any client that reaches the port may call)"
-                 + (" until a virtual key is made (dragoman keys create)" if virtual else ""))
+    lines.append(f"  inbound keys: {_inbound(config, virtual)}")
     lines.append(f"  metrics: {_metrics(observe)}; tracing: {_tracing(observe)}")
     return lines
 
 
 def log_startup(config: Config, workers: int = 1, env: Mapping[str, str] | None = None) -> None:
     """Log the block once, as one record, with the observe settings the environment gives the workers."""
-    text = "\n".join(startup_lines(config, config.observe.with_env(env), workers))
+    observe = config.observe.with_env(env)
+    text = "\n".join(startup_lines(config, observe, workers, virtual_keys(config, observe)))
     logging.getLogger("dragoman").info("%s", text)
+
+
+def _inbound(config: Config, virtual: int | None) -> str:
+    """Whether a call needs a key: one virtual key in the store makes every call need one (the key cache's
+    has_keys), so the config's keys alone do not say."""
+    keys = len(config.keys)
+    held = [f"{keys} key{'s' if keys != 1 else ''}"] if keys else []
+    if not config.governance.keys.enabled:
+        return f"required ({held[0]})" if keys else "not required (any client that reaches the port may call)"
+    if virtual:
+        return f"required ({' and '.join(held + [f'{virtual} virtual key' + ('s' if virtual != 1 else '')])})"
+    if keys:
+        return f"required ({held[0]} and virtual keys)"
+    if virtual is None:
+        return "required if the key store holds a virtual key (it could not be read at start)"
+    return "not required (any client that reaches the port may call) until a virtual key is made (dragoman keys create)"
+
+
+def virtual_keys(config: Config, observe: ObserveSettings) -> int | None:
+    """How many virtual keys the store holds, revoked ones too (the gateway counts those: any key ever made
+    means every call needs one); None when it cannot be read. A store that does not exist yet holds none and
+    is not created here: the gateway makes it."""
+    if not config.governance.keys.enabled:
+        return 0
+    url = observe.audit.store
+    try:
+        if not is_postgres(url) and not os.path.exists(sqlite_file(url) if url else default_store_path()):
+            return 0
+        store = open_store(url, migrate=False)
+    except Exception:  # noqa: BLE001 - an unreachable server or unreadable file: the block says it does not know
+        return None
+    try:
+        return len(KeyStore(store).every())
+    except Exception:  # noqa: BLE001 - a store older than virtual keys, or one that failed mid-read
+        return None
+    finally:
+        store.close()
 
 
 def _upstream(route: Route) -> str:

@@ -34,7 +34,7 @@ def attack_gateway() -> Iterator[AttackGateway]:
     with ScriptedChatUpstream(ChatReply(text="ok")) as chat, \
             ScriptedResponsesUpstream(ResponsesReply(text="ok")) as responses, \
             ScriptedAnthropicUpstream(MessageReply(text="ok")) as anthropic:
-        env = {**UPSTREAM_ENV, "ANTHROPIC_PROD": "sk-ant-attack", "DRAGOMAN_SIGNING_KEY": "attack-signing-key"}
+        env = {**UPSTREAM_ENV, "ANTHROPIC_PROD": "sk-ant-attack", "DRAGOMAN_SIGNING_KEY": "attack-signing-key-of-32-characters"}
         with run_gateway(_config(chat.chat_url, responses.responses_url, anthropic.messages_url), env=env) as gw:
             yield AttackGateway(gw.port, gw.proc, gw.stderr_path, upstreams=(chat, responses, anthropic))
 

@@ -20,7 +20,7 @@ from tests.upstreams import ChatReply, ScriptedChatUpstream
 
 ADMIN_KEY = "adm-dash-secret-4b1e7a90"
 USER_KEY = "sk-gw-dash-secret-77c2d1"
-SIGNING_SECRET = "dashboard-test-signing-secret"  # DRAGOMAN_SIGNING_KEY: tests forge expired sessions with it
+SIGNING_SECRET = "dashboard-test-signing-secret-32chars"  # DRAGOMAN_SIGNING_KEY: tests forge expired sessions with it
 ROUTE = "main"
 DEVELOPERS = ("ana", "bo", "cy")
 REPOS = ("shop", "infra")

@@ -37,7 +37,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BothApis]:
         return [route("gpt-5-chat", chat, model="gpt-5"), route("gpt-5-responses", responses, model="gpt-5"),
                 route("gpt-4.1-chat", chat, model="gpt-4.1")]
 
-    with both_apis(tmp_path_factory.mktemp("audit"), routes, "max-tokens-e2e") as running:
+    with both_apis(tmp_path_factory.mktemp("audit"), routes, "max-tokens-e2e-signing-key-32-characters") as running:
         yield running
 
 

@@ -141,3 +141,13 @@ def test_secret_is_a_marked_example_the_pods_read(docs: dict[str, dict]) -> None
         assert name in secret["stringData"], name
     assert secret["stringData"]["DRAGOMAN_AUDIT_STORE"].startswith("postgresql://")
 
+
+
+def test_deployment_comment_says_where_each_service_url_is_read(docs: dict[str, dict]) -> None:
+    """The Deployment's opening comment said both URLs came from the Secret; Redis's is in the config only."""
+    head = (K8S / "deployment.yaml").read_text().split("apiVersion:", 1)[0]
+    assert "PostgreSQL's URL comes from the Secret (DRAGOMAN_AUDIT_STORE)" in head
+    assert "Redis's from the ConfigMap's" in head and "(governance.limits.redis_url)" in head
+    assert "DRAGOMAN_AUDIT_STORE" in docs["Secret"]["stringData"]
+    assert not [name for name in docs["Secret"]["stringData"] if "REDIS" in name]
+    assert team_config().governance.limits.redis_url == "redis://redis:6379/0"

@@ -148,3 +148,58 @@ def test_a_stopped_instance_costs_no_request(setup) -> None:
     stopped.wait(30)
     assert [_ask(client) for _ in range(4)] == ["still here"] * 4  # refused connections move to the other one
     assert len(upstreams[0].bodies) == 4 and len(upstreams[1].bodies) == 0
+
+
+# ---- what nginx answers itself is Anthropic's error JSON; what the gateway would answer reaches the gateway --------
+
+def _post(port: int, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, str, dict]:
+    import http.client
+    import json
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("POST", "/v1/messages", body, {"content-type": "application/json", **(headers or {})})
+        answer = conn.getresponse()
+        return answer.status, answer.getheader("content-type") or "", json.loads(answer.read())
+    finally:
+        conn.close()
+
+
+def _body(text_bytes: int) -> bytes:
+    import json
+
+    return json.dumps({"model": ROUTE_NAME, "max_tokens": 5,
+                       "messages": [{"role": "user", "content": "x" * text_bytes}]}).encode()
+
+
+def test_bodies_and_headers_the_gateway_judges_reach_it(setup) -> None:
+    client, upstreams, _ = setup
+    for up in upstreams:
+        up.script(ChatReply(text="ok"))
+    port = int(str(client.base_url).rsplit(":", 1)[1].strip("/"))
+    status, kind, error = _post(port, _body(32 * 1024 * 1024 + 1024))  # over the gateway's 32 MiB, under nginx's
+    assert (status, kind, error["error"]["type"]) == (413, "application/json", "request_too_large")
+    assert "gateway's limit" in error["error"]["message"]  # the gateway's own answer, not nginx's
+    status, _, answer = _post(port, _body(10), {"x-dragoman-repo": "r" * 10_000})  # nginx's default took 8 KiB
+    assert status == 200 and answer["type"] == "message"
+
+
+@pytest.mark.parametrize(("what", "body", "headers", "status", "error_type"), [
+    ("body past the load balancer's limit", 34 * 1024 * 1024, {}, 413, "request_too_large"),
+    ("headers past 64 KiB", 10, {"x-dragoman-repo": "r" * 70_000}, 431, "invalid_request_error"),
+])
+def test_what_nginx_refuses_itself_is_anthropic_error_json(setup, what, body, headers, status, error_type) -> None:
+    client, _, _ = setup
+    port = int(str(client.base_url).rsplit(":", 1)[1].strip("/"))
+    got, kind, error = _post(port, _body(body), headers)
+    assert (got, kind) == (status, "application/json"), what
+    assert error["type"] == "error" and error["error"]["type"] == error_type and error["error"]["message"]
+
+
+def test_no_instance_answering_is_an_overloaded_error(tmp_path: Path) -> None:
+    if NGINX is None:
+        pytest.skip("nginx is not installed")
+    with _nginx(tmp_path, [free_port(), free_port()]) as port:
+        status, kind, error = _post(port, _body(10))
+    assert (status, kind) == (529, "application/json")
+    assert error == {"type": "error", "error": {"type": "overloaded_error", "message": error["error"]["message"]}}

@@ -76,7 +76,7 @@ def test_reload_whose_apply_raises_a_signing_key_error_keeps_the_old_config(
     assert serving == []
     assert any("reload failed" in r.getMessage() and str(key_dir) in r.getMessage() for r in caplog.records)
 
-    monkeypatch.setenv("DRAGOMAN_SIGNING_KEY", "a team secret")  # the key is usable again: the same file applies
+    monkeypatch.setenv("DRAGOMAN_SIGNING_KEY", "a team secret of at least 32 characters")  # the key is usable again: the same file applies
     assert watcher.reload() is True
     assert [route.name for route in serving[0].config.routes] == [ROUTE, "gpt-5-responses"]
 

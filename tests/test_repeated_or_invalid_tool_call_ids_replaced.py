@@ -61,7 +61,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BothApis]:
     def routes(chat: str, responses: str) -> list[dict[str, Any]]:
         return [route("chat", chat, model="gpt-4.1"), route("responses", responses, model="gpt-4.1")]
 
-    with both_apis(tmp_path_factory.mktemp("audit"), routes, "tool-ids-e2e") as running:
+    with both_apis(tmp_path_factory.mktemp("audit"), routes, "tool-ids-e2e-signing-key-32-characters") as running:
         yield running
 
 

@@ -39,6 +39,44 @@ def test_an_empty_or_garbled_key_file_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_configured_key_wins(tmp_path: Path) -> None:
-    env = {"DRAGOMAN_SIGNING_KEY": "team secret", "DRAGOMAN_SIGNING_KEY_FILE": str(tmp_path / "unused")}
+    env = {"DRAGOMAN_SIGNING_KEY": "team secret shared by every replica", "DRAGOMAN_SIGNING_KEY_FILE": str(tmp_path / "unused")}
     assert signing_key(env) == signing_key(dict(env))
     assert not (tmp_path / "unused").exists()
+
+
+def test_a_short_configured_key_is_refused_with_its_length() -> None:
+    for short in ("a", "x" * 31):
+        with pytest.raises(SigningKeyError, match=f"DRAGOMAN_SIGNING_KEY is {len(short)} characters; it needs at least 32"):
+            signing_key({"DRAGOMAN_SIGNING_KEY": short})
+    assert len(signing_key({"DRAGOMAN_SIGNING_KEY": "x" * 32})) == 32
+
+
+def test_the_deploy_examples_placeholders_are_refused() -> None:
+    """deploy/.env.example's and deploy/k8s/secret.example.yaml's values: published, so anyone could sign."""
+    for placeholder in _placeholders():
+        with pytest.raises(SigningKeyError, match="still the example's placeholder"):
+            signing_key({"DRAGOMAN_SIGNING_KEY": placeholder})
+
+
+def _placeholders() -> list[str]:
+    import re
+
+    deploy = Path(__file__).resolve().parent.parent / "deploy"
+    env = re.search(r"^DRAGOMAN_SIGNING_KEY=(.+)$", (deploy / ".env.example").read_text(), re.M)
+    secret = re.search(r'DRAGOMAN_SIGNING_KEY: "(.+)"', (deploy / "k8s" / "secret.example.yaml").read_text())
+    assert env and secret
+    return [env.group(1).strip(), secret.group(1)]
+
+
+def test_serve_refuses_to_start_with_the_placeholder_key(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRAGOMAN_")}
+    env.update({"XDG_DATA_HOME": str(tmp_path), "DRAGOMAN_SIGNING_KEY": _placeholders()[0]})
+    done = subprocess.run([sys.executable, "-m", "dragoman", "serve", "--host", "127.0.0.1", "--port", "0"],
+                          capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2, done.stderr
+    assert "error: DRAGOMAN_SIGNING_KEY is still the example's placeholder" in done.stderr
+    assert "starting with" not in done.stderr

@@ -155,3 +155,26 @@ def test_audit_off_and_an_endpoint_with_credentials_show_no_secret() -> None:
     assert "  metrics: on at /metrics; tracing: on, but no otlp_endpoint: spans are not exported" in startup_lines(
         config, traced)
     assert "hunter2" not in "\n".join(lines)
+
+
+def test_a_store_holding_a_virtual_key_makes_the_block_say_keys_are_required(
+    upstream: ScriptedChatUpstream, tmp_path: Path
+) -> None:
+    """A virtual key in the store refuses every keyless call, so the block says keys are required (it said "not
+    required … until a virtual key is made" from the config alone, while a keyless call got a 401)."""
+    import subprocess
+    import sys
+
+    env = {"OPENAI_BASE_URL": upstream.base_url, "OPENAI_API_KEY": UPSTREAM_SECRET, "DRAGOMAN_AUDIT_STORE": "",
+           "XDG_DATA_HOME": str(tmp_path / "data")}
+    with run_gateway(None, env=env):
+        pass  # the gateway makes the store; `dragoman keys create` only writes into one
+    made = subprocess.run([sys.executable, "-m", "dragoman", "keys", "create", "--developer", "ana"],
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    with run_gateway(None, env=env) as gateway:
+        block = _block(gateway)
+        keyless = gateway.request("POST", "/v1/messages", {"model": "gpt-5", "max_tokens": 5,
+                                                            "messages": [{"role": "user", "content": "hi"}]})
+    assert "inbound keys: required (1 virtual key)" in block, "\n".join(block)
+    assert keyless.status == 401

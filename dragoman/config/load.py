@@ -99,7 +99,7 @@ def zero_config(env: Mapping[str, str]) -> Config:
 
     def openai(name: str, model: str | None) -> Route:
         return Route(name=name, provider="openai", model=model, endpoint=endpoint, api_key=api_key,
-                     timeouts=Timeouts(), translation=TranslationOptions())
+                     timeouts=Timeouts(), translation=TranslationOptions(), key_source="OPENAI_API_KEY")
 
     routes = (openai("gpt-5-via-gateway", default), openai("gpt-5-mini-via-gateway", small), openai("openai", None))
     return Config(

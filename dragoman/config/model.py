@@ -204,6 +204,7 @@ class Route(msgspec.Struct, frozen=True):
     breaker: Breaker = Breaker()
     pricing: Pricing | None = None
     prompt_prefixes: tuple[PromptPrefix, ...] = ()  # variants of the system-prompt prefix (the loop picks)
+    key_source: str = "the route's api_key_ref"  # where its key is set, for the error an upstream's 401 becomes
 
     def upstream_model(self, requested: str) -> str:
         """The model name to send upstream for a client's requested model."""

@@ -13,7 +13,7 @@ def target_for(route: Route) -> Target:
     """The transport's view of `route`."""
     t = route.timeouts
     return Target(route.name, route.endpoint, _headers(route), connect=t.connect, first_byte=t.first_byte,
-                  idle=t.idle, secret=route.api_key)
+                  idle=t.idle, secret=route.api_key, key_source=route.key_source)
 
 
 def _headers(route: Route) -> dict[str, str]:

@@ -30,7 +30,8 @@ _MAX_CONTENT_TYPE = 200  # characters of an unwanted content type shown
 class Target:
     """Where one route's requests go, as plain values; built once per route, not per request."""
 
-    __slots__ = ("route", "url", "host", "headers", "timeout", "secret", "first_byte", "idle", "max_answer")
+    __slots__ = ("route", "url", "host", "headers", "timeout", "secret", "first_byte", "idle", "max_answer",
+                 "key_source")
 
     def __init__(
         self,
@@ -43,12 +44,14 @@ class Target:
         idle: float,
         secret: str | None = None,
         max_answer: int = MAX_ANSWER_BYTES,
+        key_source: str = "the route's api_key_ref",
     ) -> None:
         self.route = route  # the route's name, for messages
         self.url = url
         self.host = urlsplit(url).hostname or ""  # for records: never the URL's credentials
         self.headers = headers
         self.secret = secret  # the credential in `headers`, redacted from every error text
+        self.key_source = key_source  # where that credential is set, named when the upstream refuses it
         self.first_byte = first_byte
         self.idle = idle
         self.max_answer = max_answer
@@ -161,7 +164,8 @@ async def _error_answer(resp: aiohttp.ClientResponse, target: Target) -> E.Gatew
                 raw = await _read_at_most(resp, _MAX_ERROR_BYTES)
             except Exception:  # noqa: BLE001 - the status alone still says what happened
                 raw = b""
-            err = error_from_status(resp.status, raw, dict(resp.headers), target.route, target.secret)
+            err = error_from_status(resp.status, raw, dict(resp.headers), target.route, target.secret,
+                                    target.key_source)
     finally:
         resp.release()
     err.upstream_status = resp.status

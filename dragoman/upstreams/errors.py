@@ -30,16 +30,18 @@ class GatewayShuttingDown(aiohttp.ClientError):
 
 
 def error_from_status(
-    status: int, body: bytes, headers: dict[str, str], route: str, secret: str | None
+    status: int, body: bytes, headers: dict[str, str], route: str, secret: str | None,
+    key_source: str = "the route's api_key_ref",
 ) -> E.GatewayError:
     """Map an upstream HTTP error answer to the error the client gets, the upstream's text redacted (`secret`: the
     credential the gateway sent) and cut. Its status says its Anthropic error type, which says the rest
     (`E.upstream_failure`, as for a stream's first event); the retry-after headers are kept for every status a
-    retry may follow, so a 503's is honoured like a 429's."""
+    retry may follow, so a 503's is honoured like a 429's. `key_source` says where the gateway's credential is set
+    (zero-config: OPENAI_API_KEY), named when the upstream refuses it."""
     keep = {k.lower(): v for k, v in headers.items() if k.lower() in _RETRY_HEADERS and _header_value(v)}
     return E.upstream_failure(
         _status_type(status), f"upstream for route {route!r}", _upstream_message(body, secret), status=status,
-        headers=keep, outcome="timeout" if status == 408 else None,
+        headers=keep, outcome="timeout" if status == 408 else None, key_source=key_source, keyless=secret is None,
     )
 
 
