@@ -57,21 +57,26 @@ def test_record_for_bounds_every_free_text_field() -> None:
 
 
 @pytest.mark.timeout(30)
-def test_a_huge_model_from_the_client_and_from_the_upstream_is_stored_clipped_and_redacted(tmp_path: Path) -> None:
-    """End to end over sockets: a 1 MiB `model` from the client, a 2 MiB one and one holding a key from the upstream."""
+def test_a_huge_model_from_the_client_is_refused_and_one_from_the_upstream_is_stored_clipped_and_redacted(
+        tmp_path: Path) -> None:
+    """End to end over sockets: a 1 MiB `model` from the client is a 400 at decode (protocols/anthropic.py
+    MAX_MODEL_CHARS); a 2 MiB one and one holding a key from the upstream are stored clipped and redacted."""
     store = f"sqlite:///{tmp_path}/audit.db"
     client_model = "claude-" + "x" * (1024 * 1024)
     upstream_model = "gpt-5-" + "m" * (2 * 1024 * 1024)
     with ScriptedChatUpstream(ChatReply(text="hi", model=upstream_model)) as upstream:
         text = config([route("r", upstream.base_url)], store=store, default_route="r")
         with run_gateway(text, env={**ENV, "DRAGOMAN_AUDIT_STORE": ""}) as gateway:
-            huge = gateway.request("POST", "/v1/messages", messages_body(client_model), headers(None), timeout=20)
+            refused = gateway.request("POST", "/v1/messages", messages_body(client_model), headers(None), timeout=20)
+            assert refused.status == 400, refused.text[:300]
+            assert refused.json()["error"]["type"] == "invalid_request_error"
+            assert "x" * 300 not in refused.text  # the name is not echoed back
+            huge = gateway.request("POST", "/v1/messages", messages_body("claude-sonnet-4"), headers(None), timeout=20)
             assert huge.status == 200, huge.text[:300]
             upstream.reset(ChatReply(text="hi", model="gpt-5 api_key=sk-proj-ABCDEFGHIJKLMNOPQRSTUVWX1234"))
             keyed = gateway.request("POST", "/v1/messages", messages_body("claude-sonnet-4"), headers(None), timeout=20)
             assert keyed.status == 200, keyed.text[:300]
             huge_rec = wait_record(store, huge.headers["request-id"])
             keyed_rec = wait_record(store, keyed.headers["request-id"])
-    assert huge_rec["requested_model"] == _clipped(client_model)
     assert huge_rec["upstream_model"] == _clipped(upstream_model)
     assert keyed_rec["upstream_model"] == "gpt-5 [REDACTED]"
