@@ -5,9 +5,9 @@ gets is built by `claude_env`, a pure function of the config, the caller's envir
 the user. Claude Code's settings files outrank that environment (their `env` block, `apiKeyHelper`), so the same
 variables also go in a `--settings` flag (`flag_settings`), which outranks every settings file but the managed
 one; a settings file setting ANTHROPIC_API_KEY is refused instead (`settings_conflicts`), as overriding it would
-put the gateway key on the command line. `run` checks that the gateway answers (`probe_gateway`), finds the
-executable and replaces this process with it (os.execvpe: the terminal, signals and exit status are Claude
-Code's own).
+put the gateway key on the command line. `run` checks that the gateway answers (`probe_gateway`, reaching it the
+way Claude Code will: the same trusted CAs, proxy and client certificate), finds the executable and replaces this
+process with it (os.execvpe: the terminal, signals and exit status are Claude Code's own).
 """
 
 from __future__ import annotations
@@ -15,15 +15,19 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import getpass
+import http.client
 import json
 import os
 import shutil
+import socket
+import ssl
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from dragoman.config.model import Config
 from dragoman.errors import ConfigError
@@ -54,7 +58,6 @@ GATEWAY_SECRETS = ("DRAGOMAN_GATEWAY_KEY", "DRAGOMAN_API_KEYS", "DRAGOMAN_ADMIN_
 _DROPPED = frozenset((*_CREDENTIALS, *_PROVIDER_SWITCHES, *_PROVIDER_URLS, *GATEWAY_SECRETS))
 # Never removed, even when a config reads its secret from one of them: Claude Code cannot run without them.
 _NEEDED = frozenset(("PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "LANG", "TMPDIR"))
-PROBE_TIMEOUT = 3.0  # seconds for each of the two requests probe_gateway makes
 INSTALL_HINT = ("install Claude Code (`npm install -g @anthropic-ai/claude-code`, see "
                 "https://code.claude.com/docs/en/setup) or set DRAGOMAN_CLAUDE_BIN to its executable")
 
@@ -190,29 +193,172 @@ def settings_conflicts(files: Sequence[Path]) -> None:
                               "instead of your gateway key: remove it from that file to use `dragoman claude`")
 
 
-def probe_gateway(url: str, key: str, *, opener: Callable[..., Any] = urllib.request.urlopen,
-                  timeout: float = PROBE_TIMEOUT) -> None:
-    """LaunchError unless a gateway answers at `url` and takes `key`: without this Claude Code retries a refused
-    connection for minutes, and a 401 from a gateway whose keys this machine cannot see says nothing of the cause.
-    Any other answer to the key check lets Claude Code start (it reports what it gets)."""
+PROBE_TIMEOUT = 5.0  # seconds each of probe_gateway's requests waits to connect, then again for the answer
+NO_CHECK = "DRAGOMAN_CLAUDE_NO_CHECK"  # =1: start Claude Code without probe_gateway (a check wrong for this machine)
+
+
+class _Failure(NamedTuple):
+    """Why one probe request got no answer: `kind` is refused, unresolved, no-connection (connect or TLS handshake
+    timed out), slow (connected, no answer in time), untrusted (certificate), tls, http (`code`) or other."""
+    kind: str
+    detail: str = ""
+    code: int = 0
+
+
+def probe_context(env: Mapping[str, str]) -> tuple[ssl.SSLContext, list[str]]:
+    """(TLS context, warnings): trusting what Claude Code trusts. Claude Code trusts the OS store and its bundled
+    Mozilla roots (certifi's, when installed), plus NODE_EXTRA_CA_CERTS, added to them as Node does; SSL_CERT_FILE /
+    SSL_CERT_DIR are loaded from `env` as well (OpenSSL reads them only from this process's environment). Its mTLS
+    certificate (CLAUDE_CODE_CLIENT_CERT/_KEY/_KEY_PASSPHRASE) is presented too. A file that cannot be loaded is
+    a warning: Node ignores a broken NODE_EXTRA_CA_CERTS with a warning and goes on."""
+    context = ssl.create_default_context()
+    warnings: list[str] = []
     try:
-        opener(urllib.request.Request(url + "/healthz"), timeout=timeout).close()
-    except urllib.error.HTTPError as err:
-        raise LaunchError(f"{url}/healthz answered HTTP {err.code}, not a Dragoman gateway: check --gateway / "
-                          "DRAGOMAN_URL") from None
-    except (OSError, ValueError) as err:
-        reason = getattr(err, "reason", None) or err
-        raise LaunchError(f"no gateway answers at {url} ({reason}): start one with `dragoman serve` (another "
-                          "terminal), or point --gateway / DRAGOMAN_URL at yours") from None
-    try:
-        opener(urllib.request.Request(url + "/v1/models", headers={"x-api-key": key}), timeout=timeout).close()
-    except urllib.error.HTTPError as err:
-        if err.code == 401 and key == NO_AUTH_KEY:
-            raise LaunchError(f"the gateway at {url} wants a key: set DRAGOMAN_GATEWAY_KEY to yours") from None
-        if err.code == 401:
-            raise LaunchError(f"the gateway at {url} refused your key (401): check DRAGOMAN_GATEWAY_KEY") from None
-    except (OSError, ValueError):
+        import certifi  # optional (not a dependency): the Mozilla roots Claude Code bundles
+        context.load_verify_locations(cafile=certifi.where())
+    except (ImportError, OSError, ssl.SSLError):
         pass
+    for name, kind in (("SSL_CERT_FILE", "cafile"), ("SSL_CERT_DIR", "capath"), ("NODE_EXTRA_CA_CERTS", "cafile")):
+        if env.get(name):
+            try:
+                context.load_verify_locations(**{kind: env[name]})
+            except (OSError, ssl.SSLError) as err:
+                warnings.append(f"{name}={env[name]} could not be loaded ({_reason(err)}); the check goes on without it")
+    cert = env.get("CLAUDE_CODE_CLIENT_CERT")
+    if cert:
+        try:
+            context.load_cert_chain(cert, env.get("CLAUDE_CODE_CLIENT_KEY") or None,
+                                    env.get("CLAUDE_CODE_CLIENT_KEY_PASSPHRASE") or None)
+        except (OSError, ssl.SSLError) as err:
+            warnings.append(f"CLAUDE_CODE_CLIENT_CERT={cert} could not be loaded ({_reason(err)}); the check goes on "
+                            "without a client certificate")
+    return context, warnings
+
+
+def probe_proxy(url: str, env: Mapping[str, str]) -> str | None:
+    """The proxy Claude Code takes to `url` (Node's EnvHttpProxyAgent: https_proxy, else http_proxy, lower case
+    first), None when NO_PROXY covers the host. Loopback is not exempt: urllib and Claude Code both send
+    127.0.0.1 through the proxy unless NO_PROXY names it. NO_PROXY may be space- or comma-separated (Claude Code's
+    docs show both; urllib reads commas only)."""
+    def var(name: str) -> str:
+        return (env.get(name) or env.get(name.upper()) or "").strip()
+
+    https = url.startswith("https://")
+    proxy = (var("https_proxy") if https else "") or var("http_proxy")
+    if not proxy:
+        return None
+    no_proxy = ",".join(var("no_proxy").split())  # urllib skips the empty items "a, b" leaves
+    host = urllib.parse.urlsplit(url).netloc
+    return None if urllib.request.proxy_bypass_environment(host, {"no": no_proxy}) else proxy
+
+
+def probe_gateway(url: str, key: str, env: Mapping[str, str], *, timeout: float = PROBE_TIMEOUT) -> list[str]:
+    """Warnings, or LaunchError unless a gateway answers at `url` and takes `key`: without this Claude Code
+    retries a refused connection for minutes, and a 401 from a gateway whose keys this machine cannot see says
+    nothing of the cause. The check reaches the gateway as Claude Code will (probe_context, probe_proxy), and
+    refuses only what Claude Code would fail on too: a failure through a proxy (which may treat the two clients
+    differently), a gateway slow to answer, and any answer to the key check but a 401 are warnings."""
+    context, warnings = probe_context(env)
+    proxy = probe_proxy(url, env)
+    handlers = [urllib.request.ProxyHandler({"https" if url.startswith("https://") else "http": proxy} if proxy else {}),
+                urllib.request.HTTPSHandler(context=context)]
+    opener = urllib.request.build_opener(*handlers)
+    failure = _get(opener, urllib.request.Request(url + "/healthz"), timeout)
+    if failure is None:
+        models = urllib.request.Request(url + "/v1/models", headers={"x-api-key": key})
+        failure, step = _get(opener, models, timeout), "/v1/models"
+    else:
+        step = "/healthz"
+    if failure is None:
+        return warnings
+    if failure.kind == "http" and failure.code == 401 and step == "/v1/models":
+        if key == NO_AUTH_KEY:
+            raise LaunchError(f"the gateway at {url} wants a key: set DRAGOMAN_GATEWAY_KEY to yours")
+        raise LaunchError(f"the gateway at {url} refused your key (401): check DRAGOMAN_GATEWAY_KEY")
+    what = _describe(failure, step, timeout)
+    if proxy:
+        host = urllib.parse.urlsplit(url).hostname
+        return [*warnings, f"could not check the gateway at {url} through the proxy {_shown(proxy)} ({what}); "
+                f"starting Claude Code anyway, which takes the same proxy (if that proxy cannot reach the gateway, "
+                f"add {host} to NO_PROXY)"]
+    if step == "/v1/models":  # the gateway answered /healthz: Claude Code reports what it gets
+        return [*warnings, f"the gateway at {url} is up, but {what}: starting Claude Code without checking your key"]
+    if failure.kind == "slow":  # a busy gateway answers late, not never
+        return [*warnings, f"the gateway at {url} accepted the connection, but {what}: starting Claude Code "
+                "without checking it"]
+    raise LaunchError(_refusal(url, failure, timeout))
+
+
+def _get(opener: urllib.request.OpenerDirector, request: urllib.request.Request, timeout: float) -> _Failure | None:
+    try:
+        opener.open(request, timeout=timeout).close()
+    except urllib.error.HTTPError as err:
+        return _Failure("http", code=err.code)
+    except urllib.error.URLError as err:  # raised before the request was sent: connect, TLS handshake, proxy
+        reason = err.reason
+        if isinstance(reason, TimeoutError):
+            return _Failure("no-connection")
+        return _classify(reason) if isinstance(reason, BaseException) else _Failure("other", str(reason))
+    except TimeoutError:  # sent, and no answer in time
+        return _Failure("slow")
+    except (OSError, http.client.HTTPException, ValueError) as err:
+        return _classify(err)
+    return None
+
+
+def _classify(err: BaseException) -> _Failure:
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return _Failure("untrusted", err.verify_message or _reason(err))
+    if isinstance(err, ssl.SSLError):
+        return _Failure("tls", _reason(err))
+    if isinstance(err, ConnectionRefusedError):
+        return _Failure("refused")
+    if isinstance(err, socket.gaierror):
+        return _Failure("unresolved", _reason(err))
+    return _Failure("other", _reason(err) or type(err).__name__)
+
+
+def _describe(failure: _Failure, step: str, timeout: float) -> str:
+    return {"refused": "connection refused",
+            "unresolved": f"host not found: {failure.detail}",
+            "no-connection": f"no connection within {timeout:g} s",
+            "slow": f"it did not answer GET {step} within {timeout:g} s",
+            "untrusted": f"certificate not trusted: {failure.detail}",
+            "tls": f"TLS handshake failed: {failure.detail}",
+            "http": f"GET {step} answered HTTP {failure.code}"}.get(failure.kind, failure.detail)
+
+
+def _refusal(url: str, failure: _Failure, timeout: float) -> str:
+    """The LaunchError text for a failed GET /healthz without a proxy, one cause each."""
+    check = "check --gateway / DRAGOMAN_URL"
+    escape = f"or set {NO_CHECK}=1 to start Claude Code without this check"
+    host = urllib.parse.urlsplit(url).netloc
+    return {
+        "refused": f"no gateway answers at {url} ({host} refused the connection): start one with `dragoman serve` "
+                   "(another terminal), or point --gateway / DRAGOMAN_URL at yours",
+        "unresolved": f"the gateway's host in {url} is not found ({failure.detail}): {check}",
+        "no-connection": f"nothing at {url} accepted a connection within {timeout:g} s (waited for the TCP "
+                         f"connection{' and TLS handshake' if url.startswith('https://') else ''}): a wrong address "
+                         f"or a firewall dropping the packets? {check}, {escape}",
+        "untrusted": f"the gateway at {url} presented a certificate this machine does not trust: {failure.detail}; "
+                     "set NODE_EXTRA_CA_CERTS to the PEM file of the CA that signed it (Claude Code reads it too; "
+                     f"SSL_CERT_FILE / SSL_CERT_DIR are read as well), {escape}",
+        "tls": f"the TLS handshake with the gateway at {url} failed ({failure.detail}): if it serves plain HTTP, "
+               f"use an http:// URL; {check}",
+        "http": f"{url}/healthz answered HTTP {failure.code}, not a Dragoman gateway (its /healthz answers 200): "
+                f"{check}",
+    }.get(failure.kind, f"the gateway at {url} gave no HTTP answer to GET /healthz ({failure.detail}): {check} "
+                        "(http:// or https://)")
+
+
+def _reason(err: BaseException) -> str:
+    return str(getattr(err, "reason", None) or getattr(err, "strerror", None) or err)
+
+
+def _shown(proxy: str) -> str:
+    """The proxy URL without its user:password (never printed)."""
+    parts = urllib.parse.urlsplit(proxy if "://" in proxy else "http://" + proxy)
+    return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}"
 
 
 def claude_executable(env: Mapping[str, str]) -> str:
@@ -270,7 +416,8 @@ def run(argv: Sequence[str]) -> int:
                            auth=inbound_auth(config, missing), secret_vars=sorted(read.names))
         settings_conflicts(list(settings_files(env, cwd)))
         exe = claude_executable(env)
-        probe_gateway(url, child["ANTHROPIC_API_KEY"])
+        for warning in _checked(url, child["ANTHROPIC_API_KEY"], env):
+            print(f"warning: {warning}", file=sys.stderr)
     except (LaunchError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -282,6 +429,15 @@ def run(argv: Sequence[str]) -> int:
         print(f"error: cannot run {exe}: {err.strerror or err}; {INSTALL_HINT}", file=sys.stderr)
         return 2
     return 2  # not reached: execvpe does not return
+
+
+def _checked(url: str, key: str, env: Mapping[str, str]) -> list[str]:
+    """probe_gateway's warnings, or none when $DRAGOMAN_CLAUDE_NO_CHECK=1 turns the check off (0 or unset: on)."""
+    switch = env.get(NO_CHECK, "").strip()
+    if switch not in ("", "0", "1"):
+        raise LaunchError(f"{NO_CHECK}={switch!r}: set it to 1 to start Claude Code without checking the gateway, "
+                          "or 0 / unset to check it")
+    return [] if switch == "1" else probe_gateway(url, key, env)
 
 
 class _ReadNames(Mapping[str, str]):
