@@ -1,15 +1,19 @@
-"""The Governor on a real redis-server that is slow or gone for a moment (review 8): a settlement Redis did not
-take is queued and sent again once it answers (the stream slot comes back, the spend is counted once); an
-admission that timed out but ran in Redis anyway, or whose caller went away while Redis answered, releases what
-it charged (a refused request charges nothing); a counter lost between its seed and the admission, or an audit
-store that does not answer the seed, is `on_unreachable`'s to decide, never a 500 or a hang. Clocks are injected
-(the circuit's included); queued settlements are retried by calling flush_pending, not by waiting."""
+"""The Governor on a real redis-server that is slow or gone for a moment (reviews 8 and 11): a settlement Redis did
+not take is queued and sent again once it answers: whole when it certainly did not run (no connection), only its
+stream slot's release when it was written and timed out (its spend is never counted twice, and no key per
+request is left in Redis); an admission that may have run releases its stream slot but keeps its request and
+token charge (a refund of what was maybe never charged would let a key past its limit); one whose caller went away
+while Redis answered gives back what it charged, and close() waits for it; nothing is retried after close(). A
+counter lost between its seed and the admission, or an audit store that does not answer the seed, is
+`on_unreachable`'s to decide, never a 500 or a hang. Clocks are injected (the circuit's included); queued
+settlements are retried by calling flush_pending, not by waiting."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -20,12 +24,14 @@ from dragoman.govern.governor import CountersUnavailable, Governor
 from dragoman.govern.grant import Grant, Limits
 from dragoman.govern.pending import PendingSettlements
 from dragoman.govern.redis_counters import RedisCounters
-from tests.redis_server import ModuleLoop, RedisServer, running_redis
+from tests.redis_server import ModuleLoop, RedisServer, _free_port, running_redis
 from tests.routing_helpers import Clock
 
 NOW = 2_143_665_600.0  # in the future, as in test_governor_budgets_and_limits: Redis expires keys on its own clock
 ONE_STREAM = Grant(key_id="k1", limits=Limits(concurrent_streams=1, rpm=100, input_tpm=1000))
-SLOTS, RPM, INPUT = "dragoman:cs:key:k1", "dragoman:rl:rpm:key:k1", "dragoman:rl:input:key:k1"
+THREE_A_MINUTE = Grant(key_id="k1", limits=Limits(concurrent_streams=5, rpm=3))
+ROOMY = Grant(key_id="k1", limits=Limits(concurrent_streams=1, rpm=100, input_tpm=100_000))
+SLOTS, RPM, INPUT = "dragoman:cs:key:k1", "dragoman:rl:requests:key:k1", "dragoman:rl:input_tokens:key:k1"
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +73,30 @@ class Setup:
         await self.settled()
 
 
+@contextlib.asynccontextmanager
+async def _connections_refused(s: Setup) -> AsyncIterator[None]:
+    """Redis refuses connections (down, restarting): nothing of a command is written."""
+    pool = s.counters.client.connection_pool
+    port = pool.connection_kwargs["port"]
+    pool.connection_kwargs["port"] = _free_port()
+    await pool.disconnect()
+    pool.reset()  # new connections, to the new port
+    try:
+        yield
+    finally:
+        pool.connection_kwargs["port"] = port
+        await pool.disconnect()
+        pool.reset()
+
+
+def _answered_too_late(script):  # noqa: ANN001, ANN202 - a redis-py script or pipeline call, its stand-in
+    async def call(*args, **kwargs):
+        await script(*args, **kwargs)  # Redis ran it (the command was on the wire) ...
+        raise asyncio.TimeoutError  # ... after the client had given up waiting
+
+    return call
+
+
 def _clock(now: float) -> Clock:
     clock = Clock()
     clock.now = now
@@ -79,7 +109,26 @@ def _tat_left(redis, key: str) -> float:
     return 0.0 if value is None else max(float(value) - NOW, 0.0)
 
 
-def test_a_settlement_redis_missed_is_sent_again_once_it_answers_freeing_the_slot_and_counting_the_spend(
+def test_a_settlement_that_could_not_connect_is_sent_again_whole_once_redis_answers(redis_server, redis):
+    s = Setup(redis_server, budgets=[BudgetRule(scope="key:k1", limit=5.0, period="day")])
+
+    async def scenario():
+        admission = await s.gov.admit(ONE_STREAM, "m", 10, True)
+        async with _connections_refused(s):  # Redis is down as the stream ends: nothing of it was written
+            s.gov.settle(admission, 100, 20, 0.25)
+            await s.settled()
+        assert redis.zcard(SLOTS) == 1
+        await s.redis_answers_again()
+        return admission.plan.budgets[0].key
+
+    budget = run(scenario())
+    assert redis.zcard(SLOTS) == 0
+    assert float(redis.get("dragoman:" + budget)) == 0.25 and s.gov.uncounted == 0
+    run(s.gov.admit(ONE_STREAM, "m", 10, True))  # the slot is the caller's again
+    run(s.gov.close())
+
+
+def test_a_settlement_that_timed_out_in_a_stalled_redis_frees_its_slot_and_never_counts_twice(
         redis_server, redis):
     s = Setup(redis_server, budgets=[BudgetRule(scope="key:k1", limit=5.0, period="day")])
 
@@ -88,45 +137,62 @@ def test_a_settlement_redis_missed_is_sent_again_once_it_answers_freeing_the_slo
         redis.execute_command("CLIENT", "PAUSE", "30000", "WRITE")  # Redis stalls as the stream ends
         s.gov.settle(admission, 10, 20, 0.25)
         await s.settled()
-        assert redis.zcard(SLOTS) == 1  # the settlement timed out: not counted yet
+        assert redis.zcard(SLOTS) == 1  # the settlement was written, then timed out
         redis.execute_command("CLIENT", "UNPAUSE")
         await s.redis_answers_again()
         return admission.plan.budgets[0].key
 
     budget = run(scenario())
-    assert redis.zcard(SLOTS) == 0
-    assert float(redis.get("dragoman:" + budget)) == 0.25
-    run(s.gov.admit(ONE_STREAM, "m", 10, True))  # the slot is the caller's again
+    assert redis.zcard(SLOTS) == 0  # its slot's release (idempotent) was sent again
+    assert float(redis.get("dragoman:" + budget)) <= 0.25  # its spend was not: Redis may have counted it
+    assert s.gov.uncounted == 1
+    run(s.gov.admit(ONE_STREAM, "m", 10, True))
     run(s.gov.close())
 
 
-def test_a_settlement_sent_twice_counts_its_spend_and_tokens_once(redis_server, redis):
+def test_a_settlement_that_timed_out_after_redis_ran_it_counts_its_spend_and_tokens_once(redis_server, redis):
     s = Setup(redis_server, budgets=[BudgetRule(scope="key:k1", limit=5.0, period="day")])
     admission = run(s.gov.admit(ONE_STREAM, "m", 10, True))
     budget = admission.plan.budgets[0].key
-    settlement = Settlement([budget], 0.25, [(RPM[9:], 100, 0.0), (INPUT[9:], 1000, 90.0)],
-                            [SLOTS[9:]], admission.plan.lease)
     tat = _tat_left(redis, INPUT)
-    # The first try timed out client-side, yet Redis ran it; the retry must not count it again.
-    run(s.counters.settle(settlement, 60.0, NOW))
-    run(s.counters.settle(settlement, 60.0, NOW))
+    pipeline = s.counters._pipeline
+
+    async def scenario():
+        s.counters._pipeline = _answered_too_late(pipeline)
+        s.gov.settle(admission, 100, 20, 0.25)
+        await s.settled()
+        s.counters._pipeline = pipeline
+        await s.redis_answers_again()
+
+    run(scenario())
     assert float(redis.get(f"dragoman:{budget}")) == 0.25
-    assert _tat_left(redis, INPUT) == pytest.approx(tat + 90 * 60 / 1000)
+    assert _tat_left(redis, INPUT) == pytest.approx(tat + 90 * 60 / 1000)  # the real 100 tokens, not 10 + 2 × 90
     assert redis.zcard(SLOTS) == 0
+    run(s.gov.close())
+
+
+def test_settling_leaves_no_key_per_request_in_redis(redis_server, redis):
+    s = Setup(redis_server, budgets=[BudgetRule(scope="key:k1", limit=50.0, period="day")])
+
+    async def requests():
+        for _ in range(20):
+            s.gov.settle(await s.gov.admit(ROOMY, "m", 10, True), 100, 20, 0.25)
+            await s.settled()
+
+    run(requests())
+    budget = next(key for key in redis.keys("dragoman:bg:*"))
+    assert float(redis.get(budget)) == pytest.approx(5.0)
+    # The request's bucket and the budget, whatever the request rate: nothing per request outlives its answer.
+    assert sorted(redis.keys("dragoman:*")) == sorted([budget, RPM, INPUT])
     run(s.gov.close())
 
 
 @pytest.mark.parametrize("mode", ["open", "closed"])
-def test_an_admission_that_timed_out_but_ran_in_redis_releases_its_slot_and_refunds_its_charge(
+def test_an_admission_that_timed_out_but_ran_in_redis_releases_its_slot_and_keeps_its_charge(
         redis_server, redis, mode):
     s = Setup(redis_server, mode)
     admit_script = s.counters._admit
-
-    async def answered_too_late(**kwargs):
-        await admit_script(**kwargs)  # Redis ran it (the command was on the wire) ...
-        raise asyncio.TimeoutError  # ... after the client had given up waiting
-
-    s.counters._admit = answered_too_late
+    s.counters._admit = _answered_too_late(admit_script)
     if mode == "open":
         assert run(s.gov.admit(ONE_STREAM, "m", 10, True)).plan is None  # served ungoverned
     else:
@@ -137,8 +203,41 @@ def test_an_admission_that_timed_out_but_ran_in_redis_releases_its_slot_and_refu
     assert redis.zcard(SLOTS) == 1  # charged in Redis; the release waits for the circuit to close
     run(s.redis_answers_again())
     assert redis.zcard(SLOTS) == 0
-    assert _tat_left(redis, RPM) == 0.0 and _tat_left(redis, INPUT) == 0.0  # a refused request charges nothing
+    # Its request and input tokens stay charged: one request's worth at most, on the safe side of the limit.
+    assert _tat_left(redis, RPM) == pytest.approx(60 / 100) and _tat_left(redis, INPUT) == pytest.approx(10 * 60 / 1000)
     assert run(s.gov.admit(ONE_STREAM, "m", 10, True)).plan is not None
+    run(s.gov.close())
+
+
+@pytest.mark.parametrize("ran", [True, False], ids=["timed-out-after-redis-ran-it", "connection-refused"])
+def test_admissions_that_failed_on_redis_never_let_a_key_past_its_rate_limit(redis_server, redis, ran):
+    s = Setup(redis_server, "closed")
+
+    async def scenario():
+        for _ in range(3):
+            await s.gov.admit(THREE_A_MINUTE, "m", 10, True)
+        with pytest.raises(E.RateLimited):  # the bucket is empty
+            await s.gov.admit(THREE_A_MINUTE, "m", 10, True)
+        for _ in range(3):  # Redis blips: each request gets a 529 (refused in Redis, or never sent)
+            s.circuit.now += 1.0
+            with pytest.raises(E.Overloaded):
+                if ran:
+                    admit_script = s.counters._admit
+                    s.counters._admit = _answered_too_late(admit_script)
+                    try:
+                        await s.gov.admit(THREE_A_MINUTE, "m", 10, True)
+                    finally:
+                        s.counters._admit = admit_script
+                else:
+                    async with _connections_refused(s):
+                        await s.gov.admit(THREE_A_MINUTE, "m", 10, True)
+            await s.settled()
+        await s.redis_answers_again()
+        with pytest.raises(E.RateLimited):  # in the same minute: still 3 admitted, not 3 + a refund per blip
+            await s.gov.admit(THREE_A_MINUTE, "m", 10, True)
+
+    run(scenario())
+    assert redis.zcard("dragoman:cs:key:k1") == 3  # the three admitted streams, still running
     run(s.gov.close())
 
 
@@ -174,6 +273,64 @@ def test_an_admission_whose_client_went_away_while_redis_answered_releases_what_
     s.counters._admit = admit_script
     assert run(s.gov.admit(ONE_STREAM, "m", 10, True)).plan is not None
     run(s.gov.close())
+
+
+def test_close_waits_for_an_admission_whose_client_went_away_and_sends_its_release(redis_server, redis):
+    s = Setup(redis_server)
+    admit_script = s.counters._admit
+    sent, answer = asyncio.Event(), asyncio.Event()
+
+    async def slow_answer(**kwargs):
+        result = await admit_script(**kwargs)
+        sent.set()
+        await answer.wait()
+        return result
+
+    s.counters._admit = slow_answer
+
+    async def scenario():
+        request = asyncio.ensure_future(s.gov.admit(ONE_STREAM, "m", 10, True))
+        await sent.wait()
+        request.cancel()  # the server's hard stop cancels the request while Redis answers
+        with pytest.raises(asyncio.CancelledError):
+            await request
+        closing = asyncio.ensure_future(s.gov.close())
+        for _ in range(100):  # loop turns: close() gets to wait for the admission (or, unfixed, returns)
+            if closing.done():
+                break
+            await asyncio.sleep(0)
+        answer.set()
+        await closing
+        assert not s.gov._tasks  # nothing left running to be destroyed when the loop closes
+
+    run(scenario())
+    assert redis.zcard(SLOTS) == 0 and _tat_left(redis, RPM) == 0.0  # released before the counters closed
+
+
+def test_nothing_is_retried_after_close(redis_server, redis):
+    s = Setup(redis_server, timeout=5.0)  # limits.timeout above close()'s wait: a settlement can outlive it
+    s.gov.close_wait = 0.0
+    pipeline = s.counters._pipeline
+    started, fail = asyncio.Event(), asyncio.Event()
+
+    async def stuck_then_refused(batch):
+        started.set()
+        await fail.wait()
+        raise ConnectionRefusedError  # nothing written: would be queued whole and retried by the timer
+
+    async def scenario():
+        admission = await s.gov.admit(ONE_STREAM, "m", 10, True)
+        s.counters._pipeline = stuck_then_refused
+        s.gov.settle(admission, 10, 20, None)
+        await started.wait()
+        await s.gov.close()
+        fail.set()
+        for _ in range(20):  # loop turns: the settlement would fail and arm the retry timer now
+            await asyncio.sleep(0)
+        assert s.gov._retry is None and not s.gov._tasks and not s.counters._settling
+
+    run(scenario())
+    s.counters._pipeline = pipeline
 
 
 @pytest.mark.parametrize("mode", ["open", "closed"])

@@ -12,11 +12,16 @@ When the shared counters cannot be reached (governance.limits.on_unreachable): `
 counts dragoman_governance_backend_errors_total and logs at most once per _LOG_EVERY seconds; `closed` refuses with
 529 overloaded_error. The Redis backend's circuit keeps a dead Redis from costing anything per request.
 
-Nothing charged is left behind (a refused request charges nothing): a settlement Redis did not take waits in a
-bounded queue (pending.py) and is sent again, in order, once Redis answers (a timer every RETRY_AFTER seconds while
-any wait, or the next call Redis answers). An admission that timed out may still have run in Redis (the command
-was on the wire): it queues a release of what it charged (its stream lease, its request and input-token charge).
-So does one whose caller went away while Redis was answering (the call runs shielded from the cancellation)."""
+No stream slot is left held, and nothing is counted twice: a settlement Redis did not take waits in a bounded queue
+(pending.py) and is sent again, in order, once Redis answers (a timer every RETRY_AFTER seconds while any wait, or
+the next call Redis answers). Whole when it certainly did not run (connecting failed, the circuit was open, Redis
+answered with an error); when it may have run (it was written, then timed out), only its idempotent part goes
+again, freeing its stream slot: its spend and token corrections are not resent (at most that request's worth
+uncounted, logged), which needs no key per request in Redis. An admission that may have run likewise queues the
+release of its stream slot only, never a refund of its request and input-token charge (at most one request's worth
+over-charged: the safe side of a limit); one Redis answered (admitted or refused) releases nothing, unless its
+caller went away while Redis answered (the call runs shielded from the cancellation): an admitted one then gives
+back all it charged. close() waits (bounded) for those, then sends the queue once more."""
 
 from __future__ import annotations
 
@@ -48,11 +53,12 @@ _LOG_EVERY = 10.0  # seconds between two "counters unreachable" log lines
 _BUDGET_HEADER = "x-dragoman-budget-warning"
 SEED_TIMEOUT = 5.0  # seconds the audit store may take to give a missing budget counter its spend
 RETRY_AFTER = 1.0  # seconds between two retries of the queued settlements while Redis does not take them
+CLOSE_WAIT = 2.0  # seconds close() waits for admissions and settlements still running, then for the last flush
 
 
 class CountersUnavailable(Exception):
-    """The shared counters did not answer in time (or their circuit is open). `maybe_ran`: the command reached the
-    network, so Redis may still run it after the client gave up on it."""
+    """The shared counters did not answer in time (or their circuit is open). `maybe_ran`: the command was written
+    to Redis' socket, so Redis may have run it, or run it still, after the client gave up on it."""
 
     def __init__(self, message: str, maybe_ran: bool = False) -> None:
         super().__init__(message)
@@ -101,6 +107,10 @@ class Governor:
         self._retry: asyncio.TimerHandle | None = None
         self._last_error_log = -_LOG_EVERY
         self._tasks: set[asyncio.Task] = set()
+        self._closed = False
+        self.uncounted = 0  # settlements whose spend and tokens were not resent: they may have run (see _resendable)
+        self._last_uncounted_log = -_LOG_EVERY
+        self.close_wait = CLOSE_WAIT
         self.configure(settings)
 
     def configure(self, settings: GovernanceSettings) -> None:
@@ -123,7 +133,7 @@ class Governor:
             return UNGOVERNED
         now = self.clock()
         rates, streams = L.rate_items(scoped, input_estimate, stream)
-        # Every plan has a lease id: it names a stream's slot, and makes its settlement count once if sent twice.
+        # Every plan has a lease id: it names its stream slots, which its settlement or release frees by that name.
         plan = Plan(self._budget_items(grant, refs, now), rates, streams, next(self._leases))
         try:
             outcome = await self._counted(plan, now)
@@ -134,7 +144,7 @@ class Governor:
                     raise CountersUnavailable("budget counters vanished right after their seed")
         except CountersUnavailable as exc:
             if exc.maybe_ran:
-                self._send(_release(plan))
+                self._send_if_any(_release_slots(plan))
             return self._unavailable(exc)
         if self._pending:
             self._kick()  # Redis answers again: what it missed goes now
@@ -144,10 +154,10 @@ class Governor:
 
     async def _counted(self, plan: Plan, now: float) -> Outcome:
         """The counters' admission of `plan`. On Redis the call is shielded: should the caller go away (the client
-        disconnected) while it runs, it completes, and what it charged is released."""
+        disconnected) while it runs, it completes (tracked: close() waits for it), and what it charged is released."""
         if isinstance(self.counters, MemoryCounters):
             return self.counters.admit_now(plan, self.window, now)
-        task = asyncio.ensure_future(self.counters.admit(plan, self.window, now))
+        task = self._track(self.counters.admit(plan, self.window, now))
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
@@ -155,12 +165,15 @@ class Governor:
             raise
 
     def _orphaned(self, plan: Plan, task: asyncio.Future) -> None:
-        """An admission whose caller went away: release what it charged, if it may have charged anything."""
+        """An admission whose caller went away: give back what it charged (all of it when Redis admitted it, its
+        stream slot when it may have run); one Redis refused charged nothing."""
         if task.cancelled():
             return
         exc = task.exception()
-        if (exc is None and task.result().status == OK) or getattr(exc, "maybe_ran", False):
-            self._send(_release(plan))
+        if exc is None and task.result().status == OK:
+            self._send(_refund(plan))
+        elif getattr(exc, "maybe_ran", False):
+            self._send_if_any(_release_slots(plan))
 
     def _scopes(self, grant: Grant | None) -> tuple[list[tuple[str, Any]], list[B.BudgetRef]]:
         found = self._per_grant.get(grant)
@@ -298,6 +311,10 @@ class Governor:
     def _send(self, settlement: Settlement) -> None:
         self._track(self._settle(settlement))
 
+    def _send_if_any(self, settlement: Settlement) -> None:
+        if settlement.streams:
+            self._send(settlement)
+
     def _track(self, coro: Any) -> asyncio.Task:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
@@ -309,11 +326,31 @@ class Governor:
             await self.counters.settle(settlement, self.window, self.clock())
         except CountersUnavailable as exc:
             self._unavailable_settle(exc)
-            self._pending.add(settlement)
-            self._schedule_retry()
+            resend = self._resendable(settlement, exc)
+            if resend is not None:
+                self._pending.add(resend)
+                self._schedule_retry()
         else:
             if self._pending:
                 self._kick()
+
+    def _resendable(self, settlement: Settlement, exc: BaseException) -> Settlement | None:
+        """What of a failed `settlement` may be sent again: all of it if it certainly did not run; else only the
+        freeing of its stream slots (idempotent; None without any), its spend and token corrections dropped rather
+        than risk counting them twice (logged at most every _LOG_EVERY seconds, counted in `uncounted`)."""
+        if not getattr(exc, "maybe_ran", False):
+            return settlement
+        if settlement.cost or any(delta for _, _, delta in settlement.corrections):
+            self.uncounted += 1
+            now = time.monotonic()
+            if now - self._last_uncounted_log >= _LOG_EVERY:
+                self._last_uncounted_log = now
+                log.warning("governance: %d settlement(s) timed out after they were written to Redis, which may have "
+                            "counted them: their spend and token corrections are not sent again (the spend is in "
+                            "the audit); their stream slots are freed", self.uncounted)
+        if not settlement.streams:
+            return None
+        return Settlement([], 0.0, [], settlement.streams, settlement.lease)
 
     def _unavailable_settle(self, exc: Exception) -> None:
         if self.metrics is not None:
@@ -338,20 +375,22 @@ class Governor:
         # One pipeline for all of them (RedisCounters batches settlements sent together), in queue order.
         results = await asyncio.gather(*(self.counters.settle(s, self.window, now) for _, s in batch),
                                        return_exceptions=True)
-        failed = [entry for entry, result in zip(batch, results) if isinstance(result, BaseException)]
+        failed = [(queued, self._resendable(s, result)) for (queued, s), result in zip(batch, results)
+                  if isinstance(result, BaseException)]
+        failed = [(queued, s) for queued, s in failed if s is not None]
         if failed:
             self._pending.put_back(failed)
             self._schedule_retry()
 
     def _kick(self) -> None:
-        """Start sending the queue unless that is under way."""
-        if self._flushing is None:
+        """Start sending the queue unless that is under way (or the Governor is closed)."""
+        if self._flushing is None and not self._closed:
             self._flushing = self._track(self._flush())
             self._flushing.add_done_callback(self._flushed)
 
     def _schedule_retry(self) -> None:
         """Retry the queue in RETRY_AFTER seconds (a timer, not a loop: it is armed only while settlements wait)."""
-        if self._retry is None:
+        if self._retry is None and not self._closed:
             self._retry = asyncio.get_running_loop().call_later(RETRY_AFTER, self._retry_now)
 
     def _retry_now(self) -> None:
@@ -384,26 +423,36 @@ class Governor:
         return out
 
     async def close(self) -> None:
-        """Wait for settlements still running (and try the queued ones once more), then close the counters."""
+        """Wait (bounded) for admissions and settlements still running, and the releases they queue; send the
+        queue once more; then cancel what still runs, and close the counters. Nothing is retried after."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.close_wait
+        while self._tasks and loop.time() < deadline:  # a finishing admission may start its release: wait for it too
+            await asyncio.wait(list(self._tasks), timeout=deadline - loop.time())
+        self._closed = True  # from here on no timer is armed and no flush started
         if self._retry is not None:
             self._retry.cancel()
             self._retry = None
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=2.0)
         if self._pending:
-            await asyncio.wait([self._track(self._flush())], timeout=2.0)
-            if self._retry is not None:
-                self._retry.cancel()
-                self._retry = None
+            await asyncio.wait([self._track(self._flush())], timeout=self.close_wait)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.counters.close()
 
 
-def _release(plan: Plan) -> Settlement:
-    """A settlement undoing what admitting `plan` charged: its stream slots, and its request and input-token
-    charges (given back even if the admission did not run after all: at most one request's worth, in the
-    caller's favour). No spend: an admission spends nothing."""
+def _refund(plan: Plan) -> Settlement:
+    """A settlement undoing all that admitting `plan` charged (Redis said it did): its stream slots, and its
+    request and input-token charges. No spend: an admission spends nothing."""
     refunds = [(rate.key, rate.limit, -rate.cost) for rate in plan.rates if rate.cost]
     return Settlement([], 0.0, refunds, [slot.key for slot in plan.streams], plan.lease)
+
+
+def _release_slots(plan: Plan) -> Settlement:
+    """For an admission that may or may not have run: free its stream slots (ZREM of its lease, harmless if it never
+    ran). Its request and input-token charges stay: refunding what was maybe never charged could let a key past
+    its limit; keeping them over-charges at most this one request."""
+    return Settlement([], 0.0, [], [slot.key for slot in plan.streams], plan.lease)
 
 
 def _counters(settings: GovernanceSettings) -> Counters:

@@ -15,7 +15,7 @@ from dragoman.govern.counters import Settlement
 log = logging.getLogger("dragoman.govern")
 
 PENDING_MAX = 10_000
-PENDING_TTL = 300.0  # seconds; Redis keeps a settlement's done-marker twice as long (redis_counters.MARKER_TTL)
+PENDING_TTL = 300.0  # seconds
 LOG_EVERY = 10.0
 
 

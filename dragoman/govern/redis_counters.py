@@ -4,17 +4,21 @@ none) and its settlement one more (run off the response path by the Governor).
 
 Keys: `dragoman:bg:<scope>:<period>:<label>` budget spend (USD, a float string, expires a day after its period),
 `dragoman:rl:<dimension>:<scope>` a bucket's GCRA `tat` (expires when the bucket is full again: a missing key is a
-full bucket), `dragoman:st:<lease>` a settlement that counted spend or tokens (MARKER_TTL: one sent again after a
-timeout that Redis ran after all counts once), `dragoman:cs:<scope>` a sorted set of stream leases scored by when they lapse (a crashed instance's
-streams free their slots after LEASE seconds). Times come from the calling instance's clock (keep them in NTP sync);
-a single Redis, not Redis Cluster (a request's keys span slots).
+full bucket), `dragoman:cs:<scope>` a sorted set of stream leases scored by when they lapse (a crashed
+instance's streams free their slots after LEASE seconds); nothing per request outlives its stream. Times come from
+the calling instance's clock (keep them in NTP sync); a single Redis, not Redis Cluster (a request's keys span
+slots).
 
-Unreachable or slow: every call is bounded by `timeout`, connecting included (redis-py retries off); a failure opens a circuit for RETRY_INTERVAL seconds during which calls fail at once, without touching the
-network, so a dead Redis costs nothing per request. The Governor applies on_unreachable."""
+Unreachable or slow: every call is bounded by `timeout`, connecting included (redis-py retries off); a failure
+opens a circuit for RETRY_INTERVAL seconds during which calls fail at once, without touching the network, so a dead
+Redis costs nothing per request. The Governor applies on_unreachable. A failure says whether the command may have
+run (`maybe_ran`: some of it was written to the socket) or certainly did not (the circuit was open, connecting
+failed, or Redis answered with an error): the Governor resends only what is safe to run twice."""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,7 +28,8 @@ from dragoman.govern.counters import Outcome, Plan, Settlement
 PREFIX = "dragoman:"
 LEASE = 1800.0  # seconds a stream slot is held at most, should its instance never free it
 RETRY_INTERVAL = 1.0  # seconds the circuit stays open after a failure before one call probes again
-MARKER_TTL = 600_000  # ms a settlement's done-marker lives: twice the time the Governor retries it (PENDING_TTL)
+# Set by `_call` for the command it runs: the connection notes in it that it wrote something of that command.
+_WRITTEN: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar("dragoman_redis_written", default=None)
 
 _ADMIT = """
 local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -84,11 +89,7 @@ return {'ok', {}, '0', spent, shown}
 _SETTLE = """
 local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
 local nb, nc, ns = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local cost, lease, marked = tonumber(ARGV[6]), ARGV[7], ARGV[8] ~= '0'
-if marked and not redis.call('SET', KEYS[nb + nc + ns + 1], '1', 'NX', 'PX', ARGV[8]) then
-  for k = 1, ns do redis.call('ZREM', KEYS[nb + nc + k], lease) end
-  return 0
-end
+local cost, lease = tonumber(ARGV[6]), ARGV[7]
 if cost ~= 0 then
   for i = 1, nb do
     if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('INCRBYFLOAT', KEYS[i], ARGV[6]) end
@@ -96,7 +97,7 @@ if cost ~= 0 then
 end
 for j = 1, nc do
   local key = KEYS[nb + j]
-  local limit, delta = tonumber(ARGV[7 + 2 * j]), tonumber(ARGV[8 + 2 * j])
+  local limit, delta = tonumber(ARGV[6 + 2 * j]), tonumber(ARGV[7 + 2 * j])
   local tat = tonumber(redis.call('GET', key) or '0')
   if tat < now then tat = now end
   tat = math.max(tat + delta * window / limit, now)
@@ -120,6 +121,7 @@ class RedisCounters:
             import redis.asyncio as redis
             from redis.asyncio.retry import Retry
             from redis.backoff import NoBackoff
+            from redis.exceptions import NoScriptError
         except ImportError:
             raise RuntimeError("governance.limits.backend redis needs the redis client: pip install 'dragoman[redis]'") from None
 
@@ -127,10 +129,14 @@ class RedisCounters:
         self.timeout = timeout
         self._unavailable = unavailable
         self._errors = (redis.RedisError, OSError, asyncio.TimeoutError)
+        self._answered = redis.ResponseError  # Redis said no to the command (OOM, a script error): it did not run
+        self._no_script = NoScriptError
         self.client = redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
                                      retry=Retry(NoBackoff(), 0), decode_responses=True)
+        pool = self.client.connection_pool
+        pool.connection_class = _noting_writes(pool.connection_class)  # plain, TLS or unix socket alike
         self._admit = self.client.register_script(_ADMIT)
-        self._settle = self.client.register_script(_SETTLE)
+        self._settle_sha = self.client.register_script(_SETTLE).sha
         self._open_until = 0.0
         self._clock = clock  # the circuit's
         # Settlements wait here while one pipeline of them is in flight, then go together in the next: a request
@@ -152,16 +158,12 @@ class RedisCounters:
                        [float(t) for t in tats])
 
     async def settle(self, settlement: Settlement, window: float, now: float) -> None:
+        """Count `settlement` once Redis answers. Not idempotent (its spend and token corrections add up): the
+        Governor sends one again only when the first certainly did not run (CountersUnavailable.maybe_ran)."""
         keys = [PREFIX + key for key in settlement.budget_keys] + [PREFIX + c[0] for c in settlement.corrections]
         keys += [PREFIX + key for key in settlement.streams]
-        # Counting spend or tokens twice would refuse early: such a settlement leaves a marker, and one sent again
-        # (its first try timed out, yet Redis ran it) finds it and counts nothing. Freeing a slot twice is harmless.
-        marked = bool(settlement.cost) or any(delta for _, _, delta in settlement.corrections)
-        if marked:
-            keys.append(PREFIX + "st:" + settlement.lease)
         args: list[Any] = [repr(now), repr(window), len(settlement.budget_keys), len(settlement.corrections),
-                           len(settlement.streams), repr(settlement.cost), settlement.lease,
-                           MARKER_TTL if marked else 0]
+                           len(settlement.streams), repr(settlement.cost), settlement.lease]
         for _, limit, delta in settlement.corrections:
             args += [limit, repr(delta)]
         done = asyncio.get_running_loop().create_future()
@@ -176,23 +178,38 @@ class RedisCounters:
             while self._settles:
                 batch, self._settles = self._settles, []
                 try:
-                    await self._call(lambda: self._pipeline(batch))
+                    results = await self._call(lambda: self._pipeline(batch))
                 except Exception as exc:  # noqa: BLE001 - CountersUnavailable (or a bug): every caller hears it
-                    for _, _, done in batch:
-                        if not done.done():
-                            done.set_exception(exc)
-                    continue
-                for _, _, done in batch:
-                    if not done.done():
+                    results = [exc] * len(batch)
+                for (_, _, done), result in zip(batch, results):
+                    if done.done():
+                        continue
+                    if isinstance(result, self._answered):  # this one refused (the others ran): it did not run
+                        result = self._unavailable(f"Redis at {_where(self.url)} refused a settlement: {result}")
+                    if isinstance(result, BaseException):
+                        done.set_exception(result)
+                    else:
                         done.set_result(None)
         finally:
             self._settling = None
 
-    async def _pipeline(self, batch: list[tuple[list[str], list[Any], asyncio.Future]]) -> Any:
+    async def _pipeline(self, batch: list[tuple[list[str], list[Any], asyncio.Future]]) -> list[Any]:
+        """Each settlement's reply (an error among them: that one did not run). EVALSHA straight, so the batch is
+        one write (a registered script on a pipeline asks SCRIPT EXISTS first); a Redis without the script yet
+        (new, restarted) refuses those with NOSCRIPT, which are sent again once it is loaded."""
+        results = await self._evalshas(batch)
+        missing = [i for i, result in enumerate(results) if isinstance(result, self._no_script)]
+        if missing:
+            await self.client.script_load(_SETTLE)
+            for i, result in zip(missing, await self._evalshas([batch[i] for i in missing])):
+                results[i] = result
+        return results
+
+    async def _evalshas(self, batch: list[tuple[list[str], list[Any], asyncio.Future]]) -> list[Any]:
         pipe = self.client.pipeline(transaction=False)
         for keys, args, _ in batch:
-            await self._settle(keys=keys, args=args, client=pipe)  # queued on the pipeline, not sent
-        return await pipe.execute()
+            pipe.evalsha(self._settle_sha, len(keys), *keys, *args)  # queued on the pipeline, not sent
+        return await pipe.execute(raise_on_error=False)
 
     async def seed(self, key: str, spent: float, expires_at: float) -> None:
         await self._call(lambda: self.client.set(PREFIX + key, repr(spent), nx=True, exat=int(expires_at)))
@@ -204,21 +221,53 @@ class RedisCounters:
         return [None if v is None else float(v) for v in values]
 
     async def close(self) -> None:
+        if self._settling is not None:  # the Governor waited for its settlements: what still runs goes
+            self._settling.cancel()
+            await asyncio.gather(self._settling, return_exceptions=True)
         await self.client.aclose()
 
     async def _call(self, command: Callable[[], Awaitable[Any]]) -> Any:
         """`command()` awaited within the timeout; CountersUnavailable at once while the circuit is open."""
         if self._open_until and self._clock() < self._open_until:
             raise self._unavailable(f"Redis at {_where(self.url)} failed within the last {RETRY_INTERVAL:g} s")
+        written: list[bool] = []
+        token = _WRITTEN.set(written)
         try:
             async with asyncio.timeout(self.timeout):  # the socket timeouts bound each step; this the whole call
                 result = await command()
         except self._errors as exc:
             self._open_until = self._clock() + RETRY_INTERVAL
-            # maybe_ran: the command may be in Redis' buffer already, and run after we gave up on it.
-            raise self._unavailable(f"Redis at {_where(self.url)}: {type(exc).__name__}: {exc}", True) from None
+            # maybe_ran: some of the command reached the socket, so Redis may run it after we gave up on it. Not
+            # when connecting failed (nothing of it was written) or Redis answered with an error (it did not run).
+            maybe_ran = bool(written) and not isinstance(exc, self._answered)
+            raise self._unavailable(f"Redis at {_where(self.url)}: {type(exc).__name__}: {exc}", maybe_ran) from None
+        finally:
+            _WRITTEN.reset(token)
         self._open_until = 0.0
         return result
+
+
+def _noting_writes(base: type) -> type:
+    """`base` (redis-py's connection class for the URL) noting in _WRITTEN when it writes a command: after it is
+    connected, so a refused or timed-out connect (its handshake, AUTH and SELECT, included) writes nothing."""
+
+    class NotingWrites(base):  # type: ignore[misc, valid-type]
+        async def connect(self, *args: Any, **kwargs: Any) -> None:
+            token = _WRITTEN.set(None)
+            try:
+                await super().connect(*args, **kwargs)
+            finally:
+                _WRITTEN.reset(token)
+
+        async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+            if not self.is_connected:
+                await self.connect()
+            written = _WRITTEN.get()
+            if written is not None:
+                written.append(True)
+            await super().send_packed_command(command, check_health)
+
+    return NotingWrites
 
 
 def _where(url: str) -> str:
