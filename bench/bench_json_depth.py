@@ -23,7 +23,7 @@ import msgspec
 from dragoman.protocols import json_depth
 from dragoman.protocols.anthropic import ContentBlock, MessagesRequest
 
-from bench_policy import FIXTURE, _percentiles  # noqa: I001 - run as a script from bench/, like bench_policy
+from bench_policy import FIXTURE, percentiles  # noqa: I001 - run as a script from bench/, like bench_policy
 
 _KEEP = b'[]{}"\\'
 _DELETE = bytes(b for b in range(256) if b not in _KEEP)
@@ -51,7 +51,7 @@ def main() -> None:
     print(f"fixture {fixture.name}: {len(raw)} bytes")
     print(f"{'':42} {'p50 us':>8} {'p95 us':>8}   ({n} samples each)")
     for label, fn in rows:
-        p50, p95 = _percentiles(fn, n)
+        p50, p95 = percentiles(fn, n)
         print(f"{label:42} {p50:8.2f} {p95:8.2f}")
 
 
