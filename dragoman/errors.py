@@ -132,6 +132,26 @@ _REQUEST_FAULTS: dict[str, type[GatewayError]] = {
 _GATEWAY_REFUSED = frozenset(("authentication_error", "permission_error", "billing_error"))
 
 
+_STATUS_TYPES = {
+    400: "invalid_request_error", 401: "authentication_error", 402: "billing_error", 403: "permission_error",
+    404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
+}
+# Transient, though 4xx: 408 (the upstream tired of waiting for the request) and 409 (a conflict, a lock timeout).
+# OpenAI's and Anthropic's SDKs retry both; here they are retried and fallen back from like a 5xx.
+_TRANSIENT_4XX = (408, 409)
+
+
+def status_error_type(status: int) -> str:
+    """The Anthropic error type an upstream's HTTP error status means: the status of an error answer, or the numeric
+    `code` of an error a relay (OpenRouter) reports inside a 200 — the same failure either way."""
+    known = _STATUS_TYPES.get(status)
+    if known is not None:
+        return known
+    if status >= 500 or status in _TRANSIENT_4XX:
+        return "api_error"
+    return "invalid_request_error"
+
+
 def upstream_failure(
     error_type: str, where: str, detail: str, *, status: int | None = None, headers: dict[str, str] | None = None,
     outcome: str | None = None, key_source: str = "the route's api_key_ref", keyless: bool = False,

@@ -103,18 +103,23 @@ class ChatRequest(msgspec.Struct, omit_defaults=True, gc=False):
 # ---- response --------------------------------------------------------------------------------------------
 
 
+# Counts are any JSON number: a server that wrote `12.0` for 12 would otherwise fail the whole answer over a field
+# that only reports it (translate/usage.py reads them as whole numbers).
+Count = Union[int, float, None]
+
+
 class PromptTokensDetails(msgspec.Struct, gc=False):
-    cached_tokens: int | None = None
+    cached_tokens: Count = None
 
 
 class CompletionTokensDetails(msgspec.Struct, gc=False):
-    reasoning_tokens: int | None = None
+    reasoning_tokens: Count = None
 
 
 class ChatUsage(msgspec.Struct, gc=False):
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    total_tokens: int | None = None
+    prompt_tokens: Count = None
+    completion_tokens: Count = None
+    total_tokens: Count = None
     prompt_tokens_details: PromptTokensDetails | None = None
     completion_tokens_details: CompletionTokensDetails | None = None
 
@@ -143,6 +148,7 @@ class Choice(msgspec.Struct, gc=False):
     index: int = 0
     message: ResponseMessage | None = None
     finish_reason: str | None = None
+    error: Any = None  # OpenRouter: the provider behind it failed on this choice
 
 
 class ChatResponse(msgspec.Struct, gc=False):
@@ -150,6 +156,7 @@ class ChatResponse(msgspec.Struct, gc=False):
     model: str | None = None
     choices: list[Choice] = []
     usage: ChatUsage | None = None
+    error: Any = None  # OpenRouter answers a failure after the request was taken as a 200 holding `error`
 
 
 # ---- stream chunks ---------------------------------------------------------------------------------------

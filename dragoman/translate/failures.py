@@ -8,6 +8,7 @@ passed through here as is: the relay redacts every error message before it leave
 from __future__ import annotations
 
 from dragoman import errors as E
+from dragoman.protocols import openai_chat as C
 from dragoman.protocols import openai_responses as R
 
 # An upstream stream that ends without saying it is done (Chat: no finish_reason; Responses: no
@@ -23,10 +24,60 @@ _FAILURE_TYPES = {
 }
 
 
-def chat_chunk_failure(error: object) -> tuple[str, str]:
-    """(error type, message) for a Chat chunk holding `error` (some servers report a failure mid-stream so)."""
-    message = _scalar_text(error.get("message")) if isinstance(error, dict) else _scalar_text(error)
-    return "api_error", message or "the upstream reported an error mid-stream"
+# Chat finish reasons that say the generation failed, not that the answer is complete: vLLM's `abort` (the engine
+# dropped the request: scale-down, shutdown, sleep), DeepSeek's `insufficient_system_resource`, Mistral's and
+# OpenRouter's `error`. A half-written answer ending so is a failure (retried, fallen back from, counted by the
+# breaker), never a clean end_turn the client takes as finished.
+_FAILED_FINISH = {
+    "abort": ("overloaded_error", "the upstream aborted the generation (finish_reason 'abort')"),
+    "insufficient_system_resource": (
+        "overloaded_error", "the upstream ran out of resources mid-generation (finish_reason "
+                            "'insufficient_system_resource')"),
+    "error": ("api_error", "the upstream failed mid-generation (finish_reason 'error')"),
+}
+
+
+def chat_finish_failure(finish_reason: str) -> tuple[str, str] | None:
+    """(error type, message) when a Chat finish_reason says the generation failed; None when it ended an answer."""
+    return _FAILED_FINISH.get(finish_reason)
+
+
+def chat_error_failure(error: object) -> tuple[str, str]:
+    """(error type, message) for an error a Chat upstream put inside its answer: a stream chunk holding `error`, or a
+    200 whose body or choice holds one (OpenRouter, when the provider behind it fails after the request was taken).
+    Classified as the HTTP error answer it stands for: a numeric `code` is that answer's status (OpenRouter's 429 is
+    a rate limit), an OpenAI code string its failure type; anything else is an api_error."""
+    if not isinstance(error, dict):
+        return "api_error", _scalar_text(error) or _IN_ANSWER
+    message = _scalar_text(error.get("message")) or _IN_ANSWER
+    code = error.get("code")
+    if isinstance(code, str) and code.isdigit():
+        code = int(code)
+    if type(code) is int and 400 <= code < 600:
+        return E.status_error_type(code), message
+    return _FAILURE_TYPES.get(code, "api_error") if isinstance(code, str) else "api_error", message
+
+
+_IN_ANSWER = "the upstream reported an error in its answer"
+
+
+def failed_chat_answer(resp: C.ChatResponse) -> E.GatewayError | None:
+    """The error a Chat completion answered with a 200 stands for, or None when it is an answer: a body or a choice
+    holding `error` (OpenRouter), a finish_reason that says the generation failed, or no choice and no usage (nothing
+    was generated, and nothing says why). Raised as the same failure an HTTP error answer or a stream's first event
+    is (`E.upstream_failure`), so retries, fallbacks and the breaker see it; never an empty, successful message."""
+    failure: tuple[str, str] | None
+    if resp.error:
+        failure = chat_error_failure(resp.error)
+    elif not resp.choices:
+        failure = None if resp.usage is not None else ("api_error", "the upstream answered with no choices")
+    else:
+        choice = resp.choices[0]
+        if choice.error:
+            failure = chat_error_failure(choice.error)
+        else:
+            failure = chat_finish_failure(choice.finish_reason) if choice.finish_reason else None
+    return E.upstream_failure(failure[0], "upstream", failure[1]) if failure is not None else None
 
 
 def responses_failure(error: R.ResponseError | None) -> tuple[str, str]:

@@ -8,6 +8,7 @@ from dragoman.translate.request_context import RequestContext
 _FINISH = {
     "stop": "end_turn",
     "length": "max_tokens",
+    "model_length": "max_tokens",  # Mistral: the model's context is full
     "tool_calls": "tool_use",
     "function_call": "tool_use",
     "content_filter": "refusal",
@@ -22,7 +23,13 @@ def chat_stop_reason(
         return "tool_use", None  # some servers answer tool calls with finish_reason "stop"
     if refusal and not has_tools:
         return "refusal", None
-    reason = _FINISH.get(finish_reason or "stop", "end_turn")
+    reason = _FINISH.get(finish_reason or "stop")
+    if reason is None:  # a value no server documents (failed generations are failures before this: failures.py)
+        ctx.note(f"unknown finish_reason {finish_reason[:40]!r}: end_turn")  # type: ignore[index]
+        reason = "end_turn"
+    elif reason == "tool_use":  # "tool_calls" with no call made (a tool parser failed and left the call as text)
+        ctx.note(f"finish_reason {finish_reason!r} without a tool call: end_turn")
+        reason = "end_turn"
     if reason == "end_turn" and ctx.stop_sequences:
         for seq in ctx.stop_sequences:
             if seq and text_tail.endswith(seq):

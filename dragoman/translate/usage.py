@@ -32,14 +32,21 @@ def responses_usage(usage: R.ResponsesUsage | None, ctx: RequestContext, *, fall
     return _usage(usage.input_tokens, usage.output_tokens, usage.input_tokens_details, ctx)
 
 
-def _usage(prompt: int | None, output: int | None, details: C.PromptTokensDetails | R.InputTokensDetails | None,
-           ctx: RequestContext) -> A.Usage:
+def _usage(prompt: float | None, output: float | None,
+           details: C.PromptTokensDetails | R.InputTokensDetails | None, ctx: RequestContext) -> A.Usage:
     # Never below 0 (the client's SDK and the record read them as counts); the record bounds them above too
     # (exchange/audit.py token_count). Cached tokens are part of the prompt (OpenAI's contract): more is an
     # upstream's error, and would be billed (cache reads are priced) for tokens nobody sent.
-    prompt = max(prompt or 0, 0)
-    cached = max((details.cached_tokens or 0) if details is not None else 0, 0)
+    prompt = _count(prompt)
+    cached = _count(details.cached_tokens) if details is not None else 0
     if cached > prompt:
         ctx.note(NOTE_CACHED_CAPPED)
         cached = prompt
-    return A.Usage(input_tokens=prompt - cached, output_tokens=max(output or 0, 0), cache_read_input_tokens=cached)
+    return A.Usage(input_tokens=prompt - cached, output_tokens=_count(output), cache_read_input_tokens=cached)
+
+
+def _count(reported: float | None) -> int:
+    """A reported count as a whole number of at least 0: a Chat server may write one as a float (`12.0`)."""
+    if reported is None:
+        return 0
+    return max(reported if type(reported) is int else int(reported), 0)

@@ -40,29 +40,12 @@ def error_from_status(
     (zero-config: OPENAI_API_KEY), named when the upstream refuses it."""
     keep = {k.lower(): v for k, v in headers.items() if k.lower() in _RETRY_HEADERS and _header_value(v)}
     return E.upstream_failure(
-        _status_type(status), f"upstream for route {route!r}", _upstream_message(body, secret), status=status,
+        E.status_error_type(status), f"upstream for route {route!r}", _upstream_message(body, secret), status=status,
         headers=keep, outcome="timeout" if status == 408 else None, key_source=key_source, keyless=secret is None,
     )
 
 
 _RETRY_HEADERS = ("retry-after", "retry-after-ms")
-_STATUS_TYPES = {
-    400: "invalid_request_error", 401: "authentication_error", 402: "billing_error", 403: "permission_error",
-    404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
-}
-# Transient, though 4xx: 408 (the upstream tired of waiting for the request) and 409 (a conflict, a lock timeout).
-# OpenAI's and Anthropic's SDKs retry both; here they are retried and fallen back from like a 5xx.
-_TRANSIENT_4XX = (408, 409)
-
-
-def _status_type(status: int) -> str:
-    """The Anthropic error type an upstream's HTTP error status means."""
-    known = _STATUS_TYPES.get(status)
-    if known is not None:
-        return known
-    if status >= 500 or status in _TRANSIENT_4XX:
-        return "api_error"
-    return "invalid_request_error"
 
 
 def _header_value(value: str) -> bool:

@@ -6,6 +6,7 @@ from typing import Any
 
 from dragoman.protocols import anthropic as A
 from dragoman.protocols import openai_chat as C
+from dragoman.translate.failures import failed_chat_answer
 from dragoman.translate.output_budget import cut_message
 from dragoman.translate.request_context import RequestContext
 from dragoman.translate.stop_reasons import chat_stop_reason
@@ -15,7 +16,10 @@ from dragoman.translate.tool_ids import ToolUseIds
 from dragoman.translate.usage import chat_usage
 
 def translate_response(resp: C.ChatResponse, ctx: RequestContext) -> A.MessagesResponse:
-    """The Anthropic message for a non-streamed Chat completion."""
+    """The Anthropic message for a non-streamed Chat completion; raises the failure a 200 may stand for."""
+    failure = failed_chat_answer(resp)
+    if failure is not None:
+        raise failure
     choice = resp.choices[0] if resp.choices else C.Choice()
     message = choice.message or C.ResponseMessage()
     blocks: list[A.OutBlock] = []

@@ -4,7 +4,9 @@ Invariants, whatever order the upstream sends things in: message_start comes fir
 are dense and increasing; exactly one block is open at a time and every start has its stop; a failure never
 ends as a clean message_stop. Tool-call argument fragments stream live while their call is the open block;
 a call whose fragments arrive while another call is still incomplete (interleaving servers) is held and
-sent whole once the open call is complete, so no fragment ever lands in a block that is already closed.
+sent whole once the open call is complete, so no fragment ever lands in a block that is already closed. A new id
+at an index in use is a new call, and a call whose arguments are one whole object takes no more fragments: a block's
+fragments join into exactly one JSON object.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dragoman.protocols import anthropic as A
 from dragoman.protocols import openai_chat as C
 from dragoman.translate.chat.response import content_text
 from dragoman.translate.estimates import output_estimate
-from dragoman.translate.failures import CUT_SHORT, chat_chunk_failure
+from dragoman.translate.failures import CUT_SHORT, chat_error_failure, chat_finish_failure
 from dragoman.translate.request_context import RequestContext
 from dragoman.translate.stop_reasons import chat_stop_reason
 from dragoman.translate.stream_bridge import StreamBridge
@@ -30,15 +32,21 @@ _TAIL = 64  # characters of text kept to tell which stop sequence ended the answ
 # text this short costs 1 µs (mostly strings) to 20 µs (many small objects), so an interleaving server's questions
 # cost at most that each, one per fragment it sends (`_ToolCall.whole`).
 _SCAN_FROM = 2048
+# How a fragment that cannot follow a whole object starts: a resent object or its prefix, a second call's arguments
+# (`{`, or JSON whitespace first). Tested on each fragment's first character only, so that a well-formed stream pays
+# one character's test a fragment; only a fragment starting so after a text ending in `}` asks `_ToolCall.whole`.
+_OBJECT_START = "{ \t\r\n"
+_OBJECT_END = "} \t\r\n"
 
 
 class _ToolCall:
-    __slots__ = ("id", "name", "parts", "block", "closed", "cumulative", "wrapped", "seen", "asked_at", "was_whole",
-                 "scan", "scanned", "verdict", "position")
+    __slots__ = ("id", "given_id", "name", "parts", "block", "closed", "cumulative", "wrapped", "seen", "asked_at",
+                 "was_whole", "scan", "scanned", "verdict", "position")
 
     def __init__(self, position: int = 0) -> None:
         self.position = position  # the call's place among the answer's calls (its made-up id, when it has none)
         self.id: str | None = None
+        self.given_id = False  # `id` is the upstream's, not one made up when the call's block opened without one
         self.name: str | None = None
         self.parts: list[str] = []
         self.block: int | None = None  # Anthropic block index once opened
@@ -52,11 +60,14 @@ class _ToolCall:
         self.scanned = 0
         self.verdict: bool | None = None  # the decode's, once the scanned brackets balance
 
-    def add(self, fragment: str) -> str:
-        """Record a fragment; return the new text it adds."""
-        if not self.parts:
+    def add(self, fragment: str) -> str | None:
+        """Record a fragment; return the new text it adds, or None when nothing more can belong to the call: its
+        arguments are one whole JSON object already, and a client joining the fragments would read two (servers that
+        resend the whole arguments, hermes-agent#35718; a second call sent into the first's, dyedd/lens#49)."""
+        parts = self.parts
+        if not parts:
             self.wrapped = is_wrapped(fragment)
-        elif len(self.parts) == 1 and len(fragment) > self.seen and fragment.startswith(self.parts[0]):
+        elif len(parts) == 1 and len(fragment) > self.seen and fragment.startswith(parts[0]):
             self.cumulative = True
         if self.cumulative:
             if len(fragment) <= self.seen:
@@ -64,9 +75,18 @@ class _ToolCall:
             piece = fragment[self.seen:]
         else:
             piece = fragment
-        self.parts.append(piece)
+        if parts and piece[0] in _OBJECT_START and parts[-1][-1] in _OBJECT_END and self._ends_whole():
+            return "" if piece.isspace() else None
+        parts.append(piece)
         self.seen += len(piece)
         return piece
+
+    def _ends_whole(self) -> bool:
+        """Whether the text so far is one whole object, asked by `add` before a fragment that may start another
+        object (`_OBJECT_START`) once the text ends in `}` or whitespace: a text ending elsewhere (most do, mid-stream)
+        is not decoded."""
+        last = self.parts[-1].rstrip() or self.text().rstrip()
+        return last.endswith("}") and self.whole()
 
     def text(self) -> str:
         return "".join(self.parts)
@@ -137,7 +157,7 @@ class ChatStreamBridge(StreamBridge):
             self._start(out)
             self.upstream_model = chunk.model
         if chunk.error is not None:
-            return self._emit(self._fail(out, *chat_chunk_failure(chunk.error)))
+            return self._emit(self._fail(out, *chat_error_failure(chunk.error)))
         for choice in chunk.choices or ():
             if choice.index:
                 continue  # n > 1 is never asked for; ignore extra choices
@@ -150,6 +170,9 @@ class ChatStreamBridge(StreamBridge):
             elif delta is not None:
                 self._on_delta(delta, out)
             if choice.finish_reason:
+                failed = chat_finish_failure(choice.finish_reason)
+                if failed is not None:  # the generation failed: what was sent is not a whole answer
+                    return self._emit(self._fail(out, *failed))
                 self._finish = choice.finish_reason
                 self._close_all(out)
         if chunk.usage is not None:
@@ -242,6 +265,11 @@ class ChatStreamBridge(StreamBridge):
                 self.ctx.note("late tool argument fragment dropped")
             return
         piece = call.add(fragment) if fragment else ""
+        if piece is None:
+            resent = call.text().lstrip().startswith(fragment.strip())  # type: ignore[union-attr]
+            self.ctx.note("resent tool arguments dropped" if resent else
+                          "tool argument fragment after the call's whole arguments dropped")
+            return
         self._out_chars += len(piece)
         if call is self._active:
             if piece and not call.wrapped:
@@ -262,13 +290,25 @@ class ChatStreamBridge(StreamBridge):
                 index = last
         self._last_call = index
         call = self._calls.get(index)
-        if call is None:
-            call = _ToolCall(len(self._order))
-            self._calls[index] = call
-            self._order.append(call)
-            self._next_free = max(self._next_free, index + 1)
-        if delta.id and not call.id:
-            call.id = delta.id
+        new_id = delta.id
+        if new_id:
+            if call is None or (call.given_id and new_id != call.id):
+                # A new id at an index in use is a new call: Ollama's /v1 and Gemini relays send every call of a
+                # parallel batch at index 0, each with its own id (ollama/ollama#15457; fixed so in vercel/ai#14277).
+                call = self._new_call(index)
+            if not call.id:
+                call.id = new_id
+                call.given_id = True
+        elif call is None:
+            call = self._new_call(index)
+        return call
+
+    def _new_call(self, index: int) -> _ToolCall:
+        """A call that takes upstream `index` from now on (a call before it at that index keeps its place)."""
+        call = _ToolCall(len(self._order))
+        self._calls[index] = call
+        self._order.append(call)
+        self._next_free = max(self._next_free, index + 1)
         return call
 
     def _advance(self, out: list[A.StreamEvent]) -> None:

@@ -1,0 +1,196 @@
+"""OpenAI-compatible servers that stray from OpenAI's wire format, over real sockets through a gateway, asked with the
+official `anthropic` SDK (review 12):
+
+- Ollama's /v1 streams every call of a parallel batch at index 0, each with its own id: one tool_use per call;
+- a server that sends a call's whole arguments and then sends them again: one JSON object in the tool_use block;
+- a finish_reason that says the generation failed (vLLM `abort`, DeepSeek `insufficient_system_resource`, `error`)
+  is a failure: before the first byte and in a JSON answer it is retried and falls back; after the first byte it is
+  an `error` event, never a clean end_turn; Mistral's `model_length` is max_tokens;
+- a 200 whose body or choice holds an error (OpenRouter) is the failure it reports (its code 429: a rate limit), and
+  a 200 with no choice and no usage is a failure, never an empty, successful message;
+- `finish_reason: "tool_calls"` with no call made ends the turn; a usage count written as a float (12.0) is read."""
+
+from __future__ import annotations
+
+import json
+from typing import Iterator
+
+import anthropic
+import pytest
+
+from tests.anthropic_events import check_sse_grammar
+from tests.gateway import Gateway, run_gateway
+from tests.routing_helpers import KEYS_ENV, USER_HI, config_yaml, route, sdk
+from tests.sdk_helpers import blocks, stream_raw
+from tests.upstreams import ChatReply, RawStream, ScriptedChatUpstream
+from tests.upstreams.chat_chunks import chat_chunk, tool_call_delta
+from tests.upstreams.openai_chat import RawBody
+
+pytestmark = pytest.mark.timeout(60)
+
+BACKUP_TEXT = "from the backup"
+RETRY_ONCE = {"attempts": 1}
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[tuple[ScriptedChatUpstream, ScriptedChatUpstream, Gateway]]:
+    with ScriptedChatUpstream() as primary, ScriptedChatUpstream(ChatReply(text=BACKUP_TEXT)) as backup:
+        routes = [
+            route("main", primary.base_url, provider="openai_compatible", fallbacks=["spare"], retry=RETRY_ONCE),
+            route("spare", backup.base_url, provider="openai_compatible"),
+            route("alone", primary.base_url, provider="openai_compatible", retry=RETRY_ONCE),
+        ]
+        with run_gateway(config_yaml(routes), env=KEYS_ENV) as gateway:
+            yield primary, backup, gateway
+
+
+@pytest.fixture
+def primary(servers) -> Iterator[ScriptedChatUpstream]:
+    servers[0].reset()
+    servers[1].reset(ChatReply(text=BACKUP_TEXT))
+    yield servers[0]
+
+
+@pytest.fixture
+def client(servers) -> anthropic.Anthropic:
+    return sdk(servers[2])
+
+
+def _ask(client: anthropic.Anthropic, stream: bool, model: str = "alone") -> anthropic.types.Message:
+    body = {"model": model, "max_tokens": 500, "messages": USER_HI}
+    if stream:
+        with client.messages.stream(**body) as events:
+            return events.get_final_message()
+    return client.messages.create(**body)
+
+
+def _stream(*chunks: dict) -> RawStream:
+    return RawStream([chat_chunk({"role": "assistant", "content": ""}), *chunks])
+
+
+def _tool(index: int, **fields: str) -> dict:
+    return chat_chunk({"tool_calls": [tool_call_delta(index, **fields)]})
+
+
+def _completion(content: str, finish_reason: str, usage: dict | None = None) -> bytes:
+    body = {"id": "chatcmpl-1", "model": "m", "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish_reason}]}
+    if usage is not None:
+        body["usage"] = usage
+    return json.dumps(body).encode()
+
+
+# ---- tool calls ----------------------------------------------------------------------------------------------
+
+
+def test_parallel_calls_all_at_index_0_become_one_tool_use_each(primary, client) -> None:
+    primary.script(_stream(
+        _tool(0, id="call_a1b2c3d4", name="Read", args='{"path": "a.txt"}'),
+        _tool(0, id="call_e5f6g7h8", name="Bash", args='{"command": '),
+        _tool(0, args='"ls"}'),
+        chat_chunk({}, "tool_calls"),
+    ))
+    message = _ask(client, stream=True)
+    assert message.stop_reason == "tool_use"
+    assert blocks(message.content) == [("tool_use", "call_a1b2c3d4", "Read", {"path": "a.txt"}),
+                                       ("tool_use", "call_e5f6g7h8", "Bash", {"command": "ls"})]
+
+
+def test_arguments_sent_whole_and_then_again_stream_as_one_json_object(primary, servers) -> None:
+    primary.script(_stream(
+        _tool(0, id="call_rm", name="Bash", args='{"command":"rm -rf build"}'),
+        _tool(0, args='{"command":"rm -rf build"}'),
+        chat_chunk({}, "tool_calls"),
+    ))
+    status, events = stream_raw(servers[2], model="alone", max_tokens=500, messages=USER_HI)
+    assert status == 200 and check_sse_grammar(events) == "message_stop"
+    fragments = [e["delta"]["partial_json"] for _, e in events
+                 if e["type"] == "content_block_delta" and e["delta"]["type"] == "input_json_delta"]
+    # The client joins the fragments and parses them once (the TypeScript SDK failed: "Unexpected non-whitespace
+    # character after JSON at position 26").
+    assert json.loads("".join(fragments)) == {"command": "rm -rf build"}
+
+
+def test_tool_calls_finish_reason_without_a_call_ends_the_turn(primary, client) -> None:
+    primary.script(_stream(chat_chunk({"content": "<tool_call>{}</tool_call>"}), chat_chunk({}, "tool_calls")))
+    assert _ask(client, stream=True).stop_reason == "end_turn"
+    primary.script(RawBody(_completion("<tool_call>{}</tool_call>", "tool_calls"), "application/json"))
+    assert _ask(client, stream=False).stop_reason == "end_turn"
+
+
+# ---- finish reasons ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reason", ["abort", "insufficient_system_resource", "error"])
+def test_a_failed_generation_before_the_first_byte_falls_back(reason: str, primary, client) -> None:
+    # vLLM aborting a request before it generated anything: the first event the gateway reads says so
+    primary.script(RawStream([chat_chunk({"role": "assistant", "content": ""}, reason)]))
+    message = _ask(client, stream=True, model="main")
+    assert [b.text for b in message.content] == [BACKUP_TEXT]
+
+
+@pytest.mark.parametrize("reason", ["abort", "insufficient_system_resource", "error"])
+def test_a_failed_generation_in_a_json_answer_falls_back(reason: str, primary, client) -> None:
+    primary.script(RawBody(_completion("I will now refactor the ", reason), "application/json"))
+    message = _ask(client, stream=False, model="main")
+    assert [b.text for b in message.content] == [BACKUP_TEXT]
+    with pytest.raises(anthropic.APIStatusError) as raised:
+        _ask(client, stream=False)
+    assert raised.value.status_code >= 500
+
+
+def test_a_failed_generation_after_the_first_byte_is_an_error_event(primary, client) -> None:
+    primary.script(RawStream([chat_chunk({"role": "assistant", "content": ""}), chat_chunk({"content": "I will "}),
+                              chat_chunk({}, "abort")], hold_after=2))
+    with pytest.raises(anthropic.APIStatusError) as raised:
+        with client.messages.stream(model="alone", max_tokens=500, messages=USER_HI) as events:
+            for event in events:
+                if event.type == "content_block_delta":
+                    primary.release()  # the client has the first bytes: the abort comes after them
+    assert "abort" in str(raised.value)
+
+
+def test_model_length_is_max_tokens(primary, client) -> None:
+    primary.script(_stream(chat_chunk({"content": "I will now refactor the "}), chat_chunk({}, "model_length")))
+    assert _ask(client, stream=True).stop_reason == "max_tokens"
+    primary.script(RawBody(_completion("I will now refactor the ", "model_length"), "application/json"))
+    assert _ask(client, stream=False).stop_reason == "max_tokens"
+
+
+# ---- errors inside a 200 -------------------------------------------------------------------------------------
+
+
+def test_an_error_body_in_a_200_is_the_failure_it_reports(primary, client) -> None:
+    limited = {"error": {"message": "Provider returned error", "code": 429, "metadata": {"provider_name": "X"}}}
+    primary.script(RawBody(json.dumps(limited).encode(), "application/json"))
+    with pytest.raises(anthropic.RateLimitError):
+        _ask(client, stream=False)
+    primary.script(RawBody(json.dumps(limited).encode(), "application/json"))
+    assert [b.text for b in _ask(client, stream=False, model="main").content] == [BACKUP_TEXT]
+
+
+def test_a_choice_holding_an_error_is_the_failure_it_reports(primary, client) -> None:
+    failed = {"id": "gen-1", "choices": [{"index": 0, "message": {"role": "assistant", "content": ""},
+                                          "finish_reason": "error", "error": {"code": 502, "message": "down"}}],
+              "usage": {"prompt_tokens": 5, "completion_tokens": 0}}
+    primary.script(RawBody(json.dumps(failed).encode(), "application/json"))
+    assert [b.text for b in _ask(client, stream=False, model="main").content] == [BACKUP_TEXT]
+
+
+def test_a_200_with_no_choice_and_no_usage_is_a_failure(primary, client) -> None:
+    primary.script(RawBody(b'{"id": "chatcmpl-1", "choices": []}', "application/json"))
+    assert [b.text for b in _ask(client, stream=False, model="main").content] == [BACKUP_TEXT]
+
+
+# ---- usage ---------------------------------------------------------------------------------------------------
+
+
+def test_usage_counts_written_as_floats_are_read(primary, client) -> None:
+    usage = {"prompt_tokens": 12.0, "completion_tokens": 3.0, "total_tokens": 15.0}
+    primary.script(RawStream([chat_chunk({"role": "assistant", "content": "Hi."}),
+                              {**chat_chunk({}, "stop"), "usage": usage}]))
+    message = _ask(client, stream=True)
+    assert (message.usage.input_tokens, message.usage.output_tokens) == (12, 3)
+    primary.script(RawBody(_completion("Hi.", "stop", usage), "application/json"))
+    message = _ask(client, stream=False)
+    assert (message.usage.input_tokens, message.usage.output_tokens) == (12, 3)
