@@ -423,8 +423,10 @@ def run(argv: Sequence[str]) -> int:
         return 2
     sys.stdout.flush()
     sys.stderr.flush()
+    own_headers = bool(env.get("ANTHROPIC_CUSTOM_HEADERS", "").strip())
+    settings = json.dumps(flag_settings(child, own_headers=own_headers))
     try:
-        os.execvpe(exe, [exe, "--settings", json.dumps(flag_settings(child, own_headers=bool(env.get("ANTHROPIC_CUSTOM_HEADERS", "").strip()))), *passed], child)
+        os.execvpe(exe, [exe, "--settings", settings, *passed], child)
     except OSError as err:
         print(f"error: cannot run {exe}: {err.strerror or err}; {INSTALL_HINT}", file=sys.stderr)
         return 2
