@@ -162,6 +162,58 @@ def test_azure_responses_api():
     assert lower(t.headers)["api-key"] == "sk-upstream-123"
 
 
+@pytest.mark.parametrize(("upstream", "url", "body_model"), [
+    # Azure's v1 API: no deployment segment in the URL, no api-version; the deployment is the body's model
+    ({"deployment": "my-gpt5-prod"}, "https://myres.openai.azure.com/openai/v1/responses", "my-gpt5-prod"),
+    ({}, "https://myres.openai.azure.com/openai/v1/responses", None),  # the model is the deployment's name
+    # a dated api-version: Azure's dated Responses surface, the deployment still in the body
+    ({"api_version": "2025-04-01-preview", "deployment": "d"},
+     "https://myres.openai.azure.com/openai/responses?api-version=2025-04-01-preview", "d"),
+    # the v1 base URL as Azure and the OpenAI SDK document it: the api's path appended
+    ({"endpoint": "https://myres.openai.azure.com/openai/v1/", "deployment": "d"},
+     "https://myres.openai.azure.com/openai/v1/responses", "d"),
+    ({"endpoint": "https://myres.openai.azure.com/openai/v1"}, "https://myres.openai.azure.com/openai/v1/responses",
+     None),
+])
+def test_azure_responses_urls_and_the_deployment_in_the_body(upstream, url, body_model):
+    upstream = {"provider": "azure_openai", "endpoint": "https://myres.openai.azure.com", "api": "responses",
+                "api_key_ref": "upstream_key", **upstream}
+    route, t = target(**upstream)
+    assert (t.url, route.body_model) == (url, body_model)
+
+
+def test_azure_v1_base_url_serves_chat_with_the_deployment_in_the_body():
+    route, t = target(provider="azure_openai", endpoint="https://myres.openai.azure.com/openai/v1/", api="chat",
+                      deployment="d", api_key_ref="upstream_key")
+    assert (t.url, route.body_model) == ("https://myres.openai.azure.com/openai/v1/chat/completions", "d")
+
+
+def test_azure_chat_keeps_the_deployment_in_the_url_and_the_model_in_the_body():
+    route, t = target(provider="azure_openai", endpoint="https://myres.openai.azure.com", deployment="d")
+    assert "/openai/deployments/d/chat/completions?" in t.url and route.body_model is None
+
+
+@pytest.mark.parametrize(("upstream", "key", "said"), [
+    ({"provider": "openai", "deployment": "x"}, "deployment", "azure_openai setting"),
+    ({"provider": "openai", "api_version": "2024-10-21"}, "api_version", "azure_openai setting"),
+    ({"provider": "openai_compatible", "endpoint": "http://localhost:8000/v1", "deployment": "x"}, "deployment",
+     "azure_openai setting"),
+    ({"provider": "azure_openai", "endpoint": "https://myres.openai.azure.com/openai/v1", "api": "responses",
+      "api_version": "2025-04-01-preview"}, "api_version", "not used with this endpoint"),
+    ({"provider": "azure_openai", "endpoint": "https://myres.openai.azure.com", "api_version": "preview"},
+     "api_version", "not a dated Azure api-version"),
+    ({"provider": "azure_openai", "deployment": "y",
+      "endpoint": "https://myres.openai.azure.com/openai/deployments/x/chat/completions?api-version=2024-10-21"},
+     "deployment", "names its own deployment"),
+    ({"provider": "azure_openai", "api_version": "2024-10-21",
+      "endpoint": "https://myres.openai.azure.com/openai/deployments/x/chat/completions?api-version=2024-10-21"},
+     "api_version", "not used with this endpoint"),
+])
+def test_azure_settings_that_would_be_ignored_are_refused_at_their_line(upstream, key, said):
+    message = config_error(**upstream)
+    assert f"upstream.{key}:" in message and said in message
+
+
 def test_azure_without_a_key_sends_no_credential():
     _, t = target(provider="azure_openai", endpoint="https://myres.openai.azure.com")
     assert lower(t.headers) == {"content-type": "application/json"}

@@ -10,16 +10,18 @@ from tests.anthropic_events import check_sse_grammar
 from tests.gateway import ROUTE_NAME
 from tests.routing_helpers import USER_HI
 from tests.sdk_helpers import ask, stream_raw
-from tests.upstreams.openai_responses import ResponsesReply
+from tests.upstreams.openai_responses import RawStream, ResponsesReply, render_events, sse_events
 
 pytestmark = pytest.mark.timeout(30)
 
 
 def test_failed_response_mid_stream_raises_in_the_sdk(responses_client, responses_gateway, responses_upstream):
-    # Paced, so the gateway has sent the first bytes before the failure arrives (a failure in the very first read
-    # is still the gateway's to retry and comes back as an HTTP error instead).
-    responses_upstream.script(ResponsesReply(status="failed", chunk_delay=0.1,
-                                             error=("server_error", "The model failed to generate a response.")))
+    # The answer has begun (its message item is out) and the gateway has sent the first bytes when the failure
+    # arrives (paced: a failure in the very first read is still the gateway's to retry, an HTTP error). A failure
+    # right after response.created is before any answer: an HTTP error (test_responses_failure_before_the_answer).
+    opening = render_events(ResponsesReply(text="partial"))[:-1]  # all but response.completed
+    failed = render_events(ResponsesReply(status="failed"))[-1]
+    responses_upstream.script(RawStream(sse_events([*opening, failed]), delay=0.1, done=False))
     with pytest.raises(anthropic.APIStatusError) as caught:
         ask(responses_client, True)
     assert "failed to generate" in str(caught.value)

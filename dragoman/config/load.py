@@ -13,7 +13,7 @@ from dragoman.config.endpoints import (
     ANTHROPIC_BASE_URL,
     OPENAI_BASE_URL,
     api_url,
-    azure_url,
+    azure_target,
     chat_completions_url,
 )
 from dragoman.config.model import (
@@ -36,7 +36,7 @@ from dragoman.config.secrets import Secret, env_keys, gateway_keys, resolve_secr
 from dragoman.config.translation_keys import route_translation
 from dragoman.config.shift import loop_settings, prompt_prefixes, weighted_route
 from dragoman.config.yaml_source import Path, Source, parse_yaml
-from dragoman.errors import ConfigError
+from dragoman.errors import ConfigError, quoted
 from dragoman.policy.language import compile_policy
 from dragoman.protocols.anthropic import MAX_MODEL_CHARS
 from dragoman.translate.options import TranslationOptions
@@ -278,11 +278,13 @@ def _route(entry: RouteEntry, path: Path, secrets: dict[str, Secret], src: Sourc
     ref = upstream.api_key_ref
     api = _api(upstream, path + ("upstream",), src)
     translation = route_translation(entry.translation, upstream.max_output_tokens, api, path, src)
+    endpoint, body_model = _endpoint(upstream, api, path + ("upstream",), src)
     return Route(
         name=entry.name,
         provider=upstream.provider,
         model=upstream.model,
-        endpoint=_endpoint(upstream, api, path + ("upstream",), src),
+        endpoint=endpoint,
+        body_model=body_model,
         api_key=None if ref is None else resolve_secret(ref, path + ("upstream", "api_key_ref"), secrets, src),
         timeouts=upstream.timeout,
         translation=translation,
@@ -310,7 +312,8 @@ def _api(upstream: Upstream, path: Path, src: Source) -> str:
     return api
 
 
-def _endpoint(upstream: Upstream, api: str, path: Path, src: Source) -> str:
+def _endpoint(upstream: Upstream, api: str, path: Path, src: Source) -> tuple[str, str | None]:
+    """The URL to POST to, and the name the body's `model` carries instead of the model (None: the model)."""
     provider = upstream.provider
     endpoint = upstream.endpoint
     if endpoint is None:
@@ -320,9 +323,38 @@ def _endpoint(upstream: Upstream, api: str, path: Path, src: Source) -> str:
             endpoint = ANTHROPIC_BASE_URL
         else:
             raise src.error(path, f"endpoint is required for provider {provider} (e.g. http://localhost:8000/v1)")
+    if provider == "azure_openai":
+        return _azure_endpoint(upstream, endpoint, api, path, src)
+    for key in ("deployment", "api_version"):  # read by nothing but Azure's URLs: never silently ignored
+        if getattr(upstream, key) is not None:
+            raise src.error(path + (key,), f"{key} is an azure_openai setting; provider {provider} does not use it: "
+                                           "remove it")
     try:
-        if provider == "azure_openai":
-            return azure_url(endpoint, upstream.deployment or upstream.model, upstream.api_version, api)
-        return api_url(endpoint, api)
+        return api_url(endpoint, api), None
     except ValueError as exc:
         raise src.error(path + ("endpoint",), str(exc)) from None
+
+
+# Azure's dated api-versions (2024-10-21, 2025-04-01-preview); its v1 API takes none.
+_AZURE_API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(-preview)?")
+
+
+def _azure_endpoint(upstream: Upstream, endpoint: str, api: str, path: Path, src: Source) -> tuple[str, str | None]:
+    """An azure_openai route's URL and body model; `deployment` or `api_version` its URL would not use is refused
+    (Azure would answer 404 or 400 at the first request, or the setting would be ignored)."""
+    version = upstream.api_version
+    if version is not None and not _AZURE_API_VERSION.fullmatch(version):
+        raise src.error(path + ("api_version",), f"{quoted(version)} is not a dated Azure api-version (YYYY-MM-DD "
+                                                 "or YYYY-MM-DD-preview); for Azure's v1 API, omit api_version")
+    try:
+        target = azure_target(endpoint, upstream.deployment or upstream.model, version, api)
+    except ValueError as exc:
+        raise src.error(path + ("endpoint",), str(exc)) from None
+    if version is not None and not target.uses_api_version:
+        raise src.error(path + ("api_version",), "api_version is not used with this endpoint: Azure's v1 API "
+                                                 "(…/openai/v1) takes none, and a URL written out whole carries its "
+                                                 "own; remove it")
+    if upstream.deployment is not None and target.deployment is None:
+        raise src.error(path + ("deployment",), "deployment is not used with this endpoint: its URL names its own "
+                                                "deployment; remove one of the two")
+    return target.url, upstream.deployment if target.deployment == "body" else None

@@ -65,8 +65,8 @@ class Upstream(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     api_key_ref: str | None = None  # None: send no key (local servers)
     max_output_tokens: _PositiveInt | None = None
     timeout: Timeouts = Timeouts()
-    deployment: str | None = None  # azure_openai: the deployment name in the URL
-    api_version: str = "2024-10-21"  # azure_openai: the api-version query parameter
+    deployment: str | None = None  # azure_openai: the deployment (in Chat's URL, else the body's model); None: model
+    api_version: str | None = None  # azure_openai: the api-version query (Chat: 2024-10-21; Responses: v1 API)
 
 
 class Retry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -205,6 +205,9 @@ class Route(msgspec.Struct, frozen=True):
     pricing: Pricing | None = None
     prompt_prefixes: tuple[PromptPrefix, ...] = ()  # variants of the system-prompt prefix (the loop picks)
     key_source: str = "the route's api_key_ref"  # where its key is set, for the error an upstream's 401 becomes
+    # The name the request body's `model` carries instead of `model` (Azure's v1 and Responses URLs have no
+    # deployment segment: the deployment goes there); `model` still decides how the request is translated.
+    body_model: str | None = None
 
     def upstream_model(self, requested: str) -> str:
         """The model name to send upstream for a client's requested model."""

@@ -122,7 +122,8 @@ class ResponsesRequest(msgspec.Struct, omit_defaults=True, gc=False):
 
 
 class OutputContent(msgspec.Struct, gc=False):
-    """A content part of an output message: output_text(text) or refusal(refusal)."""
+    """A content part of an output message, output_text(text) or refusal(refusal), or of a reasoning item,
+    reasoning_text(text) (servers that send the raw reasoning: llama.cpp, gpt-oss)."""
 
     type: str
     text: str | None = None
@@ -138,7 +139,7 @@ class OutputItem(msgspec.Struct, gc=False):
     """Any output item. `type` says which fields apply:
 
     message(id, role, content, status) · function_call(id, call_id, name, arguments, status) ·
-    reasoning(id, summary, encrypted_content) · anything newer (ignored).
+    reasoning(id, summary, content, encrypted_content) · anything newer (ignored).
     """
 
     type: str
@@ -221,7 +222,7 @@ class ContentPartEvent(msgspec.Struct, gc=False):
 
 class DeltaEvent(msgspec.Struct, gc=False):
     """response.output_text.delta, response.refusal.delta, response.function_call_arguments.delta,
-    response.reasoning_summary_text.delta: a fragment of one output item."""
+    response.reasoning_summary_text.delta, response.reasoning_text.delta: a fragment of one output item."""
 
     type: str
     delta: str = ""
@@ -234,7 +235,8 @@ class DeltaEvent(msgspec.Struct, gc=False):
 
 class DoneEvent(msgspec.Struct, gc=False):
     """response.output_text.done (text), response.refusal.done (refusal),
-    response.function_call_arguments.done (arguments), response.reasoning_summary_text.done (text)."""
+    response.function_call_arguments.done (arguments), response.reasoning_summary_text.done and
+    response.reasoning_text.done (text)."""
 
     type: str
     text: str | None = None
@@ -286,10 +288,12 @@ EVENT_TYPES: dict[str, type] = {
     "response.refusal.delta": DeltaEvent,
     "response.function_call_arguments.delta": DeltaEvent,
     "response.reasoning_summary_text.delta": DeltaEvent,
+    "response.reasoning_text.delta": DeltaEvent,
     "response.output_text.done": DoneEvent,
     "response.refusal.done": DoneEvent,
     "response.function_call_arguments.done": DoneEvent,
     "response.reasoning_summary_text.done": DoneEvent,
+    "response.reasoning_text.done": DoneEvent,
     "response.reasoning_summary_part.added": SummaryPartEvent,
     "response.reasoning_summary_part.done": SummaryPartEvent,
     "error": ErrorEvent,

@@ -15,12 +15,25 @@ from dragoman.protocols import openai_responses as R
 # response.completed) was cut short: the answer may be incomplete, so it is an error, never a clean stop.
 CUT_SHORT = ("api_error", "the upstream closed the stream before the answer was complete")
 
+# OpenAI error codes that say the request itself is at fault: the codes OpenAI answers with an HTTP 400, which
+# some upstreams report inside a stream instead (a Responses `response.failed` or `error` event, an error chunk) —
+# `context_length_exceeded` (the input is over the model's window) and the image codes of Responses'
+# `ResponseError.code`. The same request fails again on a retry or another candidate of the model, so each is the
+# 400 the HTTP answer is (`E.status_error_type`): never retried, fallen back from or counted by the breaker, and
+# Claude Code hears "invalid request" (for a long prompt: compact), not "overloaded, retry".
+_REQUEST_FAULT_CODES = (
+    "invalid_prompt", "context_length_exceeded", "string_above_max_length",
+    "invalid_image", "invalid_image_format", "invalid_base64_image", "invalid_image_url", "image_too_large",
+    "image_too_small", "image_parse_error", "image_content_policy_violation", "invalid_image_mode",
+    "image_file_too_large", "unsupported_image_media_type", "empty_image_file", "failed_to_download_image",
+    "image_file_not_found",
+)
 # OpenAI error codes of a failed response → Anthropic error types; anything else is an api_error.
 _FAILURE_TYPES = {
     "rate_limit_exceeded": "rate_limit_error",
     "server_is_overloaded": "overloaded_error",
     "slow_down": "overloaded_error",
-    "invalid_prompt": "invalid_request_error",
+    **{code: E.status_error_type(400) for code in _REQUEST_FAULT_CODES},
 }
 
 
@@ -110,7 +123,7 @@ def _scalar_text(value: object) -> str | None:
 
 def failed_response_error(error: R.ResponseError | None) -> E.GatewayError:
     """The error a failed (non-streamed) response raises: classified as the same failure in a stream's first event
-    is (`E.upstream_failure`). An `invalid_prompt` one names no JSON path: the upstream refused the request as
-    translated, and does not say which part."""
+    is (`E.upstream_failure`). An `invalid_prompt` or `context_length_exceeded` one names no JSON path: the
+    upstream refused the request as translated, and does not say which part."""
     error_type, message = responses_failure(error)
     return E.upstream_failure(error_type, "upstream", message)

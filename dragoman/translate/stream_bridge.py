@@ -74,7 +74,8 @@ class StreamBridge:
 
     @property
     def started(self) -> bool:
-        """True once the upstream sent anything: from then on a failure is an `error` event, not an HTTP error."""
+        """True once the answer began (message_start was made; a Responses stream's opening events do not begin it):
+        from then on a failure is an `error` event, not an HTTP error."""
         return self._started
 
     def _start(self, out: list[A.StreamEvent]) -> None:

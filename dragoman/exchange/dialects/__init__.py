@@ -37,7 +37,7 @@ class StreamRelay(Protocol):
     upstream_model: str | None  # the model that answered, once the stream said
 
     @property
-    def started(self) -> bool: ...  # the upstream sent something: failures are now `error` events
+    def started(self) -> bool: ...  # the answer began (the client may have bytes): failures are now `error` events
 
     @property
     def ended(self) -> bool: ...  # message_stop or error was produced: stop reading

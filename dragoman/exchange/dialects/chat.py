@@ -33,6 +33,8 @@ class ChatDialect:
     def request_body(self, req: A.MessagesRequest, raw: bytes, ctx: RequestContext) -> bytes:
         model = self.route.upstream_model(req.model)
         chat = translate_request(req, model, self.route.translation, ctx, openai_extensions=self.openai_extensions)
+        if self.route.body_model is not None:  # Azure without a deployment in the URL: the body names it
+            chat.model = self.route.body_model
         return _encode(chat)
 
     def request_headers(self, base: dict[str, str], client_headers: list[tuple[bytes, bytes]]) -> dict[str, str]:

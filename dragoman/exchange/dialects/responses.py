@@ -32,6 +32,8 @@ class ResponsesDialect:
         body = translate_request(
             req, model, self.route.translation, ctx, reasoning_key=self.key, openai_extensions=self.openai_extensions
         )
+        if self.route.body_model is not None:  # Azure without a deployment in the URL: the body names it
+            body.model = self.route.body_model
         return _encode(body)
 
     def request_headers(self, base: dict[str, str], client_headers: list[tuple[bytes, bytes]]) -> dict[str, str]:

@@ -52,8 +52,12 @@ def translate_response(resp: R.Response, ctx: RequestContext, reasoning_key: byt
 
 
 def summary_text(item: R.OutputItem) -> str:
-    """The thinking text of a reasoning item: its summary parts, in order."""
-    return SUMMARY_SEPARATOR.join(part.text for part in item.summary or () if part.text)
+    """The thinking text of a reasoning item: its summary parts, in order; without a summary, its reasoning_text
+    content parts (the raw reasoning that llama.cpp and gpt-oss servers send, with `summary: []`)."""
+    text = SUMMARY_SEPARATOR.join(part.text for part in item.summary or () if part.text)
+    if text or not item.content:
+        return text
+    return SUMMARY_SEPARATOR.join(part.text for part in item.content if part.type == "reasoning_text" and part.text)
 
 
 def message_text(item: R.OutputItem) -> tuple[str, bool]:

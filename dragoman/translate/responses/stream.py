@@ -76,6 +76,8 @@ class ResponsesStreamBridge(StreamBridge):
             return out
         self.event_count += 1
         if not self._started:
+            if event.type in _PREAMBLE:
+                return out  # nothing yet: a failure next is still the candidate's (see _PREAMBLE)
             self._start(out)
         handler = _HANDLERS.get(event.type)
         if handler is not None:
@@ -119,11 +121,19 @@ class ResponsesStreamBridge(StreamBridge):
             item.source.arguments = ev.arguments  # the whole text, in case fragments were missed
 
     def _on_summary_delta(self, ev: R.DeltaEvent, out: list[A.StreamEvent]) -> None:
+        self._reasoning_delta(ev, ev.summary_index, out)
+
+    def _on_reasoning_text_delta(self, ev: R.DeltaEvent, out: list[A.StreamEvent]) -> None:
+        """Raw reasoning text (llama.cpp, gpt-oss on vLLM or Ollama send reasoning only so): the thinking block's
+        text, as a summary is; its parts are content parts (`content_index`)."""
+        self._reasoning_delta(ev, ev.content_index, out)
+
+    def _reasoning_delta(self, ev: R.DeltaEvent, part: int, out: list[A.StreamEvent]) -> None:
         item = self._item_for_delta(ev, "reasoning", out)
         if item is None or not ev.delta:
             return
-        if ev.summary_index != item.summary_index:
-            item.summary_index = ev.summary_index
+        if part != item.summary_index:
+            item.summary_index = part
             if item.parts:
                 self._add(item, SUMMARY_SEPARATOR, out)  # summary parts are joined as in the JSON answer
         self._add(item, ev.delta, out)
@@ -274,7 +284,7 @@ class ResponsesStreamBridge(StreamBridge):
             final = message_text(source)[0] if source.content is not None else None
             self._refusal = self._refusal or any(p.type == "refusal" for p in source.content or ())
         elif item.kind == "thinking":
-            final = summary_text(source) if source.summary is not None else None
+            final = summary_text(source) if source.summary is not None or source.content is not None else None
         else:
             final = source.arguments if isinstance(source.arguments, str) else None
         if final is None:
@@ -294,6 +304,13 @@ def _delta(kind: str, piece: str) -> A.Delta:
     return A.InputJsonDelta(partial_json=piece)
 
 
+# Events a Responses stream opens with, before the upstream has begun an answer: the client's message_start waits
+# for what follows. A failure right after them (`response.failed` for an input over the context window) is then
+# the candidate's, an HTTP error another try or candidate may take over, as it is when the same read holds both;
+# were message_start sent on them, how the upstream's writes fell into reads would decide between a 4xx/529 and a
+# 200 whose stream ends in an error event.
+_PREAMBLE = frozenset(("response.created", "response.in_progress", "response.queued"))
+
 # Item-scoped events that carry no content of their own → the kind of item they belong to.
 _PART_KINDS = {
     "response.content_part.added": "message",
@@ -303,6 +320,7 @@ _PART_KINDS = {
     "response.reasoning_summary_part.added": "reasoning",
     "response.reasoning_summary_part.done": "reasoning",
     "response.reasoning_summary_text.done": "reasoning",
+    "response.reasoning_text.done": "reasoning",
 }
 
 _HANDLERS: dict[str, Callable[..., None]] = {
@@ -314,6 +332,7 @@ _HANDLERS: dict[str, Callable[..., None]] = {
     "response.function_call_arguments.delta": ResponsesStreamBridge._on_arguments_delta,
     "response.function_call_arguments.done": ResponsesStreamBridge._on_arguments_done,
     "response.reasoning_summary_text.delta": ResponsesStreamBridge._on_summary_delta,
+    "response.reasoning_text.delta": ResponsesStreamBridge._on_reasoning_text_delta,
     "response.completed": ResponsesStreamBridge._on_finished,
     "response.incomplete": ResponsesStreamBridge._on_finished,
     "response.failed": ResponsesStreamBridge._on_failed,
