@@ -127,8 +127,9 @@ def test_streamed_events_pass_through_before_the_answer_is_complete(setup) -> No
             for event in stream:
                 seen.append(event.type)
                 if event.type == "content_block_delta" and not first_delta.is_set():
-                    # Here the upstream is still waiting at the gate: this event came through nginx unbuffered.
-                    assert gate.reached.is_set()
+                    # The gate is still shut, so the answer cannot be complete: this event came through nginx
+                    # unbuffered. (The upstream may still be sending its first pieces: wait for it at the gate.)
+                    assert gate.reached.wait(30)
                     first_delta.set()
                     gate.open()
             text = stream.get_final_message().content[0].text
