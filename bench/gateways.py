@@ -310,7 +310,7 @@ class Dragoman(Gateway):
 
     def env(self) -> dict[str, str]:
         # a fixed signing key: without one Dragoman creates ~/.config/dragoman/signing.key
-        return {**_base_env(), "BENCH_KEY": UPSTREAM_KEY, "DRAGOMAN_SIGNING_KEY": "bench-signing-key"}
+        return {**_base_env(), "BENCH_KEY": UPSTREAM_KEY, "DRAGOMAN_SIGNING_KEY": "bench-signing-key-of-32-characters"}
 
     def available(self) -> str | None:
         probe = subprocess.run([sys.executable, "-m", "dragoman", "serve", "--help"], capture_output=True, cwd=REPO)

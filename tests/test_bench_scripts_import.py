@@ -33,3 +33,16 @@ def test_bench_script_imports(script: Path, monkeypatch: pytest.MonkeyPatch) -> 
         spec.loader.exec_module(module)
     finally:
         sys.modules.pop(name, None)
+
+
+def test_the_bench_dragoman_environment_is_one_the_gateway_accepts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bench starts Dragoman with its own environment; a gateway check made stricter since (the signing key's
+    length) stopped every bench gateway from starting, which only a bench run showed."""
+    from dragoman.signing_key import check_configured
+
+    monkeypatch.syspath_prepend(str(BENCH))
+    import gateways
+
+    for name, gateway in gateways.GATEWAYS.items():
+        if isinstance(gateway, gateways.Dragoman):
+            check_configured(gateway.env())  # raises on a key the gateway would refuse at start
