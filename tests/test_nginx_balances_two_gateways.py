@@ -84,13 +84,18 @@ def _answers(port: int) -> bool:
         return False
 
 
-@pytest.fixture
-def setup(tmp_path: Path):
+def _need_nginx() -> None:
+    """Skip without nginx, except in CI (CI=true), which installs it: there a missing nginx fails the test."""
     if NGINX is None:
         missing = "nginx is not installed (apt-get install nginx; .ci/run does): the load balancer runs only where it is"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(missing)
         pytest.skip(missing)
+
+
+@pytest.fixture
+def setup(tmp_path: Path):
+    _need_nginx()
     with ScriptedChatUpstream() as first, ScriptedChatUpstream() as second, contextlib.ExitStack() as stack:
         gateways = [stack.enter_context(run_gateway(gateway_config(up.chat_url), env=UPSTREAM_ENV))
                     for up in (first, second)]
@@ -198,8 +203,7 @@ def test_what_nginx_refuses_itself_is_anthropic_error_json(setup, what, body, he
 
 
 def test_no_instance_answering_is_an_overloaded_error(tmp_path: Path) -> None:
-    if NGINX is None:
-        pytest.skip("nginx is not installed")
+    _need_nginx()
     with _nginx(tmp_path, [free_port(), free_port()]) as port:
         status, kind, error = _post(port, _body(10))
     assert (status, kind) == (529, "application/json")
