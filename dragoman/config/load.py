@@ -32,7 +32,7 @@ from dragoman.config.model import (
 from dragoman.config.governance import check_governance
 from dragoman.config.loop import JudgeSettings, LoopSettings
 from dragoman.config.observe import METRICS_AUTH, MetricsSettings, ObserveSettings
-from dragoman.config.secrets import Secret, env_keys, gateway_keys, resolve_secret, secret_spec
+from dragoman.config.secrets import Secret, env_keys, gateway_keys, refuse_example_keys, resolve_secret, secret_spec
 from dragoman.config.translation_keys import route_translation
 from dragoman.config.shift import loop_settings, prompt_prefixes, weighted_route
 from dragoman.config.yaml_source import Path, Source, parse_yaml
@@ -67,6 +67,7 @@ def parse_config(
     text: str, source: str, env: Mapping[str, str], *, missing_secrets: list[str] | None = None
 ) -> Config:
     """Validate config text. source names the file in errors and anchors relative secret file paths."""
+    refuse_example_keys(env)
     root, data = parse_yaml(text, source)
     src = Source(source, root, env, missing_secrets)
     if data is None:
@@ -90,6 +91,7 @@ def zero_config(env: Mapping[str, str]) -> Config:
     """The config without a file, on OpenAI Chat at OPENAI_BASE_URL: `gpt-5-via-gateway` and Claude Code's
     claude-* names go to $DRAGOMAN_DEFAULT_MODEL (gpt-5), `gpt-5-mini-via-gateway` and *haiku* names to
     $DRAGOMAN_SMALL_MODEL (gpt-5-mini); any other name (gpt-4.1, o3, …) is sent verbatim."""
+    refuse_example_keys(env)
     try:
         endpoint = chat_completions_url(env.get("OPENAI_BASE_URL") or OPENAI_BASE_URL)
     except ValueError as exc:

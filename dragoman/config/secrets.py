@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from dragoman.config.yaml_source import Path, Source, format_path
+from dragoman.errors import ConfigError
 
 
 class Secret(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -129,6 +130,22 @@ def _key_entry(
     if not value:
         raise src.error(path + ("key",), "an inbound key must not be empty")
     return value, GatewayKey(id=entry.id, developer=entry.developer, team=entry.team, repo=entry.repo), where
+
+
+# deploy/.env.example and deploy/k8s/secret.example.yaml write every key as `replace-me-…` / `REPLACE_ME_…`: a
+# published value, which anyone who read the example could send.
+_EXAMPLE_KEY = "replace-me"
+
+
+def refuse_example_keys(env: Mapping[str, str]) -> None:
+    """A ConfigError when DRAGOMAN_API_KEYS or DRAGOMAN_ADMIN_KEYS still hold the deploy examples' placeholders (the
+    message does not quote the value: it names the variable)."""
+    for var in ("DRAGOMAN_API_KEYS", "DRAGOMAN_ADMIN_KEYS"):
+        for value in env.get(var, "").split(","):
+            if value.strip().lower().replace("_", "-").startswith(_EXAMPLE_KEY):
+                raise ConfigError(f"{var} still holds a placeholder from the deploy examples (replace-me…): anyone "
+                                  "who read the example could use it; set keys of your own, e.g. "
+                                  "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`")
 
 
 def env_keys(env: Mapping[str, str]) -> dict[str, GatewayKey]:
