@@ -6,7 +6,8 @@ Also: a key created in the UI serves a real request (and one with a budget has i
 rollback from the UI changes the live config; a broken stream shows as an error on every page; failure-cluster
 examples open their request; a late page load never replaces the page navigated to next (nor leaves its feed open);
 charts read UTC in any time zone; the live feed sends to sign-in once refused; the Requests filter survives a
-visit to a request. No page logs a console error. Screenshots: test-artifacts/screenshots/."""
+visit to a request, and the Overview's period a reload; a cut failure-cluster report says so; a rotated key shows
+as retiring, not revoked. No page logs a console error. Screenshots: test-artifacts/screenshots/."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -403,3 +404,50 @@ def test_the_live_feed_sends_to_sign_in_once_the_gateway_refuses_it(browser: Any
         assert problems == []
     finally:
         tab.close()
+
+
+def test_a_cut_failure_cluster_report_says_so_and_from_when(page: Any, env: DashboardEnv) -> None:
+    """The API cuts a report past its read limit; the page's request asks for a limit of 2 here (the seeds hold
+    more failing records than that), so a real cut report reaches the page without 200,000 records."""
+    require(env, "/api/clusters")
+    cut = env.gateway.request("GET", "/api/clusters?since=24h&limit=2", None, {"x-api-key": ADMIN_KEY}).json()
+    assert cut["truncated"] is True
+    page.route("**/api/clusters?since=24h", lambda route: route.continue_(url=route.request.url + "&limit=2"))
+    open_page(page, env, "routes")
+    notice = page.wait_for_selector("#clusters-truncated").text_content()
+    since = datetime.fromtimestamp(cut["covered_since"], tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    assert since in notice and "newest" in notice
+    page.unroute("**/api/clusters?since=24h")
+    open_page(page, env, "overview")
+    open_page(page, env, "routes")
+    page.wait_for_selector("#clusters-table")
+    assert page.query_selector("#clusters-truncated") is None
+
+
+def test_the_overview_period_is_kept_in_the_address(page: Any, env: DashboardEnv) -> None:
+    page.select_option("#overview-period", "7d")
+    page.wait_for_url("**/ui/#/overview/7d")
+    with page.expect_request("**/api/stats?since=7d*"):
+        page.reload()
+    page.wait_for_selector("main[data-page=overview]")
+    assert page.input_value("#overview-period") == "7d"
+    open_page(page, env, "overview/30d")
+    assert page.input_value("#overview-period") == "30d"
+
+
+def test_a_rotated_key_shows_as_retiring_until_its_grace_ends(page: Any, env: DashboardEnv) -> None:
+    """Rotation leaves the old key working for its grace period (expires_at): it is not revoked."""
+    require(env, "/api/keys")
+    admin = {"x-api-key": ADMIN_KEY}
+    created = env.gateway.request("POST", "/api/keys", json.dumps({"developer": "rotating"}), admin).json()
+    rotated = env.gateway.request("POST", f"/api/keys/{created['id']}/rotate", "{}", admin).json()
+    old = next(k for k in env.gateway.request("GET", "/api/keys", None, admin).json()["data"] if k["id"] == created["id"])
+    assert env.gateway.request("POST", "/v1/messages", messages_body("main", "still works"), headers(created["key"])).status == 200
+    open_page(page, env, "keys")
+    row = page.wait_for_selector(f"#keys-table tr[data-key={created['id']}]")
+    until = datetime.fromtimestamp(old["expires_at"], tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    assert row.query_selector("[data-col=status]").text_content() == f"retiring at {until} (rotated to {rotated['id']})"
+    assert "revoked" not in row.text_content()
+    assert row.query_selector("button.revoke") is not None and row.query_selector("button.rotate") is None
+    new_row = page.wait_for_selector(f"#keys-table tr[data-key={rotated['id']}]")
+    assert new_row.query_selector("[data-col=status]").text_content() == "active"

@@ -234,3 +234,14 @@ def test_score_events_are_bounded_by_until(store: AuditStore, with_store: bool) 
     answer = _get(store if with_store else None, view, "/api/scores", "since=2000-01-01&until=2000-01-02")
     assert answer["events"] == []
     assert [e["kind"] for e in _get(store if with_store else None, view, "/api/scores")["events"]] == ["demoted"]
+
+
+def test_a_cluster_limit_below_the_cap_cuts_the_report_and_says_from_when(empty_store: AuditStore) -> None:
+    """`limit` reads fewer failing records than the cap: the dashboard's test reaches a cut report with a few."""
+    empty_store.write([_failing(i, NOW - 60 + i, UNKNOWN_TOOL, "Frob") for i in range(5)])
+    answer = _get(empty_store, _view(), "/api/clusters", "since=24h&limit=2")
+    assert [r["count"] for r in answer["data"]] == [2]
+    assert answer["truncated"] is True and answer["covered_since"] == NOW - 60 + 3
+    for bad in ("0", "x", str(report.MAX_FAILURES + 1)):
+        status, body = _handle(empty_store, _view(), "/api/clusters", f"limit={bad}", KEY, ["adm-1"])
+        assert status == 400 and b"limit" in body

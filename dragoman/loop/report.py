@@ -39,12 +39,12 @@ class ClusterReport(NamedTuple):
 
 
 def cluster_report(store: AuditStore, since: float | None, until: float | None = None,
-                   top: int = MAX_GROUPS) -> ClusterReport:
+                   top: int = MAX_GROUPS, limit: int | None = None) -> ClusterReport:
     """The `top` failure clusters over the failing records in [since, until), read newest first (keyset pages):
-    when there are more than MAX_FAILURES, the newest are the ones counted (after a regression, they are what an
-    operator looks at), and the answer says so."""
+    when there are more than `limit` (at most MAX_FAILURES), the newest are the ones counted (after a regression,
+    they are what an operator looks at), and the answer says so."""
     groups: dict[Key, Group] = {}
-    read, before, limit = 0, None, MAX_FAILURES
+    read, before, limit = 0, None, min(limit or MAX_FAILURES, MAX_FAILURES)
     while read < limit:
         want = min(PAGE, limit - read)
         page = _failing(store, since, until, want, before)

@@ -12,15 +12,30 @@ export async function render(main) {
   }
   if (!r.ok) { mount(main, h("h1", {}, "Keys"), empty("Keys are not available.", r.message || "")); return; }
   const shownOnce = h("div", { id: "new-key" });
-  const rows = r.data.data;
+  const now = Date.now() / 1000;
+  const rows = r.data.data.map((key) => ({ ...key, ...status(key, now) }));
   mount(main, h("h1", {}, "Keys"), panel("Create a key", createForm(main, shownOnce), shownOnce),
     panel("Keys", rows.length === 0 ? empty("No keys yet.", "Create one above and give it to a developer: ANTHROPIC_API_KEY=<key> with ANTHROPIC_BASE_URL pointing here.")
       : table(rows, [["id", "id"], ["prefix", "prefix", null, (v) => h("code", {}, v)], ["developer", "developer"], ["team", "team"],
           ["role", "role"], ["models", "models", null, (v) => (v && v.length ? v.join(", ") : "all")],
           ["budget", "budget", null, (v) => (v === null || v === undefined ? "—" : typeof v === "object" ? JSON.stringify(v) : String(v))],
           ["created", "created", null, (v) => (typeof v === "number" ? fmt.time(v) : fmt.text(v))],
-          ["revoked_at", "revoked", null, (v) => (typeof v === "number" ? fmt.time(v) : fmt.text(v))],
-          ["id", "", null, (id, row) => row.revoked_at ? "" : actions(main, shownOnce, id)]], { id: "keys-table", rowKey: (x) => x.id })));
+          ["status", "status (UTC)"],
+          ["id", "", null, (id, row) => actions(main, shownOnce, row)]], { id: "keys-table", rowKey: (x) => x.id })));
+}
+
+// What the key does now ({status, live}), from revoked_at, expires_at and rotated_to, as the gateway judges it
+// (VirtualKey.refusal). A rotated key keeps working until its grace ends (expires_at): it is "retiring", not
+// revoked, and it can still be revoked to cut the grace short.
+function status(key, now) {
+  const past = (t) => typeof t === "number" && t <= now;
+  const to = key.rotated_to ? ` (rotated to ${key.rotated_to})` : "";
+  if (past(key.revoked_at)) return { status: "revoked " + fmt.time(key.revoked_at), live: false };
+  if (past(key.expires_at)) return { status: (key.rotated_to ? "retired " : "expired ") + fmt.time(key.expires_at) + to, live: false };
+  if (typeof key.expires_at === "number") {
+    return { status: (key.rotated_to ? "retiring at " : "active, expires ") + fmt.time(key.expires_at) + to, live: true };
+  }
+  return { status: "active", live: true };
 }
 
 function createForm(main, shownOnce) {
@@ -50,7 +65,11 @@ function showKey(box, r, what) {
     h("code", { id: "new-key-value" }, r.data.key)));
 }
 
-function actions(main, shownOnce, id) {
+// A live key can be revoked or rotated; one already rotated only revoked (the API refuses a second rotation);
+// a revoked or expired one neither.
+function actions(main, shownOnce, key) {
+  const id = key.id;
+  if (!key.live) return "";
   const revoke = h("button", { type: "button", class: "danger revoke", "data-id": id }, "Revoke");
   revoke.addEventListener("click", async () => {
     if (!confirm(`Revoke ${id}? Requests with it are refused within a second.`)) return;
@@ -65,5 +84,5 @@ function actions(main, shownOnce, id) {
     await render(main);
     showKey(document.getElementById("new-key"), r, "Rotated");
   });
-  return h("span", {}, revoke, " ", rotate);
+  return key.rotated_to ? revoke : h("span", {}, revoke, " ", rotate);
 }

@@ -11,7 +11,9 @@ export function leave() {
 }
 
 // nav.stale(): a later navigation owns the page (app.js); then this render must not open a feed nobody closes.
-export async function render(main, _args, nav, period = "24h") {
+// The period rides in the address (#/overview/7d), as the Requests filter does: a reload or a shared link keeps it.
+export async function render(main, args, nav) {
+  const period = Object.hasOwn(PERIODS, args[0]) ? args[0] : "24h";
   const r = await api(`/api/stats?since=${period}&bucket=${PERIODS[period]}`);
   if (nav.stale()) return;
   if (!r.ok) { mount(main, empty("Statistics are not available.", r.message || "")); return; }
@@ -20,7 +22,7 @@ export async function render(main, _args, nav, period = "24h") {
   const total = (k) => buckets.reduce((s, b) => s + (b[k] || 0), 0);
   const select = h("select", { id: "overview-period" }, Object.keys(PERIODS).map((p) =>
     h("option", { value: p, selected: p === period }, "last " + p)));
-  select.addEventListener("change", () => { leave(); render(main, _args, nav, select.value); });
+  select.addEventListener("change", () => { location.hash = "#/overview/" + select.value; });
   const requests = total("requests");
   const tiles = h("div", { class: "tiles" },
     tile("requests", fmt.int(requests), "tile-requests"),

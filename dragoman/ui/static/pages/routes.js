@@ -44,8 +44,16 @@ function clustersPanel(r) {
   if (r.status === 404) return panel("Failure clusters", empty("No failure clusters on this gateway.", NO_LOOP));
   if (!r.ok) return panel("Failure clusters", empty("Clusters are not available.", r.message || ""));
   if (r.data.data.length === 0) return panel("Failure clusters", empty("No failures in the last 24h.", "Failed verdicts group here by kind, tool, route and model, with example requests."));
-  return panel("Failure clusters", table(r.data.data, [["kind", "kind"], ["tool", "tool"], ["route", "route"], ["model", "model"],
+  return panel("Failure clusters", cutNotice(r.data), table(r.data.data, [["kind", "kind"], ["tool", "tool"], ["route", "route"], ["model", "model"],
     ["count", "count", "int"], ["first_seen", "first", null, fmt.time], ["last_seen", "last", null, fmt.time],
     ["examples", "examples", null, (v) => h("span", {}, (v || []).slice(0, 3).map((id) => [h("a", { href: "#/request/" + encodeURIComponent(id) }, id), " "]))]],
     { id: "clusters-table" }));
+}
+
+// The API reads at most so many failing records, the newest: past that the counts cover less than the 24h the
+// panel names, and only `covered_since` says from when.
+function cutNotice(data) {
+  if (!data.truncated) return null;
+  return h("p", { class: "error", id: "clusters-truncated", role: "status" },
+    `Too many failures to count them all: these clusters count only the newest, from ${fmt.time(data.covered_since)} (UTC) on, not the whole 24h.`);
 }
