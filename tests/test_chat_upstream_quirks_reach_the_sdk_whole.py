@@ -8,7 +8,12 @@ official `anthropic` SDK (review 12):
   an `error` event, never a clean end_turn; Mistral's `model_length` is max_tokens;
 - a 200 whose body or choice holds an error (OpenRouter) is the failure it reports (its code 429: a rate limit), and
   a 200 with no choice and no usage is a failure, never an empty, successful message;
-- `finish_reason: "tool_calls"` with no call made ends the turn; a usage count written as a float (12.0) is read."""
+- `finish_reason: "tool_calls"` with no call made ends the turn; a usage count written as a float (12.0) is read;
+- llama.cpp's server reports a failure mid-stream as an `error: {...}` SSE line (then `data: [DONE]`): before the
+  first byte it is the failure it reports (its code 400: the request's fault, never retried; a 500 falls back),
+  after it an `error` event carrying the server's message, never a clean end;
+- Groq's streamed usage in `x_groq.usage` is the usage reported;
+- whitespace-only `content` between two argument fragments of one call leaves the call whole, with no text block."""
 
 from __future__ import annotations
 
@@ -194,3 +199,51 @@ def test_usage_counts_written_as_floats_are_read(primary, client) -> None:
     primary.script(RawBody(_completion("Hi.", "stop", usage), "application/json"))
     message = _ask(client, stream=False)
     assert (message.usage.input_tokens, message.usage.output_tokens) == (12, 3)
+
+
+def test_groq_usage_in_x_groq_is_the_usage_reported(primary, client) -> None:
+    groq = {"id": "req_01jx", "usage": {"prompt_tokens": 1234, "completion_tokens": 567, "total_tokens": 1801}}
+    primary.script(_stream(chat_chunk({"content": "hello"}), {**chat_chunk({}, "stop"), "x_groq": groq}))
+    message = _ask(client, stream=True)
+    assert (message.usage.input_tokens, message.usage.output_tokens) == (1234, 567)
+
+
+# ---- llama.cpp's `error:` lines ------------------------------------------------------------------------------
+
+CONTEXT_EXCEEDED = (b'error: {"code":400,"message":"the request exceeds the available context size, try increasing '
+                    b'it","type":"exceed_context_size_error"}\n\n')
+
+
+def test_a_llama_cpp_error_line_before_the_first_byte_is_the_failure_it_reports(primary, client) -> None:
+    primary.script(RawStream([CONTEXT_EXCEEDED]))
+    with pytest.raises(anthropic.BadRequestError) as refused:  # the request's fault: the client hears it as a 400
+        _ask(client, stream=True)
+    assert "exceeds the available context size" in str(refused.value)
+    crashed = b'error: {"code":500,"message":"llama_decode failed","type":"server_error"}\n\n'
+    primary.script(RawStream([crashed]))  # served to the retry too
+    with pytest.raises(anthropic.APIStatusError) as failed:
+        _ask(client, stream=True)
+    assert failed.value.status_code >= 500 and "llama_decode failed" in str(failed.value)
+
+
+def test_a_llama_cpp_error_line_after_the_first_byte_is_an_error_event(primary, client) -> None:
+    primary.script(RawStream([chat_chunk({"role": "assistant", "content": ""}), chat_chunk({"content": "I will "}),
+                              CONTEXT_EXCEEDED], hold_after=2))
+    with pytest.raises(anthropic.APIStatusError) as raised:
+        with client.messages.stream(model="alone", max_tokens=500, messages=USER_HI) as events:
+            for event in events:
+                if event.type == "content_block_delta":
+                    primary.release()  # the client has the first bytes: the error line comes after them
+    assert "exceeds the available context size" in str(raised.value)
+
+
+# ---- tool calls ----------------------------------------------------------------------------------------------
+
+
+def test_whitespace_text_between_argument_fragments_leaves_the_call_whole(primary, client) -> None:
+    primary.script(_stream(_tool(0, id="call_a1b2c3d4", name="Bash", args='{"command": '),
+                           chat_chunk({"content": "\n"}), chat_chunk({"content": " "}),
+                           _tool(0, args='"ls -la"}'), chat_chunk({}, "tool_calls")))
+    message = _ask(client, stream=True)
+    assert message.stop_reason == "tool_use"
+    assert blocks(message.content) == [("tool_use", "call_a1b2c3d4", "Bash", {"command": "ls -la"})]

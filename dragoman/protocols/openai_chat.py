@@ -189,12 +189,17 @@ class ChunkChoice(msgspec.Struct, gc=False):
     finish_reason: str | None = None
 
 
+class GroqExtras(msgspec.Struct, gc=False):
+    usage: ChatUsage | None = None
+
+
 class ChatChunk(msgspec.Struct, gc=False):
     id: str | None = None
     model: str | None = None
     choices: list[ChunkChoice] | None = None
     usage: ChatUsage | None = None
     error: Any = None  # some servers report a failure mid-stream as a chunk holding `error`
+    x_groq: GroqExtras | None = None  # Groq sends a stream's usage here, on its last chunk, not in `usage`
 
 
 # ---- errors ----------------------------------------------------------------------------------------------

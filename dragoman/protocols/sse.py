@@ -26,9 +26,9 @@ class SSEDecoder:
     """Incremental SSE parser: feed raw bytes as they arrive, get whole (event, data) frames back, and
     `event_end`: where in the bytes just fed the last event that ended in them stops (a relay cuts there)."""
 
-    __slots__ = ("_line", "_data", "_event", "_size", "_limit", "_after_cr", "event_end")
+    __slots__ = ("_line", "_data", "_event", "_size", "_limit", "_after_cr", "_error_lines", "event_end")
 
-    def __init__(self, limit: int = MAX_EVENT_BYTES) -> None:
+    def __init__(self, limit: int = MAX_EVENT_BYTES, error_lines: bool = False) -> None:
         # The line not yet ended, in the pieces it came in: joined once, when it ends, so a long line arriving in
         # many reads costs each read its own bytes, not a copy of the line so far.
         self._line: list[bytes] = []
@@ -40,6 +40,10 @@ class SSEDecoder:
         self._limit = limit
         self._after_cr = False  # the last bytes ended with CR: an LF first in the next ones is that CRLF's end
         self.event_end = 0  # in the bytes last fed, just past the blank line that ended the last event (0: none)
+        # llama.cpp's server writes a failure mid-stream as an `error: {...}` line, not `data:` (its server_sent_event
+        # with the event "error"), then `data: [DONE]`: read as an `error` event holding that data, the failure is not
+        # lost to a clean end. Not a field the SSE spec knows, so only a relay that asks for it reads it.
+        self._error_lines = error_lines
 
     def feed(self, chunk: bytes) -> list[Frame]:
         """The frames `chunk` completes; raises EventTooLarge when the event still open exceeds the limit."""
@@ -68,6 +72,9 @@ class SSEDecoder:
                 self._data.append(line[6:] if line[5:6] == b" " else line[5:])
             elif line.startswith(b"event:"):
                 self._event = line[6:].strip()
+            elif self._error_lines and line.startswith(b"error:"):  # met only on lines neither data nor event
+                self._event = b"error"
+                self._data.append(line[7:] if line[6:7] == b" " else line[6:])
             # comments (":") and unknown fields are ignored, as the SSE spec says
         if rest:
             self._line.append(rest)

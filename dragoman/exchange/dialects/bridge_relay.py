@@ -34,12 +34,14 @@ FrameHandler = Callable[[bytes | None, bytes], list[A.StreamEvent]]
 class BridgeRelay:
     __slots__ = ("_bridge", "_on_frame", "_route", "_secret", "_decoder", "event_count", "failure", "_facts")
 
-    def __init__(self, bridge: Bridge, on_frame: FrameHandler, route: str, secret: str | None) -> None:
+    def __init__(
+        self, bridge: Bridge, on_frame: FrameHandler, route: str, secret: str | None, error_lines: bool = False
+    ) -> None:
         self._bridge = bridge
         self._on_frame = on_frame
         self._route = route  # the route's name, for the error value of an upstream's error event
         self._secret = secret  # the route's credential, redacted from an error event's upstream text
-        self._decoder = SSEDecoder()
+        self._decoder = SSEDecoder(error_lines=error_lines)  # (sse.py: llama.cpp's `error:` lines)
         self.event_count = 0
         self.failure: E.GatewayError | None = None
         # The loop's StreamFacts (when on) reads what this bridge made once the stream is over; it is shown each

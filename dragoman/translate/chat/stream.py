@@ -175,13 +175,23 @@ class ChatStreamBridge(StreamBridge):
                     return self._emit(self._fail(out, *failed))
                 self._finish = choice.finish_reason
                 self._close_all(out)
-        if chunk.usage is not None:
-            self._usage = chunk.usage
+        usage = chunk.usage
+        if usage is None and chunk.x_groq is not None:  # Groq streams its usage in `x_groq.usage` only
+            usage = chunk.x_groq.usage
+        if usage is not None:
+            self._usage = usage
             # Servers with continuous usage stats (vLLM) repeat usage after the finish chunk: one message_delta.
             if self._finish is not None and not self._delta_sent:
                 self._close_all(out)  # content may have come after finish_reason
                 out.append(self._message_delta())
         return out if self._cut is None else self._emit(out)  # no call per chunk unless cut
+
+    def on_error_event(self, error: object) -> list[A.StreamEvent]:
+        """An SSE `error` event's data (llama.cpp's server reports a failure mid-stream so, sse.py): the upstream's
+        error, classified as an error chunk's is — flat (`{"code": 400, "message": ...}`, llama.cpp) or in `error`."""
+        if isinstance(error, dict) and isinstance(error.get("error"), (dict, str)):
+            error = error["error"]
+        return self.on_error(*chat_error_failure(error))
 
     def on_done(self) -> list[A.StreamEvent]:
         """The upstream's `[DONE]`: the answer is complete."""
@@ -235,6 +245,10 @@ class ChatStreamBridge(StreamBridge):
         if not text:
             return
         if self._open != "text":
+            if self._open == "tool" and text.isspace():
+                # Whitespace between two argument fragments of a call (or after them) would close the call, its
+                # arguments cut short, and open a stray text block; Anthropic never sends text there: dropped.
+                return
             self._open_block("text", A.TextOut(text=""), out)
             self.made.said = True  # text is never empty here
         out.append(A.ContentBlockDelta(index=self._next_index - 1, delta=A.TextDelta(text=text)))
