@@ -244,15 +244,7 @@ def test_admissions_that_failed_on_redis_never_let_a_key_past_its_rate_limit(red
 def test_an_admission_whose_client_went_away_while_redis_answered_releases_what_it_charged(redis_server, redis):
     s = Setup(redis_server)
     admit_script = s.counters._admit
-    sent, answer = asyncio.Event(), asyncio.Event()
-
-    async def slow_answer(**kwargs):
-        result = await admit_script(**kwargs)  # ran and charged in Redis
-        sent.set()
-        await answer.wait()  # the answer is still on its way back when the client disconnects
-        return result
-
-    s.counters._admit = slow_answer
+    sent, answer = _hold_admission_answers(s)
 
     async def scenario():
         request = asyncio.ensure_future(s.gov.admit(ONE_STREAM, "m", 10, True))
@@ -277,16 +269,7 @@ def test_an_admission_whose_client_went_away_while_redis_answered_releases_what_
 
 def test_close_waits_for_an_admission_whose_client_went_away_and_sends_its_release(redis_server, redis):
     s = Setup(redis_server)
-    admit_script = s.counters._admit
-    sent, answer = asyncio.Event(), asyncio.Event()
-
-    async def slow_answer(**kwargs):
-        result = await admit_script(**kwargs)
-        sent.set()
-        await answer.wait()
-        return result
-
-    s.counters._admit = slow_answer
+    sent, answer = _hold_admission_answers(s)
 
     async def scenario():
         request = asyncio.ensure_future(s.gov.admit(ONE_STREAM, "m", 10, True))
@@ -420,3 +403,19 @@ def test_a_budget_seed_the_audit_store_does_not_answer_is_on_unreachables_to_dec
         locker.close()
         run(s.gov.close())
         store.close()
+
+
+def _hold_admission_answers(s: Setup) -> tuple[asyncio.Event, asyncio.Event]:
+    """Make the admission script run (and charge) in Redis, then hold its answer: `sent` is set once it ran, and
+    the answer comes back when the test sets `answer` (the client may disconnect meanwhile)."""
+    admit_script = s.counters._admit
+    sent, answer = asyncio.Event(), asyncio.Event()
+
+    async def slow_answer(**kwargs):  # noqa: ANN003, ANN202
+        result = await admit_script(**kwargs)  # ran and charged in Redis
+        sent.set()
+        await answer.wait()  # the answer is still on its way back
+        return result
+
+    s.counters._admit = slow_answer
+    return sent, answer
