@@ -373,7 +373,7 @@ def test_the_settlement_queue_is_bounded_expires_and_logs_its_drops_at_most_ever
 
 
 def test_a_budget_seed_the_audit_store_does_not_answer_is_on_unreachables_to_decide(redis_server, redis):
-    psycopg = pytest.importorskip("psycopg")
+    import psycopg  # a dependency of dragoman (pyproject.toml): never missing
     from dragoman.observe import store_postgres
     from dragoman.observe.stores import open_store
     from tests.observe_pg import cluster
