@@ -8,12 +8,13 @@ for Node and a compiler. (The `redis-server` name on PyPI has no wheel for curre
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -92,6 +93,22 @@ def running_redis() -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+@contextlib.asynccontextmanager
+async def connections_refused(counters) -> AsyncIterator[None]:  # noqa: ANN001 - a RedisCounters
+    """Redis refuses `counters`' connections (down, restarting): nothing of a command is written."""
+    pool = counters.client.connection_pool
+    port = pool.connection_kwargs["port"]
+    pool.connection_kwargs["port"] = _free_port()
+    await pool.disconnect()
+    pool.reset()  # new connections, to the new port
+    try:
+        yield
+    finally:
+        pool.connection_kwargs["port"] = port
+        await pool.disconnect()
+        pool.reset()
 
 
 def _free_port() -> int:

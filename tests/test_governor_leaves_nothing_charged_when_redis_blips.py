@@ -11,9 +11,8 @@ settlements are retried by calling flush_pending, not by waiting."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -24,7 +23,7 @@ from dragoman.govern.governor import CountersUnavailable, Governor
 from dragoman.govern.grant import Grant, Limits
 from dragoman.govern.pending import PendingSettlements
 from dragoman.govern.redis_counters import RedisCounters
-from tests.redis_server import ModuleLoop, RedisServer, _free_port, running_redis
+from tests.redis_server import ModuleLoop, RedisServer, connections_refused, running_redis
 from tests.routing_helpers import Clock
 
 NOW = 2_143_665_600.0  # in the future, as in test_governor_budgets_and_limits: Redis expires keys on its own clock
@@ -73,22 +72,6 @@ class Setup:
         await self.settled()
 
 
-@contextlib.asynccontextmanager
-async def _connections_refused(s: Setup) -> AsyncIterator[None]:
-    """Redis refuses connections (down, restarting): nothing of a command is written."""
-    pool = s.counters.client.connection_pool
-    port = pool.connection_kwargs["port"]
-    pool.connection_kwargs["port"] = _free_port()
-    await pool.disconnect()
-    pool.reset()  # new connections, to the new port
-    try:
-        yield
-    finally:
-        pool.connection_kwargs["port"] = port
-        await pool.disconnect()
-        pool.reset()
-
-
 def _answered_too_late(script):  # noqa: ANN001, ANN202 - a redis-py script or pipeline call, its stand-in
     async def call(*args, **kwargs):
         await script(*args, **kwargs)  # Redis ran it (the command was on the wire) ...
@@ -114,7 +97,7 @@ def test_a_settlement_that_could_not_connect_is_sent_again_whole_once_redis_answ
 
     async def scenario():
         admission = await s.gov.admit(ONE_STREAM, "m", 10, True)
-        async with _connections_refused(s):  # Redis is down as the stream ends: nothing of it was written
+        async with connections_refused(s.counters):  # Redis is down as the stream ends: nothing of it was written
             s.gov.settle(admission, 100, 20, 0.25)
             await s.settled()
         assert redis.zcard(SLOTS) == 1
@@ -229,7 +212,7 @@ def test_admissions_that_failed_on_redis_never_let_a_key_past_its_rate_limit(red
                     finally:
                         s.counters._admit = admit_script
                 else:
-                    async with _connections_refused(s):
+                    async with connections_refused(s.counters):
                         await s.gov.admit(THREE_A_MINUTE, "m", 10, True)
             await s.settled()
         await s.redis_answers_again()

@@ -14,6 +14,13 @@ from dragoman.govern.limits import RateItem, StreamItem, gcra_admit, gcra_settle
 
 OK, MISSING, BUDGET, RATE, STREAM = "ok", "missing", "budget", "rate", "stream"
 
+# Shared counters hold a stream slot as a lease that lapses LEASE seconds after it was taken or last renewed; the
+# instance holding it renews all its live leases every RENEW_EVERY seconds. 60 s: a crashed instance's slots come
+# back within a minute, while renewing every 20 s lets a live stream ride out two missed renewals (a Redis blip, a
+# stalled event loop: up to about 40 s) before its slot lapses, for one small round trip per instance per 20 s.
+LEASE = 60.0
+RENEW_EVERY = LEASE / 3
+
 
 class Plan(NamedTuple):
     """What one request must pass: its budgets, its buckets, its stream slots (`lease` names its slot)."""
@@ -56,6 +63,9 @@ class Counters(Protocol):
 
     async def read(self, keys: list[str]) -> list[float | None]:
         """Budget counters as they are (None: missing)."""
+
+    async def renew(self, now: float) -> None:
+        """Push the lapse of this instance's live stream leases to `now + LEASE` (shared counters only)."""
 
     async def close(self) -> None: ...
 
@@ -125,6 +135,9 @@ class MemoryCounters:
 
     async def read(self, keys: list[str]) -> list[float | None]:
         return [self.spent.get(key) for key in keys]
+
+    async def renew(self, now: float) -> None:
+        pass  # no lease: this process's slots die with it
 
     async def close(self) -> None:
         pass

@@ -21,7 +21,11 @@ uncounted, logged), which needs no key per request in Redis. An admission that m
 release of its stream slot only, never a refund of its request and input-token charge (at most one request's worth
 over-charged: the safe side of a limit); one Redis answered (admitted or refused) releases nothing, unless its
 caller went away while Redis answered (the call runs shielded from the cancellation): an admitted one then gives
-back all it charged. close() waits (bounded) for those, then sends the queue once more."""
+back all it charged. close() waits (bounded) for those, then sends the queue once more.
+
+Stream slots on Redis are short leases (counters.LEASE): while this instance's streams run, one task renews all
+their leases every RENEW_EVERY seconds in one round trip (started by the first admission that takes a slot,
+stopped by close()); a renewal Redis misses is tried again next tick and fails no request."""
 
 from __future__ import annotations
 
@@ -40,7 +44,7 @@ from dragoman.config.governance import GovernanceSettings
 from dragoman.govern import budgets as B
 from dragoman.govern import limits as L
 from dragoman.govern.counters import (
-    BUDGET, MISSING, OK, RATE, Counters, MemoryCounters, Outcome, Plan, Settlement,
+    BUDGET, MISSING, OK, RATE, RENEW_EVERY, Counters, MemoryCounters, Outcome, Plan, Settlement,
 )
 from dragoman.govern.grant import Grant
 from dragoman.govern.pending import PendingSettlements
@@ -107,6 +111,7 @@ class Governor:
         self._retry: asyncio.TimerHandle | None = None
         self._last_error_log = -_LOG_EVERY
         self._tasks: set[asyncio.Task] = set()
+        self._renewing: asyncio.Task | None = None  # renews the stream leases; not in _tasks: it never ends
         self._closed = False
         self.uncounted = 0  # settlements whose spend and tokens were not resent: they may have run (see _resendable)
         self._last_uncounted_log = -_LOG_EVERY
@@ -149,6 +154,8 @@ class Governor:
         if self._pending:
             self._kick()  # Redis answers again: what it missed goes now
         if outcome.status == OK:
+            if plan.streams and self._renewing is None:
+                self._start_renewing()
             return Admission(self._headers(plan, outcome.spent, outcome.tats, now), plan)
         raise self._refusal(plan, outcome, now)
 
@@ -398,6 +405,31 @@ class Governor:
         if self._pending:
             self._kick()
 
+    # ---- stream leases -----------------------------------------------------------------------------------
+
+    def _start_renewing(self) -> None:
+        """Start the renewal of stream leases, once: counters in memory have none, and a closed Governor renews
+        nothing."""
+        if not isinstance(self.counters, MemoryCounters) and not self._closed:
+            self._renewing = asyncio.ensure_future(self._renew_forever())
+
+    async def _renew_forever(self) -> None:
+        while True:
+            await asyncio.sleep(RENEW_EVERY)
+            await self.renew_leases()
+
+    async def renew_leases(self) -> None:
+        """Renew every live stream lease of this instance now (one round trip). Never raises: one Redis did not
+        take is tried again next tick, and the request holding it goes on either way."""
+        try:
+            await self.counters.renew(self.clock())
+        except CountersUnavailable as exc:
+            if self.metrics is not None:
+                self.metrics.governance_backend_error()
+            log.debug("stream leases not renewed, tried again in %g s: %s", RENEW_EVERY, redact(str(exc)))
+        except Exception:  # noqa: BLE001 - a bug must not stop the renewals (each lease would lapse under its stream)
+            log.exception("governance: renewing the stream leases failed; tried again in %g s", RENEW_EVERY)
+
     # ---- reading -----------------------------------------------------------------------------------------
 
     async def budgets(self) -> list[dict[str, Any]]:
@@ -430,6 +462,9 @@ class Governor:
         while self._tasks and loop.time() < deadline:  # a finishing admission may start its release: wait for it too
             await asyncio.wait(list(self._tasks), timeout=deadline - loop.time())
         self._closed = True  # from here on no timer is armed and no flush started
+        if self._renewing is not None:  # the leases still live lapse within LEASE, as a crashed instance's would
+            self._renewing.cancel()
+            await asyncio.gather(self._renewing, return_exceptions=True)
         if self._retry is not None:
             self._retry.cancel()
             self._retry = None

@@ -19,7 +19,7 @@ are only known after the answer: admission asks for one unit of room and charges
 charged when it is settled. A request needing more than L units is admitted only on a full bucket.
 
 Concurrent streams are a plain count of streamed answers in flight per scope (Redis: leases that expire, so a
-crashed instance's streams free their slots)."""
+crashed instance's streams free their slots; renewed while they run)."""
 
 from __future__ import annotations
 

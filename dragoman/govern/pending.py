@@ -1,8 +1,8 @@
 """Settlements the shared counters did not take (Redis slow or down), kept to be sent again in order once Redis
-answers: dropping one would hold a stream slot until its lease lapses and lose its spend. Bounded: at most
-PENDING_MAX wait (past that the oldest go), and one that waited PENDING_TTL seconds goes (by then the spend is
-in the audit, which seeds the next period's counters, and a stream lease is the last resort). Drops are counted
-and logged at most every LOG_EVERY seconds."""
+answers: dropping one would hold a stream slot until its lease lapses (no longer renewed, within counters.LEASE)
+and lose its spend. Bounded: at most PENDING_MAX wait (past that the oldest go), and one that waited PENDING_TTL
+seconds goes (by then the spend is in the audit, which seeds the next period's counters, and a stream lease is
+the last resort). Drops are counted and logged at most every LOG_EVERY seconds."""
 
 from __future__ import annotations
 

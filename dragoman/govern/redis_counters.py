@@ -4,10 +4,11 @@ none) and its settlement one more (run off the response path by the Governor).
 
 Keys: `dragoman:bg:<scope>:<period>:<label>` budget spend (USD, a float string, expires a day after its period),
 `dragoman:rl:<dimension>:<scope>` a bucket's GCRA `tat` (expires when the bucket is full again: a missing key is a
-full bucket), `dragoman:cs:<scope>` a sorted set of stream leases scored by when they lapse (a crashed
-instance's streams free their slots after LEASE seconds); nothing per request outlives its stream. Times come from
-the calling instance's clock (keep them in NTP sync); a single Redis, not Redis Cluster (a request's keys span
-slots).
+full bucket), `dragoman:cs:<scope>` a sorted set of stream leases scored by when they lapse; nothing per request
+outlives its stream. A lease lasts LEASE seconds and its instance renews it (`renew`, one round trip for all its
+live leases, every RENEW_EVERY seconds) until the stream is settled: a stream of any length keeps its slot while
+its instance lives, and a crashed instance's slots lapse within LEASE. Times come from the calling instance's clock
+(keep them in NTP sync); a single Redis, not Redis Cluster (a request's keys span slots).
 
 Unreachable or slow: every call is bounded by `timeout`, connecting included (redis-py retries off); a failure
 opens a circuit for RETRY_INTERVAL seconds during which calls fail at once, without touching the network, so a dead
@@ -23,10 +24,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from dragoman.govern.counters import Outcome, Plan, Settlement
+from dragoman.govern.counters import LEASE, Outcome, Plan, Settlement
 
 PREFIX = "dragoman:"
-LEASE = 1800.0  # seconds a stream slot is held at most, should its instance never free it
 RETRY_INTERVAL = 1.0  # seconds the circuit stays open after a failure before one call probes again
 # Set by `_call` for the command it runs: the connection notes in it that it wrote something of that command.
 _WRITTEN: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar("dragoman_redis_written", default=None)
@@ -111,6 +111,21 @@ for k = 1, ns do redis.call('ZREM', KEYS[nb + nc + k], lease) end
 return 1
 """
 
+# ARGV: the new lapse time, then per key of KEYS its count of leases and those leases. XX: a lease already freed
+# (settled, or lapsed and swept by an admission) is never created again. The key then lives as long as its
+# latest lease (another instance's included), never less.
+_RENEW = """
+local lease_until, a = ARGV[1], 2
+for k = 1, #KEYS do
+  local n = tonumber(ARGV[a])
+  for i = 1, n do redis.call('ZADD', KEYS[k], 'XX', lease_until, ARGV[a + i]) end
+  a = a + n + 1
+  local last = redis.call('ZRANGE', KEYS[k], -1, -1, 'WITHSCORES')[2]
+  if last then redis.call('PEXPIREAT', KEYS[k], math.ceil(tonumber(last) * 1000)) end
+end
+return 1
+"""
+
 
 class RedisCounters:
     """Counters on one Redis; every call bounded by `timeout`, behind a circuit."""
@@ -143,6 +158,10 @@ class RedisCounters:
         # costs one round trip of its own (its admission), and settling costs one per batch, not one per answer.
         self._settles: list[tuple[list[str], list[Any], asyncio.Future]] = []
         self._settling: asyncio.Task | None = None
+        self._renew = self.client.register_script(_RENEW)
+        # This instance's live stream leases (lease -> its slot keys): taken by an admission Redis admitted, let go
+        # by the settlement or release that frees them (sent or only queued: an unrenewed lease lapses anyway).
+        self._live: dict[str, list[str]] = {}
 
     async def admit(self, plan: Plan, window: float, now: float) -> Outcome:
         keys = [PREFIX + b.key for b in plan.budgets] + [PREFIX + r.key for r in plan.rates]
@@ -154,12 +173,16 @@ class RedisCounters:
             args += [rate.limit, repr(rate.cost)]
         args += [s.limit for s in plan.streams]
         status, index, wait, spent, tats = await self._call(lambda: self._admit(keys=keys, args=args))
+        if status == "ok" and plan.streams:
+            self._live[plan.lease] = keys[-len(plan.streams):]
         return Outcome(status, [int(i) for i in index], float(wait), [float(v) for v in spent],
                        [float(t) for t in tats])
 
     async def settle(self, settlement: Settlement, window: float, now: float) -> None:
         """Count `settlement` once Redis answers. Not idempotent (its spend and token corrections add up): the
         Governor sends one again only when the first certainly did not run (CountersUnavailable.maybe_ran)."""
+        if settlement.streams:
+            self._live.pop(settlement.lease, None)  # the stream is over: its lease is no longer renewed
         keys = [PREFIX + key for key in settlement.budget_keys] + [PREFIX + c[0] for c in settlement.corrections]
         keys += [PREFIX + key for key in settlement.streams]
         args: list[Any] = [repr(now), repr(window), len(settlement.budget_keys), len(settlement.corrections),
@@ -211,6 +234,21 @@ class RedisCounters:
             pipe.evalsha(self._settle_sha, len(keys), *keys, *args)  # queued on the pipeline, not sent
         return await pipe.execute(raise_on_error=False)
 
+    async def renew(self, now: float) -> None:
+        """Every live lease of this instance to lapse at `now + LEASE`, in one round trip (none without any). Raises
+        CountersUnavailable like any call; the Governor tries again next tick. Redis out of reach for longer than
+        LEASE lets the leases lapse: their streams then no longer count against their limits until they end."""
+        by_key: dict[str, list[str]] = {}
+        for lease, keys in self._live.items():
+            for key in keys:
+                by_key.setdefault(key, []).append(lease)
+        if not by_key:
+            return
+        args: list[Any] = [repr(now + LEASE)]
+        for leases in by_key.values():
+            args += [len(leases), *leases]
+        await self._call(lambda: self._renew(keys=list(by_key), args=args))
+
     async def seed(self, key: str, spent: float, expires_at: float) -> None:
         await self._call(lambda: self.client.set(PREFIX + key, repr(spent), nx=True, exat=int(expires_at)))
 
@@ -224,6 +262,7 @@ class RedisCounters:
         if self._settling is not None:  # the Governor waited for its settlements: what still runs goes
             self._settling.cancel()
             await asyncio.gather(self._settling, return_exceptions=True)
+        self._live.clear()  # nothing renews them now: they lapse within LEASE
         await self.client.aclose()
 
     async def _call(self, command: Callable[[], Awaitable[Any]]) -> Any:
