@@ -13,7 +13,10 @@ official `anthropic` SDK (review 12):
   first byte it is the failure it reports (its code 400: the request's fault, never retried; a 500 falls back),
   after it an `error` event carrying the server's message, never a clean end;
 - Groq's streamed usage in `x_groq.usage` is the usage reported;
-- whitespace-only `content` between two argument fragments of one call leaves the call whole, with no text block."""
+- whitespace-only `content` between two argument fragments of one call leaves the call whole, with no text block;
+- a tool call whose id is a number (`"id": 0`), streamed or in a JSON answer, is a tool_use with an id of the gateway's
+  own that the next turn can answer (a numbered id is the same in every answer: tool_ids.py);
+- a server that sends each call without an index or an id, whole in one fragment: one tool_use per call."""
 
 from __future__ import annotations
 
@@ -247,3 +250,37 @@ def test_whitespace_text_between_argument_fragments_leaves_the_call_whole(primar
     message = _ask(client, stream=True)
     assert message.stop_reason == "tool_use"
     assert blocks(message.content) == [("tool_use", "call_a1b2c3d4", "Bash", {"command": "ls -la"})]
+
+
+def test_a_tool_call_id_that_is_a_number_is_an_id_streamed_and_not(primary, client) -> None:
+    primary.script(_stream(chat_chunk({"tool_calls": [{"index": 0, "id": 0, "type": "function",
+                                                       "function": {"name": "Bash", "arguments": '{"command": "ls"}'}}]}),
+                           chat_chunk({}, "tool_calls")))
+    streamed = _ask(client, stream=True)
+    call = {"id": 0, "type": "function", "function": {"name": "Read", "arguments": '{"file_path": "a.txt"}'}}
+    body = {"id": "chatcmpl-1", "model": "m", "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": None, "tool_calls": [call]}, "finish_reason": "tool_calls"}]}
+    primary.script(RawBody(json.dumps(body).encode(), "application/json"))
+    answered = _ask(client, stream=False)
+    for message, (name, arguments) in ((streamed, ("Bash", {"command": "ls"})),
+                                       (answered, ("Read", {"file_path": "a.txt"}))):
+        assert message.stop_reason == "tool_use"
+        [(kind, call_id, called, given)] = blocks(message.content)
+        assert (kind, called, given) == ("tool_use", name, arguments)
+        assert call_id.startswith("toolu_") and call_id.replace("_", "").isalnum()  # Anthropic's id pattern
+
+
+def test_calls_sent_whole_without_index_or_id_become_one_tool_use_each(primary, client) -> None:
+    def whole(name: str, arguments: str) -> dict:
+        return chat_chunk({"tool_calls": [{"type": "function", "function": {"name": name, "arguments": arguments}}]})
+
+    primary.script(_stream(whole("Read", '{"file_path": "a.txt"}'), whole("Read", '{"file_path": "b.txt"}'),
+                           whole("Bash", '{"command": '), chat_chunk({"tool_calls": [{"function": {"arguments": '"ls"}'}}]}),
+                           chat_chunk({}, "tool_calls")))
+    message = _ask(client, stream=True)
+    assert message.stop_reason == "tool_use"
+    made = blocks(message.content)
+    assert [(kind, name, given) for kind, _, name, given in made] == [
+        ("tool_use", "Read", {"file_path": "a.txt"}), ("tool_use", "Read", {"file_path": "b.txt"}),
+        ("tool_use", "Bash", {"command": "ls"})]
+    assert len({call_id for _, call_id, _, _ in made}) == 3

@@ -129,8 +129,13 @@ class ResponseFunctionCall(msgspec.Struct, gc=False):
     arguments: Any = None  # a JSON string per spec; some servers send an object
 
 
+# A tool call's id: a string per spec; some OpenAI-compatible servers send a number (`"id": 0`), read as its text
+# (translate/tool_ids.py `upstream_id`) rather than failing the whole answer over it.
+CallId = Union[str, int, None]
+
+
 class ResponseToolCall(msgspec.Struct, gc=False):
-    id: str | None = None
+    id: CallId = None
     type: str | None = None
     function: ResponseFunctionCall | None = None
 
@@ -169,7 +174,7 @@ class FunctionDelta(msgspec.Struct, gc=False):
 
 class ToolCallDelta(msgspec.Struct, gc=False):
     index: int | None = None  # some servers omit it when they send one call per chunk
-    id: str | None = None
+    id: CallId = None
     type: str | None = None
     function: FunctionDelta | None = None
 

@@ -263,7 +263,9 @@ class SummaryPartEvent(msgspec.Struct, gc=False):
 class ErrorEvent(msgspec.Struct, gc=False):
     """`error`: a failure mid-stream. OpenAI puts code/message at the top; some servers nest them in `error`."""
 
-    type: str
+    # Not required: an `error` event's data without it (whatever else it says) is still a failure, read as an error
+    # event that is not OpenAI's (exchange/dialects/responses.py), not refused as an event that is not valid JSON.
+    type: str = ""
     code: Any = None
     message: str | None = None
     param: Any = None

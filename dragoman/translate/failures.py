@@ -74,6 +74,16 @@ def chat_error_failure(error: object) -> tuple[str, str]:
 _IN_ANSWER = "the upstream reported an error in its answer"
 
 
+def error_line_failure(error: object) -> tuple[str, str]:
+    """(error type, message) for the data of an SSE `error` event that is not an OpenAI Responses `error` event: what
+    llama.cpp's server writes mid-stream as an `error: {...}` line (protocols/sse.py), on every route it serves. The
+    upstream's error, classified as a Chat error chunk's is (its numeric code the HTTP status it stands for): flat
+    (`{"code": 400, "message": ...}`, llama.cpp) or nested in `error`."""
+    if isinstance(error, dict) and isinstance(error.get("error"), (dict, str)):
+        error = error["error"]
+    return chat_error_failure(error)
+
+
 def failed_chat_answer(resp: C.ChatResponse) -> E.GatewayError | None:
     """The error a Chat completion answered with a 200 stands for, or None when it is an answer: a body or a choice
     holding `error` (OpenRouter), a finish_reason that says the generation failed, or no choice and no usage (nothing

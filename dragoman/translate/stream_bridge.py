@@ -14,6 +14,7 @@ from typing import Protocol
 import msgspec
 
 from dragoman.protocols import anthropic as A
+from dragoman.translate.failures import error_line_failure
 from dragoman.translate.output_budget import StreamCut
 from dragoman.translate.request_context import RequestContext
 from dragoman.translate.tool_arguments import closing_fragment
@@ -67,6 +68,11 @@ class StreamBridge:
         if not self._started:
             self._start(out)
         return self._emit(self._fail(out, error_type, message))
+
+    def on_error_event(self, error: object) -> list[A.StreamEvent]:
+        """An SSE `error` event's data, its JSON value or its text (llama.cpp's server reports a failure mid-stream
+        so, on Chat and Responses routes alike: protocols/sse.py): the upstream's failure (`error_line_failure`)."""
+        return self.on_error(*error_line_failure(error))
 
     @property
     def ended(self) -> bool:

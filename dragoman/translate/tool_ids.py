@@ -37,6 +37,14 @@ NOTE_INVALID_ID = "invalid tool call id replaced"
 _refused_character = re.compile(r"[^A-Za-z0-9_-]").search
 
 
+def upstream_id(value: str | int | None) -> str | None:
+    """A call id as the upstream sent it, as text: a number (`"id": 0`, some OpenAI-compatible servers) is its
+    digits, an id like any other (`client` replaces it, as it does every numbered id); an empty one is none."""
+    if type(value) is int:
+        return str(value)
+    return value or None  # type: ignore[return-value]
+
+
 def tool_use_id(message_id: str, position: int) -> str:
     """A stable id for a tool call the upstream sent without one (or with one the client cannot be given)."""
     return f"toolu_{message_id.removeprefix('msg_')}_{position}"

@@ -29,6 +29,15 @@ class Bridge(Protocol):
 
 
 FrameHandler = Callable[[bytes | None, bytes], list[A.StreamEvent]]
+ERROR_EVENT = b"error"  # an `event: error` frame's name, and the one SSEDecoder gives llama.cpp's `error:` lines
+
+
+def error_value(payload: bytes) -> object:
+    """An error event's data: its JSON value, or its text when it is not JSON (still the upstream's failure)."""
+    try:
+        return msgspec.json.decode(payload)
+    except (msgspec.DecodeError, RecursionError):
+        return payload.decode("utf-8", "replace")
 
 
 class BridgeRelay:

@@ -13,13 +13,12 @@ from dragoman.translate.chat.stream import ChatStreamBridge
 from dragoman.translate.chat.response import translate_response
 from dragoman.translate.request_context import RequestContext
 from dragoman.exchange.dialects import Answer
-from dragoman.exchange.dialects.bridge_relay import BridgeRelay
+from dragoman.exchange.dialects.bridge_relay import ERROR_EVENT, BridgeRelay, error_value
 
 _encode = msgspec.json.encode
 _decode_response = msgspec.json.Decoder(C.ChatResponse).decode
 _decode_chunk = msgspec.json.Decoder(C.ChatChunk).decode
 _DONE = b"[DONE]"
-_ERROR = b"error"
 
 
 class ChatDialect:
@@ -62,16 +61,8 @@ def chat_relay(ctx: RequestContext, route: str, secret: str | None = None) -> Br
     def on_frame(event: bytes | None, payload: bytes) -> list[A.StreamEvent]:
         if payload == _DONE:
             return bridge.on_done()
-        if event is not None and event == _ERROR:  # llama.cpp's `error: {...}` line (sse.py), or `event: error`
-            return bridge.on_error_event(_error_value(payload))
+        if event is not None and event == ERROR_EVENT:  # llama.cpp's `error: {...}` line (sse.py), or `event: error`
+            return bridge.on_error_event(error_value(payload))
         return bridge.on_chunk(_decode_chunk(payload))
 
     return BridgeRelay(bridge, on_frame, route, secret, error_lines=True)
-
-
-def _error_value(payload: bytes) -> object:
-    """An error event's data: its JSON value, or its text when it is not JSON (still the upstream's failure)."""
-    try:
-        return msgspec.json.decode(payload)
-    except (msgspec.DecodeError, RecursionError):
-        return payload.decode("utf-8", "replace")

@@ -6,7 +6,7 @@ import msgspec
 
 from dragoman import errors as E
 from dragoman.exchange.dialects import Answer
-from dragoman.exchange.dialects.bridge_relay import BridgeRelay
+from dragoman.exchange.dialects.bridge_relay import ERROR_EVENT, BridgeRelay, error_value
 from dragoman.protocols import anthropic as A
 from dragoman.protocols import openai_responses as R
 from dragoman.signing_key import signing_key
@@ -60,6 +60,14 @@ def responses_relay(ctx: RequestContext, key: bytes, route: str, secret: str | N
 
     def on_frame(event: bytes | None, payload: bytes) -> list[A.StreamEvent]:
         decoded = R.decode_event(payload, event)
-        return bridge.on_event(decoded) if decoded is not None else []
+        if decoded is not None:
+            return bridge.on_event(decoded)
+        # Asked only of events the bridge does not know (never of a well-formed stream's): an error event that is not
+        # OpenAI's (its data's `type` is not "error"), as llama.cpp's server writes a failure mid-stream on its
+        # /v1/responses too — an `error: {...}` line (sse.py) — is the failure a Chat route makes of it, not dropped
+        # for the stream to end cut short, its code (a 400: the request's fault) lost.
+        if event is not None and event == ERROR_EVENT:
+            return bridge.on_error_event(error_value(payload))
+        return []
 
-    return BridgeRelay(bridge, on_frame, route, secret)
+    return BridgeRelay(bridge, on_frame, route, secret, error_lines=True)

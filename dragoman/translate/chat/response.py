@@ -12,7 +12,7 @@ from dragoman.translate.request_context import RequestContext
 from dragoman.translate.stop_reasons import chat_stop_reason
 from dragoman.translate.think_tags import ThinkTagSplitter
 from dragoman.translate.tool_arguments import parse_arguments
-from dragoman.translate.tool_ids import ToolUseIds
+from dragoman.translate.tool_ids import ToolUseIds, upstream_id
 from dragoman.translate.usage import chat_usage
 
 def translate_response(resp: C.ChatResponse, ctx: RequestContext) -> A.MessagesResponse:
@@ -81,7 +81,7 @@ def _tool_use(call: C.ResponseToolCall, index: int, ids: ToolUseIds, ctx: Reques
     if note:
         ctx.note(note)
     return A.ToolUseOut(
-        id=ids.client(call.id, index),
+        id=ids.client(upstream_id(call.id), index),
         name=ctx.tool_names.client(fn.name or ""),
         input=value,
     )

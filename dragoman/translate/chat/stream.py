@@ -23,7 +23,7 @@ from dragoman.translate.stop_reasons import chat_stop_reason
 from dragoman.translate.stream_bridge import StreamBridge
 from dragoman.translate.think_tags import ThinkTagSplitter
 from dragoman.translate.tool_arguments import ObjectScan, is_complete_object, is_wrapped
-from dragoman.translate.tool_ids import ToolUseIds
+from dragoman.translate.tool_ids import ToolUseIds, upstream_id
 from dragoman.translate.usage import chat_usage
 
 _encode = msgspec.json.encode
@@ -186,13 +186,6 @@ class ChatStreamBridge(StreamBridge):
                 out.append(self._message_delta())
         return out if self._cut is None else self._emit(out)  # no call per chunk unless cut
 
-    def on_error_event(self, error: object) -> list[A.StreamEvent]:
-        """An SSE `error` event's data (llama.cpp's server reports a failure mid-stream so, sse.py): the upstream's
-        error, classified as an error chunk's is — flat (`{"code": 400, "message": ...}`, llama.cpp) or in `error`."""
-        if isinstance(error, dict) and isinstance(error.get("error"), (dict, str)):
-            error = error["error"]
-        return self.on_error(*chat_error_failure(error))
-
     def on_done(self) -> list[A.StreamEvent]:
         """The upstream's `[DONE]`: the answer is complete."""
         out: list[A.StreamEvent] = []
@@ -293,18 +286,14 @@ class ChatStreamBridge(StreamBridge):
             self._advance(out)
 
     def _call_for(self, delta: C.ToolCallDelta) -> _ToolCall:
+        new_id = delta.id
+        if new_id is not None and type(new_id) is not str:
+            new_id = upstream_id(new_id)  # a number where the protocol has a string (C.CallId)
         index = delta.index
         if index is None:  # servers that send one whole call per chunk without an index
-            last = self._last_call
-            if last is None:
-                index = 0
-            elif delta.id and self._calls[last].id and delta.id != self._calls[last].id:
-                index = self._next_free
-            else:
-                index = last
+            index = self._unindexed(new_id, delta.function)
         self._last_call = index
         call = self._calls.get(index)
-        new_id = delta.id
         if new_id:
             if call is None or (call.given_id and new_id != call.id):
                 # A new id at an index in use is a new call: Ollama's /v1 and Gemini relays send every call of a
@@ -316,6 +305,21 @@ class ChatStreamBridge(StreamBridge):
         elif call is None:
             call = self._new_call(index)
         return call
+
+    def _unindexed(self, new_id: str | None, fn: C.FunctionDelta | None) -> int:
+        """The index a fragment sent without one belongs to: the last call's, unless it starts another call — it
+        carries an id other than the last call's, or (servers that omit both index and id) a name once the last call
+        has one and its whole arguments, or a name other than its own (a call has one name). Argument fragments, and
+        a name repeated on a call's fragments, continue the last call."""
+        last = self._last_call
+        if last is None:
+            return 0
+        call = self._calls[last]
+        if new_id:
+            return self._next_free if call.id and new_id != call.id else last
+        if fn is not None and fn.name and call.name and (fn.name != call.name or call.whole()):
+            return self._next_free
+        return last
 
     def _new_call(self, index: int) -> _ToolCall:
         """A call that takes upstream `index` from now on (a call before it at that index keeps its place)."""
