@@ -21,6 +21,9 @@ BACKUP_TEXT = "from the backup"
 CONTEXT_EXCEEDED = (b'error: {"code":400,"message":"the request exceeds the available context size, try increasing '
                     b'it","type":"exceed_context_size_error"}\n\n')
 LEAKED_KEY = "sk-ant-api03-" + "x" * 40
+# Newer builds: the same failure as a bare `data:` line, nested in `error`, with no type and no event name.
+CONTEXT_EXCEEDED_DATA = (b'data: {"error":{"code":400,"message":"the request exceeds the available context size, try '
+                         b'increasing it","type":"exceed_context_size_error"}}\n\n')
 CRASHED = b'error: {"code":500,"message":"llama_decode failed, api_key=' + LEAKED_KEY.encode() + b'","type":"server_error"}\n\n'
 
 
@@ -62,8 +65,10 @@ def _opening() -> tuple[list[bytes], str]:
     return sse_events(events[: first + 1]), events[first]["delta"]
 
 
-def test_an_error_line_before_the_first_byte_is_the_failure_it_reports(primary, client, servers) -> None:
-    primary.script(RawStream([CONTEXT_EXCEEDED, b"data: [DONE]\n\n"], done=False))
+@pytest.mark.parametrize("overflow", [CONTEXT_EXCEEDED, CONTEXT_EXCEEDED_DATA], ids=["error line", "data line"])
+def test_an_error_line_before_the_first_byte_is_the_failure_it_reports(overflow: bytes, primary, client,
+                                                                       servers) -> None:
+    primary.script(RawStream([overflow, b"data: [DONE]\n\n"], done=False))
     with pytest.raises(anthropic.BadRequestError) as refused:  # the request's fault: the client hears it as a 400
         _ask(client, "alone")
     assert "exceeds the available context size" in str(refused.value)
@@ -76,7 +81,8 @@ def test_an_error_line_before_the_first_byte_is_the_failure_it_reports(primary, 
     assert LEAKED_KEY not in str(failed.value.body) and LEAKED_KEY not in servers[1].stderr_text()
 
 
-@pytest.mark.parametrize("line", [CONTEXT_EXCEEDED, CRASHED], ids=["context exceeded", "crashed"])
+@pytest.mark.parametrize("line", [CONTEXT_EXCEEDED, CONTEXT_EXCEEDED_DATA, CRASHED],
+                         ids=["context exceeded", "context exceeded, data line", "crashed"])
 def test_an_error_line_after_the_first_byte_is_an_error_event(line: bytes, primary, client, servers) -> None:
     opening, said = _opening()
     primary.script(RawStream([*opening, line, b"data: [DONE]\n\n"], done=False, hold_after=len(opening)))
@@ -89,5 +95,5 @@ def test_an_error_line_after_the_first_byte_is_an_error_event(line: bytes, prima
                     primary.release()  # the client has the first bytes: the error line comes after them
     assert text == said
     message = str(raised.value)
-    assert ("exceeds the available context size" if line is CONTEXT_EXCEEDED else "llama_decode failed") in message
+    assert ("llama_decode failed" if line is CRASHED else "exceeds the available context size") in message
     assert LEAKED_KEY not in message and LEAKED_KEY not in servers[1].stderr_text()

@@ -54,6 +54,9 @@ class ResponsesDialect:
         return responses_relay(ctx, self.key, self.route.name, self.route.api_key)
 
 
+_ERROR_KEY = b'"error"'
+
+
 def responses_relay(ctx: RequestContext, key: bytes, route: str, secret: str | None = None) -> BridgeRelay:
     """Responses SSE bytes → Anthropic SSE bytes through the ResponsesStreamBridge."""
     bridge = ResponsesStreamBridge(ctx, key)
@@ -68,6 +71,12 @@ def responses_relay(ctx: RequestContext, key: bytes, route: str, secret: str | N
         # for the stream to end cut short, its code (a 400: the request's fault) lost.
         if event is not None and event == ERROR_EVENT:
             return bridge.on_error_event(error_value(payload))
+        if _ERROR_KEY in payload:  # (a substring search first: the decode only for an event that may be one)
+            value = error_value(payload)
+            # llama.cpp's current server writes a failure on /v1/responses as a bare `data: {"error": {...}}`:
+            # no `type`, no event name. Its code and message are the failure, not an event to skip.
+            if isinstance(value, dict) and value.get("error") and not value.get("type"):
+                return bridge.on_error_event(value)
         return []
 
     return BridgeRelay(bridge, on_frame, route, secret, error_lines=True)
