@@ -47,7 +47,7 @@ MAX_BODY = 64 * 1024  # an admin call's JSON body: a key's settings fit many tim
 MAX_ID = 2**63 - 1  # the largest SQLite INTEGER / PostgreSQL BIGINT
 _REQUESTS_PARAMS = frozenset((*LOG_FILTERS, "limit", "after_id", "since", "until"))
 _COSTS_PARAMS = frozenset(("by", "since", "until"))
-_STATUS = re.compile(r"[1-5][0-9][0-9]|[1-5]xx|ok|error", re.IGNORECASE)
+_STATUS = re.compile(r"[1-5][0-9][0-9]|[1-5]xx|ok|error|cancelled", re.IGNORECASE)
 _RANK = {USER: 0, VIEWER: 1, ADMIN: 2}
 _encode = msgspec.json.encode
 log = logging.getLogger("dragoman")
@@ -345,7 +345,8 @@ def _requests(store: AuditStore, params: dict[str, str]) -> list[dict]:
         if "\x00" in value:  # PostgreSQL refuses NUL in text
             raise ReportError(f"{name}: a NUL character cannot match anything")
     if "status" in filters and not _STATUS.fullmatch(filters["status"].strip()):
-        raise ReportError(f"status={E.quoted(filters['status'])}: use a code (429), a class (4xx, 5xx), ok or error")
+        raise ReportError(f"status={E.quoted(filters['status'])}: use a code (429), a class (4xx, 5xx), ok, error "
+                          "or cancelled")
     limit = param_int(params, "limit", 1, MAX_LIMIT)
     after_id = param_int(params, "after_id", 0, MAX_ID)
     return store.query_requests(

@@ -286,7 +286,7 @@ def add_commands(subparsers: Any) -> None:
     logs_cmd = subparsers.add_parser("logs", help="show audited requests (filter, follow)")
     _common(logs_cmd)
     for name in LOG_FILTERS:
-        help_text = "a code (429), a class (4xx, 5xx), ok or error" if name == "status" else None
+        help_text = "a code (429), a class (4xx, 5xx), ok, error or cancelled" if name == "status" else None
         logs_cmd.add_argument("--" + name.replace("_", "-"), dest=name, help=help_text)
     logs_cmd.add_argument("--until", help="end time (same forms as --since)")
     add_limit_option(logs_cmd, 50)

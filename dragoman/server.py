@@ -36,6 +36,7 @@ from dragoman.loop_api import LoopView
 from dragoman.not_found_log import NotFoundLog
 from dragoman.config.model import Pricing
 from dragoman.observe.pricing import Pricer
+from dragoman.observe.record import CANCELLED_STATUS, CLIENT_DISCONNECTED
 from dragoman.observe.runtime import Observability
 from dragoman.observe.stores import is_postgres
 from dragoman.protocols import anthropic as A
@@ -318,13 +319,15 @@ class Gateway:
             extra = admission.headers if admission is not None else None
             if exchange.streamed:
                 await stream_answer(send, exchange.stream(), request_id, gone, extra)
+                if exchange.stopped_reading():  # the client had its 200: cancelled, not answered in full
+                    error_type = CLIENT_DISCONNECTED
             else:
                 await send_json(send, 200, exchange.answer(), request_id, extra=extra)
         except E.GatewayError as err:
             status, error_type = err.status, err.error_type
             raise
         except ClientGone:
-            status, error_type = 499, "client_disconnected"
+            status, error_type = CANCELLED_STATUS, CLIENT_DISCONNECTED
             raise
         except BaseException:
             status, error_type = 500, "api_error"

@@ -55,6 +55,19 @@ class Gateway:
         """A fresh raw HTTP connection to the gateway."""
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
 
+    def leave_mid_stream(self, body: dict) -> str:
+        """POST `body` (a streamed Messages request), read its first events and walk away, as Claude Code's Esc
+        does: the request's id."""
+        conn = self.connection()
+        try:
+            conn.request("POST", "/v1/messages", json.dumps(body), {"content-type": "application/json",
+                                                                    "anthropic-version": "2023-06-01"})
+            response = conn.getresponse()
+            assert response.status == 200 and b"message_start" in response.read1(65536)
+            return response.getheader("request-id") or ""
+        finally:
+            conn.close()
+
     def request(
         self,
         method: str,

@@ -3,11 +3,12 @@ seeded audit records and a scripted upstream: sign in, every page renders the se
 request made during the test, the costs chart's numbers equal `dragoman costs`, and no page breaks its CSP.
 
 Also: a key created in the UI serves a real request (and one with a budget has it), a viewer sees no admin action, a
-rollback from the UI changes the live config; a broken stream shows as an error on every page; failure-cluster
-examples open their request; a late page load never replaces the page navigated to next (nor leaves its feed open);
-charts read UTC in any time zone; the live feed sends to sign-in once refused; the Requests filter survives a
-visit to a request, and the Overview's period a reload; a cut failure-cluster report says so; a rotated key shows
-as retiring, not revoked. No page logs a console error. Screenshots: test-artifacts/screenshots/."""
+rollback from the UI changes the live config; a broken stream shows as an error on every page, and a request the
+client cancelled as neither an error nor a success; failure-cluster examples open their request; a late page load
+never replaces the page navigated to next (nor leaves its feed open); charts read UTC in any time zone; the live
+feed sends to sign-in once refused; the Requests filter survives a visit to a request, and the Overview's period a
+reload; a cut failure-cluster report says so; a rotated key shows as retiring, not revoked. No page logs a console
+error. Screenshots: test-artifacts/screenshots/."""
 
 from __future__ import annotations
 
@@ -291,18 +292,25 @@ def _route_errors(tab: Any, env: DashboardEnv) -> int:
     return int(tab.text_content(f"#routes-table tr[data-key={ROUTE}] td[data-col=errors]").replace(",", ""))
 
 
+def _in_the_feed(tab: Any, env: DashboardEnv, record: AuditRecord) -> Any:
+    """`record` written to the gateway's audit store (as its writer would) while the Overview's live feed is open:
+    its row in the feed."""
+    open_page(tab, env, "overview")
+    tab.wait_for_selector("#feed-waiting", state="visible")
+    store = open_store(env.store)
+    try:
+        store.write([record])
+    finally:
+        store.close()
+    return tab.wait_for_selector(f"#feed tr[data-request-id={record.request_id}]")
+
+
 def test_a_stream_that_broke_mid_way_shows_as_an_error_on_every_page(page: Any, env: DashboardEnv) -> None:
     """Recorded 200 with error_type stream_error: the client's answer broke after its first byte."""
     errors_before, route_errors_before = _tile(page, "errors"), _route_errors(page, env)
-    open_page(page, env, "overview")
-    page.wait_for_selector("#feed-waiting", state="visible")
-    store = open_store(env.store)
-    try:
-        store.write([AuditRecord(time=time.time(), request_id="req_broken_stream", developer="ana", repo="shop",
-                                 route=ROUTE, status=200, error_type="stream_error", stream=True)])
-    finally:
-        store.close()
-    row = page.wait_for_selector("#feed tr[data-request-id=req_broken_stream]")
+    row = _in_the_feed(page, env, AuditRecord(time=time.time(), request_id="req_broken_stream", developer="ana",
+                                              repo="shop", route=ROUTE, status=200, error_type="stream_error",
+                                              stream=True))
     assert row.query_selector("[data-col=status] .status-bad") is not None
     assert row.query_selector("[data-col=error_type]").text_content() == "stream_error"
 
@@ -314,6 +322,37 @@ def test_a_stream_that_broke_mid_way_shows_as_an_error_on_every_page(page: Any, 
     assert listed.query_selector("[data-col=status] .status-bad") is not None
     assert listed.query_selector("[data-col=error_type]").text_content() == "stream_error"
     screenshot(page, "requests-errors")
+
+
+def _route_cancelled(tab: Any, env: DashboardEnv) -> int:
+    open_page(tab, env, "routes")
+    return int(tab.text_content(f"#routes-table tr[data-key={ROUTE}] td[data-col=cancelled]").replace(",", ""))
+
+
+def test_a_request_the_client_cancelled_is_counted_apart_from_the_errors(page: Any, env: DashboardEnv) -> None:
+    """Recorded 499 client_disconnected (Esc in Claude Code): no error of the gateway's or its upstreams', nor a
+    success; its own count, its own filter, and marked apart from both in the lists and the detail."""
+    open_page(page, env, "overview")
+    errors_before, cancelled_before = _tile(page, "errors"), _tile(page, "cancelled")
+    route_errors_before, route_cancelled_before = _route_errors(page, env), _route_cancelled(page, env)
+    row = _in_the_feed(page, env, AuditRecord(time=time.time(), request_id="req_cancelled", developer="ana",
+                                              repo="shop", route=ROUTE, status=499, error_type="client_disconnected",
+                                              stream=True))
+    assert row.query_selector("[data-col=status] .status-cancelled") is not None
+    assert row.query_selector("[data-col=status] .status-bad") is None
+
+    assert (_route_errors(page, env), _route_cancelled(page, env)) == (route_errors_before, route_cancelled_before + 1)
+    open_page(page, env, "overview")
+    assert (_tile(page, "errors"), _tile(page, "cancelled")) == (errors_before, cancelled_before + 1)
+    open_page(page, env, "requests/status%3Dcancelled")
+    listed = page.wait_for_selector("#requests-table tr[data-key=req_cancelled]")
+    assert listed.query_selector("[data-col=status] .status-cancelled") is not None
+    assert "cancelled" in listed.query_selector("[data-col=status]").text_content()
+    screenshot(page, "requests-cancelled")
+    listed.click()
+    page.wait_for_selector("main[data-page=request] [data-field=status] .status-cancelled")
+    open_page(page, env, "requests/status%3Derror")
+    assert page.query_selector("#requests-table tr[data-key=req_cancelled]") is None
 
 
 def test_a_failure_cluster_example_opens_its_request(page: Any, env: DashboardEnv) -> None:

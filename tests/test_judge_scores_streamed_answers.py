@@ -139,15 +139,9 @@ def test_a_stream_the_client_stopped_reading_is_not_judged(env) -> None:  # noqa
                           gate_before=3, chunk_delay=0.05),
                 ChatReply(text="A whole answer.", pieces=2)])
     judge.requests.clear()
-    conn = gateway.connection()
     body = {"model": TRANSLATED, "max_tokens": 100, "stream": True,
             "messages": [{"role": "user", "content": "tell me"}]}
-    conn.request("POST", "/v1/messages", json.dumps(body), {"content-type": "application/json",
-                                                            "anthropic-version": "2023-06-01"})
-    response = conn.getresponse()
-    assert response.status == 200 and b"message_start" in response.read1(65536)
-    abandoned = response.getheader("request-id")
-    conn.close()  # Esc in Claude Code: the client walks away with part of the answer
+    abandoned = gateway.leave_mid_stream(body)  # Esc in Claude Code: the client walks away with part of the answer
     gate.open()
     # Its record is written after it was offered to the judge, or not (CorrectnessLoop.finished).
     row = wait_for(lambda: next((row for row in _rows(gateway) if row["request_id"] == abandoned), None), 15,

@@ -112,7 +112,7 @@ def test_cli_run_reads_the_store_from_flags(store, tmp_path) -> None:
     out = io.StringIO()
     args = parser.parse_args(["costs", "--store", url, "--by", "developer", "--since", "100000d", "--format", "csv"])
     assert reports.run(args, out) == 0
-    assert out.getvalue().splitlines()[0] == "developer,requests,errors,input_tokens,output_tokens,cache_read_tokens,reasoning_tokens,cost_usd,unpriced"
+    assert out.getvalue().splitlines()[0] == "developer,requests,errors,cancelled,input_tokens,output_tokens,cache_read_tokens,reasoning_tokens,cost_usd,unpriced"
     out = io.StringIO()
     args = parser.parse_args(["logs", "--store", url, "--developer", "bob", "--format", "json"])
     assert reports.run(args, out) == 0

@@ -141,11 +141,11 @@ def test_costs_by_developer_sum_by_hand(store: AuditStore) -> None:
     store.write(_fleet())
     rows = store.query_costs("developer", since=T0)
     assert rows == [
-        {"developer": "alice", "requests": 3, "errors": 1, "input_tokens": 3000, "output_tokens": 400,
+        {"developer": "alice", "requests": 3, "errors": 1, "cancelled": 0, "input_tokens": 3000, "output_tokens": 400,
          "cache_read_tokens": 8000, "reasoning_tokens": 0, "cost_usd": 0.00875, "unpriced": 0},
-        {"developer": "bob", "requests": 2, "errors": 1, "input_tokens": 1000, "output_tokens": 100,
+        {"developer": "bob", "requests": 2, "errors": 1, "cancelled": 0, "input_tokens": 1000, "output_tokens": 100,
          "cache_read_tokens": 0, "reasoning_tokens": 0, "cost_usd": 0.00045, "unpriced": 0},
-        {"developer": "carol", "requests": 1, "errors": 0, "input_tokens": 1000, "output_tokens": 100,
+        {"developer": "carol", "requests": 1, "errors": 0, "cancelled": 0, "input_tokens": 1000, "output_tokens": 100,
          "cache_read_tokens": 0, "reasoning_tokens": 0, "cost_usd": None, "unpriced": 1},
     ]
 

@@ -86,6 +86,17 @@ def test_errors_mark_spans() -> None:
     assert spans["chat m"].attributes["error.type"] == "overloaded_error"
 
 
+def test_a_request_the_client_cancelled_is_no_error_span() -> None:
+    exporter = InMemorySpanExporter()
+    tracer = Tracer.from_settings(TracingSettings(enabled=True), exporter)
+    for status, request_id in ((499, "req_gone"), (200, "req_stopped_reading")):
+        tracer.start_request(request_id, "m", stream=True).finish(
+            _record(request_id=request_id, status=status, error_type="client_disconnected"))
+    spans = exporter.get_finished_spans()
+    assert [s.status.status_code for s in spans] == [StatusCode.UNSET, StatusCode.UNSET]
+    assert {s.attributes["error.type"] for s in spans} == {"client_disconnected"}  # still said what happened
+
+
 def test_captured_bodies_are_redacted() -> None:
     exporter = InMemorySpanExporter()
     tracer = Tracer.from_settings(TracingSettings(enabled=True, capture_bodies=True), exporter)

@@ -167,6 +167,13 @@ class Exchange:
             return None
         return b"".join(self.kept)
 
+    def stopped_reading(self) -> bool:
+        """Once its stream was written: whether the client left before the answer's end (Esc in Claude Code), so
+        that the request was cancelled. A stream whose message_stop or error event was sent is not: the client
+        had its whole answer, or saw it fail (stream_error). As kept_answer, stream_end None: it stopped reading."""
+        opened = self._opened
+        return opened is not None and self.stream_end is None and not opened.relay.ended
+
     def stream(self) -> AsyncGenerator[bytes, None]:
         """The streamed answer's bytes, to write as they come; `aclose()` it on every way out."""
         assert self._opened is not None

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from dragoman.observe.pricing import price_for
-from dragoman.observe.record import AuditRecord
+from dragoman.observe.record import AuditRecord, failed
 from dragoman.redaction import REDACTED, holds_secret, redact_cut
 
 MAX_LABEL_VALUES = 200
@@ -185,7 +185,8 @@ class Metrics:
         route_labels = ["route"]
         self.requests = Counter("dragoman_requests", "Requests answered, by route, upstream, HTTP status and error type",
                                 ["route", "upstream", "status", "error_type"], registry=r)
-        self.errors = Counter("dragoman_errors", "Requests that failed (status >= 400, or an error after the first byte)",
+        self.errors = Counter("dragoman_errors", "Requests that failed (status >= 400, or an error after the first byte),"
+                              " client cancellations (client_disconnected) not counted",
                               ["route", "upstream", "error_type"], registry=r)
         self.attempts = Counter("dragoman_upstream_attempts", "Upstream candidates tried, by outcome",
                                 ["route", "upstream", "outcome"], registry=r)
@@ -230,8 +231,9 @@ class Metrics:
         key = (route, upstream, self._status(str(record.status)), error_type)
         outcome = self._outcomes.get(key)
         if outcome is None:
-            failed = record.status >= 400 or record.error_type
-            errors = self.errors.labels(route, upstream, error_type) if failed else None
+            # a cancellation is no failure (record.failed): dragoman_requests_total{error_type="client_disconnected"}
+            is_error = failed(record.status, record.error_type)
+            errors = self.errors.labels(route, upstream, error_type) if is_error else None
             outcome = self._outcomes[key] = (self.requests.labels(*key), errors)
         per = self._per_route.get(route) or self._route_children(route)
         if record.latency_total_ms is not None:

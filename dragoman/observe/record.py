@@ -13,11 +13,30 @@ import msgspec
 
 from dragoman.redaction import REDACTED, holds_secret, redact
 
-__all__ = ["REDACTED", "TEXT_LIMIT", "AuditRecord", "Candidate", "redact"]
+__all__ = ["CANCELLED_STATUS", "CLIENT_DISCONNECTED", "REDACTED", "TEXT_LIMIT", "AuditRecord", "Candidate", "cancelled",
+           "failed", "redact"]
 
 # Characters a free-text field keeps (`redaction.clip`): model names, error types and notes are far shorter; the
 # loop's verdict details (200-300) and translation notes (200) fit whole.
 TEXT_LIMIT = 300
+
+# A request the client abandoned (Esc in Claude Code): 499 (nginx's "client closed request") when it left before
+# the first byte, 200 when it stopped reading a stream before its end; client_disconnected either way.
+CANCELLED_STATUS = 499
+CLIENT_DISCONNECTED = "client_disconnected"
+
+
+def cancelled(status: int, error_type: str | None) -> bool:
+    """Whether the client cancelled the request: neither an error nor a success. CANCELLED_SQL in stores.py and
+    cancelled() in ui/static/lib/dom.js say the same."""
+    return status == CANCELLED_STATUS or error_type == CLIENT_DISCONNECTED
+
+
+def failed(status: int, error_type: str | None) -> bool:
+    """Whether the request failed: a status of 400 or more, or an error after the first byte (a stream that broke
+    mid-way is recorded 200 with stream_error), but not a cancellation, which says nothing of the gateway or its
+    upstreams. FAILED_SQL in stores.py and failed() in ui/static/lib/dom.js say the same."""
+    return (status >= 400 or error_type is not None) and not cancelled(status, error_type)
 
 
 class Candidate(msgspec.Struct, kw_only=True):

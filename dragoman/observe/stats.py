@@ -1,5 +1,5 @@
-"""Per-bucket aggregates over a time range for the dashboard's overview: requests, errors, spend, tokens and the
-gateway's overhead p50/p95, computed in SQL on both stores over the time index.
+"""Per-bucket aggregates over a time range for the dashboard's overview: requests, errors, cancellations, spend,
+tokens and the gateway's overhead p50/p95, computed in SQL on both stores over the time index.
 
 Percentiles: neither store has the same exact percentile function (PostgreSQL's percentile_cont; SQLite none),
 so both group each bucket's overhead into a histogram and the percentile is read from it here: the answer is the
@@ -11,11 +11,11 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from dragoman.observe.stores import FAILED_SQL
+from dragoman.observe.stores import CANCELLED_SQL, FAILED_SQL
 
 _FINE_BINS = 1000  # 0.01 ms each, up to 10 ms
 _MAX_BIN = _FINE_BINS + 9990  # 1 ms each from 10 ms to 10 s; slower overheads land in the last bin
-STAT_KEYS = ("requests", "errors", "input_tokens", "output_tokens", "cost_usd")
+STAT_KEYS = ("requests", "errors", "cancelled", "input_tokens", "output_tokens", "cost_usd")
 
 
 def stats_sql(ph: str, postgres: bool, first: float, since: float, until: float, bucket: float) -> tuple[str, list[Any]]:
@@ -36,6 +36,7 @@ def stats_sql(ph: str, postgres: bool, first: float, since: float, until: float,
     sql = (
         f"SELECT {slot} AS slot, {hist} AS bin, CAST(COUNT(*) AS BIGINT),"
         f" CAST(SUM(CASE WHEN {FAILED_SQL} THEN 1 ELSE 0 END) AS BIGINT),"
+        f" CAST(SUM(CASE WHEN {CANCELLED_SQL} THEN 1 ELSE 0 END) AS BIGINT),"
         " CAST(SUM(input_tokens) AS BIGINT), CAST(SUM(output_tokens) AS BIGINT), SUM(cost_usd)"
         f" FROM requests WHERE time >= {ph} AND time < {ph} GROUP BY 1, 2"
     )
@@ -54,12 +55,13 @@ def stats_buckets(rows: Iterable[Sequence[Any]], since: float, until: float, buc
     count = max(1, math.ceil((until - since) / bucket))
     out = [{"time": since + i * bucket, **{k: 0 for k in STAT_KEYS}, "cost_usd": None} for i in range(count)]
     hists: list[dict[int, int]] = [{} for _ in range(count)]
-    for slot, bin_, requests, errors, input_tokens, output_tokens, cost in rows:
+    for slot, bin_, requests, errors, cancelled, input_tokens, output_tokens, cost in rows:
         if not 0 <= slot < count:
             continue
         b = out[slot]
         b["requests"] += int(requests)
         b["errors"] += int(errors or 0)
+        b["cancelled"] += int(cancelled or 0)
         b["input_tokens"] += int(input_tokens or 0)
         b["output_tokens"] += int(output_tokens or 0)
         if cost is not None:

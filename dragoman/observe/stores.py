@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from dragoman.observe.record import AuditRecord
+from dragoman.observe.record import CANCELLED_STATUS, CLIENT_DISCONNECTED, AuditRecord
 
 # Column order for inserts; `time_iso` is derived from `time`.
 COLUMNS: tuple[str, ...] = (
@@ -52,8 +52,8 @@ COST_GROUPS: dict[str, str] = {
 }
 # The columns a budget's spend is summed over (govern/budgets.py): the key, and the key's developer and team.
 SPEND_COLUMNS = ("key_id", "budget_developer", "budget_team")
-COST_KEYS = ("requests", "errors", "input_tokens", "output_tokens", "cache_read_tokens", "reasoning_tokens",
-             "cost_usd", "unpriced")
+COST_KEYS = ("requests", "errors", "cancelled", "input_tokens", "output_tokens", "cache_read_tokens",
+             "reasoning_tokens", "cost_usd", "unpriced")
 # query_verdict_counts: records with a verdict, counted per distinct combination of these (the loop's scores,
 # loop/report.py), so a score over any range reads a few grouped rows, never the records themselves.
 VERDICT_GROUPS = ("route", "upstream_model", "shape", "prompt_variant", "verdict", "next_turn")
@@ -156,9 +156,13 @@ class AuditStore(Protocol):
 
 
 # Whether a record failed, as every error count and the status=error filter read it (dashboard, `dragoman logs`,
-# `dragoman costs`), and as /metrics and traces count errors: an HTTP status of 400 or more, or an error after the
-# first byte (a stream that broke mid-way is recorded 200 with error_type stream_error; the client saw it fail).
-FAILED_SQL = "(status >= 400 OR error_type IS NOT NULL)"
+# `dragoman costs`), and as /metrics and traces count errors (record.failed): an HTTP status of 400 or more, or an
+# error after the first byte (a stream that broke mid-way is recorded 200 with error_type stream_error; the client
+# saw it fail), but not a request the client cancelled (CANCELLED_SQL, record.cancelled): Claude Code's Esc says
+# nothing of the gateway or its upstreams, and counted as errors a day of them hid the real ones. Neither is NULL
+# for any row (status is NOT NULL; COALESCE for error_type), so NOT of either is the rest.
+CANCELLED_SQL = f"(status = {CANCELLED_STATUS} OR COALESCE(error_type, '') = '{CLIENT_DISCONNECTED}')"
+FAILED_SQL = f"((status >= 400 OR error_type IS NOT NULL) AND NOT {CANCELLED_SQL})"
 
 
 class StoreError(ValueError):
@@ -474,6 +478,7 @@ def costs_sql(ph: str, by: str, since: float | None, until: float | None) -> tup
     sql = (
         f"SELECT {expr} AS grp, CAST(COUNT(*) AS BIGINT),"
         f" CAST(SUM(CASE WHEN {FAILED_SQL} THEN 1 ELSE 0 END) AS BIGINT),"
+        f" CAST(SUM(CASE WHEN {CANCELLED_SQL} THEN 1 ELSE 0 END) AS BIGINT),"
         " CAST(SUM(input_tokens) AS BIGINT), CAST(SUM(output_tokens) AS BIGINT),"
         " CAST(SUM(cache_read_tokens) AS BIGINT), CAST(SUM(reasoning_tokens) AS BIGINT), SUM(cost_usd),"
         " CAST(SUM(CASE WHEN cost_usd IS NULL AND status < 400 THEN 1 ELSE 0 END) AS BIGINT)"
@@ -572,11 +577,13 @@ def _status_clause(ph: str, value: Any) -> tuple[str, list[Any]]:
     if _STATUS_CODE.fullmatch(text):
         return f"status = {ph}", [int(text)]
     if text == "ok":
-        return f"NOT {FAILED_SQL}", []
+        return f"NOT {FAILED_SQL} AND NOT {CANCELLED_SQL}", []
     if text == "error":
         return FAILED_SQL, []
+    if text == "cancelled":
+        return CANCELLED_SQL, []
     if len(text) == 3 and text[0] in "12345" and text[1:] == "xx":
         low = int(text[0]) * 100
         return f"status >= {ph} AND status < {ph}", [low, low + 100]
-    raise StoreError(f"status filter {value!r}: use a code (100 to 599, such as 429), a class (4xx, 5xx), ok or error")
+    raise StoreError(f"status filter {value!r}: use a code (100 to 599, such as 429), a class (4xx, 5xx), ok, error or cancelled")
 

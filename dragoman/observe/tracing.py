@@ -17,7 +17,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Self
 
-from dragoman.observe.record import AuditRecord, redact
+from dragoman.observe.record import AuditRecord, failed, redact
 from dragoman.redaction import holds_secret, redact_cut
 
 _BODY_LIMIT = 16_384
@@ -206,7 +206,7 @@ class RequestSpan:
         if record.error_type:
             attributes["error.type"] = record.error_type
         span.set_attributes(attributes)
-        if record.status >= 400 or record.error_type:
+        if failed(record.status, record.error_type):  # a client's cancellation is no error of the gateway's
             from opentelemetry.trace import Status, StatusCode
 
             span.set_status(Status(StatusCode.ERROR, record.error_type or str(record.status)))

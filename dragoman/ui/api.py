@@ -1,10 +1,11 @@
 """The admin API endpoints the dashboard needs beyond /api/requests and /api/costs (admin_api.py):
 
-    GET /api/stats?since=24h&bucket=1h      per-bucket requests, errors, tokens, spend, overhead p50/p95 of the
-                                            records from `since` (the first bucket's time is rounded down)
+    GET /api/stats?since=24h&bucket=1h      per-bucket requests, errors, cancellations, tokens, spend, overhead
+                                            p50/p95 of the records from `since` (the first bucket's time is
+                                            rounded down)
     GET /api/costs.csv?by=repo&since=7d     the rows of /api/costs as `dragoman costs --format csv` writes them
     GET /api/routes                         the live routes: provider, host (never a key), fallbacks, breakers,
-                                            and the last hour's requests and errors per route
+                                            and the last hour's requests, errors and cancellations per route
 
 Blocking store queries run in the default executor, as admin_api's do."""
 
@@ -85,6 +86,7 @@ def routes(store: AuditStore | None, runtime: Runtime, now: float) -> bytes:
                 "state": breaker.state, "ready": breaker.ready(), "failures": breaker.failures,
                 "cooldown": breaker.cooldown},
             "last_hour": {"requests": seen.get("requests", 0), "errors": seen.get("errors", 0),
+                          "cancelled": seen.get("cancelled", 0),
                           "cost_usd": seen.get("cost_usd")},
         })
     return _encode({"default_route": config.default_route, "data": data})

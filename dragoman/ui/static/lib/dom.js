@@ -46,14 +46,24 @@ export function table(rows, columns, { id, onRow, rowKey } = {}) {
   return h("div", { class: "scroll" }, h("table", { id }, h("thead", {}, head), h("tbody", {}, body)));
 }
 
-// Whether a record failed, as the store counts errors (FAILED_SQL in observe/stores.py): status 400 or more, or an
-// error after the first byte (a broken stream is recorded 200 with error_type stream_error).
-export function failed(row) {
-  return row.status >= 400 || Boolean(row.error_type);
+// Whether the client cancelled a record's request, as the store counts cancellations (CANCELLED_SQL in
+// observe/stores.py): 499 before the first byte, or a stream it stopped reading (200), both client_disconnected.
+export function cancelled(row) {
+  return row.status === 499 || row.error_type === "client_disconnected";
 }
 
-// A record's status cell: the code, marked failed or not.
+// Whether a record failed, as the store counts errors (FAILED_SQL in observe/stores.py): status 400 or more, or an
+// error after the first byte (a broken stream is recorded 200 with error_type stream_error), but not a cancellation.
+export function failed(row) {
+  return (row.status >= 400 || Boolean(row.error_type)) && !cancelled(row);
+}
+
+// A record's status cell: the code, marked failed, cancelled (in words too: not by colour alone) or ok.
 export function statusCell(status, row) {
+  if (cancelled(row)) {
+    return h("span", { class: "status-cancelled", title: "the client cancelled this request" },
+      fmt.text(status), " ", h("span", { class: "badge cancelled" }, "cancelled"));
+  }
   return h("span", { class: failed(row) ? "status-bad" : "status-ok" }, fmt.text(status));
 }
 

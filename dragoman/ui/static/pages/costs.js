@@ -30,7 +30,7 @@ export async function render(main, args) {
     : [panel(`Spend by ${by}`, barChart("costs-chart", rows.map((x) => x[by]), rows.map((x) => x.cost_usd),
         { label: "cost_usd", format: (v) => fmt.usd(v) })),
        panel("Table", table(rows, [[by, by, null, (v) => fmt.text(v)], ["requests", "requests", "int"],
-         ["errors", "errors", "int"], ["input_tokens", "input", "int"], ["output_tokens", "output", "int"],
+         ["errors", "errors", "int"], ["cancelled", "cancelled", "int"], ["input_tokens", "input", "int"], ["output_tokens", "output", "int"],
          ["cache_read_tokens", "cache read", "int"], ["cost_usd", "cost", "usd"], ["unpriced", "unpriced", "int"]],
          { id: "costs-table", rowKey: (x) => x[by] ?? "" }))];
   mount(main, controls, ...body, budgetPanel(budgets));

@@ -1,4 +1,4 @@
-// Overview: requests, errors, spend and overhead over time (/api/stats), and the live feed (/api/feed, SSE).
+// Overview: requests, errors, cancellations, spend and overhead over time (/api/stats), and the live feed (/api/feed, SSE).
 import { api, loadSession } from "../lib/api.js";
 import { timeChart } from "../lib/chart.js";
 import { h, mount, fmt, empty, panel, badge, pointClaudeHere, statusCell } from "../lib/dom.js";
@@ -27,6 +27,7 @@ export async function render(main, args, nav) {
   const tiles = h("div", { class: "tiles" },
     tile("requests", fmt.int(requests), "tile-requests"),
     tile("errors", fmt.int(total("errors")), "tile-errors"),
+    tile("cancelled by clients", fmt.int(total("cancelled")), "tile-cancelled"),
     tile("spend", fmt.usd(total("cost_usd")), "tile-spend"),
     tile("output tokens", fmt.int(total("output_tokens")), "tile-output"));
   const timeFmt = (v) => fmt.time(v);
@@ -35,7 +36,8 @@ export async function render(main, args, nav) {
     : [h("div", { class: "grid2" },
         panel("Requests and errors", timeChart("chart-requests", xs, [
           { label: "requests", values: buckets.map((b) => b.requests) },
-          { label: "errors", values: buckets.map((b) => b.errors) }], { fmtTime: timeFmt })),
+          { label: "errors", values: buckets.map((b) => b.errors) },
+          { label: "cancelled", values: buckets.map((b) => b.cancelled) }], { fmtTime: timeFmt })),
         panel("Spend (USD)", timeChart("chart-spend", xs, [
           { label: "spend", values: buckets.map((b) => b.cost_usd), format: (v) => fmt.usd(v) }], { fmtTime: timeFmt })),
         panel("Gateway overhead", timeChart("chart-overhead", xs, [

@@ -1,6 +1,6 @@
 // Request detail: everything in one audit record (/api/requests?request_id=…), as stored (redacted at write).
 import { api } from "../lib/api.js";
-import { h, mount, fmt, table, empty, panel, badge } from "../lib/dom.js";
+import { h, mount, fmt, table, empty, panel, badge, statusCell } from "../lib/dom.js";
 
 const GROUPS = [
   ["Who", ["request_id", "time_iso", "key_id", "developer", "team", "repo", "session"]],
@@ -35,10 +35,11 @@ export async function render(main, args) {
 }
 
 function fields(record, keys) {
-  return h("dl", { class: "fields" }, keys.flatMap((k) => [h("dt", {}, k), h("dd", { "data-field": k }, shown(k, record[k]))]));
+  return h("dl", { class: "fields" }, keys.flatMap((k) => [h("dt", {}, k), h("dd", { "data-field": k }, shown(k, record[k], record))]));
 }
 
-function shown(key, value) {
+function shown(key, value, record) {
+  if (key === "status") return statusCell(value, record);  // ok, failed or cancelled, as in the list
   if (key === "verdict") return badge(value);
   if (key === "cost_usd") return fmt.usd(value);
   if (key.endsWith("_ms")) return fmt.ms(value);

@@ -11,11 +11,12 @@ export async function render(main) {
 function routesPanel(r) {
   if (!r.ok) return panel("Routes and breakers", empty("Routes are not available.", r.message || ""));
   const rows = r.data.data.map((x) => ({ ...x, state: x.breaker ? x.breaker.state : null,
-    requests: x.last_hour.requests, errors: x.last_hour.errors }));
+    requests: x.last_hour.requests, errors: x.last_hour.errors, cancelled: x.last_hour.cancelled }));
   return panel("Routes and breakers", table(rows, [["name", "route", null, (v) => v + (v === r.data.default_route ? " (default)" : "")],
     ["provider", "provider"], ["api", "api"], ["model", "model"], ["host", "host"],
     ["fallbacks", "fallbacks", null, (v) => (v.length ? v.join(" → ") : "—")],
-    ["state", "breaker", null, badge], ["requests", "requests (1h)", "int"], ["errors", "errors (1h)", "int"]],
+    ["state", "breaker", null, badge], ["requests", "requests (1h)", "int"], ["errors", "errors (1h)", "int"],
+    ["cancelled", "cancelled (1h)", "int"]],
     { id: "routes-table", rowKey: (x) => x.name }),
     h("p", { class: "muted small" }, "A breaker opens after a route's failures in a row and lets one probe through after its cooldown."));
 }
