@@ -53,6 +53,8 @@ def test_the_readme_governance_examples_load():
     ("governance:\n  limits:\n    on_unreachable: maybe\n", "team.yaml:3: governance.limits.on_unreachable",
      '"maybe" is not one of: open, closed'),
     ("governance:\n  limits:\n    window: 0\n", "team.yaml:3", "window"),
+    ("governance:\n  limits:\n    backend: redis\n    redis_url: redis://127.0.0.1:6379/0\n    timeout: 30\n",
+     "team.yaml:5: governance.limits.timeout", "30 s per Redis round trip: at most 10"),
     ("governance:\n  limits:\n    rpm: 5\n", "team.yaml:3", "rpm"),
 ])
 def test_a_governance_mistake_is_refused_at_its_line(governance, where, problem):
