@@ -284,3 +284,17 @@ def test_calls_sent_whole_without_index_or_id_become_one_tool_use_each(primary, 
         ("tool_use", "Read", {"file_path": "a.txt"}), ("tool_use", "Read", {"file_path": "b.txt"}),
         ("tool_use", "Bash", {"command": "ls"})]
     assert len({call_id for _, call_id, _, _ in made}) == 3
+
+
+def test_a_name_repeated_on_each_fragment_of_one_unindexed_call_leaves_one_call(primary, client) -> None:
+    def fragment(arguments: str) -> dict:
+        return chat_chunk({"tool_calls": [{"type": "function", "function": {"name": "Bash", "arguments": arguments}}]})
+
+    # No index, no id, the name on every fragment; a trailing newline, then the call restated with no arguments.
+    primary.script(_stream(fragment('{"command": '), fragment('"ls"}'), fragment("\n"), fragment(""),
+                           fragment('{"command": "ls"}'), chat_chunk({}, "tool_calls")))
+    message = _ask(client, stream=True)
+    assert message.stop_reason == "tool_use"
+    assert [(kind, name, given) for kind, _, name, given in blocks(message.content)] == [
+        ("tool_use", "Bash", {"command": "ls"})]
+

@@ -97,3 +97,14 @@ def test_an_error_line_after_the_first_byte_is_an_error_event(line: bytes, prima
     message = str(raised.value)
     assert ("llama_decode failed" if line is CRASHED else "exceeds the available context size") in message
     assert LEAKED_KEY not in message and LEAKED_KEY not in servers[1].stderr_text()
+
+
+@pytest.mark.parametrize("line", [b"error: llama_decode failed: out of memory\n\n",
+                                  b"event: error\ndata: llama_decode failed: out of memory\n\n"],
+                         ids=["error line", "error event"])
+def test_an_error_whose_data_is_plain_text_keeps_its_message(line: bytes, primary, client) -> None:
+    primary.script(RawStream([line], done=False))
+    with pytest.raises(anthropic.APIStatusError) as failed:
+        _ask(client, "alone")
+    assert "llama_decode failed: out of memory" in str(failed.value)  # the server's words, not "not valid JSON"
+

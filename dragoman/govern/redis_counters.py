@@ -8,7 +8,9 @@ full bucket), `dragoman:cs:<scope>` a sorted set of stream leases scored by when
 outlives its stream. A lease lasts LEASE seconds and its instance renews it (`renew`, one round trip for all its
 live leases, every RENEW_EVERY seconds) until the stream is settled: a stream of any length keeps its slot while
 its instance lives, and a crashed instance's slots lapse within LEASE. Times come from the calling instance's clock
-(keep them in NTP sync); a single Redis, not Redis Cluster (a request's keys span slots).
+(keep them in NTP sync: an instance a lease ahead of another sweeps the other's live leases); keys expire after a
+duration, never at an instant, so the Redis host's clock does not matter. A single Redis, not Redis Cluster (a
+request's keys span slots).
 
 Unreachable or slow: every call is bounded by `timeout`, connecting included (redis-py retries off); a failure
 opens a circuit for RETRY_INTERVAL seconds during which calls fail at once, without touching the network, so a dead
@@ -81,7 +83,7 @@ end
 for k = 1, ns do
   local key = KEYS[nb + nr + k]
   redis.call('ZADD', key, lease_until, lease)
-  redis.call('PEXPIREAT', key, math.ceil(lease_until * 1000))
+  redis.call('PEXPIRE', key, math.ceil((lease_until - now) * 1000))
 end
 return {'ok', {}, '0', spent, shown}
 """
@@ -111,17 +113,16 @@ for k = 1, ns do redis.call('ZREM', KEYS[nb + nc + k], lease) end
 return 1
 """
 
-# ARGV: the new lapse time, then per key of KEYS its count of leases and those leases. XX: a lease already freed
-# (settled, or lapsed and swept by an admission) is never created again. The key then lives as long as its
-# latest lease (another instance's included), never less.
+# ARGV: the new lapse time, a lease's length in ms, then per key of KEYS its count of leases and those leases. XX:
+# a lease already freed (settled, or lapsed and swept by an admission) is never created again. The key then lives a
+# whole lease from now, as long as any lease in it at least (each was taken or renewed at most a lease ago).
 _RENEW = """
-local lease_until, a = ARGV[1], 2
+local lease_until, ttl, a = ARGV[1], tonumber(ARGV[2]), 3
 for k = 1, #KEYS do
   local n = tonumber(ARGV[a])
   for i = 1, n do redis.call('ZADD', KEYS[k], 'XX', lease_until, ARGV[a + i]) end
   a = a + n + 1
-  local last = redis.call('ZRANGE', KEYS[k], -1, -1, 'WITHSCORES')[2]
-  if last then redis.call('PEXPIREAT', KEYS[k], math.ceil(tonumber(last) * 1000)) end
+  redis.call('PEXPIRE', KEYS[k], ttl)
 end
 return 1
 """
@@ -244,7 +245,7 @@ class RedisCounters:
                 by_key.setdefault(key, []).append(lease)
         if not by_key:
             return
-        args: list[Any] = [repr(now + LEASE)]
+        args: list[Any] = [repr(now + LEASE), int(LEASE * 1000)]
         for leases in by_key.values():
             args += [len(leases), *leases]
         await self._call(lambda: self._renew(keys=list(by_key), args=args))

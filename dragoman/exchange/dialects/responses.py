@@ -62,7 +62,12 @@ def responses_relay(ctx: RequestContext, key: bytes, route: str, secret: str | N
     bridge = ResponsesStreamBridge(ctx, key)
 
     def on_frame(event: bytes | None, payload: bytes) -> list[A.StreamEvent]:
-        decoded = R.decode_event(payload, event)
+        try:
+            decoded = R.decode_event(payload, event)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            if event is not None and event == ERROR_EVENT:  # an error whose data is plain text: still its failure
+                return bridge.on_error_event(error_value(payload))
+            raise
         if decoded is not None:
             return bridge.on_event(decoded)
         # Asked only of events the bridge does not know (never of a well-formed stream's): an error event that is not

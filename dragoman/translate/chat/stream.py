@@ -308,17 +308,27 @@ class ChatStreamBridge(StreamBridge):
 
     def _unindexed(self, new_id: str | None, fn: C.FunctionDelta | None) -> int:
         """The index a fragment sent without one belongs to: the last call's, unless it starts another call — it
-        carries an id other than the last call's, or (servers that omit both index and id) a name once the last call
-        has one and its whole arguments, or a name other than its own (a call has one name). Argument fragments, and
-        a name repeated on a call's fragments, continue the last call."""
+        carries an id other than the last call's, or (servers that omit both index and id) a name other than the
+        last call's (a call has one name), or the same name with arguments that open a new object once the last
+        call's are whole and are not those resent. Argument fragments, and a name repeated on each fragment of one
+        call (with its trailing newline, or a finish chunk restating it with no arguments), continue the last
+        call."""
         last = self._last_call
         if last is None:
             return 0
         call = self._calls[last]
         if new_id:
             return self._next_free if call.id and new_id != call.id else last
-        if fn is not None and fn.name and call.name and (fn.name != call.name or call.whole()):
+        if fn is None or not fn.name or not call.name:
+            return last
+        if fn.name != call.name:
             return self._next_free
+        given = fn.arguments
+        if type(given) is not str:
+            given = _encode(given).decode() if isinstance(given, dict) else ""
+        opened = given.lstrip()
+        if opened[:1] == "{" and call.whole() and not call.text().lstrip().startswith(opened.rstrip()):
+            return self._next_free  # the same tool called again: a second object, not the first one resent
         return last
 
     def _new_call(self, index: int) -> _ToolCall:
