@@ -123,17 +123,17 @@ def _check_limits(limits: LimitSettings, src: Source) -> None:
     if limits.backend == "redis" and not (limits.redis_url or "").startswith(("redis://", "rediss://", "unix://")):
         raise src.error(("governance", "limits", "redis_url"),
                         "backend redis needs redis_url: redis://host:6379/0 (or rediss://, unix://)")
+    # The memory backend keeps the counters in this process: no URL to reach, no round trip to time.
+    for name in ("redis_url", "timeout"):
+        if limits.backend == "memory" and src.has(("governance", "limits", name)):
+            raise src.error(("governance", "limits", name),
+                            "only read with backend: redis (the memory backend keeps the counters in this process)")
     # Every admission may wait this long for Redis, and a stream's lease (govern/counters.py LEASE, 60 s) is renewed
     # every 20 s by a call bounded by it: past MAX_REDIS_TIMEOUT a renewal could outlast its lease's remaining life.
     if limits.timeout > MAX_REDIS_TIMEOUT:
         raise src.error(("governance", "limits", "timeout"),
                         f"{limits.timeout:g} s per Redis round trip: at most {MAX_REDIS_TIMEOUT:g} (every admission "
                         "waits up to it; the default is 0.05)")
-    # The memory backend keeps the counters in this process: no URL to reach, no round trip to time.
-    for name in ("redis_url", "timeout"):
-        if limits.backend == "memory" and src.has(("governance", "limits", name)):
-            raise src.error(("governance", "limits", name),
-                            "only read with backend: redis (the memory backend keeps the counters in this process)")
     seen: dict[str, int] = {}
     for i, rule in enumerate(limits.rules):
         path = ("governance", "limits", "rules", i)
