@@ -1,8 +1,10 @@
 """The audit schema as numbered migrations, applied by the gateway itself on both stores.
 
 A migration is never edited once released: change the schema by appending one. `schema_version` holds one row
-per applied migration. Concurrent starters (several workers, several gateways on one PostgreSQL) serialize on a
-write lock (SQLite `BEGIN IMMEDIATE`) or an advisory lock (PostgreSQL), and each re-reads the version under it.
+per applied migration, and every known migration it lacks is applied, in ascending order (a set, not a maximum:
+see applied_versions). Concurrent starters (several workers, several gateways on one PostgreSQL) serialize on a
+write lock (SQLite `BEGIN IMMEDIATE`) or an advisory lock (PostgreSQL), and each re-reads the applied versions
+under it.
 """
 
 from __future__ import annotations
@@ -252,23 +254,47 @@ def migrate_postgres(conn: Any, target: int | None = None) -> int:
         return _apply(conn, POSTGRES, "%s", target)
 
 
+def applied_versions(conn: Any) -> set[int]:
+    """The migrations recorded in schema_version. A set, not a maximum: numbers were not released in order (main
+    shipped 8 before 5 and 6), so a store may have a higher version recorded and a lower one missing."""
+    return {int(row[0]) for row in conn.execute("SELECT version FROM schema_version").fetchall()}
+
+
 def current_version(conn: Any) -> int:
-    row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
-    return int(row[0] or 0)
+    """The schema version the store is at: the last known migration before the first one missing (a store missing
+    5 is at 4, whatever higher numbers it has: it needs migrating). A version above LATEST as it is: a newer
+    Dragoman's store, refused."""
+    return _version_of(applied_versions(conn))
+
+
+def _version_of(applied: set[int]) -> int:
+    newest = max(applied, default=0)
+    if newest > LATEST:
+        return newest
+    version = 0
+    for migration in MIGRATIONS:
+        if migration.version not in applied:
+            break
+        version = migration.version
+    return version
 
 
 def _apply(conn: Any, dialect: str, ph: str, target: int | None) -> int:
-    version = current_version(conn)
+    """Run every known migration up to the goal that the store has not recorded, in ascending order. One run out
+    of order (5 or 6 on a store that has 8 to 11) depends on no later one: each creates its own table, and the
+    only later migration touching one of them (10, on tool_calls) cannot have run without it (it would fail)."""
+    applied = applied_versions(conn)
+    newest = max(applied, default=0)
+    if newest > LATEST:
+        raise SchemaTooNew(newest)
     goal = LATEST if target is None else target
-    if version > LATEST:
-        raise SchemaTooNew(version)
     for migration in MIGRATIONS:
-        if version < migration.version <= goal:
+        if migration.version <= goal and migration.version not in applied:
             for statement in migration.statements(dialect):
                 conn.execute(statement)
             conn.execute(
                 f"INSERT INTO schema_version (version, description, applied_at) VALUES ({ph}, {ph}, {ph})",
                 (migration.version, migration.description, time.time()),
             )
-            version = migration.version
-    return version
+            applied.add(migration.version)
+    return _version_of(applied)
