@@ -5,7 +5,9 @@ already queued (closing the listener would reset them), closes the listener, ans
 at `server.shutdown_timeout` ends the upstream exchanges still open with an overloaded error (`Gateway.end_inflight`).
 With workers, `_Supervisor` closes its own copy of the listening socket the moment it is told to stop, so no
 connection queues on a socket that nobody will accept from, and starts replacement workers from the last good
-config (`worker_config`). Written against uvicorn 0.55.0; tests/test_uvicorn_internals_pinned.py pins what the
+config (`worker_config`). A worker of the first start that cannot start stops the gateway (exit code 3, as one
+process); a replacement that cannot start (the store unreachable for a moment) is retried with backoff while the
+others serve. Written against uvicorn 0.55.0; tests/test_uvicorn_internals_pinned.py pins what the
 overrides rely on."""
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import resource
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -115,6 +118,8 @@ class _Server(uvicorn.Server):
 class _Process(Process):
     """A uvicorn worker process that runs `_Server`."""
 
+    first_start = False  # one of the workers the gateway started with, not a replacement
+
     @property
     def server(self) -> uvicorn.Server:
         if self._server is None:
@@ -122,14 +127,47 @@ class _Process(Process):
         return self._server
 
 
+class _Backoff:
+    """When a worker slot whose replacement could not start may try again: `first` seconds after the first
+    failure, doubling up to `cap`. The guard against a hot crash loop, yet a transient cause (PostgreSQL restarting)
+    ends in a serving worker, never in the whole gateway stopping."""
+
+    def __init__(self, first: float = 1.0, cap: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.first, self.cap, self.clock = first, cap, clock
+        self._next = first
+        self._due: float | None = None  # set while waiting for the next try
+
+    def failed(self) -> float:
+        """A start failed: the seconds until the next try."""
+        delay, self._next = self._next, min(self.cap, self._next * 2)
+        self._due = self.clock() + delay
+        return delay
+
+    def pending(self) -> bool:
+        """A start failed and no worker was started since."""
+        return self._due is not None
+
+    def due(self) -> bool:
+        """The wait is over: the caller starts a worker now (only once per failure)."""
+        if self._due is None or self.clock() < self._due:
+            return False
+        self._due = None
+        return True
+
+
 class _Supervisor(Multiprocess):
     """uvicorn's supervisor, with: SIGHUP passed on to each worker (which validates the file before it swaps,
     rather than being restarted onto a broken file), replacements started from the last good config, and the
-    listening socket closed as soon as a stop signal arrives."""
+    listening socket closed as soon as a stop signal arrives. A worker of the first start that cannot start stops
+    the gateway (`startup_failed`); a replacement that cannot start is tried again with backoff."""
 
-    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket], last_good: LastGoodConfig | None) -> None:
+    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket], last_good: LastGoodConfig | None,
+                 backoff: Callable[[], _Backoff] = _Backoff) -> None:
         super().__init__(config, sockets)
         self.last_good = last_good
+        self.backoff = backoff
+        self.startup_failed = False
+        self._retries: dict[int, _Backoff] = {}  # slot index -> its replacements' backoff, until one serves
         self._stopping = False
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._on_stop_signal)
@@ -145,9 +183,11 @@ class _Supervisor(Multiprocess):
 
     def init_processes(self) -> None:
         for _ in range(self.processes_num):
-            self.processes.append(self._start_worker())
+            process = self._start_worker()
+            process.first_start = True
+            self.processes.append(process)
 
-    def _start_worker(self) -> Process:
+    def _start_worker(self) -> _Process:
         process = _Process(self.config, self.sockets)
         # Started with SIGHUP blocked, a mask the worker keeps across exec: a SIGHUP (ours, forwarded, or the
         # process group's) reaching it before it can handle one waits until `worker_config` has set it to be
@@ -160,25 +200,51 @@ class _Supervisor(Multiprocess):
         return process
 
     def keep_subprocess_alive(self) -> None:
-        # uvicorn 0.55 Multiprocess.keep_subprocess_alive, starting `_Process` and refreshing the snapshot first.
+        # uvicorn 0.55 Multiprocess.keep_subprocess_alive, starting `_Process` and refreshing the snapshot first;
+        # uvicorn stops on any startup failure, which is right only for the first start (the app or the socket is
+        # broken): a replacement's failure can be transient, and stopping would take the serving workers down too.
         if self.should_exit.is_set() or self._stopping:
             return
         if self.last_good is not None:
             self.last_good.refresh()
         for idx, process in enumerate(self.processes):
-            if process.is_alive(timeout=self.config.timeout_worker_healthcheck):
-                continue
-            process.kill()
-            process.join()
-            forget_worker(process.pid)
-            if process.exitcode == STARTUP_FAILURE:
-                log.error("worker [%s] could not start; stopping", process.pid)
-                self.should_exit.set()
+            if not self._keep_slot(idx, process):
                 return
-            if self.should_exit.is_set() or self._stopping:
-                return
-            log.warning("worker [%s] died (exit code %s); starting another", process.pid, process.exitcode)
-            self.processes[idx] = self._start_worker()
+
+    def _keep_slot(self, idx: int, process: Process) -> bool:
+        """Keep one worker slot served; False when the supervisor stops."""
+        retry = self._retries.get(idx)
+        if retry is not None and retry.pending():  # its last replacement could not start: wait for the backoff
+            if retry.due():
+                self.processes[idx] = self._start_worker()
+            return True
+        if process.is_alive(timeout=self.config.timeout_worker_healthcheck):
+            if retry is not None and process.is_ready(timeout=self.config.timeout_worker_healthcheck):
+                del self._retries[idx]  # it serves: a later failure starts from the first delay again
+            return True
+        process.kill()
+        process.join()
+        forget_worker(process.pid)
+        if process.exitcode == STARTUP_FAILURE:
+            return self._not_started(idx, process)
+        if self.should_exit.is_set() or self._stopping:
+            return False
+        log.warning("worker [%s] died (exit code %s); starting another", process.pid, process.exitcode)
+        self.processes[idx] = self._start_worker()
+        return True
+
+    def _not_started(self, idx: int, process: Process) -> bool:
+        """A worker exited before it served: fatal for the first start, else its slot waits out the backoff."""
+        if getattr(process, "first_start", False):
+            log.error("worker [%s] could not start; stopping", process.pid)
+            self.startup_failed = True
+            self.should_exit.set()
+            return False
+        # The worker logged why (redacted like every startup error); said once here, with when it is tried again.
+        delay = self._retries.setdefault(idx, self.backoff()).failed()
+        log.error("worker [%s] could not start; starting another in %g s, the other workers serve meanwhile",
+                  process.pid, delay)
+        return True
 
     def join_all(self) -> None:
         # A stopped worker dies of the re-raised SIGTERM, so its own exit hooks never drop its live gauges.
@@ -191,6 +257,7 @@ class _Supervisor(Multiprocess):
         super().handle_ttou()
         if retired is not None:
             forget_worker(retired.pid)
+            self._retries.pop(len(self.processes), None)
 
     def handle_ttin(self) -> None:
         self.processes_num += 1
@@ -203,7 +270,7 @@ class _Supervisor(Multiprocess):
         if self.last_good is not None:
             self.last_good.refresh(force=True)
         for process in self.processes:
-            if process.pid is not None:
+            if process.pid is not None and process.exitcode is None:  # not one waiting to be started again
                 os.kill(process.pid, signal.SIGHUP)
 
 
@@ -296,8 +363,10 @@ def _run_workers(common: dict[str, Any], workers: int, config_path: str | None) 
         sock = uv.bind_socket()
         print(f"dragoman listening on http://{common['host']}:{_bound_port([sock], common['port'])} ({workers} workers)",
               file=sys.stderr, flush=True)
-        _Supervisor(uv, [sock], last_good).run()
-        return 0
+        supervisor = _Supervisor(uv, [sock], last_good)
+        supervisor.run()
+        # Non-zero when no worker could start, as one process: a supervisor (systemd, Kubernetes) restarts it.
+        return STARTUP_FAILURE if supervisor.startup_failed else 0
     finally:
         ignore_sighup_to_exit()  # every worker has stopped: nothing is left to reload or to lose
         if last_good is not None:

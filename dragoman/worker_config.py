@@ -25,7 +25,7 @@ log = logging.getLogger("dragoman")
 
 CONFIG_ENV = "DRAGOMAN_CONFIG"  # the config file's absolute path, for worker processes
 SNAPSHOT_ENV = "DRAGOMAN_CONFIG_SNAPSHOT"  # the supervisor's last good copy of it
-STARTUP_FAILURE = 3  # uvicorn's exit code for a worker that cannot start: its supervisor stops, not respawns
+STARTUP_FAILURE = 3  # uvicorn's code for a worker that cannot start: the first start stops, a replacement waits
 
 
 class LastGoodConfig:
