@@ -9,11 +9,16 @@ as `dragoman logs` finds it: --store, $DRAGOMAN_AUDIT_STORE, --config's audit.st
 
 A new key is printed once, by `create` and `rotate`, and never again: only its digest is stored. Every other
 output shows a key's display prefix (`dgk_AbCdEfGh…`) and id. Running gateways see changes within a second.
+
+No subcommand migrates a store (as the reports, reports.py): DDL from a newer `dragoman` would make the older gateway
+writing the store refuse its next start. `list` and `show` read any schema with virtual keys; `create`, `revoke` and
+`rotate` write only a store at this dragoman's schema, and create one only where there is none.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -25,12 +30,15 @@ from dragoman.errors import ConfigError
 from dragoman.govern.grant import ROLES, USER
 from dragoman.govern.key_store import KeyNotFound, KeyStore
 from dragoman.govern.keys import KeyInputError, KeySpec, VirtualKey, parse_duration
-from dragoman.observe.stores import StoreError, open_store
-from dragoman.reports import FORMATS, NoStore, format_rows, store_source
+from dragoman.observe import migrations
+from dragoman.observe.stores import AuditStore, StoreError, describe_store, is_postgres, open_store, sqlite_file
+from dragoman.reports import FORMATS, StoreUnavailable, format_rows, open_existing_store, store_source
 
 _LIST_COLUMNS = ("id", "prefix", "developer", "team", "role", "models", "budget", "limits", "created", "expires_at",
                  "state")
 _json = msgspec.json.Encoder()
+_READS = ("list", "show")
+KEYS_SCHEMA = 8  # the migration that added the virtual_keys table
 
 
 def add_commands(subparsers: Any) -> None:
@@ -69,9 +77,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Execute `dragoman keys …`; exit status 1 for an unknown key, 2 on bad input or an unusable store."""
     out = out or sys.stdout
     try:
-        url, _ = store_source(args.store, args.config)
-        store = open_store(url)
-    except (NoStore, StoreError, ConfigError, ValueError, OSError) as err:
+        store = _open(args.keys_command, *store_source(args.store, args.config))
+    except (StoreUnavailable, StoreError, ConfigError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except Exception as err:  # noqa: BLE001 - psycopg's connection errors: the reason, not a traceback
@@ -88,6 +95,28 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         return 2
     finally:
         store.close()
+
+
+def _open(command: str, url: str, source: str) -> AuditStore:
+    """The store, never migrated: StoreUnavailable (one line) when this command cannot use its schema."""
+    if command not in _READS and not is_postgres(url) and not os.path.isfile(os.path.abspath(sqlite_file(url))):
+        return open_store(url)  # no store yet: made at this dragoman's schema, no older gateway's to upgrade
+    store = open_existing_store(url, source, oldest=KEYS_SCHEMA)
+    if command in _READS:
+        return store
+    version = store.schema_version()
+    if version != migrations.LATEST:
+        store.close()
+        raise StoreUnavailable(f"cannot change keys in {describe_store(url)} ({source}): its schema is version "
+                               f"{version}, and this dragoman writes {migrations.LATEST} only: {_remedy(version)}")
+    return store
+
+
+def _remedy(version: int) -> str:
+    if version > migrations.LATEST:
+        return "upgrade Dragoman"
+    return ("upgrade the gateway that writes it first (a gateway migrates its store when it starts), or use the "
+            "`dragoman keys` of that gateway's version")
 
 
 def _dispatch(args: argparse.Namespace, keys: KeyStore, out: TextIO) -> None:

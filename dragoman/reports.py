@@ -396,7 +396,7 @@ def store_source(explicit: str | None, config_path: str | None,
     return default_store(env), "the default: $XDG_DATA_HOME/dragoman, else ~/.local/share/dragoman"
 
 
-def open_existing_store(url: str, source: str) -> AuditStore:
+def open_existing_store(url: str, source: str, oldest: int = OLDEST_READ_SCHEMA) -> AuditStore:
     """Open a store a gateway has written, as it is: none is created (SQLite would create an empty file on connect,
     and the report would then show nothing without saying why) and none migrated (OLDEST_READ_SCHEMA). NoStore when
     a SQLite file is missing; StoreUnavailable when the store cannot be read, or this dragoman does not read its
@@ -418,16 +418,16 @@ def open_existing_store(url: str, source: str) -> AuditStore:
     except Exception as exc:  # noqa: BLE001 - a file that is not SQLite, a server that refuses us, no schema at all
         store.close()
         raise StoreUnavailable(f"cannot read the audit store {where}: {_one_line(exc)}") from None
-    if not OLDEST_READ_SCHEMA <= version <= migrations.LATEST:
+    if not oldest <= version <= migrations.LATEST:
         store.close()
-        raise StoreUnavailable(f"cannot read the audit store {where}: {_schema_refusal(version)}")
+        raise StoreUnavailable(f"cannot read the audit store {where}: {_schema_refusal(version, oldest)}")
     return store
 
 
-def _schema_refusal(version: int) -> str:
+def _schema_refusal(version: int, oldest: int) -> str:
     if version > migrations.LATEST:
         return f"its schema is version {version}, newer than this dragoman's {migrations.LATEST}: upgrade Dragoman"
-    return (f"its schema is version {version}, and this dragoman reads {OLDEST_READ_SCHEMA} to {migrations.LATEST}: "
+    return (f"its schema is version {version}, and this dragoman reads {oldest} to {migrations.LATEST}: "
             "upgrade the gateway that writes it (a gateway migrates its store when it starts), or read it with the "
             "dragoman that gateway runs")
 

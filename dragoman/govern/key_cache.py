@@ -66,6 +66,8 @@ class KeyCache:
         self._unknown_size = unknown_size
         self._unknown_ttl = unknown_ttl
         self._watermark = 0
+        self._replacements = store.replacements()
+        self._replaced_keys = False  # keys were held before the store's file was replaced: calls still need one
         self.staff = 0  # keys with role admin or viewer, ever: with none (and no admin.keys) the admin API is off
         self._executor: ThreadPoolExecutor | None = None
         self._wake: asyncio.Event | None = None
@@ -79,7 +81,7 @@ class KeyCache:
     @property
     def has_keys(self) -> bool:
         """Whether any virtual key was ever created: then every call must present a key."""
-        return bool(self._by_digest)
+        return bool(self._by_digest) or self._replaced_keys
 
     # ---- the hot path --------------------------------------------------------------------------------------
 
@@ -126,10 +128,25 @@ class KeyCache:
 
     def load(self) -> None:
         """Read every key (blocking): once at startup, before the gateway takes a request."""
-        self.apply(*self.store.changed_since(self._watermark))
+        self.apply(*self._changes())
 
-    def apply(self, keys: Iterable[VirtualKey], watermark: int) -> None:
-        """Take in changed keys (called on the event loop's thread, or before it runs)."""
+    def _changes(self) -> tuple[list[VirtualKey], int, bool]:
+        """(keys changed since the watermark, the new watermark, whether the store's file was replaced): after a
+        replacement every key of the new file, from change 0, its numbers being unrelated to the old file's."""
+        changed, watermark = self.store.changed_since(self._watermark)
+        replacements = self.store.replacements()
+        if replacements == self._replacements:
+            return changed, watermark, False
+        self._replacements = replacements
+        return (*self.store.changed_since(0), True)
+
+    def apply(self, keys: Iterable[VirtualKey], watermark: int, replaced: bool = False) -> None:
+        """Take in changed keys (called on the event loop's thread, or before it runs); `replaced`: `keys` are
+        every key of a new store file, and those of the old one are forgotten (a deleted key works no more)."""
+        if replaced:
+            self._replaced_keys = self.has_keys  # "any key ever made": deleting the file never opens the gateway
+            self._by_digest, self._by_id = {}, {}
+            self._unknown.clear()
         for key in keys:
             entry = _Entry(key)
             if entry.digest not in self._by_digest and key.role != USER:
@@ -188,8 +205,7 @@ class KeyCache:
     async def _refresh_once(self) -> None:
         assert self._loop is not None
         try:
-            changed, watermark = await self._loop.run_in_executor(self._executor, self.store.changed_since,
-                                                                  self._watermark)
+            changed, watermark, replaced = await self._loop.run_in_executor(self._executor, self._changes)
         except Exception as exc:  # noqa: BLE001 - the database is away: keep serving the keys we know
             if not self._failing:
                 log.warning("cannot read virtual keys from the store (%s); serving the keys known so far, "
@@ -199,7 +215,7 @@ class KeyCache:
         if self._failing:
             log.warning("virtual keys read from the store again")
             self._failing = False
-        self.apply(changed, watermark)
+        self.apply(changed, watermark, replaced)
 
 
 def open_key_cache(settings: KeySettings, audit_store: SqlStore | None, store_url: str | None) -> KeyCache | None:

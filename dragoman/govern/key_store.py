@@ -67,6 +67,11 @@ class KeyStore:
         rows = self._select(f" WHERE change > {self._ph} ORDER BY change", (watermark,))
         return [_key(row) for row in rows], max((row[-1] for row in rows), default=watermark)
 
+    def replacements(self) -> int:
+        """How often the store found its file replaced (SQLite: deleted or restored while in use; 0 elsewhere):
+        change numbers start again in a new file, so a watermark from the old one says nothing there."""
+        return int(getattr(self.store, "replacements", 0))
+
     # ---- writes --------------------------------------------------------------------------------------------
 
     def create(self, spec: KeySpec) -> tuple[str, VirtualKey]:

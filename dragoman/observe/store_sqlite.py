@@ -6,7 +6,8 @@ in WAL mode survives any process death, SIGKILL included; only a power cut can l
 
 A file deleted or replaced while the gateway runs (an operator's `rm`, a cleanup job, a restored backup) would keep
 taking commits into the unlinked file, lost at exit: every write first compares the path's file with the one its
-connection opened (one stat per batch), and on a change recreates the store there and says so.
+connection opened (one stat per batch), and on a change recreates the store there and says so. Reads do the same
+check (one stat per query): a reader's connection to the unlinked file would show its old rows for ever.
 """
 
 from __future__ import annotations
@@ -33,8 +34,12 @@ class SQLiteStore:
 
     dialect = migrations.SQLITE
 
-    def __init__(self, path: str, *, busy_timeout_ms: int = 10_000) -> None:
+    def __init__(self, path: str, *, busy_timeout_ms: int = 10_000, migrates: bool = True) -> None:
         self.path = path
+        self.migrates = migrates  # opened migrated (a gateway's): its reads too recreate a deleted file
+        self.replacements = 0  # files connected to after the first: the key cache then reads every key anew
+        self._known_file: tuple[int, int] | None = None  # the file the last connection opened, any thread's
+        self._known_lock = threading.Lock()
         self.busy_timeout_ms = busy_timeout_ms
         self.connections = stores.ThreadConnections(self._connect)
         self._thread = threading.local()  # `file`: what this thread's connection opened; `unmigrated`: recreated
@@ -57,25 +62,38 @@ class SQLiteStore:
             conn.close()  # nobody else holds it yet
             raise
         self._thread.file = _file_identity(self.path)  # after the pragmas: the file exists by then
+        with self._known_lock:  # counted store-wide: a thread whose first connection is to a new file never saw the old
+            if self._thread.file != self._known_file:
+                self.replacements += self._known_file is not None
+                self._known_file = self._thread.file
         return conn
 
     @contextmanager
     def _use(self, *, write: bool = False) -> Iterator[sqlite3.Connection]:
         """This thread's connection for one use: statements run and their rows fetched inside the block.
-        `write`: first reopened (the file recreated and migrated) when the path no longer names the file it
-        opened: commits into a deleted file vanish at exit, and nothing else would notice."""
-        if write:
-            self._leave_replaced_file()
+        First reopened when the path no longer names the file it opened (one stat): commits into a deleted file
+        vanish at exit, and reads from it would show its old rows for ever (the admin API, the key cache). A
+        write, or a read by a store that migrates (the gateway's), recreates and migrates a file gone or new; a
+        read by a store opened as it is (the CLI's) never creates one: it keeps the old file until another exists."""
+        creates = write or self.migrates
+        self._leave_replaced_file(creates)
         with self.connections.use() as conn:
-            if write and getattr(self._thread, "unmigrated", False):
+            if creates and getattr(self._thread, "unmigrated", False):
                 self._migrate_recreated(conn)
             yield conn
 
-    def _leave_replaced_file(self) -> None:
+    def _leave_replaced_file(self, creates: bool) -> None:
         conn = self.connections.current()
-        if conn is None or _file_identity(self.path) == self._thread.file:
+        now = _file_identity(self.path)
+        if conn is None:
+            # A thread's first connection, made after the file went away, would otherwise create it unmigrated.
+            if creates and now is None:
+                self._thread.unmigrated = True
             return
-        log.warning("audit store %s was deleted or replaced while in use: recreating it and writing there", self.path)
+        if now == self._thread.file or (now is None and not creates):
+            return
+        log.warning("audit store %s was deleted or replaced while in use: using the file now there%s", self.path,
+                    " (recreated)" if now is None else "")
         self.connections.drop(conn)
         self._thread.unmigrated = True
 

@@ -288,7 +288,7 @@ def open_store(url: str | None = None, *, migrate: bool = True) -> AuditStore:
     else:
         from dragoman.observe.store_sqlite import SQLiteStore
 
-        store = SQLiteStore(sqlite_file(url))
+        store = SQLiteStore(sqlite_file(url), migrates=migrate)
     if migrate:
         store.migrate()
     return store
