@@ -38,7 +38,7 @@ from dragoman.config.model import Pricing
 from dragoman.observe.pricing import Pricer
 from dragoman.observe.record import CANCELLED_STATUS, CLIENT_DISCONNECTED
 from dragoman.observe.runtime import Observability
-from dragoman.observe.stores import is_postgres
+from dragoman.observe.stores import StoreError, is_postgres
 from dragoman.protocols import anthropic as A
 from dragoman.redaction import redact_cut
 from dragoman.request_guard import answer_preflight, is_preflight, with_cors
@@ -97,12 +97,24 @@ class Gateway:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                await self.start()
+                try:
+                    await self.start()
+                except StoreError as exc:  # the operator's to fix (a newer Dragoman's store, a URL naming none):
+                    await self._abandon_start()  # one line, as the CLI prints it, not a traceback per worker
+                    await send({"type": "lifespan.startup.failed", "message": f"dragoman: {exc}"})
+                    return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _abandon_start(self) -> None:
+        """Close what a failed start opened before it failed (the upstreams' HTTP session among it)."""
+        try:
+            await self.stop()
+        except Exception:  # noqa: BLE001 - a start cut short leaves parts unbuilt; the failure reported is the start's
+            log.debug("closing a gateway whose start failed", exc_info=True)
 
     def shares_store(self) -> bool:
         """Another process may receive a call's next turn: this is a worker of `--workers N`, or the store is
