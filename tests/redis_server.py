@@ -136,3 +136,19 @@ class ModuleLoop:
             self.loop.close()
 
         return _loop
+
+
+# The fixtures of a test module that shares one redis-server among its tests (import both by name).
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    with running_redis() as server:
+        yield server
+
+
+@pytest.fixture
+def redis(redis_server: RedisServer):  # noqa: ANN201 - redis.Redis, empty for each test
+    client = redis_server.client()
+    client.flushdb()
+    yield client
+    client.execute_command("CLIENT", "UNPAUSE")  # a test that paused the server leaves it serving
+

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
 
 import pytest
 
@@ -23,7 +22,7 @@ from dragoman.govern.governor import CountersUnavailable, Governor
 from dragoman.govern.grant import Grant, Limits
 from dragoman.govern.pending import PendingSettlements
 from dragoman.govern.redis_counters import RedisCounters
-from tests.redis_server import ModuleLoop, RedisServer, connections_refused, running_redis
+from tests.redis_server import connections_refused, ModuleLoop, redis, redis_server, RedisServer  # noqa: F401 - fixtures
 from tests.routing_helpers import Clock
 
 NOW = 2_143_665_600.0  # in the future, as in test_governor_budgets_and_limits: Redis expires keys on its own clock
@@ -31,20 +30,6 @@ ONE_STREAM = Grant(key_id="k1", limits=Limits(concurrent_streams=1, rpm=100, inp
 THREE_A_MINUTE = Grant(key_id="k1", limits=Limits(concurrent_streams=5, rpm=3))
 ROOMY = Grant(key_id="k1", limits=Limits(concurrent_streams=1, rpm=100, input_tpm=100_000))
 SLOTS, RPM, INPUT = "dragoman:cs:key:k1", "dragoman:rl:requests:key:k1", "dragoman:rl:input_tokens:key:k1"
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    with running_redis() as server:
-        yield server
-
-
-@pytest.fixture
-def redis(redis_server: RedisServer):  # noqa: ANN201 - redis.Redis
-    client = redis_server.client()
-    client.flushdb()
-    yield client
-    client.execute_command("CLIENT", "UNPAUSE")
 
 
 _MODULE_LOOP = ModuleLoop()

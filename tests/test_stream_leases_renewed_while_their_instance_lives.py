@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -18,25 +17,12 @@ from dragoman.govern.counters import LEASE, RENEW_EVERY
 from dragoman.govern.governor import CountersUnavailable, Governor
 from dragoman.govern.grant import Grant, Limits
 from dragoman.govern.redis_counters import RedisCounters
-from tests.redis_server import ModuleLoop, RedisServer, connections_refused, running_redis
+from tests.redis_server import connections_refused, ModuleLoop, redis, redis_server, RedisServer  # noqa: F401 - fixtures
 from tests.routing_helpers import Clock
 
 NOW = 2_143_665_600.0  # far from Redis's own clock: the leases' keys expire after a duration, never at an instant
 ONE_STREAM = Grant(key_id="k1", limits=Limits(concurrent_streams=1))
 SLOTS = "dragoman:cs:key:k1"
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    with running_redis() as server:
-        yield server
-
-
-@pytest.fixture
-def redis(redis_server: RedisServer):  # noqa: ANN201 - redis.Redis
-    client = redis_server.client()
-    client.flushdb()
-    return client
 
 
 _MODULE_LOOP = ModuleLoop()
